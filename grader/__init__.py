@@ -1,0 +1,1 @@
+"""grader: the ChainAcademy autograder."""

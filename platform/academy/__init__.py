@@ -1,0 +1,1 @@
+"""academy: the ChainAcademy platform service and the ``academy`` command line."""
