@@ -96,7 +96,9 @@ class Genesis(BaseModel):
 
     def hash_input(self) -> bytes:
         """Canonical bytes of the genesis (all nodes must hash them equally)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+        ).encode()
 
 
 def load_genesis(path: Path) -> Genesis:

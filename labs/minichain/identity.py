@@ -125,7 +125,9 @@ def load_cert(pem: str) -> x509.Certificate:
         raise IdentityError(f"not a PEM certificate: {exc}") from exc
 
 
-def cert_is_valid(cert: x509.Certificate, ca_cert: x509.Certificate, at: dt.datetime | None) -> bool:
+def cert_is_valid(
+    cert: x509.Certificate, ca_cert: x509.Certificate, at: dt.datetime | None
+) -> bool:
     """True when ``ca_cert`` signed ``cert`` and ``at`` lies in its validity period."""
     ca_key = ca_cert.public_key()
     if not isinstance(ca_key, Ed25519PublicKey) or cert.issuer != ca_cert.subject:
@@ -189,12 +191,3 @@ class Membership:
         except InvalidSignature:
             return False
         return True
-
-    def admit_peer(self, peer_id: str, raw_key: bytes, cert_pem_text: str | None, genesis: Genesis) -> str | None:
-        """Why a connecting peer is refused, or None to admit it (used at the p2p handshake)."""
-        member = self.members.get(peer_id)
-        if member is None:
-            return "not a validator of this chain (or its certificate was rejected)"
-        if member.raw_key != raw_key:
-            return "key does not match the genesis"
-        return None

@@ -1,0 +1,171 @@
+"""A network folder: what ``academy chain init`` writes and every node and tool reads.
+
+::
+
+    DIR/genesis.json      what all nodes agree on (validators, identity mode, alloc, consensus)
+    DIR/network.json      where each node listens and, while running, its pid
+    DIR/accounts.json     funded development accounts with their private keys (never for production)
+    DIR/ca/               the consortium CA key and certificate (cert mode)
+    DIR/node<i>/          one validator: node.key, node.crt, chain.db, node.log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from eth_account import Account as EthAccount
+from pydantic import BaseModel, Field
+
+from .genesis import Account, ConsensusConfig, Genesis, GenesisError, Validator, save_genesis
+from .identity import (
+    cert_pem,
+    generate_key,
+    issue_node_cert,
+    key_to_pem,
+    make_ca,
+    node_id,
+    raw_public,
+)
+
+DEV_BALANCE = 10**24  # one million ether per development account
+
+
+class NetworkError(ValueError):
+    """The network folder is missing or broken; the message says what to do."""
+
+
+class NodeEntry(BaseModel):
+    id: str
+    home: str
+    p2p_port: int = 0
+    rpc_port: int = 0
+    pid: int | None = None
+
+
+class NetworkConfig(BaseModel):
+    host: str = "127.0.0.1"
+    nodes: list[NodeEntry] = Field(default_factory=list)
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.root / "genesis.json"
+
+    def node_home(self, index: int) -> Path:
+        return self.root / self.nodes[index].home
+
+    def rpc_url(self, index: int) -> str:
+        return f"http://{self.host}:{self.nodes[index].rpc_port}"
+
+    @classmethod
+    def load(cls, root: Path) -> NetworkConfig:
+        path = root / "network.json"
+        if not root.is_dir():
+            raise NetworkError(
+                f"no network folder at {root}: run `academy chain init --data {root}`"
+            )
+        if not path.exists():
+            raise NetworkError(
+                f"{root} has no network.json: run `academy chain init --data {root}`"
+            )
+        try:
+            cfg = cls.model_validate_json(path.read_text())
+        except ValueError as exc:
+            raise NetworkError(
+                f"{path} is broken ({str(exc).splitlines()[0]}); run init again"
+            ) from exc
+        cfg.root = root
+        return cfg
+
+    def save(self) -> None:
+        tmp = self.root / "network.json.tmp"
+        tmp.write_text(self.model_dump_json(indent=2) + "\n")
+        os.replace(tmp, self.root / "network.json")
+
+    def accounts(self) -> list[dict]:
+        path = self.root / "accounts.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports the OS says are free right now (bound together so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def init_network(
+    root: Path,
+    nodes: int = 4,
+    consensus: str = "tbft",
+    identity_mode: str = "permissionedWithCert",
+    accounts: int = 10,
+    chain_id: int = 1337,
+    params: dict | None = None,
+    force: bool = False,
+) -> NetworkConfig:
+    """Create the CA, validator keys and certificates, dev accounts and the genesis."""
+    if nodes < 1:
+        raise NetworkError("--nodes must be at least 1")
+    if consensus == "solo" and nodes != 1:
+        raise NetworkError("solo consensus runs exactly one node: use --nodes 1")
+    if (root / "genesis.json").exists() and not force:
+        raise NetworkError(f"{root} already holds a chain: use another --data folder or --force")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ca").mkdir(exist_ok=True)
+    ca_key, ca_cert = make_ca()
+    (root / "ca" / "ca.key").write_bytes(key_to_pem(ca_key))
+    os.chmod(root / "ca" / "ca.key", 0o600)
+    (root / "ca" / "ca.crt").write_text(cert_pem(ca_cert))
+
+    validators, entries = [], []
+    for i in range(nodes):
+        home = root / f"node{i}"
+        home.mkdir(exist_ok=True)
+        key = generate_key()
+        raw = raw_public(key.public_key())
+        vid = node_id(raw)
+        (home / "node.key").write_bytes(key_to_pem(key))
+        os.chmod(home / "node.key", 0o600)
+        pem = cert_pem(issue_node_cert(ca_key, ca_cert, key.public_key()))
+        (home / "node.crt").write_text(pem)
+        validators.append(
+            Validator(
+                id=vid,
+                public_key=raw.hex(),
+                cert=pem if identity_mode == "permissionedWithCert" else None,
+            )
+        )
+        entries.append(NodeEntry(id=vid, home=f"node{i}"))
+
+    dev = [EthAccount.create() for _ in range(accounts)]
+    (root / "accounts.json").write_text(
+        json.dumps([{"address": a.address, "private_key": a.key.hex()} for a in dev], indent=2)
+        + "\n"
+    )
+    os.chmod(root / "accounts.json", 0o600)
+    try:
+        genesis = Genesis(
+            chain_id=chain_id,
+            consensus=ConsensusConfig(engine=consensus, params=params or {}),
+            identity_mode=identity_mode,  # type: ignore[arg-type]
+            ca_cert=cert_pem(ca_cert) if identity_mode == "permissionedWithCert" else None,
+            validators=validators,
+            alloc={a.address: Account(balance=DEV_BALANCE) for a in dev},
+        )
+    except ValueError as exc:
+        raise GenesisError(str(exc).splitlines()[0]) from exc
+    save_genesis(genesis, root / "genesis.json")
+    cfg = NetworkConfig(nodes=entries, root=root)
+    cfg.save()
+    return cfg

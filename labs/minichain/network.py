@@ -1,0 +1,191 @@
+"""Start, watch and stop a whole network of validator processes on this machine.
+
+Each validator is its own OS process (so a test or a lab can ``kill -9`` one), started detached in its
+own session with its log in ``node<i>/node.log``; pids are kept in ``network.json`` so that
+``academy chain down`` finds them from any shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .netconfig import NetworkConfig, NetworkError, free_ports
+
+READY_TIMEOUT = 60.0
+
+
+def _port_free(host: str, port: int) -> bool:
+    if port <= 0:
+        return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _is_our_node(pid: int | None) -> bool:
+    """True when ``pid`` is alive and is a minichain node (pids get reused)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"labs.minichain.node" in cmdline
+
+
+def assign_ports(cfg: NetworkConfig) -> None:
+    """Give every node that is not running ports that are free now (keeps them when still free)."""
+    for node in cfg.nodes:
+        if _is_our_node(node.pid):
+            continue
+        if not (_port_free(cfg.host, node.p2p_port) and _port_free(cfg.host, node.rpc_port)):
+            node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
+
+
+def start_node(cfg: NetworkConfig, index: int) -> int:
+    """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready."""
+    node = cfg.nodes[index]
+    if _is_our_node(node.pid):
+        return node.pid  # type: ignore[return-value]
+    home = cfg.node_home(index)
+    logf = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labs.minichain.node",
+            "--network",
+            str(cfg.root),
+            "--index",
+            str(index),
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    logf.close()
+    node.pid = proc.pid
+    cfg.save()
+    return proc.pid
+
+
+def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> object:
+    """One JSON-RPC call; raises RuntimeError with the node's error message."""
+    reply = httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+        timeout=timeout,
+    ).json()
+    if "error" in reply:
+        raise RuntimeError(reply["error"].get("message", str(reply["error"])))
+    return reply["result"]
+
+
+def _log_tail(cfg: NetworkConfig, index: int, lines: int = 5) -> str:
+    try:
+        text = (cfg.node_home(index) / "node.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def wait_ready(
+    cfg: NetworkConfig, indices: list[int] | None = None, timeout: float = READY_TIMEOUT
+) -> None:
+    """Block until every given node answers JSON-RPC; fail with the node's last log lines."""
+    pending = set(range(len(cfg.nodes)) if indices is None else indices)
+    deadline = time.monotonic() + timeout
+    while pending:
+        for i in sorted(pending):
+            pid = cfg.nodes[i].pid
+            if not _is_our_node(pid):
+                raise NetworkError(f"node{i} exited while starting: {_log_tail(cfg, i)}")
+            try:
+                rpc(cfg.rpc_url(i), "web3_clientVersion", timeout=1.0)
+                pending.discard(i)
+            except (httpx.HTTPError, RuntimeError, ValueError):
+                pass
+        if pending:
+            if time.monotonic() > deadline:
+                raise NetworkError(f"nodes {sorted(pending)} did not answer within {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def start_network(root: Path, wait: bool = True) -> NetworkConfig:
+    cfg = NetworkConfig.load(root)
+    assign_ports(cfg)
+    cfg.save()
+    for i in range(len(cfg.nodes)):
+        start_node(cfg, i)
+    if wait:
+        wait_ready(cfg)
+    return cfg
+
+
+def kill_node(cfg: NetworkConfig, index: int, sig: int = signal.SIGKILL) -> None:
+    pid = cfg.nodes[index].pid
+    if _is_our_node(pid):
+        os.kill(pid, sig)  # type: ignore[arg-type]
+        _reap(pid)  # type: ignore[arg-type]
+    cfg.nodes[index].pid = None
+    cfg.save()
+
+
+def _reap(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not _is_our_node(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def stop_network(root: Path) -> int:
+    """Stop every running node (SIGTERM, then SIGKILL after a grace period). Returns how many."""
+    cfg = NetworkConfig.load(root)
+    running = [(i, n.pid) for i, n in enumerate(cfg.nodes) if _is_our_node(n.pid)]
+    for _, pid in running:
+        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+    for i, pid in running:
+        if not _reap(pid, 5.0):  # type: ignore[arg-type]
+            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            _reap(pid)  # type: ignore[arg-type]
+        cfg.nodes[i].pid = None
+    for n in cfg.nodes:
+        n.pid = None
+    cfg.save()
+    return len(running)
+
+
+def network_status(root: Path) -> list[dict]:
+    cfg = NetworkConfig.load(root)
+    out = []
+    for i, n in enumerate(cfg.nodes):
+        row: dict = {"index": i, "id": n.id, "rpc_url": cfg.rpc_url(i), "pid": n.pid}
+        row["running"] = _is_our_node(n.pid)
+        if row["running"]:
+            try:
+                st = rpc(cfg.rpc_url(i), "minichain_status", timeout=2.0)
+                row.update(height=st["height"], peers=len(st["peers"]), halted=st["halted"])  # type: ignore[index]
+            except (httpx.HTTPError, RuntimeError, ValueError):
+                row["height"] = None
+        out.append(row)
+    return out

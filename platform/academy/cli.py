@@ -1,0 +1,219 @@
+"""The ``academy`` command line: one entry point for learners' chains, grading and the platform.
+
+Every command fails with one line that says what to do (exit code 2 for bad input), never with a
+traceback for something the user typed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labs.minichain.consensus import BUILTIN
+from labs.minichain.genesis import GenesisError, load_genesis
+from labs.minichain.identity import IdentityError
+from labs.minichain.netconfig import NetworkConfig, NetworkError, init_network
+
+app = typer.Typer(
+    help="ChainAcademy: blockchain labs, autograding and certificates.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+chain_app = typer.Typer(
+    help="Run a minichain network (the learners' permissioned EVM chain).", no_args_is_help=True
+)
+app.add_typer(chain_app, name="chain")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="network folder", show_default=True)]
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+@chain_app.command("init")
+def chain_init(
+    data: DataOpt = Path(".state/chain"),
+    nodes: Annotated[int, typer.Option(help="number of validators")] = 4,
+    consensus: Annotated[str, typer.Option(help=f"{' | '.join(BUILTIN)} | module:Class")] = "tbft",
+    identity: Annotated[
+        str, typer.Option(help="permissionedWithCert | permissionedWithKey")
+    ] = "permissionedWithCert",
+    accounts: Annotated[int, typer.Option(help="funded development accounts")] = 10,
+    chain_id: Annotated[int, typer.Option(help="EIP-155 chain id")] = 1337,
+    param: Annotated[
+        list[str] | None, typer.Option(help="consensus parameter NAME=VALUE (repeatable)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing chain in DATA")] = False,
+) -> None:
+    """Create the consortium CA, validator keys and certificates, dev accounts and genesis."""
+    if identity not in ("permissionedWithCert", "permissionedWithKey"):
+        raise fail(f"--identity {identity!r}: use permissionedWithCert or permissionedWithKey")
+    params = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise fail(f"--param {item!r}: write NAME=VALUE, e.g. --param timeout_propose=2.0")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    try:
+        cfg = init_network(data, nodes, consensus, identity, accounts, chain_id, params, force)
+    except (NetworkError, GenesisError, IdentityError, OSError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"initialised a {nodes}-node {consensus} chain in {cfg.root} ({identity})")
+
+
+def _ensure_init(data: Path, nodes: int, consensus: str) -> None:
+    if not (data / "genesis.json").exists():
+        chain_init(
+            data=data,
+            nodes=nodes,
+            consensus=consensus,
+            identity="permissionedWithCert",
+            accounts=10,
+            chain_id=1337,
+            param=None,
+            force=False,
+        )
+
+
+def _summary(cfg: NetworkConfig) -> dict:
+    return {
+        "nodes": [
+            {"rpc_url": cfg.rpc_url(i), "pid": n.pid, "id": n.id} for i, n in enumerate(cfg.nodes)
+        ],
+        "accounts": cfg.accounts(),
+        "chain_id": load_genesis(cfg.genesis_path).chain_id,
+        "data": str(cfg.root),
+    }
+
+
+@chain_app.command("up")
+def chain_up(
+    data: DataOpt = Path(".state/chain"),
+    nodes: Annotated[int, typer.Option(help="validators, when DATA must be initialised first")] = 4,
+    consensus: Annotated[
+        str, typer.Option(help="consensus, when DATA must be initialised first")
+    ] = "tbft",
+    detach: Annotated[
+        bool, typer.Option(help="return once every node answers; print JSON")
+    ] = False,
+) -> None:
+    """Start every validator of the network in DATA (initialising it first if empty)."""
+    from labs.minichain.network import start_network, stop_network
+
+    try:
+        _ensure_init(data, nodes, consensus)
+        load_genesis(data / "genesis.json")
+        cfg = start_network(data)
+    except (NetworkError, GenesisError, IdentityError, OSError) as exc:
+        with contextlib.suppress(NetworkError, OSError):
+            stop_network(data)
+        raise fail(str(exc)) from None
+    summary = _summary(cfg)
+    if detach:
+        print(json.dumps(summary, indent=2))
+        return
+    _print_welcome(summary)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = stop_network(data)
+        out.print(f"stopped {stopped} node(s); the chain is kept in {data}")
+
+
+def _print_welcome(summary: dict) -> None:
+    table = Table(title=f"minichain (chain id {summary['chain_id']}) — Ctrl-C stops it")
+    table.add_column("node")
+    table.add_column("JSON-RPC")
+    table.add_column("pid")
+    for i, n in enumerate(summary["nodes"]):
+        table.add_row(f"node{i}", n["rpc_url"], str(n["pid"]))
+    out.print(table)
+    if summary["accounts"]:
+        a = summary["accounts"][0]
+        out.print(
+            f"funded dev account: {a['address']}  (keys for all: {summary['data']}/accounts.json)"
+        )
+    out.print(
+        'try: python -c "from web3 import Web3; '
+        f"print(Web3(Web3.HTTPProvider('{summary['nodes'][0]['rpc_url']}')).eth.block_number)\""
+    )
+
+
+@chain_app.command("status")
+def chain_status(
+    data: DataOpt = Path(".state/chain"), as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Show each node: running, height, connected peers."""
+    from labs.minichain.network import network_status
+
+    try:
+        rows = network_status(data)
+    except NetworkError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=str(data))
+    for col in ("node", "id", "rpc", "pid", "running", "height", "peers"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            f"node{r['index']}",
+            r["id"][:10],
+            r["rpc_url"],
+            str(r["pid"] or "-"),
+            "yes" if r["running"] else "no",
+            str(r.get("height", "-")),
+            str(r.get("peers", "-")),
+        )
+    out.print(table)
+
+
+@chain_app.command("down")
+def chain_down(data: DataOpt = Path(".state/chain")) -> None:
+    """Stop every node of the network in DATA (the chain's data is kept)."""
+    from labs.minichain.network import stop_network
+
+    try:
+        n = stop_network(data)
+    except NetworkError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"stopped {n} node(s)")
+
+
+@app.command("up")
+def up(
+    data: DataOpt = Path(".state/chain"),
+    nodes: Annotated[int, typer.Option(help="validators of the local chain")] = 4,
+    consensus: Annotated[str, typer.Option(help="consensus of the local chain")] = "tbft",
+) -> None:
+    """Run ChainAcademy on its embedded defaults (today: a local 4-node TBFT chain)."""
+    chain_up(data=data, nodes=nodes, consensus=consensus, detach=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
