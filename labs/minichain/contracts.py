@@ -628,13 +628,16 @@ def deploy(
     so the node never needs to hold a key. Raises :class:`DeployError` if it reverts.
     """
     from eth_account import Account
-    from web3.exceptions import ContractLogicError, Web3Exception
+    from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
     if "__$" in compiled.bytecode:
         raise DeployError(
             f"{compiled.name} uses libraries that are not linked: make their functions internal"
         )
-    signer = account if hasattr(account, "sign_transaction") else Account.from_key(account)
+    try:
+        signer = account if hasattr(account, "sign_transaction") else Account.from_key(account)
+    except (TypeError, ValueError):
+        raise DeployError("account must be a LocalAccount or a 32-byte private key") from None
     factory = w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
     params: dict[str, Any] = {
         "from": signer.address,
@@ -656,7 +659,13 @@ def deploy(
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except (ValueError, Web3Exception) as exc:
         raise DeployError(f"the chain rejected the deployment of {compiled.name}: {exc}") from None
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
+    except TimeExhausted:
+        raise DeployError(
+            f"no receipt for the deployment of {compiled.name} ({tx_hash.to_0x_hex()}) after "
+            f"{timeout:.0f} s: check that the chain is producing blocks"
+        ) from None
     if receipt["status"] != 1:
         raise DeployError(
             f"deployment of {compiled.name} reverted in transaction {tx_hash.to_0x_hex()} "

@@ -480,3 +480,5 @@ def test_deploy_reports_a_reverting_constructor(w3_and_account: tuple[Any, Any])
         deploy(w3, guarded, True, account=account)
     with pytest.raises(DeployError, match=r"deployment of Guarded reverted in transaction 0x"):
         deploy(w3, guarded, True, account=account, gas=300_000)
+    with pytest.raises(DeployError, match="a LocalAccount or a 32-byte private key"):
+        deploy(w3, guarded, False, account="0x1234")
