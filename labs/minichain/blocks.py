@@ -32,6 +32,7 @@ from .genesis import Genesis
 VM = CancunVM
 """The EVM fork every minichain block runs under (Cancun: PUSH0, MCOPY, transient storage)."""
 BLOCK_CLASS = VM.get_block_class()
+HEADER_CLASS = dict(BLOCK_CLASS._meta.fields)["header"]
 TX_BUILDER = VM.get_transaction_builder()
 RECEIPT_BUILDER = VM.get_receipt_builder()
 SUPPORTED_TX_TYPES = (0, 1, 2)

@@ -32,7 +32,7 @@ from eth_bloom import BloomFilter
 from eth_utils import ValidationError, keccak, to_checksum_address
 
 from .blocks import (
-    BLOCK_CLASS,
+    HEADER_CLASS,
     MAX_EXTRA_DATA,
     TX_BUILDER,
     VM,
@@ -52,6 +52,7 @@ from .blocks import (
     hex_data,
     hex_int,
     log_json,
+    ordered_trie_root,
     receipt_json,
     tx_hash,
     tx_json,
@@ -288,7 +289,7 @@ class ReadApi:
 
     def _load_header(self, block_hash: bytes) -> BlockHeaderAPI | None:
         encoded = self.store.header_by_hash(block_hash)
-        return None if encoded is None else rlp.decode(encoded, sedes=BLOCK_CLASS.header_class)
+        return None if encoded is None else rlp.decode(encoded, sedes=HEADER_CLASS)
 
     def header_at(self, height: int) -> BlockHeaderAPI | None:
         header = self._headers.get(height)
@@ -296,7 +297,7 @@ class ReadApi:
             encoded = self.store.header_at(height)
             if encoded is None:
                 return None
-            header = rlp.decode(encoded, sedes=BLOCK_CLASS.header_class)
+            header = rlp.decode(encoded, sedes=HEADER_CLASS)
             self._headers_cache_put(height, header)
         return header
 
@@ -693,6 +694,8 @@ class ExecutionApp(ReadApi):
         self._chain = RecentHeaders(store.atomic_db, self._load_header)
         self._executed: dict[bytes, Executed] = {}
         self._rejected: dict[bytes, str] = {}
+        self.executions = 0
+        """How many times a block was executed (build or validate): commit never adds one."""
         super().__init__()
         head = store.head_height()
         genesis_block = build_genesis(store.atomic_db, genesis)
@@ -814,6 +817,7 @@ class ExecutionApp(ReadApi):
                 extra_data=extra_data,
             )
             candidates = ((p.tx, p.hash) for p in self.mempool.ordered())
+            self.executions += 1
             ex = execute(
                 self._chain, template, candidates, self.chain_id,
                 strict=False, max_txs=self.max_txs_per_block,
@@ -834,10 +838,11 @@ class ExecutionApp(ReadApi):
                 return f"not a minichain block: {exc}"
         with self._lock:
             head = self.head.header
-            if block.hash in self._executed and block.parent_hash == head.hash:
+            if self._cached(block) is not None:
                 return None
-            if block.hash in self._rejected:
-                return self._rejected[block.hash]
+            digest = keccak(block.encode())  # the body too: a header can be paired with junk
+            if digest in self._rejected:
+                return self._rejected[digest]
             reason = self._check_header(block, head)
             if reason is None:
                 try:
@@ -847,7 +852,7 @@ class ExecutionApp(ReadApi):
             if reason is not None:
                 if len(self._rejected) > 256:
                     self._rejected.clear()
-                self._rejected[block.hash] = reason
+                self._rejected[digest] = reason
             return reason
 
     def commit_block(self, block: MiniBlock, proof: bytes = b"") -> None:
@@ -861,8 +866,8 @@ class ExecutionApp(ReadApi):
                 raise ValueError(
                     f"cannot commit block {block.height}: the committed head is {self.head.height}"
                 )
-            ex = self._executed.get(block.hash)
-            if ex is None or ex.block.parent_hash != self.head.hash:
+            ex = self._cached(block)
+            if ex is None:
                 reason = self.why_invalid(block)
                 if reason is not None:
                     raise InvalidBlock(f"refusing to commit block {block.height}: {reason}")
@@ -928,8 +933,13 @@ class ExecutionApp(ReadApi):
 
     def _reexecute(self, block: MiniBlock, head: BlockHeaderAPI) -> str | None:
         h = block.header
-        template = header_template(head, h.coinbase, h.timestamp, h.gas_limit, h.extra_data)
         txs = block.evm.transactions
+        body_root = ordered_trie_root([tx.encode() for tx in txs])
+        if body_root != h.transaction_root:
+            return (f"transaction_root mismatch: the header says 0x{h.transaction_root.hex()}, "
+                    f"the {len(txs)} transactions in the block give 0x{body_root.hex()}")
+        template = header_template(head, h.coinbase, h.timestamp, h.gas_limit, h.extra_data)
+        self.executions += 1
         ex = execute(self._chain, template, ((tx, tx_hash(tx)) for tx in txs), self.chain_id,
                      strict=True)
         mine = ex.block.header
@@ -942,6 +952,19 @@ class ExecutionApp(ReadApi):
             return "header mismatch after execution"
         self._remember(Executed(block, ex.receipts, ex.senders, ex.tx_hashes, ex.touched))
         return None
+
+    def _cached(self, block: MiniBlock) -> Executed | None:
+        """The execution result of exactly this block on the current head, if we have one.
+
+        The hash covers the header only, so the body is compared too: a peer could pair a known
+        header with other transactions.
+        """
+        ex = self._executed.get(block.hash)
+        if ex is None or ex.block.parent_hash != self.head.hash:
+            return None
+        if ex.block is not block and ex.block.encode() != block.encode():
+            return None
+        return ex
 
     def _remember(self, ex: Executed) -> None:
         if len(self._executed) > 32:  # only candidates for the next height matter; bound the rest

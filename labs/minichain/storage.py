@@ -24,6 +24,8 @@ from eth.db.backends.base import BaseDB
 
 SCHEMA_VERSION = 1
 DB_FILE = "chain.sqlite"
+MEMORY = ":memory:"
+"""``Store(":memory:")`` keeps everything in RAM: for simulations and tests that never restart."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -124,6 +126,10 @@ class StateDB(BaseDB):
 
 
 def _open(path: Path) -> tuple[Path, sqlite3.Connection]:
+    if str(path) == MEMORY:
+        conn = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        return path, conn
     if path.is_dir():
         path = path / DB_FILE
     folder = path.parent
@@ -146,7 +152,10 @@ def _open(path: Path) -> tuple[Path, sqlite3.Connection]:
 
 
 class Store:
-    """One node's durable storage: blocks, receipts, state trie, head pointer, consensus WAL."""
+    """One node's durable storage: blocks, receipts, state trie, head pointer, consensus WAL.
+
+    ``path`` is the database file, or a folder to hold ``chain.sqlite``, or ``":memory:"``.
+    """
 
     def __init__(self, path: Path | str, cache_entries: int = 200_000) -> None:
         self.path, self._conn = _open(Path(path))

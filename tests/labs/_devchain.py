@@ -14,6 +14,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from labs.minichain.execution import ExecutionApp
 from labs.minichain.genesis import Genesis, Validator
@@ -52,7 +53,7 @@ def transfer(
     **fields: Any,
 ) -> bytes:
     """Raw bytes of a signed transfer (EIP-1559 unless ``legacy``)."""
-    tx: dict[str, Any] = {"to": to, "value": value, "gas": 21000, "nonce": nonce,
+    tx: dict[str, Any] = {"to": to_checksum_address(to), "value": value, "gas": 21000, "nonce": nonce,
                           "chainId": CHAIN_ID}
     if legacy:
         tx["gasPrice"] = 2 * 10**9
