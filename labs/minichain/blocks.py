@@ -1,9 +1,9 @@
 """Ethereum-format blocks for minichain and the one routine that executes them on py-evm.
 
 Blocks, transactions, receipts and blooms are real Ethereum (Cancun) ones, so block hashes and
-transaction hashes match what web3.py and eth-account compute, and a learner can check any of them by
-hand. Consensus only sees :class:`MiniBlock` through its ``height`` / ``hash`` / ``parent_hash`` /
-``encode()``; the EVM block inside is the application's business.
+transaction hashes match what web3.py and eth-account compute, and a learner can check any of
+them by hand. Consensus only sees :class:`MiniBlock` through its ``height`` / ``hash`` /
+``parent_hash`` / ``encode()``; the EVM block inside is the application's business.
 
 :func:`execute` is shared by the proposer (build: skip transactions that fail) and every validator
 (re-execute: any failing transaction rejects the block), so both compute headers the same way.
@@ -85,11 +85,13 @@ class MiniBlock:
         return hash(self.hash)
 
     def __repr__(self) -> str:
-        return f"MiniBlock(#{self.height} 0x{self.hash.hex()[:12]} txs={len(self.evm.transactions)})"
+        return (
+            f"MiniBlock(#{self.height} 0x{self.hash.hex()[:12]} txs={len(self.evm.transactions)})"
+        )
 
 
 def decode_transaction(raw: bytes) -> SignedTransactionAPI:
-    """A signed transaction from its wire bytes (legacy RLP or EIP-2718 typed); ValueError if junk."""
+    """A signed transaction from wire bytes (legacy RLP or EIP-2718 typed); ValueError if junk."""
     try:
         return TX_BUILDER.decode(bytes(raw))
     except Exception as exc:  # rlp and py-evm raise several types; all mean "cannot decode"
@@ -118,9 +120,9 @@ def chain_id_problem(tx: SignedTransactionAPI, chain_id: int) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Genesis
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def genesis_accounts(genesis: Genesis) -> dict[bytes, dict[str, Any]]:
@@ -128,10 +130,17 @@ def genesis_accounts(genesis: Genesis) -> dict[bytes, dict[str, Any]]:
     accounts: dict[bytes, dict[str, Any]] = {}
     for address, acct in genesis.alloc.items():
         code = bytes.fromhex(acct.code[2:] if acct.code.startswith("0x") else acct.code)
-        storage = {int(k, 16) if k.startswith("0x") else int(k): int(v, 16) if v.startswith("0x")
-                   else int(v) for k, v in acct.storage.items()}
+        storage = {
+            int(k, 16) if k.startswith("0x") else int(k): int(v, 16)
+            if v.startswith("0x")
+            else int(v)
+            for k, v in acct.storage.items()
+        }
         accounts[bytes.fromhex(address.removeprefix("0x"))] = {
-            "balance": acct.balance, "nonce": acct.nonce, "code": code, "storage": storage,
+            "balance": acct.balance,
+            "nonce": acct.nonce,
+            "code": code,
+            "storage": storage,
         }
     return accounts
 
@@ -158,9 +167,9 @@ def build_genesis(db: AtomicDB, genesis: Genesis) -> MiniBlock:
     return MiniBlock(BLOCK_CLASS(header, transactions=[], uncles=[], withdrawals=[]))
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Execution
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 class RecentHeaders:
@@ -316,8 +325,11 @@ def _trie_node(pairs: list[tuple[tuple[int, ...], bytes]], depth: int) -> Any:
         return [_hex_prefix(key[depth:], leaf=True), value]
     first, last = pairs[0][0], pairs[-1][0]  # sorted: the common prefix of all is theirs
     shared = 0
-    while (depth + shared < len(first) and depth + shared < len(last)
-           and first[depth + shared] == last[depth + shared]):
+    while (
+        depth + shared < len(first)
+        and depth + shared < len(last)
+        and first[depth + shared] == last[depth + shared]
+    ):
         shared += 1
     if shared:
         child = _trie_node(pairs, depth + shared)
@@ -353,9 +365,9 @@ def is_create(tx: SignedTransactionAPI) -> bool:
     return tx.to == CREATE_CONTRACT_ADDRESS
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # JSON shapes (the way Ethereum JSON-RPC clients expect them: hex quantities, 0x-prefixed data)
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def hex_int(n: int) -> str:
@@ -410,7 +422,7 @@ def tx_json(
     block: MiniBlock | None,
     index: int | None,
 ) -> dict[str, Any]:
-    """A transaction as ``eth_getTransactionByHash`` returns it (block fields null while pending)."""
+    """A transaction as ``eth_getTransactionByHash`` shows it (block fields null while pending)."""
     type_id = tx.type_id or 0
     out: dict[str, Any] = {
         "hash": hex_data(h),
@@ -453,7 +465,10 @@ def tx_json(
 
 
 def receipt_json(
-    block: MiniBlock, receipts: list[ReceiptAPI], senders: list[bytes], index: int,
+    block: MiniBlock,
+    receipts: list[ReceiptAPI],
+    senders: list[bytes],
+    index: int,
     first_log_index: int,
 ) -> dict[str, Any]:
     """The receipt of transaction ``index`` of ``block`` (``first_log_index``: logs before it)."""

@@ -1,9 +1,9 @@
 """The application of a minichain node: mempool, block building, validation and commit on py-evm.
 
-Consensus decides *which* block comes next; this module decides *what a block means*. It is what the
-node's :class:`~labs.minichain.consensus.base.Host` calls for ``create_block`` / ``validate_block`` /
-``commit_block`` / ``committed_block`` / ``has_pending_transactions``, and what the JSON-RPC layer
-reads (the read side is :class:`ReadApi`, mixed into :class:`ExecutionApp`).
+Consensus decides *which* block comes next; this module decides *what a block means*. It is
+what the node's :class:`~labs.minichain.consensus.base.Host` calls for ``create_block`` /
+``validate_block`` / ``commit_block`` / ``committed_block`` / ``has_pending_transactions``, and what
+the JSON-RPC layer reads (the read side is :class:`ReadApi`, mixed into :class:`ExecutionApp`).
 
 Speed without shortcuts on correctness:
 
@@ -165,7 +165,7 @@ class QueryError(ValueError):
 
 
 class ExecutionReverted(Exception):
-    """A call or gas estimate hit REVERT: ``data`` holds the revert bytes, the message the reason."""
+    """A call or estimate hit REVERT: ``data`` holds the revert bytes, the message the reason."""
 
     def __init__(self, data: bytes) -> None:
         self.data = bytes(data)
@@ -174,7 +174,7 @@ class ExecutionReverted(Exception):
 
 
 def revert_reason(data: bytes) -> str | None:
-    """The reason inside ``Error(string)`` revert data (or a Panic code), None when there is none."""
+    """The reason in ``Error(string)`` revert data (or a Panic code), None when there is none."""
     if data[:4] == ERROR_SELECTOR:
         try:
             return decode_abi(["string"], data[4:])[0]
@@ -202,7 +202,7 @@ class CallRequest:
     def parse(cls, obj: object) -> CallRequest:
         """Parse the JSON-RPC dict; ValueError names the field that is wrong."""
         if not isinstance(obj, dict):
-            raise ValueError("the transaction must be an object like {\"to\": \"0x..\", ...}")
+            raise ValueError('the transaction must be an object like {"to": "0x..", ...}')
 
         def quantity(name: str) -> int | None:
             v = obj.get(name)
@@ -215,7 +215,7 @@ class CallRequest:
                     return int(v, 16)
                 except ValueError:
                     pass
-            raise ValueError(f"field {name!r} must be a hex quantity like \"0x1\", got {v!r}")
+            raise ValueError(f'field {name!r} must be a hex quantity like "0x1", got {v!r}')
 
         def data(name: str) -> bytes | None:
             v = obj.get(name)
@@ -335,7 +335,8 @@ class ReadApi:
             return 0
         raise QueryError(
             f"unknown block tag {ref!r}: use a number, a hash, latest, earliest, pending, safe "
-            "or finalized", -32602
+            "or finalized",
+            -32602,
         )
 
     def _state_at(self, ref: BlockRef) -> StateAPI:
@@ -373,7 +374,9 @@ class ReadApi:
         if not req.priced:
             header = header.copy(base_fee_per_gas=0)  # unpriced calls pay nothing, as in geth
         state = VM.build_state(
-            self.store.atomic_db, header, self._context,
+            self.store.atomic_db,
+            header,
+            self._context,
             VM.get_prev_hashes(header.parent_hash, self._chain),
         )
         nonce = state.get_nonce(req.sender)
@@ -381,12 +384,23 @@ class ReadApi:
             max_fee = req.max_fee if req.max_fee is not None else header.base_fee_per_gas
             tip = req.max_priority_fee if req.max_priority_fee is not None else 0
             unsigned = TX_BUILDER.new_unsigned_dynamic_fee_transaction(
-                self.chain_id, nonce, min(tip, max_fee), max_fee, gas, req.to, req.value,
-                req.data, [],
+                self.chain_id,
+                nonce,
+                min(tip, max_fee),
+                max_fee,
+                gas,
+                req.to,
+                req.value,
+                req.data,
+                [],
             )
         else:
             unsigned = TX_BUILDER.create_unsigned_transaction(
-                nonce=nonce, gas_price=req.gas_price or 0, gas=gas, to=req.to, value=req.value,
+                nonce=nonce,
+                gas_price=req.gas_price or 0,
+                gas=gas,
+                to=req.to,
+                value=req.value,
                 data=req.data,
             )
         try:
@@ -535,7 +549,8 @@ class ReadApi:
                 if last - first >= MAX_LOG_RANGE:
                     raise QueryError(
                         f"block range {first}..{last} is too large: ask for at most "
-                        f"{MAX_LOG_RANGE} blocks at a time", -32602
+                        f"{MAX_LOG_RANGE} blocks at a time",
+                        -32602,
                     )
             wanted_addresses = {bytes(a) for a in addresses}
             positions: list[set[int] | None] = []
@@ -547,7 +562,8 @@ class ReadApi:
                 else:
                     positions.append({int.from_bytes(x, "big") for x in t} if t else None)
             heights = [
-                height for height, bloom in self.store.blooms(first, last)
+                height
+                for height, bloom in self.store.blooms(first, last)
                 if _bloom_may_match(bloom, wanted_addresses, topics)
             ]
             out: list[dict] = []
@@ -575,9 +591,7 @@ class ReadApi:
     def max_priority_fee(self) -> int:
         return self.suggested_tip
 
-    def fee_history(
-        self, count: int, newest: BlockRef, percentiles: Sequence[float] = ()
-    ) -> dict:
+    def fee_history(self, count: int, newest: BlockRef, percentiles: Sequence[float] = ()) -> dict:
         """``eth_feeHistory`` over the ``count`` blocks ending at ``newest``."""
         if any(not 0 <= p <= 100 for p in percentiles) or list(percentiles) != sorted(percentiles):
             raise QueryError("reward percentiles must be increasing numbers from 0 to 100", -32602)
@@ -599,12 +613,18 @@ class ReadApi:
                     rewards.append([hex_int(r) for r in self._rewards(height, percentiles)])
             if count:
                 following = self.header_at(last + 1)
-                base_fees.append(hex_int(
-                    following.base_fee_per_gas if following is not None
-                    else calculate_expected_base_fee_per_gas(self.header_at(last))
-                ))
-        out: dict = {"oldestBlock": hex_int(first), "baseFeePerGas": base_fees,
-                     "gasUsedRatio": ratios}
+                base_fees.append(
+                    hex_int(
+                        following.base_fee_per_gas
+                        if following is not None
+                        else calculate_expected_base_fee_per_gas(self.header_at(last))
+                    )
+                )
+        out: dict = {
+            "oldestBlock": hex_int(first),
+            "baseFeePerGas": base_fees,
+            "gasUsedRatio": ratios,
+        }
         if percentiles:
             out["reward"] = rewards
         return out
@@ -633,8 +653,10 @@ class ReadApi:
 
 def _call_validation_message(message: str, req: CallRequest) -> str:
     if "balance" in message.lower() or "afford" in message.lower():
-        return (f"insufficient funds for gas * price + value: address "
-                f"{to_checksum_address(req.sender)} ({message})")
+        return (
+            f"insufficient funds for gas * price + value: address "
+            f"{to_checksum_address(req.sender)} ({message})"
+        )
     return message
 
 
@@ -778,7 +800,8 @@ class ExecutionApp(ReadApi):
                 )
             if len(self.mempool) >= self.mempool_limit:
                 raise TxError(
-                    f"mempool is full ({len(self.mempool)} transactions): resend after the next block"
+                    f"mempool is full ({len(self.mempool)} transactions): "
+                    "resend after the next block"
                 )
             self.mempool.add(PendingTx(raw, tx, h, sender, tx.nonce))
         return h
@@ -794,8 +817,8 @@ class ExecutionApp(ReadApi):
         """Build the next block from pending transactions (arrival order, nonce order per sender).
 
         Transactions that fail (nonce gap, funds, base fee, gas left) are skipped, not dropped.
-        ``variant`` only changes ``extra_data``: a byzantine test uses it to make a second, different
-        block at the same height.
+        ``variant`` only changes ``extra_data``: a byzantine test uses it to make a second,
+        different block at the same height.
         """
         with self._lock:
             parent = self.head.header
@@ -807,7 +830,8 @@ class ExecutionApp(ReadApi):
             extra_data = bytes(extra) + (f"/{variant}".encode() if variant else b"")
             if len(extra_data) > MAX_EXTRA_DATA:
                 raise ValueError(
-                    f"extra data is {len(extra_data)} bytes; a header holds at most {MAX_EXTRA_DATA}"
+                    f"extra data is {len(extra_data)} bytes; "
+                    f"a header holds at most {MAX_EXTRA_DATA}"
                 )
             template = header_template(
                 parent,
@@ -819,8 +843,12 @@ class ExecutionApp(ReadApi):
             candidates = ((p.tx, p.hash) for p in self.mempool.ordered())
             self.executions += 1
             ex = execute(
-                self._chain, template, candidates, self.chain_id,
-                strict=False, max_txs=self.max_txs_per_block,
+                self._chain,
+                template,
+                candidates,
+                self.chain_id,
+                strict=False,
+                max_txs=self.max_txs_per_block,
             )
             self._remember(ex)
             return ex.block
@@ -886,9 +914,7 @@ class ExecutionApp(ReadApi):
 
     def _check_gas_and_fees(self, tx: SignedTransactionAPI) -> None:
         if tx.gas < tx.intrinsic_gas:
-            raise TxError(
-                f"intrinsic gas too low: gas {tx.gas}, minimum needed {tx.intrinsic_gas}"
-            )
+            raise TxError(f"intrinsic gas too low: gas {tx.gas}, minimum needed {tx.intrinsic_gas}")
         if tx.gas > self.genesis.gas_limit:
             raise TxError(
                 f"exceeds block gas limit: gas {tx.gas}, block gas limit {self.genesis.gas_limit}"
@@ -919,8 +945,10 @@ class ExecutionApp(ReadApi):
         if h.block_number != head.block_number + 1:
             return f"block {h.block_number} does not follow the committed head {head.block_number}"
         if h.parent_hash != head.hash:
-            return (f"parent is 0x{h.parent_hash.hex()[:16]}, the committed head is "
-                    f"0x{head.hash.hex()[:16]}")
+            return (
+                f"parent is 0x{h.parent_hash.hex()[:16]}, the committed head is "
+                f"0x{head.hash.hex()[:16]}"
+            )
         if h.timestamp <= head.timestamp:
             return f"timestamp {h.timestamp} is not after the parent's {head.timestamp}"
         if h.gas_limit != self.genesis.gas_limit:
@@ -936,19 +964,24 @@ class ExecutionApp(ReadApi):
         txs = block.evm.transactions
         body_root = ordered_trie_root([tx.encode() for tx in txs])
         if body_root != h.transaction_root:
-            return (f"transaction_root mismatch: the header says 0x{h.transaction_root.hex()}, "
-                    f"the {len(txs)} transactions in the block give 0x{body_root.hex()}")
+            return (
+                f"transaction_root mismatch: the header says 0x{h.transaction_root.hex()}, "
+                f"the {len(txs)} transactions in the block give 0x{body_root.hex()}"
+            )
         template = header_template(head, h.coinbase, h.timestamp, h.gas_limit, h.extra_data)
         self.executions += 1
-        ex = execute(self._chain, template, ((tx, tx_hash(tx)) for tx in txs), self.chain_id,
-                     strict=True)
+        ex = execute(
+            self._chain, template, ((tx, tx_hash(tx)) for tx in txs), self.chain_id, strict=True
+        )
         mine = ex.block.header
         if mine.hash != h.hash:
             for name, _ in type(h)._meta.fields:
                 if getattr(mine, name) != getattr(h, name):
                     ours, theirs = getattr(mine, name), getattr(h, name)
                     show = (lambda v: "0x" + v.hex()) if isinstance(ours, bytes) else str
-                    return f"{name} mismatch: block has {show(theirs)}, execution gives {show(ours)}"
+                    return (
+                        f"{name} mismatch: block has {show(theirs)}, execution gives {show(ours)}"
+                    )
             return "header mismatch after execution"
         self._remember(Executed(block, ex.receipts, ex.senders, ex.tx_hashes, ex.touched))
         return None
@@ -1012,9 +1045,9 @@ class ExecutionApp(ReadApi):
         return VM.build_state(self.store.atomic_db, header, self._context, ())
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # The anchor for bench/chain_tps.py
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def raw_apply_rate(genesis: Genesis, raw_txs: Sequence[bytes], block_size: int) -> float:

@@ -41,7 +41,11 @@ MAX_FILTERS = 1000
 TAGS = ("latest", "earliest", "pending", "safe", "finalized")
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = (
-    -32700, -32600, -32601, -32602, -32603,
+    -32700,
+    -32600,
+    -32601,
+    -32602,
+    -32603,
 )
 
 
@@ -61,9 +65,9 @@ class RpcError(Exception):
         return out
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Parameter parsing: every failure names the parameter and says what it should look like
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 _MISSING = object()
 
@@ -105,7 +109,7 @@ def parse_quantity(value: Any, what: str = "quantity") -> int:
             return int(value[2:], 16)
         except ValueError:
             pass
-    raise ValueError(f"{what} must be a hex quantity like \"0x1a\", got {_show(value)}")
+    raise ValueError(f'{what} must be a hex quantity like "0x1a", got {_show(value)}')
 
 
 def parse_block(value: Any, what: str = "block") -> BlockRef:
@@ -144,8 +148,11 @@ def parse_topics(value: Any) -> list[None | bytes | list[bytes]]:
         if t is None:
             out.append(None)
         elif isinstance(t, list):
-            out.append([parse_hash(x, f"filter.topics[{i}]") for x in t if x is not None]
-                       if None not in t else None)
+            out.append(
+                [parse_hash(x, f"filter.topics[{i}]") for x in t if x is not None]
+                if None not in t
+                else None
+            )
         else:
             out.append(parse_hash(t, f"filter.topics[{i}]"))
     return out
@@ -156,28 +163,35 @@ class LogFilter:
 
     def __init__(self, obj: Any) -> None:
         if not isinstance(obj, dict):
-            raise ValueError("the filter must be an object like {\"fromBlock\": \"0x0\", ...}")
-        self.block_hash = None if obj.get("blockHash") is None else parse_hash(
-            obj["blockHash"], "filter.blockHash")
-        if self.block_hash is not None and (obj.get("fromBlock") is not None
-                                            or obj.get("toBlock") is not None):
+            raise ValueError('the filter must be an object like {"fromBlock": "0x0", ...}')
+        self.block_hash = (
+            None
+            if obj.get("blockHash") is None
+            else parse_hash(obj["blockHash"], "filter.blockHash")
+        )
+        if self.block_hash is not None and (
+            obj.get("fromBlock") is not None or obj.get("toBlock") is not None
+        ):
             raise ValueError("filter: give either blockHash or fromBlock/toBlock, not both")
-        self.from_block: BlockRef = parse_block(obj.get("fromBlock") or "latest",
-                                                "filter.fromBlock")
+        self.from_block: BlockRef = parse_block(
+            obj.get("fromBlock") or "latest", "filter.fromBlock"
+        )
         self.to_block: BlockRef = parse_block(obj.get("toBlock") or "latest", "filter.toBlock")
         address = obj.get("address")
         if address is None:
             self.addresses: list[bytes] = []
         elif isinstance(address, list):
-            self.addresses = [parse_address(a, f"filter.address[{i}]")
-                              for i, a in enumerate(address)]
+            self.addresses = [
+                parse_address(a, f"filter.address[{i}]") for i, a in enumerate(address)
+            ]
         else:
             self.addresses = [parse_address(address, "filter.address")]
         self.topics = parse_topics(obj.get("topics"))
 
 
-def _arg(params: list, index: int, parse: Callable[[Any, str], Any], name: str,
-         default: Any = _MISSING) -> Any:
+def _arg(
+    params: list, index: int, parse: Callable[[Any, str], Any], name: str, default: Any = _MISSING
+) -> Any:
     """Parameter ``index`` parsed; a failure becomes -32602 naming it."""
     if index >= len(params) or params[index] is None:
         if default is _MISSING:
@@ -193,17 +207,18 @@ def _identity(value: Any, what: str) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # The dispatcher
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 class RpcDispatcher:
     """JSON-RPC 2.0 over one ExecutionApp; ``node`` (optional) gossips transactions and adds the
     ``minichain_*`` methods through ``node.rpc_methods()``."""
 
-    def __init__(self, app: ExecutionApp, node: Any = None,
-                 client_version: str = CLIENT_VERSION) -> None:
+    def __init__(
+        self, app: ExecutionApp, node: Any = None, client_version: str = CLIENT_VERSION
+    ) -> None:
         self.app = app
         self.node = node
         self.client_version = client_version
@@ -225,8 +240,15 @@ class RpcDispatcher:
             if not request:
                 return _dump(_error(None, RpcError(INVALID_REQUEST, "empty batch")))
             if len(request) > MAX_BATCH:
-                return _dump(_error(None, RpcError(
-                    INVALID_REQUEST, f"batch of {len(request)} requests: send at most {MAX_BATCH}")))
+                return _dump(
+                    _error(
+                        None,
+                        RpcError(
+                            INVALID_REQUEST,
+                            f"batch of {len(request)} requests: send at most {MAX_BATCH}",
+                        ),
+                    )
+                )
             replies = [r for r in (self._one(item) for item in request) if r is not None]
             return _dump(replies) if replies else None
         reply = self._one(request)
@@ -241,8 +263,12 @@ class RpcDispatcher:
         method = request.get("method")
         params = request.get("params", [])
         if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return _error(rid, RpcError(
-                INVALID_REQUEST, 'invalid request: needs "jsonrpc": "2.0" and a string "method"'))
+            return _error(
+                rid,
+                RpcError(
+                    INVALID_REQUEST, 'invalid request: needs "jsonrpc": "2.0" and a string "method"'
+                ),
+            )
         if params is None:
             params = []
         if not isinstance(params, list):
@@ -334,8 +360,9 @@ class RpcDispatcher:
         if not isinstance(percentiles, list) or not all(
             isinstance(p, int | float) and not isinstance(p, bool) for p in percentiles
         ):
-            raise RpcError(INVALID_PARAMS,
-                           "invalid argument 2 (rewardPercentiles): a list of numbers 0..100")
+            raise RpcError(
+                INVALID_PARAMS, "invalid argument 2 (rewardPercentiles): a list of numbers 0..100"
+            )
         return self.app.fee_history(count, newest, percentiles)
 
     # --- state ---------------------------------------------------------------------------------
@@ -432,8 +459,12 @@ class RpcDispatcher:
         if len(self._filters) >= MAX_FILTERS:
             raise RpcError(-32000, f"too many filters ({MAX_FILTERS}): uninstall unused ones")
         fid = hex(next(self._filter_ids))
-        self._filters[fid] = {"kind": kind, "seen": now,
-                              "last": self.app.committed_height(), **fields}
+        self._filters[fid] = {
+            "kind": kind,
+            "seen": now,
+            "last": self.app.committed_height(),
+            **fields,
+        }
         return fid
 
     def _filter(self, params: list) -> dict:
@@ -486,9 +517,9 @@ def _dump(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # HTTP
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -520,8 +551,7 @@ def make_rpc_app(dispatcher: RpcDispatcher, max_body: int = MAX_BODY) -> web.App
             "blockNumber": dispatcher.app.committed_height(),
             "usage": "POST JSON-RPC 2.0 requests here, e.g. Web3(HTTPProvider(this_url))",
         }
-        return web.Response(body=orjson.dumps(info), content_type="application/json",
-                            headers=_CORS)
+        return web.Response(body=orjson.dumps(info), content_type="application/json", headers=_CORS)
 
     async def options(request: web.Request) -> web.Response:
         return web.Response(status=204, headers=_CORS)
@@ -534,6 +564,12 @@ def make_rpc_app(dispatcher: RpcDispatcher, max_body: int = MAX_BODY) -> web.App
 
 
 def _too_large(max_body: int) -> web.Response:
-    body = _dump(_error(None, RpcError(
-        INVALID_REQUEST, f"request body larger than {max_body} bytes: send smaller batches")))
+    body = _dump(
+        _error(
+            None,
+            RpcError(
+                INVALID_REQUEST, f"request body larger than {max_body} bytes: send smaller batches"
+            ),
+        )
+    )
     return web.Response(body=body, content_type="application/json", headers=_CORS)

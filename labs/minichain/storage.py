@@ -2,8 +2,8 @@
 
 Why one file and one transaction per block: a committed block, the state it produced and the head
 pointer must appear together or not at all. SQLite in WAL mode gives exactly that; with
-``synchronous=NORMAL`` a killed *process* loses nothing (the WAL lives in the OS page cache), and only
-a power cut may lose the last few commits (never corrupting the file).
+``synchronous=NORMAL`` a killed *process* loses nothing (the WAL lives in the OS page cache), and
+only a power cut may lose the last few commits (never corrupting the file).
 
 State trie nodes are content-addressed (key = keccak of the node), so the EVM writes them into an
 in-memory buffer (:class:`StateDB`) while it executes candidate blocks; the buffer is flushed inside
@@ -134,7 +134,9 @@ def _open(path: Path) -> tuple[Path, sqlite3.Connection]:
         path = path / DB_FILE
     folder = path.parent
     if not folder.is_dir():
-        raise StoreError(f"data folder {folder} does not exist: create it or point --data elsewhere")
+        raise StoreError(
+            f"data folder {folder} does not exist: create it or point --data elsewhere"
+        )
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -203,8 +205,14 @@ class Store:
                 conn.executemany("INSERT OR IGNORE INTO kv VALUES (?, ?)", pending.items())
                 conn.execute(
                     "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                    (record.height, record.hash, record.header, record.body, record.proof,
-                     record.bloom),
+                    (
+                        record.height,
+                        record.hash,
+                        record.header,
+                        record.body,
+                        record.proof,
+                        record.bloom,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO receipts VALUES (?, ?, ?)",
@@ -216,8 +224,9 @@ class Store:
                 )
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (record.height,))
                 if genesis_hash is not None:
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('genesis', ?)",
-                                 (genesis_hash,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('genesis', ?)", (genesis_hash,)
+                    )
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:

@@ -53,8 +53,13 @@ def transfer(
     **fields: Any,
 ) -> bytes:
     """Raw bytes of a signed transfer (EIP-1559 unless ``legacy``)."""
-    tx: dict[str, Any] = {"to": to_checksum_address(to), "value": value, "gas": 21000, "nonce": nonce,
-                          "chainId": CHAIN_ID}
+    tx: dict[str, Any] = {
+        "to": to_checksum_address(to),
+        "value": value,
+        "gas": 21000,
+        "nonce": nonce,
+        "chainId": CHAIN_ID,
+    }
     if legacy:
         tx["gasPrice"] = 2 * 10**9
     else:

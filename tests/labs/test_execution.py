@@ -191,12 +191,24 @@ def _resigned_with_high_s(raw: bytes) -> bytes:
     [
         (lambda: b"\x02\xc0junk", "could not decode transaction"),
         (lambda: _resigned_with_high_s(signed_transfer(ALICE, 0)), "invalid signature"),
-        (lambda: signed_transfer(ALICE, 5), "nonce too high: expected 1 (account nonce plus pending), got 5"),
-        (lambda: signed_transfer(Account.from_key(b"\x77" * 32), 0), "insufficient funds for gas * price + value: balance 0, need"),
-        (lambda: signed_transfer(ALICE, 0, chainId=1), f"wrong chain id: expected {CHAIN_ID}, got 1"),
+        (
+            lambda: signed_transfer(ALICE, 5),
+            "nonce too high: expected 1 (account nonce plus pending), got 5",
+        ),
+        (
+            lambda: signed_transfer(Account.from_key(b"\x77" * 32), 0),
+            "insufficient funds for gas * price + value: balance 0, need",
+        ),
+        (
+            lambda: signed_transfer(ALICE, 0, chainId=1),
+            f"wrong chain id: expected {CHAIN_ID}, got 1",
+        ),
         (lambda: signed_transfer(ALICE, 0, gas=20000), "intrinsic gas too low"),
         (lambda: signed_transfer(ALICE, 0, gas=40_000_000), "exceeds block gas limit"),
-        (lambda: signed_transfer(ALICE, 0, maxFeePerGas=1, maxPriorityFeePerGas=1), "max fee per gas less than block base fee"),
+        (
+            lambda: signed_transfer(ALICE, 0, maxFeePerGas=1, maxPriorityFeePerGas=1),
+            "max fee per gas less than block base fee",
+        ),
     ],
 )
 def test_check_tx_refuses_with_a_clear_message(app: ExecutionApp, make, message: str) -> None:
@@ -215,7 +227,9 @@ def test_check_tx_nonce_too_low_and_already_known(app: ExecutionApp) -> None:
     commit_next(app)
     with pytest.raises(TxError, match="already known"):
         app.check_tx(raw)
-    with pytest.raises(TxError, match=r"nonce too low: account 0x[0-9a-fA-F]{40} has nonce 1, transaction has 0"):
+    with pytest.raises(
+        TxError, match=r"nonce too low: account 0x[0-9a-fA-F]{40} has nonce 1, transaction has 0"
+    ):
         app.check_tx(signed_transfer(ALICE, 0, value=99))
     app.check_tx(signed_transfer(ALICE, 1))
     with pytest.raises(TxError, match="already used by a pending transaction"):
