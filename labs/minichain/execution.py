@@ -445,6 +445,8 @@ class ReadApi:
                     raise QueryError(f"gas required exceeds allowance ({hi})")
                 raise QueryError(_vm_error(first.error))
             used = hi - first.get_gas_remaining()
+            if not req.data and req.to and not self._state_for(header).get_code(req.to):
+                return used  # a plain transfer costs exactly its intrinsic gas
             lo = used - 1
 
             def succeeds(gas: int) -> bool:
@@ -700,11 +702,13 @@ class ExecutionApp(ReadApi):
         store: Store,
         genesis: Genesis,
         *,
-        max_txs_per_block: int = 2000,
+        max_txs_per_block: int = 1000,
         mempool_limit: int = 50_000,
         suggested_tip: int = 10**9,
+        max_future_seconds: int = 15,
     ) -> None:
         self.store = store
+        self.max_future_seconds = max_future_seconds
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.max_txs_per_block = max_txs_per_block
@@ -951,6 +955,9 @@ class ExecutionApp(ReadApi):
             )
         if h.timestamp <= head.timestamp:
             return f"timestamp {h.timestamp} is not after the parent's {head.timestamp}"
+        latest_fair = max(int(time.time()), head.timestamp) + self.max_future_seconds
+        if h.timestamp > latest_fair:  # honest proposers use max(now, parent + 1)
+            return f"timestamp {h.timestamp} is more than {self.max_future_seconds}s in the future"
         if h.gas_limit != self.genesis.gas_limit:
             return f"gas limit {h.gas_limit} differs from the genesis gas limit"
         if len(h.extra_data) > MAX_EXTRA_DATA:

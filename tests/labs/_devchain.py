@@ -46,15 +46,14 @@ def open_app(folder: Path, genesis: Genesis | None = None, **params: Any) -> Exe
 def transfer(
     key: LocalAccount,
     nonce: int,
-    to: str = "0x" + "11" * 20,
+    to: str | None = "0x" + "11" * 20,
     value: int = 1,
     *,
     legacy: bool = False,
     **fields: Any,
 ) -> bytes:
-    """Raw bytes of a signed transfer (EIP-1559 unless ``legacy``)."""
+    """Raw bytes of a signed transfer (EIP-1559 unless ``legacy``; ``to=None`` creates)."""
     tx: dict[str, Any] = {
-        "to": to_checksum_address(to),
         "value": value,
         "gas": 21000,
         "nonce": nonce,
@@ -64,6 +63,8 @@ def transfer(
         tx["gasPrice"] = 2 * 10**9
     else:
         tx.update(maxFeePerGas=3 * 10**9, maxPriorityFeePerGas=10**9, type=2)
+    if to is not None:
+        tx["to"] = to_checksum_address(to)
     tx.update(fields)
     return bytes(key.sign_transaction(tx).raw_transaction)
 

@@ -132,7 +132,9 @@ def test_tampered_blocks_are_rejected_with_a_reason(tmp_path: Path) -> None:
     orphan = _tampered(good, parent_hash=b"\x02" * 32)
     assert "parent" in (b.why_invalid(orphan) or "")
     too_early = _tampered(good, timestamp=b.head.header.timestamp)
-    assert "timestamp" in (b.why_invalid(too_early) or "")
+    assert "is not after the parent" in (b.why_invalid(too_early) or "")
+    too_late = _tampered(good, timestamp=int(time.time()) + 3600)
+    assert "in the future" in (b.why_invalid(too_late) or "")
     with pytest.raises(InvalidBlock, match="state_root mismatch"):
         b.commit_block(wrong_root, b"")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import vyper
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from vyper.compiler.settings import Settings
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
@@ -199,6 +199,7 @@ def test_web3_transfers_legacy_and_dynamic_fee(chain) -> None:
     assert w3.eth.get_transaction_count(alice.address) == w3.eth.get_transaction_count(
         alice.address, "pending"
     )
+    assert w3.eth.estimate_gas({"from": alice.address, "to": CAROL, "value": 1}) == 21000
     history = w3.eth.fee_history(2, "latest", [50])
     assert len(history["baseFeePerGas"]) == 3 and len(history["reward"]) == 2
     with pytest.raises(Web3RPCError, match="nonce too low"):
@@ -270,3 +271,87 @@ def test_web3_deploys_a_vyper_contract_reads_events_and_sees_revert_reasons(chai
         counter.functions.bump(100).build_transaction({"from": bob.address})
     estimate = counter.functions.bump(1).estimate_gas({"from": bob.address})
     assert 21000 < estimate < 60000
+
+
+def test_every_cheap_method_answers_without_error(app: ExecutionApp) -> None:
+    d = RpcDispatcher(app, InstantNode(app))
+    ask(d, req("eth_sendRawTransaction", ["0x" + transfer(KEYS[0], 0, CAROL, 3).hex()]))
+    block1 = ask(d, req("eth_getBlockByNumber", ["0x1", False]))["result"]
+    tx_hash = block1["transactions"][0]
+    alice = KEYS[0].address.lower()
+    calls = [
+        ("web3_clientVersion", []),
+        ("web3_sha3", ["0x68656c6c6f"]),
+        ("net_version", []),
+        ("net_listening", []),
+        ("net_peerCount", []),
+        ("eth_syncing", []),
+        ("eth_accounts", []),
+        ("eth_coinbase", []),
+        ("eth_blockNumber", []),
+        ("eth_gasPrice", []),
+        ("eth_maxPriorityFeePerGas", []),
+        ("eth_feeHistory", ["0x5", "latest", [25, 75]]),
+        ("eth_getBalance", [alice, {"blockHash": block1["hash"]}]),
+        ("eth_getTransactionCount", [alice, "pending"]),
+        ("eth_getCode", [alice, "earliest"]),
+        ("eth_getStorageAt", [alice, "0x0", "0x0"]),
+        ("eth_call", [{"to": CAROL, "data": "0x"}]),
+        ("eth_estimateGas", [{"from": alice, "data": "0x600160005500"}]),
+        ("eth_getBlockByHash", [block1["hash"], True]),
+        ("eth_getBlockTransactionCountByNumber", ["latest"]),
+        ("eth_getBlockTransactionCountByHash", [block1["hash"]]),
+        ("eth_getTransactionByBlockNumberAndIndex", ["0x1", "0x0"]),
+        ("eth_getTransactionByBlockHashAndIndex", [block1["hash"], "0x0"]),
+        ("eth_getUncleCountByBlockNumber", ["0x1"]),
+        ("eth_getTransactionByHash", [tx_hash]),
+        ("eth_getTransactionReceipt", [tx_hash]),
+        ("eth_getLogs", [{"fromBlock": "earliest", "toBlock": "latest"}]),
+        ("eth_newBlockFilter", []),
+    ]
+    for method, params in calls:
+        reply = ask(d, req(method, params))
+        assert "result" in reply, (method, reply)
+    assert ask(d, req("web3_sha3", ["0x68656c6c6f"]))["result"] == (
+        "0x1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8"
+    )
+    assert ask(d, req("eth_getBlockByNumber", ["0x99", False]))["result"] is None
+    assert ask(d, req("eth_getBalance", [alice, "0x99"]))["error"]["message"] == "header not found"
+    assert ask(d, req("eth_getTransactionReceipt", ["0x" + "00" * 32]))["result"] is None
+
+
+def test_a_reverting_call_is_code_3_with_the_revert_bytes(app: ExecutionApp) -> None:
+    # init code that deploys runtime code which always reverts with Error("no")
+    reason = bytes.fromhex("08c379a0") + (32).to_bytes(32, "big") + (2).to_bytes(32, "big")
+    reason += b"no".ljust(32, b"\0")
+    memory = bytes(28) + reason  # 128 bytes: the reason starts at offset 28
+    runtime = b"".join(
+        bytes([0x7F]) + memory[i : i + 32] + bytes([0x60, i, 0x52]) for i in range(0, 128, 32)
+    )
+    runtime += bytes([0x60, len(reason), 0x60, 28, 0xFD])  # revert(28, 100)
+    init = bytes([0x60, len(runtime), 0x60, 0x0C, 0x60, 0x00, 0x39, 0x60, len(runtime)])
+    init += bytes([0x60, 0x00, 0xF3])
+    d = RpcDispatcher(app, InstantNode(app))
+    deploy = transfer(KEYS[2], 0, None, 0, gas=200_000, data=init + runtime)
+    ask(d, req("eth_sendRawTransaction", ["0x" + deploy.hex()]))
+    receipt = ask(d, req("eth_getTransactionReceipt", ["0x" + keccak(deploy).hex()]))["result"]
+    assert receipt["status"] == "0x1"
+    reply = ask(d, req("eth_call", [{"to": receipt["contractAddress"]}]))
+    assert reply["error"]["code"] == 3
+    assert reply["error"]["message"] == "execution reverted: no"
+    assert reply["error"]["data"] == "0x" + reason.hex()
+
+
+def test_an_internal_error_is_32603_in_one_line(app: ExecutionApp) -> None:
+    class BrokenNode:
+        def rpc_methods(self) -> dict:
+            def boom(params: list) -> None:
+                raise RuntimeError("disk on fire")
+
+            return {"minichain_boom": boom}
+
+    reply = ask(RpcDispatcher(app, BrokenNode()), req("minichain_boom"))
+    assert reply["error"] == {
+        "code": -32603,
+        "message": "internal error: RuntimeError: disk on fire",
+    }
