@@ -247,25 +247,35 @@ def execute(
     senders: list[bytes] = []
     hashes: list[bytes] = []
     skipped: dict[bytes, str] = {}
+    blocked: set[bytes] = set()  # building: senders with a skipped transaction (nonce gap now)
     for tx, h in candidates:
         if not strict and (len(included) >= max_txs or header.gas_limit - header.gas_used < 21000):
             break
+        sender: bytes | None = None
         problem = chain_id_problem(tx, chain_id)
         if problem is None:
             try:
                 sender = tx.sender
+            except Exception as exc:  # eth-keys raises several types for unusable signatures
+                problem = f"invalid signature: {exc}"
+        if problem is None and sender in blocked:
+            problem = "an earlier transaction of the same sender was skipped"
+        if problem is None:
+            try:
                 receipt, _ = vm.apply_transaction(header, tx)
-            except (ValidationError, ValueError) as exc:  # bad signature, nonce, funds, gas
+            except (ValidationError, ValueError) as exc:  # nonce, funds, fees, gas left
                 problem = str(exc)
         if problem is not None:
             if strict:
                 raise InvalidBlock(f"transaction {len(included)} (0x{h.hex()}): {problem}")
             skipped[h] = problem
+            if sender is not None:
+                blocked.add(sender)
             continue
         header = vm.add_receipt_to_header(header, receipt)
         included.append(tx)
         receipts.append(receipt)
-        senders.append(sender)
+        senders.append(sender)  # type: ignore[arg-type]
         hashes.append(h)
     vm._assign_block_rewards(empty)  # post-merge reward is 0 but the coinbase is touched (EIP-161)
     witness = state.persist()

@@ -16,6 +16,7 @@ Speed without shortcuts on correctness:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -208,13 +209,12 @@ class CallRequest:
             v = obj.get(name)
             if v is None:
                 return None
-            if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-                return v
+            limit = 2**64 if name == "gas" else 2**256
             if isinstance(v, str) and v.startswith(("0x", "0X")):
-                try:
-                    return int(v, 16)
-                except ValueError:
-                    pass
+                with contextlib.suppress(ValueError):
+                    v = int(v, 16)
+            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < limit:
+                return v
             raise ValueError(f'field {name!r} must be a hex quantity like "0x1", got {v!r}')
 
         def data(name: str) -> bytes | None:

@@ -14,6 +14,7 @@ transaction or an unanswerable query, and 3 for a reverted call with the revert 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -102,14 +103,16 @@ def parse_data(value: Any, what: str = "data") -> bytes:
 
 
 def parse_quantity(value: Any, what: str = "quantity") -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**256:
         return value
-    if isinstance(value, str) and value[:2] in ("0x", "0X") and len(value) > 2:
+    if isinstance(value, str) and value[:2] in ("0x", "0X") and 2 < len(value) <= 66:
         try:
             return int(value[2:], 16)
         except ValueError:
             pass
-    raise ValueError(f'{what} must be a hex quantity like "0x1a", got {_show(value)}')
+    raise ValueError(
+        f'{what} must be a hex quantity like "0x1a" (at most 256 bits), got {_show(value)}'
+    )
 
 
 def parse_block(value: Any, what: str = "block") -> BlockRef:
@@ -232,6 +235,13 @@ class RpcDispatcher:
 
     def handle(self, body: bytes) -> bytes | None:
         """Response bytes for request bytes; None when every request was a notification."""
+        try:
+            return self._handle(body)
+        except Exception as exc:  # last line of defence: never a 500 or a traceback
+            log.exception("internal error handling a request")
+            return _dump(_error(None, RpcError(INTERNAL, f"internal error: {exc}")))
+
+    def _handle(self, body: bytes) -> bytes | None:
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -514,7 +524,10 @@ def _error(rid: Any, exc: RpcError) -> dict:
 
 
 def _dump(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # e.g. an int wider than 64 bits in a node-provided result
+        return json.dumps(obj, default=str, separators=(",", ":")).encode()
 
 
 # -------------------------------------------------------------------------------------------------

@@ -316,3 +316,26 @@ def test_property_nonces_and_balances(rounds: list) -> None:
         assert app.get_balance(addr(k.address)) == balances[k.address]
         assert app.get_nonce(addr(k.address)) == nonces[k.address]
     assert app.get_balance(COINBASE) == fees_to_coinbase
+
+
+def test_build_skips_what_fails_and_commit_drops_what_can_never_run(tmp_path: Path) -> None:
+    poor = Account.from_key(b"\x55" * 32)
+    one_tx = 21000 * 3 * 10**9 + 10  # exactly one 10-wei transfer at the max fee
+    alloc = {k.address: {"balance": FUNDED} for k in KEYS} | {poor.address: {"balance": one_tx}}
+    app = open_app(tmp_path / "a", make_genesis(alloc=alloc))
+    app.check_tx(signed_transfer(poor, 0, CAROL, 10))
+    app.check_tx(signed_transfer(poor, 1, CAROL, 10))  # affordable alone, not after the first
+    app.check_tx(signed_transfer(ALICE, 0, CAROL, 1))
+    block = commit_next(app)
+    assert [(tx.sender, tx.nonce) for tx in block.transactions] == [
+        (addr(poor.address), 0),
+        (addr(ALICE.address), 0),
+    ]
+    assert app.pending_count() == 0  # poor's nonce 1 can never be paid for: dropped
+    assert app.get_balance(addr(CAROL)) == 11
+
+
+def test_signatures_are_recovered_with_coincurve() -> None:
+    from eth_keys.backends import get_backend
+
+    assert type(get_backend()).__name__ == "CoinCurveECCBackend"

@@ -355,3 +355,16 @@ def test_an_internal_error_is_32603_in_one_line(app: ExecutionApp) -> None:
         "code": -32603,
         "message": "internal error: RuntimeError: disk on fire",
     }
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("eth_getStorageAt", ["0x" + "11" * 20, "0x1" + "0" * 70]),
+        ("eth_call", [{"to": "0x" + "11" * 20, "value": hex(2**300)}]),
+        ("eth_estimateGas", [{"to": "0x" + "11" * 20, "gas": hex(2**70)}]),
+        ("eth_getBlockByNumber", [{"blockNumber": []}, False]),
+    ],
+)
+def test_oversized_numbers_are_invalid_params(app: ExecutionApp, method: str, params: list) -> None:
+    assert ask(RpcDispatcher(app), req(method, params))["error"]["code"] == -32602
