@@ -283,7 +283,7 @@ class ReadApi:
         self._headers[height] = header
 
     def _bundle_cache_put(self, height: int, bundle: tuple[MiniBlock, list, list[bytes]]) -> None:
-        if len(self._bundles) > 64:
+        if len(self._bundles) > 16:  # a 1000-transaction block with receipts is megabytes
             self._bundles.clear()
         self._bundles[height] = bundle
 

@@ -159,7 +159,7 @@ class Store:
     ``path`` is the database file, or a folder to hold ``chain.sqlite``, or ``":memory:"``.
     """
 
-    def __init__(self, path: Path | str, cache_entries: int = 200_000) -> None:
+    def __init__(self, path: Path | str, cache_entries: int = 100_000) -> None:
         self.path, self._conn = _open(Path(path))
         self._lock = threading.RLock()
         version = self._meta("schema")
