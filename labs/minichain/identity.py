@@ -98,17 +98,18 @@ def issue_node_cert(
     org: str = "minichain consortium",
     role: str = "consensus",
     days: int = CERT_DAYS,
+    not_before: dt.datetime | None = None,
 ) -> x509.Certificate:
     """A certificate for one node's key. The OU carries its role (consensus or common)."""
-    now = dt.datetime.now(dt.UTC)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(node_id(raw_public(public_key)), org, role))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, None)
     )

@@ -17,7 +17,11 @@ def net(tmp_path):
         tmp_path / "chain",
         nodes=3,
         consensus="raft",
-        params={"election_timeout": ELECTION_TIMEOUT, "heartbeat_interval": 0.1, "empty_block_interval": 0.5},
+        params={
+            "election_timeout": ELECTION_TIMEOUT,
+            "heartbeat_interval": 0.1,
+            "empty_block_interval": 0.5,
+        },
     )
     yield n
     n.stop()

@@ -8,7 +8,12 @@ import pytest
 
 from .netharness import Load, Net
 
-FAST = {"timeout_propose": 1.5, "timeout_prevote": 0.5, "timeout_precommit": 0.5, "empty_block_interval": 0.5}
+FAST = {
+    "timeout_propose": 1.5,
+    "timeout_prevote": 0.5,
+    "timeout_precommit": 0.5,
+    "empty_block_interval": 0.5,
+}
 
 
 @pytest.fixture

@@ -35,15 +35,24 @@ def test_erc20_from_solc_js_transfer_and_events(net: Net) -> None:
         {"from": owner.address, "nonce": w3.eth.get_transaction_count(owner.address)}
     )
     signed = owner.sign_transaction(tx)
-    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), 30)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), 30
+    )
     assert receipt.status == 1
     assert token.functions.balanceOf(other).call() == 12345
 
     logs = token.events.Transfer().get_logs(from_block=start_block)
-    assert [(e.args["from"], e.args["to"], e.args["value"]) for e in logs] == [(owner.address, other, 12345)]
+    assert [(e.args["from"], e.args["to"], e.args["value"]) for e in logs] == [
+        (owner.address, other, 12345)
+    ]
     # The raw eth_getLogs filter by topic finds the same log.
-    raw = w3.eth.get_logs({"fromBlock": start_block, "address": token.address,
-                           "topics": [w3.keccak(text="Transfer(address,address,uint256)")]})
+    raw = w3.eth.get_logs(
+        {
+            "fromBlock": start_block,
+            "address": token.address,
+            "topics": [w3.keccak(text="Transfer(address,address,uint256)")],
+        }
+    )
     assert len(raw) == 1 and raw[0]["transactionHash"] == receipt.transactionHash
 
     with pytest.raises(ContractLogicError, match="transfer amount exceeds balance"):

@@ -14,8 +14,13 @@ ACADEMY = [sys.executable, "-m", "academy.cli"]
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*ACADEMY, *args], capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ, COLUMNS="200"))
+    proc = subprocess.run(
+        [*ACADEMY, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"academy {' '.join(args)} failed: {proc.stderr}")
     return proc
@@ -39,7 +44,9 @@ def test_up_detach_prints_json_then_down_stops(tmp_path: Path) -> None:
         for node in summary["nodes"]:
             assert node["rpc_url"].startswith("http://127.0.0.1:")
             os.kill(node["pid"], 0)  # alive
-            reply = httpx.post(node["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+            reply = httpx.post(
+                node["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
+            )
             assert reply.json()["result"] == hex(1337)
         acct = summary["accounts"][0]
         assert acct["address"].startswith("0x") and len(acct["private_key"]) in (64, 66)
@@ -48,9 +55,10 @@ def test_up_detach_prints_json_then_down_stops(tmp_path: Path) -> None:
     finally:
         run("chain", "down", "--data", str(data))
     for node in summary["nodes"]:
-        assert not Path(f"/proc/{node['pid']}").exists() or b"labs.minichain.node" not in Path(
-            f"/proc/{node['pid']}/cmdline"
-        ).read_bytes()
+        assert (
+            not Path(f"/proc/{node['pid']}").exists()
+            or b"labs.minichain.node" not in Path(f"/proc/{node['pid']}/cmdline").read_bytes()
+        )
 
 
 def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
@@ -80,10 +88,22 @@ def test_invalid_genesis_is_one_line(tmp_path: Path) -> None:
 
 def test_bad_init_options_are_one_line(tmp_path: Path) -> None:
     assert "--nodes 1" in one_line_error(
-        run("chain", "init", "--data", str(tmp_path / "a"), "--nodes", "3", "--consensus", "solo", check=False)
+        run(
+            "chain",
+            "init",
+            "--data",
+            str(tmp_path / "a"),
+            "--nodes",
+            "3",
+            "--consensus",
+            "solo",
+            check=False,
+        )
     )
     assert "permissionedWithCert" in one_line_error(
         run("chain", "init", "--data", str(tmp_path / "b"), "--identity", "open", check=False)
     )
     run("chain", "init", "--data", str(tmp_path / "c"), "--nodes", "1", "--consensus", "solo")
-    assert "--force" in one_line_error(run("chain", "init", "--data", str(tmp_path / "c"), check=False))
+    assert "--force" in one_line_error(
+        run("chain", "init", "--data", str(tmp_path / "c"), check=False)
+    )
