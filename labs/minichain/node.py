@@ -255,12 +255,11 @@ class Node:
         }
 
     def rpc_status(self, params: list) -> dict:
-        head = self.app.committed_block(self.app.committed_height())
         return {
             "id": self.id,
             "chain_id": self.genesis.chain_id,
             "height": self.app.committed_height(),
-            "head_hash": "0x" + head[0].hash.hex() if head else None,
+            "head_hash": "0x" + self.app.head.hash.hex(),
             "consensus": self.genesis.consensus.engine,
             "identity_mode": self.genesis.identity_mode,
             "peers": self.transport.connected_peers(),
