@@ -137,6 +137,7 @@ class ConsensusEngine(ABC):
 
     def on_transactions(self) -> None:
         """Hint: new transactions entered the mempool (an idle proposer may want to propose now)."""
+        return None
 
     def status(self) -> dict:
         """A JSON-able view of the engine's state for ``minichain_consensusState``."""
