@@ -103,6 +103,8 @@ class RaftEngine(ConsensusEngine):
         self.votes: set[str] = set()
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
+        self.sent_upto: dict[str, int] = {}
+        """Highest index already sent to each follower: a reply must not trigger a duplicate send."""
         self.deadline = 0.0
         self.last_block_time = 0.0
         self.committed_terms: dict[int, int] = {}
@@ -270,6 +272,7 @@ class RaftEngine(ConsensusEngine):
             entries.append(RaftEntry(self._term_at(i), block))
         committed = self.host.committed_height()
         msg = RaftAppend(self.term, start - 1, self._term_at(start - 1), entries, committed)
+        self.sent_upto[peer] = start - 1 + len(entries)
         self.host.send(peer, msg)
 
     def _advance_commit(self) -> None:
@@ -385,7 +388,8 @@ class RaftEngine(ConsensusEngine):
                 self.match_index[sender] = msg.match_index
             self.next_index[sender] = self.match_index[sender] + 1
             self._advance_commit()
-            if self.next_index[sender] <= self._last_index():
+            last = self._last_index()
+            if self.next_index[sender] <= last and self.sent_upto.get(sender, 0) < last:
                 self._send_append(sender)
         else:
             current = self.next_index.get(sender, 1)

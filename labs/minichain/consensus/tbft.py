@@ -325,6 +325,10 @@ class TBFTEngine(ConsensusEngine):
         if name == "gossip":
             self._gossip(tag)
             return
+        if name == "replay":
+            if tag[1] == self.height:
+                self._replay_future()
+            return
         _, height, round_ = tag
         if height != self.height or round_ != self.round:
             return
@@ -341,21 +345,29 @@ class TBFTEngine(ConsensusEngine):
 
     # -- the upon rules ------------------------------------------------------------------------
     def _check(self, round_: int) -> None:
+        """Apply every rule that may have become true for ``round_`` of this height.
+
+        Casting a vote feeds it straight back in, which may decide the height; so after each rule
+        the height is checked again, and nothing stale is applied to the next height."""
         height = self.height
         self._upon_commit(round_)
-        if self.height != height:
-            return
-        if round_ != self.round:
+        if self.height != height or round_ != self.round:
             return
         if self.step == PROPOSE_STEP:
             self._upon_proposal(round_)
+            if self.height != height or round_ != self.round:
+                return
         if self.step >= PREVOTE_STEP:
             self._upon_polka(round_)
+            if self.height != height or round_ != self.round:
+                return
         prevotes = self.tallies.get((round_, PREVOTE))
         if self.step == PREVOTE_STEP and prevotes is not None:
             if prevotes.count.get(NIL, 0) >= self.q:
                 self.step = PRECOMMIT_STEP
                 self._vote(PRECOMMIT, NIL)
+                if self.height != height or round_ != self.round:
+                    return
             elif prevotes.total >= self.q:
                 self._timer_once("prevote", self._timeout(self.timeout_prevote, round_))
         precommits = self.tallies.get((round_, PRECOMMIT))
@@ -391,11 +403,11 @@ class TBFTEngine(ConsensusEngine):
         if not self._valid(p.block):
             return
         self.polka_seen.add(round_)
+        self.valid_round, self.valid_block = round_, p.block
         if self.step == PREVOTE_STEP:
             self.locked_round, self.locked_block = round_, p.block
             self.step = PRECOMMIT_STEP
-            self._vote(PRECOMMIT, p.block.hash)
-        self.valid_round, self.valid_block = round_, p.block
+            self._vote(PRECOMMIT, p.block.hash)  # may decide the height: nothing may follow
 
     def _upon_commit(self, round_: int) -> None:
         """2f+1 precommits for a proposed valid block, in any round: decide it."""
@@ -418,7 +430,9 @@ class TBFTEngine(ConsensusEngine):
         self._new_height_state()
         self._save()
         self._start_round(0)
-        self._replay_future()
+        # Replay buffered messages from the event loop, not from inside this call chain: a long
+        # catch-up would otherwise nest one height inside the other.
+        self.host.set_timer(0.0, ("replay", self.height))
 
     def _replay_future(self) -> None:
         synced = self.synced_blocks.pop(self.height, None)
