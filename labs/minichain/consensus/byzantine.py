@@ -87,10 +87,18 @@ class ByzantineHost:
     def _bad_vote(self, vote: TbftVote) -> TbftVote:
         choice = self._rng.randrange(3)
         if choice == 0:
-            return TbftVote(vote.kind, vote.height, vote.round, vote.block_hash, vote.voter, b"\x00" * 64)
+            return TbftVote(
+                vote.kind, vote.height, vote.round, vote.block_hash, vote.voter, b"\x00" * 64
+            )
         if choice == 1:
             return self._signed_vote(vote, hashlib.sha256(self._rng.randbytes(16)).digest())
-        out = TbftVote(vote.kind, vote.height + self._rng.randrange(1, 5), vote.round, vote.block_hash, vote.voter)
+        out = TbftVote(
+            vote.kind,
+            vote.height + self._rng.randrange(1, 5),
+            vote.round,
+            vote.block_hash,
+            vote.voter,
+        )
         out.signature = self._host.sign(out.signing_bytes())
         return out
 

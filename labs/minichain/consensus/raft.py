@@ -310,9 +310,7 @@ class RaftEngine(ConsensusEngine):
             changed = True
         last = self._last_index()
         up_to_date = (msg.last_log_term, msg.last_log_index) >= (self._term_at(last), last)
-        granted = (
-            msg.term == self.term and self.voted_for in (None, sender) and up_to_date
-        )
+        granted = msg.term == self.term and self.voted_for in (None, sender) and up_to_date
         if granted and self.voted_for is None:
             self.voted_for = sender
             changed = True

@@ -36,7 +36,9 @@ class SoloEngine(ConsensusEngine):
         self.empty_block_interval = float_param("solo", params, "empty_block_interval", 1.0)
         self.producer = host.validators[0] if host.validators else host.node_id
         self.last_commit = 0.0
-        self.tick = 0  # only the newest timer counts: timers are never cancelled, so stale ones idle
+        self.tick = (
+            0  # only the newest timer counts: timers are never cancelled, so stale ones idle
+        )
 
     def start(self) -> None:
         self.last_commit = self.host.now()

@@ -44,7 +44,9 @@ class TbftProposal:
     signature: bytes = b""
 
     def signing_bytes(self) -> bytes:
-        return f"tbft|proposal|{self.height}|{self.round}|{self.pol_round}|".encode() + self.block.hash
+        return (
+            f"tbft|proposal|{self.height}|{self.round}|{self.pol_round}|".encode() + self.block.hash
+        )
 
 
 @message
@@ -75,25 +77,42 @@ class TbftSyncBlock:
 
 
 class _Tally:
-    """Votes of one kind in one round: first vote per voter counts (an equivocator's later ones don't)."""
+    """Votes of one kind in one round, counted per block by *distinct voters*.
 
-    __slots__ = ("by_voter", "count", "total")
+    An equivocating validator's votes count for every block it signed. That is safe — two 2f+1
+    quorums for different blocks in one round share f+1 validators, one of them honest, and an
+    honest validator never signs twice — and it is needed for liveness: a polka that includes an
+    equivocator's vote must still be recognisable by a validator that first saw its other vote,
+    or locked and unlocked validators can wait on each other forever. ``total`` counts voters.
+    """
+
+    __slots__ = ("votes", "hashes_of", "count", "total")
+
+    MAX_HASHES_PER_VOTER = 16
+    """An equivocator cannot grow a tally without bound (it only hurts its own votes' weight)."""
 
     def __init__(self) -> None:
-        self.by_voter: dict[str, TbftVote] = {}
+        self.votes: dict[tuple[str, bytes], TbftVote] = {}
+        self.hashes_of: dict[str, int] = {}
         self.count: dict[bytes, int] = {}
         self.total = 0
 
     def add(self, vote: TbftVote) -> bool:
-        if vote.voter in self.by_voter:
+        key = (vote.voter, vote.block_hash)
+        if key in self.votes:
             return False
-        self.by_voter[vote.voter] = vote
+        seen = self.hashes_of.get(vote.voter, 0)
+        if seen >= self.MAX_HASHES_PER_VOTER:
+            return False
+        self.votes[key] = vote
+        self.hashes_of[vote.voter] = seen + 1
         self.count[vote.block_hash] = self.count.get(vote.block_hash, 0) + 1
-        self.total += 1
+        if seen == 0:
+            self.total += 1
         return True
 
     def votes_for(self, block_hash: bytes) -> list[TbftVote]:
-        return [v for v in self.by_voter.values() if v.block_hash == block_hash]
+        return [v for (_, h), v in self.votes.items() if h == block_hash]
 
 
 class TBFTEngine(ConsensusEngine):
@@ -133,6 +152,8 @@ class TBFTEngine(ConsensusEngine):
         self.step = PROPOSE_STEP
         self.locked_round, self.locked_block = -1, None
         self.valid_round, self.valid_block = -1, None
+        self.valid_polka: list[TbftVote] = []
+        """The signed prevotes behind valid_block: kept (and saved) so they can be shown again."""
         self.proposals: dict[int, TbftProposal] = {}
         self.tallies: dict[tuple[int, str], _Tally] = {}
         self.round_senders: dict[int, set[str]] = {}
@@ -152,6 +173,7 @@ class TBFTEngine(ConsensusEngine):
                 "locked_block": self.locked_block,
                 "valid_round": self.valid_round,
                 "valid_block": self.valid_block,
+                "valid_polka": self.valid_polka,
                 "my_votes": [[r, k, h] for (r, k), h in self.my_votes.items()],
                 "my_proposals": [[r, b] for r, b in self.my_proposals.items()],
             }
@@ -168,6 +190,9 @@ class TBFTEngine(ConsensusEngine):
             self.valid_round, self.valid_block = saved["valid_round"], saved["valid_block"]
             self.my_votes = {(r, k): h for r, k, h in saved["my_votes"]}
             self.my_proposals = {r: b for r, b in saved["my_proposals"]}
+            self.valid_polka = list(saved.get("valid_polka") or [])
+            for vote in self.valid_polka:
+                self._tally(vote.round, PREVOTE).add(vote)
             self.host.log("tbft_recovered", height=self.height, round=start_round)
         self._arm_gossip()
         self._start_round(start_round)
@@ -202,10 +227,11 @@ class TBFTEngine(ConsensusEngine):
         self.round = round_
         self.step = PROPOSE_STEP
         self.host.log("tbft_round", height=self.height, round=round_)
+        # The proposer sets the timer too: if it cannot prevote its own proposal in time (say it
+        # re-proposes a block whose polka it lost in a crash) it prevotes nil like everyone else.
+        self._timer_once("propose", self._timeout(self.timeout_propose, round_))
         if self.proposer(self.height, round_) == self.me:
             self._maybe_propose()
-        else:
-            self._timer_once("propose", self._timeout(self.timeout_propose, round_))
         self._check(round_)
 
     def _maybe_propose(self) -> None:
@@ -231,6 +257,9 @@ class TBFTEngine(ConsensusEngine):
         proposal.signature = self.host.sign(proposal.signing_bytes())
         self._save()
         self.host.broadcast(proposal)
+        if pol >= 0:
+            for vote in self.valid_polka:  # let everyone check the polka the proposal claims
+                self.host.broadcast(vote)
         self._on_proposal(proposal)
 
     def _vote(self, kind: str, block_hash: bytes) -> None:
@@ -335,12 +364,15 @@ class TBFTEngine(ConsensusEngine):
         if name == "propose_wait":
             self._maybe_propose()
         elif name == "propose" and self.step == PROPOSE_STEP:
+            self._resend()  # a timeout may mean our messages were lost: repeat them first
             self.step = PREVOTE_STEP
             self._vote(PREVOTE, NIL)
         elif name == "prevote" and self.step == PREVOTE_STEP:
+            self._resend()
             self.step = PRECOMMIT_STEP
             self._vote(PRECOMMIT, NIL)
         elif name == "precommit":
+            self._resend()
             self._start_round(round_ + 1)
 
     # -- the upon rules ------------------------------------------------------------------------
@@ -386,7 +418,9 @@ class TBFTEngine(ConsensusEngine):
             pol = self.tallies.get((p.pol_round, PREVOTE))
             if pol is None or pol.count.get(h, 0) < self.q:
                 return  # wait for the polka the proposer claims
-            ok = self._valid(p.block) and (self.locked_round <= p.pol_round or self._locked_hash() == h)
+            ok = self._valid(p.block) and (
+                self.locked_round <= p.pol_round or self._locked_hash() == h
+            )
         else:
             ok = False
         self.step = PREVOTE_STEP
@@ -404,6 +438,7 @@ class TBFTEngine(ConsensusEngine):
             return
         self.polka_seen.add(round_)
         self.valid_round, self.valid_block = round_, p.block
+        self.valid_polka = prevotes.votes_for(p.block.hash)
         if self.step == PREVOTE_STEP:
             self.locked_round, self.locked_block = round_, p.block
             self.step = PRECOMMIT_STEP
@@ -507,14 +542,19 @@ class TBFTEngine(ConsensusEngine):
         for peer in sorted(self.ahead_peers):
             self._ask_sync(peer)
         self.ahead_peers.clear()
+        self._resend()
+
+    def _resend(self) -> None:
+        """Send this height's part of ours again: the round's proposal, its polka, our votes."""
         p = self.proposals.get(self.round)
         if p is not None:
             self.host.broadcast(p)
+        for vote in self.valid_polka:
+            self.host.broadcast(vote)
         for (r, kind), h in self.my_votes.items():
-            if r == self.round:
-                vote = TbftVote(kind, self.height, r, h, self.me)
-                vote.signature = self.host.sign(vote.signing_bytes())
-                self.host.broadcast(vote)
+            vote = TbftVote(kind, self.height, r, h, self.me)
+            vote.signature = self.host.sign(vote.signing_bytes())
+            self.host.broadcast(vote)
 
     def status(self) -> dict:
         prevotes = self.tallies.get((self.round, PREVOTE))
