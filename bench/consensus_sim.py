@@ -21,7 +21,7 @@ GOAL_SECONDS = 2.0
 
 
 def timed_run(heights: int, faulty: bool, seed: int) -> tuple[float, float, int]:
-    """Wall seconds, virtual seconds and events for ``heights`` committed heights on every live node."""
+    """Wall seconds, virtual seconds and events until every live node committed ``heights``."""
     sim = Simulation("tbft", n=4, seed=seed, crashes=[(0.0, 3)] if faulty else None)
     start = time.perf_counter()
     result = sim.run(until_height=heights, until_time=1e9)
@@ -45,7 +45,8 @@ def main() -> None:
     for name, (wall, virtual, events) in rows.items():
         print(
             f"{name}: {args.heights} heights in {wall:.2f} s wall ({virtual:.0f} s virtual, "
-            f"{events} events, {events / wall:,.0f} events/s); ratio to no-faulty {wall / anchor:.2f}",
+            f"{events} events, {events / wall:,.0f} events/s); "
+            f"ratio to no-faulty {wall / anchor:.2f}",
             flush=True,
         )
     wall = rows["tbft-4 (1 faulty)"][0]

@@ -2,8 +2,9 @@
 
 Every source of non-determinism a real network has (message delays, losses, partitions, crashes,
 byzantine validators) is drawn from one ``random.Random(seed)``, so a run is a pure function of its
-options: a failure found on seed 1234 replays exactly with ``Simulation(..., seed=1234)``. The grader
-runs learners' engines here, and the tests run the chain's own engines over hundreds of seeds.
+options: a failure found on seed 1234 replays exactly with ``Simulation(..., seed=1234)``. The
+grader runs learners' engines here, and the tests run the chain's own engines over hundreds of
+seeds.
 
 What the simulator checks while it runs:
 
@@ -65,7 +66,7 @@ class SimBlock:
 
     @staticmethod
     def decode(data: bytes) -> SimBlock:
-        """Inverse of :meth:`encode` (the hash is recomputed, so a tampered block changes identity)."""
+        """Inverse of :meth:`encode` (the hash is recomputed: a tampered block changes identity)."""
         if len(data) < 10:
             raise ValueError("not a simulator block")
         height, plen = struct.unpack(">QH", data[:10])
@@ -248,15 +249,21 @@ class SimResult:
 class Simulation:
     """A seeded, virtual-time network of ``n`` validators running one consensus engine.
 
-    Options (all part of the replay): ``engine`` (name, ``module:Class`` or a class), ``params`` for the
-    engine, ``delay`` (min, max seconds per message), ``drop`` (probability), ``byzantine`` ({index:
-    mode}), ``crashes`` ([(time, index)]), ``restarts`` ([(time, index)]), ``partitions``
-    ([(start, end, [[indices], [indices]])]), ``pending_transactions`` (proposers have work) and
-    ``tx_interval`` (virtual seconds after a commit before new transactions are there).
+    Options (all part of the replay): ``engine`` (name, ``module:Class`` or a class), ``params`` for
+    the engine, ``delay`` (min, max seconds per message), ``drop`` (probability), ``byzantine``
+    ({index: mode}), ``crashes`` ([(time, index)]), ``restarts`` ([(time, index)]), ``partitions``
+    ([(start, end, [[indices], [indices]])]), ``pending_transactions`` (proposers have work),
+    ``tx_interval`` (virtual seconds after a commit before new transactions are there; the engine
+    then gets ``on_transactions``) and ``wire_check`` (send every message and saved state through
+    the real node's msgpack wire format, to catch what the real chain could not carry).
+    ``keep_trace`` records every delivery, commit, fault and engine log in ``SimResult.trace``.
+
+    Faults may also be injected between ``run`` calls (:meth:`crash`, :meth:`restart`); they are
+    recorded in the options, so ``SimResult.replay_command`` still reproduces the run.
     """
 
     ZENO_LIMIT = 200_000
-    """Events at one instant of virtual time before the run is declared stuck (a zero-delay loop)."""
+    """Events at one instant of virtual time before a run is declared stuck (a zero-delay loop)."""
 
     def __init__(
         self,
@@ -369,7 +376,8 @@ class Simulation:
             self.commits[h] = (block.hash, node.index)
         elif first[0] != block.hash:
             self.violations.append(
-                f"t={self.time:.3f} fork at height {h}: node {first[1]} committed {first[0].hex()[:12]}, "
+                f"t={self.time:.3f} fork at height {h}: "
+                f"node {first[1]} committed {first[0].hex()[:12]}, "
                 f"node {node.index} committed {block.hash.hex()[:12]}"
             )
 
@@ -435,8 +443,9 @@ class Simulation:
         until_height: int | None = None,
         max_events: int = 10_000_000,
     ) -> SimResult:
-        """Run until virtual time ``until_time`` (events at that instant stay queued), or until every
-        honest live node reaches ``until_height``, whichever comes first. May be called again to go on.
+        """Run until virtual time ``until_time`` (events at that instant stay queued), or until
+        every honest live node reaches ``until_height``, whichever comes first. May be called
+        again to go on.
         """
         if until_time is None and until_height is None:
             raise ValueError("give run() until_time=<virtual seconds> or until_height=<height>")
@@ -465,7 +474,8 @@ class Simulation:
                 same_instant += 1
                 if same_instant > self.ZENO_LIMIT:
                     self.violations.append(
-                        f"t={at:.3f}: virtual time stopped ({self.ZENO_LIMIT} events at one instant): "
+                        f"t={at:.3f}: virtual time stopped "
+                        f"({self.ZENO_LIMIT} events at one instant): "
                         "an engine schedules work with zero delay forever"
                     )
                     break
@@ -532,7 +542,7 @@ def _describe(msg: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Replay one run from its seed and options (the ``replay_command`` of a result) and print it."""
+    """Replay one run from its seed and options (a result's ``replay_command``) and print it."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Replay a minichain consensus simulation.")

@@ -1,4 +1,4 @@
-"""Raft in the deterministic simulator: leader failover, no lost commits, safety under random crashes."""
+"""Raft in the deterministic simulator: leader failover, no lost commit, safety under crashes."""
 
 from __future__ import annotations
 

@@ -6,10 +6,12 @@ own key, exactly like a real attacker who controls one validator.
 
 Modes:
 
-- ``equivocate``: as proposer, sends one block to half of its peers and a different block at the same
-  height to the other half; as voter, votes for the real block to half and for another to the rest.
+- ``equivocate``: as proposer, sends one block to half of its peers and a different block at the
+  same height to the other half; as voter, votes for the real block to half and for another to the
+  rest.
 - ``silent``: sends nothing at all (it still listens and follows the chain).
-- ``bad_votes``: every vote goes out with a broken signature, a random block hash, or a wrong height.
+- ``bad_votes``: every vote goes out with a broken signature, a random block hash, or a wrong
+  height.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class ByzantineHost:
 
     def _other_proposal(self, p: TbftProposal) -> TbftProposal | None:
         try:
-            block = self._host.create_block(p.height, variant=self._rng.randrange(1, 1 << 30))  # type: ignore[call-arg]
+            variant = self._rng.randrange(1, 1 << 30)
+            block = self._host.create_block(p.height, variant=variant)  # type: ignore[call-arg]
         except TypeError:
             return None  # this host cannot build a second block: send the honest one
         if block.hash == p.block.hash:

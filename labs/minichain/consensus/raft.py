@@ -1,19 +1,19 @@
 """Raft: crash-fault-tolerant consensus by a leader that replicates blocks to a majority.
 
 The log index *is* the block height, and a log entry is one block. Committed entries live in the
-host's block store (their term travels as the commit proof, ``{"term": t}``); only the uncommitted tail
-is the engine's own, write-ahead state (``currentTerm``, ``votedFor`` and that tail, saved before any
-reply or send that depends on them).
+host's block store (their term travels as the commit proof, ``{"term": t}``); only the uncommitted
+tail is the engine's own, write-ahead state (``currentTerm``, ``votedFor`` and that tail, saved
+before any reply or send that depends on them).
 
 Two shapes of the seam shape the protocol:
 
 - ``host.create_block`` builds only on the last committed block, so a leader keeps *one* block in
   flight: it creates height ``committed + 1`` only when nothing uncommitted is outstanding.
-- A new leader may inherit an uncommitted block of an older term. Raft never commits an old-term entry
-  by counting replicas (a later leader could overwrite it), and a leader cannot append a fresh block on
-  top of it. So the new leader *re-stamps* its last uncommitted entry with its own term — the same
-  block, now proposed in the current term, exactly as a new Paxos leader re-proposes the value it
-  found — and commits it by the usual rule once a majority stores it in that term.
+- A new leader may inherit an uncommitted block of an older term. Raft never commits an old-term
+  entry by counting replicas (a later leader could overwrite it), and a leader cannot append a fresh
+  block on top of it. So the new leader *re-stamps* its last uncommitted entry with its own term —
+  the same block, now proposed in the current term, exactly as a new Paxos leader re-proposes the
+  value it found — and commits it by the usual rule once a majority stores it in that term.
 
 Because entries up to a node's commit index are final, any AppendEntries whose ``prev_index`` is
 committed locally matches (terms of committed entries may differ between nodes after a re-stamp; the
@@ -74,7 +74,7 @@ class RaftAppendReply:
     success: bool
     match_index: int
     conflict_index: int
-    """On failure: where the leader should retry from (the follower's guess of the first mismatch)."""
+    """On failure: where the leader should retry from (the follower's guess of the mismatch)."""
 
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
@@ -104,7 +104,7 @@ class RaftEngine(ConsensusEngine):
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
         self.sent_upto: dict[str, int] = {}
-        """Highest index already sent to each follower: a reply must not trigger a duplicate send."""
+        """Highest index already sent to each follower: a reply must not trigger a re-send."""
         self.deadline = 0.0
         self.last_block_time = 0.0
         self.committed_terms: dict[int, int] = {}

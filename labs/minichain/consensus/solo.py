@@ -1,9 +1,9 @@
 """Solo: one validator decides alone. The engine a learner's first chain runs, and the baseline.
 
-There is nothing to agree on, so a block is final the moment it is built: as soon as transactions wait
-(``on_transactions``), or after ``empty_block_interval`` seconds with an empty block so that the chain
-visibly moves. With more than one validator listed, only the first one (genesis order) produces blocks;
-the others stay idle, because two solo producers would fork the chain.
+There is nothing to agree on, so a block is final the moment it is built: as soon as transactions
+wait (``on_transactions``), or after ``empty_block_interval`` seconds with an empty block so that
+the chain visibly moves. With more than one validator listed, only the first one (genesis order)
+produces blocks; the others stay idle, because two solo producers would fork the chain.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .base import ConsensusEngine, Host
 
 
 def float_param(engine: str, params: dict, name: str, default: float) -> float:
-    """Read one non-negative number from the genesis consensus params, or fail with one clear line."""
+    """Read one number >= 0 from the genesis consensus params, or fail with one clear line."""
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValueError(

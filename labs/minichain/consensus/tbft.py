@@ -7,7 +7,8 @@ on BFT consensus"): every ``upon`` rule of its Algorithm 1 is one small method h
 
 - A *polka* is 2f+1 prevotes for one block in one round. Seeing a polka for block B in the current
   round makes a validator *lock* on B: it will prevote nothing else in later rounds unless it sees a
-  newer polka (the proposal's ``pol_round``). Locking is what makes two different commits impossible.
+  newer polka (the proposal's ``pol_round``). Locking is what makes two different commits
+  impossible.
 - 2f+1 precommits for B in any round commit B; the precommits themselves are the commit proof, so a
   validator that was away checks them when it catches up (``TbftSyncBlock``).
 - Timeouts grow with the round so that, once the network is timely again, a round eventually fits.
@@ -164,7 +165,7 @@ class TBFTEngine(ConsensusEngine):
         self.timers_set: set[tuple] = set()
 
     def _save(self) -> None:
-        """Write-ahead state: everything needed never to contradict an earlier vote after a crash."""
+        """Write-ahead state: all it takes never to contradict an earlier vote after a crash."""
         self.host.save_state(
             {
                 "height": self.height,
@@ -235,7 +236,7 @@ class TBFTEngine(ConsensusEngine):
         self._check(round_)
 
     def _maybe_propose(self) -> None:
-        """As proposer: re-propose a valid block if one exists, else wait a little for transactions."""
+        """As proposer: re-propose a valid block if one exists, else wait a little for txs."""
         if self.step != PROPOSE_STEP or self.proposer(self.height, self.round) != self.me:
             return
         if self.round in self.proposals:
@@ -263,7 +264,7 @@ class TBFTEngine(ConsensusEngine):
         self._on_proposal(proposal)
 
     def _vote(self, kind: str, block_hash: bytes) -> None:
-        """Cast (or, after a restart, re-cast) this validator's one vote of ``kind`` in this round."""
+        """Cast (or, after a restart, re-cast) our one vote of ``kind`` in this round."""
         key = (self.round, kind)
         recorded = self.my_votes.get(key)
         if recorded is not None:
