@@ -77,6 +77,17 @@ class TbftSyncBlock:
     precommits: list
 
 
+def _is_block(value: Any) -> bool:
+    """What a block must offer (the Block protocol's fields), checked cheaply: ``isinstance`` against
+    a runtime protocol costs more than the rest of handling a proposal."""
+    return (
+        isinstance(getattr(value, "hash", None), bytes)
+        and isinstance(getattr(value, "height", None), int)
+        and isinstance(getattr(value, "parent_hash", None), bytes)
+        and callable(getattr(value, "encode", None))
+    )
+
+
 class _Tally:
     """Votes of one kind in one round, counted per block by *distinct voters*.
 
@@ -322,7 +333,7 @@ class TBFTEngine(ConsensusEngine):
             isinstance(p.round, int)
             and p.round >= 0
             and p.proposer == self.proposer(p.height, p.round)
-            and isinstance(p.block, Block)
+            and _is_block(p.block)
             and self.host.verify(p.proposer, p.signing_bytes(), p.signature)
         )
 
@@ -502,7 +513,7 @@ class TBFTEngine(ConsensusEngine):
 
     def _on_sync_block(self, msg: TbftSyncBlock) -> None:
         block = msg.block
-        if not isinstance(block, Block) or not isinstance(msg.precommits, list):
+        if not _is_block(block) or not isinstance(msg.precommits, list):
             return
         if block.height > self.height:
             if block.height <= self.height + SYNC_BATCH:
