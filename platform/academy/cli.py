@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from labs.minichain.consensus import BUILTIN
+from labs.minichain.consensus import BUILTIN, EngineNotFound, load_engine
 from labs.minichain.genesis import GenesisError, load_genesis
 from labs.minichain.identity import IdentityError
 from labs.minichain.netconfig import NetworkConfig, NetworkError, init_network
@@ -32,7 +32,7 @@ chain_app = typer.Typer(
 )
 app.add_typer(chain_app, name="chain")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="network folder", show_default=True)]
@@ -61,6 +61,10 @@ def chain_init(
     """Create the consortium CA, validator keys and certificates, dev accounts and genesis."""
     if identity not in ("permissionedWithCert", "permissionedWithKey"):
         raise fail(f"--identity {identity!r}: use permissionedWithCert or permissionedWithKey")
+    try:
+        load_engine(consensus)
+    except EngineNotFound as exc:
+        raise fail(str(exc)) from None
     params = {}
     for item in param or []:
         name, sep, value = item.partition("=")

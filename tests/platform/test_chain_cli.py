@@ -103,6 +103,9 @@ def test_bad_init_options_are_one_line(tmp_path: Path) -> None:
     assert "permissionedWithCert" in one_line_error(
         run("chain", "init", "--data", str(tmp_path / "b"), "--identity", "open", check=False)
     )
+    assert "use one of solo, raft, tbft" in one_line_error(
+        run("chain", "init", "--data", str(tmp_path / "d"), "--consensus", "pbft", check=False)
+    )
     run("chain", "init", "--data", str(tmp_path / "c"), "--nodes", "1", "--consensus", "solo")
     assert "--force" in one_line_error(
         run("chain", "init", "--data", str(tmp_path / "c"), check=False)
