@@ -1,0 +1,387 @@
+"""Run one submission's cells in a fresh sandbox, with no Jupyter kernel start.
+
+Design (measured in bench/executor_start.py): a warm zygote process (grader.sandbox) has imported
+IPython and built an InteractiveShell once; each submission is a fork of it, jailed in new
+namespaces under an unprivileged uid with rlimits. This process is the *supervisor*: it sends one
+cell at a time, enforces wall time per cell and per submission, caps what it reads, and decides
+every cell's status from what it observes itself:
+
+* ``ok``/``error`` only from a well-formed reply carrying that cell's fresh random token, received
+  before the deadline on a SOCK_SEQPACKET socket whose kernel-attested sender pid (SO_PASSCRED)
+  is the sandbox's main process. Forked learner processes and partial frames cannot forge it;
+  learner stdout is never parsed.
+* ``killed`` when the sandbox process dies (os._exit, CPU limit, crash) before replying.
+* ``timeout`` when a deadline passes; the whole pid namespace is then killed.
+* ``not_run`` for every cell after the sandbox ended.
+
+Hidden test cells are sent only when they run (never written to disk) and run with pristine
+builtins and re-installed output hooks. Residual risk, stated honestly: learner code that runs
+*during* a hidden cell (a function the test calls, or a thread left running) executes in the same
+interpreter and could read that cell's token from memory and send a forged reply. Closing that
+needs the checks to run outside the learner's interpreter (domain checkers that receive only data).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from grader.limits import Limits
+from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
+
+__all__ = ["CellOutcome", "CellSpec", "Limits", "SandboxError", "execute", "shutdown"]
+
+Status = Literal["ok", "error", "timeout", "killed", "not_run"]
+_OUTPUT_TYPES = {"stream", "execute_result", "display_data", "error"}
+_SIGNAL_HINT = {
+    signal.SIGXCPU: "CPU time limit reached",
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGXFSZ: "file size limit reached",
+}
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started on this host (an operator problem, not a learner's)."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One code cell to run; ``hidden`` cells get pristine builtins and are never put on disk."""
+
+    source: str
+    hidden: bool = False
+
+
+@dataclass
+class CellOutcome:
+    """What the supervisor observed for one cell; ``reason`` is always a one-line explanation."""
+
+    status: Status
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    reason: str = ""
+
+
+class _Zygote:
+    """The warm parent: started once per supervising process, restarted if it dies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ctl: socket.socket | None = None
+
+    def _start(self) -> None:
+        if os.geteuid() != 0:
+            raise SandboxError("the grading sandbox needs root (namespaces, chroot, setuid)")
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ, **{ZYGOTE_FD_ENV: str(theirs.fileno())})
+        env.pop("COVERAGE_PROCESS_START", None)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.sandbox", *PRELOAD],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        theirs.close()
+        mine.settimeout(60)
+        if mine.recv(1) != b"R":
+            raise SandboxError("the sandbox zygote failed to start")
+        mine.settimeout(None)
+        self._ctl = mine
+
+    def spawn(self, request: dict[str, Any], fd: int) -> tuple[int, int]:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._ctl is not None
+            raw = json.dumps(request).encode()
+            socket.send_fds(self._ctl, [struct.pack("!I", len(raw)) + raw], [fd])
+            head = _recv_exact(self._ctl, 4)
+            answer = json.loads(_recv_exact(self._ctl, struct.unpack("!I", head)[0]))
+        if "error" in answer:
+            raise SandboxError(answer["error"])
+        return int(answer["c1"]), int(answer["c2"])
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._ctl is not None:
+                self._ctl.close()
+                self._ctl = None
+            if self._proc is not None:
+                try:
+                    self._proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+                self._proc = None
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        more = sock.recv(n - len(buf))
+        if not more:
+            raise SandboxError("the sandbox zygote exited")
+        buf += more
+    return bytes(buf)
+
+
+PRELOAD: list[str] = []  # extra modules the zygote imports once (e.g. "boa" for %%vyper labs)
+_ZYGOTE = _Zygote()
+_UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", 200000 + (os.getpid() % 500) * 64))
+_free_uids = list(range(_UID_BASE, _UID_BASE + 64))
+_uid_lock = threading.Lock()
+
+
+def shutdown() -> None:
+    """Stop the warm zygote (it also exits by itself when this process exits)."""
+    _ZYGOTE.stop()
+
+
+class _Sandbox:
+    """Supervisor-side handle of one running sandbox."""
+
+    def __init__(self, limits: Limits, files: dict[str, bytes] | None) -> None:
+        self.limits = limits
+        with _uid_lock:
+            if not _free_uids:
+                raise SandboxError("too many concurrent sandboxes in this process (64)")
+            self.uid = _free_uids.pop()
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        request = {
+            "uid": self.uid,
+            "limits": {
+                k: getattr(limits, k)
+                for k in (
+                    "cpu_seconds",
+                    "memory_bytes",
+                    "max_processes",
+                    "max_file_bytes",
+                    "max_output_bytes",
+                    "scratch_bytes",
+                )
+            },
+            "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
+        }
+        self.pidfd1 = self.pidfd2 = -1
+        try:
+            self.c1, self.c2 = _ZYGOTE.spawn(request, theirs.fileno())
+            self.pidfd1, self.pidfd2 = os.pidfd_open(self.c1), os.pidfd_open(self.c2)
+        except BaseException:
+            theirs.close()
+            self.close()
+            raise
+        theirs.close()
+        self.exit_status: int | None = None
+        self.buffers: dict[int, bytearray] = {}
+
+    def receive(self, deadline: float, cap: int) -> tuple[str, Any]:
+        """Wait for the next complete message from C2 (or C1's exit report).
+
+        Returns ("msg", obj), ("died", None), ("timeout", None) or ("flood", None).
+        """
+        received = 0
+        died_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if died_at is not None and now - died_at > 0.5:
+                return "died", None
+            wait = deadline - now if died_at is None else 0.05
+            if wait <= 0:
+                return "timeout", None
+            fds = [self.sock] if died_at is not None else [self.sock, self.pidfd2]
+            ready, _, _ = select.select(fds, [], [], wait)
+            if self.pidfd2 in ready:
+                died_at = time.monotonic()
+            if self.sock not in ready:
+                continue
+            data, anc, _flags, _addr = self.sock.recvmsg(CHUNK + 1, socket.CMSG_SPACE(12))
+            if not data:
+                return "died", None
+            sender = -1
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    sender = struct.unpack("3i", payload[:12])[0]
+            received += len(data)
+            if received > cap:
+                return "flood", None
+            if sender not in (self.c1, self.c2):
+                continue  # a forked learner process: never trusted
+            buf = self.buffers.setdefault(sender, bytearray())
+            buf += data[1:]
+            if data[:1] != b"E":
+                continue
+            raw = bytes(buf)
+            buf.clear()
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if sender == self.c1:
+                if isinstance(obj, dict) and isinstance(obj.get("exit_status"), int):
+                    self.exit_status = obj["exit_status"]
+                    if died_at is not None:
+                        return "died", None
+                continue
+            return "msg", obj
+
+    def close(self) -> None:
+        """Kill the pid namespace and C1, wait until both are gone, sweep the uid."""
+        for pidfd in (self.pidfd2, self.pidfd1):
+            if pidfd >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        for pidfd in (self.pidfd2, self.pidfd1):
+            if pidfd >= 0:
+                select.select([pidfd], [], [], 5.0)
+                os.close(pidfd)
+        self.pidfd1 = self.pidfd2 = -1
+        _kill_uid(self.uid)
+        self.sock.close()
+        with _uid_lock:
+            if self.uid not in _free_uids:
+                _free_uids.append(self.uid)
+
+    def death_reason(self) -> str:
+        st = self.exit_status
+        if st is None:
+            return "the sandbox process died during the cell"
+        if os.WIFSIGNALED(st):
+            sig = os.WTERMSIG(st)
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+            hint = _SIGNAL_HINT.get(sig, "")
+            return f"the sandbox process was killed by {name}" + (f" ({hint})" if hint else "")
+        return f"the sandbox process exited with status {os.WEXITSTATUS(st)} during the cell"
+
+
+def _kill_uid(uid: int) -> None:
+    """Safety net: no process of the sandbox uid may survive the submission."""
+    for _ in range(50):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as fh:
+                    for line in fh:
+                        if line.startswith("Uid:"):
+                            if int(line.split()[1]) == uid:
+                                found = True
+                                os.kill(int(entry), signal.SIGKILL)
+                            break
+            except (OSError, ValueError):
+                continue
+        if not found:
+            return
+        time.sleep(0.02)
+
+
+def _clean_reply(obj: Any, token: str) -> tuple[Status, list[dict[str, Any]], dict | None] | None:
+    if not isinstance(obj, dict) or obj.get("token") != token:
+        return None
+    status = obj.get("status")
+    outputs = obj.get("outputs")
+    error = obj.get("error")
+    if status not in ("ok", "error") or not isinstance(outputs, list):
+        return None
+    outputs = [o for o in outputs if isinstance(o, dict) and o.get("output_type") in _OUTPUT_TYPES]
+    if error is not None and not (isinstance(error, dict) and "ename" in error):
+        return None
+    if status == "error" and error is None:
+        error = {"ename": "Error", "evalue": "cell failed", "traceback": []}
+    return status, outputs, error
+
+
+def _check_files(files: dict[str, bytes] | None) -> None:
+    for name in files or {}:
+        parts = name.split("/")
+        if not name or name.startswith("/") or ".." in parts or "" in parts:
+            raise ValueError(
+                f"file name must be a relative path inside the scratch folder: {name!r}"
+            )
+
+
+def execute(
+    cells: list[CellSpec], *, files: dict[str, bytes] | None = None, limits: Limits
+) -> list[CellOutcome]:
+    """Run ``cells`` in order in one fresh sandboxed interpreter and report each cell's outcome.
+
+    ``files`` are placed in the sandbox's private scratch folder (its working directory).
+    Raises SandboxError only for host problems; anything learner code does ends up in outcomes.
+    """
+    _check_files(files)
+    start = time.monotonic()
+    sub_deadline = start + limits.submission_timeout
+    outcomes: list[CellOutcome] = []
+    box = _Sandbox(limits, files)
+    cap = limits.max_output_bytes * 2 + 256 * 1024
+    try:
+        kind, hello = box.receive(start + 30.0, 64 * 1024)
+        if kind != "msg" or not isinstance(hello, dict) or hello.get("ready") is not True:
+            detail = hello.get("error") if isinstance(hello, dict) else kind
+            raise SandboxError(f"the sandbox could not be set up: {detail}")
+        ended: str | None = None
+        for index, cell in enumerate(cells):
+            if ended is not None:
+                outcomes.append(CellOutcome("not_run", reason=ended))
+                continue
+            token = secrets.token_hex(16)
+            now = time.monotonic()
+            per_cell = now + limits.cell_timeout
+            deadline = min(per_cell, sub_deadline)
+            try:
+                box.sock.settimeout(max(0.0, deadline - now))
+                send_message(
+                    box.sock, {"token": token, "source": cell.source, "hidden": cell.hidden}
+                )
+                box.sock.settimeout(None)
+                kind, obj = box.receive(deadline, cap)
+            except TimeoutError:
+                kind, obj = "timeout", None
+            except OSError:
+                kind, obj = "died", None
+            while kind == "msg" and _clean_reply(obj, token) is None:
+                kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
+            if kind == "msg":
+                status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+                reason = "completed" if status == "ok" else _one_line(error)
+                outcomes.append(CellOutcome(status, outputs, error, reason))
+                continue
+            if kind == "timeout":
+                which = "cell" if per_cell <= sub_deadline else "submission"
+                secs = limits.cell_timeout if which == "cell" else limits.submission_timeout
+                reason = f"{which} exceeded its {secs:g} s wall-time limit; sandbox killed"
+                outcomes.append(CellOutcome("timeout", reason=reason))
+            elif kind == "flood":
+                reason = "the sandbox sent more than the output cap; sandbox killed"
+                outcomes.append(CellOutcome("killed", reason=reason))
+            else:
+                box.receive(time.monotonic() + 0.5, cap)  # give C1 time to report the status
+                outcomes.append(CellOutcome("killed", reason=box.death_reason()))
+            ended = f"not run: the sandbox ended at cell {index} ({outcomes[-1].status})"
+    finally:
+        box.close()
+    return outcomes
+
+
+def _one_line(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "cell failed"
+    text = f"{error.get('ename')}: {error.get('evalue')}"
+    return text.splitlines()[0][:300] if text else "cell failed"

@@ -1,0 +1,41 @@
+"""Resource limits for one sandboxed submission.
+
+Kept apart from the executor so that callers (the job queue, the CLI, course config) can build and
+validate limits without importing the sandbox machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use; every field is enforced outside the learner's control.
+
+    Wall times are enforced by the supervising process (it kills the sandbox); the rest are kernel
+    rlimits or a size-capped tmpfs set before learner code runs, so learner code cannot raise them.
+    """
+
+    cell_timeout: float = 30.0  # wall seconds per cell, nbgrader's default
+    submission_timeout: float = 300.0  # wall seconds for all cells of one submission
+    cpu_seconds: int = 120  # RLIMIT_CPU for the whole sandbox process
+    memory_bytes: int = 2 * 1024**3  # RLIMIT_AS (address space) per process
+    max_processes: int = 32  # RLIMIT_NPROC for the sandbox's own uid (threads count too)
+    max_file_bytes: int = 16 * 1024**2  # RLIMIT_FSIZE: largest file learner code may write
+    max_output_bytes: int = 1024**2  # stream/display output kept per submission
+    scratch_bytes: int = 64 * 1024**2  # size of the private tmpfs scratch folder (disk fillers)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "cell_timeout",
+            "submission_timeout",
+            "cpu_seconds",
+            "memory_bytes",
+            "max_processes",
+            "max_file_bytes",
+            "max_output_bytes",
+            "scratch_bytes",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")

@@ -1,0 +1,494 @@
+"""The inside of the grading sandbox: a warm zygote that forks one jailed interpreter per submission.
+
+Why a zygote: starting a Jupyter kernel costs about a second per submission, and even a cold
+``import IPython`` costs a few hundred milliseconds. The zygote imports IPython and builds an
+``InteractiveShell`` once; every submission is a ``fork()`` of that warm process, so a sandbox is
+ready in milliseconds.
+
+Process tree for one submission (all created by the zygote, which runs as root)::
+
+    zygote ── C1 (setsid, new pid/net/mount/ipc/uts namespaces; waits, reports C2's exit status)
+               └─ C2 = pid 1 of the new pid namespace: jails itself (chroot into a read-only tmpfs
+                  view, private size-capped scratch tmpfs, fresh /proc), sets rlimits, drops to an
+                  unprivileged uid, then runs cells sent by the supervisor with IPython semantics.
+
+Killing C2 tears down the whole pid namespace (the kernel kills every process in it), so nothing the
+learner forks can outlive the submission. The supervisor (grader.executor) is the only judge of a
+cell's status; see that module for the trust model. This module never decides a grade.
+
+Wire format on the cell socket (AF_UNIX SOCK_SEQPACKET, so message boundaries cannot be spoofed by
+writing partial frames): each message is one or more packets; byte 0 is ``M`` (more follows) or ``E``
+(end), the rest is a slice of a UTF-8 JSON document.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import tempfile
+from typing import Any
+
+CHUNK = 32 * 1024
+ZYGOTE_FD_ENV = "CHAINACADEMY_ZYGOTE_FD"
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
+
+
+class SandboxSetupError(RuntimeError):
+    """The sandbox could not be built (not a learner fault: the host lacks a needed capability)."""
+
+
+class OutputLimitExceeded(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt's naming
+    """Raised into learner code when it writes more than the output cap.
+
+    A BaseException so that ``except Exception`` in learner code does not swallow it.
+    """
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise SandboxSetupError(f"{what} failed: {os.strerror(err)}")
+
+
+def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None) -> None:
+    enc = [None if v is None else v.encode() for v in (src, dst, fstype)]
+    _check(
+        _libc.mount(enc[0], enc[1], enc[2], flags, None if data is None else data.encode()),
+        f"mount {dst}",
+    )
+
+
+def _prctl(option: int, arg: int) -> None:
+    _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), f"prctl({option})")
+
+
+# ---------------------------------------------------------------- packet framing (both sides)
+
+
+def send_message(sock: socket.socket, obj: Any) -> None:
+    """Send one JSON document as SEQPACKET chunks (``M``... then ``E``)."""
+    data = json.dumps(obj, default=_json_default).encode()
+    parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+    for i, part in enumerate(parts):
+        sock.sendall((b"E" if i == len(parts) - 1 else b"M") + part)
+
+
+def recv_message(sock: socket.socket, limit: int) -> Any:
+    """Receive one JSON document; ``None`` on EOF. Used by the sandbox side only."""
+    buf = bytearray()
+    while True:
+        pkt = sock.recv(CHUNK + 1)
+        if not pkt:
+            return None
+        buf += pkt[1:]
+        if len(buf) > limit:
+            raise SandboxSetupError("message larger than the limit")
+        if pkt[:1] == b"E":
+            return json.loads(buf)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray):
+        return base64.b64encode(bytes(obj)).decode()
+    return repr(obj)
+
+
+# ---------------------------------------------------------------- the warm shell
+
+
+def make_shell() -> Any:
+    """Build the InteractiveShell once in the zygote; forked children inherit it warm.
+
+    History is disabled: the history manager keeps an SQLite connection and a writer thread, and
+    neither survives ``fork()``.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.HistoryManager.enabled = False
+    cfg.InteractiveShell.colors = "nocolor"
+    cfg.InteractiveShell.xmode = "Plain"
+    shell = InteractiveShell.instance(config=cfg)
+    return shell
+
+
+class _Capture:
+    """A text stream that turns writes into nbformat ``stream`` outputs, capped in bytes."""
+
+    def __init__(self, runner: _Runner, name: str) -> None:
+        self._runner = runner
+        self.name = name
+        self.encoding = "utf-8"
+        self.errors = "replace"
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            text = str(text)
+        self._runner.add_stream(self.name, text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("captured stream has no file descriptor")
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+
+class _Runner:
+    """Runs cells in the shell and turns everything it shows into nbformat v4 outputs."""
+
+    def __init__(self, shell: Any, max_output_bytes: int) -> None:
+        self.shell = shell
+        self.max_output = max_output_bytes
+        self.used = 0
+        self.truncated = False
+        self.outputs: list[dict[str, Any]] = []
+        self.error: dict[str, Any] | None = None
+        self.count = 0
+        self.stdout = _Capture(self, "stdout")
+        self.stderr = _Capture(self, "stderr")
+        self.pristine_builtins = dict(builtins.__dict__)
+        self.install()
+
+    def install(self) -> None:
+        """(Re)install the capture hooks; called before every hidden cell as learner code may
+        have replaced them."""
+        sh = self.shell
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        dh = sh.displayhook
+        dh.write_output_prompt = lambda: None
+        dh.finish_displayhook = lambda: None
+        dh.write_format_data = self._execute_result
+        sys.displayhook = dh
+        sh.display_pub.publish = self._display
+        sh._showtraceback = self._traceback
+
+    def restore_pristine(self) -> None:
+        """Give a hidden cell the builtins and hooks the sandbox started with."""
+        builtins.__dict__.clear()
+        builtins.__dict__.update(self.pristine_builtins)
+        self.shell.user_ns["__builtins__"] = builtins
+        self.install()
+
+    def _charge(self, n: int) -> bool:
+        if self.truncated:
+            return False
+        self.used += n
+        if self.used > self.max_output:
+            self.truncated = True
+            self.outputs.append(
+                {
+                    "output_type": "stream",
+                    "name": "stderr",
+                    "text": f"\n[output truncated: more than {self.max_output} bytes]\n",
+                }
+            )
+            raise OutputLimitExceeded(f"output exceeded {self.max_output} bytes")
+        return True
+
+    def add_stream(self, name: str, text: str) -> None:
+        if not text or not self._charge(len(text.encode("utf-8", "replace"))):
+            return
+        last = self.outputs[-1] if self.outputs else None
+        if last and last["output_type"] == "stream" and last["name"] == name:
+            last["text"] += text
+        else:
+            self.outputs.append({"output_type": "stream", "name": name, "text": text})
+
+    def _execute_result(self, format_dict: dict[str, Any], md_dict: Any = None) -> None:
+        size = len(json.dumps(format_dict, default=_json_default))
+        if self._charge(size):
+            self.outputs.append(
+                {
+                    "output_type": "execute_result",
+                    "execution_count": self.count,
+                    "data": format_dict,
+                    "metadata": md_dict or {},
+                }
+            )
+
+    def _display(self, data: dict[str, Any], metadata: Any = None, *a: Any, **kw: Any) -> None:
+        if self._charge(len(json.dumps(data, default=_json_default))):
+            self.outputs.append(
+                {"output_type": "display_data", "data": data, "metadata": metadata or {}}
+            )
+
+    def _traceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
+        self.error = {
+            "ename": getattr(etype, "__name__", str(etype)),
+            "evalue": str(evalue),
+            "traceback": [str(s) for s in stb],
+        }
+        self.outputs.append({"output_type": "error", **self.error})
+
+    def run(self, source: str, hidden: bool) -> dict[str, Any]:
+        if hidden:
+            self.restore_pristine()
+        self.outputs, self.error = [], None
+        self.count = self.shell.execution_count
+        try:
+            result = self.shell.run_cell(source, store_history=True)
+            ok = bool(result.success) and self.error is None
+        except OutputLimitExceeded as exc:
+            ok = False
+            self.error = {"ename": "OutputLimitExceeded", "evalue": str(exc), "traceback": []}
+        if not ok and self.error is None:
+            self.error = {"ename": "Error", "evalue": "cell failed", "traceback": []}
+        return {"status": "ok" if ok else "error", "outputs": self.outputs, "error": self.error}
+
+
+# ---------------------------------------------------------------- the jail (runs in C2)
+
+
+def _bind_ro(src: str, root: str) -> None:
+    dst = root + src
+    if os.path.isdir(src):
+        os.makedirs(dst, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        open(dst, "a").close()  # noqa: SIM115 - a mount point, closed at once
+    _mount(src, dst, None, MS_BIND | MS_REC, None)
+    _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def _jail(req: dict[str, Any]) -> None:
+    """Build the filesystem view, set limits and drop privileges. Runs as root in C2."""
+    root = req["mount_point"]
+    uid = int(req["uid"])
+    lim = req["limits"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    done: list[str] = []
+    for path in sorted(set(req["ro_paths"]), key=len):
+        if any(path == d or path.startswith(d + "/") for d in done):
+            continue
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(os.readlink(path), root + path)
+        elif os.path.exists(path):
+            _bind_ro(path, root)
+            done.append(path)
+    os.makedirs(root + "/dev", exist_ok=True)
+    for dev in ("null", "zero", "random", "urandom"):
+        _bind_ro("/dev/" + dev, root)
+    os.makedirs(root + "/scratch")
+    _mount(
+        "tmpfs",
+        root + "/scratch",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={int(lim['scratch_bytes'])},mode=700,uid={uid},gid={uid}",
+    )
+    os.symlink("/scratch", root + "/tmp")
+    os.makedirs(root + "/proc")
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV, None)
+    for name, b64 in req.get("files", {}).items():
+        dst = os.path.join(root + "/scratch", name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(dst, "wb") as fh:
+            fh.write(base64.b64decode(b64))
+        os.chown(dst, uid, uid)
+    for dirpath, _dirs, _files in os.walk(root + "/scratch"):
+        os.chown(dirpath, uid, uid)
+    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    os.chroot(root)
+    os.chdir("/scratch")
+    _libc.sethostname(b"sandbox", 7)
+    cpu = int(lim["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (int(lim["memory_bytes"]),) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["max_processes"]),) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(lim["max_file_bytes"]),) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    os.environ.clear()
+    os.environ.update(
+        {
+            "HOME": "/scratch",
+            "TMPDIR": "/scratch",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+        }
+    )
+
+
+def _c2_main(req: dict[str, Any], sock: socket.socket, shell: Any) -> None:
+    """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    null = os.open("/dev/null", os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
+    keep = sock.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 4096)
+    try:
+        _jail(req)
+    except Exception as exc:  # report to the supervisor as an infrastructure failure
+        send_message(sock, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        os._exit(71)
+    runner = _Runner(shell, int(req["limits"]["max_output_bytes"]))
+    send_message(sock, {"ready": True})
+    limit = 64 * 1024**2
+    while True:
+        msg = recv_message(sock, limit)
+        if msg is None:
+            os._exit(0)
+        reply = runner.run(str(msg["source"]), bool(msg.get("hidden")))
+        reply["token"] = msg["token"]
+        sys.stdout, sys.stderr = runner.stdout, runner.stderr
+        send_message(sock, reply)
+
+
+def _c1_main(req: dict[str, Any], sock: socket.socket, pid_w: int, shell: Any) -> None:
+    """Session leader outside the new pid namespace: forks its init (C2), reports C2's status."""
+    os.setsid()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    _check(_libc.unshare(flags), "unshare")
+    pid = os.fork()
+    if pid == 0:
+        os.close(pid_w)
+        _c2_main(req, sock, shell)
+        os._exit(0)
+    os.write(pid_w, struct.pack("q", pid))
+    os.close(pid_w)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    with contextlib.suppress(OSError):
+        send_message(sock, {"exit_status": status})
+    os._exit(0)
+
+
+def default_ro_paths() -> list[str]:
+    """What a sandbox may read: the OS, the interpreter, the venv and the grader/labs packages.
+
+    Never the course folders, the gradebook, other submissions or the repository as a whole.
+    """
+    paths = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
+    paths += [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    import grader
+
+    paths += list(grader.__path__)
+    try:
+        import labs
+
+        paths += list(labs.__path__)
+    except ImportError:
+        pass
+    return [os.path.realpath(p) if not os.path.islink(p) else p for p in paths]
+
+
+def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], int] | None:
+    msg, fds, _flags, _addr = socket.recv_fds(ctl, 65536, 1)
+    if not msg:
+        return None
+    (size,) = struct.unpack("!I", msg[:4])
+    buf = bytearray(msg[4:])
+    while len(buf) < size:
+        more = ctl.recv(min(1 << 20, size - len(buf)))
+        if not more:
+            return None
+        buf += more
+    return json.loads(buf), fds[0]
+
+
+def zygote_main(ctl_fd: int, preload: list[str]) -> None:
+    """Serve fork requests from one supervisor until it closes the control socket."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # auto-reap C1s and anything reparented here
+    for mod in preload:
+        __import__(mod)
+    shell = make_shell()
+    ro_paths = default_ro_paths()
+    mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
+    ctl = socket.socket(fileno=ctl_fd)
+    ctl.sendall(b"R")  # warm and ready
+    while True:
+        got = _recv_request(ctl)
+        if got is None:
+            os.rmdir(mount_point)
+            os._exit(0)
+        req, fd = got
+        req["ro_paths"] = ro_paths + list(req.get("extra_ro_paths", []))
+        req["mount_point"] = mount_point
+        pid_r, pid_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(pid_r)
+                ctl.close()
+                _c1_main(req, socket.socket(fileno=fd), pid_w, shell)
+            finally:
+                os._exit(70)
+        os.close(pid_w)
+        os.close(fd)
+        data = os.read(pid_r, 8)
+        os.close(pid_r)
+        if len(data) == 8:
+            (c2,) = struct.unpack("q", data)
+            answer = {"c1": pid, "c2": c2}
+        else:
+            answer = {"error": "sandbox could not start (unshare failed: is this root?)"}
+        raw = json.dumps(answer).encode()
+        ctl.sendall(struct.pack("!I", len(raw)) + raw)
+
+
+if __name__ == "__main__":
+    zygote_main(int(os.environ[ZYGOTE_FD_ENV]), [m for m in sys.argv[1:] if m])
