@@ -1,0 +1,366 @@
+"""Prepare a submission for grading and score its executed cells exactly as nbgrader does.
+
+``prepare`` mirrors the sanitizing half of ``nbgrader autograde`` (ClearOutput, DeduplicateIds,
+OverwriteCells with ``add_missing_cells``): a learner cannot weaken a test by editing or deleting
+it, because locked cells are restored from the source and missing grade cells are re-inserted,
+hidden tests included.  ``determine_grade`` mirrors ``nbgrader.utils.determine_grade`` so the
+per-cell points equal nbgrader's gradebook.  Both work on plain data so the sandboxed executor's
+outputs can be scored without nbgrader at grading time (only ``prepare`` needs it, to compute
+the gradebook view of the source notebook).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbformat import NotebookNode
+
+from grader.assignment import (
+    compute_checksum,
+    is_grade,
+    is_locked,
+    is_solution,
+    is_task,
+)
+
+MISSING_NOTICE = (
+    "This cell (id:{cell_id}) was missing from the submission. It was added back by nbgrader.\n\n"
+)
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
+
+STATUSES = ("passed", "failed", "error", "timeout", "killed", "manual")
+
+
+class ScoringError(ValueError):
+    """Scoring input is inconsistent (e.g. outputs for a different number of cells)."""
+
+
+@dataclass(frozen=True)
+class PreparedCell:
+    """One cell to execute: the text that will run and how it is graded."""
+
+    cell_type: str
+    source: str
+    grade_id: str | None
+    points: float | None
+    kind: str
+    hidden: bool
+    checksum: str | None = None
+    restored: bool = False
+    solution: bool = False
+    grade: bool = False
+    locked: bool = False
+
+    def as_cell(self, outputs: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """nbformat-like dict of this cell (for nbgrader predicates and checksums)."""
+        cell: dict[str, Any] = {"cell_type": self.cell_type, "source": self.source}
+        if self.cell_type == "code":
+            cell["outputs"] = list(outputs)
+        if self.grade_id is not None:
+            meta: dict[str, Any] = {
+                "grade": self.grade,
+                "solution": self.solution,
+                "locked": self.locked,
+                "grade_id": self.grade_id,
+            }
+            if self.points is not None:
+                meta["points"] = self.points
+            if self.checksum is not None:
+                meta["checksum"] = self.checksum
+            if self.kind == "task":
+                meta["task"] = True
+            cell["metadata"] = {"nbgrader": meta}
+        else:
+            cell["metadata"] = {}
+        return cell
+
+
+@dataclass(frozen=True)
+class PreparedNotebook:
+    """The submission as it will be executed, in order."""
+
+    name: str
+    cells: list[PreparedCell] = field(default_factory=list)
+
+    @property
+    def code_cells(self) -> list[PreparedCell]:
+        """The cells the executor runs, in order."""
+        return [c for c in self.cells if c.cell_type == "code"]
+
+    @property
+    def graded(self) -> list[PreparedCell]:
+        """Cells that carry points."""
+        return [c for c in self.cells if c.points is not None]
+
+
+def _kind(cell: Mapping[str, Any]) -> str:
+    from grader.assignment import cell_kind
+
+    return cell_kind(cell)
+
+
+def _grade_id(cell: Mapping[str, Any]) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _dedupe(cells: list[NotebookNode]) -> None:
+    """nbgrader's DeduplicateIds: the LAST cell with a grade_id keeps it, earlier ones lose it."""
+    seen: set[str] = set()
+    for cell in reversed(cells):
+        if not (is_grade(cell) or is_solution(cell) or is_locked(cell)):
+            continue
+        gid = cell.metadata["nbgrader"].get("grade_id")
+        if gid in seen:
+            cell.metadata["nbgrader"] = {}
+        else:
+            seen.add(gid)
+
+
+def prepare(
+    source_nb: NotebookNode, submitted_nb: NotebookNode, name: str = "notebook"
+) -> PreparedNotebook:
+    """Restore tests and locked cells from the source into the submission, in run order."""
+    from grader.release import gradebook_stage
+
+    stage = gradebook_stage(source_nb, name)
+    sources = {
+        _grade_id(c): c
+        for c in stage.cells
+        if is_grade(c) or is_solution(c) or is_locked(c) or is_task(c)
+    }
+    source_ids = [_grade_id(c) for c in stage.cells if _grade_id(c) in sources]
+    cells = [copy.deepcopy(c) for c in submitted_nb.cells]
+    _dedupe(cells)
+
+    kept: list[NotebookNode] = []
+    for cell in cells:
+        gid = _grade_id(cell)
+        if gid is None:
+            kept.append(cell)
+            continue
+        src = sources.get(gid)
+        if src is None:  # unknown to the gradebook: nbgrader drops the id, the cell is plain
+            del cell.metadata["nbgrader"]["grade_id"]
+            kept.append(cell)
+            continue
+        if cell.cell_type != src.cell_type:
+            cell.cell_type = src.cell_type
+        meta = cell.metadata["nbgrader"]
+        if is_locked(cell) != is_locked(src):
+            meta["locked"] = is_locked(src)
+        if is_grade(cell):
+            meta["points"] = float(src.metadata["nbgrader"].get("points", meta.get("points", 0)))
+        meta["checksum"] = src.metadata["nbgrader"]["checksum"]
+        if is_locked(src) and compute_checksum(cell) != meta["checksum"]:
+            cell.source = src.source
+            meta["restored"] = True
+        kept.append(cell)
+
+    # add_missing_cells: re-insert deleted grade cells after the previous source cell
+    present = {_grade_id(c): i for i, c in enumerate(kept) if is_grade(c) or is_solution(c)}
+    added = 0
+    for gid in [g for g in source_ids if is_grade(sources[g])]:
+        if gid in present:
+            continue
+        src = sources[gid]
+        pos = source_ids.index(gid)
+        notice = MISSING_NOTICE.format(cell_id=gid)
+        restored = copy.deepcopy(src)
+        restored.source = ("# " if src.cell_type == "code" else "") + notice + src.source
+        restored.metadata["nbgrader"]["restored"] = True
+        if pos == 0:
+            kept.insert(0, restored)
+            present[gid] = 0
+        else:
+            prev = present[source_ids[pos - 1]] + added
+            kept.insert(prev + 1, restored)
+            present[gid] = present[source_ids[pos - 1]]
+        added += 1
+
+    prepared = []
+    for cell in kept:
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        graded = is_grade(cell) or is_task(cell)
+        prepared.append(
+            PreparedCell(
+                cell_type=cell.cell_type,
+                source=cell.source if isinstance(cell.source, str) else "".join(cell.source),
+                grade_id=gid,
+                points=float(meta["points"]) if graded and gid is not None else None,
+                kind=_kind(cell) if gid is not None else cell.cell_type,
+                hidden=cell.cell_type == "code" and HIDDEN_BEGIN in cell.source,
+                checksum=meta.get("checksum"),
+                restored=bool(meta.get("restored", False)),
+                solution=is_solution(cell),
+                grade=is_grade(cell),
+                locked=is_locked(cell),
+            )
+        )
+    return PreparedNotebook(name=name, cells=prepared)
+
+
+# ---------------------------------------------------------------------------------------------
+# grading
+
+
+def _is_error_output(output: Mapping[str, Any]) -> bool:
+    kind = output.get("output_type")
+    return kind == "error" or (kind == "stream" and output.get("name") == "stderr")
+
+
+def _partial(output: Mapping[str, Any], max_points: float) -> float:
+    """nbgrader.utils.get_partial_grade: a numeric result in [0, max] is the score."""
+    text = output.get("data", {}).get("text/plain")
+    if not text:
+        raise ScoringError("execute_result has no text/plain")
+    if isinstance(text, list):
+        if len(text) > 1:
+            return max_points
+        text = text[0]
+    try:
+        grade = float(text)
+    except ValueError:
+        return max_points
+    if grade >= 0.0:
+        if grade > max_points:
+            raise ScoringError("partial credit cannot be greater than maximum points for cell")
+        return grade
+    return max_points
+
+
+def determine_grade(
+    cell: PreparedCell, outputs: Sequence[Mapping[str, Any]] = ()
+) -> tuple[float | None, float]:
+    """(points or None when a human must grade, max points), as nbgrader computes them."""
+    if cell.points is None or not cell.grade:
+        raise ScoringError(f"cell {cell.grade_id!r} is not a grade cell")
+    max_points = float(cell.points)
+    if cell.solution:
+        raw = cell.as_cell()
+        if cell.checksum is not None and cell.checksum == compute_checksum(raw):
+            return 0, max_points
+        return None, max_points
+    if cell.cell_type == "code":
+        for output in outputs:
+            if _is_error_output(output):
+                return 0, max_points
+            if output.get("output_type") == "execute_result":
+                return _partial(output, max_points), max_points
+        return max_points, max_points
+    return None, max_points
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """Score of one graded cell, with a reason a learner may see."""
+
+    grade_id: str
+    points: float | None
+    max_points: float
+    status: str
+    reason: str = ""
+    hidden: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The per-cell shape of the results JSON."""
+        return {
+            "points": self.points,
+            "max_points": self.max_points,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+def _error_reason(outputs: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(status, one-line reason) from the first error output; never the traceback."""
+    for output in outputs:
+        if output.get("output_type") == "error":
+            ename = str(output.get("ename", "Error"))
+            evalue = str(output.get("evalue", "")).strip().splitlines()
+            line = f"{ename}: {evalue[0]}" if evalue else ename
+            return ("failed" if ename == "AssertionError" else "error"), line[:300]
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            text = "".join(output.get("text", "")).strip().splitlines()
+            return "error", ("wrote to stderr: " + (text[-1] if text else ""))[:300]
+    return "error", "error"
+
+
+def score_cell(
+    cell: PreparedCell,
+    outputs: Sequence[Mapping[str, Any]] = (),
+    outcome: str = "ok",
+    reason: str = "",
+) -> CellResult:
+    """Grade one cell from its executed outputs and the executor's outcome status.
+
+    ``outcome`` is the executor's status (ok, error, timeout, killed, not_run): a cell that timed
+    out, was killed or never ran scores 0, as nbgrader records an error output for it.
+    """
+    gid = cell.grade_id or ""
+    max_points = float(cell.points or 0)
+    if outcome in ("timeout", "killed") and cell.cell_type == "code" and not cell.solution:
+        return CellResult(gid, 0, max_points, outcome, reason or outcome, cell.hidden)
+    if outcome == "not_run" and cell.cell_type == "code" and not cell.solution:
+        return CellResult(gid, 0, max_points, "error", reason or "not run", cell.hidden)
+    try:
+        points, max_points = determine_grade(cell, outputs)
+    except ScoringError as exc:
+        return CellResult(gid, 0, max_points, "error", str(exc), cell.hidden)
+    if points is None:
+        return CellResult(gid, None, max_points, "manual", "needs manual grading", cell.hidden)
+    if cell.solution:  # untouched answer: nbgrader gives 0 without a human
+        return CellResult(gid, points, max_points, "failed", "no answer given", cell.hidden)
+    if any(_is_error_output(o) for o in outputs):
+        status, why = _error_reason(outputs)
+        return CellResult(gid, points, max_points, status, why, cell.hidden)
+    if points < max_points:
+        return CellResult(
+            gid,
+            points,
+            max_points,
+            "failed",
+            f"partial credit {points:g}/{max_points:g}",
+            cell.hidden,
+        )
+    return CellResult(gid, points, max_points, "passed", "", cell.hidden)
+
+
+def score_notebook(
+    prepared: PreparedNotebook,
+    outputs: Sequence[Sequence[Mapping[str, Any]]],
+    outcomes: Sequence[str] | None = None,
+    reasons: Sequence[str] | None = None,
+) -> dict[str, CellResult]:
+    """Score every graded cell; ``outputs[i]`` belongs to ``prepared.code_cells[i]``."""
+    code = prepared.code_cells
+    if len(outputs) != len(code):
+        raise ScoringError(f"{prepared.name}: {len(outputs)} outputs for {len(code)} code cells")
+    by_cell: dict[int, tuple[Sequence[Mapping[str, Any]], str, str]] = {}
+    for i, cell in enumerate(code):
+        outcome = outcomes[i] if outcomes else "ok"
+        why = reasons[i] if reasons else ""
+        by_cell[id(cell)] = (outputs[i], outcome, why)
+    results: dict[str, CellResult] = {}
+    for cell in prepared.graded:
+        if not cell.grade:
+            continue
+        outs, outcome, why = by_cell.get(id(cell), ((), "ok", ""))
+        results[cell.grade_id or ""] = score_cell(cell, outs, outcome, why)
+    return results
+
+
+def results_json(
+    scores: Mapping[str, Mapping[str, Mapping[str, CellResult]]],
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{student: {notebook: {grade_id: {points, max_points, status, reason}}}}``."""
+    return {
+        student: {
+            nb: {gid: r.as_json() for gid, r in cells.items()} for nb, cells in notebooks.items()
+        }
+        for student, notebooks in scores.items()
+    }
