@@ -176,3 +176,73 @@ def test_outputs_must_match_code_cells(tmp_path: Path) -> None:
     prepared = prepare(src, src, "blocks")
     with pytest.raises(ScoringError, match="1 outputs for 5 code cells"):
         score_notebook(prepared, [[]])
+
+
+def _scored_course(tmp_path: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """Score two learners from synthetic executor outputs (hidden test errors echo its source)."""
+    from grader.release import release
+
+    coursegen.write_source(tmp_path)
+    release(tmp_path, coursegen.ASSIGNMENT)
+    coursegen.write_submissions(tmp_path, ["correct", "raising"])
+    scores: dict[str, dict[str, dict[str, object]]] = {}
+    for student in ("correct", "raising"):
+        scores[student] = {}
+        for name in coursegen.NOTEBOOKS:
+            prepared = prepare(_source(tmp_path, name), _submitted(tmp_path, student, name), name)
+            outputs: list[list[dict[str, object]]] = []
+            outcomes = []
+            for cell in prepared.code_cells:
+                outs: list[dict[str, object]] = []
+                outcome = "ok"
+                if student == "raising" and cell.kind == "test":
+                    outcome = "error"
+                    evalue = f"name {coursegen.HIDDEN_SECRET!r} is not defined"
+                    outs = [
+                        {
+                            "output_type": "error",
+                            "ename": "NameError" if cell.hidden else "ValueError",
+                            "evalue": evalue if cell.hidden else "not yet",
+                            "traceback": [cell.source],
+                        }
+                    ]
+                if cell.grade_id == "test_mine" and student == "raising":
+                    outcome, outs = "timeout", []
+                outputs.append(outs)
+                outcomes.append(outcome)
+            scores[student][name] = score_notebook(prepared, outputs, outcomes)
+    return scores
+
+
+def test_results_json_csv_and_feedback(tmp_path: Path) -> None:
+    import csv
+    import html
+
+    from grader.results import export_csv, feedback_html, read_results, write_results
+
+    scores = _scored_course(tmp_path / "course")
+    data = read_results(write_results(tmp_path / "out" / "results.json", scores))
+    assert data["correct"]["hashing"]["test_sha_hidden"] == {
+        "points": 3.0,
+        "max_points": 3.0,
+        "status": "passed",
+        "reason": "",
+    }
+    assert data["correct"]["hashing"]["explain_collision"]["status"] == "manual"
+    assert data["raising"]["blocks"]["test_mine"]["status"] == "timeout"
+    assert data["raising"]["hashing"]["test_sha_empty"]["reason"] == "ValueError: not yet"
+
+    rows = list(csv.DictReader(export_csv(tmp_path / "grades.csv", "ledger", scores).open()))
+    assert [(r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows] == [
+        ("correct", 10.0, 12.0),
+        ("raising", 0.0, 12.0),
+    ]
+    assert rows[0]["needs_manual_grade"] == "1"
+
+    page = feedback_html("raising", "ledger", scores["raising"])
+    assert "test_sha_hidden" in page and "hidden test raised NameError" in page
+    assert coursegen.HIDDEN_SECRET not in page
+    hidden_src = coursegen.hashing_notebook().cells[4].source
+    for line in hidden_src.splitlines():
+        assert line not in page and line not in html.unescape(page)
+    assert "ValueError: not yet" in page

@@ -1,0 +1,144 @@
+"""Grading outputs: the results JSON, a gradebook CSV like ``nbgrader export``, HTML feedback.
+
+Feedback goes to learners, so it must never leak a hidden test: it shows test names, points and
+failure messages only, never any cell source, and for a hidden test it keeps an exception's
+message only when it is the instructor's own assert message (an AssertionError).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from grader.scoring import CellResult, results_json
+
+# {student: {notebook: {grade_id: CellResult}}}
+Scores = Mapping[str, Mapping[str, Mapping[str, CellResult]]]
+
+CSV_COLUMNS = [
+    "assignment",
+    "timestamp",
+    "student_id",
+    "raw_score",
+    "late_submission_penalty",
+    "score",
+    "max_score",
+    "needs_manual_grade",
+]
+
+
+def write_results(path: Path | str, scores: Scores) -> Path:
+    """Write ``{student: {notebook: {grade_id: {...}}}}`` as JSON (sorted, stable diffs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results_json(scores), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def totals(cells: Mapping[str, Mapping[str, CellResult]]) -> tuple[float, float, int]:
+    """(score, max score, cells needing manual grading); ungraded cells count 0, as nbgrader."""
+    score = sum(r.points or 0.0 for nb in cells.values() for r in nb.values())
+    max_score = sum(r.max_points for nb in cells.values() for r in nb.values())
+    manual = sum(1 for nb in cells.values() for r in nb.values() if r.points is None)
+    return score, max_score, manual
+
+
+def export_csv(
+    path: Path | str,
+    assignment: str,
+    scores: Scores,
+    timestamps: Mapping[str, str] | None = None,
+) -> Path:
+    """One row per student with the assignment total, in ``nbgrader export``'s column style."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for student in sorted(scores):
+            score, max_score, manual = totals(scores[student])
+            writer.writerow(
+                {
+                    "assignment": assignment,
+                    "timestamp": (timestamps or {}).get(student, ""),
+                    "student_id": student,
+                    "raw_score": score,
+                    "late_submission_penalty": 0.0,
+                    "score": score,
+                    "max_score": max_score,
+                    "needs_manual_grade": manual,
+                }
+            )
+    return path
+
+
+def learner_reason(result: CellResult) -> str:
+    """The failure message a learner may see for this cell."""
+    if not result.hidden or result.status in ("passed", "timeout", "killed", "manual"):
+        return result.reason
+    if result.status == "failed" and result.reason.startswith("AssertionError"):
+        return result.reason
+    if result.reason.startswith("partial credit"):
+        return result.reason
+    ename = result.reason.split(":", 1)[0].strip()
+    return f"hidden test raised {ename}" if ename.isidentifier() else "hidden test failed"
+
+
+def _fmt(points: float | None) -> str:
+    return "—" if points is None else f"{points:g}"
+
+
+def feedback_html(
+    student: str, assignment: str, cells: Mapping[str, Mapping[str, CellResult]]
+) -> str:
+    """A self-contained HTML page: per notebook, each test's name, points, status and message."""
+    score, max_score, manual = totals(cells)
+    esc = html.escape
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(assignment)} feedback for {esc(student)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+        ".passed{color:#176317}.failed,.error,.timeout,.killed{color:#a11}</style>",
+        "</head><body>",
+        f"<h1>{esc(assignment)}: {esc(student)}</h1>",
+        f"<p>Score: <strong>{score:g} / {max_score:g}</strong>"
+        + (f" ({manual} part(s) awaiting manual grading)" if manual else "")
+        + "</p>",
+    ]
+    for notebook in sorted(cells):
+        results = cells[notebook]
+        nb_score = sum(r.points or 0.0 for r in results.values())
+        nb_max = sum(r.max_points for r in results.values())
+        parts.append(f"<h2>{esc(notebook)} — {nb_score:g} / {nb_max:g}</h2>")
+        parts.append("<table><tr><th>test</th><th>points</th><th>status</th><th>message</th></tr>")
+        for grade_id, result in results.items():
+            parts.append(
+                f'<tr class="{esc(result.status)}"><td>{esc(grade_id)}</td>'
+                f"<td>{_fmt(result.points)} / {result.max_points:g}</td>"
+                f"<td>{esc(result.status)}</td><td>{esc(learner_reason(result))}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_feedback(folder: Path | str, assignment: str, scores: Scores) -> dict[str, Path]:
+    """Write ``<folder>/<student>/<assignment>.html`` for every student; return the paths."""
+    out: dict[str, Path] = {}
+    for student, cells in scores.items():
+        path = Path(folder) / student / f"{assignment}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(feedback_html(student, assignment, cells), encoding="utf-8")
+        out[student] = path
+    return out
+
+
+def read_results(path: Path | str) -> dict[str, Any]:
+    """Load a results JSON written by :func:`write_results`."""
+    return json.loads(Path(path).read_text())
