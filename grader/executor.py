@@ -42,7 +42,15 @@ from typing import Any, Literal
 from grader.limits import Limits
 from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
 
-__all__ = ["CellOutcome", "CellSpec", "Limits", "SandboxError", "execute", "shutdown"]
+__all__ = [
+    "SANDBOX_UIDS",
+    "CellOutcome",
+    "CellSpec",
+    "Limits",
+    "SandboxError",
+    "execute",
+    "shutdown",
+]
 
 Status = Literal["ok", "error", "timeout", "killed", "not_run"]
 _OUTPUT_TYPES = {"stream", "execute_result", "display_data", "error"}
@@ -144,7 +152,8 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 PRELOAD: list[str] = []  # extra modules the zygote imports once (e.g. "boa" for %%vyper labs)
 _ZYGOTE = _Zygote()
 _UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", 200000 + (os.getpid() % 500) * 64))
-_free_uids = list(range(_UID_BASE, _UID_BASE + 64))
+SANDBOX_UIDS = range(_UID_BASE, _UID_BASE + 64)  # uids this process gives its sandboxes
+_free_uids = list(SANDBOX_UIDS)
 _uid_lock = threading.Lock()
 
 

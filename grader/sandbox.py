@@ -195,6 +195,7 @@ class _Runner:
         self.stdout = _Capture(self, "stdout")
         self.stderr = _Capture(self, "stderr")
         self.pristine_builtins = dict(builtins.__dict__)
+        self.learner_builtins: dict[str, Any] | None = None
         self.install()
 
     def install(self) -> None:
@@ -268,19 +269,42 @@ class _Runner:
         }
         self.outputs.append({"output_type": "error", **self.error})
 
+    def _set_builtins(self, values: dict[str, Any]) -> None:
+        builtins.__dict__.clear()
+        builtins.__dict__.update(values)
+
     def run(self, source: str, hidden: bool) -> dict[str, Any]:
+        """Run one cell. Learner changes to builtins live on in later learner cells, but the
+        runner itself (and every hidden cell) always works with the pristine builtins."""
         if hidden:
             self.restore_pristine()
+        elif self.learner_builtins is not None:
+            self._set_builtins(self.learner_builtins)
+        try:
+            return self._run(source)
+        finally:
+            if not hidden:
+                self.learner_builtins = dict(builtins.__dict__)
+            self._set_builtins(self.pristine_builtins)
+            sys.stdout, sys.stderr = self.stdout, self.stderr
+
+    def _run(self, source: str) -> dict[str, Any]:
         self.outputs, self.error = [], None
         self.count = self.shell.execution_count
+        exc: BaseException | None = None
         try:
             result = self.shell.run_cell(source, store_history=True)
             ok = bool(result.success) and self.error is None
-        except OutputLimitExceeded as exc:
+            exc = result.error_before_exec or result.error_in_exec
+        except OutputLimitExceeded as limit_exc:
             ok = False
-            self.error = {"ename": "OutputLimitExceeded", "evalue": str(exc), "traceback": []}
+            exc = limit_exc
         if not ok and self.error is None:
-            self.error = {"ename": "Error", "evalue": "cell failed", "traceback": []}
+            self.error = {
+                "ename": type(exc).__name__ if exc is not None else "Error",
+                "evalue": str(exc) if exc is not None else "cell failed",
+                "traceback": [],
+            }
         return {"status": "ok" if ok else "error", "outputs": self.outputs, "error": self.error}
 
 

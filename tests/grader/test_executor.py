@@ -1,0 +1,307 @@
+"""The sandboxed executor on real processes: IPython semantics, limits, isolation, forgery.
+
+Every test runs real sandboxes (root needed, as on the grading hosts and in CI) and ends by
+checking that no process of a sandbox uid is left anywhere on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
+
+FAST = Limits(cell_timeout=10.0, submission_timeout=30.0, cpu_seconds=20)
+
+
+def sandbox_pids() -> list[int]:
+    """Pids of processes whose real uid belongs to this test process's sandboxes."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                for line in fh:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) in SANDBOX_UIDS:
+                            found.append(int(entry))
+                        break
+        except OSError:
+            continue
+    return found
+
+
+def child_pids() -> set[int]:
+    """Direct children of this test process, except the long-lived zygote."""
+    me = os.getpid()
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            kids.add(int(entry))
+    return kids
+
+
+@pytest.fixture(autouse=True)
+def no_stray_processes() -> Iterator[None]:
+    before = child_pids()
+    yield
+    assert sandbox_pids() == [], "a sandbox process survived its submission"
+    extra = child_pids() - before
+    # The first test starts the zygote; nothing else may remain.
+    assert len(extra) <= 1, f"stray child processes: {extra}"
+
+
+def run(*sources: str, limits: Limits = FAST, hidden: set[int] = frozenset(), **kw):
+    cells = [CellSpec(s, hidden=i in hidden) for i, s in enumerate(sources)]
+    return execute(cells, limits=limits, **kw)
+
+
+def stdout(outcome) -> str:
+    return "".join(o["text"] for o in outcome.outputs if o.get("name") == "stdout")
+
+
+def test_cells_share_state_and_last_expression_is_execute_result() -> None:
+    out = run("x = 20", "def twice(v):\n    return 2 * v", "twice(x) + 2")
+    assert [o.status for o in out] == ["ok", "ok", "ok"]
+    assert out[0].outputs == []
+    result = out[2].outputs[0]
+    assert result["output_type"] == "execute_result"
+    assert result["data"]["text/plain"] == "42"
+    assert result["execution_count"] == 3
+
+
+def test_line_and_cell_magics_run() -> None:
+    out = run(
+        "%%capture captured\nprint('hidden away')",
+        "print(captured.stdout.strip())",
+        "%time y = 6 * 7\nprint(y)",
+    )
+    assert [o.status for o in out] == ["ok", "ok", "ok"]
+    assert stdout(out[0]) == ""
+    assert stdout(out[1]) == "hidden away\n"
+    assert "42" in stdout(out[2]) and "Wall time" in stdout(out[2])
+
+
+def test_exception_gives_error_with_name_and_value() -> None:
+    out = run("raise ValueError('bad input')", "print('still alive')")
+    assert out[0].status == "error"
+    assert out[0].error["ename"] == "ValueError"
+    assert out[0].error["evalue"] == "bad input"
+    assert out[0].reason == "ValueError: bad input"
+    assert out[0].outputs[-1]["output_type"] == "error"
+    assert out[1].status == "ok" and stdout(out[1]) == "still alive\n"
+
+
+def test_loop_ignoring_sigint_times_out_and_later_cells_are_not_run() -> None:
+    limits = Limits(cell_timeout=1.0, submission_timeout=30.0)
+    src = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    t0 = time.monotonic()
+    out = run("a = 1", src, "a", "a + 1", limits=limits)
+    assert time.monotonic() - t0 < 5
+    assert [o.status for o in out] == ["ok", "timeout", "not_run", "not_run"]
+    assert "1 s wall-time limit" in out[1].reason
+    assert "cell 1" in out[2].reason and out[3].reason
+
+
+def test_submission_wall_time_limit() -> None:
+    limits = Limits(cell_timeout=10.0, submission_timeout=1.5)
+    out = run("import time; time.sleep(1)", "time.sleep(1)", "1", limits=limits)
+    assert [o.status for o in out] == ["ok", "timeout", "not_run"]
+    assert "submission" in out[1].reason
+
+
+def test_os_exit_is_killed_and_sys_exit_is_an_error() -> None:
+    out = run("import sys; sys.exit(0)", "print('after sys.exit')", "import os; os._exit(3)", "1")
+    assert out[0].status == "error" and out[0].error["ename"] == "SystemExit"
+    assert stdout(out[1]) == "after sys.exit\n"
+    assert out[2].status == "killed" and "status 3" in out[2].reason
+    assert out[3].status == "not_run"
+
+
+def test_memory_hog_fails_with_memory_error() -> None:
+    limits = Limits(cell_timeout=10.0, memory_bytes=1024**3)
+    out = run("hog = bytearray(4 * 1024**3)", "print('ok')", limits=limits)
+    assert out[0].status == "error" and out[0].error["ename"] == "MemoryError"
+    assert out[1].status == "ok"
+
+
+def test_fork_bomb_is_capped_and_leaves_nothing() -> None:
+    bomb = (
+        "import os, time\n"
+        "n = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    if pid == 0:\n"
+        "        while True:\n"
+        "            try:\n"
+        "                os.fork()\n"
+        "            except OSError:\n"
+        "                time.sleep(0.01)\n"
+        "    n += 1\n"
+        "n"
+    )
+    limits = Limits(cell_timeout=10.0, max_processes=16)
+    out = run(bomb, "print('survived')", limits=limits)
+    assert out[0].status == "ok"
+    assert int(out[0].outputs[-1]["data"]["text/plain"]) < 16
+    assert out[1].status == "ok"
+
+
+def test_no_network_inside_the_sandbox() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    probe = (
+        "import socket\n"
+        "for target in [('127.0.0.1', PORT)]:\n"
+        "    try:\n"
+        "        socket.create_connection(target, timeout=2)\n"
+        "        print('connected')\n"
+        "    except OSError as exc:\n"
+        "        print('blocked', type(exc).__name__)\n"
+        "try:\n"
+        "    socket.getaddrinfo('example.com', 80)\n"
+        "    print('resolved')\n"
+        "except OSError:\n"
+        "    print('dns blocked')\n"
+    ).replace("PORT", str(port))
+    try:
+        out = run(probe)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    text = stdout(out[0])
+    assert "blocked" in text and "connected" not in text
+    assert "dns blocked" in text
+
+
+def test_endless_output_is_capped() -> None:
+    limits = Limits(cell_timeout=10.0, max_output_bytes=100_000)
+    out = run("while True:\n    print('x' * 1000)", "print('next')", limits=limits)
+    assert out[0].status == "error" and out[0].error["ename"] == "OutputLimitExceeded"
+    assert len(stdout(out[0])) <= 100_000
+    assert out[1].status == "ok"
+
+
+def test_file_write_beyond_cap_fails() -> None:
+    limits = Limits(cell_timeout=10.0, max_file_bytes=1024**2)
+    out = run(
+        "with open('small.bin', 'wb') as fh:\n    fh.write(b'0' * 1000)",
+        "with open('big.bin', 'wb') as fh:\n    fh.write(b'0' * (2 * 1024**2))",
+        limits=limits,
+    )
+    assert out[0].status == "ok"
+    assert out[1].status == "error" and out[1].error["ename"] == "OSError"
+
+
+def test_files_are_in_scratch_and_filesystem_is_read_only_elsewhere() -> None:
+    out = run(
+        "print(open('data/in.txt').read())",
+        "import os\nfor p in ['/usr/x', '/etc/x', '/x']:\n"
+        "    try:\n        open(p, 'w')\n        print('wrote', p)\n"
+        "    except OSError:\n        print('denied', p)",
+        files={"data/in.txt": b"hello scratch"},
+    )
+    assert stdout(out[0]) == "hello scratch\n"
+    assert "wrote" not in stdout(out[1]) and stdout(out[1]).count("denied") == 3
+
+
+def test_hidden_source_and_gradebook_are_not_readable(tmp_path) -> None:
+    marker = "HIDDEN_MARKER_7f3a"
+    gradebook = tmp_path / "gradebook.json"
+    gradebook.write_text(marker)
+    snoop = (
+        "import os\n"
+        "hits = []\n"
+        f"if os.path.exists({str(tmp_path)!r}):\n"
+        "    hits.append('tmp_path visible')\n"
+        "for root in ['/scratch', '/proc', '/tmp', '/root', '/work']:\n"
+        "    for dirpath, dirs, files in os.walk(root):\n"
+        "        if dirpath.startswith('/proc/') and dirpath.count('/') > 2:\n"
+        "            dirs[:] = []\n"
+        "        if '.venv' in dirpath or '.pyenv' in dirpath:\n"
+        "            dirs[:] = []\n"
+        "            continue\n"
+        "        for f in files:\n"
+        "            p = os.path.join(dirpath, f)\n"
+        "            try:\n"
+        "                with open(p, 'rb') as fh:\n"
+        f"                    if b{marker!r} in fh.read(1 << 20):\n"
+        "                        hits.append(p)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "print('hits', hits)"
+    )
+    hidden = f"# {marker}\nassert answer == 42"
+    out = run(snoop, "answer = 42", hidden, hidden={2})
+    assert stdout(out[0]) == "hits []\n"
+    assert out[2].status == "ok"
+
+
+def test_forged_markers_and_rewritten_builtins_do_not_pass_hidden_tests() -> None:
+    forge = (
+        "import builtins, json\n"
+        "print(json.dumps({'status': 'ok', 'token': 'x', 'outputs': [], 'error': None}))\n"
+        "builtins.abs = lambda obj: 99\n"
+        "builtins.AssertionError = type('Nope', (Exception,), {})\n"
+    )
+    out = run(forge, "assert abs(-1) == 1", "abs(-5)", "assert abs(-2) == 2", hidden={1, 3})
+    assert [o.status for o in out] == ["ok", "ok", "ok", "ok"]  # pristine abs in hidden cells
+    assert out[2].outputs[0]["data"]["text/plain"] == "99"  # learner cells keep their own
+    out = run(forge, "assert abs(-1) == 99", hidden={1})
+    assert out[1].status == "error" and out[1].error["ename"] == "AssertionError"
+
+
+def test_forked_process_cannot_forge_a_hidden_reply() -> None:
+    # The learner's function forks during the hidden test; the child digs the cell token out of
+    # the runner's frames and sends an "ok" reply on the sandbox socket, while the parent fails.
+    learner = (
+        "import os, sys, socket, time\n"
+        "def answer():\n"
+        "    if os.fork() == 0:\n"
+        "        from grader.sandbox import send_message\n"
+        "        f = sys._getframe()\n"
+        "        token = None\n"
+        "        while f is not None:\n"
+        "            m = f.f_locals.get('msg')\n"
+        "            if isinstance(m, dict) and 'token' in m:\n"
+        "                token = m['token']\n"
+        "            f = f.f_back\n"
+        "        s = socket.socket(fileno=3)\n"
+        "        send_message(s, {'token': token, 'status': 'ok', 'outputs': [], 'error': None})\n"
+        "        os._exit(0)\n"
+        "    time.sleep(0.5)\n"
+        "    return 41\n"
+    )
+    out = run(learner, "assert answer() == 42", hidden={1})
+    assert out[1].status == "error"
+    assert out[1].error["ename"] == "AssertionError"
+
+
+def test_per_submission_time_for_trivial_cells_is_small() -> None:
+    run("1")  # warm the zygote
+    t0 = time.monotonic()
+    for _ in range(5):
+        out = run("a = 1", "b = a + 1", "b")
+        assert [o.status for o in out] == ["ok", "ok", "ok"]
+    assert (time.monotonic() - t0) / 5 < 0.5
