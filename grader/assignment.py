@@ -21,10 +21,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
-from nbformat import NotebookNode
+if TYPE_CHECKING:  # nbformat pulls jsonschema (~1 s): imported only where notebooks are read
+    from nbformat import NotebookNode
 
 SCHEMA_VERSION = 3
 
@@ -235,6 +235,8 @@ def read_node(path: Path) -> NotebookNode:
 
 def reads_node(text: str, where: str = "<notebook>") -> NotebookNode:
     """Parse notebook JSON text into a v4 node with one-line errors."""
+    import nbformat
+
     try:
         nb = nbformat.reads(text, as_version=4)
     except json.JSONDecodeError as exc:

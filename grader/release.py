@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
-from nbformat import NotebookNode
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 from grader.assignment import AssignmentError, Course, parse_node, read_node
 
@@ -117,6 +117,8 @@ def release(course_dir: Path | str, assignment: str) -> list[Path]:
 
     Non-notebook files in the source folder are copied alongside, as nbgrader does.
     """
+    import nbformat
+
     course = Course(Path(course_dir))
     out_dir = course.release_dir(assignment)
     written: list[Path] = []

@@ -118,3 +118,16 @@ def test_malformed_notebook_is_one_line_error(text: str) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(AssignmentError, match="cannot read"):
         read_notebook(tmp_path / "missing.ipynb")
+
+
+def test_importing_the_grader_stays_light() -> None:
+    """nbgrader and nbformat cost seconds to import; grading workers import grader often."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, grader.assignment, grader.release, grader.scoring, grader.results\n"
+        "print(sorted(m for m in ('nbgrader', 'nbformat', 'jsonschema') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
