@@ -198,6 +198,7 @@ class _Sandbox:
             raise
         theirs.close()
         self.exit_status: int | None = None
+        self.cpu_used = 0.0
         self.buffers: dict[int, bytearray] = {}
 
     def receive(self, deadline: float, cap: int) -> tuple[str, Any]:
@@ -233,8 +234,10 @@ class _Sandbox:
             if sender not in (self.c1, self.c2):
                 continue  # a forked learner process: never trusted
             buf = self.buffers.setdefault(sender, bytearray())
+            if data[:1] in (b"S", b"F"):
+                buf.clear()
             buf += data[1:]
-            if data[:1] != b"E":
+            if data[:1] not in (b"E", b"F"):
                 continue
             raw = bytes(buf)
             buf.clear()
@@ -245,6 +248,7 @@ class _Sandbox:
             if sender == self.c1:
                 if isinstance(obj, dict) and isinstance(obj.get("exit_status"), int):
                     self.exit_status = obj["exit_status"]
+                    self.cpu_used = float(obj.get("cpu_seconds", 0.0))
                     if died_at is not None:
                         return "died", None
                 continue
@@ -271,6 +275,8 @@ class _Sandbox:
         st = self.exit_status
         if st is None:
             return "the sandbox process died during the cell"
+        if self.cpu_used >= self.limits.cpu_seconds:
+            return f"the sandbox used its {self.limits.cpu_seconds} s CPU time limit and was killed"
         if os.WIFSIGNALED(st):
             sig = os.WTERMSIG(st)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig

@@ -18,7 +18,9 @@ cell's status; see that module for the trust model. This module never decides a 
 
 Wire format on the cell socket (AF_UNIX SOCK_SEQPACKET, so message boundaries cannot be spoofed by
 writing partial frames): each message is one or more packets; byte 0 is ``M`` (more follows) or ``E``
-(end), the rest is a slice of a UTF-8 JSON document.
+(end), ``S`` (start: drop anything buffered) or ``F`` (a whole message in one packet); the rest is a
+slice of a UTF-8 JSON document. Because a message always starts with ``S``/``F``, a partial frame
+written earlier by learner code cannot swallow the runner's real reply.
 """
 
 from __future__ import annotations
@@ -102,8 +104,10 @@ def send_message(sock: socket.socket, obj: Any) -> None:
     """Send one JSON document as SEQPACKET chunks (``M``... then ``E``)."""
     data = json.dumps(obj, default=_json_default).encode()
     parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+    last = len(parts) - 1
     for i, part in enumerate(parts):
-        sock.sendall((b"E" if i == len(parts) - 1 else b"M") + part)
+        kind = (b"F" if last == 0 else b"S") if i == 0 else (b"E" if i == last else b"M")
+        sock.sendall(kind + part)
 
 
 def recv_message(sock: socket.socket, limit: int) -> Any:
@@ -113,10 +117,12 @@ def recv_message(sock: socket.socket, limit: int) -> Any:
         pkt = sock.recv(CHUNK + 1)
         if not pkt:
             return None
+        if pkt[:1] in (b"S", b"F"):
+            buf.clear()
         buf += pkt[1:]
         if len(buf) > limit:
             raise SandboxSetupError("message larger than the limit")
-        if pkt[:1] == b"E":
+        if pkt[:1] in (b"E", b"F"):
             return json.loads(buf)
 
 
@@ -430,12 +436,13 @@ def _c1_main(req: dict[str, Any], sock: socket.socket, pid_w: int, shell: Any) -
     os.close(pid_w)
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status, usage = os.wait4(pid, 0)
             break
         except InterruptedError:
             continue
     with contextlib.suppress(OSError):
-        send_message(sock, {"exit_status": status})
+        cpu = usage.ru_utime + usage.ru_stime
+        send_message(sock, {"exit_status": status, "cpu_seconds": cpu})
     os._exit(0)
 
 
