@@ -31,6 +31,11 @@ chain_app = typer.Typer(
     help="Run a minichain network (the learners' permissioned EVM chain).", no_args_is_help=True
 )
 app.add_typer(chain_app, name="chain")
+grade_app = typer.Typer(
+    help="Release and autograde nbgrader-format assignments (sandboxed, no kernels).",
+    no_args_is_help=True,
+)
+app.add_typer(grade_app, name="grade")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -203,6 +208,94 @@ def chain_down(data: DataOpt = Path(".state/chain")) -> None:
     except NetworkError as exc:
         raise fail(str(exc)) from None
     out.print(f"stopped {n} node(s)")
+
+
+CourseOpt = Annotated[
+    Path, typer.Option("--course", help="nbgrader course folder (source/, submitted/)")
+]
+
+
+@grade_app.command("release")
+def grade_release(course: CourseOpt, assignment: str) -> None:
+    """Make the learner version of ASSIGNMENT (solutions and hidden tests removed) in release/."""
+    from grader.assignment import AssignmentError
+    from grader.release import release
+
+    try:
+        written = release(course, assignment)
+    except (AssignmentError, OSError) as exc:
+        raise fail(str(exc)) from None
+    for path in written:
+        out.print(f"released {path}")
+
+
+@grade_app.command("autograde")
+def grade_autograde(
+    course: CourseOpt,
+    assignment: str,
+    workers: Annotated[int, typer.Option(help="submissions graded at once")] = 2,
+    results: Annotated[Path | None, typer.Option(help="write per-cell results JSON here")] = None,
+    export: Annotated[Path | None, typer.Option(help="write the per-student CSV here")] = None,
+    feedback: Annotated[
+        Path | None, typer.Option(help="write HTML feedback into this folder")
+    ] = None,
+    cell_timeout: Annotated[float, typer.Option(help="wall seconds per cell")] = 30.0,
+) -> None:
+    """Grade every submission of ASSIGNMENT in sandboxes, with a progress bar and an ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from grader.assignment import AssignmentError, Course
+    from grader.autograde import autograde
+    from grader.executor import SandboxError
+    from grader.limits import Limits
+    from grader.results import export_csv, write_feedback, write_results
+
+    if workers < 1:
+        raise fail("--workers must be at least 1")
+    try:
+        limits = Limits(cell_timeout=cell_timeout)
+        students = Course(course).students(assignment)
+        Course(course).source_notebooks(assignment)
+    except (AssignmentError, ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    if not students:
+        raise fail(
+            f"nobody submitted {assignment!r}: expected {course}/submitted/<student>/{assignment}/"
+        )
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(f"grading {assignment}", total=len(students))
+        try:
+            graded = autograde(
+                course,
+                assignment,
+                workers=workers,
+                limits=limits,
+                students=students,
+                on_done=lambda r: progress.advance(task),
+            )
+        except (AssignmentError, SandboxError, OSError) as exc:
+            raise fail(str(exc)) from None
+    scores = {student: r.notebooks for student, r in graded.items()}
+    if results:
+        write_results(results, scores)
+    if export:
+        export_csv(export, assignment, scores)
+    if feedback:
+        write_feedback(feedback, assignment, scores)
+    table = Table(title=f"{assignment}: {len(scores)} submission(s)")
+    for col in ("student", "score", "max"):
+        table.add_column(col)
+    for student, notebooks in scores.items():
+        got = sum(c.points or 0 for cells in notebooks.values() for c in cells.values())
+        top = sum(c.max_points for cells in notebooks.values() for c in cells.values())
+        table.add_row(student, f"{got:g}", f"{top:g}")
+    out.print(table)
 
 
 @app.command("up")

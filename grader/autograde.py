@@ -1,0 +1,138 @@
+"""The autograde pipeline: prepare a submission like nbgrader, run it sandboxed, score it.
+
+Small steps, each in its own module, in nbgrader's order: ``scoring.prepare`` (restore tests and
+locked cells from the source), ``executor.execute`` (every code cell, in one sandboxed interpreter,
+no kernel), ``scoring.score_notebook`` (nbgrader's points rules). The same ``grade_notebook`` serves
+the command line (a whole course folder) and the platform (one notebook as it is submitted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .assignment import AssignmentError, Course, read_node
+from .executor import CellSpec, execute
+from .limits import Limits
+from .scoring import CellResult, prepare, score_notebook
+
+MAX_SIDE_FILES = 32 * 1024**2
+"""Bytes of non-notebook files (data the notebook reads) copied into one sandbox."""
+
+
+@dataclass
+class SubmissionResult:
+    """One learner's grades for one assignment, notebook by notebook."""
+
+    student: str
+    notebooks: dict[str, dict[str, CellResult]] = field(default_factory=dict)
+    seconds: float = 0.0
+    problem: str | None = None
+    """Set when the submission could not be graded at all (e.g. a notebook that is not JSON)."""
+
+
+def _side_files(folder: Path) -> dict[str, bytes]:
+    """Data files beside the notebooks (not the notebooks themselves), within a size budget."""
+    files: dict[str, bytes] = {}
+    total = 0
+    if not folder.is_dir():
+        return files
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
+            size = path.stat().st_size
+            if total + size > MAX_SIDE_FILES:
+                break
+            files[path.name] = path.read_bytes()
+            total += size
+    return files
+
+
+def grade_notebook(
+    source_nb: Any,
+    submitted_nb: Any,
+    name: str,
+    *,
+    limits: Limits | None = None,
+    files: Mapping[str, bytes] | None = None,
+) -> dict[str, CellResult]:
+    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``."""
+    prepared = prepare(source_nb, submitted_nb, name)
+    code = prepared.code_cells
+    outcomes = execute(
+        [CellSpec(c.source, hidden=c.hidden) for c in code],
+        files=dict(files or {}),
+        limits=limits or Limits(),
+    )
+    return score_notebook(
+        prepared,
+        [o.outputs for o in outcomes],
+        [o.status for o in outcomes],
+        [o.reason for o in outcomes],
+    )
+
+
+def grade_submission(
+    course: Course, assignment: str, student: str, limits: Limits | None = None
+) -> SubmissionResult:
+    """Every notebook of one learner's submission; a missing notebook scores 0 with a reason."""
+    started = time.monotonic()
+    result = SubmissionResult(student)
+    folder = course.submitted_dir(student, assignment)
+    shared = {**_side_files(course.source_dir(assignment)), **_side_files(folder)}
+    for source_path in course.source_notebooks(assignment):
+        name = source_path.stem
+        source = read_node(source_path)
+        submitted_path = folder / source_path.name
+        if not submitted_path.exists():
+            result.notebooks[name] = _missing(source, name, f"{source_path.name} was not submitted")
+            continue
+        try:
+            submitted = read_node(submitted_path)
+        except AssignmentError as exc:
+            result.notebooks[name] = _missing(source, name, str(exc))
+            continue
+        result.notebooks[name] = grade_notebook(
+            source, submitted, name, limits=limits, files=shared
+        )
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
+    """Zero for every graded cell of a notebook that could not be graded, saying why."""
+    prepared = prepare(source, source, name)
+    return {
+        c.grade_id or "": CellResult(
+            c.grade_id or "", 0, float(c.points or 0), "error", why, c.hidden
+        )
+        for c in prepared.graded
+        if c.grade
+    }
+
+
+def autograde(
+    course_dir: Path | str,
+    assignment: str,
+    *,
+    workers: int = 2,
+    limits: Limits | None = None,
+    students: list[str] | None = None,
+    on_done: Callable[[SubmissionResult], None] | None = None,
+) -> dict[str, SubmissionResult]:
+    """Grade every submission of ``assignment`` in a course folder on a local pool of workers."""
+    course = Course(Path(course_dir))
+    course.source_notebooks(assignment)  # fail early, in one line, on a wrong assignment name
+    todo = students if students is not None else course.students(assignment)
+    results: dict[str, SubmissionResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(grade_submission, course, assignment, s, limits): s for s in todo}
+        for future in as_completed(futures):
+            result = future.result()
+            results[result.student] = result
+            if on_done is not None:
+                on_done(result)
+    return dict(sorted(results.items()))
