@@ -149,7 +149,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-PRELOAD: list[str] = []  # extra modules the zygote imports once (e.g. "boa" for %%vyper labs)
+# Extra modules the zygote imports once, so each sandbox has them warm (e.g. "boa,boa.ipython" for
+# %%vyper labs). Read when the zygote starts.
+PRELOAD: list[str] = [
+    m for m in os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "").split(",") if m.strip()
+]
 _ZYGOTE = _Zygote()
 _UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", 200000 + (os.getpid() % 500) * 64))
 SANDBOX_UIDS = range(_UID_BASE, _UID_BASE + 64)  # uids this process gives its sandboxes

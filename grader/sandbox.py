@@ -40,6 +40,16 @@ import tempfile
 from typing import Any
 
 CHUNK = 32 * 1024
+# Inside a sandbox /tmp is its scratch folder, so /tmp/sandbox-home is private and writable there;
+# the zygote uses the same path on the host while preloading libraries that pick cache folders
+# from HOME at import time, so those paths stay valid after the fork.
+SANDBOX_HOME = "/tmp/chainacademy-sandbox-home"
+SANDBOX_ENV = {
+    "HOME": SANDBOX_HOME,
+    "TMPDIR": "/tmp",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+}
 ZYGOTE_FD_ENV = "CHAINACADEMY_ZYGOTE_FD"
 
 CLONE_NEWNS = 0x00020000
@@ -202,6 +212,13 @@ class _Runner:
         self.stderr = _Capture(self, "stderr")
         self.pristine_builtins = dict(builtins.__dict__)
         self.learner_builtins: dict[str, Any] | None = None
+        self.shell_class = type(shell)
+        self.pristine_class_attrs = {
+            k: v
+            for k, v in vars(self.shell_class).items()
+            if callable(v) or isinstance(v, property)
+        }
+        self.pristine_run_cell = self.shell_class.run_cell
         self.install()
 
     def install(self) -> None:
@@ -222,6 +239,13 @@ class _Runner:
         builtins.__dict__.clear()
         builtins.__dict__.update(self.pristine_builtins)
         self.shell.user_ns["__builtins__"] = builtins
+        # Learner code may have replaced shell methods on the instance or on the class.
+        for name, value in self.pristine_class_attrs.items():
+            if vars(self.shell_class).get(name) is not value:
+                setattr(self.shell_class, name, value)
+        for name in list(vars(self.shell)):
+            if name in self.pristine_class_attrs:
+                delattr(self.shell, name)
         self.install()
 
     def _charge(self, n: int) -> bool:
@@ -299,7 +323,7 @@ class _Runner:
         self.count = self.shell.execution_count
         exc: BaseException | None = None
         try:
-            result = self.shell.run_cell(source, store_history=True)
+            result = self.pristine_run_cell(self.shell, source, store_history=True)
             ok = bool(result.success) and self.error is None
             exc = result.error_before_exec or result.error_in_exec
         except OutputLimitExceeded as limit_exc:
@@ -357,6 +381,7 @@ def _jail(req: dict[str, Any]) -> None:
         f"size={int(lim['scratch_bytes'])},mode=700,uid={uid},gid={uid}",
     )
     os.symlink("/scratch", root + "/tmp")
+    os.makedirs(root + "/scratch/" + os.path.basename(SANDBOX_HOME))
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV, None)
     for name, b64 in req.get("files", {}).items():
@@ -383,14 +408,7 @@ def _jail(req: dict[str, Any]) -> None:
     os.setuid(uid)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.environ.clear()
-    os.environ.update(
-        {
-            "HOME": "/scratch",
-            "TMPDIR": "/scratch",
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-        }
-    )
+    os.environ.update(SANDBOX_ENV)
 
 
 def _c2_main(req: dict[str, Any], sock: socket.socket, shell: Any) -> None:
@@ -484,6 +502,10 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # auto-reap C1s and anything reparented here
+    # Preloaded libraries compute cache folders from these at import; point them where a sandbox
+    # can write (its scratch folder), not at root's home.
+    os.environ.update(SANDBOX_ENV)
+    os.makedirs(SANDBOX_HOME, mode=0o700, exist_ok=True)
     for mod in preload:
         __import__(mod)
     shell = make_shell()

@@ -305,3 +305,50 @@ def test_per_submission_time_for_trivial_cells_is_small() -> None:
         out = run("a = 1", "b = a + 1", "b")
         assert [o.status for o in out] == ["ok", "ok", "ok"]
     assert (time.monotonic() - t0) / 5 < 0.5
+
+
+def test_replaced_shell_methods_do_not_pass_hidden_tests() -> None:
+    hijack = (
+        "answer = 41\n"
+        "from IPython.core.interactiveshell import InteractiveShell, ExecutionResult\n"
+        "def fake(self, *a, **k):\n"
+        "    return ExecutionResult(None)\n"
+        "InteractiveShell.run_cell = fake\n"
+        "InteractiveShell.run_code = fake\n"
+        "get_ipython().run_cell = fake\n"
+    )
+    out = run(hijack, "assert answer == 42", hidden={1})
+    assert out[1].status == "error" and out[1].error["ename"] == "AssertionError"
+
+
+def test_vyper_cell_magic_compiles_and_deploys() -> None:
+    out = run(
+        "%load_ext boa.ipython",
+        "%%vyper Adder\n@external\ndef add(a: uint256, b: uint256) -> uint256:\n    return a + b\n",
+        "Adder.deploy().add(2, 3)",
+        limits=Limits(cell_timeout=20.0, submission_timeout=40.0, cpu_seconds=30),
+    )
+    assert [o.status for o in out] == ["ok", "ok", "ok"], out
+    assert out[2].outputs[0]["data"]["text/plain"] == "5"
+
+
+def test_concurrent_submissions_are_isolated() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int):
+        return run(
+            f"secret = {k}",
+            "import os; open('mine.txt', 'w').write(str(secret))",
+            "sorted(os.listdir('.')), open('mine.txt').read(), os.getuid()",
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(4)))
+    uids = set()
+    for k, out in enumerate(results):
+        assert [o.status for o in out] == ["ok", "ok", "ok"]
+        files, content, uid = eval(out[2].outputs[0]["data"]["text/plain"])
+        assert content == str(k)
+        assert "mine.txt" in files
+        uids.add(uid)
+    assert len(uids) == 4  # one uid per concurrent sandbox: RLIMIT_NPROC is per sandbox
