@@ -9,6 +9,7 @@ cells deleted, an infinite loop.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,6 +255,60 @@ def write_submissions(course: Path, students: list[str] | None = None) -> list[P
             nbformat.write(nb, path)
             paths.append(path)
     return paths
+
+
+WRONG = {
+    "sha_hex": [
+        "def sha_hex(data):\n    return hashlib.md5(data).hexdigest()",
+        "def sha_hex(data):\n    raise NotImplementedError('todo')",
+        "def sha_hex(data):\n    print('checking', data)\n    return hashlib.sha256(data).hexdigest()",
+    ],
+    "merkle_root": [
+        "def merkle_root(leaves):\n    return H(b''.join(leaves))",
+        "def merkle_root(leaves):\n    return leaves[0]",
+        "def merkle_root(leaves):\n    return 1 / 0",
+    ],
+    "mine": [
+        "def mine(prefix):\n    return 1",
+        "def mine(prefix):\n    return int('x')",
+    ],
+    "explain_collision": [],
+}
+
+
+def _mix(rng: random.Random, name: str, nb: nbformat.NotebookNode) -> None:
+    """A learner who gets some answers right, some wrong, some raising, and may touch tests."""
+    for grade_id, good in GOOD.items():
+        choice = rng.random()
+        wrong = WRONG[grade_id]
+        text = good if choice < 0.45 or not wrong else rng.choice(wrong)
+        if choice > 0.9 and grade_id == "explain_collision":
+            continue  # left as the stub
+        try:
+            _edit(nb, grade_id, text)
+        except KeyError:
+            continue
+    if rng.random() < 0.2:
+        test = "test_sha_empty" if name == "hashing" else "test_mine"
+        _edit(nb, test, "pass  # the learner emptied this test")
+    if rng.random() < 0.15 and name == "blocks":
+        _edit(nb, "test_merkle_partial", None)
+
+
+def write_mixed_submissions(course: Path, count: int) -> list[str]:
+    """``count`` learners (mix00, mix01, ...) with seeded mixes of right, wrong and raising answers."""
+    students = []
+    for k in range(count):
+        student = f"mix{k:02d}"
+        rng = random.Random(k)
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in NOTEBOOKS:
+            nb = nbformat.read(course / "release" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
+            _mix(rng, name, nb)
+            nbformat.write(nb, folder / f"{name}.ipynb")
+        students.append(student)
+    return students
 
 
 NBGRADER_CONFIG = """\

@@ -1,0 +1,82 @@
+"""Grade the same submissions with stock nbgrader and with ours, side by side in one run.
+
+Prints both wall times, the throughput ratio, and whether every per-cell score matched nbgrader's
+gradebook. Goal (issue 3): >= 50x nbgrader's throughput with identical scores.
+
+    .venv/bin/python bench/grade_vs_nbgrader.py [--submissions 200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from grader.autograde import autograde  # noqa: E402
+from grader.limits import Limits  # noqa: E402
+from tests.grader import coursegen as cg  # noqa: E402
+
+NBGRADER = Path(sys.executable).parent / "nbgrader"
+
+
+def nbgrader(root: Path, *args: str) -> float:
+    env = dict(os.environ, PATH=f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    started = time.perf_counter()
+    done = subprocess.run([str(NBGRADER), *args], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"nbgrader {args[0]} failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cg.write_source(root)
+        cg.write_config(root)
+        nbgrader(root, "generate_assignment", cg.ASSIGNMENT, "--force")
+        students = cg.write_mixed_submissions(root, args.submissions)
+        print(f"{len(students)} submissions of {len(cg.NOTEBOOKS)} notebooks each", flush=True)
+
+        stock = nbgrader(root, "autograde", cg.ASSIGNMENT, "--force")
+        print(f"stock nbgrader autograde: {stock:8.1f} s", flush=True)
+        started = time.perf_counter()
+        ours = autograde(root, cg.ASSIGNMENT, workers=args.workers, limits=Limits())
+        mine = time.perf_counter() - started
+        print(f"ours ({args.workers} workers):      {mine:8.1f} s", flush=True)
+
+        compared, mismatched = 0, 0
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            for student in students:
+                for name in cg.NOTEBOOKS:
+                    try:
+                        nb = gb.find_submission_notebook(name, cg.ASSIGNMENT, student)
+                    except MissingEntry:
+                        continue
+                    for grade in nb.grades:
+                        got = ours[student].notebooks[name][grade.name]
+                        compared += 1
+                        mismatched += (got.points, got.max_points) != (
+                            grade.auto_score,
+                            grade.max_score,
+                        )
+    ratio = stock / mine
+    print(
+        f"throughput ratio: {ratio:.1f}x nbgrader (goal >= 50x); per-cell scores: "
+        f"{compared - mismatched}/{compared} identical {'OK' if not mismatched else 'MISMATCH'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
