@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -155,10 +156,27 @@ PRELOAD: list[str] = [
     m for m in os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "").split(",") if m.strip()
 ]
 _ZYGOTE = _Zygote()
-_UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", 200000 + (os.getpid() % 500) * 64))
-SANDBOX_UIDS = range(_UID_BASE, _UID_BASE + 64)  # uids this process gives its sandboxes
-_free_uids = list(SANDBOX_UIDS)
-_uid_lock = threading.Lock()
+# Sandbox uids, shared by every grader process on the host: a uid is taken by holding an
+# exclusive flock on its lock file, so two graders never hand out the same uid (RLIMIT_NPROC and
+# the end-of-submission sweep are per uid).
+_UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", "200000"))
+SANDBOX_UIDS = range(_UID_BASE, _UID_BASE + 1024)
+_UID_LOCK_DIR = "/run/chainacademy-sandbox-uids"
+
+
+def _take_uid() -> tuple[int, int]:
+    """Lock a free sandbox uid; returns (uid, lock fd). Sweeps leftovers of a crashed grader."""
+    os.makedirs(_UID_LOCK_DIR, mode=0o700, exist_ok=True)
+    for uid in SANDBOX_UIDS:
+        fd = os.open(f"{_UID_LOCK_DIR}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _kill_uid(uid)
+        return uid, fd
+    raise SandboxError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this host")
 
 
 def shutdown() -> None:
@@ -171,10 +189,7 @@ class _Sandbox:
 
     def __init__(self, limits: Limits, files: dict[str, bytes] | None) -> None:
         self.limits = limits
-        with _uid_lock:
-            if not _free_uids:
-                raise SandboxError("too many concurrent sandboxes in this process (64)")
-            self.uid = _free_uids.pop()
+        self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         request = {
@@ -271,9 +286,7 @@ class _Sandbox:
         self.pidfd1 = self.pidfd2 = -1
         _kill_uid(self.uid)
         self.sock.close()
-        with _uid_lock:
-            if self.uid not in _free_uids:
-                _free_uids.append(self.uid)
+        os.close(self.uid_lock)  # releases the uid's flock
 
     def death_reason(self) -> str:
         st = self.exit_status
@@ -349,7 +362,7 @@ def execute(
     sub_deadline = start + limits.submission_timeout
     outcomes: list[CellOutcome] = []
     box = _Sandbox(limits, files)
-    cap = limits.max_output_bytes * 2 + 256 * 1024
+    cap = limits.max_output_bytes * 6 + 256 * 1024  # JSON escapes control chars 6 to 1
     try:
         kind, hello = box.receive(start + 30.0, 64 * 1024)
         if kind != "msg" or not isinstance(hello, dict) or hello.get("ready") is not True:

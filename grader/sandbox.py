@@ -30,6 +30,7 @@ import builtins
 import contextlib
 import ctypes
 import json
+import linecache
 import os
 import resource
 import signal
@@ -311,24 +312,31 @@ class _Runner:
         elif self.learner_builtins is not None:
             self._set_builtins(self.learner_builtins)
         try:
-            return self._run(source)
+            return self._run(source, hidden)
         finally:
             if not hidden:
                 self.learner_builtins = dict(builtins.__dict__)
             self._set_builtins(self.pristine_builtins)
             sys.stdout, sys.stderr = self.stdout, self.stderr
 
-    def _run(self, source: str) -> dict[str, Any]:
+    def _run(self, source: str, hidden: bool) -> dict[str, Any]:
         self.outputs, self.error = [], None
         self.count = self.shell.execution_count
         exc: BaseException | None = None
+        cached = set(linecache.cache)
         try:
-            result = self.pristine_run_cell(self.shell, source, store_history=True)
+            # Hidden cells stay out of In/_ih/_i and out of linecache afterwards, so no later
+            # learner cell can read a hidden test's source from memory the easy way.
+            result = self.pristine_run_cell(self.shell, source, store_history=not hidden)
             ok = bool(result.success) and self.error is None
             exc = result.error_before_exec or result.error_in_exec
         except OutputLimitExceeded as limit_exc:
             ok = False
             exc = limit_exc
+        finally:
+            if hidden:
+                for key in set(linecache.cache) - cached:
+                    linecache.cache.pop(key, None)
         if not ok and self.error is None:
             self.error = {
                 "ename": type(exc).__name__ if exc is not None else "Error",
@@ -498,8 +506,12 @@ def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], int] | None:
 
 
 def zygote_main(ctl_fd: int, preload: list[str]) -> None:
-    """Serve fork requests from one supervisor until it closes the control socket."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Serve fork requests from one supervisor until it closes the control socket.
+
+    No PDEATHSIG here: that fires when the *thread* that started us exits (a pool thread, say);
+    the control socket's EOF is the supervisor process's death, and our own exit takes every C1
+    (and so every sandbox) with it through their PDEATHSIG.
+    """
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # auto-reap C1s and anything reparented here
     # Preloaded libraries compute cache folders from these at import; point them where a sandbox

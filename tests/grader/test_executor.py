@@ -246,16 +246,23 @@ def test_hidden_source_and_gradebook_are_not_readable(tmp_path) -> None:
         "            p = os.path.join(dirpath, f)\n"
         "            try:\n"
         "                with open(p, 'rb') as fh:\n"
-        f"                    if b{marker!r} in fh.read(1 << 20):\n"
+        "                    if b'HIDDEN_' + b'MARKER_7f3a' in fh.read(1 << 20):\n"
         "                        hits.append(p)\n"
         "            except OSError:\n"
         "                pass\n"
         "print('hits', hits)"
     )
     hidden = f"# {marker}\nassert answer == 42"
-    out = run(snoop, "answer = 42", hidden, hidden={2})
+    after = (
+        "import linecache\n"
+        "seen = [str(In), str(globals().get('_i', '')), *(''.join(v[2]) for v in linecache.cache.values())]\n"
+        "marker = 'HIDDEN_' + 'MARKER_7f3a'  # never spelled whole in a learner cell\n"
+        "print('leak' if any(marker in s for s in seen) else 'clean')"
+    )
+    out = run(snoop, "answer = 42", hidden, after, hidden={2})
     assert stdout(out[0]) == "hits []\n"
     assert out[2].status == "ok"
+    assert stdout(out[3]) == "clean\n"
 
 
 def test_forged_markers_and_rewritten_builtins_do_not_pass_hidden_tests() -> None:
