@@ -19,6 +19,9 @@ builtins and re-installed output hooks. Residual risk, stated honestly: learner 
 *during* a hidden cell (a function the test calls, or a thread left running) executes in the same
 interpreter and could read that cell's token from memory and send a forged reply. Closing that
 needs the checks to run outside the learner's interpreter (domain checkers that receive only data).
+Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
+ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
+up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
 """
 
 from __future__ import annotations
