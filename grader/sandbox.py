@@ -36,6 +36,7 @@ import resource
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -234,6 +235,7 @@ class _Runner:
         sys.displayhook = dh
         sh.display_pub.publish = self._display
         sh._showtraceback = self._traceback
+        sh.system = self._system
 
     def restore_pristine(self) -> None:
         """Give a hidden cell the builtins and hooks the sandbox started with."""
@@ -292,6 +294,24 @@ class _Runner:
                 {"output_type": "display_data", "data": data, "metadata": metadata or {}}
             )
 
+    def _system(self, cmd: str) -> None:
+        """``!cmd`` through pipes, as ipykernel does: the sandbox has no ptys for pexpect."""
+        with subprocess.Popen(
+            self.shell.var_expand(cmd, depth=1),
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        ) as proc:
+            assert proc.stdout is not None
+            try:  # streamed, so the output cap stops an endless command early
+                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                    self.add_stream("stdout", chunk.decode("utf-8", "replace"))
+            except BaseException:
+                proc.kill()
+                raise
+        self.shell.user_ns["_exit_code"] = proc.returncode
+
     def _traceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
         self.error = {
             "ename": getattr(etype, "__name__", str(etype)),
@@ -349,7 +369,7 @@ class _Runner:
 # ---------------------------------------------------------------- the jail (runs in C2)
 
 
-def _bind_ro(src: str, root: str) -> None:
+def _bind_ro(src: str, root: str, device: bool = False) -> None:
     dst = root + src
     if os.path.isdir(src):
         os.makedirs(dst, exist_ok=True)
@@ -357,7 +377,8 @@ def _bind_ro(src: str, root: str) -> None:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         open(dst, "a").close()  # noqa: SIM115 - a mount point, closed at once
     _mount(src, dst, None, MS_BIND | MS_REC, None)
-    _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | (0 if device else MS_NODEV)
+    _mount(None, dst, None, flags, None)
 
 
 def _jail(req: dict[str, Any]) -> None:
@@ -379,7 +400,7 @@ def _jail(req: dict[str, Any]) -> None:
             done.append(path)
     os.makedirs(root + "/dev", exist_ok=True)
     for dev in ("null", "zero", "random", "urandom"):
-        _bind_ro("/dev/" + dev, root)
+        _bind_ro("/dev/" + dev, root, device=True)  # read-only still allows writing to a device
     os.makedirs(root + "/scratch")
     _mount(
         "tmpfs",

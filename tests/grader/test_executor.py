@@ -378,3 +378,12 @@ def test_concurrent_submissions_are_isolated() -> None:
         assert "mine.txt" in files
         uids.add(uid)
     assert len(uids) == 4  # one uid per concurrent sandbox: RLIMIT_NPROC is per sandbox
+
+
+def test_shell_escapes_run_and_are_capped() -> None:
+    limits = Limits(cell_timeout=10.0, max_output_bytes=50_000)
+    out = run("n = 5\n!echo $n; exit 3", "_exit_code", "!yes", "print('after')", limits=limits)
+    assert stdout(out[0]) == "5\n"
+    assert out[1].outputs[0]["data"]["text/plain"] == "3"
+    assert out[2].status == "error" and out[2].error["ename"] == "OutputLimitExceeded"
+    assert out[3].status == "ok"
