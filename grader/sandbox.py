@@ -455,16 +455,80 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, shell: Any) -> None:
         send_message(sock, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         os._exit(71)
     runner = _Runner(shell, int(req["limits"]["max_output_bytes"]))
-    send_message(sock, {"ready": True})
+    restore = _make_restorer(runner)
+    send, recv, exit_now = send_message, recv_message, os._exit  # bound before learner code runs
+    send(sock, {"ready": True})
     limit = 64 * 1024**2
     while True:
-        msg = recv_message(sock, limit)
+        msg = recv(sock, limit)
         if msg is None:
-            os._exit(0)
-        reply = runner.run(str(msg["source"]), bool(msg.get("hidden")))
+            exit_now(0)
+        hidden = msg.get("hidden") is True
+        if hidden:
+            restore()  # undo learner patches to the runner, IPython, json, socket, builtins
+        reply = runner.run(str(msg["source"]), hidden)
+        if hidden:
+            restore()  # and whatever learner code the hidden test called patched meanwhile
         reply["token"] = msg["token"]
         sys.stdout, sys.stderr = runner.stdout, runner.stderr
-        send_message(sock, reply)
+        send(sock, reply)
+
+
+def _make_restorer(runner: _Runner) -> Any:
+    """Snapshot, before any learner code, the module and class namespaces a hidden cell's verdict
+    passes through; the returned function puts them back. It only uses references it captured
+    itself and dict/C operations, so rebinding names in those modules cannot subvert it.
+    (Code that reaches it through gc, frames or ctypes can: see grader.executor's residual risk.)
+    """
+    import json.decoder
+    import json.encoder
+
+    from IPython.core import interactiveshell
+
+    this_module = sys.modules[_Runner.__module__]  # grader.sandbox, never __main__ (see bottom)
+    modules = [
+        this_module,
+        json,
+        json.encoder,
+        json.decoder,
+        socket,
+        os,
+        interactiveshell,
+    ]
+    classes = [
+        _Runner,
+        _Capture,
+        socket.socket,
+        interactiveshell.InteractiveShell,
+        interactiveshell.ExecutionResult,
+    ]
+    mod_snaps = [(m.__dict__, dict(m.__dict__)) for m in modules]
+    cls_snaps = [(c, dict(vars(c))) for c in classes]
+    inst = runner.__dict__
+    runner_methods = frozenset(k for k, v in vars(_Runner).items() if callable(v))
+    set_attr, del_attr, as_list, class_vars = setattr, delattr, list, vars
+    skip = frozenset({"__dict__", "__weakref__", "__doc__"})
+
+    def restore() -> None:
+        for live, snap in mod_snaps:
+            for key in as_list(live):
+                if key not in snap:
+                    del live[key]
+            live.update(snap)
+        for cls, snap in cls_snaps:
+            live = class_vars(cls)
+            for key in as_list(live):
+                if key not in snap:
+                    del_attr(cls, key)
+            for key, value in snap.items():
+                if key not in skip and live.get(key) is not value:
+                    set_attr(cls, key, value)
+        for key in as_list(inst):
+            if key in runner_methods:
+                del inst[key]
+        runner.restore_pristine()
+
+    return restore
 
 
 def _c1_main(req: dict[str, Any], sock: socket.socket, pid_w: int, shell: Any) -> None:
@@ -577,4 +641,9 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    zygote_main(int(os.environ[ZYGOTE_FD_ENV]), [m for m in sys.argv[1:] if m])
+    # Run from the imported module, not this __main__ copy: IPython takes over sys.modules
+    # ["__main__"] for the user namespace, and learner code must see (and be undone in) the one
+    # grader.sandbox module that actually runs the cells.
+    from grader.sandbox import zygote_main as _zygote_main
+
+    _zygote_main(int(os.environ[ZYGOTE_FD_ENV]), [m for m in sys.argv[1:] if m])

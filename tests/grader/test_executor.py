@@ -387,3 +387,26 @@ def test_shell_escapes_run_and_are_capped() -> None:
     assert out[1].outputs[0]["data"]["text/plain"] == "3"
     assert out[2].status == "error" and out[2].error["ename"] == "OutputLimitExceeded"
     assert out[3].status == "ok"
+
+
+def test_patched_runner_json_and_results_do_not_pass_hidden_tests() -> None:
+    patch = (
+        "import json, grader.sandbox as gs\n"
+        "from IPython.core.interactiveshell import ExecutionResult\n"
+        "ok = {'status': 'ok', 'outputs': [], 'error': None}\n"
+        "gs._Runner._run = lambda self, source, hidden: dict(ok)\n"
+        "gs._Runner.run = lambda self, source, hidden: dict(ok)\n"
+        "real = json.dumps\n"
+        "json.dumps = lambda obj, **k: real({**obj, 'status': 'ok', 'error': None}, **k)\n"
+        "ExecutionResult.success = property(lambda self: True)\n"
+        "answer = 41"
+    )
+    out = run(patch, "assert answer == 42", hidden={1})
+    assert out[1].status == "error" and out[1].error["ename"] == "AssertionError"
+    # The same patches made by a function the hidden test itself calls.
+    out = run(
+        f"def answer():\n    exec({patch!r}, globals())\n    return 41",
+        "assert answer() == 42",
+        hidden={1},
+    )
+    assert out[1].status == "error"
