@@ -466,7 +466,22 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, shell: Any) -> None:
         hidden = msg.get("hidden") is True
         if hidden:
             restore()  # undo learner patches to the runner, IPython, json, socket, builtins
-        reply = runner.run(str(msg["source"]), hidden)
+        threads = len(os.listdir("/proc/self/task")) - 1 if hidden else 0
+        if threads:
+            # A learner thread running beside a hidden test could read its token and forge the
+            # verdict; no verdict is better than an untrustworthy one.
+            error = {
+                "ename": "HiddenTestRefused",
+                "evalue": f"{threads} learner thread(s) still running; hidden tests need them ended",
+                "traceback": [],
+            }
+            reply = {
+                "status": "error",
+                "outputs": [{"output_type": "error", **error}],
+                "error": error,
+            }
+        else:
+            reply = runner.run(str(msg["source"]), hidden)
         if hidden:
             restore()  # and whatever learner code the hidden test called patched meanwhile
         reply["token"] = msg["token"]
