@@ -14,11 +14,14 @@ every cell's status from what it observes itself:
 * ``timeout`` when a deadline passes; the whole pid namespace is then killed.
 * ``not_run`` for every cell after the sandbox ended.
 
-Hidden test cells are sent only when they run (never written to disk) and run with pristine
-builtins and re-installed output hooks. Residual risk, stated honestly: learner code that runs
-*during* a hidden cell (a function the test calls, or a thread left running) executes in the same
-interpreter and could read that cell's token from memory and send a forged reply. Closing that
-needs the checks to run outside the learner's interpreter (domain checkers that receive only data).
+Hidden test cells are sent only when they run (never written to disk), kept out of In/linecache
+afterwards, and run with pristine builtins, output hooks, IPython/runner/json/socket namespaces
+(restored from snapshots taken before learner code, again before the reply is sent); a hidden cell
+is refused while learner threads are alive. Residual risk, stated honestly: learner code that runs
+*during* a hidden cell (a function the test calls) executes in the same interpreter and, by digging
+through frames/gc/ctypes, could read that cell's token and write a forged reply from the sandbox's
+own pid. Closing that needs the checks to run outside the learner's interpreter (domain checkers
+that receive only data).
 Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
 ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
 up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
