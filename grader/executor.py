@@ -122,6 +122,9 @@ class _Zygote:
     def spawn(self, request: dict[str, Any], fd: int) -> tuple[int, int]:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
+                if self._ctl is not None:  # a zygote that died (OOM killer, operator): replace it
+                    self._ctl.close()
+                    self._ctl = None
                 self._start()
             assert self._ctl is not None
             raw = json.dumps(request).encode()

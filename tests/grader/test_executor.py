@@ -420,3 +420,15 @@ def test_hidden_cell_refused_while_learner_threads_run() -> None:
     assert out[1].status == "error" and out[1].error["ename"] == "HiddenTestRefused"
     assert "thread" in out[1].reason
     assert out[3].status == "ok"  # once the thread ended, hidden tests run again
+
+
+def test_a_dead_zygote_is_replaced() -> None:
+    from grader import executor
+
+    run("1")
+    proc = executor._ZYGOTE._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    out = run("a = 2", "a * 21")
+    assert out[1].outputs[0]["data"]["text/plain"] == "42"
