@@ -119,7 +119,7 @@ class _Zygote:
         mine.settimeout(None)
         self._ctl = mine
 
-    def spawn(self, request: dict[str, Any], fd: int) -> tuple[int, int]:
+    def spawn(self, request: dict[str, Any], fds: list[int]) -> tuple[int, int]:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 if self._ctl is not None:  # a zygote that died (OOM killer, operator): replace it
@@ -128,7 +128,7 @@ class _Zygote:
                 self._start()
             assert self._ctl is not None
             raw = json.dumps(request).encode()
-            socket.send_fds(self._ctl, [struct.pack("!I", len(raw)) + raw], [fd])
+            socket.send_fds(self._ctl, [struct.pack("!I", len(raw)) + raw], fds)
             head = _recv_exact(self._ctl, 4)
             answer = json.loads(_recv_exact(self._ctl, struct.unpack("!I", head)[0]))
         if "error" in answer:
@@ -217,14 +217,20 @@ class _Sandbox:
             "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
         }
         self.pidfd1 = self.pidfd2 = -1
+        self.out_r, out_w = os.pipe()
+        os.set_blocking(self.out_r, False)
+        self.native = bytearray()  # fd 1/2 output of the current cell
+        self.native_used = 0
         try:
-            self.c1, self.c2 = _ZYGOTE.spawn(request, theirs.fileno())
+            self.c1, self.c2 = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
             self.pidfd1, self.pidfd2 = os.pidfd_open(self.c1), os.pidfd_open(self.c2)
         except BaseException:
             theirs.close()
+            os.close(out_w)
             self.close()
             raise
         theirs.close()
+        os.close(out_w)
         self.exit_status: int | None = None
         self.cpu_used = 0.0
         self.buffers: dict[int, bytearray] = {}
@@ -244,7 +250,11 @@ class _Sandbox:
             if wait <= 0:
                 return "timeout", None
             fds = [self.sock] if died_at is not None else [self.sock, self.pidfd2]
+            if self.out_r >= 0:
+                fds.append(self.out_r)
             ready, _, _ = select.select(fds, [], [], wait)
+            if self.out_r in ready:
+                self.drain_native()
             if self.pidfd2 in ready:
                 died_at = time.monotonic()
             if self.sock not in ready:
@@ -282,6 +292,29 @@ class _Sandbox:
                 continue
             return "msg", obj
 
+    def drain_native(self) -> None:
+        """Read what is waiting on the sandbox's fd 1/2 pipe; keep it up to the output cap."""
+        while self.out_r >= 0:
+            try:
+                data = os.read(self.out_r, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                os.close(self.out_r)
+                self.out_r = -1
+                return
+            room = self.limits.max_output_bytes - self.native_used
+            if room > 0:
+                self.native += data[:room]
+                self.native_used += min(room, len(data))
+
+    def take_native(self) -> list[dict[str, Any]]:
+        """The current cell's fd-level output as one nbformat stream output (if any)."""
+        self.drain_native()
+        text = self.native.decode("utf-8", "replace")
+        self.native.clear()
+        return [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+
     def close(self) -> None:
         """Kill the pid namespace and C1, wait until both are gone, sweep the uid."""
         for pidfd in (self.pidfd2, self.pidfd1):
@@ -295,6 +328,9 @@ class _Sandbox:
         self.pidfd1 = self.pidfd2 = -1
         _kill_uid(self.uid)
         self.sock.close()
+        if self.out_r >= 0:
+            os.close(self.out_r)
+            self.out_r = -1
         os.close(self.uid_lock)  # releases the uid's flock
 
     def death_reason(self) -> str:
@@ -401,6 +437,7 @@ def execute(
                 kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
             if kind == "msg":
                 status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+                outputs = box.take_native() + outputs
                 reason = "completed" if status == "ok" else _one_line(error)
                 outcomes.append(CellOutcome(status, outputs, error, reason))
                 continue
@@ -408,13 +445,13 @@ def execute(
                 which = "cell" if per_cell <= sub_deadline else "submission"
                 secs = limits.cell_timeout if which == "cell" else limits.submission_timeout
                 reason = f"{which} exceeded its {secs:g} s wall-time limit; sandbox killed"
-                outcomes.append(CellOutcome("timeout", reason=reason))
+                outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
             elif kind == "flood":
                 reason = "the sandbox sent more than the output cap; sandbox killed"
-                outcomes.append(CellOutcome("killed", reason=reason))
+                outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
             else:
                 box.receive(time.monotonic() + 0.5, cap)  # give C1 time to report the status
-                outcomes.append(CellOutcome("killed", reason=box.death_reason()))
+                outcomes.append(CellOutcome("killed", box.take_native(), reason=box.death_reason()))
             ended = f"not run: the sandbox ended at cell {index} ({outcomes[-1].status})"
     finally:
         box.close()

@@ -440,12 +440,14 @@ def _jail(req: dict[str, Any]) -> None:
     os.environ.update(SANDBOX_ENV)
 
 
-def _c2_main(req: dict[str, Any], sock: socket.socket, shell: Any) -> None:
+def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) -> None:
     """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     null = os.open("/dev/null", os.O_RDWR)
-    for std in (0, 1, 2):
-        os.dup2(null, std)
+    os.dup2(null, 0)
+    # fd 1/2 (C-level writes, subprocesses) go to a pipe the supervisor drains under its own cap.
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 4096)
@@ -546,7 +548,7 @@ def _make_restorer(runner: _Runner) -> Any:
     return restore
 
 
-def _c1_main(req: dict[str, Any], sock: socket.socket, pid_w: int, shell: Any) -> None:
+def _c1_main(req: dict[str, Any], sock: socket.socket, out_fd: int, pid_w: int, shell: Any) -> None:
     """Session leader outside the new pid namespace: forks its init (C2), reports C2's status."""
     os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -556,10 +558,11 @@ def _c1_main(req: dict[str, Any], sock: socket.socket, pid_w: int, shell: Any) -
     pid = os.fork()
     if pid == 0:
         os.close(pid_w)
-        _c2_main(req, sock, shell)
+        _c2_main(req, sock, out_fd, shell)
         os._exit(0)
     os.write(pid_w, struct.pack("q", pid))
     os.close(pid_w)
+    os.close(out_fd)
     while True:
         try:
             _, status, usage = os.wait4(pid, 0)
@@ -591,8 +594,8 @@ def default_ro_paths() -> list[str]:
     return [os.path.realpath(p) if not os.path.islink(p) else p for p in paths]
 
 
-def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], int] | None:
-    msg, fds, _flags, _addr = socket.recv_fds(ctl, 65536, 1)
+def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    msg, fds, _flags, _addr = socket.recv_fds(ctl, 65536, 2)
     if not msg:
         return None
     (size,) = struct.unpack("!I", msg[:4])
@@ -602,7 +605,7 @@ def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], int] | None:
         if not more:
             return None
         buf += more
-    return json.loads(buf), fds[0]
+    return json.loads(buf), fds
 
 
 def zygote_main(ctl_fd: int, preload: list[str]) -> None:
@@ -630,7 +633,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
         if got is None:
             os.rmdir(mount_point)
             os._exit(0)
-        req, fd = got
+        req, (fd, out_fd) = got
         req["ro_paths"] = ro_paths + list(req.get("extra_ro_paths", []))
         req["mount_point"] = mount_point
         pid_r, pid_w = os.pipe()
@@ -639,11 +642,12 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
             try:
                 os.close(pid_r)
                 ctl.close()
-                _c1_main(req, socket.socket(fileno=fd), pid_w, shell)
+                _c1_main(req, socket.socket(fileno=fd), out_fd, pid_w, shell)
             finally:
                 os._exit(70)
         os.close(pid_w)
         os.close(fd)
+        os.close(out_fd)
         data = os.read(pid_r, 8)
         os.close(pid_r)
         if len(data) == 8:

@@ -432,3 +432,17 @@ def test_a_dead_zygote_is_replaced() -> None:
     proc.wait()
     out = run("a = 2", "a * 21")
     assert out[1].outputs[0]["data"]["text/plain"] == "42"
+
+
+def test_fd_level_output_is_captured_and_capped() -> None:
+    limits = Limits(cell_timeout=2.0, max_output_bytes=10_000)
+    out = run(
+        "import os, subprocess\nsubprocess.run(['echo', 'from a subprocess'])\nos.write(1, b'raw\\n')",
+        "import os, sys\nos.write(2, b'dying\\n')\nos._exit(4)",
+        limits=limits,
+    )
+    assert stdout(out[0]) == "from a subprocess\nraw\n"
+    assert out[1].status == "killed" and stdout(out[1]) == "dying\n"
+    flood = run("import os\nwhile True:\n    os.write(1, b'x' * 4096)", limits=limits)
+    assert flood[0].status == "timeout"
+    assert 0 < len(stdout(flood[0])) <= 10_000
