@@ -19,11 +19,11 @@ class Limits:
 
     cell_timeout: float = 30.0  # wall seconds per cell, nbgrader's default
     submission_timeout: float = 300.0  # wall seconds for all cells of one submission
-    cpu_seconds: int = 120  # RLIMIT_CPU for the whole sandbox process
+    cpu_seconds: int = 120  # RLIMIT_CPU per sandbox process (no cgroups); wall time bounds the sum
     memory_bytes: int = 2 * 1024**3  # RLIMIT_AS (address space) per process
     max_processes: int = 32  # RLIMIT_NPROC for the sandbox's own uid (threads count too)
     max_file_bytes: int = 16 * 1024**2  # RLIMIT_FSIZE: largest file learner code may write
-    max_output_bytes: int = 1024**2  # stream/display output kept per submission
+    max_output_bytes: int = 1024**2  # output kept per submission (Python-level and fd-level each)
     scratch_bytes: int = 64 * 1024**2  # size of the private tmpfs scratch folder (disk fillers)
 
     def __post_init__(self) -> None:
