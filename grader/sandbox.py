@@ -409,8 +409,15 @@ def _jail(req: dict[str, Any]) -> None:
         MS_NOSUID | MS_NODEV,
         f"size={int(lim['scratch_bytes'])},mode=700,uid={uid},gid={uid}",
     )
-    os.symlink("/scratch", root + "/tmp")
-    os.makedirs(root + "/scratch/" + os.path.basename(SANDBOX_HOME))
+    home = root + "/scratch/" + os.path.basename(SANDBOX_HOME)
+    os.makedirs(home)
+    if os.path.isdir(root + "/tmp"):
+        # A read-only path lives under /tmp (say the repository was cloned there): keep /tmp as
+        # that view and mount just the sandbox's home into it from the scratch tmpfs.
+        os.makedirs(root + SANDBOX_HOME, exist_ok=True)
+        _mount(home, root + SANDBOX_HOME, None, MS_BIND, None)
+    else:
+        os.symlink("/scratch", root + "/tmp")
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV, None)
     for name, b64 in req.get("files", {}).items():
