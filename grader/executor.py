@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -347,25 +348,34 @@ class _Sandbox:
         return f"the sandbox process exited with status {os.WEXITSTATUS(st)} during the cell"
 
 
+def pids_of_uids(uids: Collection[int]) -> list[int]:
+    """Pids of live processes whose real uid is one of ``uids`` (sandbox uids are never reused
+    by anything else, so this finds everything a sandbox left behind)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                for line in fh:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) in uids:
+                            found.append(int(entry))
+                        break
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _kill_uid(uid: int) -> None:
     """Safety net: no process of the sandbox uid may survive the submission."""
     for _ in range(50):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/status") as fh:
-                    for line in fh:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                found = True
-                                os.kill(int(entry), signal.SIGKILL)
-                            break
-            except (OSError, ValueError):
-                continue
-        if not found:
+        pids = pids_of_uids({uid})
+        if not pids:
             return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
 
 

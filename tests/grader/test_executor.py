@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute
+from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute, pids_of_uids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -22,20 +22,7 @@ FAST = Limits(cell_timeout=10.0, submission_timeout=30.0, cpu_seconds=20)
 
 def sandbox_pids() -> list[int]:
     """Pids of processes whose real uid belongs to this test process's sandboxes."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) in SANDBOX_UIDS:
-                            found.append(int(entry))
-                        break
-        except OSError:
-            continue
-    return found
+    return pids_of_uids(SANDBOX_UIDS)
 
 
 def child_pids() -> set[int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute
+from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute, pids_of_uids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -25,20 +25,8 @@ BASE = {"cell_timeout": 5.0, "submission_timeout": 30.0, "cpu_seconds": 20}
 
 
 def sandbox_pids() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) in SANDBOX_UIDS:
-                            found.append(int(entry))
-                        break
-        except OSError:
-            continue
-    return found
+    """Pids of processes whose real uid belongs to this test process's sandboxes."""
+    return pids_of_uids(SANDBOX_UIDS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
