@@ -9,8 +9,6 @@ gradebook. Goal (issue 3): >= 50x nbgrader's throughput with identical scores.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,13 +20,10 @@ from grader.autograde import autograde  # noqa: E402
 from grader.limits import Limits  # noqa: E402
 from tests.grader import coursegen as cg  # noqa: E402
 
-NBGRADER = Path(sys.executable).parent / "nbgrader"
-
 
 def nbgrader(root: Path, *args: str) -> float:
-    env = dict(os.environ, PATH=f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     started = time.perf_counter()
-    done = subprocess.run([str(NBGRADER), *args], cwd=root, env=env, capture_output=True, text=True)
+    done = cg.nbgrader_cli(root, *args, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"nbgrader {args[0]} failed: {done.stderr[-2000:]}")
     return time.perf_counter() - started
@@ -39,8 +34,6 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    from nbgrader.api import Gradebook, MissingEntry
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cg.write_source(root)
@@ -57,20 +50,10 @@ def main() -> None:
         print(f"ours ({args.workers} workers):      {mine:8.1f} s", flush=True)
 
         compared, mismatched = 0, 0
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            for student in students:
-                for name in cg.NOTEBOOKS:
-                    try:
-                        nb = gb.find_submission_notebook(name, cg.ASSIGNMENT, student)
-                    except MissingEntry:
-                        continue
-                    for grade in nb.grades:
-                        got = ours[student].notebooks[name][grade.name]
-                        compared += 1
-                        mismatched += (got.points, got.max_points) != (
-                            grade.auto_score,
-                            grade.max_score,
-                        )
+        for student, name, grade in cg.stock_grades(root, students):
+            got = ours[student].notebooks[name][grade.name]
+            compared += 1
+            mismatched += (got.points, got.max_points) != (grade.auto_score, grade.max_score)
     ratio = stock / mine
     print(
         f"throughput ratio: {ratio:.1f}x nbgrader (goal >= 50x); per-cell scores: "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -204,17 +205,7 @@ class _Sandbox:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         request = {
             "uid": self.uid,
-            "limits": {
-                k: getattr(limits, k)
-                for k in (
-                    "cpu_seconds",
-                    "memory_bytes",
-                    "max_processes",
-                    "max_file_bytes",
-                    "max_output_bytes",
-                    "scratch_bytes",
-                )
-            },
+            "limits": dataclasses.asdict(limits),
             "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
         }
         self.pidfd1 = self.pidfd2 = -1

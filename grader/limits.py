@@ -6,7 +6,7 @@ validate limits without importing the sandbox machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,6 @@ class Limits:
     scratch_bytes: int = 64 * 1024**2  # size of the private tmpfs scratch folder (disk fillers)
 
     def __post_init__(self) -> None:
-        for name in (
-            "cell_timeout",
-            "submission_timeout",
-            "cpu_seconds",
-            "memory_bytes",
-            "max_processes",
-            "max_file_bytes",
-            "max_output_bytes",
-            "scratch_bytes",
-        ):
+        for name in (f.name for f in fields(self)):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")

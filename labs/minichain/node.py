@@ -42,13 +42,12 @@ CLIENT_VERSION = "minichain/0.1.0"
 class NodeHost:
     """The Host an engine sees. One per engine instance, so a replaced engine's timers go quiet."""
 
-    def __init__(self, node: Node, generation: int, engine_cls: type[ConsensusEngine]) -> None:
+    def __init__(self, node: Node, generation: int) -> None:
         self.node = node
         self.generation = generation
         self.node_id = node.id
         self.validators = [v.id for v in node.genesis.validators]
         self.engine: ConsensusEngine | None = None
-        self.engine_cls = engine_cls
 
     # -- clock, timers, messages --------------------------------------------------------------
     def now(self) -> float:
@@ -119,19 +118,7 @@ class NodeHost:
         return from_wire(msgpack.unpackb(raw, raw=False), MiniBlock.decode) if raw else None
 
     def log(self, event: str, **fields: Any) -> None:
-        self.node.events.append({"t": round(time.time(), 3), "event": event, **_plain(fields)})
-
-
-def _plain(fields: dict) -> dict:
-    out = {}
-    for k, v in fields.items():
-        if isinstance(v, bytes):
-            out[k] = "0x" + v.hex()
-        elif isinstance(v, str | int | float | bool) or v is None:
-            out[k] = v
-        else:
-            out[k] = str(v)
-    return out
+        self.node.events.append({"t": round(time.time(), 3), "event": event, **_plain_deep(fields)})
 
 
 class Node:
@@ -192,7 +179,7 @@ class Node:
             from .consensus.byzantine import make_byzantine
 
             cls = make_byzantine(cls, self.byzantine)
-        host = NodeHost(self, self.generation, cls)
+        host = NodeHost(self, self.generation)
         engine = cls(host, **self.engine_params)
         host.engine = engine
         self.host, self.engine = host, engine

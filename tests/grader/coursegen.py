@@ -9,9 +9,13 @@ cells deleted, an infinite loop.
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -329,3 +333,32 @@ def write_config(course: Path) -> Path:
     db = f"sqlite:///{course / 'gradebook.db'}"
     path.write_text(NBGRADER_CONFIG.format(root=str(course), db=db), encoding="utf-8")
     return path
+
+
+NBGRADER = Path(sys.executable).parent / "nbgrader"
+
+
+def nbgrader_cli(
+    course: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real nbgrader CLI inside a course folder (its tools must be on PATH)."""
+    env = dict(os.environ, PATH=f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(
+        [str(NBGRADER), *args], cwd=course, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def stock_grades(course: Path, students: list[str]) -> Iterator[tuple[str, str, Any]]:
+    """(student, notebook, grade) for every cell stock nbgrader scored in its gradebook;
+    notebooks nbgrader produced no score for are left out (there is nothing to compare)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{Path(course) / 'gradebook.db'}") as gb:
+        for student in students:
+            for name in NOTEBOOKS:
+                try:
+                    stock = gb.find_submission_notebook(name, ASSIGNMENT, student)
+                except MissingEntry:
+                    continue
+                for grade in stock.grades:
+                    yield student, name, grade

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -14,16 +11,7 @@ import pytest
 from grader.assignment import AssignmentError, read_notebook
 from grader.release import release
 from tests.grader import coursegen
-
-NBGRADER = Path(sys.executable).parent / "nbgrader"
-
-
-def nbgrader_cli(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real nbgrader CLI inside a course folder (its tools must be on PATH)."""
-    env = dict(os.environ, PATH=f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(
-        [str(NBGRADER), *args], cwd=course, env=env, capture_output=True, text=True, timeout=120
-    )
+from tests.grader.coursegen import nbgrader_cli
 
 
 def test_release_matches_nbgrader_generate_assignment(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from grader.scoring import PreparedCell, determine_grade, prepare, score_cell, score_notebook
 from tests.grader import coursegen
-from tests.grader.test_release import nbgrader_cli
+from tests.grader.coursegen import nbgrader_cli
 
 COMPAT_STUDENTS = ["correct", "deleted_cells", "edited_tests"]
 
