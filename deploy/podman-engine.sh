@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# A Docker-API container engine on a machine without Docker: podman's API service, set up the way it
+# was measured to work here (runc rather than crun on hybrid cgroups, default ulimits lowered to the
+# host's hard limits, a user-namespace range per container) and the images the sandbox backend runs.
+#
+#   deploy/podman-engine.sh setup     install podman & co (apt), write containers.conf, subuid/subgid,
+#                                     build the base image (debootstrap) and the node image on top
+#   deploy/podman-engine.sh service   start `podman system service` on .state/engine/podman.sock
+#                                     (no-op when it already answers); prints the DOCKER_HOST URL
+#   deploy/podman-engine.sh env       prints the variables a caller exports (CONTAINERS_CONF, ...)
+#
+# Idempotent and cached: packages, the base image (in /var/lib/containers) and the node image (tagged
+# by a hash of everything that goes into it) are built once; a second run takes about a second.
+# Images come from no registry: the base is debootstrapped from the machine's own Debian mirror, and
+# Python packages enter the node image from a wheelhouse built on the host (pip's cache / PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STATE=${ACADEMY_STATE_DIR:-$ROOT/.state}
+ENGINE=$STATE/engine
+mkdir -p "$ENGINE"
+ENGINE=$(cd "$ENGINE" && pwd)
+export CONTAINERS_CONF=$ENGINE/containers.conf
+SOCK=$ENGINE/podman.sock
+BASE_IMAGE=localhost/chainacademy-base:bookworm
+NODE_REPO=localhost/chainacademy-node
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+
+log() { echo "podman-engine: $*" >&2; }
+as_root() { if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi; }
+
+install_packages() {
+  local pkgs=(podman runc conmon catatonit netavark aardvark-dns containernetworking-plugins
+              iptables fuse-overlayfs slirp4netns uidmap debootstrap)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+write_conf() {
+  local nofile
+  nofile=$(ulimit -Hn)
+  [ "$nofile" = unlimited ] && nofile=1048576
+  cat > "$CONTAINERS_CONF.tmp" <<CONF
+# Written by deploy/podman-engine.sh. The host's root lacks CAP_SYS_RESOURCE, so containers may not
+# raise nofile above its hard limit; crun refuses hybrid cgroups, runc works.
+[containers]
+userns = "auto"
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  mv "$CONTAINERS_CONF.tmp" "$CONTAINERS_CONF"
+  for f in /etc/subuid /etc/subgid; do
+    grep -q '^containers:' "$f" 2>/dev/null || echo "containers:2147483647:2147483648" | as_root tee -a "$f" >/dev/null
+  done
+}
+
+build_base() {
+  if podman image exists "$BASE_IMAGE"; then return; fi
+  local mirror rootfs
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  rootfs=$(mktemp -d /var/tmp/chainacademy-rootfs.XXXXXX)
+  log "debootstrapping the base image from $mirror (about a minute, once)"
+  as_root debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$rootfs" "$mirror" >/dev/null
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  as_root rm -rf "$rootfs"
+}
+
+node_inputs_hash() {
+  cat deploy/node/Dockerfile deploy/node/requirements.txt labs/__init__.py \
+      labs/minichain/*.py labs/minichain/consensus/*.py labs/sandbox/launcher.py 2>/dev/null \
+    | sha256sum | cut -c1-12
+}
+
+build_node() {
+  local tag ctx
+  tag=$NODE_REPO:$(node_inputs_hash)
+  if podman image exists "$tag"; then echo "$tag"; return; fi
+  ctx=$(mktemp -d /var/tmp/chainacademy-node.XXXXXX)
+  log "building the wheelhouse for the node image"
+  "$PY" -m pip wheel -q --wheel-dir "$ENGINE/wheelhouse" -r deploy/node/requirements.txt 2>&1 \
+    | { grep -v "^WARNING: Location" || true; } >&2
+  mkdir -p "$ctx/labs"
+  cp -r "$ENGINE/wheelhouse" "$ctx/wheels"
+  cp deploy/node/requirements.txt "$ctx/"
+  cp labs/__init__.py "$ctx/labs/"
+  cp -r labs/minichain "$ctx/labs/minichain"
+  mkdir -p "$ctx/labs/sandbox"
+  cp labs/sandbox/launcher.py "$ctx/labs/sandbox/"
+  touch "$ctx/labs/sandbox/__init__.py"
+  find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
+  log "building $tag"
+  podman build -q --network none --build-arg "BASE=$BASE_IMAGE" -t "$tag" -f deploy/node/Dockerfile "$ctx" >&2
+  podman tag "$tag" "$NODE_REPO:latest"
+  rm -rf "$ctx"
+  echo "$tag"
+}
+
+start_service() {
+  if curl -sf --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+    echo "unix://$SOCK"; return
+  fi
+  rm -f "$SOCK"
+  nohup podman system service --time=0 "unix://$SOCK" >"$ENGINE/service.log" 2>&1 &
+  echo $! > "$ENGINE/service.pid"
+  for _ in $(seq 100); do
+    curl -sf --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && { echo "unix://$SOCK"; return; }
+    sleep 0.1
+  done
+  log "the podman service did not answer on $SOCK: see $ENGINE/service.log"; exit 1
+}
+
+case "${1:-setup}" in
+  setup)
+    install_packages
+    command -v curl >/dev/null || { as_root apt-get install -y -qq --no-install-recommends curl >/dev/null; }
+    write_conf
+    build_base
+    build_node
+    ;;
+  service) start_service ;;
+  env) echo "CONTAINERS_CONF=$CONTAINERS_CONF"; echo "DOCKER_HOST=unix://$SOCK" ;;
+  *) echo "usage: $0 setup|service|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,70 @@
+"""The interface every sandbox backend implements, configured with traitlets like JupyterHub spawners.
+
+A backend knows how to create, start, stop and inspect one chain; the manager
+(:mod:`labs.sandbox.manager`) keeps the per-learner bookkeeping (activity, preloads) above it, so a
+new backend (Kubernetes pods, say) is one class of five methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
+
+from .spec import LabSpec
+
+
+class BackendError(RuntimeError):
+    """The backend could not do what was asked; the message says what to do."""
+
+
+class Backend(LoggingConfigurable):
+    """Base class: one instance serves every learner's environments of one manager."""
+
+    name = "base"
+
+    state_dir = Unicode(
+        ".state/sandbox", help="Folder for the backend's own files (process backend: the chains)."
+    ).tag(config=True)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    def start(self, env_id: str, learner: str, spec: LabSpec) -> list[str]:
+        """Create the chain on first use, start it, wait until every validator answers.
+
+        Returns the RPC URLs as the learner's server reaches them.
+        """
+        raise NotImplementedError
+
+    def network_name(self, learner: str) -> str | None:
+        """The network a learner's server must join to reach its chains (None: loopback)."""
+        return None
+
+    def info(self, env_id: str) -> dict[str, Any]:
+        """``{"accounts": [...], "contracts": {...}, "nodes": [{"url", "height"}]}``."""
+        raise NotImplementedError
+
+    def preload(self, env_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Deploy ``{name, data, abi}`` items once each; returns every preloaded contract."""
+        raise NotImplementedError
+
+    def is_running(self, env_id: str) -> bool:
+        raise NotImplementedError
+
+    def exists(self, env_id: str) -> bool:
+        raise NotImplementedError
+
+    def stop(self, env_id: str) -> bool:
+        """Stop the chain, keeping its state. True when something was running."""
+        raise NotImplementedError
+
+    def destroy(self, env_id: str) -> None:
+        """Stop and delete the chain and its state (a fresh start next time)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (not environments)."""

@@ -1,0 +1,343 @@
+"""The container backend: a learner's validators in containers, through the docker SDK.
+
+Runs unchanged against Docker Engine and against podman's Docker-compatible API service
+(``deploy/podman-engine.sh``); only ``base_url`` differs. What every learner gets:
+
+- an internal network of their own (``ca-net-<learner>``, ``internal=True``: no gateway, no route
+  out). Their chains and their single-user server join it, nothing else does, so nothing of another
+  learner and nothing outside answers from inside it;
+- per lab, a volume (``ca-<env_id>``) holding the chain's state at ``/data``, so a stopped or even
+  removed environment restarts with its contracts and balances;
+- containers that run as a non-root user, with a read-only root filesystem, every capability
+  dropped, ``no-new-privileges``, and CPU, memory (no swap beyond it) and pids limits.
+
+Two topologies (``topology``), both measured (``docs/scaling.md``):
+
+- ``network`` (default): one container runs the whole network; the validators are processes forked
+  after the imports, so they share those pages. RPC URLs: ``http://ca-<env_id>:8545`` + i.
+- ``validator``: one container per validator (``ca-<env_id>-v<i>``), peers reach each other by
+  container name on the learner's network; a one-off init container creates the chain first.
+
+Containers are never created with ``remove=True`` (unreliable on podman 4.3): stop keeps them,
+``destroy`` removes them explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode
+
+from . import launcher
+from .backend import Backend, BackendError
+from .env import learner_slug
+from .spec import LabSpec
+
+LABEL = "org.chainacademy.sandbox"
+UID = "10001:10001"
+
+
+class DockerBackend(Backend):
+    """Chains in containers (see the module docstring)."""
+
+    name = "docker"
+
+    base_url = Unicode(
+        "",
+        help="Engine URL (unix:///var/run/docker.sock, unix:///.../podman.sock); "
+        "empty: DOCKER_HOST or the SDK's default.",
+    ).tag(config=True)
+    image = Unicode("localhost/chainacademy-node:latest", help="The node image.").tag(config=True)
+    topology = Enum(
+        ["network", "validator"],
+        "network",
+        help="One container for the whole network, or one container per validator.",
+    ).tag(config=True)
+    mem_limit = Unicode("512m", help="Memory limit of one container (swap included).").tag(
+        config=True
+    )
+    cpus = Float(1.0, help="CPUs one container may use.").tag(config=True)
+    pids_limit = Int(128, help="Processes and threads one container may hold.").tag(config=True)
+    tmpfs_size = Unicode("16m", help="Size of the writable /tmp.").tag(config=True)
+    start_timeout = Float(90.0, help="Seconds to wait for every validator to answer.").tag(
+        config=True
+    )
+    network_prefix = Unicode("ca-net-", help="Prefix of the per-learner network names.").tag(
+        config=True
+    )
+    extra_labels = Dict(help="Labels added to everything this backend creates.").tag(config=True)
+    internal = Bool(True, help="Learner networks have no route out (keep True in production).").tag(
+        config=True
+    )
+
+    _client: Any = None
+
+    # -- engine ----------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            if self.base_url:
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
+            else:
+                self._client = docker.from_env(timeout=120)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _labels(self, **more: str) -> dict[str, str]:
+        return {LABEL: "1", **self.extra_labels, **more}
+
+    # -- names -----------------------------------------------------------------------------------
+    def network_name(self, learner: str) -> str:
+        return self.network_prefix + learner_slug(learner)
+
+    def _names(self, env_id: str, validators: int) -> list[str]:
+        if self.topology == "network":
+            return [f"ca-{env_id}"]
+        return [f"ca-{env_id}-v{i}" for i in range(validators)]
+
+    def _containers(self, env_id: str) -> list[Any]:
+        return self.client.containers.list(all=True, filters={"label": [f"{LABEL}.env={env_id}"]})
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _ensure_network(self, learner: str) -> Any:
+        import docker.errors
+
+        name = self.network_name(learner)
+        with contextlib.suppress(docker.errors.NotFound):
+            return self.client.networks.get(name)
+        try:
+            return self.client.networks.create(
+                name,
+                driver="bridge",
+                internal=self.internal,
+                labels=self._labels(**{f"{LABEL}.learner": learner_slug(learner)}),
+            )
+        except docker.errors.APIError:  # created meanwhile by a concurrent ensure
+            return self.client.networks.get(name)
+
+    def _ensure_volume(self, env_id: str) -> str:
+        import docker.errors
+
+        name = f"ca-{env_id}"
+        try:
+            self.client.volumes.get(name)
+        except docker.errors.NotFound:
+            self.client.volumes.create(name, labels=self._labels(**{f"{LABEL}.env": env_id}))
+        return name
+
+    def _run_kwargs(self, env_id: str, learner: str, volume: str, network: str) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "detach": True,
+            "init": True,
+            "user": UID,
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={self.tmpfs_size}"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": self.mem_limit,
+            "memswap_limit": self.mem_limit,
+            "nano_cpus": int(self.cpus * 1e9),
+            "pids_limit": self.pids_limit,
+            "volumes": {volume: {"bind": "/data", "mode": "rw"}},
+            "network": network,
+            "labels": self._labels(
+                **{f"{LABEL}.env": env_id, f"{LABEL}.learner": learner_slug(learner)}
+            ),
+        }
+
+    def start(self, env_id: str, learner: str, spec: LabSpec) -> list[str]:
+        import docker.errors
+
+        if spec.chain is None:
+            raise BackendError(f"lab {spec.id} has no [chain] table: it needs no environment")
+        c = spec.chain
+        network = self._ensure_network(learner).name
+        volume = self._ensure_volume(env_id)
+        names = self._names(env_id, c.validators)
+        existing = {ct.name: ct for ct in self._containers(env_id)}
+        chain_args = ["--validators", str(c.validators), "--consensus", c.consensus]
+        chain_args += ["--identity", c.identity]
+        kwargs = self._run_kwargs(env_id, learner, volume, network)
+        if self.topology == "validator" and not all(n in existing for n in names):
+            self._run_once(env_id, ["init", *chain_args], {**kwargs, "name": f"ca-{env_id}-init"})
+        marks: dict[str, int] = {}
+        for i, name in enumerate(names):
+            ct = existing.get(name)
+            if ct is not None and ct.status == "running":
+                continue
+            if self.topology == "network":
+                command = ["network", *chain_args]
+            else:
+                command = ["validator", "--index", str(i), "--peer-host-format"]
+                command.append(f"ca-{env_id}-v{{i}}")
+            marks[name] = self._ready_marks(ct)
+            try:
+                if ct is None:
+                    self.client.containers.run(command=command, name=name, **kwargs)
+                else:
+                    ct.start()
+            except docker.errors.APIError as exc:
+                raise BackendError(
+                    f"{env_id}: the engine refused {name}: {exc.explanation}"
+                ) from None
+        self._wait_ready(env_id, marks)
+        return self._urls(env_id, c.validators)
+
+    def _urls(self, env_id: str, validators: int) -> list[str]:
+        names = self._names(env_id, validators)
+        if self.topology == "network":
+            return [f"http://{names[0]}:{launcher.RPC_PORT + i}" for i in range(validators)]
+        return [f"http://{n}:{launcher.RPC_PORT + i}" for i, n in enumerate(names)]
+
+    def _ready_text(self) -> bytes:
+        return b'{"ready": true}' if self.topology == "network" else b"up: rpc"
+
+    def _ready_marks(self, ct: Any) -> int:
+        if ct is None:
+            return 0
+        with contextlib.suppress(Exception):
+            return ct.logs().count(self._ready_text())
+        return 0
+
+    def _wait_ready(self, env_id: str, marks: dict[str, int]) -> None:
+        """Wait until each (re)started container logs its ready line once more than before."""
+        deadline = time.monotonic() + self.start_timeout
+        pending = dict(marks)
+        while pending:
+            for name, before in list(pending.items()):
+                ct = self.client.containers.get(name)
+                if ct.status not in ("running", "created"):
+                    tail = ct.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
+                    raise BackendError(f"{name} stopped while starting ({ct.status}): {tail}")
+                if ct.logs().count(self._ready_text()) > before:
+                    del pending[name]
+            if pending:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"{env_id}: {sorted(pending)} not ready after {self.start_timeout:.0f} s"
+                    )
+                time.sleep(0.1)
+
+    def _run_once(self, env_id: str, command: list[str], kwargs: dict[str, Any]) -> str:
+        """Run a one-off container to completion: detach, wait, read logs, remove (with retries)."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.containers.get(kwargs["name"]).remove(force=True)
+        ct = self.client.containers.run(command=command, **kwargs)
+        try:
+            result = ct.wait(timeout=self.start_timeout)
+            out = ct.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            self._remove(ct)
+        if result.get("StatusCode") != 0:
+            raise BackendError(f"{env_id}: {' '.join(command[:1])} failed: {out.strip()[-300:]}")
+        return out
+
+    @staticmethod
+    def _remove(ct: Any) -> None:
+        import docker.errors
+
+        for attempt in range(5):
+            try:
+                ct.remove(force=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                time.sleep(0.2 * (attempt + 1))
+
+    def _exec(self, env_id: str, args: list[str]) -> Any:
+        running = [ct for ct in self._containers(env_id) if ct.status == "running"]
+        if not running:
+            raise BackendError(f"{env_id} is not running: call ensure first")
+        ct = sorted(running, key=lambda c: c.name)[0]
+        code, output = ct.exec_run(
+            ["python3", "-m", "labs.sandbox.launcher", *args], user=UID, demux=True
+        )
+        stdout, stderr = output
+        if code != 0:
+            text = (stderr or stdout or b"").decode(errors="replace").strip().splitlines()
+            raise BackendError(f"{env_id}: {text[-1] if text else f'exit {code}'}")
+        return json.loads(stdout)
+
+    def info(self, env_id: str) -> dict[str, Any]:
+        data = self._exec(env_id, ["info"])
+        if self.topology == "validator":
+            # the exec runs in validator 0: ask each validator by its name
+            names = sorted(ct.name for ct in self._containers(env_id) if "-v" in ct.name)
+            data["nodes"] = [
+                {"url": f"http://{n}:{launcher.RPC_PORT + i}", "height": node.get("height")}
+                for i, (n, node) in enumerate(zip(names, data["nodes"], strict=False))
+            ]
+        return data
+
+    def preload(self, env_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        payload = launcher.encode_payload(items)
+        if len(payload) > 120_000:
+            raise BackendError(
+                f"{env_id}: the preload contracts are {len(payload)} bytes compressed, over "
+                "120 kB: preload fewer or smaller contracts"
+            )
+        return self._exec(env_id, ["preload", payload])
+
+    def exists(self, env_id: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.volumes.get(f"ca-{env_id}")
+            return True
+        except docker.errors.NotFound:
+            return False
+
+    def is_running(self, env_id: str) -> bool:
+        cts = self._containers(env_id)
+        return bool(cts) and all(ct.status == "running" for ct in cts)
+
+    def stop(self, env_id: str) -> bool:
+        running = [ct for ct in self._containers(env_id) if ct.status == "running"]
+        for ct in running:
+            ct.stop(timeout=5)
+        return bool(running)
+
+    def destroy(self, env_id: str) -> None:
+        import docker.errors
+
+        for ct in self._containers(env_id):
+            self._remove(ct)
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.volumes.get(f"ca-{env_id}").remove(force=True)
+
+    def remove_network(self, learner: str) -> None:
+        """Remove a learner's network once nothing is attached to it."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self.client.networks.get(self.network_name(learner)).remove()
+
+    def container_pids(self, env_id: str) -> list[int]:
+        """Host pids of every process of this environment (for memory measurements; needs the
+        engine on this host)."""
+        pids: list[int] = []
+        for ct in self._containers(env_id):
+            if ct.status != "running":
+                continue
+            todo = [int(ct.attrs["State"]["Pid"])]
+            while todo:
+                pid = todo.pop()
+                pids.append(pid)
+                with contextlib.suppress(OSError):
+                    for task in Path(f"/proc/{pid}/task").iterdir():
+                        todo.extend(int(k) for k in (task / "children").read_text().split())
+        return pids

@@ -1,0 +1,66 @@
+"""Shared pieces of the sandbox tests: a lab folder with a preloaded contract, RPC and web3 calls."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
+
+LAB_TOML = """
+[lab]
+id = "{lab_id}"
+title = "Counters on your own chain"
+
+[chain]
+validators = {validators}
+consensus = "tbft"
+identity = "permissionedWithCert"
+faults = ["stopValidator", "partition"]
+preload = [ {{ contract = "Counter.vy", name = "Counter", args = [7] }} ]
+"""
+
+COUNT_SELECTOR = "0x06661abd"  # count()
+BUMP_SELECTOR = "0xb20eb4c4"  # bump(uint256)
+
+
+def make_lab(folder: Path, lab_id: str = "counters", validators: int = 4) -> Path:
+    """A lab folder as a course holds it: lab.toml plus the contract it preloads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CONTRACTS / "Counter.vy", folder / "Counter.vy")
+    path = folder / "lab.toml"
+    path.write_text(LAB_TOML.format(lab_id=lab_id, validators=validators))
+    return path
+
+
+def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> object:
+    reply = httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+        timeout=timeout,
+    ).json()
+    assert "error" not in reply, reply
+    return reply["result"]
+
+
+def counter_value(url: str, address: str) -> int:
+    return int(rpc(url, "eth_call", [{"to": address, "data": COUNT_SELECTOR}, "latest"]), 16)
+
+
+def signed_transfer(url: str, private_key: str, to: str, value: int) -> str:
+    """Sign a plain transfer and send it; returns the transaction hash."""
+    acct = Account.from_key(private_key)
+    tx = {
+        "nonce": int(rpc(url, "eth_getTransactionCount", [acct.address, "pending"]), 16),
+        "gas": 21_000,
+        "gasPrice": int(rpc(url, "eth_gasPrice"), 16),
+        "to": to_checksum_address(to),
+        "value": value,
+        "chainId": int(rpc(url, "eth_chainId"), 16),
+    }
+    raw = acct.sign_transaction(tx).raw_transaction
+    return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[return-value]
