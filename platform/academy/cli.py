@@ -298,6 +298,61 @@ def grade_autograde(
     out.print(table)
 
 
+course_app = typer.Typer(
+    help="Check course folders and build lab notebooks (course.toml, lab.toml, nbgrader).",
+    no_args_is_help=True,
+)
+app.add_typer(course_app, name="course")
+
+
+@course_app.command("check")
+def course_check(
+    root: Annotated[Path, typer.Argument(help="a courses folder, or one course folder")],
+    course: Annotated[
+        str | None, typer.Option("--course", help="check only this course id")
+    ] = None,
+    chain: Annotated[
+        bool, typer.Option("--chain/--no-chain", help="start each lab's chain spec")
+    ] = True,
+) -> None:
+    """Validate every course; grade each lab's solution (full marks) and starter (zero) in the
+    sandbox; start each lab's chain. One line per lab, then a total; exit 1 on any failure."""
+    from academy.courses.check import check_courses
+    from grader.executor import SandboxError
+
+    if not root.exists():
+        raise fail(f"{root} does not exist: give the courses folder, e.g. courses/")
+    try:
+        report = check_courses(
+            root,
+            course_id=course,
+            chain=chain,
+            on_lab=lambda r: out.print(r.line(), highlight=False),
+        )
+    except SandboxError as exc:
+        raise fail(f"{exc} (run the check as root)") from None
+    for problem in report.course_problems:
+        out.print(f"FAIL {problem}", highlight=False)
+    out.print(report.summary(), highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@course_app.command("notebook")
+def course_notebook(
+    text: Annotated[Path, typer.Argument(help="lab text (# %% md / solution / test cells)")],
+    notebook: Annotated[Path, typer.Argument(help="the .ipynb to write")],
+) -> None:
+    """Build an nbgrader source notebook from lab text (see docs/authoring.md)."""
+    from academy.courses.labtext import LabTextError, build_file
+
+    try:
+        build_file(text, notebook)
+    except (LabTextError, OSError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"wrote {notebook}")
+
+
 @app.command("up")
 def up(
     data: DataOpt = Path(".state/chain"),

@@ -1,0 +1,277 @@
+"""``academy course check``: prove every lab of a course works before a learner opens it.
+
+For each lab, three things that a broken lab would get wrong:
+
+1. the *reference solution* (the source notebook itself, solutions filled in) gets full marks on
+   every autograded cell when graded by the real grader, in its sandbox;
+2. the *released starter* (what ``grader.release`` gives learners: solutions stubbed, hidden tests
+   removed) gets zero -- a test that passes on an empty answer grades nothing;
+3. the chain in ``lab.toml`` starts as real validator processes, answers JSON-RPC, commits a
+   block, takes the preloaded contracts, and stops again.
+
+Labs that ask for the same chain share one start (the chain is checked, not the lab).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .labtext import LabTextError, out_of_date
+from .spec import ChainSpec, Course, CourseError, Lab, find_courses, load_course
+
+SANDBOX_PRELOAD = "web3,eth_account,labs.minichain.execution,labs.minichain.rpc,labs.client"
+"""Libraries the grader's warm zygote imports once, so no lab pays for importing web3 and py-evm
+in every sandbox (seconds each); used unless CHAINACADEMY_SANDBOX_PRELOAD is set."""
+
+CHAIN_BLOCK_TIMEOUT = 30.0
+"""Seconds a freshly started lab chain has to commit its first block."""
+
+
+@dataclass
+class LabReport:
+    course: str
+    lab: str
+    solution: tuple[float, float] | None = None
+    starter: tuple[float, float] | None = None
+    manual_points: float = 0.0
+    chain: str = "-"
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        def pts(v: tuple[float, float] | None) -> str:
+            return f"{v[0]:g}/{v[1]:g}" if v else "-"
+
+        state = "ok" if self.ok else "FAIL"
+        manual = f" (+{self.manual_points:g} manual)" if self.manual_points else ""
+        head = (
+            f"{state:4} {self.course}/{self.lab}: solution {pts(self.solution)}{manual}, "
+            f"starter {pts(self.starter)}, chain {self.chain} [{self.seconds:.1f}s]"
+        )
+        return head + "".join(f"\n       - {p}" for p in self.problems)
+
+
+@dataclass
+class CheckReport:
+    labs: list[LabReport] = field(default_factory=list)
+    course_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.course_problems and all(r.ok for r in self.labs)
+
+    def summary(self) -> str:
+        failed = sum(1 for r in self.labs if not r.ok)
+        points = sum(r.solution[1] for r in self.labs if r.solution)
+        return (
+            f"{len(self.labs)} lab(s), {points:g} autograded points: "
+            f"{len(self.labs) - failed} ok, {failed} failed"
+            + (f", {len(self.course_problems)} course problem(s)" if self.course_problems else "")
+            + f" in {self.seconds:.1f}s"
+        )
+
+
+def _side_files(folder: Path) -> dict[str, bytes]:
+    from grader.autograde import _side_files as side
+
+    return side(folder)
+
+
+def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
+    """(points, max autograded points, manual points, autograded results)."""
+    auto = [r for r in results.values() if r.status != "manual"]
+    manual = sum(r.max_points for r in results.values() if r.status == "manual")
+    return sum(r.points or 0 for r in auto), sum(r.max_points for r in auto), manual, auto
+
+
+def grade_lab(lab: Lab, report: LabReport, limits: Any = None) -> None:
+    """Grade the reference solution and the released starter of every notebook of ``lab``."""
+    from grader.assignment import AssignmentError, parse_node, read_node
+    from grader.autograde import grade_notebook
+    from grader.executor import SandboxError
+    from grader.release import release_node
+
+    files = _side_files(lab.folder)
+    sol_got = sol_max = start_got = start_max = manual = 0.0
+    for path in lab.notebooks:
+        name = path.stem
+        try:
+            source = read_node(path)
+            parse_node(source, name, str(path))
+            starter = release_node(source, name, lab.id)
+            solved = grade_notebook(source, source, name, limits=limits, files=files)
+            empty = grade_notebook(source, starter, name, limits=limits, files=files)
+        except (AssignmentError, SandboxError, OSError) as exc:
+            report.problems.append(f"{path.name}: {exc}")
+            continue
+        got, top, man, auto = _totals(solved)
+        if top == 0:
+            report.problems.append(f"{path.name}: no autograded test cells")
+        for r in auto:
+            if (r.points or 0) < r.max_points:
+                report.problems.append(
+                    f"{path.name}: reference solution loses points in {r.grade_id}: "
+                    f"{r.points or 0:g}/{r.max_points:g} ({r.status}: {r.reason})"
+                )
+        sol_got, sol_max, manual = sol_got + got, sol_max + top, manual + man
+        got0, top0, _, auto0 = _totals(empty)
+        for r in auto0:
+            if (r.points or 0) > 0:
+                report.problems.append(
+                    f"{path.name}: the released starter already scores in {r.grade_id}: "
+                    f"{r.points:g}/{r.max_points:g} (a test that passes on an empty answer)"
+                )
+        start_got, start_max = start_got + got0, start_max + top0
+    report.solution = (sol_got, sol_max)
+    report.starter = (start_got, start_max)
+    report.manual_points = manual
+
+
+def chain_key(spec: ChainSpec, folder: Path) -> tuple:
+    """Two labs with equal keys need the same chain (preloads compare by file content)."""
+    preload = tuple(
+        (p.name, tuple(map(repr, p.args)), (folder / p.contract).read_bytes()) for p in spec.preload
+    )
+    return (spec.validators, spec.consensus, spec.identity, tuple(spec.faults), preload)
+
+
+def start_chain(spec: ChainSpec, folder: Path) -> str:
+    """Start the chain ``spec`` asks for as real validators, check it, stop it; a short summary.
+
+    Raises RuntimeError with one line when the chain does not come up as specified.
+    """
+    from labs.minichain.netconfig import NetworkError, init_network
+    from labs.minichain.network import rpc, start_network, stop_network
+
+    root = Path(tempfile.mkdtemp(prefix="academy-course-check-"))
+    started = False
+    try:
+        try:
+            cfg = init_network(
+                root / "net",
+                nodes=spec.validators,
+                consensus=spec.consensus,
+                identity_mode=spec.identity,
+                accounts=2,
+            )
+            started = True
+            cfg = start_network(root / "net")
+        except (NetworkError, OSError) as exc:
+            raise RuntimeError(f"chain did not start: {exc}") from None
+        urls = [cfg.rpc_url(i) for i in range(len(cfg.nodes))]
+        deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
+        height = 0
+        while time.monotonic() < deadline:
+            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)
+            if height >= 1:
+                break
+            time.sleep(0.2)
+        if height < 1:
+            raise RuntimeError(f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s")
+        for i, u in enumerate(urls):
+            status = rpc(u, "minichain_status")
+            if status["consensus"] != spec.consensus:  # type: ignore[index]
+                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")  # type: ignore[index]
+        deployed = _preload(spec, folder, urls[0], cfg.accounts()[0]["private_key"])
+        extra = f", {deployed} contract(s)" if deployed else ""
+        return f"{spec.validators}x{spec.consensus} up{extra}"
+    finally:
+        if started:
+            stop_network(root / "net")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _preload(spec: ChainSpec, folder: Path, url: str, key: str) -> int:
+    if not spec.preload:
+        return 0
+    from labs.client import connect
+    from labs.minichain.contracts import ContractError, compile_file, deploy
+
+    w3 = connect(url)
+    for p in spec.preload:
+        try:
+            compiled = compile_file(folder / p.contract, contract=p.name)
+            deploy(w3, compiled, *p.args, account=key, timeout=60.0)
+        except ContractError as exc:
+            raise RuntimeError(f"preload {p.contract}:{p.name}: {exc}") from None
+    return len(spec.preload)
+
+
+def _text_problems(course: Course, lab: Lab) -> list[str]:
+    """A lab authored as lab text must have its notebook rebuilt after every edit."""
+    text = course.root / "labtext" / f"{lab.id}.txt"
+    if not text.is_file():
+        return []
+    nb = lab.folder / f"{lab.id}.ipynb"
+    try:
+        if out_of_date(text, nb):
+            return [f"{nb} is out of date with {text}: run `academy course notebook {text} {nb}`"]
+    except LabTextError as exc:
+        return [str(exc)]
+    return []
+
+
+def check_courses(
+    root: Path | str,
+    *,
+    course_id: str | None = None,
+    chain: bool = True,
+    on_lab: Callable[[LabReport], None] | None = None,
+    limits: Any = None,
+) -> CheckReport:
+    """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result."""
+    os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", SANDBOX_PRELOAD)
+    started = time.monotonic()
+    report = CheckReport()
+    folders = find_courses(root)
+    if course_id is not None:
+        folders = [f for f in folders if f.name == course_id]
+        if not folders:
+            report.course_problems.append(
+                f"{root}: no course {course_id!r} (no {course_id}/course.toml)"
+            )
+    elif not folders:
+        report.course_problems.append(f"{root}: no course folders (each needs a course.toml)")
+    chains: dict[tuple, str] = {}
+    for folder in folders:
+        try:
+            course = load_course(folder)
+        except CourseError as exc:
+            report.course_problems += exc.problems
+            continue
+        for lab in course.labs:
+            t0 = time.monotonic()
+            lab_report = LabReport(course.id, lab.id)
+            lab_report.problems += _text_problems(course, lab)
+            grade_lab(lab, lab_report, limits)
+            spec = lab.spec.chain
+            if spec is not None and chain:
+                key = chain_key(spec, lab.folder)
+                if key in chains:
+                    lab_report.chain = f"{chains[key]} (checked above)"
+                else:
+                    try:
+                        lab_report.chain = chains[key] = start_chain(spec, lab.folder)
+                    except RuntimeError as exc:
+                        lab_report.chain = "FAIL"
+                        lab_report.problems.append(str(exc))
+            elif spec is not None:
+                lab_report.chain = "not started (--no-chain)"
+            lab_report.seconds = time.monotonic() - t0
+            report.labs.append(lab_report)
+            if on_lab is not None:
+                on_lab(lab_report)
+    report.seconds = time.monotonic() - started
+    return report
