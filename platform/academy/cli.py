@@ -37,6 +37,10 @@ grade_app = typer.Typer(
 )
 app.add_typer(grade_app, name="grade")
 
+from academy.service_cli import register as _register_service  # noqa: E402
+
+_register_service(app)
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

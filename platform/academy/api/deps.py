@@ -1,0 +1,103 @@
+"""Dependencies shared by every router: settings, database session, the authenticated principal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from ..services.access import Principal
+from ..services.errors import Unauthorized
+from ..services.grading import WorkerPool
+from ..services.hubauth import HubIdentity
+from ..services.identity import ensure_user, principal_for_token, principal_for_user
+from ..services.security import TOKEN_PREFIX
+from ..settings import Settings
+
+AUTH_RE = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class AcademyState:
+    settings: Settings
+    engine: Engine
+    hub: HubIdentity | None = None
+    pool: WorkerPool | None = None
+
+
+def get_state(request: Request) -> AcademyState:
+    return request.app.state.academy
+
+
+def get_session(state: Annotated[AcademyState, Depends(get_state)]) -> Iterator[Session]:
+    with Session(state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def _token_from(request: Request) -> tuple[str | None, str]:
+    header = request.headers.get("authorization")
+    if header:
+        m = AUTH_RE.match(header)
+        if not m:
+            raise Unauthorized("Authorization header must be 'Bearer <token>' or 'token <token>'")
+        return m.group(1), "header"
+    return None, ""
+
+
+def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
+    with Session(state.engine, expire_on_commit=False) as session:
+        user, _ = ensure_user(session, model["name"])
+        session.commit()
+        return principal_for_user(session, user, via)
+
+
+def _academy_token(state: AcademyState, token: str) -> Principal | None:
+    with Session(state.engine, expire_on_commit=False) as session:
+        return principal_for_token(session, token)
+
+
+async def get_principal(
+    request: Request, state: Annotated[AcademyState, Depends(get_state)]
+) -> Principal:
+    """Who is calling: an academy API token, a JupyterHub token, or the HubOAuth cookie."""
+    token, _where = _token_from(request)
+    if token is not None:
+        if token.startswith(TOKEN_PREFIX) or state.hub is None:
+            principal = await run_in_threadpool(_academy_token, state, token)
+            if principal is None:
+                raise Unauthorized("unknown API token; check ACADEMY_TOKEN or ask for a new one")
+            return principal
+        model = await state.hub.user_for_token(token)
+        if model is None or not model.get("name"):
+            raise Unauthorized("JupyterHub does not know this token; log in again")
+        return await run_in_threadpool(_hub_user, state, model, "hub-token")
+    if state.hub is not None:
+        cookie = request.cookies.get(state.hub.cookie_name)
+        if cookie:
+            if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request):
+                raise Unauthorized("cross-site request refused; use an API token")
+            model = await state.hub.user_for_token(cookie)
+            if model and model.get("name"):
+                return await run_in_threadpool(_hub_user, state, model, "cookie")
+    raise Unauthorized(
+        "not signed in: send 'Authorization: Bearer <token>' or log in through JupyterHub"
+    )
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+StateDep = Annotated[AcademyState, Depends(get_state)]

@@ -1,0 +1,314 @@
+"""The learner API: who am I, what was released to me, fetch it, submit, see score and feedback."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from ..models import Assignment, Cohort, Course, Enrollment, Institution, Submission, User
+from ..services import courses as course_svc
+from ..services import submissions as subs
+from ..services.access import Principal
+from ..services.errors import Conflict, Invalid, NotFound, TooLarge
+from .common import (
+    assignment_out,
+    get_row,
+    submission_out,
+    visible_assignment,
+    visible_submission,
+)
+from .deps import PrincipalDep, SessionDep, StateDep
+from .schemas import (
+    AssignmentOut,
+    EnrollmentOut,
+    ErrorOut,
+    MeOut,
+    ReleaseFile,
+    ReleaseOut,
+    RoleOut,
+    SubmissionOut,
+)
+
+router = APIRouter(tags=["learner"], responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+ERRORS = {404: {"model": ErrorOut}}
+
+
+@router.get("/me", response_model=MeOut)
+def me(session: SessionDep, principal: PrincipalDep) -> MeOut:
+    """The caller: user, roles (with their scope) and cohort enrollments."""
+    user = principal.user
+    roles = []
+    for r in principal.roles:
+        inst = session.get(Institution, r.institution_id) if r.institution_id else None
+        course = session.get(Course, r.course_id) if r.course_id else None
+        roles.append(
+            RoleOut(
+                id=r.id,
+                role=r.role,
+                institution=inst.slug if inst else None,
+                course=course.slug if course else None,
+            )  # type: ignore[arg-type]
+        )
+    enrollments = []
+    rows = session.exec(
+        select(Cohort, Institution, Course)
+        .join(Enrollment, col(Enrollment.cohort_id) == col(Cohort.id))
+        .join(Institution, col(Institution.id) == col(Cohort.institution_id))
+        .join(Course, col(Course.id) == col(Cohort.course_id))
+        .where(Enrollment.user_id == principal.user_id)
+    ).all()
+    for cohort, inst, course in rows:
+        enrollments.append(
+            EnrollmentOut(
+                cohort_id=cohort.id, cohort=cohort.slug, institution=inst.slug, course=course.slug
+            )  # type: ignore[arg-type]
+        )
+    return MeOut(
+        username=user.username,
+        display_name=user.display_name,
+        email=user.email,
+        roles=roles,
+        enrollments=enrollments,
+        scopes=sorted(principal.scopes),
+    )
+
+
+@router.get("/assignments", response_model=list[AssignmentOut])
+def my_assignments(session: SessionDep, principal: PrincipalDep) -> list[AssignmentOut]:
+    """Assignments released to the caller's cohorts (open or not yet open)."""
+    principal.require_scope("learn")
+    cohorts = principal.enrolled_cohorts(session)
+    if not cohorts:
+        return []
+    rows = session.exec(
+        select(Assignment)
+        .where(col(Assignment.cohort_id).in_(cohorts))
+        .order_by(col(Assignment.id))
+    ).all()
+    return [assignment_out(session, a, principal.user_id) for a in rows]
+
+
+@router.get("/assignments/{assignment_id}", response_model=AssignmentOut, responses=ERRORS)
+def one_assignment(
+    assignment_id: int, session: SessionDep, principal: PrincipalDep
+) -> AssignmentOut:
+    a, _cohort = visible_assignment(session, principal, assignment_id)
+    return assignment_out(session, a, principal.user_id)
+
+
+@router.get("/assignments/{assignment_id}/release", response_model=ReleaseOut, responses=ERRORS)
+def release_files(
+    assignment_id: int, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> ReleaseOut:
+    """The learner files of one assignment (solutions and hidden tests removed), base64."""
+    a, _cohort = visible_assignment(session, principal, assignment_id)
+    root = course_svc.assignment_dir(state.settings, a.id) / "release"  # type: ignore[arg-type]
+    files = [
+        ReleaseFile(
+            path=str(p.relative_to(root)),
+            size=p.stat().st_size,
+            content_base64=base64.b64encode(p.read_bytes()).decode(),
+        )
+        for p in course_svc.released_files(state.settings, a)
+    ]
+    return ReleaseOut(assignment_id=a.id, lab=a.lab, files=files)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/assignments/{assignment_id}/release/{path:path}",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+    response_class=FileResponse,
+)
+def release_file(
+    assignment_id: int, path: str, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> FileResponse:
+    """One learner file of an assignment, as it is."""
+    a, _cohort = visible_assignment(session, principal, assignment_id)
+    root = (course_svc.assignment_dir(state.settings, a.id) / "release").resolve()  # type: ignore[arg-type]
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise NotFound(f"assignment {assignment_id} has no file {path!r}")
+    return FileResponse(target, filename=target.name)
+
+
+class _Oversize(Exception):
+    pass
+
+
+def _check_can_submit(state, principal: Principal, assignment_id: int) -> Assignment:  # type: ignore[no-untyped-def]
+    principal.require_scope("learn")
+    with Session(state.engine) as session:
+        a = get_row(session, Assignment, assignment_id, "assignment")
+        if a.cohort_id not in principal.enrolled_cohorts(session):
+            raise NotFound(f"no assignment {assignment_id} in your cohorts")
+        return a
+
+
+def _store(state, principal: Principal, a: Assignment, upload: UploadFile) -> SubmissionOut:  # type: ignore[no-untyped-def]
+    filename = Path(upload.filename or "notebook.ipynb").name or "notebook.ipynb"
+    upload.file.seek(0)
+    data = upload.file.read(state.settings.max_upload_bytes + 1)
+    if len(data) > state.settings.max_upload_bytes:
+        raise TooLarge(_too_large(state.settings.max_upload_bytes))
+    subs.check_notebook(data, filename)
+    blob = subs.store_stream(state.settings, [data])
+    with Session(state.engine, expire_on_commit=False) as session:
+        user = session.get(User, principal.user_id)
+        assignment = session.get(Assignment, a.id)
+        sub, _job = subs.create_submission(session, assignment, user, blob, filename)  # type: ignore[arg-type]
+        session.commit()
+        out = submission_out(session, sub)
+    if state.pool is not None:
+        state.pool.wake()
+    if out.status == "rejected":
+        raise Conflict(
+            f"the deadline has passed: your notebook was kept as submission {out.id} but will "
+            "not be graded; ask your instructor for an extension",
+            detail={"submission_id": out.id},
+        )
+    return out
+
+
+def _too_large(cap: int) -> str:
+    return f"upload larger than {cap // (1024 * 1024)} MiB: clear big outputs (Edit > Clear Outputs of All Cells) and submit again"
+
+
+async def _drain(request: Request, limit: int = 512 * 1024 * 1024) -> None:
+    """Read and drop the rest of a refused body so the client gets our answer, not a reset."""
+    seen = 0
+    while seen < limit:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["notebook"],
+                    "properties": {"notebook": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/assignments/{assignment_id}/submissions",
+    status_code=202,
+    response_model=SubmissionOut,
+    openapi_extra=MULTIPART,
+    responses={
+        **ERRORS,
+        409: {"model": ErrorOut},
+        413: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+async def submit(
+    assignment_id: int, request: Request, principal: PrincipalDep, state: StateDep
+) -> SubmissionOut:
+    """Upload a notebook (form field ``notebook``); it is kept and queued for grading (202)."""
+    a = await run_in_threadpool(_check_can_submit, state, principal, assignment_id)
+    cap = state.settings.max_upload_bytes
+    limit = cap + 256 * 1024  # room for the multipart envelope
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        await _drain(request)
+        raise TooLarge(_too_large(cap))
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        await _drain(request)
+        raise Invalid("send the notebook as multipart/form-data in the field 'notebook'")
+    received = 0
+    outer = request.receive
+
+    async def capped():  # type: ignore[no-untyped-def]
+        nonlocal received
+        message = await outer()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _Oversize()
+        return message
+
+    try:
+        form = await Request(request.scope, capped).form(max_files=1, max_fields=16)
+    except _Oversize:
+        await _drain(request)
+        raise TooLarge(_too_large(cap)) from None
+    try:
+        upload = form.get("notebook")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("send the notebook file in the form field 'notebook'")
+        return await run_in_threadpool(_store, state, principal, a, upload)
+    finally:
+        await form.close()
+
+
+@router.get(
+    "/assignments/{assignment_id}/submissions", response_model=list[SubmissionOut], responses=ERRORS
+)
+def list_submissions(
+    assignment_id: int, session: SessionDep, principal: PrincipalDep
+) -> list[SubmissionOut]:
+    """Your submissions of an assignment; an instructor sees every learner's."""
+    a, cohort = visible_assignment(session, principal, assignment_id)
+    query = select(Submission).where(Submission.assignment_id == a.id)
+    if not principal.teaches(cohort):
+        query = query.where(Submission.user_id == principal.user_id)
+    rows = session.exec(query.order_by(col(Submission.id))).all()
+    return [submission_out(session, s) for s in rows]
+
+
+@router.get("/submissions/{submission_id}", response_model=SubmissionOut, responses=ERRORS)
+def one_submission(
+    submission_id: int, session: SessionDep, principal: PrincipalDep
+) -> SubmissionOut:
+    """Status (queued, running, graded, failed, rejected), score and per-cell results."""
+    sub, _a, _c = visible_submission(session, principal, submission_id)
+    return submission_out(session, sub)
+
+
+@router.get(
+    "/submissions/{submission_id}/feedback",
+    response_class=HTMLResponse,
+    responses={**ERRORS, 409: {"model": ErrorOut}, 200: {"content": {"text/html": {}}}},
+)
+def feedback(submission_id: int, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
+    """HTML feedback of the latest grade (test names, points, messages; hidden tests never shown)."""
+    sub, _a, _c = visible_submission(session, principal, submission_id)
+    grade = subs.latest_grade(session, sub.id)  # type: ignore[arg-type]
+    if grade is None:
+        status = subs.status_of(sub, subs.latest_job(session, sub.id))  # type: ignore[arg-type]
+        raise Conflict(f"no feedback yet: submission {sub.id} is {status}")
+    return HTMLResponse(grade.feedback_html)
+
+
+@router.get(
+    "/submissions/{submission_id}/notebook",
+    response_class=FileResponse,
+    responses={**ERRORS, 200: {"content": {"application/x-ipynb+json": {}}}},
+)
+def submitted_notebook(
+    submission_id: int, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> FileResponse:
+    """The notebook exactly as it was uploaded."""
+    sub, _a, _c = visible_submission(session, principal, submission_id)
+    path = subs.blob_path(state.settings, sub.sha256)
+    if not path.is_file():
+        raise NotFound(f"the file of submission {sub.id} is missing on the server")
+    return FileResponse(path, media_type="application/x-ipynb+json", filename=sub.filename)

@@ -1,0 +1,171 @@
+"""The academy web application: ``create_app(settings)`` builds it, routes under ``base_path``.
+
+On start it migrates the database (Alembic), registers the hub's service token, optionally seeds
+the demo, and starts the in-process grading workers; on stop it lets them finish their job.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .api import routers
+from .api.deps import AcademyState
+from .db import make_engine, session_scope, upgrade
+from .services.errors import AcademyError
+from .settings import Settings
+
+log = logging.getLogger("academy")
+
+
+def _startup(state: AcademyState) -> None:
+    settings = state.settings
+    if settings.migrate_on_start:
+        upgrade(settings)
+    if settings.service_token:
+        from .services.identity import register_service_token
+
+        with session_scope(state.engine) as session:
+            register_service_token(session, settings.service_token)
+    if settings.seed_demo:
+        from .services.seed import seed_demo
+
+        seed_demo(settings, state.engine)
+    if settings.grade_workers > 0:
+        from .services.grading import WorkerPool
+
+        state.pool = WorkerPool(state.engine, settings)
+        state.pool.start()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app: API at ``{base}/api``, OpenAPI at ``{base}/openapi.json``."""
+    settings = settings or Settings()
+    base = settings.base_path
+    state = AcademyState(settings=settings, engine=make_engine(settings))
+    if settings.hub_api_token:
+        from .services.hubauth import HubIdentity
+
+        state.hub = HubIdentity(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(_startup, state)
+        try:
+            yield
+        finally:
+            if state.pool is not None:
+                await run_in_threadpool(state.pool.stop)
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="ChainAcademy academy API",
+        version="1",
+        description="Institutions, cohorts, assignments, submissions and grades. "
+        "Authenticate with `Authorization: Bearer <token>` (an academy API token or a "
+        "JupyterHub token) or the hub's OAuth cookie.",
+        openapi_url=f"{base}/openapi.json",
+        docs_url=f"{base}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.academy = state
+    _error_handlers(app)
+    api = APIRouter(prefix=f"{base}/api")
+    for router in routers():
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(_session_routes(state, base))
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AcademyError)
+    async def academy_error(_request: Request, exc: AcademyError) -> JSONResponse:
+        body: dict = {"detail": exc.message}
+        if isinstance(exc.detail, dict):
+            body.update(exc.detail)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return JSONResponse(
+            {"detail": f"{where}: {first.get('msg', 'invalid')}", "errors": _plain(errors)},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+
+def _plain(errors: list) -> list:
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+
+
+def _session_routes(state: AcademyState, base: str) -> APIRouter:
+    """Browser sign-in through the hub (HubOAuth), and a health check for whoever starts us."""
+    router = APIRouter(prefix=base, include_in_schema=False)
+
+    @router.get("/health")
+    def health() -> dict:
+        return {"ok": True}
+
+    @router.get("/login")
+    def login(next: str = "") -> RedirectResponse:  # noqa: A002
+        if state.hub is None:
+            return JSONResponse({"detail": "not running behind JupyterHub: use an API token"}, 404)  # type: ignore[return-value]
+        target = next if next.startswith("/") and not next.startswith("//") else base + "/"
+        url, state_id, _verifier = state.hub.login_redirect(target)
+        response = RedirectResponse(url, status_code=302)
+        response.set_cookie(
+            state.hub.auth.state_cookie_name,
+            state_id,
+            max_age=600,
+            path=base + "/",
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    @router.get("/oauth_callback")
+    async def oauth_callback(
+        request: Request, code: str = "", state_param: str = ""
+    ) -> RedirectResponse:
+        if state.hub is None:
+            return JSONResponse({"detail": "not running behind JupyterHub"}, 404)  # type: ignore[return-value]
+        state_id = request.query_params.get("state", "")
+        cookie_state = request.cookies.get(state.hub.auth.state_cookie_name)
+        if not code or not state_id or state_id != cookie_state:
+            return JSONResponse(
+                {"detail": "OAuth state mismatch: start again at the login page"}, 400
+            )  # type: ignore[return-value]
+        token, next_url = await state.hub.finish_login(code, state_id)
+        response = RedirectResponse(next_url or base + "/", status_code=302)
+        response.delete_cookie(state.hub.auth.state_cookie_name, path=base + "/")
+        response.set_cookie(
+            state.hub.cookie_name, token, path=base + "/", httponly=True, samesite="lax"
+        )
+        return response
+
+    @router.get("/logout")
+    def logout() -> RedirectResponse:
+        response = RedirectResponse(base + "/", status_code=302)
+        if state.hub is not None:
+            response.delete_cookie(state.hub.cookie_name, path=base + "/")
+        return response
+
+    return router

@@ -1,0 +1,1 @@
+"""Alembic migrations of the academy database (linear history, one file per change)."""

@@ -1,0 +1,32 @@
+"""All SQLModel tables, imported here so one ``SQLModel.metadata`` knows every table.
+
+A new area adds ``models/<area>.py`` and one import line below, then one Alembic migration.
+"""
+
+from .audit import AuditEvent
+from .base import metadata, to_utc, utcnow
+from .courses import Assignment, Cohort, Course, Enrollment, Extension, LatePolicy
+from .grading import Grade, GradeJob, JobStatus, Submission
+from .identity import ApiToken, Institution, Role, RoleAssignment, User
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AuditEvent",
+    "Cohort",
+    "Course",
+    "Enrollment",
+    "Extension",
+    "Grade",
+    "GradeJob",
+    "Institution",
+    "JobStatus",
+    "LatePolicy",
+    "Role",
+    "RoleAssignment",
+    "Submission",
+    "User",
+    "metadata",
+    "to_utc",
+    "utcnow",
+]

@@ -1,0 +1,197 @@
+"""The course catalog: import ``courses/<id>/course.toml`` and release a lab to a cohort.
+
+A minimal reader of the course contract (course.toml + nbgrader ``source/<lab>/``); releasing
+snapshots the lab's source into STATE_DIR/assignments/<id>/ so that grading keeps using exactly
+what was released even when the course folder changes later.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from ..models import Assignment, Cohort, Course, LatePolicy, to_utc, utcnow
+from ..settings import Settings
+from .access import Principal
+from .errors import Conflict, Invalid, NotFound
+
+
+@dataclass
+class CourseSpec:
+    slug: str
+    title: str
+    root: Path
+    title_zh: str = ""
+    summary: str = ""
+    level: str = ""
+    labs: list[dict[str, Any]] = field(default_factory=list)
+    completion: dict[str, Any] = field(default_factory=dict)
+
+
+def read_course(root: Path) -> CourseSpec:
+    """Read ``root/course.toml`` (one-line errors)."""
+    path = root / "course.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"no course at {root}: {path.name} is missing") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise Invalid(f"{path}: not valid TOML: {exc}") from None
+    course = data.get("course") or {}
+    slug = str(course.get("id") or root.name)
+    labs = [
+        {
+            "id": str(lab["id"]),
+            "title": str(lab.get("title", lab["id"])),
+            "title_zh": str(lab.get("title_zh", "")),
+        }
+        for lab in data.get("labs", [])
+        if isinstance(lab, dict) and "id" in lab
+    ]
+    return CourseSpec(
+        slug=slug,
+        title=str(course.get("title", slug)),
+        root=root,
+        title_zh=str(course.get("title_zh", "")),
+        summary=str(course.get("summary", "")),
+        level=str(course.get("level", "")),
+        labs=labs,
+        completion=dict(data.get("completion") or {}),
+    )
+
+
+def discover(courses_dir: Path) -> list[Path]:
+    """Course folders under ``courses_dir`` (each has a course.toml), sorted."""
+    if not courses_dir.is_dir():
+        return []
+    return sorted(p.parent for p in courses_dir.glob("*/course.toml"))
+
+
+def import_course(session: Session, root: Path) -> Course:
+    """Create or refresh the catalog entry of the course in ``root``."""
+    spec = read_course(root)
+    row = session.exec(select(Course).where(Course.slug == spec.slug)).first() or Course(
+        slug=spec.slug, title=spec.title
+    )
+    row.title = spec.title
+    row.title_zh = spec.title_zh
+    row.summary = spec.summary
+    row.level = spec.level
+    row.labs = json.dumps(spec.labs, ensure_ascii=False)
+    row.completion = json.dumps(spec.completion)
+    row.source_dir = str(root.resolve())
+    row.imported_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def course_labs(course: Course) -> list[dict[str, Any]]:
+    return json.loads(course.labs or "[]")
+
+
+def assignment_dir(settings: Settings, assignment_id: int) -> Path:
+    return settings.state_dir / "assignments" / str(assignment_id)
+
+
+def release_lab(
+    session: Session,
+    settings: Settings,
+    actor: Principal,
+    cohort: Cohort,
+    lab: str,
+    *,
+    opens_at: datetime | None,
+    due_at: datetime | None,
+    late_policy: LatePolicy,
+    late_penalty_per_day: float,
+) -> Assignment:
+    """Release ``lab`` of the cohort's course: snapshot the source, write learner notebooks."""
+    from grader.assignment import AssignmentError, parse_node, read_node
+    from grader.assignment import Course as GraderCourse
+    from grader.release import release_node
+
+    from . import audit
+
+    course = session.get(Course, cohort.course_id)
+    assert course is not None
+    if lab not in {item["id"] for item in course_labs(course)}:
+        raise NotFound(f"course {course.slug!r} has no lab {lab!r}")
+    exists = session.exec(
+        select(Assignment).where(Assignment.cohort_id == cohort.id, Assignment.lab == lab)
+    ).first()
+    if exists is not None:
+        raise Conflict(f"lab {lab!r} is already released to this cohort as assignment {exists.id}")
+    opens = to_utc(opens_at) if opens_at else utcnow()
+    due = to_utc(due_at) if due_at else None
+    if due is not None and due <= opens:
+        raise Invalid("due_at must be after opens_at")
+    grader_course = GraderCourse(Path(course.source_dir))
+    try:
+        sources = grader_course.source_notebooks(lab)
+        released = [(p, read_node(p)) for p in sources]
+        learner = [(p, release_node(nb, p.stem, lab)) for p, nb in released]
+        max_score = sum(parse_node(nb, p.stem).max_points for p, nb in released)
+    except AssignmentError as exc:
+        raise Invalid(str(exc)) from None
+    notebook = next((p.name for p in sources if p.stem == lab), sources[0].name)
+    title = next((item["title"] for item in course_labs(course) if item["id"] == lab), lab)
+    row = Assignment(
+        cohort_id=cohort.id,  # type: ignore[arg-type]
+        course_id=course.id,  # type: ignore[arg-type]
+        lab=lab,
+        title=title,
+        notebook=notebook,
+        opens_at=opens,
+        due_at=due,
+        late_policy=late_policy,
+        late_penalty_per_day=late_penalty_per_day,
+        max_score=max_score,
+        released_by=actor.user_id,
+    )
+    session.add(row)
+    session.flush()
+    _snapshot(settings, row.id, grader_course.source_dir(lab), learner)  # type: ignore[arg-type]
+    audit.record(
+        session, actor, "assignment.release", "assignment", row.id, cohort.institution_id, lab=lab
+    )
+    return row
+
+
+def _snapshot(settings: Settings, assignment_id: int, src: Path, learner: list) -> None:
+    import nbformat
+
+    base = assignment_dir(settings, assignment_id)
+    tmp = base.with_name(base.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    release = tmp / "release"
+    release.mkdir()
+    for path, nb in learner:
+        (release / path.name).write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+    for extra in sorted(src.rglob("*")):
+        if extra.is_file() and extra.suffix != ".ipynb" and ".ipynb_checkpoints" not in extra.parts:
+            dest = release / extra.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(extra, dest)
+    shutil.rmtree(base, ignore_errors=True)
+    tmp.rename(base)
+
+
+def released_files(settings: Settings, assignment: Assignment) -> list[Path]:
+    """The learner files of an assignment, in name order."""
+    folder = assignment_dir(settings, assignment.id) / "release"  # type: ignore[arg-type]
+    if not folder.is_dir():
+        raise NotFound(f"the files of assignment {assignment.id} are missing on the server")
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def source_notebook_path(settings: Settings, assignment: Assignment) -> Path:
+    return assignment_dir(settings, assignment.id) / "source" / assignment.notebook  # type: ignore[arg-type]

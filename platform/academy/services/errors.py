@@ -1,0 +1,38 @@
+"""Errors the services raise; the API turns each into one clear HTTP answer."""
+
+from __future__ import annotations
+
+
+class AcademyError(Exception):
+    """A request that cannot be done as asked; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str, *, detail: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(AcademyError):
+    status = 404
+
+
+class Forbidden(AcademyError):
+    status = 403
+
+
+class Unauthorized(AcademyError):
+    status = 401
+
+
+class Conflict(AcademyError):
+    status = 409
+
+
+class Invalid(AcademyError):
+    status = 422
+
+
+class TooLarge(AcademyError):
+    status = 413

@@ -1,0 +1,78 @@
+"""The gradebook of a cohort: latest grade of each learner's latest accepted submission."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlmodel import Session, col, select
+
+from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User
+
+COLUMNS = [
+    "assignment",
+    "timestamp",
+    "student_id",
+    "raw_score",
+    "late_submission_penalty",
+    "score",
+    "max_score",
+    "submissions",
+]
+
+
+def rows(session: Session, cohort: Cohort) -> list[dict]:
+    """One row per (assignment, enrolled learner), like ``nbgrader export``; empty when none."""
+    assignments = session.exec(
+        select(Assignment).where(Assignment.cohort_id == cohort.id).order_by(col(Assignment.id))
+    ).all()
+    learners = session.exec(
+        select(User)
+        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
+        .where(Enrollment.cohort_id == cohort.id)
+        .order_by(col(User.username))
+    ).all()
+    out: list[dict] = []
+    for a in assignments:
+        subs = session.exec(
+            select(Submission)
+            .where(Submission.assignment_id == a.id, col(Submission.accepted).is_(True))
+            .order_by(col(Submission.id))
+        ).all()
+        latest: dict[int, Submission] = {}
+        counts: dict[int, int] = {}
+        for s in subs:
+            latest[s.user_id] = s
+            counts[s.user_id] = counts.get(s.user_id, 0) + 1
+        for user in learners:
+            sub = latest.get(user.id)  # type: ignore[arg-type]
+            grade = (
+                session.exec(
+                    select(Grade)
+                    .where(Grade.submission_id == sub.id)
+                    .order_by(col(Grade.id).desc())
+                ).first()
+                if sub
+                else None
+            )
+            out.append(
+                {
+                    "assignment": a.lab,
+                    "timestamp": sub.submitted_at.isoformat() if sub else "",
+                    "student_id": user.username,
+                    "raw_score": grade.raw_score if grade else 0.0,
+                    "late_submission_penalty": grade.late_penalty if grade else 0.0,
+                    "score": grade.score if grade else 0.0,
+                    "max_score": a.max_score,
+                    "submissions": counts.get(user.id, 0),  # type: ignore[arg-type]
+                }
+            )
+    return out
+
+
+def to_csv(data: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(data)
+    return buf.getvalue()

@@ -1,0 +1,82 @@
+"""Settings of the academy service, read from environment variables prefixed ``ACADEMY_``.
+
+Every default runs on one laptop with nothing else installed: SQLite under ``.state/``, grading in
+a local pool inside the service process, no JupyterHub needed for API-token clients.  Production
+points ``ACADEMY_DATABASE_URL`` at PostgreSQL and runs academy as a JupyterHub service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One object holds every knob; each part of academy adds its own fields in a small block."""
+
+    model_config = SettingsConfigDict(env_prefix="ACADEMY_", extra="ignore")
+
+    # --- core (platform) ---------------------------------------------------------------------
+    state_dir: Path = Field(Path(".state"), description="where the database and uploads live")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means SQLite at STATE_DIR/academy.db "
+        "(PostgreSQL: postgresql+psycopg://user@host/db)",
+    )
+    base_path: str = Field("/services/academy", description="URL prefix of every route")
+    courses_dir: Path = Field(Path("courses"), description="folder of courses/<id>/course.toml")
+    host: str = Field("127.0.0.1", description="address `academy serve` binds to")
+    port: int = Field(8890, description="port `academy serve` binds to (0: pick a free one)")
+    migrate_on_start: bool = Field(True, description="run Alembic migrations when the app starts")
+
+    # --- grading queue (platform) -------------------------------------------------------------
+    grade_workers: int = Field(
+        2, ge=0, description="grading threads inside the service (0: only `academy worker`)"
+    )
+    grade_lease_seconds: float = Field(
+        30.0, gt=0, description="a running job whose worker stops heartbeating is retried after"
+    )
+    grade_max_attempts: int = Field(3, ge=1, description="tries before a job is marked failed")
+    grade_backoff_seconds: float = Field(2.0, ge=0, description="first retry delay (doubles)")
+    grade_poll_seconds: float = Field(1.0, gt=0, description="idle workers look for jobs every")
+    cell_timeout: float = Field(30.0, gt=0, description="wall seconds per notebook cell")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, gt=0, description="largest notebook upload accepted"
+    )
+
+    # --- authentication (platform) ------------------------------------------------------------
+    service_token: str = Field(
+        "",
+        description="API token the hub uses to call academy's internal endpoints "
+        "(scope `hub`); registered at start when set",
+    )
+    hub_api_token: str = Field(
+        "",
+        validation_alias=AliasChoices("ACADEMY_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
+        description="token academy uses to ask JupyterHub who a token belongs to "
+        "(set by the hub for a hub-managed service)",
+    )
+    hub_api_url: str = Field(
+        "",
+        validation_alias=AliasChoices("ACADEMY_HUB_API_URL", "JUPYTERHUB_API_URL"),
+        description="JupyterHub's API URL (set by the hub for a hub-managed service)",
+    )
+    hub_client_id: str = Field(
+        "",
+        validation_alias=AliasChoices("ACADEMY_HUB_CLIENT_ID", "JUPYTERHUB_CLIENT_ID"),
+        description="academy's OAuth client id at the hub (set by the hub)",
+    )
+    seed_demo: bool = Field(False, description="create the demo institution, users and course")
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.base_path = "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.state_dir / 'academy.db').resolve()}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,93 @@
+"""Builders for academy tests: a tiny nbgrader course on disk, and helpers to act as users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+COURSE = "demo-hashing"
+LAB = "sha"
+SECRET = "HIDDEN-9f1c"  # appears only in the hidden test region
+
+
+def _graded(source: str, grade_id: str, kind: str, points: float = 0) -> nbformat.NotebookNode:
+    cell = new_code_cell(source)
+    meta = {
+        "solution": {"grade": False, "solution": True, "locked": False},
+        "test": {"grade": True, "solution": False, "locked": True, "points": points},
+    }[kind]
+    cell.metadata["nbgrader"] = {**meta, "grade_id": grade_id, "schema_version": 3}
+    return cell
+
+
+def source_notebook() -> nbformat.NotebookNode:
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# SHA-256\nImplement `sha_hex`."),
+            _graded(
+                "import hashlib\n\ndef sha_hex(data: bytes) -> str:\n"
+                "    ### BEGIN SOLUTION\n    return hashlib.sha256(data).hexdigest()\n"
+                "    ### END SOLUTION",
+                "impl",
+                "solution",
+            ),
+            _graded(
+                "assert sha_hex(b'abc').startswith('ba7816bf')",
+                "visible",
+                "test",
+                1,
+            ),
+            _graded(
+                "assert len(sha_hex(b'')) == 64\n"
+                "### BEGIN HIDDEN TESTS\n"
+                f"probe = b'{SECRET}'\n"
+                "assert sha_hex(probe) == hashlib.sha256(probe).hexdigest()\n"
+                "### END HIDDEN TESTS",
+                "hidden",
+                "test",
+                2,
+            ),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    return nb
+
+
+def write_course(courses_dir: Path) -> Path:
+    root = courses_dir / COURSE
+    lab_dir = root / "source" / LAB
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    (root / "course.toml").write_text(
+        "[course]\n"
+        f'id = "{COURSE}"\ntitle = "Hashing demo"\ntitle_zh = "哈希"\nlevel = "primary"\norder = 1\n\n'
+        '[completion]\nrule = "all_labs_at_least"\nthreshold = 0.6\n\n'
+        f'[[labs]]\nid = "{LAB}"\ntitle = "SHA-256"\n\n'
+        '[[labs]]\nid = "second"\ntitle = "Second lab"\n',
+        encoding="utf-8",
+    )
+    nbformat.write(source_notebook(), lab_dir / f"{LAB}.ipynb")
+    (lab_dir / "README.md").write_text("Hash things.\n")
+    second = root / "source" / "second"
+    second.mkdir(parents=True, exist_ok=True)
+    nbformat.write(source_notebook(), second / "second.ipynb")
+    return root
+
+
+def answer(released: dict, correct: bool = True) -> bytes:
+    """A learner's notebook made from the released one: the solution filled in (or wrong)."""
+    nb = json.loads(json.dumps(released))
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") == "impl":
+            body = "hashlib.sha256(data).hexdigest()" if correct else "'0' * 64"
+            cell["source"] = (
+                f"import hashlib\n\ndef sha_hex(data: bytes) -> str:\n    return {body}\n"
+            )
+    return json.dumps(nb).encode()

@@ -1,0 +1,209 @@
+"""Fixtures for the academy service tests: a real PostgreSQL database per test session (dropped
+after) or a fresh SQLite file per test, the app on either, and a small world of users."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from academy.app import create_app
+from academy.db import make_engine, session_scope
+from academy.models import Cohort, LatePolicy, Role
+from academy.services.access import ALL_SCOPES, Principal
+from academy.services.courses import import_course, release_lab
+from academy.services.enrollment import enroll
+from academy.services.identity import (
+    create_institution,
+    ensure_user,
+    grant_role,
+    issue_token,
+    roles_of,
+)
+from academy.settings import Settings
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from .builders import LAB, write_course
+
+PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE = "/services/academy/api"
+
+
+_PG_DB: list[str] = []
+
+
+def pg_url() -> str:
+    """A database of our own on the real PostgreSQL server, made on first use and dropped when
+    the test session ends (a plain function, not a session fixture: titanoboa's pytest plugin
+    anchors its EVM around every fixture and cannot unwind one that outlives the tests)."""
+    host = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    if not _PG_DB:
+        name = f"platform_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        _PG_DB.append(name)
+        atexit.register(_drop_pg)
+    return f"{host}/{_PG_DB[0]}"
+
+
+def _drop_pg() -> None:
+    while _PG_DB:
+        name = _PG_DB.pop()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _drop_pg()
+
+
+def _reset_pg(url: str) -> None:
+    """Empty every table (fast, keeps the migrated schema) so each test starts clean."""
+    settings = Settings(database_url=url)
+    engine = make_engine(settings)
+    with engine.begin() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        if tables:
+            conn.execute(
+                text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Build Settings on the chosen backend; state and courses under tmp_path."""
+
+    def make(backend: str = "sqlite", **overrides: object) -> Settings:
+        courses = tmp_path / "courses"
+        if not (courses / "demo-hashing").exists():
+            write_course(courses)
+        values: dict = {
+            "state_dir": tmp_path / "state",
+            "courses_dir": courses,
+            "grade_workers": 1,
+            "grade_poll_seconds": 0.2,
+            "grade_lease_seconds": 5.0,
+            "grade_backoff_seconds": 0.2,
+            "cell_timeout": 10.0,
+        }
+        if backend == "postgresql":
+            url = pg_url()
+            from academy.db import upgrade
+
+            upgrade(Settings(database_url=url))
+            _reset_pg(url)
+            values["database_url"] = url
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@dataclass
+class World:
+    """Two institutions, one course, a cohort at each, and one person in every role."""
+
+    settings: Settings
+    client: TestClient
+    ids: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"} if who != "anonymous" else {}
+
+    def token(self, username: str, scopes: list[str]) -> str:
+        engine = self.client.app.state.academy.engine  # type: ignore[attr-defined]
+        with session_scope(engine) as session:
+            user, _ = ensure_user(session, username)
+            _row, secret = issue_token(session, user, scopes, "test")
+        return secret
+
+
+def build_world(settings: Settings, client: TestClient) -> World:
+    world = World(settings, client)
+    engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+    with session_scope(engine) as session:
+        a = create_institution(session, None, "uni-a", "University A")
+        b = create_institution(session, None, "uni-b", "University B")
+        course = import_course(session, settings.courses_dir / "demo-hashing")
+        cohorts = {}
+        for inst in (a, b):
+            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="cohort")  # type: ignore[arg-type]
+            session.add(cohort)
+            session.flush()
+            cohorts[inst.slug] = cohort
+        people = {
+            "platform_admin": (Role.platform_admin, None),
+            "admin_a": (Role.institution_admin, a),
+            "instructor_a": (Role.instructor, a),
+            "admin_b": (Role.institution_admin, b),
+            "instructor_b": (Role.instructor, b),
+        }
+        users = {}
+        for name, (role, inst) in people.items():
+            user, _ = ensure_user(session, name.replace("_", "-"))
+            grant_role(session, None, user, role, inst)
+            users[name] = user
+        for name, inst in (("learner_a", "uni-a"), ("learner_a2", "uni-a"), ("learner_b", "uni-b")):
+            user, _ = ensure_user(session, name.replace("_", "-"))
+            enroll(session, None, cohorts[inst], user)
+            users[name] = user
+        actor = Principal(
+            users["instructor_a"], roles_of(session, users["instructor_a"].id), ALL_SCOPES
+        )  # type: ignore[arg-type]
+        for slug, cohort in cohorts.items():
+            asg = release_lab(
+                session,
+                settings,
+                actor,
+                cohort,
+                LAB,
+                opens_at=None,
+                due_at=None,
+                late_policy=LatePolicy.accept,
+                late_penalty_per_day=0.0,
+            )
+            world.ids[f"assignment_{slug[-1]}"] = asg.id  # type: ignore[assignment]
+            world.ids[f"cohort_{slug[-1]}"] = cohort.id  # type: ignore[assignment]
+        world.ids["course"] = course.id  # type: ignore[assignment]
+        for name, user in users.items():
+            _row, secret = issue_token(session, user, sorted(ALL_SCOPES), "test")
+            world.tokens[name] = secret
+    return world
+
+
+@pytest.fixture
+def world_on(settings_for):  # type: ignore[no-untyped-def]
+    """world_on(backend, **settings) -> World, with the app running (lifespan) until test end."""
+    clients: list[TestClient] = []
+
+    def make(backend: str = "sqlite", **overrides: object) -> World:
+        settings = settings_for(backend, **overrides)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return build_world(settings, client)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
