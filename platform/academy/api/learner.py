@@ -15,7 +15,7 @@ from ..models import Assignment, Cohort, Course, Enrollment, Institution, Submis
 from ..services import courses as course_svc
 from ..services import submissions as subs
 from ..services.access import Principal
-from ..services.errors import Conflict, Invalid, NotFound, TooLarge
+from ..services.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from .common import (
     assignment_out,
     get_row,
@@ -145,9 +145,12 @@ def _check_can_submit(state, principal: Principal, assignment_id: int) -> Assign
     principal.require_scope("learn")
     with Session(state.engine) as session:
         a = get_row(session, Assignment, assignment_id, "assignment")
-        if a.cohort_id not in principal.enrolled_cohorts(session):
-            raise NotFound(f"no assignment {assignment_id} in your cohorts")
-        return a
+        if a.cohort_id in principal.enrolled_cohorts(session):
+            return a
+        cohort = session.get(Cohort, a.cohort_id)
+        if cohort is not None and principal.teaches(cohort):
+            raise Forbidden("only learners enrolled in the cohort submit; you teach it")
+        raise NotFound(f"no assignment {assignment_id}")
 
 
 def _store(state, principal: Principal, a: Assignment, upload: UploadFile) -> SubmissionOut:  # type: ignore[no-untyped-def]

@@ -1,0 +1,466 @@
+"""Authorization matrix: every endpoint x every role x own versus someone else's resource.
+
+Institution A and B each have an admin, an instructor and learners; the resources used are A's
+cohort, assignment and learner_a's submission.  Each cell says exactly the answer expected:
+staff of A may act, staff of B see nothing (404, so ids do not leak), learners see their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+from academy.db import session_scope
+from academy.models import Role
+from academy.services.enrollment import enroll
+from academy.services.identity import ensure_user, grant_role, issue_token
+from sqlmodel import select
+
+from .builders import answer
+from .conftest import BASE, World
+
+WHO = [
+    "anonymous",
+    "platform_admin",
+    "admin_a",
+    "instructor_a",
+    "learner_a",
+    "learner_a2",
+    "admin_b",
+    "instructor_b",
+    "learner_b",
+]
+STAFF_A = {"platform_admin", "admin_a", "instructor_a"}
+ADMINS_A = {"platform_admin", "admin_a"}
+B_SIDE = {"admin_b", "instructor_b", "learner_b"}
+_n = itertools.count()
+
+
+def expect(
+    allowed: set[str], ok: int, denied: int = 403, hidden: set[str] = frozenset(), **extra: int
+) -> dict[str, int]:  # type: ignore[assignment]
+    """Expected status per caller: ok for ``allowed``, 404 for ``hidden``, else ``denied``."""
+    table = {}
+    for who in WHO:
+        if who == "anonymous":
+            table[who] = 401
+        elif who in allowed:
+            table[who] = ok
+        elif who in hidden:
+            table[who] = 404
+        else:
+            table[who] = denied
+    table.update(extra)
+    return table
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}{next(_n)}"
+
+
+def _engine(world: World):  # type: ignore[no-untyped-def]
+    return world.client.app.state.academy.engine  # type: ignore[attr-defined]
+
+
+def _victim_enrolled(world: World) -> str:
+    from academy.models import Cohort
+
+    name = fresh("victim")
+    with session_scope(_engine(world)) as s:
+        user, _ = ensure_user(s, name)
+        enroll(s, None, s.get(Cohort, world.ids["cohort_a"]), user)
+    return name
+
+
+def _victim_role(world: World) -> int:
+    from academy.models import Institution
+
+    with session_scope(_engine(world)) as s:
+        user, _ = ensure_user(s, fresh("staff"))
+        row, _ = grant_role(s, None, user, Role.instructor, s.get(Institution, 1))
+        return row.id  # type: ignore[return-value]
+
+
+def _victim_token(world: World) -> int:
+    with session_scope(_engine(world)) as s:
+        user, _ = ensure_user(s, fresh("tokenowner"))
+        row, _ = issue_token(s, user, ["learn"])
+        return row.id  # type: ignore[return-value]
+
+
+Call = Callable[[World, dict[str, str], dict], object]
+
+# (name, method, path template, call, expected statuses)
+MATRIX: list[tuple[str, str, str, Call, dict[str, int]]] = []
+
+
+def case(method: str, path: str, expected: dict[str, int]):  # type: ignore[no-untyped-def]
+    def register(fn: Call) -> Call:
+        MATRIX.append((fn.__name__, method, path, fn, expected))
+        return fn
+
+    return register
+
+
+A_MEMBERS = STAFF_A | {"learner_a", "learner_a2"}
+
+
+@case("GET", "/me", expect(set(WHO), 200))
+def me(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/me", headers=h)
+
+
+@case("GET", "/assignments", expect(set(WHO), 200))
+def assignments(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/assignments", headers=h)
+
+
+@case("GET", "/assignments/{assignment_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def assignment(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}", headers=h)
+
+
+@case("GET", "/assignments/{assignment_id}/release", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def release(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release", headers=h)
+
+
+@case("GET", "/assignments/{assignment_id}/release/{path}", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def release_file(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb", headers=h)
+
+
+@case(
+    "POST",
+    "/assignments/{assignment_id}/submissions",
+    expect({"learner_a", "learner_a2"}, 202, hidden=B_SIDE),
+)
+def submit(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/assignments/{ids['assignment_a']}/submissions",
+        headers=h,
+        files={"notebook": ("sha.ipynb", ids["notebook"], "application/json")},
+    )
+
+
+@case("GET", "/assignments/{assignment_id}/submissions", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def submissions(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/submissions", headers=h)
+
+
+OWN_SUB = STAFF_A | {"learner_a"}
+NOT_OWN = B_SIDE | {"learner_a2"}
+
+
+@case("GET", "/submissions/{submission_id}", expect(OWN_SUB, 200, hidden=NOT_OWN))
+def submission(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/submissions/{ids['submission']}", headers=h)
+
+
+@case("GET", "/submissions/{submission_id}/feedback", expect(OWN_SUB, 200, hidden=NOT_OWN))
+def feedback(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/submissions/{ids['submission']}/feedback", headers=h)
+
+
+@case("GET", "/submissions/{submission_id}/notebook", expect(OWN_SUB, 200, hidden=NOT_OWN))
+def notebook(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/submissions/{ids['submission']}/notebook", headers=h)
+
+
+@case("POST", "/submissions/{submission_id}/regrade", expect(STAFF_A, 202, hidden=NOT_OWN))
+def regrade_one(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/submissions/{ids['submission']}/regrade", headers=h)
+
+
+@case("GET", "/courses", expect(set(WHO), 200))
+def courses(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/courses", headers=h)
+
+
+@case("POST", "/courses/import", expect({"platform_admin"}, 200))
+def course_import(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/courses/import", headers=h, json={"course": "demo-hashing"})
+
+
+@case("GET", "/cohorts", expect(set(WHO), 200))
+def cohorts(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/cohorts", headers=h)
+
+
+@case("POST", "/cohorts", expect(ADMINS_A, 201))
+def cohort_create(w, h, ids):  # type: ignore[no-untyped-def]
+    body = {"institution": "uni-a", "course": "demo-hashing", "slug": fresh("cohort-x")}
+    return w.client.post(f"{BASE}/cohorts", headers=h, json=body)
+
+
+@case("GET", "/cohorts/{cohort_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def cohort(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}", headers=h)
+
+
+@case("GET", "/cohorts/{cohort_id}/enrollments", expect(STAFF_A, 200, hidden=B_SIDE))
+def enrollments(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h)
+
+
+@case("POST", "/cohorts/{cohort_id}/enrollments", expect(ADMINS_A, 201, hidden=B_SIDE))
+def enroll_one(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h, json={"username": fresh("new")}
+    )
+
+
+@case("DELETE", "/cohorts/{cohort_id}/enrollments/{username}", expect(ADMINS_A, 204, hidden=B_SIDE))
+def unenroll(w, h, ids):  # type: ignore[no-untyped-def]
+    victim = _victim_enrolled(w)
+    return w.client.delete(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/{victim}", headers=h)
+
+
+@case("POST", "/cohorts/{cohort_id}/enrollments/csv", expect(ADMINS_A, 200, hidden=B_SIDE))
+def enroll_csv(w, h, ids):  # type: ignore[no-untyped-def]
+    body = f"username\n{fresh('csv')}\n"
+    return w.client.post(
+        f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/csv",
+        headers={**h, "Content-Type": "text/csv"},
+        content=body,
+    )
+
+
+@case("GET", "/cohorts/{cohort_id}/assignments", expect(A_MEMBERS, 200, hidden=B_SIDE))
+def cohort_assignments(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/assignments", headers=h)
+
+
+@case("POST", "/cohorts/{cohort_id}/assignments", expect(STAFF_A, 201, hidden=B_SIDE))
+def release_lab(w, h, ids):  # type: ignore[no-untyped-def]
+    from academy.models import Assignment
+
+    with session_scope(_engine(w)) as s:  # each allowed caller releases anew
+        for row in s.exec(select(Assignment).where(Assignment.lab == "second")).all():
+            s.delete(row)
+    return w.client.post(
+        f"{BASE}/cohorts/{ids['cohort_a']}/assignments", headers=h, json={"lab": "second"}
+    )
+
+
+@case("PATCH", "/assignments/{assignment_id}", expect(STAFF_A, 200, hidden=B_SIDE))
+def deadline(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.patch(
+        f"{BASE}/assignments/{ids['assignment_a']}",
+        headers=h,
+        json={"due_at": "2099-01-01T00:00:00Z"},
+    )
+
+
+@case(
+    "PUT", "/assignments/{assignment_id}/extensions/{username}", expect(STAFF_A, 200, hidden=B_SIDE)
+)
+def extension(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.put(
+        f"{BASE}/assignments/{ids['assignment_a']}/extensions/learner-a2",
+        headers=h,
+        json={"due_at": "2099-02-01T00:00:00Z"},
+    )
+
+
+@case("POST", "/assignments/{assignment_id}/regrade", expect(STAFF_A, 202, hidden=B_SIDE))
+def regrade_all(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/assignments/{ids['assignment_a']}/regrade", headers=h)
+
+
+@case("GET", "/cohorts/{cohort_id}/gradebook.csv", expect(STAFF_A, 200, hidden=B_SIDE))
+def gradebook(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=h)
+
+
+@case("GET", "/institutions", expect(set(WHO), 200))
+def institutions(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/institutions", headers=h)
+
+
+@case("POST", "/institutions", expect({"platform_admin"}, 201))
+def institution_create(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/institutions", headers=h, json={"slug": fresh("inst"), "name": "x"}
+    )
+
+
+@case("POST", "/users", expect({"platform_admin", "admin_a", "admin_b"}, 201))
+def user_create(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/users", headers=h, json={"username": fresh("u"), "password": "pw-1234"}
+    )
+
+
+@case("GET", "/roles", expect(ADMINS_A, 200))
+def roles(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/roles?institution=uni-a", headers=h)
+
+
+@case("POST", "/roles", expect(ADMINS_A, 201))
+def role_grant(w, h, ids):  # type: ignore[no-untyped-def]
+    name = fresh("grantee")
+    with session_scope(_engine(w)) as s:
+        ensure_user(s, name)
+    return w.client.post(
+        f"{BASE}/roles",
+        headers=h,
+        json={"username": name, "role": "instructor", "institution": "uni-a"},
+    )
+
+
+@case("DELETE", "/roles/{role_id}", expect(ADMINS_A, 204, denied=404))
+def role_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.delete(f"{BASE}/roles/{_victim_role(w)}", headers=h)
+
+
+@case("GET", "/tokens", expect(set(WHO), 200))
+def tokens(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/tokens", headers=h)
+
+
+@case("POST", "/tokens", expect(set(WHO), 201))
+def token_create(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/tokens", headers=h, json={"name": "mine", "scopes": ["learn"]})
+
+
+@case("DELETE", "/tokens/{token_id}", expect({"platform_admin"}, 204, denied=404))
+def token_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.delete(f"{BASE}/tokens/{_victim_token(w)}", headers=h)
+
+
+@case("POST", "/institutions/{institution}/systems", expect(ADMINS_A, 201))
+def system_create(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/institutions/uni-a/systems", headers=h, json={"name": fresh("sis")}
+    )
+
+
+@case("GET", "/audit", expect(ADMINS_A, 200))
+def audit(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/audit?institution=uni-a", headers=h)
+
+
+@case("POST", "/internal/authenticate", expect(set(), 200))
+def internal_auth(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(
+        f"{BASE}/internal/authenticate", headers=h, json={"username": "learner-a", "password": "x"}
+    )
+
+
+@case("POST", "/internal/users/{username}/token", expect(set(), 201))
+def internal_token(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/internal/users/learner-a/token", headers=h)
+
+
+@pytest.fixture
+def matrix_world(world_on):  # type: ignore[no-untyped-def]
+    world = world_on("sqlite")
+    ids = dict(world.ids)
+    released = world.client.get(
+        f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb",
+        headers=world.headers("learner_a"),
+    )
+    import json
+
+    ids["notebook"] = answer(json.loads(released.content))
+    r = world.client.post(
+        f"{BASE}/assignments/{ids['assignment_a']}/submissions",
+        headers=world.headers("learner_a"),
+        files={"notebook": ("sha.ipynb", ids["notebook"], "application/json")},
+    )
+    ids["submission"] = r.json()["id"]
+    deadline = time.monotonic() + 60
+    while (
+        world.client.get(
+            f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
+        ).json()["status"]
+        != "graded"
+    ):
+        assert time.monotonic() < deadline, "the setup submission was not graded"
+        time.sleep(0.1)
+    return world, ids
+
+
+def test_every_endpoint_is_in_the_matrix(world_on) -> None:  # type: ignore[no-untyped-def]
+    world = world_on("sqlite")
+    spec = world.client.get("/services/academy/openapi.json").json()
+    ours = {"learner", "teaching", "admin", "internal"}
+    routes = {
+        (method.upper(), path.removeprefix(BASE))
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if set(op.get("tags", [])) & ours
+    }
+    covered = {(m, p) for _n, m, p, _f, _e in MATRIX}
+    assert routes == covered, (
+        f"missing from the matrix: {routes - covered}; stale: {covered - routes}"
+    )
+
+
+def test_authorization_matrix(matrix_world) -> None:  # type: ignore[no-untyped-def]
+    world, ids = matrix_world
+    wrong = []
+    for name, _method, _path, call, expected in MATRIX:
+        for who in WHO:
+            r = call(world, world.headers(who), ids)
+            if r.status_code != expected[who]:  # type: ignore[attr-defined]
+                wrong.append(
+                    f"{name} as {who}: {r.status_code} (want {expected[who]}) {r.text[:120]}"
+                )  # type: ignore[attr-defined]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_token_scopes_narrow_roles(matrix_world) -> None:  # type: ignore[no-untyped-def]
+    """A platform admin's read-only token cannot release; a learn-only token cannot read grades
+    of a cohort its owner teaches; the hub's token reaches only the internal endpoints."""
+    world, ids = matrix_world
+    read_only = {"Authorization": "Bearer " + world.token("platform-admin", ["read"])}
+    r = world.client.post(f"{BASE}/assignments/{ids['assignment_a']}/regrade", headers=read_only)
+    assert r.status_code == 403 and "'teach' scope" in r.json()["detail"]
+    assert (
+        world.client.get(
+            f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=read_only
+        ).status_code
+        == 200
+    )
+    learn_only = {"Authorization": "Bearer " + world.token("instructor-a", ["learn"])}
+    assert (
+        world.client.get(
+            f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=learn_only
+        ).status_code
+        == 403
+    )
+    hub = {"Authorization": "Bearer " + world.token("jupyterhub", ["hub"])}
+    assert world.client.get(f"{BASE}/assignments", headers=hub).status_code == 403
+    r = world.client.post(
+        f"{BASE}/internal/authenticate",
+        headers=hub,
+        json={"username": "learner-a", "password": "nope"},
+    )
+    assert r.status_code == 401
+    r = world.client.post(f"{BASE}/internal/users/learner-a/token", headers=hub)
+    assert r.status_code == 201 and r.json()["scopes"] == ["learn"]
+    learner = {"Authorization": "token " + r.json()["token"]}
+    assert (
+        world.client.get(f"{BASE}/assignments/{ids['assignment_a']}", headers=learner).status_code
+        == 200
+    )
+    # a revoked token stops working at once
+    tid = world.client.post(
+        f"{BASE}/tokens", headers=world.headers("learner_a"), json={"scopes": ["learn"]}
+    ).json()
+    mine = {"Authorization": f"Bearer {tid['token']}"}
+    assert world.client.get(f"{BASE}/me", headers=mine).status_code == 200
+    assert (
+        world.client.delete(
+            f"{BASE}/tokens/{tid['id']}", headers=world.headers("learner_a")
+        ).status_code
+        == 204
+    )
+    assert world.client.get(f"{BASE}/me", headers=mine).status_code == 401
+    # a learner cannot mint a token with more scopes than the one it uses
+    r = world.client.post(f"{BASE}/tokens", headers=learner, json={"scopes": ["admin"]})
+    assert r.status_code == 422
