@@ -239,6 +239,49 @@ class Node:
             "minichain_partition": self.rpc_partition,
             "minichain_heal": self.rpc_heal,
             "minichain_setByzantine": self.rpc_set_byzantine,
+            "minichain_genesis": self.rpc_genesis,
+            "minichain_commitEvidence": self.rpc_commit_evidence,
+        }
+
+    def rpc_genesis(self, params: list) -> dict:
+        """The genesis file, so a light client can pin the validator set by the genesis hash."""
+        return self.genesis.model_dump(mode="json")
+
+    def rpc_commit_evidence(self, params: list) -> dict | None:
+        """What proves block ``params[0]`` final without trusting this node: the block (RLP, whose
+        header commits to its transactions and receipts), the signed commit proof consensus kept
+        (TBFT: 2f+1 precommit votes) and the block's receipts (RLP). ``null`` if not committed."""
+        from .rpc import RpcError, parse_quantity
+
+        if not params:
+            raise RpcError(-32602, "minichain_commitEvidence needs a block height")
+        height = parse_quantity(params[0], "height")
+        found = self.app.committed_block(height)
+        extras = self.store.receipts_at(height)
+        if found is None or extras is None:
+            return None
+        block, proof = found
+        decoded = from_wire(msgpack.unpackb(proof, raw=False), MiniBlock.decode) if proof else None
+        votes = []
+        for v in decoded if isinstance(decoded, list) else []:
+            if all(hasattr(v, a) for a in ("kind", "round", "block_hash", "voter", "signature")):
+                votes.append(
+                    {
+                        "kind": v.kind,
+                        "height": v.height,
+                        "round": v.round,
+                        "block_hash": "0x" + bytes(v.block_hash).hex(),
+                        "voter": v.voter,
+                        "signature": "0x" + bytes(v.signature).hex(),
+                    }
+                )
+        return {
+            "engine": self.genesis.consensus.engine,
+            "height": height,
+            "hash": "0x" + block.hash.hex(),
+            "block": "0x" + block.encode().hex(),
+            "precommits": votes,
+            "receipts": "0x" + bytes(extras[0]).hex(),
         }
 
     def rpc_status(self, params: list) -> dict:

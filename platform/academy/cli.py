@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from academy.credentials.cli import credentials_app, verify_command
 from labs.minichain.consensus import BUILTIN, EngineNotFound, load_engine
 from labs.minichain.genesis import GenesisError, load_genesis
 from labs.minichain.identity import IdentityError
@@ -36,6 +37,8 @@ grade_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(grade_app, name="grade")
+app.add_typer(credentials_app, name="credentials")
+app.command("verify")(verify_command)
 
 from academy.service_cli import register as _register_service  # noqa: E402
 

@@ -1,0 +1,84 @@
+"""Issuing a batch: sign each credential, build the batch's Merkle tree, anchor its root on the
+ledger once, and give every credential its inclusion path as a second proof (a proof set).
+
+The leaf of a credential is the SHA-256 of the JCS form of the credential *with* its signature
+proof, so the anchor also fixes which signature was issued: a proof copied from another credential
+fails the signature check, and a credential re-signed later has another leaf and no anchor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .jcs import canonicalize
+from .keys import IssuerKey
+from .merkle import MerkleTree, leaf_hash
+from .proofs import proofs_of, sign, with_proofs
+
+ANCHOR_PROOF_TYPE = "LedgerAnchorProof"
+
+
+@dataclass
+class Anchor:
+    """Where a batch root landed: the ledger's identity and the anchoring transaction."""
+
+    chain_id: int
+    genesis_hash: str
+    registry: str
+    transaction: str
+    block_number: int
+    block_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chainId": self.chain_id,
+            "genesisHash": self.genesis_hash,
+            "registry": self.registry,
+            "transaction": self.transaction,
+            "blockNumber": self.block_number,
+            "blockHash": self.block_hash,
+        }
+
+
+def is_anchor_proof(proof: dict[str, Any]) -> bool:
+    return proof.get("type") == ANCHOR_PROOF_TYPE
+
+
+def leaf_of(document: dict[str, Any]) -> bytes:
+    """The Merkle leaf of a credential: its proofs other than anchoring proofs are kept."""
+    kept = [p for p in proofs_of(document) if not is_anchor_proof(p)]
+    body = with_proofs(document, kept)
+    return leaf_hash(hashlib.sha256(canonicalize(body)).digest())
+
+
+def sign_all(
+    documents: Sequence[dict[str, Any]], key: IssuerKey, created: str
+) -> list[dict[str, Any]]:
+    return [sign(doc, key, created) for doc in documents]
+
+
+def anchor_batch(
+    signed: Sequence[dict[str, Any]],
+    record_root: Callable[[bytes, int], Anchor],
+    created: str,
+) -> list[dict[str, Any]]:
+    """Anchor ``signed`` credentials as one batch. ``record_root(root, count)`` writes the root
+    to the ledger and says where; every credential gets its LedgerAnchorProof."""
+    tree = MerkleTree([leaf_of(doc) for doc in signed])
+    anchor = record_root(tree.root, len(tree)).to_json()
+    root = tree.root.hex()
+    out = []
+    for i, doc in enumerate(signed):
+        proof = {
+            "type": ANCHOR_PROOF_TYPE,
+            "proofPurpose": "assertionMethod",
+            "created": created,
+            "merkleRoot": root,
+            "path": tree.path(i),
+            "ledger": anchor,
+        }
+        out.append(with_proofs(doc, [*proofs_of(doc), proof]))
+    return out

@@ -1,0 +1,133 @@
+"""``academy verify`` and ``academy credentials ...``: check a certificate from a shell.
+
+``academy verify FILE`` prints every check with its outcome and exits 1 if any failed (2 for
+input it cannot read). ``--offline`` reads only the cache folder: no network call is made.
+``academy credentials cache FILE...`` fills that folder while online.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+DEFAULT_CACHE = Path(".state/credentials-cache")
+RPC_ENV = "ACADEMY_LEDGER_RPC_URL"
+
+credentials_app = typer.Typer(
+    help="Certificates: fill the offline verification cache, make issuer keys.",
+    no_args_is_help=True,
+)
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+STYLE = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]", "n/a": "[dim]n/a [/]"}
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+def _read(path: Path) -> Any:
+    from .jcs import CanonicalizationError, loads
+
+    try:
+        return loads(path.read_bytes())
+    except FileNotFoundError:
+        raise _fail(f"{path}: no such file") from None
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read it: {exc.strerror}") from None
+    except CanonicalizationError as exc:
+        raise _fail(f"{path}: {exc}") from None
+
+
+def verify_command(
+    file: Annotated[Path, typer.Argument(help="the credential (JSON)")],
+    key: Annotated[
+        str | None, typer.Option("--key", help="the issuer key you expect: Multikey or did:key")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="use only the cache folder: no network call at all")
+    ] = False,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help=f"cache folder (default {DEFAULT_CACHE})")
+    ] = None,
+    rpc: Annotated[
+        str | None,
+        typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Verify a certificate: print every check with its outcome; exit 1 if any check fails."""
+    from .keys import KeyFormatError
+    from .verify import CacheSources, OnlineSources, verify_credential
+
+    document = _read(file)
+    if cache is not None and not offline:
+        raise _fail("--cache goes with --offline (online checks ask the ledger directly)")
+    if offline:
+        sources: Any = CacheSources(cache or DEFAULT_CACHE)
+    else:
+        sources = OnlineSources(rpc or os.environ.get(RPC_ENV))
+    try:
+        report = verify_credential(document, sources, key=key)
+    except KeyFormatError as exc:
+        raise _fail(f"--key: {exc}") from None
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        out.print(f"credential {report.credential_id or '(no id)'}")
+        for c in report.checks:
+            out.print(f"  {STYLE[c.outcome]}  {c.name:<17} {c.detail}")
+        colour = "green" if report.ok else "bold red"
+        out.print(f"verdict: [{colour}]{report.verdict}[/]" + ("  (offline)" if offline else ""))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@credentials_app.command("cache")
+def cache_command(
+    files: Annotated[list[Path], typer.Argument(help="credentials to prepare offline checks for")],
+    cache: Annotated[Path, typer.Option("--cache", help="cache folder")] = DEFAULT_CACHE,
+    rpc: Annotated[
+        str | None,
+        typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
+    ] = None,
+) -> None:
+    """Fetch (online) what `academy verify --offline` needs: the ledger's signed commit evidence
+    for the registry and the issuers' signed status lists."""
+    from .ledger import LedgerError
+    from .verify import SourceError, fill_cache
+
+    documents = [_read(f) for f in files]
+    try:
+        counts = fill_cache(cache, documents, rpc or os.environ.get(RPC_ENV))
+    except (LedgerError, SourceError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(
+        f"cached evidence of {counts['registries']} ledger registr"
+        f"{'y' if counts['registries'] == 1 else 'ies'} and {counts['status_lists']} status "
+        f"list(s) in {cache}"
+    )
+
+
+@credentials_app.command("keygen")
+def keygen_command() -> None:
+    """Print a new Ed25519 key pair: the public Multikey, its did:key and the secret (keep it)."""
+    from .keys import IssuerKey, did_key
+
+    key = IssuerKey.generate()
+    print(
+        json.dumps(
+            {
+                "publicKeyMultibase": key.multikey,
+                "did": did_key(key.multikey),
+                "secretKeyMultibase": key.secret_multibase(),
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,182 @@
+"""The certificate itself: an Open Badges 3.0 ``OpenBadgeCredential`` on the VC Data Model 2.0.
+
+What a course completion says, in the standard's own terms: the issuer ``Profile`` (the
+institution), the ``AchievementSubject`` (the learner, identified by a salted hash of their login,
+never the login itself) and its ``Achievement`` (the course: name, description, ``criteria``, and
+an ``alignment`` to the national standard level it maps to), ``evidence`` summarising the learner's
+lab grades, ``validFrom`` / ``validUntil`` and ``credentialStatus`` entries.
+
+The JSON-LD contexts are pinned: the files ship with this package (``data/contexts``) and nothing
+is ever fetched, so a context changing on the web cannot change what a signature means. The
+signature (eddsa-jcs-2022) covers the JSON itself, not an RDF graph, which is why canonicalisation
+changes in JSON-LD processors cannot break verification either.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import secrets
+import uuid
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+VC_V2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+OB_V3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+ACADEMY_CONTEXT = "https://w3id.org/chainacademy/credentials/v1"
+EXAMPLES_CONTEXT = "https://www.w3.org/ns/credentials/examples/v2"
+CONTEXTS = [VC_V2_CONTEXT, OB_V3_CONTEXT, ACADEMY_CONTEXT]
+
+PINNED_CONTEXT_FILES = {
+    VC_V2_CONTEXT: "credentials-v2.jsonld",
+    OB_V3_CONTEXT: "ob-v3p0-context-3.0.3.json",
+    ACADEMY_CONTEXT: "academy-credentials-v1.jsonld",
+    EXAMPLES_CONTEXT: "credentials-examples-v2.jsonld",
+}
+
+
+@functools.cache
+def pinned_context(url: str) -> dict[str, Any]:
+    """The shipped copy of a JSON-LD context (KeyError for a context we do not pin)."""
+    name = PINNED_CONTEXT_FILES[url]
+    text = resources.files("academy.credentials").joinpath("data", "contexts", name).read_text()
+    return json.loads(text)
+
+
+def new_credential_id() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def hashed_identity(identity: str, salt: str | None = None) -> dict[str, Any]:
+    """An OB 3.0 ``IdentityObject`` that proves "this login" to whoever knows it, and nothing to
+    anyone else (sha256 of identity + salt)."""
+    salt = salt or secrets.token_hex(8)
+    digest = hashlib.sha256((identity + salt).encode()).hexdigest()
+    return {
+        "type": "IdentityObject",
+        "identityHash": f"sha256${digest}",
+        "identityType": "identifier",
+        "hashed": True,
+        "salt": salt,
+    }
+
+
+def build_credential(
+    *,
+    issuer: dict[str, Any],
+    subject_id: str,
+    identity: str,
+    achievement: dict[str, Any],
+    evidence: list[dict[str, Any]],
+    valid_from: str,
+    valid_until: str | None = None,
+    status: list[dict[str, Any]] | None = None,
+    credential_id: str | None = None,
+    salt: str | None = None,
+) -> dict[str, Any]:
+    """An unsigned OpenBadgeCredential.
+
+    ``issuer``: ``{"id", "name", "url"?}``. ``achievement``: ``{"id", "name", "description",
+    "criteria", "level"?, "framework"?, "course"?}``. ``evidence``: ``[{"name", "score", "max"}]``
+    per lab. Scores are written as text ("8.5 / 10"): JSON floats have no single canonical form
+    across implementations, text has."""
+    ach: dict[str, Any] = {
+        "id": achievement["id"],
+        "type": ["Achievement"],
+        "achievementType": "Certificate",
+        "name": achievement["name"],
+        "description": achievement["description"],
+        "criteria": {"narrative": achievement["criteria"]},
+    }
+    if achievement.get("course"):
+        ach["humanCode"] = achievement["course"]
+    if achievement.get("level"):
+        ach["alignment"] = [
+            {
+                "type": ["Alignment"],
+                "targetName": achievement["level"],
+                "targetFramework": achievement.get(
+                    "framework", "National occupational skill standard"
+                ),
+                "targetType": "ext:Level",
+                "targetUrl": achievement["id"],
+            }
+        ]
+    doc: dict[str, Any] = {
+        "@context": list(CONTEXTS),
+        "id": credential_id or new_credential_id(),
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": achievement["name"],
+        "issuer": {"type": ["Profile"], **issuer},
+        "validFrom": valid_from,
+        "credentialSubject": {
+            "id": subject_id,
+            "type": ["AchievementSubject"],
+            "identifier": [hashed_identity(identity, salt)],
+            "achievement": ach,
+        },
+    }
+    if evidence:
+        doc["evidence"] = [
+            {
+                "type": ["Evidence"],
+                "name": e["name"],
+                "description": f"{e['name']}: {_points(e['score'])} / {_points(e['max'])}",
+                "narrative": e.get("narrative") or "graded automatically by the academy",
+            }
+            for e in evidence
+        ]
+    if valid_until:
+        doc["validUntil"] = valid_until
+    if status:
+        doc["credentialStatus"] = status[0] if len(status) == 1 else list(status)
+    return doc
+
+
+def _points(value: Any) -> str:
+    number = float(value)
+    return f"{number:g}"
+
+
+def issuer_id_of(document: dict[str, Any]) -> str | None:
+    issuer = document.get("issuer")
+    if isinstance(issuer, str):
+        return issuer
+    if isinstance(issuer, dict) and isinstance(issuer.get("id"), str):
+        return issuer["id"]
+    return None
+
+
+def status_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
+    status = document.get("credentialStatus")
+    if status is None:
+        return []
+    return [status] if isinstance(status, dict) else list(status)
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _validator() -> Any:
+    text = resources.files("academy.credentials").joinpath("data", "credential-schema.json")
+    return fastjsonschema.compile(json.loads(text.read_text()))
+
+
+def schema_problem(document: Any) -> str | None:
+    """Why ``document`` is not a VC 2.0 credential we can check (None when it is): required
+    members, types, an OB 3.0 shape for OpenBadgeCredentials, only pinned contexts."""
+    try:
+        _validator()(document)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = exc.name.replace("data.", "", 1) if exc.name != "data" else "credential"
+        return f"{where}: {exc.message.replace(exc.name + ' ', '', 1)}"
+    for ctx in document["@context"]:
+        if isinstance(ctx, str) and ctx not in PINNED_CONTEXT_FILES:
+            return f"@context {ctx!r} is not one of the pinned contexts (no context is fetched)"
+    if "OpenBadgeCredential" in document["type"] and OB_V3_CONTEXT not in document["@context"]:
+        return f"an OpenBadgeCredential must use the Open Badges context {OB_V3_CONTEXT}"
+    return None

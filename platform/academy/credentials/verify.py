@@ -1,0 +1,473 @@
+"""Verify a credential: every check named, each with its outcome and why.
+
+The checks, in order (the same in the CLI, the API and the web page):
+
+- ``schema``: a VC 2.0 credential (OB 3.0 shape for an OpenBadgeCredential), pinned contexts only;
+- ``dates``: inside ``validFrom`` .. ``validUntil``; the signature not dated in the future;
+- ``signature``: every eddsa-jcs-2022 proof verifies (against ``--key`` when one is given);
+- ``issuer key``: the signing key was the issuer's and valid when it signed (the ledger's key
+  history; a key revoked before the ledger saw the credential does not count);
+- ``merkle inclusion``: the credential's leaf and path lead to the batch root it names;
+- ``ledger anchor``: that root is recorded by the issuer on the pinned ledger, in the named block;
+- ``status``: the issuer-signed status list says neither revoked nor suspended, and agrees with
+  the status changes recorded on the ledger.
+
+A check that cannot apply (a signature-only credential has no Merkle path) is ``n/a``, never a
+silent pass. Where data comes from is a :class:`Sources`: :class:`OnlineSources` (the ledger's
+JSON-RPC and the status list URLs) or :class:`CacheSources` (a folder filled beforehand; no network
+call at all). Both feed the very same checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .anchoring import is_anchor_proof, leaf_of
+from .credential import issuer_id_of, schema_problem, status_entries
+from .keys import (
+    KeyFormatError,
+    format_time,
+    multikey_from_reference,
+    parse_time,
+)
+from .ledger import (
+    PURPOSE_CODES,
+    LedgerError,
+    LedgerFacts,
+    facts_from_bundle,
+    fetch_ledger_bundle,
+    issuer_tag,
+    list_tag,
+)
+from .merkle import root_from_path
+from .proofs import is_signature_proof, proofs_of, verify_proof
+from .statuslist import StatusList, StatusListError
+
+PASS, FAIL, NA = "pass", "fail", "n/a"
+CHECKS = (
+    "schema",
+    "dates",
+    "signature",
+    "issuer key",
+    "merkle inclusion",
+    "ledger anchor",
+    "status",
+)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+@dataclass
+class Check:
+    name: str
+    outcome: str
+    detail: str
+
+
+@dataclass
+class Report:
+    credential_id: str | None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.outcome != FAIL for c in self.checks)
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if c.outcome == FAIL]
+
+    @property
+    def verdict(self) -> str:
+        """``valid``, ``revoked``, ``suspended``, or ``invalid``."""
+        if self.ok:
+            return "valid"
+        if self.failed == ["status"]:
+            detail = self.check("status").detail
+            for word in ("revoked", "suspended"):
+                if detail.startswith(word):
+                    return word
+        return "invalid"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "credential": self.credential_id,
+            "verdict": self.verdict,
+            "valid": self.ok,
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+class SourceError(Exception):
+    """Data a check needs is not available (offline and not cached, or unreachable)."""
+
+
+class Sources(Protocol):
+    offline: bool
+
+    def ledger_facts(self, registry: str) -> LedgerFacts: ...
+
+    def status_list(self, url: str) -> dict[str, Any]: ...
+
+
+class OnlineSources:
+    """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
+    status lists from their URLs. Results are kept for the life of this object."""
+
+    offline = False
+
+    def __init__(self, rpc_url: str | None, timeout: float = 15.0) -> None:
+        self.rpc_url = rpc_url
+        self.timeout = timeout
+        self._facts: dict[str, LedgerFacts] = {}
+        self._lists: dict[str, dict[str, Any]] = {}
+
+    def ledger_facts(self, registry: str) -> LedgerFacts:
+        if not self.rpc_url:
+            raise LedgerError(
+                "no ledger to ask: pass --rpc URL (a node of the academy ledger), or verify "
+                "--offline with a filled cache"
+            )
+        if registry not in self._facts:
+            self._facts[registry] = facts_from_bundle(fetch_ledger_bundle(self.rpc_url, registry))
+        return self._facts[registry]
+
+    def status_list(self, url: str) -> dict[str, Any]:
+        if url not in self._lists:
+            import httpx
+
+            try:
+                r = httpx.get(url, timeout=self.timeout, follow_redirects=True)
+                r.raise_for_status()
+                self._lists[url] = r.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise SourceError(f"cannot fetch the status list {url}: {exc}") from exc
+        return self._lists[url]
+
+
+def cache_name(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:32] + ".json"
+
+
+class CacheSources:
+    """A cache folder (``academy credentials cache`` fills it): ``ledger.json`` holds the ledger's
+    genesis, the registry address and commit evidence; ``status/`` the signed status lists."""
+
+    offline = True
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._facts: dict[str, LedgerFacts] = {}
+
+    def ledger_facts(self, registry: str) -> LedgerFacts:
+        if registry not in self._facts:
+            path = self.folder / "ledger" / cache_name(registry.lower())
+            if not path.exists():
+                raise LedgerError(
+                    f"no evidence of registry {registry} in the cache {self.folder}: run "
+                    "`academy credentials cache` while online"
+                )
+            self._facts[registry] = facts_from_bundle(json.loads(path.read_text()))
+        return self._facts[registry]
+
+    def status_list(self, url: str) -> dict[str, Any]:
+        path = self.folder / "status" / cache_name(url)
+        if not path.exists():
+            raise SourceError(
+                f"status list {url} is not in the cache {self.folder}: run "
+                "`academy credentials cache` while online"
+            )
+        return json.loads(path.read_text())
+
+
+class _Run:
+    """One verification: the document, its parts, and what earlier checks established."""
+
+    def __init__(
+        self, doc: Any, sources: Sources | None, key: str | None, now: dt.datetime
+    ) -> None:
+        self.doc = doc
+        self.sources = sources
+        self.key = key
+        self.now = now
+        self.proofs: list[dict[str, Any]] = []
+        self.sig_proofs: list[dict[str, Any]] = []
+        self.anchors: list[dict[str, Any]] = []
+        self.signer: str | None = None
+        self.signed_at: dt.datetime | None = None
+        self.facts: LedgerFacts | None = None
+        self.facts_error: str | None = None
+        self.anchored_at: dt.datetime | None = None
+        self.issuer = issuer_id_of(doc) if isinstance(doc, dict) else None
+
+    def ledger(self) -> LedgerFacts | None:
+        """The ledger facts for the registry the anchor names (fetched once)."""
+        if self.facts is None and self.facts_error is None:
+            if not self.anchors:
+                self.facts_error = "the credential carries no ledger anchor"
+            elif self.sources is None:
+                self.facts_error = "no ledger source given"
+            else:
+                try:
+                    registry = self.anchors[0]["ledger"]["registry"]
+                    self.facts = self.sources.ledger_facts(registry)
+                except (LedgerError, KeyError, TypeError) as exc:
+                    self.facts_error = str(exc)
+        return self.facts
+
+    # -- checks ----------------------------------------------------------------------------
+    def schema(self) -> tuple[str, str]:
+        if not isinstance(self.doc, dict):
+            return FAIL, "not a JSON object"
+        problem = schema_problem(self.doc)
+        if problem:
+            return FAIL, problem
+        self.proofs = proofs_of(self.doc)
+        self.sig_proofs = [p for p in self.proofs if is_signature_proof(p)]
+        self.anchors = [p for p in self.proofs if is_anchor_proof(p)]
+        unknown = [p.get("type") for p in self.proofs if p not in self.sig_proofs + self.anchors]
+        if unknown:
+            return FAIL, f"unknown proof type {unknown[0]!r}"
+        kinds = ", ".join(sorted(set(self.doc["type"]) - {"VerifiableCredential"})) or "VC"
+        return PASS, f"VC 2.0 {kinds}"
+
+    def dates(self) -> tuple[str, str]:
+        start = parse_time(self.doc["validFrom"]) if "validFrom" in self.doc else None
+        end = parse_time(self.doc["validUntil"]) if "validUntil" in self.doc else None
+        if start and end and end <= start:
+            return FAIL, "validUntil is not after validFrom"
+        if start and self.now < start:
+            return FAIL, f"not yet valid: valid from {format_time(start)}"
+        if end and self.now >= end:
+            return FAIL, f"expired: valid until {format_time(end)}"
+        for p in self.sig_proofs:
+            created = parse_time(p["created"])
+            if created > self.now + CLOCK_SKEW:
+                return FAIL, f"signature dated in the future ({p['created']})"
+        span = f"valid from {format_time(start)}" if start else "no validFrom"
+        return PASS, span + (f" until {format_time(end)}" if end else "")
+
+    def signature(self) -> tuple[str, str]:
+        if not self.sig_proofs:
+            return FAIL, "no DataIntegrityProof signature"
+        details = []
+        for p in self.sig_proofs:
+            result = verify_proof(self.doc, p, self.key)
+            if not result.ok:
+                return FAIL, result.detail
+            details.append(result.detail)
+            self.signer = self.signer or result.multikey
+            self.signed_at = self.signed_at or parse_time(p["created"])
+        return PASS, "; ".join(details)
+
+    def issuer_key(self) -> tuple[str, str]:
+        if self.signer is None or self.signed_at is None:
+            return FAIL, "no verified signature to attribute"
+        if self.anchors:
+            facts = self.ledger()
+            if facts is None:
+                return FAIL, f"cannot read the issuer's keys from the ledger: {self.facts_error}"
+            history = facts.keys.get(issuer_tag(self.issuer or ""))
+            if history is None:
+                return FAIL, f"the ledger records no keys for issuer {self.issuer}"
+            batch = self._batch(facts)
+            self.anchored_at = batch.timestamp if batch else None
+            verdict = history.check(self.signer, self.signed_at, self.anchored_at)
+            return (PASS if verdict.ok else FAIL), verdict.detail
+        if self.key is not None:
+            return PASS, "the key given with --key (no ledger anchor to check it against)"
+        if self.issuer and self.issuer.startswith("did:key:"):
+            try:
+                if multikey_from_reference(self.issuer) == self.signer:
+                    return PASS, "the issuer is the did:key that signed"
+            except KeyFormatError:
+                pass
+        return FAIL, "nothing says whose key this is: give the issuer's key with --key"
+
+    def _batch(self, facts: LedgerFacts) -> Any:
+        try:
+            return facts.batches.get(bytes.fromhex(self.anchors[0]["merkleRoot"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def merkle(self) -> tuple[str, str]:
+        if not self.anchors:
+            return NA, "no ledger anchor proof (signature-only credential)"
+        if len(self.anchors) > 1:
+            return FAIL, "more than one ledger anchor proof"
+        anchor = self.anchors[0]
+        try:
+            root = root_from_path(leaf_of(self.doc), anchor["path"])
+        except (KeyError, ValueError) as exc:
+            return FAIL, f"malformed Merkle path: {exc}"
+        if root.hex() != str(anchor.get("merkleRoot", "")).lower():
+            return FAIL, "the path does not lead from this credential to the batch root"
+        return PASS, f"leaf included under root {root.hex()[:16]}... ({len(anchor['path'])} steps)"
+
+    def ledger_anchor(self) -> tuple[str, str]:
+        if not self.anchors:
+            return NA, "no ledger anchor proof (signature-only credential)"
+        anchor = self.anchors[0]
+        facts = self.ledger()
+        if facts is None:
+            return FAIL, f"cannot check the ledger: {self.facts_error}"
+        claimed = anchor.get("ledger") or {}
+        if str(claimed.get("genesisHash", "")).lower() != facts.genesis_hash.lower():
+            return FAIL, "anchored on another ledger than the trusted one (genesis differs)"
+        batch = self._batch(facts)
+        seen = f"as of block {facts.height}" + (
+            f" ({format_time(facts.as_of)})" if facts.as_of else ""
+        )
+        if batch is None:
+            return FAIL, f"root not on the ledger ({seen})"
+        if batch.issuer != issuer_tag(self.issuer or ""):
+            return FAIL, "the root was anchored for another issuer"
+        if (
+            claimed.get("blockNumber") != batch.block_number
+            or str(claimed.get("blockHash", "")).lower() != batch.block_hash.lower()
+            or str(claimed.get("transaction", "")).lower() != batch.tx_hash.lower()
+        ):
+            return FAIL, "the anchor names another block or transaction than the ledger records"
+        where = "cached evidence" if self.sources and self.sources.offline else "live evidence"
+        return PASS, (
+            f"root in block {batch.block_number} ({format_time(batch.timestamp)}), finality "
+            f"signatures checked ({where}, {seen})"
+        )
+
+    def status(self) -> tuple[str, str]:
+        entries = status_entries(self.doc)
+        if not entries:
+            return NA, "the credential has no credentialStatus"
+        if self.sources is None:
+            return FAIL, "no source for status lists"
+        notes = []
+        for entry in entries:
+            outcome, detail = self._one_status(entry)
+            if outcome != PASS:
+                return outcome, detail
+            notes.append(detail)
+        return PASS, "; ".join(notes)
+
+    def _one_status(self, entry: dict[str, Any]) -> tuple[str, str]:
+        url, purpose = entry["statusListCredential"], entry["statusPurpose"]
+        index = int(entry["statusListIndex"])
+        try:
+            lst = self.sources.status_list(url)  # type: ignore[union-attr]
+        except SourceError as exc:
+            return FAIL, str(exc)
+        if not isinstance(lst, dict) or "BitstringStatusListCredential" not in lst.get("type", []):
+            return FAIL, f"status list {url} is not a BitstringStatusListCredential"
+        if lst.get("id") != url or issuer_id_of(lst) != self.issuer:
+            return FAIL, "status list is not the issuer's list at that URL"
+        sig = [p for p in proofs_of(lst) if is_signature_proof(p)]
+        if not sig:
+            return FAIL, "status list is not signed"
+        checked = verify_proof(lst, sig[0], self.key if not self.anchors else None)
+        if not checked.ok:
+            return FAIL, f"status list signature: {checked.detail}"
+        facts = self.ledger() if self.anchors else None
+        if facts is not None:
+            history = facts.keys.get(issuer_tag(self.issuer or ""))
+            verdict = (
+                history.check(checked.multikey or "", parse_time(sig[0]["created"]), None)
+                if history
+                else None
+            )
+            if verdict is None or not verdict.ok:
+                return FAIL, "status list signed by a key that is not the issuer's valid key"
+        subject = lst.get("credentialSubject") or {}
+        if subject.get("statusPurpose") != purpose:
+            return FAIL, f"status list is for {subject.get('statusPurpose')!r}, not {purpose!r}"
+        try:
+            bit = StatusList.decode(subject.get("encodedList")).get(index)
+        except StatusListError as exc:
+            return FAIL, f"status list: {exc}"
+        if facts is not None:
+            on_ledger = facts.statuses.get((list_tag(url), index, PURPOSE_CODES.get(purpose, -1)))
+            if on_ledger is not None and on_ledger != bit:
+                return FAIL, (
+                    "status list disagrees with the ledger (stale or tampered): the ledger "
+                    f"records {purpose} {'set' if on_ledger else 'cleared'}"
+                )
+        if bit:
+            word = "revoked" if purpose == "revocation" else "suspended"
+            return FAIL, f"{word} (status list {url}, index {index})"
+        return PASS, f"not {'revoked' if purpose == 'revocation' else 'suspended'}"
+
+
+def verify_credential(
+    document: Any,
+    sources: Sources | None = None,
+    *,
+    key: str | None = None,
+    now: dt.datetime | None = None,
+) -> Report:
+    """Run every check on ``document``. ``key`` (a Multikey or did:key) is the key the verifier
+    expects; ``sources`` None means nothing but the document itself is consulted."""
+    if key is not None:
+        key = multikey_from_reference(key)
+    run = _Run(document, sources, key, now or dt.datetime.now(dt.UTC))
+    report = Report(document.get("id") if isinstance(document, dict) else None)
+    steps = [
+        ("schema", run.schema),
+        ("dates", run.dates),
+        ("signature", run.signature),
+        ("issuer key", run.issuer_key),
+        ("merkle inclusion", run.merkle),
+        ("ledger anchor", run.ledger_anchor),
+        ("status", run.status),
+    ]
+    schema_ok = True
+    for name, step in steps:
+        if not schema_ok:
+            report.checks.append(Check(name, FAIL, "not checked: the credential is malformed"))
+            continue
+        try:
+            outcome, detail = step()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            outcome, detail = FAIL, f"malformed credential: {type(exc).__name__}: {exc}"
+        report.checks.append(Check(name, outcome, detail))
+        if name == "schema" and outcome == FAIL:
+            schema_ok = False
+    return report
+
+
+def fill_cache(
+    folder: Path, documents: list[dict[str, Any]], rpc_url: str | None
+) -> dict[str, int]:
+    """Fetch, while online, everything offline verification of ``documents`` needs: ledger
+    evidence for each registry they are anchored in, and each status list they point to."""
+    import httpx
+
+    folder = Path(folder)
+    (folder / "ledger").mkdir(parents=True, exist_ok=True)
+    (folder / "status").mkdir(parents=True, exist_ok=True)
+    registries, lists = set(), set()
+    for doc in documents:
+        for p in proofs_of(doc):
+            if is_anchor_proof(p):
+                registries.add(p["ledger"]["registry"])
+        for entry in status_entries(doc):
+            lists.add(entry["statusListCredential"])
+    if registries and not rpc_url:
+        raise LedgerError("the credentials are anchored on a ledger: pass --rpc URL to cache it")
+    for registry in sorted(registries):
+        bundle = fetch_ledger_bundle(rpc_url or "", registry)
+        facts_from_bundle(bundle)  # never cache evidence that does not hold
+        (folder / "ledger" / cache_name(registry.lower())).write_text(json.dumps(bundle))
+    for url in sorted(lists):
+        try:
+            r = httpx.get(url, timeout=15.0, follow_redirects=True)
+            r.raise_for_status()
+            body = r.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SourceError(f"cannot fetch the status list {url}: {exc}") from exc
+        (folder / "status" / cache_name(url)).write_text(json.dumps(body))
+    return {"registries": len(registries), "status_lists": len(lists)}
