@@ -47,7 +47,7 @@ def _read(path: Path) -> Any:
 
 
 def verify_command(
-    file: Annotated[Path, typer.Argument(help="the credential (JSON)")],
+    files: Annotated[list[Path], typer.Argument(help="the credential(s) (JSON)")],
     key: Annotated[
         str | None, typer.Option("--key", help="the issuer key you expect: Multikey or did:key")
     ] = None,
@@ -67,7 +67,7 @@ def verify_command(
     from .keys import KeyFormatError
     from .verify import CacheSources, OnlineSources, verify_credential
 
-    document = _read(file)
+    documents = [_read(f) for f in files]
     if cache is not None and not offline:
         raise _fail("--cache goes with --offline (online checks ask the ledger directly)")
     if offline:
@@ -75,18 +75,21 @@ def verify_command(
     else:
         sources = OnlineSources(rpc or os.environ.get(RPC_ENV))
     try:
-        report = verify_credential(document, sources, key=key)
+        reports = [verify_credential(doc, sources, key=key) for doc in documents]
     except KeyFormatError as exc:
         raise _fail(f"--key: {exc}") from None
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        out.print(f"credential {report.credential_id or '(no id)'}")
+        body = [r.to_json() for r in reports]
+        print(json.dumps(body[0] if len(body) == 1 else body, indent=2))
+    for path, report in zip(files, reports, strict=True):
+        if as_json:
+            break
+        out.print(f"credential {report.credential_id or '(no id)'}  ({path})")
         for c in report.checks:
             out.print(f"  {STYLE[c.outcome]}  {c.name:<17} {c.detail}")
         colour = "green" if report.ok else "bold red"
         out.print(f"verdict: [{colour}]{report.verdict}[/]" + ("  (offline)" if offline else ""))
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
 
 
 @credentials_app.command("cache")

@@ -49,7 +49,8 @@ class Issuer:
         self.passphrase = passphrase
         self.history = KeyHistory()
         self.lists = {
-            p: ListState(f"{status_base.rstrip('/')}/{p}/1", p) for p in ("revocation", "suspension")
+            p: ListState(f"{status_base.rstrip('/')}/{p}/1", p)
+            for p in ("revocation", "suspension")
         }
         self.by_credential: dict[str, dict[str, int]] = {}
 
@@ -66,11 +67,17 @@ class Issuer:
             self.registry.add_key(self.id, key.multikey, at)
         return key
 
-    def revoke_key(self, multikey: str, at: dt.datetime | None = None) -> None:
+    def revoke_key(self, multikey: str, at: dt.datetime | None = None) -> dt.datetime:
+        """Revoke a (compromised) key from ``at`` on. Credentials the ledger anchored before
+        then stay valid, so ``at`` is never earlier than the ledger's newest block: block times
+        can run ahead of the wall clock (each block is at least a second after its parent)."""
         at = at or now_utc()
+        if self.registry is not None:
+            at = max(at, self.registry.head_time() + dt.timedelta(seconds=1))
         self.history.revoke(multikey, at)
         if self.registry is not None:
             self.registry.revoke_key(self.id, multikey, at)
+        return at
 
     def key_at(self, at: dt.datetime) -> IssuerKey:
         record = self.history.active(at)

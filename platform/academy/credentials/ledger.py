@@ -389,6 +389,10 @@ class Registry:
         assert self.contract is not None, "deploy the registry or give its address"
         return self.contract.address
 
+    def head_time(self) -> dt.datetime:
+        """Timestamp of the newest block (may run ahead of the wall clock)."""
+        return _utc(self.w3.eth.get_block("latest")["timestamp"])
+
     def genesis_hash(self) -> str:
         return self.w3.eth.get_block(0)["hash"].to_0x_hex()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from academy.credentials.ledger import Registry
+
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
 

@@ -76,7 +76,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_values)
 def test_fast_path_equals_reference(value) -> None:
     try:

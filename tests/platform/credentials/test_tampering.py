@@ -1,0 +1,415 @@
+"""Tampered, misused and no-longer-valid certificates are rejected, each by the check named.
+
+One issuer on a real academy ledger lives through a timeline: key K1 issues batch A; K1 is
+rotated out for K2, which issues batch B; K3 takes over, issues batch C and is then revoked
+(compromised); K4 signs the status lists. One credential is revoked, one suspended.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from academy.credentials import proofs
+from academy.credentials.anchoring import Anchor, anchor_batch
+from academy.credentials.issuer import Issuer, now_utc
+from academy.credentials.keys import IssuerKey, format_time
+from academy.credentials.statuslist import StatusList
+from academy.credentials.verify import (
+    CacheSources,
+    OnlineSources,
+    cache_name,
+    fill_cache,
+    verify_credential,
+)
+
+ACHIEVEMENT = {
+    "id": "https://academy.example/courses/crypto-foundations",
+    "name": "Cryptographic foundations",
+    "description": "Hashes, signatures and Merkle trees, hands-on.",
+    "criteria": "Every lab scored at least 60% of its points.",
+    "level": "blockchain engineering technician: primary",
+    "course": "crypto-foundations",
+}
+
+
+def draft(issuer: Issuer, n: int, **dates: str) -> dict:
+    fields = {"valid_from": "2026-01-01T00:00:00Z", **dates}
+    return issuer.draft(
+        f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+        f"learner{n}",
+        ACHIEVEMENT,
+        [{"name": "sha256", "score": 8, "max": 10}, {"name": "merkle", "score": 9.5, "max": 10}],
+        **fields,
+    )
+
+
+def anchored(issuer: Issuer, docs: list[dict], stamp: str) -> list[dict]:
+    """Anchor already-signed ``docs`` through the issuer's real registry."""
+    reg = issuer.registry
+    ident = reg.identity()
+
+    def record(root: bytes, count: int) -> Anchor:
+        tx = reg.anchor(issuer.id, root, count)
+        return Anchor(ident["chainId"], ident["genesisHash"], ident["registry"], tx.tx_hash,
+                      tx.block_number, tx.block_hash)  # fmt: skip
+
+    return anchor_batch(docs, record, stamp)
+
+
+@pytest.fixture(scope="module")
+def world(academy_ledger, status_server, tmp_path_factory):
+    issuer = Issuer(
+        "https://academy.example/issuers/tamper",
+        "Tamper Test Institute",
+        status_server.base_url + "/tamper/status",
+        academy_ledger.registry,
+    )
+    w: dict = {"issuer": issuer, "server": status_server}
+    t0 = now_utc() - dt.timedelta(seconds=30)
+    k1 = issuer.add_key(t0)
+    batch_a = issuer.issue(
+        [
+            draft(issuer, 1),
+            draft(issuer, 2),
+            draft(issuer, 3),
+            draft(issuer, 4),
+            draft(issuer, 5, valid_until="2026-02-01T00:00:00Z"),
+            draft(issuer, 6, valid_from="2099-01-01T00:00:00Z"),
+        ],
+        created=t0 + dt.timedelta(seconds=1),
+    )
+    t1 = now_utc()
+    k2 = issuer.add_key(t1)
+    batch_b = issuer.issue([draft(issuer, 7), draft(issuer, 8)], created=t1)
+    # K1 used after it was rotated out, anchored like any batch:
+    late = proofs.sign(draft(issuer, 9), k1, format_time(t1 + dt.timedelta(seconds=1)))
+    (rotated_out,) = anchored(issuer, [late], format_time(t1))
+    t2 = now_utc() + dt.timedelta(seconds=1)
+    k3 = issuer.add_key(t2)
+    batch_c = issuer.issue([draft(issuer, 10)], created=t2)
+    backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2))
+    t3 = issuer.revoke_key(k3.multikey, now_utc() + dt.timedelta(seconds=2))
+    k4 = issuer.add_key(t3)
+    after = proofs.sign(draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)))
+    (revoked_key_doc, backdated) = anchored(issuer, [after, backdated_doc], format_time(t3))
+    issuer.set_status(batch_a[2]["id"], "revocation")
+    issuer.set_status(batch_a[3]["id"], "suspension")
+    for purpose in ("revocation", "suspension"):
+        status_server.publish(issuer.lists[purpose].url, issuer.status_list(purpose, at=t3))
+    cache = tmp_path_factory.mktemp("certs_tamper_cache")
+    everything = batch_a + batch_b + batch_c + [rotated_out, revoked_key_doc, backdated]
+    fill_cache(cache, everything, academy_ledger.rpc_url)
+    w.update(
+        a=batch_a, b=batch_b, c=batch_c, rotated_out=rotated_out, revoked_key=revoked_key_doc,
+        backdated=backdated, keys=(k1, k2, k3, k4), cache=cache,
+        online=OnlineSources(academy_ledger.rpc_url),
+    )  # fmt: skip
+    return w
+
+
+def offline(world) -> CacheSources:
+    return CacheSources(world["cache"])
+
+
+def test_untouched_credentials_are_valid_online_and_offline(world) -> None:
+    for doc in world["a"][:2] + world["b"] + world["c"]:
+        for sources in (world["online"], offline(world)):
+            report = verify_credential(doc, sources)
+            assert report.ok, [c for c in report.checks if c.outcome != "pass"]
+            assert {c.name for c in report.checks if c.outcome == "pass"} >= {
+                "signature", "issuer key", "merkle inclusion", "ledger anchor", "status"
+            }  # fmt: skip
+
+
+def test_key_revoked_after_anchoring_keeps_earlier_credentials_valid(world) -> None:
+    report = verify_credential(world["c"][0], offline(world))
+    assert report.ok and "valid" in report.check("issuer key").detail
+
+
+def resign(doc: dict, key: IssuerKey) -> dict:
+    sig = next(p for p in proofs.proofs_of(doc) if p["type"] == "DataIntegrityProof")
+    others = [p for p in proofs.proofs_of(doc) if p is not sig]
+    fresh = proofs.create_proof(proofs.without_proof(doc), key, sig["created"])
+    return proofs.with_proofs(doc, [fresh, *others])
+
+
+def sig_proof(doc: dict) -> dict:
+    return next(p for p in doc["proof"] if p["type"] == "DataIntegrityProof")
+
+
+def anchor_proof(doc: dict) -> dict:
+    return next(p for p in doc["proof"] if p["type"] == "LedgerAnchorProof")
+
+
+def swap_subject(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["credentialSubject"] = copy.deepcopy(w["a"][1]["credentialSubject"])
+    return doc
+
+
+def copy_proof(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    other = w["b"][0]
+    doc["proof"] = copy.deepcopy(other["proof"])
+    return doc
+
+
+def forged_path(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    step = anchor_proof(doc)["path"][0]
+    side = next(iter(step))
+    step[side] = ("0" if step[side][0] != "0" else "1") + step[side][1:]
+    return doc
+
+
+def reordered_path(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    path = anchor_proof(doc)["path"]
+    path[0], path[1] = path[1], path[0]
+    return doc
+
+
+def flipped_side(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    step = anchor_proof(doc)["path"][0]
+    ((side, value),) = step.items()
+    step.clear()
+    step["right" if side == "left" else "left"] = value
+    return doc
+
+
+def root_not_on_ledger(w) -> dict:
+    """A well-formed batch whose root was never recorded (the anchor copies a real one's tx)."""
+    real = anchor_proof(w["a"][0])["ledger"]
+    extra = proofs.sign(
+        draft(w["issuer"], 99), w["keys"][3], format_time(now_utc() - dt.timedelta(seconds=1))
+    )
+
+    def record(root: bytes, count: int) -> Anchor:
+        return Anchor(real["chainId"], real["genesisHash"], real["registry"], real["transaction"],
+                      real["blockNumber"], real["blockHash"])  # fmt: skip
+
+    return anchor_batch([extra], record, format_time(now_utc()))[0]
+
+
+def other_block(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    anchor_proof(doc)["ledger"]["blockNumber"] += 1
+    return doc
+
+
+def other_ledger(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    anchor_proof(doc)["ledger"]["genesisHash"] = "0x" + "ab" * 32
+    return doc
+
+
+def swapped_anchor(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["proof"] = [sig_proof(doc), copy.deepcopy(anchor_proof(w["b"][0]))]
+    return doc
+
+
+def field_changed(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["credentialSubject"]["achievement"]["name"] = "Advanced cryptography"
+    return doc
+
+
+def evidence_changed(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["evidence"][0]["description"] = "sha256: 10 / 10"
+    return doc
+
+
+def status_index_changed(w) -> dict:
+    doc = copy.deepcopy(w["a"][2])  # the revoked one points at another, clear bit
+    doc["credentialStatus"][0]["statusListIndex"] = str(
+        (int(doc["credentialStatus"][0]["statusListIndex"]) + 1) % 131072
+    )
+    return doc
+
+
+def unknown_cryptosuite(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    sig_proof(doc)["cryptosuite"] = "eddsa-2099"
+    return doc
+
+
+def unknown_proof_type(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["proof"].append({"type": "Ed25519Signature2018", "proofValue": "z1"})
+    return doc
+
+
+def proof_removed(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["proof"] = [anchor_proof(doc)]
+    return doc
+
+
+def truncated_signature(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    sig_proof(doc)["proofValue"] = sig_proof(doc)["proofValue"][:-4]
+    return doc
+
+
+def unpinned_context(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["@context"][1] = "https://evil.example/context.json"
+    return doc
+
+
+def stranger_key(w) -> dict:
+    return resign(w["a"][0], IssuerKey.generate())
+
+
+def future_signature(w) -> dict:
+    doc = copy.deepcopy(w["b"][0])
+    sig = sig_proof(doc)
+    sig["created"] = "2099-01-01T00:00:00Z"
+    return resign(doc, w["keys"][1])
+
+
+CASES = {
+    "field changed": (field_changed, "signature"),
+    "evidence (grades) changed": (evidence_changed, "signature"),
+    "subject swapped to another learner": (swap_subject, "signature"),
+    "proof copied onto another credential": (copy_proof, "signature"),
+    "status index moved to a clear bit": (status_index_changed, "signature"),
+    "unknown cryptosuite": (unknown_cryptosuite, "signature"),
+    "signature proof removed": (proof_removed, "signature"),
+    "signature truncated": (truncated_signature, "signature"),
+    "unknown proof type": (unknown_proof_type, "schema"),
+    "unpinned @context": (unpinned_context, "schema"),
+    "signed by a key that is not the issuer's": (stranger_key, "issuer key"),
+    "signed after the key was rotated out": (lambda w: w["rotated_out"], "issuer key"),
+    "signed by a key revoked before issue": (lambda w: w["revoked_key"], "issuer key"),
+    "backdated with a revoked key, anchored after": (lambda w: w["backdated"], "issuer key"),
+    "signature dated in the future": (future_signature, "dates"),
+    "forged Merkle path": (forged_path, "merkle inclusion"),
+    "reordered Merkle path": (reordered_path, "merkle inclusion"),
+    "Merkle sibling on the wrong side": (flipped_side, "merkle inclusion"),
+    "anchor proof of another credential": (swapped_anchor, "merkle inclusion"),
+    "root not on the ledger": (root_not_on_ledger, "ledger anchor"),
+    "anchor names another block": (other_block, "ledger anchor"),
+    "anchored on another ledger": (other_ledger, "ledger anchor"),
+    "revoked": (lambda w: w["a"][2], "status"),
+    "suspended": (lambda w: w["a"][3], "status"),
+    "expired": (lambda w: w["a"][4], "dates"),
+    "not yet valid": (lambda w: w["a"][5], "dates"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tampered_credential_fails_the_named_check(world, case: str) -> None:
+    make, check = CASES[case]
+    doc = make(world)
+    report = verify_credential(doc, offline(world))
+    assert not report.ok
+    assert check in report.failed, report.to_json()
+    assert report.check(check).detail
+
+
+def test_revoked_and_suspended_verdicts(world) -> None:
+    assert verify_credential(world["a"][2], world["online"]).verdict == "revoked"
+    assert verify_credential(world["a"][3], offline(world)).verdict == "suspended"
+
+
+def tampered_cache(world, tmp_path: Path, change) -> CacheSources:
+    folder = tmp_path / "cache"
+    shutil.copytree(world["cache"], folder)
+    change(folder)
+    return CacheSources(folder)
+
+
+def _edit_status_list(folder: Path, world, edit) -> None:
+    url = world["issuer"].lists["revocation"].url
+    path = folder / "status" / cache_name(url)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _clear_bits(doc: dict) -> None:
+    doc["credentialSubject"]["encodedList"] = StatusList().encode()
+
+
+def test_status_list_tampered_is_rejected(world, tmp_path: Path) -> None:
+    sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, _clear_bits))
+    report = verify_credential(world["a"][2], sources)
+    assert report.failed == ["status"] and "signature" in report.check("status").detail
+
+
+def test_status_list_resigned_by_a_stranger_is_rejected(world, tmp_path: Path) -> None:
+    stranger = IssuerKey.generate()
+
+    def resign_list(doc: dict) -> None:
+        _clear_bits(doc)
+        fresh = proofs.sign(proofs.without_proof(doc), stranger, doc["proof"]["created"])
+        doc.update(fresh)
+
+    sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, resign_list))
+    report = verify_credential(world["a"][2], sources)
+    assert report.failed == ["status"]
+
+
+def test_stale_status_list_disagrees_with_the_ledger(world, tmp_path: Path) -> None:
+    """A list correctly signed by the issuer but from before the revocation: the ledger wins."""
+    issuer = world["issuer"]
+    stale = StatusList()
+    doc = {
+        **issuer.status_list("revocation"),
+        "credentialSubject": {
+            **issuer.status_list("revocation")["credentialSubject"],
+            "encodedList": stale.encode(),
+        },
+    }
+    k4 = world["keys"][3]
+    signed = proofs.sign(proofs.without_proof(doc), k4, doc["proof"]["created"])
+    sources = tampered_cache(
+        world, tmp_path, lambda f: _edit_status_list(f, world, lambda d: d.update(signed))
+    )
+    report = verify_credential(world["a"][2], sources)
+    assert (
+        report.failed == ["status"] and "disagrees with the ledger" in report.check("status").detail
+    )
+
+
+def _weaken_evidence(folder: Path, edit) -> None:
+    (path,) = (folder / "ledger").iterdir()
+    bundle = json.loads(path.read_text())
+    for block in bundle["blocks"]:
+        edit(block)
+    path.write_text(json.dumps(bundle))
+
+
+def test_ledger_evidence_without_a_quorum_of_signatures_is_rejected(world, tmp_path) -> None:
+    def drop_votes(block: dict) -> None:
+        block["precommits"] = block["precommits"][:2]
+
+    sources = tampered_cache(world, tmp_path, lambda f: _weaken_evidence(f, drop_votes))
+    report = verify_credential(world["a"][0], sources)
+    assert "ledger anchor" in report.failed
+    assert "needed" in report.check("ledger anchor").detail
+
+
+def test_ledger_evidence_with_forged_receipts_is_rejected(world, tmp_path) -> None:
+    def swap_receipts(block: dict) -> None:
+        block["receipts"] = "0xc0"  # an empty receipt list
+
+    sources = tampered_cache(world, tmp_path, lambda f: _weaken_evidence(f, swap_receipts))
+    report = verify_credential(world["a"][0], sources)
+    assert "ledger anchor" in report.failed
+    assert "receipts" in report.check("ledger anchor").detail
+
+
+def test_wrong_key_given_by_the_verifier(world) -> None:
+    other = IssuerKey.generate().multikey
+    report = verify_credential(world["a"][0], offline(world), key=other)
+    assert report.failed[0] == "signature"
