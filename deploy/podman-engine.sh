@@ -108,6 +108,22 @@ build_node() {
   echo "$tag"
 }
 
+guard_host() {
+  # Learner networks are internal (no route out), but the host itself sits on each bridge as its
+  # gateway (that is where the network's DNS answers). Refuse every new connection from a container
+  # bridge to the host except DNS, so nothing on the host answers a learner. With Docker Engine the
+  # same rule goes on its bridges (br-+); see docs/scaling.md.
+  command -v iptables >/dev/null || return 0
+  as_root iptables -N CHAINACADEMY-SANDBOX 2>/dev/null || true
+  as_root iptables -F CHAINACADEMY-SANDBOX
+  as_root iptables -A CHAINACADEMY-SANDBOX -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  as_root iptables -A CHAINACADEMY-SANDBOX -p udp --dport 53 -j RETURN
+  as_root iptables -A CHAINACADEMY-SANDBOX -p tcp --dport 53 -j RETURN
+  as_root iptables -A CHAINACADEMY-SANDBOX -j REJECT
+  as_root iptables -C INPUT -i podman+ -j CHAINACADEMY-SANDBOX 2>/dev/null \
+    || as_root iptables -I INPUT -i podman+ -j CHAINACADEMY-SANDBOX
+}
+
 start_service() {
   if curl -sf --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
     echo "unix://$SOCK"; return
@@ -127,6 +143,7 @@ case "${1:-setup}" in
     install_packages
     command -v curl >/dev/null || { as_root apt-get install -y -qq --no-install-recommends curl >/dev/null; }
     write_conf
+    guard_host
     build_base
     build_node
     ;;

@@ -135,7 +135,9 @@ class DockerBackend(Backend):
             self.client.volumes.create(name, labels=self._labels(**{f"{LABEL}.env": env_id}))
         return name
 
-    def _run_kwargs(self, env_id: str, learner: str, volume: str, network: str) -> dict[str, Any]:
+    def _run_kwargs(
+        self, env_id: str, learner: str, volume: str, network: str, validators: int
+    ) -> dict[str, Any]:
         return {
             "image": self.image,
             "detach": True,
@@ -152,7 +154,11 @@ class DockerBackend(Backend):
             "volumes": {volume: {"bind": "/data", "mode": "rw"}},
             "network": network,
             "labels": self._labels(
-                **{f"{LABEL}.env": env_id, f"{LABEL}.learner": learner_slug(learner)}
+                **{
+                    f"{LABEL}.env": env_id,
+                    f"{LABEL}.learner": learner_slug(learner),
+                    f"{LABEL}.validators": str(validators),
+                }
             ),
         }
 
@@ -168,7 +174,12 @@ class DockerBackend(Backend):
         existing = {ct.name: ct for ct in self._containers(env_id)}
         chain_args = ["--validators", str(c.validators), "--consensus", c.consensus]
         chain_args += ["--identity", c.identity]
-        kwargs = self._run_kwargs(env_id, learner, volume, network)
+        kwargs = self._run_kwargs(env_id, learner, volume, network, c.validators)
+        if self.topology == "validator":
+            # The validators share one volume, so they must share one uid mapping: podman's
+            # per-container user namespaces (userns=auto) would make each one's files unreadable
+            # to the others. Docker Engine has no per-container namespaces; "host" is its default.
+            kwargs["userns_mode"] = "host"
         if self.topology == "validator" and not all(n in existing for n in names):
             self._run_once(env_id, ["init", *chain_args], {**kwargs, "name": f"ca-{env_id}-init"})
         marks: dict[str, int] = {}
@@ -259,12 +270,21 @@ class DockerBackend(Backend):
                 time.sleep(0.2 * (attempt + 1))
 
     def _exec(self, env_id: str, args: list[str]) -> Any:
+        """Run a launcher subcommand inside the environment (the first validator's container).
+
+        The manager may run where it has no route to learner networks (that is the point of
+        them), so it reaches a chain through the engine's exec, never over the network.
+        """
         running = [ct for ct in self._containers(env_id) if ct.status == "running"]
         if not running:
             raise BackendError(f"{env_id} is not running: call ensure first")
         ct = sorted(running, key=lambda c: c.name)[0]
+        validators = int(ct.labels.get(f"{LABEL}.validators", "1"))
+        urls = ",".join(self._inner_urls(env_id, validators))
         code, output = ct.exec_run(
-            ["python3", "-m", "labs.sandbox.launcher", *args], user=UID, demux=True
+            ["python3", "-m", "labs.sandbox.launcher", args[0], "--urls", urls, *args[1:]],
+            user=UID,
+            demux=True,
         )
         stdout, stderr = output
         if code != 0:
@@ -272,16 +292,14 @@ class DockerBackend(Backend):
             raise BackendError(f"{env_id}: {text[-1] if text else f'exit {code}'}")
         return json.loads(stdout)
 
+    def _inner_urls(self, env_id: str, validators: int) -> list[str]:
+        """RPC URLs as seen from inside the first container (loopback for the network topology)."""
+        if self.topology == "network":
+            return [f"http://127.0.0.1:{launcher.RPC_PORT + i}" for i in range(validators)]
+        return self._urls(env_id, validators)
+
     def info(self, env_id: str) -> dict[str, Any]:
-        data = self._exec(env_id, ["info"])
-        if self.topology == "validator":
-            # the exec runs in validator 0: ask each validator by its name
-            names = sorted(ct.name for ct in self._containers(env_id) if "-v" in ct.name)
-            data["nodes"] = [
-                {"url": f"http://{n}:{launcher.RPC_PORT + i}", "height": node.get("height")}
-                for i, (n, node) in enumerate(zip(names, data["nodes"], strict=False))
-            ]
-        return data
+        return self._exec(env_id, ["info"])
 
     def preload(self, env_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         payload = launcher.encode_payload(items)

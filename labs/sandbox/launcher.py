@@ -316,8 +316,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--peer-host-format", default="v{i}")
     s = sub.add_parser("info")
     s.add_argument("--data", type=Path, default=Path("/data"))
+    s.add_argument("--urls", default="", help="comma-separated RPC URLs (default: loopback)")
     s = sub.add_parser("preload")
     s.add_argument("--data", type=Path, default=Path("/data"))
+    s.add_argument("--urls", default="", help="comma-separated RPC URLs (default: loopback)")
     s.add_argument("payload")
     return p
 
@@ -335,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
             _run_node(args.data, args.index, args.peer_host_format)
             return 0
         if args.command == "info":
-            print(json.dumps(info(args.data)))
+            print(json.dumps(info(args.data, args.urls.split(",") if args.urls else None)))
             return 0
         if args.command == "preload":
-            urls = local_urls(args.data)
+            urls = args.urls.split(",") if args.urls else local_urls(args.data)
             wait_answering(urls)
             print(json.dumps(preload(args.data, decode_payload(args.payload), urls[0])))
             return 0

@@ -1,0 +1,257 @@
+"""The container backend on a real engine (podman's Docker API): isolation, limits, persistence, cull.
+
+Two learners' environments run side by side for the whole module. What could fail, and is checked:
+a learner's containers (chain and single-user server) reaching the other learner's chain or a
+server on the host; the limits not applied or not holding against a fork bomb and a memory hog;
+state lost across stop/start and across re-creating the containers; cull stopping a busy learner.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from labs.sandbox import LabSpec, SandboxManager
+from labs.sandbox.docker_backend import LABEL, DockerBackend
+
+from .conftest import RUN_LABEL
+from .helpers import counter_value, make_lab, rpc, signed_transfer
+
+pytestmark = pytest.mark.slow
+
+A, B = "ada@example.org", "bo"
+
+PROBE = r"""
+import json, socket, sys
+out = {}
+for host, port in json.loads(sys.argv[1]):
+    key = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            out[key] = "open"
+    except socket.gaierror:
+        out[key] = "no-name"
+    except OSError as exc:
+        out[key] = type(exc).__name__
+routes = open("/proc/net/route").read().splitlines()[1:]
+out["default_route"] = any(r.split()[1] == "00000000" for r in routes)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def manager(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    m = SandboxManager(state_dir=str(tmp_path_factory.mktemp("sandbox")), backend_class="docker")
+    m.backend.base_url = engine["base_url"]
+    m.backend.image = engine["image"]
+    m.backend.extra_labels = {RUN_LABEL: engine["run"]}
+    m.backend.mem_limit = "384m"
+    m.backend.pids_limit = 96
+    yield m
+    for env in m.list():
+        m.destroy(env.learner, env.lab_id)
+    for learner in (A, B):
+        m.backend.remove_network(learner)
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> LabSpec:
+    return LabSpec.from_toml(make_lab(tmp_path_factory.mktemp("lab") / "counters"))
+
+
+@pytest.fixture(scope="module")
+def envs(manager: SandboxManager, spec: LabSpec) -> dict[str, Any]:
+    return {A: manager.ensure(A, spec), B: manager.ensure(B, spec)}
+
+
+def _container(manager: SandboxManager, learner: str) -> Any:
+    backend: DockerBackend = manager.backend  # type: ignore[assignment]
+    (ct,) = backend._containers(manager.status(learner, "counters").env_id)
+    return ct
+
+
+def _ip(ct: Any, network: str) -> str:
+    ct.reload()
+    return ct.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def _gateway(client: Any, network: str) -> str:
+    return client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
+
+
+class HostServer:
+    """A TCP server on the host's address in one learner network: would anything outside answer?"""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((address, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_containers_are_locked_down(manager: SandboxManager, envs: dict[str, Any]) -> None:
+    ct = _container(manager, A)
+    host = ct.attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert [c.upper().removeprefix("CAP_") for c in host["CapDrop"] or []] == ["ALL"] or (
+        len(host["CapDrop"]) > 10
+    )
+    assert any("no-new-privileges" in s for s in host["SecurityOpt"] or [])
+    assert host["Memory"] == 384 * 2**20 and host["PidsLimit"] == 96
+    assert host["NanoCpus"] == 10**9
+    assert ct.attrs["Config"]["User"] == "10001:10001"
+    uid = ct.exec_run(["id", "-u"]).output.decode().strip()
+    assert uid == "10001"
+    wrote = ct.exec_run(["sh", "-c", "touch /usr/x 2>&1; echo $?"]).output.decode()
+    assert "Read-only file system" in wrote
+    net = manager.backend.client.networks.get(envs[A].network)
+    assert net.attrs["Internal"] is True
+    assert envs[A].network != envs[B].network
+
+
+def test_isolation_from_inside_and_from_the_learner_server(
+    manager: SandboxManager, envs: dict[str, Any], engine: dict[str, str]
+) -> None:
+    client = manager.backend.client
+    a_ct, b_ct = _container(manager, A), _container(manager, B)
+    a_net, b_net = envs[A].network, envs[B].network
+    b_name, b_ip = b_ct.name, _ip(b_ct, b_net)
+    a_name = a_ct.name
+    gw_a, gw_b = _gateway(client, a_net), _gateway(client, b_net)
+    servers = [HostServer(gw_a), HostServer(gw_b)]
+    try:
+        targets = [
+            (a_name, 8545),  # own chain by the name in the learner's RPC URL
+            (a_name, 8548),
+            (b_name, 8545),  # the other learner's chain: by name ...
+            (b_ip, 8545),  # ... and by address
+            (gw_a, servers[0].port),  # a server on the host, in A's network
+            (gw_b, servers[1].port),  # and in B's
+        ]
+        # 1. from inside A's validator container
+        out = a_ct.exec_run(["python3", "-c", PROBE, json.dumps(targets)], user="10001:10001")
+        inside = json.loads(out.output)
+        # 2. from a stand-in for A's single-user server, joined to A's network the way
+        #    DockerSpawner joins it (network_mode = the learner's network, nothing else)
+        probe = client.containers.run(
+            engine["image"],
+            entrypoint=["python3", "-c", PROBE, json.dumps(targets)],
+            network=a_net,
+            user="10001:10001",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            labels={LABEL: "1", RUN_LABEL: engine["run"]},
+            detach=True,
+        )
+        try:
+            probe.wait(timeout=60)
+            server_side = json.loads(probe.logs(stdout=True, stderr=False))
+        finally:
+            manager.backend._remove(probe)  # type: ignore[attr-defined]
+    finally:
+        for s in servers:
+            s.close()
+    for seen in (inside, server_side):
+        assert seen[f"{a_name}:8545"] == "open" and seen[f"{a_name}:8548"] == "open"
+        assert seen[f"{b_name}:8545"] == "no-name"
+        assert seen[f"{b_ip}:8545"] != "open"
+        assert seen[f"{gw_a}:{servers[0].port}"] != "open"
+        assert seen[f"{gw_b}:{servers[1].port}"] != "open"
+        assert seen["default_route"] is False
+    assert servers[0].accepted == servers[1].accepted == 0
+
+
+def test_fork_bomb_and_memory_hog_stay_inside(
+    manager: SandboxManager, envs: dict[str, Any]
+) -> None:
+    ct = _container(manager, A)
+    bomb = (
+        "import os, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while n < 10000:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(4); os._exit(0)\n"
+        "        n += 1\n"
+        "except OSError as exc:\n"
+        "    print(n, exc.errno)\n"
+    )
+    out = ct.exec_run(["python3", "-c", bomb], user="10001:10001").output.decode().split()
+    forked, errno = int(out[0]), int(out[1])
+    assert forked < 96 and errno == 11  # EAGAIN: the pids limit, not the host's, stopped it
+    hog = "x = bytearray(1024 * 2**20)\nx[::4096] = b'1' * len(x[::4096])\nprint('survived')"
+    hogged = ct.exec_run(["python3", "-c", hog], user="10001:10001")
+    assert hogged.exit_code != 0 and b"survived" not in hogged.output  # killed at 384 MiB
+    time.sleep(4.5)  # the bomb's children exit
+    ct.reload()
+    assert ct.status == "running"
+    heights = [n["height"] for n in manager.backend.info(envs[A].env_id)["nodes"]]
+    assert all(h is not None for h in heights), heights  # all 4 validators still answer
+    assert manager.status(B, "counters").status == "running"
+
+
+def test_stop_start_and_recreate_keep_contracts_and_balances(
+    manager: SandboxManager, envs: dict[str, Any], spec: LabSpec
+) -> None:
+    env = envs[A]
+    net = env.network
+    url = f"http://{_ip(_container(manager, A), net)}:8545"  # the host sits on the bridge
+    counter = env.contracts["Counter"]["address"]
+    receiver = "0x" + "cd" * 20
+    key = env.accounts[1]["private_key"]
+    tx = signed_transfer(url, key, receiver, 4242)
+    _wait_receipt(url, tx)
+    assert counter_value(url, counter) == 7
+    stopped = manager.stop(A)
+    assert [e.env_id for e in stopped] == [env.env_id]
+    assert manager.status(A, "counters").status == "stopped"
+    assert manager.status(B, "counters").status == "running"
+    again = manager.ensure(A, spec)
+    url = f"http://{_ip(_container(manager, A), net)}:8545"
+    assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
+    assert again.contracts == env.contracts and counter_value(url, counter) == 7
+    # the engine host is rebuilt: containers gone, the volume stays
+    for ct in manager.backend._containers(env.env_id):  # type: ignore[attr-defined]
+        ct.stop(timeout=5)
+        manager.backend._remove(ct)  # type: ignore[attr-defined]
+    again = manager.ensure(A, spec)
+    url = f"http://{_ip(_container(manager, A), net)}:8546"
+    assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
+    assert counter_value(url, counter) == 7
+
+
+def test_cull_stops_only_the_idle(manager: SandboxManager, envs: dict[str, Any]) -> None:
+    time.sleep(1.2)
+    manager.touch(B)
+    culled = manager.cull(idle_for=1.0)
+    assert [e.learner for e in culled] == [A]
+    assert manager.status(A, "counters").status == "stopped"
+    assert manager.status(B, "counters").status == "running"
+
+
+def _wait_receipt(url: str, tx: str) -> None:
+    deadline = time.monotonic() + 30
+    while rpc(url, "eth_getTransactionReceipt", [tx]) is None:
+        assert time.monotonic() < deadline, "transaction never committed"
+        time.sleep(0.1)
