@@ -1,0 +1,103 @@
+"""Lab environments: one container per network vs one container per validator vs local processes.
+
+For a 4-validator TBFT chain, in the same run: time for ``ensure`` from nothing (create + start +
+every validator answering), for a second ``ensure`` (already running), ``stop``, ``ensure`` after
+stop, and the memory (PSS, summed over every process of the environment) once running. Figures are
+printed beside the process backend measured in the same run (the anchor): these machines are
+shared, so absolute times drift and ratios do not.
+
+    .venv/bin/python bench/sandbox_topologies.py [--engine unix:///path/podman.sock] [--rounds 1]
+
+Needs a Docker-API engine (``deploy/podman-engine.sh setup && deploy/podman-engine.sh service``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labs.sandbox import LabSpec, SandboxManager  # noqa: E402
+
+
+def pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def measure(manager: SandboxManager, pids_of, learner: str) -> dict[str, float]:
+    spec = LabSpec.simple("bench", validators=4)
+    out = {}
+    t = time.perf_counter()
+    env = manager.ensure(learner, spec)
+    out["ensure_cold_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    manager.ensure(learner, spec)
+    out["ensure_running_s"] = time.perf_counter() - t
+    time.sleep(2)
+    out["pss_mib"] = pss_mib(pids_of(env.env_id))
+    t = time.perf_counter()
+    manager.stop(learner)
+    out["stop_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    manager.ensure(learner, spec)
+    out["ensure_after_stop_s"] = time.perf_counter() - t
+    manager.destroy(learner, "bench")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", default=f"unix://{ROOT / '.state' / 'engine' / 'podman.sock'}")
+    parser.add_argument("--image", default="localhost/chainacademy-node:latest")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("process", "docker-network", "docker-validator"):
+            backend = "process" if name == "process" else "docker"
+            m = SandboxManager(state_dir=f"{tmp}/{name}", backend_class=backend)
+            if backend == "docker":
+                m.backend.base_url = args.engine
+                m.backend.image = args.image
+                m.backend.topology = name.split("-")[1]
+                pids_of = m.backend.container_pids
+            else:
+                pids_of = m.backend.pids
+            for r in range(args.rounds):
+                results.setdefault(name, []).append(measure(m, pids_of, f"bench{r}"))
+            if backend == "docker":
+                m.backend.remove_network("bench0")
+            m.close()
+    summary = {
+        name: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        for name, rows in results.items()
+    }
+    anchor = summary["process"]
+    print(f"{'':18}" + "".join(f"{k:>22}" for k in anchor))
+    for name, row in summary.items():
+        cells = "".join(
+            f"{row[k]:>12.2f} ({row[k] / anchor[k]:4.2f}x)" if anchor[k] else f"{row[k]:>22.2f}"
+            for k in row
+        )
+        print(f"{name:18}{cells}")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Production JupyterHub for one host: DockerSpawner, one lab network per learner, idle culling.
+
+Runs inside the ``hub`` service of ``deploy/compose.yaml`` (``jupyterhub -f /srv/jupyterhub_config.py``)
+with the Docker socket mounted. Every value comes from an environment variable with the ``ACADEMY_``
+prefix (defaults in brackets), so the same file serves every deployment:
+
+- ``ACADEMY_PUBLIC_URL`` [http://localhost:8000]: what learners type in; academy lives under it at
+  ``ACADEMY_BASE_PATH`` [/services/academy];
+- ``ACADEMY_INTERNAL_URL`` [http://academy:8000]: academy as the hub reaches it;
+- ``ACADEMY_HUB_DB_URL``: the hub's own database (PostgreSQL in production);
+- ``ACADEMY_LEARNER_IMAGE`` / ``ACADEMY_NODE_IMAGE``: learner JupyterLab and minichain node images;
+- ``ACADEMY_DEFAULT_LAB`` [/srv/courses/.../lab.toml]: the lab whose chain a learner gets when the
+  spawn request names none (``user_options["lab"]`` names a lab.toml under ``ACADEMY_COURSES_DIR``);
+- ``ACADEMY_IDLE_TIMEOUT`` [3600]: seconds before an idle server and its chains are stopped;
+- ``ACADEMY_AUTHENTICATOR`` [academy.hub.authenticator.AcademyAuthenticator]: who may log in;
+- ``ACADEMY_PLATFORM_CONTAINERS`` [hub,proxy,academy]: containers that must reach every learner
+  (they are connected to each learner's network at spawn; nothing else is).
+
+How a spawn goes: the pre-spawn hook asks ``labs.sandbox`` (docker backend) for the learner's chain
+(``ensure``), connects the platform containers to the learner's internal network, and starts the
+learner's container on that network only, with ``ACADEMY_RPC_URL(S)``, ``ACADEMY_URL`` and
+``ACADEMY_TOKEN`` in its environment. The network has no route out and no other learner on it.
+When a server stops (the learner, an admin, or jupyterhub-idle-culler), the post-stop hook stops
+the learner's chains too; the ``lab-culler`` service stops chains whose server is long gone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from dockerspawner import DockerSpawner
+from traitlets.config import Config
+
+from labs.sandbox import LabSpec, SandboxManager
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(f"ACADEMY_{name}", default)
+
+
+PUBLIC_URL = env("PUBLIC_URL", "http://localhost:8000").rstrip("/")
+BASE_PATH = env("BASE_PATH", "/services/academy")
+COURSES_DIR = Path(env("COURSES_DIR", "/srv/courses"))
+DEFAULT_LAB = env("DEFAULT_LAB", str(COURSES_DIR / "consensus-basics/source/tbft/lab.toml"))
+IDLE_TIMEOUT = int(env("IDLE_TIMEOUT", "3600"))
+DOCKER_URL = env("DOCKER_URL", "unix:///var/run/docker.sock")
+PLATFORM_CONTAINERS = [
+    n.strip() for n in env("PLATFORM_CONTAINERS", "hub,proxy,academy").split(",") if n.strip()
+]
+
+
+def sandbox_config() -> Config:
+    """The lab-environment manager's settings; also written out for the ``lab-culler`` service."""
+    sc = Config()
+    sc.SandboxManager.backend_class = "docker"
+    sc.SandboxManager.state_dir = env("SANDBOX_STATE_DIR", "/srv/jupyterhub/sandbox")
+    sc.SandboxManager.explorer_url_template = PUBLIC_URL + BASE_PATH + "/explorer/{env_id}"
+    sc.DockerBackend.base_url = DOCKER_URL
+    sc.DockerBackend.image = env("NODE_IMAGE", "chainacademy/node:latest")
+    sc.DockerBackend.topology = "network"
+    sc.DockerBackend.mem_limit = env("CHAIN_MEM_LIMIT", "384m")
+    sc.DockerBackend.cpus = float(env("CHAIN_CPUS", "1.0"))
+    sc.DockerBackend.pids_limit = int(env("CHAIN_PIDS_LIMIT", "128"))
+    return sc
+
+
+_manager: SandboxManager | None = None
+
+
+def sandbox() -> SandboxManager:
+    global _manager
+    if _manager is None:
+        _manager = SandboxManager(config=sandbox_config())
+    return _manager
+
+
+def lab_spec_for(spawner: Any) -> LabSpec | None:
+    """The lab whose chain this spawn needs: the one named in the spawn request, or the default."""
+    named = (spawner.user_options or {}).get("lab")
+    path = (COURSES_DIR / named) if named else Path(DEFAULT_LAB)
+    if COURSES_DIR.resolve() not in path.resolve().parents and path != Path(DEFAULT_LAB):
+        raise ValueError(f"lab {named!r} is not under the courses folder: name a course lab")
+    if not path.exists():
+        return None
+    spec = LabSpec.from_toml(path)
+    return spec if spec.chain is not None else None
+
+
+async def pre_spawn_hook(spawner: Any) -> None:
+    """Give the learner their chain and put their server on their network, and only there."""
+    import asyncio
+
+    learner = spawner.user.name
+    spec = lab_spec_for(spawner)
+    manager = sandbox()
+    network = manager.backend.network_name(learner)
+    if spec is not None:
+        lab = await asyncio.to_thread(manager.ensure, learner, spec)
+        spawner.environment.update(lab.environment())
+    else:
+        await asyncio.to_thread(manager.backend._ensure_network, learner)  # type: ignore[attr-defined]
+    await asyncio.to_thread(_connect_platform, manager, network)
+    spawner.network_name = network  # DockerSpawner: network_mode and the IP it connects to
+    spawner.environment.update(
+        {"ACADEMY_URL": PUBLIC_URL + BASE_PATH, "ACADEMY_TOKEN": spawner.api_token or ""}
+    )
+
+
+def _connect_platform(manager: SandboxManager, network: str) -> None:
+    """The hub, proxy and academy must reach the learner's server: join them to its network."""
+    import docker.errors
+
+    client = manager.backend.client  # type: ignore[attr-defined]
+    net = client.networks.get(network)
+    attached = {c.name for c in net.containers}
+    for name in PLATFORM_CONTAINERS:
+        if name not in attached:
+            try:
+                net.connect(name)
+            except docker.errors.APIError as exc:
+                if "already" not in str(exc):
+                    raise
+
+
+async def post_stop_hook(spawner: Any) -> None:
+    """The learner's server stopped (by them, an admin, or the idle culler): stop their chains."""
+    import asyncio
+
+    await asyncio.to_thread(sandbox().stop, spawner.user.name)
+
+
+class AcademyDockerSpawner(DockerSpawner):
+    """DockerSpawner whose containers join only their learner's lab network (set per spawn)."""
+
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821
+
+# -- the hub ------------------------------------------------------------------------------------
+c.JupyterHub.bind_url = "http://:8000"
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = "http://hub:8081"
+c.JupyterHub.db_url = env("HUB_DB_URL", "sqlite:////srv/jupyterhub/jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret"
+c.JupyterHub.cleanup_servers = False  # learners' servers survive a hub restart
+# the proxy runs in its own container (compose service `proxy`), sharing CONFIGPROXY_AUTH_TOKEN
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = env("PROXY_API_URL", "http://proxy:8001")
+c.ConfigurableHTTPProxy.auth_token = os.environ.get("CONFIGPROXY_AUTH_TOKEN", "")
+
+# -- who logs in: academy's users (the embedded authenticator asks academy) ---------------------
+c.JupyterHub.authenticator_class = env(
+    "AUTHENTICATOR", "academy.hub.authenticator.AcademyAuthenticator"
+)
+c.Authenticator.allow_all = True
+
+# -- learners' servers --------------------------------------------------------------------------
+c.JupyterHub.spawner_class = AcademyDockerSpawner
+c.DockerSpawner.client_kwargs = {"base_url": DOCKER_URL}
+c.DockerSpawner.image = env("LEARNER_IMAGE", "chainacademy/learner:latest")
+c.DockerSpawner.pull_policy = "never"  # images are built and loaded on the host
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.network_name = "none"  # replaced at every spawn by the learner's own network
+c.DockerSpawner.remove = True
+c.DockerSpawner.name_template = "jupyter-{username}"
+c.DockerSpawner.notebook_dir = "/home/jovyan/work"
+c.DockerSpawner.volumes = {"jupyterhub-user-{username}": "/home/jovyan/work"}
+c.DockerSpawner.mem_limit = env("LEARNER_MEM_LIMIT", "1G")
+c.DockerSpawner.cpu_limit = float(env("LEARNER_CPUS", "1.0"))
+c.DockerSpawner.extra_host_config = {
+    "pids_limit": 512,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+}
+c.DockerSpawner.default_url = "/lab"
+c.Spawner.pre_spawn_hook = pre_spawn_hook
+c.Spawner.post_stop_hook = post_stop_hook
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+
+# -- services: academy, the idle culler, and the lab-environment culler ------------------------
+c.JupyterHub.services = [
+    {
+        "name": "academy",
+        "url": env("INTERNAL_URL", "http://academy:8000"),
+        "api_token": os.environ.get("ACADEMY_HUB_API_TOKEN", ""),
+        "oauth_no_confirm": True,
+    },
+    {
+        "name": "idle-culler",
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={IDLE_TIMEOUT}",
+            "--cull-every=300",
+        ],
+    },
+    {
+        "name": "lab-culler",
+        # chains whose server is gone (a crash, a hub restart) are stopped after the same idle time
+        "command": [
+            sys.executable,
+            "-m",
+            "labs.sandbox",
+            "--config",
+            str(Path(__file__).resolve()),
+            "cull",
+            f"--idle-for={IDLE_TIMEOUT}",
+            "--every=300",
+        ],
+    },
+]
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", "access:services!service=academy"]},
+    {"name": "academy-service", "services": ["academy"], "scopes": ["read:users", "list:users"]},
+    {
+        "name": "idle-culler",
+        "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    },
+]
+
+# the lab-culler service loads this same file: give it the sandbox settings
+c.merge(sandbox_config())

@@ -1,0 +1,97 @@
+"""The production deploy/jupyterhub_config.py loads, and every value it sets is a real trait.
+
+traitlets only warns about a misspelt option and JupyterHub then silently runs without it: here a
+typo, a wrong type or a class that does not exist fails the test instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from dockerspawner import DockerSpawner
+from jupyterhub.app import JupyterHub
+from jupyterhub.auth import Authenticator
+from jupyterhub.proxy import ConfigurableHTTPProxy
+from jupyterhub.spawner import Spawner
+from traitlets import TraitError, Type
+from traitlets.config.loader import PyFileConfigLoader
+
+from labs.sandbox import SandboxManager
+from labs.sandbox.docker_backend import DockerBackend
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.fixture()
+def loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("ACADEMY_PUBLIC_URL", "https://academy.example.edu")
+    monkeypatch.setenv("ACADEMY_SANDBOX_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("ACADEMY_IDLE_TIMEOUT", "1800")
+    if importlib.util.find_spec("academy.hub") is None:  # the hub integration is not installed
+        monkeypatch.setenv("ACADEMY_AUTHENTICATOR", "jupyterhub.auth.PAMAuthenticator")
+    loader = PyFileConfigLoader("jupyterhub_config.py", str(DEPLOY))
+    return loader.load_config()
+
+
+def _check_section(section: str, values: dict, cls: type) -> None:
+    traits = cls.class_traits(config=True)
+    for name, value in values.items():
+        assert name in traits, f"{section}.{name} is not a configurable trait of {cls.__name__}"
+        trait = traits[name]
+        if isinstance(trait, Type) and isinstance(value, str) and value.startswith("academy."):
+            # academy's own classes: resolved by JupyterHub at start (checked in tests/platform)
+            module = value.rsplit(".", 1)[0]
+            if importlib.util.find_spec("academy.hub") is None:
+                continue
+            importlib.import_module(module)
+        try:
+            trait.validate(cls(), value) if section == "SandboxManager" else None
+        except TraitError as exc:  # pragma: no cover - the assertion message is the point
+            raise AssertionError(f"{section}.{name} = {value!r}: {exc}") from None
+
+
+def test_every_option_is_a_real_trait(loaded) -> None:
+    sections = {
+        "JupyterHub": JupyterHub,
+        "ConfigurableHTTPProxy": ConfigurableHTTPProxy,
+        "Authenticator": Authenticator,
+        "DockerSpawner": DockerSpawner,
+        "Spawner": Spawner,
+        "SandboxManager": SandboxManager,
+        "DockerBackend": DockerBackend,
+    }
+    assert set(loaded) <= set(sections), f"unknown sections: {set(loaded) - set(sections)}"
+    for section, values in loaded.items():
+        _check_section(section, dict(values), sections[section])
+
+
+def test_values_validate_on_the_real_classes(loaded) -> None:
+    spawner = loaded.JupyterHub.spawner_class
+    assert issubclass(spawner, DockerSpawner)
+    # instantiate the spawner class with the loaded config: traitlets validates every value
+    user = SimpleNamespace(name="ada", escaped_name="ada", url="/user/ada/", id=1)
+    obj = spawner(config=loaded, user=user)
+    assert obj.use_internal_ip is True and obj.remove is True
+    assert obj.extra_host_config["cap_drop"] == ["ALL"]
+    assert obj.mem_limit == 2**30
+    assert callable(obj.pre_spawn_hook) and callable(obj.post_stop_hook)
+    hub = JupyterHub(config=loaded)
+    assert hub.hub_connect_url == "http://hub:8081"
+    names = [s["name"] for s in hub.services]
+    assert names == ["academy", "idle-culler", "lab-culler"]
+    culler = next(s for s in hub.services if s["name"] == "idle-culler")
+    assert "--timeout=1800" in culler["command"]
+    roles = {r["name"]: r for r in hub.load_roles}
+    assert "delete:servers" in roles["idle-culler"]["scopes"]
+
+
+def test_lab_culler_gets_a_docker_sandbox_from_the_same_file(loaded, tmp_path: Path) -> None:
+    manager = SandboxManager(config=loaded)
+    assert isinstance(manager.backend, DockerBackend)
+    assert manager.backend.topology == "network" and manager.backend.pids_limit == 128
+    assert manager.state_dir == str(tmp_path)
+    assert manager.explorer_url_template.startswith("https://academy.example.edu/services/academy")
