@@ -59,6 +59,7 @@ __all__ = [
     "SandboxError",
     "execute",
     "shutdown",
+    "uids_taken",
 ]
 
 Status = Literal["ok", "error", "timeout", "killed", "not_run"]
@@ -161,10 +162,13 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-# Extra modules the zygote imports once, so each sandbox has them warm (e.g. "boa,boa.ipython" for
-# %%vyper labs). Read when the zygote starts.
-PRELOAD: list[str] = [
-    m for m in os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "").split(",") if m.strip()
+# Modules the zygote imports once, so each sandbox has them warm, and so the hidden cells get them
+# back pristine (grader.sandbox restores what the zygote imported): the checkers always, plus
+# CHAINACADEMY_SANDBOX_PRELOAD (comma-separated), e.g. "boa,boa.ipython" for %%vyper labs or
+# "web3,eth_tester" for contract labs. Read when the zygote starts.
+DEFAULT_PRELOAD = ["grader.checks.hashing", "grader.checks.consensus", "grader.checks.contracts"]
+PRELOAD: list[str] = DEFAULT_PRELOAD + [
+    m.strip() for m in os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "").split(",") if m.strip()
 ]
 _ZYGOTE = _Zygote()
 # Sandbox uids, shared by every grader process on the host: a uid is taken by holding an
@@ -173,6 +177,13 @@ _ZYGOTE = _Zygote()
 _UID_BASE = int(os.environ.get("CHAINACADEMY_SANDBOX_UID_BASE", "200000"))
 SANDBOX_UIDS = range(_UID_BASE, _UID_BASE + 1024)
 _UID_LOCK_DIR = "/run/chainacademy-sandbox-uids"
+_TAKEN: set[int] = set()
+
+
+def uids_taken() -> frozenset[int]:
+    """Every sandbox uid this process has used so far (to look for leftovers of our own
+    sandboxes only: other grader processes on the host lease uids from the same range)."""
+    return frozenset(_TAKEN)
 
 
 def _take_uid() -> tuple[int, int]:
@@ -186,6 +197,7 @@ def _take_uid() -> tuple[int, int]:
             os.close(fd)
             continue
         _kill_uid(uid)
+        _TAKEN.add(uid)
         return uid, fd
     raise SandboxError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this host")
 

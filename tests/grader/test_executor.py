@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute, pids_of_uids
+from grader.executor import CellSpec, Limits, execute, pids_of_uids, uids_taken
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -22,7 +22,7 @@ FAST = Limits(cell_timeout=10.0, submission_timeout=30.0, cpu_seconds=20)
 
 def sandbox_pids() -> list[int]:
     """Pids of processes whose real uid belongs to this test process's sandboxes."""
-    return pids_of_uids(SANDBOX_UIDS)
+    return pids_of_uids(uids_taken())
 
 
 def child_pids() -> set[int]:

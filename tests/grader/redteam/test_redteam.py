@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute, pids_of_uids
+from grader.executor import CellSpec, Limits, execute, pids_of_uids, uids_taken
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -26,7 +26,7 @@ BASE = {"cell_timeout": 5.0, "submission_timeout": 30.0, "cpu_seconds": 20}
 
 def sandbox_pids() -> list[int]:
     """Pids of processes whose real uid belongs to this test process's sandboxes."""
-    return pids_of_uids(SANDBOX_UIDS)
+    return pids_of_uids(uids_taken())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
