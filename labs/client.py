@@ -27,6 +27,7 @@ __all__ = [
     "LiveChainRequired",
     "accounts",
     "connect",
+    "connect_partner",
     "faults",
     "live",
     "local_chain",
@@ -98,7 +99,7 @@ class _InstantNode:
 class LocalChain:
     """An in-process minichain: py-evm state in memory, served through the real RPC dispatcher."""
 
-    def __init__(self) -> None:
+    def __init__(self, chain_id: int = LOCAL_CHAIN_ID, extra_funded: Sequence[str] = ()) -> None:
         from eth_account import Account
 
         from labs.minichain.execution import ExecutionApp
@@ -109,10 +110,13 @@ class LocalChain:
 
         self.keys = [Account.from_key(k) for k in _local_keys()]
         genesis = Genesis(
-            chain_id=LOCAL_CHAIN_ID,
+            chain_id=chain_id,
             validators=[Validator(id="local", public_key="00" * 32)],
             identity_mode="permissionedWithKey",
-            alloc={a.address: Alloc(balance=LOCAL_BALANCE) for a in self.keys},
+            alloc={
+                address: Alloc(balance=LOCAL_BALANCE)
+                for address in [a.address for a in self.keys] + list(extra_funded)
+            },
         )
         self.app = ExecutionApp(Store(":memory:"), genesis)
         self.node = _InstantNode(self.app)
@@ -160,6 +164,23 @@ def connect(url: str | None = None) -> Web3:
     if url:
         return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
     return Web3(_provider(local_chain()))
+
+
+PARTNER_CHAIN_ID = 7002
+_PARTNERS: dict[int, LocalChain] = {}
+
+
+def connect_partner(chain_id: int = PARTNER_CHAIN_ID) -> Web3:
+    """A ``web3.Web3`` for a second, independent in-process chain: the other institution's chain
+    in cross-chain labs. Created on first use per chain id, then shared. The accounts
+    :func:`accounts` returns are funded on it too (the learner's live keys as well, when live), so
+    one signer acts on both chains."""
+    from web3 import Web3
+
+    if chain_id not in _PARTNERS:
+        extra = [a.address for a in accounts()] if live() else []
+        _PARTNERS[chain_id] = LocalChain(chain_id=chain_id, extra_funded=extra)
+    return Web3(_provider(_PARTNERS[chain_id]))
 
 
 def accounts() -> list[LocalAccount]:
