@@ -66,5 +66,12 @@ class Backend(LoggingConfigurable):
         """Stop and delete the chain and its state (a fresh start next time)."""
         raise NotImplementedError
 
+    def fill_pool(self) -> int:
+        """Pre-start chains so a first ``ensure`` only claims one (backends that can)."""
+        return 0
+
+    def drain_pool(self) -> None:
+        """Stop the unclaimed pre-started chains."""
+
     def close(self) -> None:
         """Release connections (not environments)."""

@@ -2,7 +2,7 @@
 
 This module is the entry point of the node image (``python3 -m labs.sandbox.launcher ...``) and is
 also called in-process by the ``process`` backend, so both backends create, run and preload chains
-the same way. It imports only what the node image holds (minichain, httpx, eth-account).
+the same way. It imports only what the node image holds (minichain, eth-account).
 
 Subcommands (every one prints JSON on stdout, or one ``error: ...`` line on stderr and exits 1)::
 
@@ -12,6 +12,8 @@ Subcommands (every one prints JSON on stdout, or one ``error: ...`` line on stde
     validator --data DIR --index I --peer-host-format 'v{i}'
                                               run one validator whose peers live in other containers
     init      --data DIR --validators N ...   create the chain and exit (the per-validator topology)
+    zygote    --socket PATH                   import once, then fork a ``network`` per request
+                                              (the process backend's way to start chains)
     info      --data DIR                      accounts, preloaded contracts, nodes and their heights
     preload   --data DIR PAYLOAD              deploy contracts (PAYLOAD: base64 of zlib'd JSON list of
                                               {name, data, abi}) unless already deployed
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -30,6 +33,7 @@ import time
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 RPC_PORT = 8545
 P2P_PORT = 26656
@@ -175,19 +179,115 @@ def run_network(data: Path, listen: str = "0.0.0.0") -> int:
     return 0
 
 
+def serve_zygote(sock_path: Path) -> int:
+    """Import minichain once, then fork one chain launcher per request on a unix socket.
+
+    Every chain started this way (and every validator it forks) shares the imported pages of this
+    one process, so a learner's chain costs only its own state; and a chain starts without paying
+    the imports again. A request is one JSON line ``{"data": DIR, "listen": ADDR, "log": FILE}``;
+    the answer is ``{"pid": PID}`` of the new launcher, which runs in its own session and outlives
+    the zygote.
+    """
+    import socket
+
+    import labs.minichain.node  # noqa: F401 - the point of the zygote
+
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock_path))
+    os.chmod(sock_path, 0o600)
+    srv.listen(64)
+    srv.settimeout(0.5)
+    stopping = False
+
+    def _stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stopping:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        try:
+            conn, _ = srv.accept()
+        except (TimeoutError, InterruptedError):
+            continue
+        with conn:
+            conn.settimeout(5)
+            try:
+                request = json.loads(conn.makefile("rb").readline())
+                data, listen, logfile = Path(request["data"]), request["listen"], request["log"]
+            except (OSError, ValueError, KeyError) as exc:
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+                continue
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    srv.close()
+                    conn.close()
+                    os.setsid()
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    null = os.open(os.devnull, os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.dup2(fd, 1)
+                    os.dup2(fd, 2)
+                    sys.stdout = os.fdopen(1, "w", buffering=1)
+                    sys.stderr = os.fdopen(2, "w", buffering=1)
+                    code = run_network(data, listen)
+                except BaseException as exc:
+                    with contextlib.suppress(Exception):
+                        print(f"launcher: {exc!r}", file=sys.stderr, flush=True)
+                finally:
+                    os._exit(code)
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    srv.close()
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    return 0
+
+
+def zygote_request(sock_path: Path, data: Path, listen: str, log: Path) -> int:
+    """Ask a running zygote for a chain launcher; returns its pid (raises OSError if none)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(sock_path))
+        s.sendall(json.dumps({"data": str(data), "listen": listen, "log": str(log)}).encode())
+        s.sendall(b"\n")
+        reply = json.loads(s.makefile("rb").readline())
+    if "pid" not in reply:
+        raise LaunchError(f"the chain zygote refused: {reply.get('error')}")
+    return int(reply["pid"])
+
+
 # -------------------------------------------------------------------------------------------------
 # Information and preloading
 # -------------------------------------------------------------------------------------------------
 
 
 def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> Any:
-    import httpx
+    """One JSON-RPC call over a plain HTTP connection.
 
-    reply = httpx.post(
-        url,
-        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-        timeout=timeout,
-    ).json()
+    http.client rather than an HTTP library: readiness polls make many calls, and a client object
+    per call (TLS context and all) cost ~0.2 s each on a busy machine.
+    """
+    parts = urlsplit(url)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("POST", parts.path or "/", body, {"Content-Type": "application/json"})
+        reply = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
     if "error" in reply:
         raise LaunchError(f"{method}: {reply['error'].get('message', reply['error'])}")
     return reply["result"]
@@ -203,8 +303,6 @@ def local_urls(data: Path, host: str = "127.0.0.1") -> list[str]:
 
 def wait_answering(urls: list[str], timeout: float = 60.0, abort: Any = None) -> None:
     """Block until every URL answers JSON-RPC (or ``abort()`` turns true)."""
-    import httpx
-
     pending = list(urls)
     deadline = time.monotonic() + timeout
     while pending:
@@ -213,7 +311,7 @@ def wait_answering(urls: list[str], timeout: float = 60.0, abort: Any = None) ->
             _rpc(url, "web3_clientVersion", timeout=1.0)
             pending.pop(0)
             continue
-        except (httpx.HTTPError, LaunchError, ValueError):
+        except (OSError, LaunchError, ValueError):
             pass
         if time.monotonic() > deadline or (abort is not None and abort()):
             raise LaunchError(f"{url} did not answer within {timeout:.0f} s")
@@ -222,8 +320,6 @@ def wait_answering(urls: list[str], timeout: float = 60.0, abort: Any = None) ->
 
 def info(data: Path, urls: list[str] | None = None) -> dict:
     """Accounts, preloaded contracts and per-node heights of the chain in ``data``."""
-    import httpx
-
     accounts = json.loads((data / "accounts.json").read_text())
     contracts_path = data / "contracts.json"
     contracts = json.loads(contracts_path.read_text()) if contracts_path.exists() else {}
@@ -231,7 +327,7 @@ def info(data: Path, urls: list[str] | None = None) -> dict:
     for url in urls or local_urls(data):
         try:
             height = int(_rpc(url, "eth_blockNumber", timeout=2.0), 16)
-        except (httpx.HTTPError, LaunchError, ValueError):
+        except (OSError, LaunchError, ValueError):
             height = None
         nodes.append({"url": url, "height": height})
     return {"accounts": accounts, "contracts": contracts, "nodes": nodes}
@@ -310,6 +406,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--consensus", default="tbft")
         s.add_argument("--identity", default="permissionedWithCert")
         s.add_argument("--listen", default="0.0.0.0", help="address the validators listen on")
+    s = sub.add_parser("zygote")
+    s.add_argument("--socket", type=Path, required=True)
     s = sub.add_parser("validator")
     s.add_argument("--data", type=Path, default=Path("/data"))
     s.add_argument("--index", type=int, required=True)
@@ -333,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"created": created}))
                 return 0
             return run_network(args.data, args.listen)
+        if args.command == "zygote":
+            return serve_zygote(args.socket)
         if args.command == "validator":
             _run_node(args.data, args.index, args.peer_host_format)
             return 0

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,5 +234,17 @@ class SandboxManager(LoggingConfigurable):
             items.append({"name": p.name, "data": data, "abi": compiled.abi})
         return items
 
-    def close(self) -> None:
+    def warm(self, block: bool = False) -> None:
+        """Fill the backend's pool of pre-started chains (in the background unless ``block``)."""
+        if block:
+            self.backend.fill_pool()
+        else:
+            threading.Thread(
+                target=self.backend.fill_pool, name="sandbox-pool", daemon=True
+            ).start()
+
+    def close(self, drain: bool = False) -> None:
+        """Release the backend (and stop its unclaimed pool chains when ``drain``)."""
+        if drain:
+            self.backend.drain_pool()
         self.backend.close()

@@ -11,17 +11,17 @@ local users: this backend is for one machine, one developer or a small trusted c
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float
+from traitlets import Bool, Float, Int, Unicode
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -40,6 +40,12 @@ def _alive_launcher(pid: int | None) -> bool:
     return b"labs.sandbox.launcher" in cmdline and not zombie
 
 
+def _read_pid(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text())
+    return None
+
+
 class ProcessBackend(Backend):
     """Validators as local processes (see the module docstring)."""
 
@@ -49,13 +55,76 @@ class ProcessBackend(Backend):
         config=True
     )
 
+    use_zygote = Bool(
+        True,
+        help="Start chains from one pre-imported process (shared pages, no import per start); "
+        "False: a fresh interpreter per chain.",
+    ).tag(config=True)
+
+    pool_size = Int(
+        0,
+        help="Chains kept started and unclaimed, so a learner's first ensure only claims one "
+        "(the shape below must match the lab's chain).",
+    ).tag(config=True)
+    pool_validators = Int(4, help="Validators of a pool chain.").tag(config=True)
+    pool_consensus = Unicode("tbft", help="Consensus of a pool chain.").tag(config=True)
+
+    _zygote_proc: subprocess.Popen | None = None
+    _draining = False
+
+    def _zygote(self) -> Path:
+        """The zygote's socket, starting the zygote when none answers there."""
+        sock = (self.state_path / "zygote.sock").resolve()
+        self.state_path.mkdir(parents=True, exist_ok=True)
+        if self._zygote_answers(sock):
+            return sock
+        log = open(self.state_path / "zygote.log", "ab")  # noqa: SIM115 - handed to the child
+        self._zygote_proc = subprocess.Popen(
+            [sys.executable, "-m", "labs.sandbox.launcher", "zygote", "--socket", str(sock)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        log.close()
+        (self.state_path / "zygote.pid").write_text(str(self._zygote_proc.pid))
+        deadline = time.monotonic() + self.start_timeout
+        while not self._zygote_answers(sock):
+            if self._zygote_proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
+                raise BackendError(f"the chain zygote did not start: {tail}")
+            time.sleep(0.05)
+        return sock
+
+    @staticmethod
+    def _zygote_answers(sock: Path) -> bool:
+        import socket
+
+        if not sock.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(str(sock))
+                return True
+            except OSError:
+                return False
+
+    def close(self) -> None:
+        """Stop the zygote (chains it started keep running; ``stop`` ends those; ``drain_pool``
+        ends the unclaimed pool chains)."""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((self.state_path / "zygote.pid").read_text())
+            if _alive_launcher(pid):
+                os.kill(pid, signal.SIGTERM)
+                if self._zygote_proc is not None and self._zygote_proc.pid == pid:
+                    self._zygote_proc.wait(10)
+
     def _root(self, env_id: str) -> Path:
         return self.state_path / env_id
 
     def _pid(self, env_id: str) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            return int((self._root(env_id) / "launcher.pid").read_text())
-        return None
+        return _read_pid(self._root(env_id) / "launcher.pid")
 
     def exists(self, env_id: str) -> bool:
         return (self._root(env_id) / "chain" / "genesis.json").exists()
@@ -67,17 +136,24 @@ class ProcessBackend(Backend):
         return launcher.local_urls(self._root(env_id) / "chain")
 
     def start(self, env_id: str, learner: str, spec: LabSpec) -> list[str]:
-        from labs.minichain.netconfig import NetworkConfig
-        from labs.minichain.network import assign_ports
-
         if spec.chain is None:
             raise BackendError(f"lab {spec.id} has no [chain] table: it needs no environment")
         root = self._root(env_id)
-        data = root / "chain"
         if self.is_running(env_id):
             urls = self._urls(env_id)
             launcher.wait_answering(urls, self.start_timeout)
             return urls
+        if not self.exists(env_id) and self._claim(root, spec):
+            return self._urls(env_id)
+        return self._launch(root, spec)
+
+    def _launch(self, root: Path, spec: LabSpec) -> list[str]:
+        """Create (first time) and start the chain in ``root``; wait until it answers."""
+        from labs.minichain.netconfig import NetworkConfig
+        from labs.minichain.network import assign_ports
+
+        assert spec.chain is not None
+        data = root / "chain"
         root.mkdir(parents=True, exist_ok=True)
         c = spec.chain
         launcher.init_chain(data, c.validators, c.consensus, c.identity, fixed_ports=False)
@@ -86,26 +162,111 @@ class ProcessBackend(Backend):
             node.pid = None
         assign_ports(cfg)
         cfg.save()
-        log = open(root / "launcher.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labs.sandbox.launcher", "network", "--data", str(data)]
-            + ["--listen", "127.0.0.1"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        log.close()
-        (root / "launcher.pid").write_text(str(proc.pid))
-        urls = self._urls(env_id)
+        if self.use_zygote:
+            pid = launcher.zygote_request(
+                self._zygote(), data.resolve(), "127.0.0.1", (root / "launcher.log").resolve()
+            )
+        else:
+            log = open(root / "launcher.log", "ab")  # noqa: SIM115 - handed to the child
+            pid = subprocess.Popen(
+                [sys.executable, "-m", "labs.sandbox.launcher", "network", "--data", str(data)]
+                + ["--listen", "127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            ).pid
+            log.close()
+        (root / "launcher.pid").write_text(str(pid))
+        urls = launcher.local_urls(data)
         try:
             launcher.wait_answering(urls, self.start_timeout)
         except launcher.LaunchError as exc:
-            self.stop(env_id)
+            self._stop_pid(pid)
             tail = (root / "launcher.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise BackendError(f"{env_id}: {exc}: {' | '.join(tail)}") from None
+            raise BackendError(f"{root.name}: {exc}: {' | '.join(tail)}") from None
         return urls
+
+    # -- the warm pool ------------------------------------------------------------------------
+    def _pool(self) -> Path:
+        return self.state_path / "_pool"
+
+    def _pool_fits(self, spec: LabSpec) -> bool:
+        c = spec.chain
+        return (
+            self.pool_size > 0
+            and c is not None
+            and (c.validators, c.consensus, c.identity)
+            == (self.pool_validators, self.pool_consensus, "permissionedWithCert")
+        )
+
+    def _claim(self, root: Path, spec: LabSpec) -> bool:
+        """Hand a pre-started pool chain to this environment (a symlink); refill in background."""
+        if not self._pool_fits(spec) or not self._pool().is_dir():
+            return False
+        claimed = False
+        for slot in sorted(self._pool().glob("slot-*")):
+            try:
+                os.rename(slot / "ready", slot / "claimed")  # atomic: one claimer wins
+            except OSError:
+                continue
+            pid = _read_pid(slot / "launcher.pid")
+            if not _alive_launcher(pid):
+                shutil.rmtree(slot, ignore_errors=True)
+                continue
+            root.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(slot.resolve(), root)
+            claimed = True
+            break
+        threading.Thread(target=self.fill_pool, name="sandbox-pool", daemon=True).start()
+        return claimed
+
+    def fill_pool(self) -> int:
+        """Start pool chains until ``pool_size`` are ready; returns how many were started.
+
+        One filler at a time per state folder (a lock file); the others return at once.
+        """
+        if self.pool_size <= 0:
+            return 0
+        import fcntl
+
+        self._pool().mkdir(parents=True, exist_ok=True)
+        with open(self._pool() / "fill.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            spec = LabSpec.simple("pool", self.pool_validators, self.pool_consensus)
+            started = 0
+            while not self._draining and len(list(self._pool().glob("*/ready"))) < self.pool_size:
+                slot = self._pool() / f"slot-{time.time_ns()}"
+                try:
+                    self._launch(slot, spec)
+                except BackendError as exc:
+                    self.log.warning("pool chain failed to start: %s", exc)
+                    shutil.rmtree(slot, ignore_errors=True)
+                    break
+                (slot / "ready").touch()
+                started += 1
+            return started
+
+    def drain_pool(self) -> None:
+        """Stop and delete every unclaimed pool chain (after a running filler's current one)."""
+        import fcntl
+
+        if not self._pool().is_dir():
+            return
+        self._draining = True
+        try:
+            with open(self._pool() / "fill.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                for slot in self._pool().glob("slot-*"):
+                    if not (slot / "claimed").exists():
+                        self._stop_pid(_read_pid(slot / "launcher.pid"))
+                        shutil.rmtree(slot, ignore_errors=True)
+        finally:
+            self._draining = False
 
     def info(self, env_id: str) -> dict[str, Any]:
         data = self._root(env_id) / "chain"
@@ -119,7 +280,10 @@ class ProcessBackend(Backend):
             raise BackendError(f"{env_id}: {exc}") from None
 
     def stop(self, env_id: str) -> bool:
-        pid = self._pid(env_id)
+        return self._stop_pid(self._pid(env_id))
+
+    @staticmethod
+    def _stop_pid(pid: int | None) -> bool:
         if not _alive_launcher(pid):
             return False
         os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
@@ -129,14 +293,20 @@ class ProcessBackend(Backend):
                 os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
             time.sleep(0.02)
         if _alive_launcher(pid):
-            os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
         return True
 
     def destroy(self, env_id: str) -> None:
         self.stop(env_id)
-        shutil.rmtree(self._root(env_id), ignore_errors=True)
+        root = self._root(env_id)
+        if root.is_symlink():  # a claimed pool chain: delete the slot it points to
+            shutil.rmtree(root.resolve(), ignore_errors=True)
+            root.unlink()
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
     def pids(self, env_id: str) -> list[int]:
         """The launcher and its validator children (for memory measurements)."""
@@ -149,7 +319,3 @@ class ProcessBackend(Backend):
                 text = (task / "children").read_text().split()
                 kids.extend(int(k) for k in text)
         return [pid, *kids]  # type: ignore[list-item]
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxManager
     yield m
     for env in m.list():
         m.destroy(env.learner, env.lab_id)
+    m.close(drain=True)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,26 @@ def test_cull_stops_only_the_idle(manager: SandboxManager, spec: LabSpec) -> Non
     assert manager.status("alice@example.org", "counters").status == "stopped"
     assert manager.status("bob", "counters").status == "running"
     assert manager.status("carol", "counters").status == "missing"
+
+
+def test_warm_pool_hands_out_a_running_chain(
+    manager: SandboxManager, spec: LabSpec, tmp_path: Path
+) -> None:
+    pooled = SandboxManager(state_dir=str(tmp_path))
+    pooled.backend.pool_size = 1
+    try:
+        pooled.warm(block=True)
+        ready = list((tmp_path / "chains" / "_pool").glob("*/ready"))
+        assert len(ready) == 1
+        env = pooled.ensure("dora", spec)  # claims the pool chain, then preloads the lab
+        assert not ready[0].exists()
+        assert (tmp_path / "chains" / env.env_id).is_symlink()
+        assert counter_value(env.rpc_urls[1], env.contracts["Counter"]["address"]) == 7
+        pooled.stop("dora")
+        again = pooled.ensure("dora", spec)  # restarts its own chain, not another pool one
+        assert again.contracts == env.contracts
+        pooled.destroy("dora", "counters")
+        assert not (tmp_path / "chains" / env.env_id).exists()
+    finally:
+        pooled.backend.pool_size = 0
+        pooled.close(drain=True)
