@@ -75,31 +75,59 @@ def grade_notebook(
     )
 
 
+@dataclass
+class Job:
+    """Everything needed to grade one submission, as data: it travels to a Dask worker, which
+    then needs neither the course folder nor the submissions on its own disk."""
+
+    student: str
+    assignment: str
+    notebooks: list[tuple[str, Any, Any | None, str]] = field(default_factory=list)
+    """(notebook name, source notebook, submitted notebook or None, why it is None)."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    limits: Limits | None = None
+
+
+def load_job(course: Course, assignment: str, student: str, limits: Limits | None = None) -> Job:
+    """Read one learner's submission (and the side files) into a :class:`Job`."""
+    job = Job(student, assignment, limits=limits)
+    folder = course.submitted_dir(student, assignment)
+    job.files = {**_side_files(course.source_dir(assignment)), **_side_files(folder)}
+    for source_path in course.source_notebooks(assignment):
+        source = read_node(source_path)
+        submitted_path = folder / source_path.name
+        if not submitted_path.exists():
+            job.notebooks.append(
+                (source_path.stem, source, None, f"{source_path.name} was not submitted")
+            )
+            continue
+        try:
+            job.notebooks.append((source_path.stem, source, read_node(submitted_path), ""))
+        except AssignmentError as exc:
+            job.notebooks.append((source_path.stem, source, None, str(exc)))
+    return job
+
+
+def run_job(job: Job) -> SubmissionResult:
+    """Grade every notebook of a job; a missing or unreadable notebook scores 0 with a reason."""
+    started = time.monotonic()
+    result = SubmissionResult(job.student)
+    for name, source, submitted, why in job.notebooks:
+        if submitted is None:
+            result.notebooks[name] = _missing(source, name, why)
+            continue
+        result.notebooks[name] = grade_notebook(
+            source, submitted, name, limits=job.limits, files=job.files
+        )
+    result.seconds = time.monotonic() - started
+    return result
+
+
 def grade_submission(
     course: Course, assignment: str, student: str, limits: Limits | None = None
 ) -> SubmissionResult:
     """Every notebook of one learner's submission; a missing notebook scores 0 with a reason."""
-    started = time.monotonic()
-    result = SubmissionResult(student)
-    folder = course.submitted_dir(student, assignment)
-    shared = {**_side_files(course.source_dir(assignment)), **_side_files(folder)}
-    for source_path in course.source_notebooks(assignment):
-        name = source_path.stem
-        source = read_node(source_path)
-        submitted_path = folder / source_path.name
-        if not submitted_path.exists():
-            result.notebooks[name] = _missing(source, name, f"{source_path.name} was not submitted")
-            continue
-        try:
-            submitted = read_node(submitted_path)
-        except AssignmentError as exc:
-            result.notebooks[name] = _missing(source, name, str(exc))
-            continue
-        result.notebooks[name] = grade_notebook(
-            source, submitted, name, limits=limits, files=shared
-        )
-    result.seconds = time.monotonic() - started
-    return result
+    return run_job(load_job(course, assignment, student, limits))
 
 
 def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
@@ -114,6 +142,14 @@ def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
     }
 
 
+def _ungraded(job: Job, why: str) -> SubmissionResult:
+    """A submission the cluster could not grade: every cell 0 with the reason, never dropped."""
+    result = SubmissionResult(job.student, problem=why)
+    for name, source, _submitted, _why in job.notebooks:
+        result.notebooks[name] = _missing(source, name, why)
+    return result
+
+
 def autograde(
     course_dir: Path | str,
     assignment: str,
@@ -122,11 +158,24 @@ def autograde(
     limits: Limits | None = None,
     students: list[str] | None = None,
     on_done: Callable[[SubmissionResult], None] | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, SubmissionResult]:
-    """Grade every submission of ``assignment`` in a course folder on a local pool of workers."""
+    """Grade every submission of ``assignment`` in a course folder.
+
+    By default on a local pool of ``workers`` threads (each job runs in its own sandbox process);
+    with ``scheduler`` (``tcp://host:port``) on that Dask cluster instead. ``on_done`` is called
+    exactly once per student, whichever backend ran it and however often.
+    """
     course = Course(Path(course_dir))
     course.source_notebooks(assignment)  # fail early, in one line, on a wrong assignment name
     todo = students if students is not None else course.students(assignment)
+    if scheduler is not None:
+        from .cluster import autograde_on_cluster
+
+        results = autograde_on_cluster(
+            scheduler, (load_job(course, assignment, s, limits) for s in todo), on_done
+        )
+        return dict(sorted(results.items()))
     results: dict[str, SubmissionResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(grade_submission, course, assignment, s, limits): s for s in todo}

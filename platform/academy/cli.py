@@ -247,18 +247,32 @@ def grade_autograde(
         Path | None, typer.Option(help="write HTML feedback into this folder")
     ] = None,
     cell_timeout: Annotated[float, typer.Option(help="wall seconds per cell")] = 30.0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="grade on this Dask cluster (tcp://HOST:PORT) instead of locally"),
+    ] = None,
 ) -> None:
     """Grade every submission of ASSIGNMENT in sandboxes, with a progress bar and an ETA."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from grader.assignment import AssignmentError, Course
     from grader.autograde import autograde
+    from grader.cluster import ClusterError
     from grader.executor import SandboxError
     from grader.limits import Limits
     from grader.results import export_csv, write_feedback, write_results
 
     if workers < 1:
         raise fail("--workers must be at least 1")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://")):
+        raise fail(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
+    if scheduler is not None:
+        from grader.cluster import check_scheduler
+
+        try:
+            check_scheduler(scheduler)
+        except ClusterError as exc:
+            raise fail(str(exc)) from None
     try:
         limits = Limits(cell_timeout=cell_timeout)
         students = Course(course).students(assignment)
@@ -285,8 +299,9 @@ def grade_autograde(
                 limits=limits,
                 students=students,
                 on_done=lambda r: progress.advance(task),
+                scheduler=scheduler,
             )
-        except (AssignmentError, SandboxError, OSError) as exc:
+        except (AssignmentError, SandboxError, ClusterError, OSError) as exc:
             raise fail(str(exc)) from None
     scores = {student: r.notebooks for student, r in graded.items()}
     if results:

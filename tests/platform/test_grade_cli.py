@@ -64,3 +64,23 @@ def test_autograde_errors_are_one_line(tmp_path: Path) -> None:
     assert "nobody submitted" in one_line_error(
         run("grade", "autograde", "--course", str(course), cg.ASSIGNMENT, check=False)
     )
+
+
+def test_autograde_scheduler_errors_are_one_line(tmp_path: Path) -> None:
+    import socket
+
+    course = tmp_path / "course"
+    for path in cg.write_source(course):  # one learner handed in the source as it is
+        folder = course / "submitted" / "learner" / cg.ASSIGNMENT
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / path.name).write_bytes(path.read_bytes())
+    args = ("grade", "autograde", "--course", str(course), cg.ASSIGNMENT, "--scheduler")
+    assert "--scheduler must look like tcp://HOST:PORT" in one_line_error(
+        run(*args, "localhost:8786", check=False)
+    )
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "cannot reach the Dask scheduler" in one_line_error(
+        run(*args, f"tcp://127.0.0.1:{port}", check=False)
+    )
