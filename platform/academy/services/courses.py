@@ -1,6 +1,6 @@
 """The course catalog: import ``courses/<id>/course.toml`` and release a lab to a cohort.
 
-A minimal reader of the course contract (course.toml + nbgrader ``source/<lab>/``); releasing
+Courses are read through :mod:`academy.courses` (the course contract's own loader); releasing
 snapshots the lab's source into STATE_DIR/assignments/<id>/ so that grading keeps using exactly
 what was released even when the course folder changes later.
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tomllib
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,69 +21,37 @@ from .access import Principal
 from .errors import Conflict, Invalid, NotFound
 
 
-@dataclass
-class CourseSpec:
-    slug: str
-    title: str
-    root: Path
-    title_zh: str = ""
-    summary: str = ""
-    level: str = ""
-    labs: list[dict[str, Any]] = field(default_factory=list)
-    completion: dict[str, Any] = field(default_factory=dict)
-
-
-def read_course(root: Path) -> CourseSpec:
-    """Read ``root/course.toml`` (one-line errors)."""
-    path = root / "course.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFound(f"no course at {root}: {path.name} is missing") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise Invalid(f"{path}: not valid TOML: {exc}") from None
-    course = data.get("course") or {}
-    slug = str(course.get("id") or root.name)
-    labs = [
-        {
-            "id": str(lab["id"]),
-            "title": str(lab.get("title", lab["id"])),
-            "title_zh": str(lab.get("title_zh", "")),
-        }
-        for lab in data.get("labs", [])
-        if isinstance(lab, dict) and "id" in lab
-    ]
-    return CourseSpec(
-        slug=slug,
-        title=str(course.get("title", slug)),
-        root=root,
-        title_zh=str(course.get("title_zh", "")),
-        summary=str(course.get("summary", "")),
-        level=str(course.get("level", "")),
-        labs=labs,
-        completion=dict(data.get("completion") or {}),
-    )
-
-
 def discover(courses_dir: Path) -> list[Path]:
     """Course folders under ``courses_dir`` (each has a course.toml), sorted."""
-    if not courses_dir.is_dir():
-        return []
-    return sorted(p.parent for p in courses_dir.glob("*/course.toml"))
+    from ..courses import find_courses
+
+    return find_courses(courses_dir) if courses_dir.is_dir() else []
 
 
 def import_course(session: Session, root: Path) -> Course:
-    """Create or refresh the catalog entry of the course in ``root``."""
-    spec = read_course(root)
-    row = session.exec(select(Course).where(Course.slug == spec.slug)).first() or Course(
-        slug=spec.slug, title=spec.title
+    """Create or refresh the catalog entry of the course in ``root`` (checked by
+    :func:`academy.courses.load_course`; every problem it finds is reported at once)."""
+    from ..courses import CourseError, load_course
+
+    try:
+        loaded = load_course(root)
+    except CourseError as exc:
+        problems = exc.problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise Invalid(f"course {root.name}: {problems[0]}{more}") from None
+    info = loaded.spec.course
+    row = session.exec(select(Course).where(Course.slug == info.id)).first() or Course(
+        slug=info.id, title=info.title
     )
-    row.title = spec.title
-    row.title_zh = spec.title_zh
-    row.summary = spec.summary
-    row.level = spec.level
-    row.labs = json.dumps(spec.labs, ensure_ascii=False)
-    row.completion = json.dumps(spec.completion)
+    row.title = info.title
+    row.title_zh = info.title_zh
+    row.summary = info.summary
+    row.level = info.level
+    labs = [
+        {"id": lab.id, "title": lab.ref.title, "title_zh": lab.ref.title_zh} for lab in loaded.labs
+    ]
+    row.labs = json.dumps(labs, ensure_ascii=False)
+    row.completion = loaded.spec.completion.model_dump_json()
     row.source_dir = str(root.resolve())
     row.imported_at = utcnow()
     session.add(row)

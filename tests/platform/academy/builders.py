@@ -62,21 +62,22 @@ def source_notebook() -> nbformat.NotebookNode:
 
 def write_course(courses_dir: Path) -> Path:
     root = courses_dir / COURSE
-    lab_dir = root / "source" / LAB
-    lab_dir.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "course.toml").write_text(
         "[course]\n"
-        f'id = "{COURSE}"\ntitle = "Hashing demo"\ntitle_zh = "哈希"\nlevel = "primary"\norder = 1\n\n'
+        f'id = "{COURSE}"\ntitle = "Hashing demo"\ntitle_zh = "哈希"\n'
+        'summary = "Hash functions."\nsummary_zh = "哈希函数。"\nlevel = "primary"\norder = 1\n\n'
         '[completion]\nrule = "all_labs_at_least"\nthreshold = 0.6\n\n'
-        f'[[labs]]\nid = "{LAB}"\ntitle = "SHA-256"\n\n'
-        '[[labs]]\nid = "second"\ntitle = "Second lab"\n',
+        f'[[labs]]\nid = "{LAB}"\ntitle = "SHA-256"\ntitle_zh = "SHA-256"\n\n'
+        '[[labs]]\nid = "second"\ntitle = "Second lab"\ntitle_zh = "第二"\n',
         encoding="utf-8",
     )
-    nbformat.write(source_notebook(), lab_dir / f"{LAB}.ipynb")
-    (lab_dir / "README.md").write_text("Hash things.\n")
-    second = root / "source" / "second"
-    second.mkdir(parents=True, exist_ok=True)
-    nbformat.write(source_notebook(), second / "second.ipynb")
+    for lab in (LAB, "second"):
+        folder = root / "source" / lab
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(source_notebook(), folder / f"{lab}.ipynb")
+        (folder / "README.md").write_text("Hash things.\n")
+        (folder / "lab.toml").write_text(f'[lab]\nid = "{lab}"\ntitle = "{lab}"\n')
     return root
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,9 +140,10 @@ class World:
         return secret
 
 
-def build_world(settings: Settings, client: TestClient) -> World:
-    world = World(settings, client)
-    engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+def build_world(settings: Settings, client: TestClient | None, engine=None) -> World:  # type: ignore[no-untyped-def]
+    """Create the two-institution world through the services (on ``engine`` or the app's)."""
+    world = World(settings, client)  # type: ignore[arg-type]
+    engine = engine or client.app.state.academy.engine  # type: ignore[union-attr]
     with session_scope(engine) as session:
         a = create_institution(session, None, "uni-a", "University A")
         b = create_institution(session, None, "uni-b", "University B")
@@ -207,3 +209,93 @@ def world_on(settings_for):  # type: ignore[no-untyped-def]
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """``academy serve`` running as its own process (so it can be killed like a real one)."""
+
+    proc: object
+    url: str
+    log: Path
+
+    def stop(self, sig: int = 15) -> None:
+        import signal as _signal
+
+        proc = self.proc
+        if proc.poll() is None:  # type: ignore[attr-defined]
+            try:
+                os.killpg(proc.pid, sig)  # type: ignore[attr-defined]
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(20)  # type: ignore[attr-defined]
+            except Exception:
+                os.killpg(proc.pid, _signal.SIGKILL)  # type: ignore[attr-defined]
+                proc.wait(10)  # type: ignore[attr-defined]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    keys = (
+        "state_dir",
+        "courses_dir",
+        "database_url",
+        "grade_workers",
+        "grade_lease_seconds",
+        "grade_poll_seconds",
+        "grade_backoff_seconds",
+        "grade_max_attempts",
+        "cell_timeout",
+        "max_upload_bytes",
+    )
+    return {f"ACADEMY_{k.upper()}": str(getattr(settings, k)) for k in keys}
+
+
+def start_server(settings: Settings, log: Path) -> Server:
+    """Start academy in a new session (process group) on a free loopback port; wait until up."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, **settings_env(settings)}
+    fh = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "academy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/services/academy"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"academy exited early: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return Server(proc, url, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    Server(proc, url, log).stop(9)
+    raise AssertionError(f"academy did not start in 90 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers started by a test are killed (whole process group) when it ends."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop(9)
