@@ -39,6 +39,18 @@ def pss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
+def per_learner_pss(manager: SandboxManager, pids_of, extra_pids, learners: int) -> float:
+    """PSS of every process of ``learners`` running chains (plus shared helpers) / learners."""
+    spec = LabSpec.simple("bench", validators=4)
+    envs = [manager.ensure(f"many{i}", spec) for i in range(learners)]
+    time.sleep(2)
+    pids = [p for e in envs for p in pids_of(e.env_id)] + extra_pids()
+    value = pss_mib(pids) / learners
+    for i in range(learners):
+        manager.destroy(f"many{i}", "bench")
+    return value
+
+
 def measure(manager: SandboxManager, pids_of, learner: str) -> dict[str, float]:
     spec = LabSpec.simple("bench", validators=4)
     out = {}
@@ -65,6 +77,9 @@ def main() -> int:
     parser.add_argument("--engine", default=f"unix://{ROOT / '.state' / 'engine' / 'podman.sock'}")
     parser.add_argument("--image", default="localhost/chainacademy-node:latest")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--learners", type=int, default=4, help="chains running at once for the per-learner PSS"
+    )
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,13 +91,18 @@ def main() -> int:
                 m.backend.image = args.image
                 m.backend.topology = name.split("-")[1]
                 pids_of = m.backend.container_pids
+                extra = list
             else:
                 pids_of = m.backend.pids
+                extra = m.backend.zygote_pids
             for r in range(args.rounds):
-                results.setdefault(name, []).append(measure(m, pids_of, f"bench{r}"))
+                row = measure(m, pids_of, f"bench{r}")
+                row["pss_per_learner_mib"] = per_learner_pss(m, pids_of, extra, args.learners)
+                results.setdefault(name, []).append(row)
             if backend == "docker":
-                m.backend.remove_network("bench0")
-            m.close()
+                for learner in ["bench0", *(f"many{i}" for i in range(args.learners))]:
+                    m.backend.remove_network(learner)
+            m.close(drain=True)
     summary = {
         name: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         for name, rows in results.items()

@@ -174,6 +174,8 @@ class DockerBackend(Backend):
         existing = {ct.name: ct for ct in self._containers(env_id)}
         chain_args = ["--validators", str(c.validators), "--consensus", c.consensus]
         chain_args += ["--identity", c.identity]
+        for name, value in sorted(c.params.items()):
+            chain_args += ["--param", f"{name}={json.dumps(value)}"]
         kwargs = self._run_kwargs(env_id, learner, volume, network, c.validators)
         if self.topology == "validator":
             # The validators share one volume, so they must share one uid mapping: podman's

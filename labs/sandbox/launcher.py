@@ -57,6 +57,7 @@ def init_chain(
     rpc_port: int = RPC_PORT,
     p2p_port: int = P2P_PORT,
     fixed_ports: bool = True,
+    params: dict | None = None,
 ) -> bool:
     """Create the chain in ``data`` unless it exists. Returns True when it was created now.
 
@@ -69,7 +70,12 @@ def init_chain(
     if (data / "genesis.json").exists() and (data / "network.json").exists():
         return False
     cfg = init_network(
-        data, nodes=validators, consensus=consensus, identity_mode=identity, force=True
+        data,
+        nodes=validators,
+        consensus=consensus,
+        identity_mode=identity,
+        params=params or None,
+        force=True,
     )
     cfg = NetworkConfig.load(data)
     cfg.host = host
@@ -179,14 +185,15 @@ def run_network(data: Path, listen: str = "0.0.0.0") -> int:
     return 0
 
 
-def serve_zygote(sock_path: Path) -> int:
+def serve_zygote(sock_path: Path, idle_exit: float = 900.0) -> int:
     """Import minichain once, then fork one chain launcher per request on a unix socket.
 
     Every chain started this way (and every validator it forks) shares the imported pages of this
     one process, so a learner's chain costs only its own state; and a chain starts without paying
     the imports again. A request is one JSON line ``{"data": DIR, "listen": ADDR, "log": FILE}``;
     the answer is ``{"pid": PID}`` of the new launcher, which runs in its own session and outlives
-    the zygote.
+    the zygote. The zygote exits after ``idle_exit`` seconds without a request (the next start
+    brings it back), so no caller has to remember to stop it.
     """
     import socket
 
@@ -200,6 +207,7 @@ def serve_zygote(sock_path: Path) -> int:
     srv.listen(64)
     srv.settimeout(0.5)
     stopping = False
+    last_request = time.monotonic()
 
     def _stop(signum: int, frame: Any) -> None:
         nonlocal stopping
@@ -207,7 +215,7 @@ def serve_zygote(sock_path: Path) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while not stopping:
+    while not stopping and time.monotonic() - last_request < idle_exit:
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
@@ -215,6 +223,7 @@ def serve_zygote(sock_path: Path) -> int:
             conn, _ = srv.accept()
         except (TimeoutError, InterruptedError):
             continue
+        last_request = time.monotonic()
         with conn:
             conn.settimeout(5)
             try:
@@ -406,8 +415,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--consensus", default="tbft")
         s.add_argument("--identity", default="permissionedWithCert")
         s.add_argument("--listen", default="0.0.0.0", help="address the validators listen on")
+        s.add_argument("--param", action="append", default=[], help="consensus NAME=JSON value")
     s = sub.add_parser("zygote")
     s.add_argument("--socket", type=Path, required=True)
+    s.add_argument("--idle-exit", type=float, default=900.0, help="seconds without a request")
     s = sub.add_parser("validator")
     s.add_argument("--data", type=Path, default=Path("/data"))
     s.add_argument("--index", type=int, required=True)
@@ -426,13 +437,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("network", "init"):
-            created = init_chain(args.data, args.validators, args.consensus, args.identity)
+            params = {}
+            for item in args.param:
+                name, _, value = item.partition("=")
+                params[name] = json.loads(value)
+            created = init_chain(
+                args.data, args.validators, args.consensus, args.identity, params=params
+            )
             if args.command == "init":
                 print(json.dumps({"created": created}))
                 return 0
             return run_network(args.data, args.listen)
         if args.command == "zygote":
-            return serve_zygote(args.socket)
+            return serve_zygote(args.socket, args.idle_exit)
         if args.command == "validator":
             _run_node(args.data, args.index, args.peer_host_format)
             return 0

@@ -156,16 +156,20 @@ class ProcessBackend(Backend):
         data = root / "chain"
         root.mkdir(parents=True, exist_ok=True)
         c = spec.chain
-        launcher.init_chain(data, c.validators, c.consensus, c.identity, fixed_ports=False)
+        launcher.init_chain(
+            data, c.validators, c.consensus, c.identity, fixed_ports=False, params=c.params
+        )
         cfg = NetworkConfig.load(data)
         for node in cfg.nodes:
             node.pid = None
         assign_ports(cfg)
         cfg.save()
         if self.use_zygote:
-            pid = launcher.zygote_request(
-                self._zygote(), data.resolve(), "127.0.0.1", (root / "launcher.log").resolve()
-            )
+            args = (data.resolve(), "127.0.0.1", (root / "launcher.log").resolve())
+            try:
+                pid = launcher.zygote_request(self._zygote(), *args)
+            except OSError:  # it idled out between our check and the request: once more
+                pid = launcher.zygote_request(self._zygote(), *args)
         else:
             log = open(root / "launcher.log", "ab")  # noqa: SIM115 - handed to the child
             pid = subprocess.Popen(
@@ -199,6 +203,7 @@ class ProcessBackend(Backend):
             and c is not None
             and (c.validators, c.consensus, c.identity)
             == (self.pool_validators, self.pool_consensus, "permissionedWithCert")
+            and not c.params
         )
 
     def _claim(self, root: Path, spec: LabSpec) -> bool:
@@ -307,6 +312,11 @@ class ProcessBackend(Backend):
             root.unlink()
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+    def zygote_pids(self) -> list[int]:
+        """The zygote's pid, if it runs (its pages are shared by every chain it started)."""
+        pid = _read_pid(self.state_path / "zygote.pid")
+        return [pid] if pid and _alive_launcher(pid) else []
 
     def pids(self, env_id: str) -> list[int]:
         """The launcher and its validator children (for memory measurements)."""

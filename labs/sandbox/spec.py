@@ -35,6 +35,11 @@ class ChainSpec(BaseModel):
     identity: Literal["permissionedWithCert", "permissionedWithKey"] = "permissionedWithCert"
     faults: list[str] = Field(default_factory=list)
     preload: list[Preload] = Field(default_factory=list)
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict,
+        description="consensus parameters (e.g. tbft empty_block_interval: seconds between "
+        "empty blocks; a larger value makes an idle chain cost less CPU)",
+    )
 
 
 class LabSpec(BaseModel):

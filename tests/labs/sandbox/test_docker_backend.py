@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -68,7 +69,10 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> LabSpec:
 
 @pytest.fixture(scope="module")
 def envs(manager: SandboxManager, spec: LabSpec) -> dict[str, Any]:
-    return {A: manager.ensure(A, spec), B: manager.ensure(B, spec)}
+    # both at once, as a hub spawning two learners would (also exercises the per-env locking)
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda learner: manager.ensure(learner, spec), (A, B))
+    return {A: a, B: b}
 
 
 def _container(manager: SandboxManager, learner: str) -> Any:
