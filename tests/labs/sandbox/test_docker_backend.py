@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +260,40 @@ def _wait_receipt(url: str, tx: str) -> None:
     while rpc(url, "eth_getTransactionReceipt", [tx]) is None:
         assert time.monotonic() < deadline, "transaction never committed"
         time.sleep(0.1)
+
+
+def test_production_hub_hooks_wire_the_learner_to_their_chain(
+    manager: SandboxManager,
+    envs: dict[str, Any],
+    spec: LabSpec,
+    engine: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """deploy/jupyterhub_config.py's spawn hooks on the real engine: the learner's server gets its
+    own network (and no other) and its chain's URLs; stopping the server stops the chain."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    lab_toml = spec.folder / "lab.toml"  # the lab the module's learners use
+    monkeypatch.setenv("ACADEMY_SANDBOX_STATE_DIR", manager.state_dir)
+    monkeypatch.setenv("ACADEMY_DOCKER_URL", engine["base_url"])
+    monkeypatch.setenv("ACADEMY_NODE_IMAGE", engine["image"])
+    monkeypatch.setenv("ACADEMY_DEFAULT_LAB", str(lab_toml))
+    monkeypatch.setenv("ACADEMY_PLATFORM_CONTAINERS", "")
+    monkeypatch.setenv("ACADEMY_CHAIN_MEM_LIMIT", "384m")
+    monkeypatch.setenv("ACADEMY_CHAIN_PIDS_LIMIT", "96")
+    deploy = Path(__file__).resolve().parents[3] / "deploy"
+    cfg = PyFileConfigLoader("jupyterhub_config.py", str(deploy)).load_config()
+    user = SimpleNamespace(name=A, escaped_name="ada", url=f"/user/{A}/", id=1)
+    spawner = cfg.JupyterHub.spawner_class(config=cfg, user=user)
+    spawner.api_token = "token-of-ada"
+    asyncio.run(cfg.Spawner.pre_spawn_hook(spawner))
+    assert spawner.network_name == envs[A].network != envs[B].network
+    assert spawner.environment["ACADEMY_RPC_URLS"] == ",".join(envs[A].rpc_urls)
+    assert spawner.environment["ACADEMY_TOKEN"] == "token-of-ada"
+    assert manager.status(A, "counters").status == "running"
+    asyncio.run(cfg.Spawner.post_stop_hook(spawner))
+    assert manager.status(A, "counters").status == "stopped"
+    assert manager.status(B, "counters").status == "running"
