@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode, default
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -64,9 +64,15 @@ class ProcessBackend(Backend):
     pool_size = Int(
         0,
         help="Chains kept started and unclaimed, so a learner's first ensure only claims one "
-        "(the shape below must match the lab's chain).",
+        "(the shape below must match the lab's chain). Default: $ACADEMY_SANDBOX_POOL_SIZE or 0.",
     ).tag(config=True)
     pool_validators = Int(4, help="Validators of a pool chain.").tag(config=True)
+
+    @default("pool_size")
+    def _pool_size_from_env(self) -> int:
+        # lets an embedded hub (which builds its manager without a config file) keep a pool
+        return int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE", "0") or 0)
+
     pool_consensus = Unicode("tbft", help="Consensus of a pool chain.").tag(config=True)
 
     _zygote_proc: subprocess.Popen | None = None

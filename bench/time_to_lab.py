@@ -1,0 +1,306 @@
+"""Time from login to a ready JupyterLab whose own 4-validator chain answers, beside stock JupyterHub.
+
+Both hubs run in the same process run, on loopback, with the real configurable-http-proxy:
+
+- **stock**: JupyterHub with SimpleLocalProcessSpawner and DummyAuthenticator, as its docs set it up
+  (the anchor; no chain at all);
+- **ours**: ``academy up``'s hub (``academy.hub.launcher.start_hub``): academy's authenticator, the
+  academy spawner, and the learner's own chain from ``labs.sandbox`` (process backend, warm pool).
+
+A learner's time is measured from the login POST until ``/user/<name>/lab`` answers 200 through the
+proxy and (ours) the learner's chain answers ``eth_blockNumber`` on every validator. Reported: one
+learner at a time (p50 over ``--single`` logins) and a burst of ``--burst`` learners at once (p95),
+and the memory (PSS) per active learner with one open kernel and (ours) their chain.
+
+    .venv/bin/python bench/time_to_lab.py [--single 5] [--burst 20] [--only stock|ours]
+
+Goals (issue 6): p50 <= 2 s, burst-20 p95 <= 15 s, <= 250 MiB per learner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROXY = Path(os.environ.get("CHP", ROOT / "node_modules" / ".bin" / "configurable-http-proxy"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in set(pids):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(k) for k in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))
+    return ordered[k]
+
+
+# -------------------------------------------------------------------------------------------------
+# A learner's browser, reduced to what the timing needs
+# -------------------------------------------------------------------------------------------------
+
+
+def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) -> tuple[float, Any]:
+    """Log in, open the hub (which spawns), wait for the learner's JupyterLab; returns seconds."""
+    client = httpx.Client(base_url=base, follow_redirects=True, timeout=30.0)
+    page = client.get("/hub/login")
+    xsrf = client.cookies.get("_xsrf") or _hidden_xsrf(page.text)
+    t0 = time.perf_counter()
+    reply = client.post(
+        "/hub/login?next=%2Fhub%2Fspawn",
+        data={"username": user, "password": password, "_xsrf": xsrf},
+    )
+    if reply.status_code >= 400:
+        raise RuntimeError(f"login of {user} failed: {reply.status_code} {reply.text[:200]}")
+    deadline = t0 + timeout
+    while True:
+        lab = client.get(f"/user/{user}/lab")
+        if lab.status_code == 200 and f"/user/{user}/lab" in str(lab.url):
+            return time.perf_counter() - t0, client
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({lab.status_code})")
+        time.sleep(0.1)
+
+
+def _hidden_xsrf(html: str) -> str:
+    m = re.search(r'name="_xsrf" value="([^"]+)"', html)
+    return m.group(1) if m else ""
+
+
+def open_kernel(client: httpx.Client, user: str) -> None:
+    xsrf = client.cookies.get("_xsrf", path=f"/user/{user}/") or client.cookies.get("_xsrf") or ""
+    reply = client.post(
+        f"/user/{user}/api/kernels", json={"name": "python3"}, headers={"X-XSRFToken": xsrf}
+    )
+    reply.raise_for_status()
+    time.sleep(3)  # let the kernel finish importing what it imports at start
+
+
+# -------------------------------------------------------------------------------------------------
+# Stock JupyterHub (the anchor)
+# -------------------------------------------------------------------------------------------------
+
+STOCK_CONFIG = """
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.ConfigurableHTTPProxy.command = ["{proxy}"]
+c.JupyterHub.db_url = "sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{state}/cookie_secret"
+c.JupyterHub.pid_file = "{state}/jupyterhub.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "bench-password"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{state}/users/{{username}}"
+c.Spawner.default_url = "/lab"
+c.Spawner.args = {args}
+c.Spawner.cmd = ["{python}", "-m", "jupyterhub.singleuser"]
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 300
+c.JupyterHub.concurrent_spawn_limit = 0
+"""
+
+
+class StockHub:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.port = free_port()
+        cfg = state / "jupyterhub_config.py"
+        cfg.write_text(
+            STOCK_CONFIG.format(
+                port=self.port,
+                hub_port=free_port(),
+                proxy_api=free_port(),
+                proxy=PROXY,
+                state=state,
+                args=json.dumps(["--allow-root"] if os.geteuid() == 0 else []),
+                python=sys.executable,
+            )
+        )
+        self.log = open(state / "hub.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(cfg)],
+            cwd=state,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(self.url + "/hub/api", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "stock hub did not start: " + (state / "hub.log").read_text()[-800:]
+                )
+            time.sleep(0.2)
+
+    def learner(self, i: int) -> tuple[str, str]:
+        return f"stock{i}", "bench-password"
+
+    def learner_pids(self, user: str) -> list[int]:
+        out = []
+        for pid in descendants(self.proc.pid):
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            if f"JUPYTERHUB_USER={user}\0".encode() in env:
+                out.extend(descendants(pid))
+        return out
+
+    def chain_answers(self, user: str) -> bool:
+        return True  # stock JupyterHub gives learners no chain
+
+    def stop(self) -> None:
+        import signal
+
+        family = descendants(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.log.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# Running one hub through the protocol
+# -------------------------------------------------------------------------------------------------
+
+
+def run(hub: Any, single: int, burst: int) -> dict[str, Any]:
+    singles = []
+    for i in range(single):
+        user, password = hub.learner(i)
+        seconds, _client = login_to_lab(hub.url, user, password)
+        if not hub.chain_answers(user):
+            raise RuntimeError(f"{user}: JupyterLab answered but the chain did not")
+        singles.append(seconds)
+    clients: list[Any] = []
+
+    def one(i: int) -> float:
+        user, password = hub.learner(1000 + i)
+        seconds, client = login_to_lab(hub.url, user, password)
+        if not hub.chain_answers(user):
+            raise RuntimeError(f"{user}: JupyterLab answered but the chain did not")
+        clients.append((user, client))
+        return time.perf_counter() and seconds
+
+    with concurrent.futures.ThreadPoolExecutor(burst) as pool:
+        bursts = list(pool.map(one, range(burst)))
+    # memory per active learner: each burst learner opens one kernel
+    for user, client in clients[:5]:
+        open_kernel(client, user)
+    pss = [pss_mib(hub.learner_pids(user)) for user, _ in clients[:5]]
+    for _, client in clients:
+        client.close()
+    return {
+        "single_p50_s": statistics.median(singles),
+        "single_all_s": [round(s, 2) for s in singles],
+        "burst_p95_s": pct(bursts, 0.95),
+        "burst_median_s": statistics.median(bursts),
+        "pss_per_learner_mib": statistics.median(pss),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single", type=int, default=5)
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--only", choices=["stock", "ours"])
+    args = parser.parse_args()
+    if not PROXY.exists():
+        print(f"no configurable-http-proxy at {PROXY}: run `make setup`", file=sys.stderr)
+        return 1
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "stock"):
+            (Path(tmp) / "stock").mkdir()
+            hub = StockHub(Path(tmp) / "stock")
+            try:
+                results["stock"] = run(hub, args.single, args.burst)
+            finally:
+                hub.stop()
+        if args.only in (None, "ours"):
+            from ours_hub import OursHub  # bench/ours_hub.py: academy's hub with sandbox chains
+
+            (Path(tmp) / "ours").mkdir()
+            hub = OursHub(Path(tmp) / "ours", learners=args.single + args.burst)
+            try:
+                results["ours"] = run(hub, args.single, args.burst)
+            finally:
+                hub.stop()
+    for name, row in results.items():
+        print(
+            f"{name:6} single p50 {row['single_p50_s']:6.2f} s   burst-{args.burst} p95 "
+            f"{row['burst_p95_s']:6.2f} s (median {row['burst_median_s']:.2f})   "
+            f"PSS per active learner {row['pss_per_learner_mib']:.0f} MiB"
+        )
+    if "stock" in results and "ours" in results:
+        s, o = results["stock"], results["ours"]
+        print(
+            f"ratio ours/stock: single {o['single_p50_s'] / s['single_p50_s']:.2f}x, burst p95 "
+            f"{o['burst_p95_s'] / s['burst_p95_s']:.2f}x, memory "
+            f"{o['pss_per_learner_mib'] / s['pss_per_learner_mib']:.2f}x"
+        )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
