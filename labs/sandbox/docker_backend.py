@@ -264,7 +264,7 @@ class DockerBackend(Backend):
 
         for attempt in range(5):
             try:
-                ct.remove(force=True)
+                ct.remove(force=True, v=True)
                 return
             except docker.errors.NotFound:
                 return

@@ -68,7 +68,7 @@ def engine() -> Iterator[dict[str, str]]:
     for ct in client.containers.list(all=True, filters=flt):
         for _ in range(5):
             try:
-                ct.remove(force=True)
+                ct.remove(force=True, v=True)
                 break
             except docker.errors.NotFound:
                 break
