@@ -30,8 +30,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm rewrites node_modules/.package-lock.json itself, so a stamp of the lock's content decides.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.chainacademy-lock 2>/dev/null)" != "$lock_sum" ]; then
   echo "bootstrap: installing npm packages (pinned in package-lock.json)"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.chainacademy-lock
+fi
+# The learners' JupyterLab extension (Academy menu, Submit button): its own npm tree, built once
+# per change of its sources into platform/academy/labext/share (on the learners' JUPYTER_PATH).
+labext=platform/academy/labext
+ext_sum=$(cat $labext/package-lock.json $labext/package.json $labext/src/*.js $labext/style/* | sha256sum | cut -d' ' -f1)
+if [ "$(cat $labext/share/.chainacademy-built 2>/dev/null)" != "$ext_sum" ]; then
+  echo "bootstrap: building the JupyterLab extension ($labext)"
+  (cd $labext && npm ci --no-audit --no-fund --loglevel=error && rm -rf share \
+    && ../../../.venv/bin/jupyter-builder build . >/dev/null)
+  echo "$ext_sum" > $labext/share/.chainacademy-built
 fi
 echo "bootstrap: ready"

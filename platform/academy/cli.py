@@ -378,11 +378,35 @@ def course_notebook(
 @app.command("up")
 def up(
     data: DataOpt = Path(".state/chain"),
-    nodes: Annotated[int, typer.Option(help="validators of the local chain")] = 4,
-    consensus: Annotated[str, typer.Option(help="consensus of the local chain")] = "tbft",
+    nodes: Annotated[int, typer.Option(help="validators of the shared chain")] = 4,
+    consensus: Annotated[str, typer.Option(help="consensus of the shared chain")] = "tbft",
+    chains: Annotated[
+        str,
+        typer.Option(
+            help="learners' chains: sandbox (one per learner, for the first lab that asks for "
+            "one), shared (one chain in --data for everyone), none, or auto (sandbox if possible)"
+        ),
+    ] = "auto",
 ) -> None:
-    """Run ChainAcademy on its embedded defaults (today: a local 4-node TBFT chain)."""
-    chain_up(data=data, nodes=nodes, consensus=consensus, detach=False)
+    """Run ChainAcademy on its embedded defaults until Ctrl-C.
+
+    JupyterHub with its proxy on http://127.0.0.1:8000 (ACADEMY_HUB_PORT), learners' JupyterLab as
+    local processes, academy as the hub service /services/academy/ (SQLite under .state/ unless
+    ACADEMY_DATABASE_URL says otherwise) grading in a local pool, the demo institution with the
+    courses under courses/ imported, and a chain for the learners. Prints the URL and demo logins.
+    """
+    from academy.hub.launcher import HubError, run_up
+
+    try:
+        run_up(chains, data, nodes, consensus, say=lambda text: out.print(text, highlight=False))
+    except (HubError, NetworkError, GenesisError, IdentityError, OSError) as exc:
+        raise fail(str(exc)) from None
+
+
+with contextlib.suppress(ImportError):  # ``academy up --help`` lists every ACADEMY_* setting
+    from academy.hub.launcher import settings_help
+
+    up.__doc__ = (up.__doc__ or "") + "\n\n" + settings_help()
 
 
 def main() -> None:

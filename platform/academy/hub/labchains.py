@@ -1,0 +1,41 @@
+"""The learner's lab chain, handed to their server at spawn as ``ACADEMY_RPC_URL(S)``.
+
+Two sources, chosen by what the machine has:
+
+- ``labs.sandbox`` (one chain per learner and lab): ``ensure(learner, lab_spec)`` starts or reuses the
+  learner's own chain for the lab in ``lab.toml``;
+- a shared chain that ``academy up`` started (``ACADEMY_HUB_CHAIN_RPC_URLS``), for a hub run without
+  a lab spec: every learner reaches the same network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+LabEnvFn = Callable[[str], Awaitable[dict[str, str]]]
+
+
+def sandbox_chains(lab_toml: Path, state_dir: Path) -> LabEnvFn:
+    """Per-learner chains for the lab in ``lab_toml`` through ``labs.sandbox``."""
+    from labs.sandbox import LabSpec, SandboxManager
+
+    spec = LabSpec.from_toml(lab_toml)
+    manager = SandboxManager(state_dir=str(state_dir))
+
+    async def lab_env(learner: str) -> dict[str, str]:
+        # ensure() blocks until every validator answers: keep the hub's event loop free meanwhile
+        env = await asyncio.to_thread(manager.ensure, learner, spec)
+        return env.environment()
+
+    return lab_env
+
+
+def shared_chain(rpc_urls: list[str]) -> LabEnvFn:
+    """Every learner gets the same chain (the one ``academy up`` started)."""
+
+    async def lab_env(learner: str) -> dict[str, str]:
+        return {"ACADEMY_RPC_URL": rpc_urls[0], "ACADEMY_RPC_URLS": ",".join(rpc_urls)}
+
+    return lab_env

@@ -1,0 +1,314 @@
+"""Start JupyterHub with academy behind it, for ``academy up`` and for the integration tests.
+
+The hub runs as a child process (``jupyterhub -f embedded_config.py``) that starts its own proxy,
+academy (a hub-managed service) and, on login, each learner's JupyterLab. Everything it needs comes
+in ``ACADEMY_*`` environment variables made from one :class:`~academy.settings.Settings`, so the hub,
+academy and this launcher always agree on ports, paths and tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from academy.hub.embedded_config import public_url
+
+CONFIG = Path(__file__).with_name("embedded_config.py")
+
+
+class HubError(RuntimeError):
+    """The hub could not start; the message says why and what to do."""
+
+
+def free_port() -> int:
+    """A free loopback port (the tests run many hubs side by side on one machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def with_secrets(settings: Any) -> Any:
+    """Fill the hub<->academy tokens, kept in ``STATE_DIR/hub/secrets.json`` across restarts."""
+    path = Path(settings.state_dir) / "hub" / "secrets.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    changed = False
+    for name in ("service_token", "hub_api_token"):
+        if getattr(settings, name):
+            continue
+        if not stored.get(name):
+            stored[name] = secrets.token_hex(32)
+            changed = True
+        setattr(settings, name, stored[name])
+    if changed:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+    return settings
+
+
+def settings_env(settings: Any) -> dict[str, str]:
+    """Every setting as the ``ACADEMY_*`` variable that reproduces it in a child process."""
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None or value == "":
+            continue  # unset: an empty variable would shadow JUPYTERHUB_* fallbacks
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, Path):
+            value = str(value.resolve())
+        elif isinstance(value, list | dict):
+            value = json.dumps(value)
+        env[f"ACADEMY_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class HubRun:
+    """A running hub: its public URL, the process and where it logs."""
+
+    settings: Any
+    proc: subprocess.Popen
+    log_path: Path
+    url: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def academy_url(self) -> str:
+        return self.url + self.settings.base_path
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the hub; it stops academy, the proxy and every learner's server it started."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.settings.hub_lab:
+            stop_lab_chains(Path(self.settings.state_dir).resolve() / "sandbox")
+
+
+def stop_lab_chains(sandbox_dir: Path) -> int:
+    """Stop every learner's lab chain the hub's spawns started (their state is kept)."""
+    if not sandbox_available() or not sandbox_dir.exists():
+        return 0
+    from labs.sandbox import SandboxManager
+
+    manager = SandboxManager(state_dir=str(sandbox_dir))
+    stopped = 0
+    for env in manager.list():
+        if env.status == "running":
+            manager.stop(env.learner, env.lab_id)
+            stopped += 1
+    return stopped
+
+
+def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubRun:
+    """Start the hub and return once the hub and academy both answer through the proxy."""
+    settings = with_secrets(settings)
+    for port, what in (
+        (settings.hub_port, "HUB_PORT"),
+        (settings.hub_api_port, "HUB_API_PORT"),
+        (settings.hub_proxy_api_port, "HUB_PROXY_API_PORT"),
+        (settings.port, "PORT"),
+    ):
+        if port_in_use(port):
+            raise HubError(
+                f"port {port} is in use: stop what runs there or set ACADEMY_{what} to a free port"
+            )
+    hub_dir = Path(settings.state_dir).resolve() / "hub"
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    log_path = hub_dir / "jupyterhub.log"
+    env = dict(os.environ)
+    env.update(settings_env(settings))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log = open(log_path, "ab")  # noqa: SIM115  (the child writes to it for its whole life)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)],
+        cwd=os.getcwd(),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log.close()
+    run = HubRun(settings, proc, log_path, public_url(settings))
+    try:
+        wait_ready(run, timeout)
+    except BaseException:
+        run.stop()
+        raise
+    return run
+
+
+def wait_ready(run: HubRun, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    checks = [run.url + "/hub/api/", run.academy_url + "/openapi.json"]
+    with httpx.Client(timeout=5.0) as http:
+        while checks:
+            if run.proc.poll() is not None:
+                raise HubError(
+                    f"JupyterHub exited ({run.proc.returncode}); its log {run.log_path} ends:\n"
+                    + run.log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise HubError(
+                    f"{checks[0]} did not answer within {timeout:.0f}s; see {run.log_path}:\n"
+                    + run.log_tail()
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(checks[0]).status_code == 200:
+                    checks.pop(0)
+                    continue
+            time.sleep(0.3)
+
+
+def first_chain_lab(courses_dir: Path) -> Path | None:
+    """The first lab (in course order) whose ``lab.toml`` asks for a chain."""
+    import tomllib
+
+    courses = []
+    for course_toml in sorted(Path(courses_dir).glob("*/course.toml")):
+        try:
+            course = tomllib.loads(course_toml.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        courses.append((course.get("course", {}).get("order", 999), course_toml.parent, course))
+    for _order, root, course in sorted(courses, key=lambda c: (c[0], str(c[1]))):
+        for lab in course.get("labs", []):
+            lab_toml = root / "source" / str(lab.get("id")) / "lab.toml"
+            with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+                if "chain" in tomllib.loads(lab_toml.read_text()):
+                    return lab_toml
+    return None
+
+
+def sandbox_available() -> bool:
+    try:
+        import labs.sandbox  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def settings_help() -> str:
+    """The ``ACADEMY_*`` variables with their defaults, for ``academy up --help``."""
+    from academy.settings import Settings
+
+    lines = [
+        "Settings (environment variables, e.g. ACADEMY_DATABASE_URL=postgresql+psycopg://...):"
+    ]
+    for name, info in Settings.model_fields.items():
+        default = info.default if info.default not in ("", None) else "(empty)"
+        lines.append(f"ACADEMY_{name.upper()} [{default}]: {info.description or ''}")
+    return "\n\n".join(lines)
+
+
+def run_up(
+    chains: str,
+    data: Path,
+    nodes: int,
+    consensus: str,
+    say: Any = print,
+) -> None:
+    """``academy up``: the whole platform in the foreground until Ctrl-C or SIGTERM."""
+    from academy.settings import Settings
+
+    settings = Settings()
+    settings.seed_demo = True
+    stop_chain = None
+    if chains == "auto":
+        chains = (
+            "sandbox" if sandbox_available() and first_chain_lab(settings.courses_dir) else "shared"
+        )
+    if chains == "sandbox":
+        lab = settings.hub_lab or first_chain_lab(settings.courses_dir)
+        if lab is None:
+            raise HubError(
+                f"no lab under {settings.courses_dir} asks for a chain: use --chains shared"
+            )
+        settings.hub_lab = Path(lab).resolve()
+    elif chains == "shared":
+        from academy.cli import _ensure_init
+        from labs.minichain.network import start_network, stop_network
+
+        _ensure_init(data, nodes, consensus)
+        cfg = start_network(data)
+        stop_chain = lambda: stop_network(data)  # noqa: E731
+        settings.hub_chain_rpc_urls = ",".join(cfg.rpc_url(i) for i in range(len(cfg.nodes)))
+    elif chains != "none":
+        raise HubError(f"--chains {chains!r}: use auto, sandbox, shared or none")
+    try:
+        say(
+            f"starting JupyterHub and academy (log: {Path(settings.state_dir) / 'hub' / 'jupyterhub.log'}) ..."
+        )
+        run = start_hub(settings)
+    except BaseException:
+        if stop_chain:
+            stop_chain()
+        raise
+    try:
+        _welcome(run, chains, say)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while run.proc.poll() is None:
+            time.sleep(1)
+        say(
+            f"JupyterHub stopped by itself ({run.proc.returncode}); its log ends:\n{run.log_tail()}"
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping JupyterHub, academy and learners' servers ...")
+        run.stop()
+        if stop_chain:
+            stop_chain()
+        say(f"stopped; everything is kept in {settings.state_dir}")
+
+
+def _welcome(run: HubRun, chains: str, say: Any) -> None:
+    from academy.services.seed import DEMO_ADMIN, DEMO_INSTRUCTOR, DEMO_LEARNERS
+
+    say(f"\nChainAcademy is up: {run.url}/   (Ctrl-C stops it)")
+    say(f"  academy API  {run.academy_url}/api/   OpenAPI {run.academy_url}/openapi.json")
+    say("  demo logins (user / password):")
+    for name, _display, password in [DEMO_ADMIN, DEMO_INSTRUCTOR, *DEMO_LEARNERS]:
+        say(f"    {name:<12} {password}")
+    if chains == "sandbox":
+        say(f"  each learner gets their own chain for {run.settings.hub_lab} at login")
+    elif chains == "shared":
+        say(f"  learners' chain (shared): {run.settings.hub_chain_rpc_urls.split(',')[0]}")

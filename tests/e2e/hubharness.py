@@ -1,0 +1,147 @@
+"""A real platform on free loopback ports for end-to-end tests: JupyterHub with its
+configurable-http-proxy, academy as its managed service on a PostgreSQL database of its own, the
+demo institution and a tiny course, and helpers that act as a learner through the hub.
+
+Reuse it from any test module (one hub per module, ~10-20 s to start)::
+
+    from tests.e2e.hubharness import platform_hub, HubBrowser  # noqa: F401  (pytest fixture)
+
+    def test_something(platform_hub):
+        learner = HubBrowser(platform_hub)
+        learner.login("learner1", "learner1-demo")
+        learner.academy("GET", "/api/me")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from academy.hub.launcher import HubRun, free_port, start_hub
+
+PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class PgDatabase:
+    """A database of our own on the real PostgreSQL server (prefix ``hub_``), dropped after."""
+
+    def __init__(self) -> None:
+        self.name = f"hub_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        host = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        self.url = f"{host}/{self.name}"
+
+    def __enter__(self) -> PgDatabase:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def hub_settings(state_dir: Path, courses_dir: Path, database_url: str = "", **extra: Any) -> Any:
+    """Settings for a hub of its own: every port free, nothing shared with ``make up``."""
+    from academy.settings import Settings
+
+    values: dict[str, Any] = {
+        "state_dir": state_dir,
+        "courses_dir": courses_dir,
+        "database_url": database_url,
+        "seed_demo": True,
+        "hub_port": free_port(),
+        "hub_api_port": free_port(),
+        "hub_proxy_api_port": free_port(),
+        "port": free_port(),
+        "grade_workers": 2,
+        "grade_poll_seconds": 0.2,
+        "cell_timeout": 20.0,
+        "hub_chain_rpc_urls": "",
+        "hub_lab": None,
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def platform_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubRun]:
+    """The whole platform, once per test module, on PostgreSQL; stopped and dropped after."""
+    from tests.platform.academy.builders import write_course
+
+    root = tmp_path_factory.mktemp("platform")
+    courses = root / "courses"
+    write_course(courses)
+    with PgDatabase() as db:
+        run = start_hub(hub_settings(root / "state", courses, db.url))
+        try:
+            yield run
+        finally:
+            run.stop()
+
+
+class HubBrowser:
+    """One user acting through the hub the way a browser does: the real login form, cookies,
+    OAuth redirects to academy and to the user's own server, XSRF headers."""
+
+    def __init__(self, run: HubRun, timeout: float = 30.0) -> None:
+        self.run = run
+        self.http = httpx.Client(base_url=run.url, follow_redirects=True, timeout=timeout)
+        self.name = ""
+
+    def close(self) -> None:
+        self.http.close()
+
+    def login(self, username: str, password: str, next_url: str = "") -> httpx.Response:
+        """Fill in and post the hub's login form; returns the page it lands on."""
+        form = self.http.get("/hub/login")
+        form.raise_for_status()
+        xsrf = _xsrf_field(form.text)
+        url = "/hub/login" + (f"?next={next_url}" if next_url else "")
+        reply = self.http.post(
+            url, data={"username": username, "password": password, "_xsrf": xsrf}
+        )
+        self.name = username
+        return reply
+
+    def spawn(self, timeout: float = 180.0) -> None:
+        """Start my server (as the hub's Start button does) and wait until its API answers."""
+        self.http.get(f"/hub/spawn/{self.name}", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self.http.get(f"/user/{self.name}/api/status")
+            if reply.status_code == 200 and reply.headers.get("content-type", "").startswith(
+                "application/json"
+            ):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{self.name}'s server did not start; hub log:\n{self.run.log_tail()}")
+
+    def server(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """Call my own Jupyter server (``/user/<me>/...``) with its XSRF token, as JupyterLab does."""
+        prefix = f"/user/{self.name}/"
+        xsrf = self.http.cookies.get("_xsrf", path=prefix.rstrip("/")) or self.http.cookies.get(
+            "_xsrf"
+        )
+        headers = {"X-XSRFToken": xsrf} if xsrf else {}
+        return self.http.request(method, prefix + path.lstrip("/"), headers=headers, **kw)
+
+    def academy(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """Call academy with the browser's session (HubOAuth cookie)."""
+        return self.http.request(method, self.run.settings.base_path + path, **kw)
+
+
+def _xsrf_field(html: str) -> str:
+    found = re.search(r'name="_xsrf"\s+value="([^"]+)"', html)
+    return found.group(1) if found else ""

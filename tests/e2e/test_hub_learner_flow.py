@@ -1,0 +1,154 @@
+"""The whole platform, as a learner meets it: a real JupyterHub with its configurable-http-proxy,
+academy as its managed service (PostgreSQL, local grading pool), the learner's own JupyterLab
+spawned by the hub with a chain of its own, and release -> fetch -> submit -> graded -> feedback,
+through the same routes the JupyterLab Submit button and ``academy.client.submit()`` use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.hubharness import HubBrowser
+from tests.platform.academy.builders import COURSE, LAB, SECRET
+
+pytestmark = pytest.mark.slow
+
+
+def _learner_home(platform_hub, name: str) -> Path:
+    return Path(platform_hub.settings.state_dir).resolve() / "hub" / "users" / name
+
+
+def _solve(path: Path) -> None:
+    """What the learner does in JupyterLab: fill in the solution cell and save."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "impl":
+            cell["source"] = (
+                "import hashlib\n\ndef sha_hex(data: bytes) -> str:\n"
+                "    return hashlib.sha256(data).hexdigest()\n"
+            )
+    path.write_text(json.dumps(nb))
+
+
+def _server_env(name: str) -> dict[str, str]:
+    """The environment the hub started ``name``'s server with (read from /proc, we are its host)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"jupyterhub.singleuser" not in cmd:
+            continue
+        env = dict(
+            item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+        )
+        if env.get("JUPYTERHUB_USER") == name:
+            return env
+    raise AssertionError(f"no single-user server process for {name}")
+
+
+def _wait_graded(learner: HubBrowser, submission_id: int, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = learner.server("GET", f"academy/submissions/{submission_id}").json()
+        if state["status"] in ("graded", "failed"):
+            return state
+        time.sleep(0.3)
+    raise AssertionError(f"submission {submission_id} still {state['status']} after {timeout}s")
+
+
+def test_wrong_password_is_refused_at_the_login_form(platform_hub) -> None:
+    browser = HubBrowser(platform_hub)
+    try:
+        reply = browser.login("learner2", "not-the-password")
+        assert reply.status_code == 403
+        assert "Invalid username or password" in reply.text
+        assert browser.http.get("/hub/api/user").status_code == 403
+    finally:
+        browser.close()
+
+
+def test_learner_fetches_submits_and_reads_feedback_in_jupyterlab(platform_hub) -> None:
+    learner = HubBrowser(platform_hub)
+    try:
+        landed = learner.login("learner1", "learner1-demo")
+        assert landed.status_code == 200, landed.text[-500:]
+        learner.spawn()
+
+        # the page JupyterLab is served from lists the academy extension as installed
+        lab = learner.http.get("/user/learner1/lab")
+        assert "@chainacademy/jupyterlab-academy" in lab.text
+
+        # what the Academy menu shows: the lab the demo cohort was given, then Fetch
+        listed = learner.server("GET", "academy/assignments")
+        assert listed.status_code == 200, listed.text
+        [assignment] = [a for a in listed.json()["assignments"] if a["lab"] == LAB]
+        fetched = learner.server("POST", "academy/fetch", json={"assignment_id": assignment["id"]})
+        assert fetched.status_code == 200, fetched.text
+        notebook = next(p for p in fetched.json()["paths"] if p.endswith(".ipynb"))
+        path = _learner_home(platform_hub, "learner1") / notebook
+        released = path.read_text()
+        assert SECRET not in released and "BEGIN SOLUTION" not in released
+        assert notebook.startswith(f"{COURSE}/{LAB}/")
+
+        # the learner's work is never overwritten by a second fetch
+        _solve(path)
+        mine = path.read_text()
+        learner.server("POST", "academy/fetch", json={"assignment_id": assignment["id"]})
+        assert path.read_text() == mine
+
+        # Submit button: submit, poll, then score and feedback
+        submitted = learner.server("POST", "academy/submit", json={"path": notebook})
+        assert submitted.status_code == 200, submitted.text
+        result = _wait_graded(learner, submitted.json()["id"])
+        assert result["status"] == "graded", result
+        assert result["score"] == result["max_score"] == 3
+        assert "sha_hex" in result["feedback_html"] or "hidden" in result["feedback_html"]
+        assert SECRET not in result["feedback_html"]
+
+        # a notebook outside the learner's folder is refused with one line
+        bad = learner.server("POST", "academy/submit", json={"path": "../../secrets.json"})
+        assert bad.status_code == 400 and "not a notebook in your folder" in bad.text
+    finally:
+        learner.close()
+
+
+def test_notebook_side_submit_uses_the_environment_the_hub_handed_over(platform_hub) -> None:
+    """``from academy.client import submit; submit()`` inside the learner's server: run it with the
+    exact environment the spawn hook gave that server (ACADEMY_URL, ACADEMY_TOKEN, the chain)."""
+    env = _server_env("learner1")
+    assert env["ACADEMY_URL"] == platform_hub.academy_url
+    assert env["ACADEMY_TOKEN"]
+    home = _learner_home(platform_hub, "learner1")
+    notebook = home / COURSE / LAB / f"{LAB}.ipynb"
+    assert notebook.exists(), "run after the JupyterLab flow test fetched the lab"
+    if platform_hub.settings.hub_lab:
+        rpc = env["ACADEMY_RPC_URL"]
+        reply = httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+        assert reply.json()["result"].startswith("0x")
+        assert len(env["ACADEMY_RPC_URLS"].split(",")) >= 1
+    code = (
+        "from academy.client import submit\n"
+        "state = submit()\n"
+        "assert state['status'] == 'graded', state\n"
+        "print('SCORE', state['score'], state['max_score'])\n"
+    )
+    # the kernel of the notebook knows its own path through JPY_SESSION_NAME
+    env = dict(env, JPY_SESSION_NAME=str(notebook))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=notebook.parent, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SCORE 3.0 3.0" in proc.stdout
+    assert "graded: 3 / 3" in proc.stdout
