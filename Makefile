@@ -24,6 +24,7 @@ lint: setup
 bench: setup
 	.venv/bin/python bench/consensus_sim.py
 	.venv/bin/python bench/chain_tps.py
+	.venv/bin/python bench/load_platform.py
 
 clean:
 	rm -rf .state .pytest_cache

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from academy.hub.launcher import HubRun, free_port, start_hub
 
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -84,11 +83,19 @@ def platform_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubRun]:
     courses = root / "courses"
     write_course(courses)
     with PgDatabase() as db:
-        run = start_hub(hub_settings(root / "state", courses, db.url))
+        run = start_hub(hub_settings(root / "state", courses, db.url, hub_lab=chain_lab(root)))
         try:
             yield run
         finally:
             run.stop()
+
+
+def chain_lab(folder: Path) -> Path:
+    """A lab spec asking for a one-validator chain: what each learner gets at spawn."""
+    lab = folder / "chain-lab" / "lab.toml"
+    lab.parent.mkdir(parents=True, exist_ok=True)
+    lab.write_text('[lab]\nid = "chain-lab"\n\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
+    return lab
 
 
 class HubBrowser:
@@ -115,24 +122,29 @@ class HubBrowser:
         self.name = username
         return reply
 
-    def spawn(self, timeout: float = 180.0) -> None:
-        """Start my server (as the hub's Start button does) and wait until its API answers."""
+    def spawn(self, timeout: float = 180.0) -> httpx.Response:
+        """Start my server (as the hub's Start button does); return its JupyterLab page."""
         self.http.get(f"/hub/spawn/{self.name}", timeout=timeout)
         deadline = time.monotonic() + timeout
+        lab = f"/user/{self.name}/lab"
         while time.monotonic() < deadline:
-            reply = self.http.get(f"/user/{self.name}/api/status")
-            if reply.status_code == 200 and reply.headers.get("content-type", "").startswith(
-                "application/json"
-            ):
-                return
+            # the page (not the API) walks the OAuth redirects that give us the server's cookie
+            reply = self.http.get(lab)
+            if reply.status_code == 200 and reply.url.path.startswith(lab):
+                return reply
             time.sleep(0.5)
         raise AssertionError(f"{self.name}'s server did not start; hub log:\n{self.run.log_tail()}")
 
     def server(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call my own Jupyter server (``/user/<me>/...``) with its XSRF token, as JupyterLab does."""
         prefix = f"/user/{self.name}/"
-        xsrf = self.http.cookies.get("_xsrf", path=prefix.rstrip("/")) or self.http.cookies.get(
-            "_xsrf"
+        xsrf = next(
+            (
+                c.value
+                for c in self.http.cookies.jar
+                if c.name == "_xsrf" and c.path.startswith(prefix.rstrip("/"))
+            ),
+            None,
         )
         headers = {"X-XSRFToken": xsrf} if xsrf else {}
         return self.http.request(method, prefix + path.lstrip("/"), headers=headers, **kw)

@@ -146,7 +146,11 @@ def test_notebook_side_submit_uses_the_environment_the_hub_handed_over(platform_
     # the kernel of the notebook knows its own path through JPY_SESSION_NAME
     env = dict(env, JPY_SESSION_NAME=str(notebook))
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=notebook.parent, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=notebook.parent,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,7 @@ class AcademyAuthenticator(Authenticator):
     check_path = Unicode(
         "/api/internal/authenticate", config=True, help="password-check endpoint below academy_url"
     )
-    timeout = Float(10.0, config=True, help="seconds to wait for academy's answer")
+    timeout = Float(30.0, config=True, help="seconds to wait for academy's answer")
 
     @default("allow_all")
     def _allow_all(self) -> bool:

@@ -102,6 +102,8 @@ def configure(c: Any, settings: Any | None = None) -> None:
             "api_token": s.hub_api_token,
             "environment": environment,
             "oauth_no_confirm": True,
+            # academy migrates, seeds and warms its grading pool before it answers
+            "timeout": int(s.hub_spawn_timeout),
             "display": True,
         }
     ]

@@ -62,7 +62,9 @@ def with_secrets(settings: Any) -> Any:
         if getattr(settings, name):
             continue
         if not stored.get(name):
-            stored[name] = secrets.token_hex(32)
+            # academy tells its own tokens from hub tokens by their prefix
+            prefix = "aca_" if name == "service_token" else ""
+            stored[name] = prefix + secrets.token_urlsafe(32)
             changed = True
         setattr(settings, name, stored[name])
     if changed:
@@ -97,7 +99,8 @@ class HubRun:
     proc: subprocess.Popen
     log_path: Path
     url: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    family: set[int] = field(default_factory=set)
+    """processes seen below the hub (the proxy, academy): stopped with it even if it died first"""
 
     @property
     def academy_url(self) -> str:
@@ -109,17 +112,60 @@ class HubRun:
         return ""
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the hub; it stops academy, the proxy and every learner's server it started."""
+        """Stop the hub; it stops academy, the proxy and every learner's server it started.
+
+        Whatever of those outlives the hub (a hub that died while starting leaves its proxy and
+        services behind) is stopped here, by process id.
+        """
+        family = self.family | set(_descendants(self.proc.pid))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait(5)
+        _terminate(sorted(family))
         if self.settings.hub_lab:
             stop_lab_chains(Path(self.settings.state_dir).resolve() / "sandbox")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first found through /proc's parent links)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _terminate(pids: list[int], grace: float = 10.0) -> None:
+    alive = [p for p in pids if _signal(p, signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if _signal(p, 0)]
+    for p in alive:
+        _signal(p, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def stop_lab_chains(sandbox_dir: Path) -> int:
@@ -178,9 +224,10 @@ def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubR
 
 def wait_ready(run: HubRun, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    checks = [run.url + "/hub/api/", run.academy_url + "/openapi.json"]
+    checks = [run.url + "/hub/api", run.academy_url + "/openapi.json"]
     with httpx.Client(timeout=5.0) as http:
         while checks:
+            run.family.update(_descendants(run.proc.pid))
             if run.proc.poll() is not None:
                 raise HubError(
                     f"JupyterHub exited ({run.proc.returncode}); its log {run.log_path} ends:\n"
