@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from academy.hub.launcher import HubRun, start_hub  # noqa: E402
-from tests.platform.academy.builders import answer, write_course  # noqa: E402
 
 from tests.e2e.hubharness import PgDatabase, hub_settings  # noqa: E402
+from tests.platform.academy.builders import answer, write_course  # noqa: E402
 
 PASSWORD = "bench-learner-pass"
 STEPS = ("login", "academy sign-in", "list", "fetch", "submit", "poll")

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     )
     seed_demo: bool = Field(False, description="create the demo institution, users and course")
 
+    # --- hub (JupyterHub in front of academy: `academy up`, academy.hub) -----------------------
+    hub_ip: str = Field("127.0.0.1", description="address of the hub's public proxy")
+    hub_port: int = Field(8000, description="public port: http://HUB_IP:HUB_PORT/ is the platform")
+    hub_api_port: int = Field(8081, description="the hub's own API port, behind the proxy")
+    hub_proxy_api_port: int = Field(8001, description="configurable-http-proxy's REST API port")
+    hub_spawn_timeout: float = Field(
+        180.0, gt=0, description="seconds a learner's JupyterLab (and academy) may take to start"
+    )
+    hub_lab: Path | None = Field(
+        None,
+        description="lab.toml whose chain each learner gets at spawn (labs.sandbox); "
+        "empty: `academy up` picks the first lab that asks for a chain",
+    )
+    hub_chain_rpc_urls: str = Field(
+        "", description="RPC URLs (comma-separated) of one chain shared by every learner"
+    )
+
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.base_path = "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""

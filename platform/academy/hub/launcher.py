@@ -224,7 +224,7 @@ def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubR
 
 def wait_ready(run: HubRun, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    checks = [run.url + "/hub/api", run.academy_url + "/openapi.json"]
+    checks = [run.url + "/hub/api", run.academy_url + "/health"]
     with httpx.Client(timeout=5.0) as http:
         while checks:
             run.family.update(_descendants(run.proc.pid))
@@ -282,7 +282,7 @@ def settings_help() -> str:
     ]
     for name, info in Settings.model_fields.items():
         default = info.default if info.default not in ("", None) else "(empty)"
-        lines.append(f"ACADEMY_{name.upper()} [{default}]: {info.description or ''}")
+        lines.append(f"ACADEMY_{name.upper()} (default {default}): {info.description or ''}")
     return "\n\n".join(lines)
 
 
