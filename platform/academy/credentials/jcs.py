@@ -5,11 +5,11 @@ produce the very same bytes from equal JSON. The reference implementation here i
 package (Trail of Bits, pure Python, every rule of the RFC). It costs about half a millisecond per
 credential, which alone would cap issuing far below the platform's goal, so for the values our own
 documents are made of (strings, safe integers, booleans, null, lists, objects) we let orjson write
-the same bytes: sorted keys, no whitespace, the same string escapes. Whatever could differ goes to
-`rfc8785`: any float (ECMAScript number formatting), integers outside +/-(2**53 - 1) (rejected, as
-JCS demands), keys whose UTF-16 order may differ from code point order (a key with a character at
-or above U+E000), and strings orjson refuses (lone surrogates). The tests hold the two to equal
-output on generated JSON.
+the same bytes: sorted keys, no whitespace, the same string escapes. Whatever could
+differ goes to `rfc8785`: any float (ECMAScript number formatting), integers outside
++/-(2**53 - 1) (rejected, as JCS demands), keys whose UTF-16 order may differ from code point
+order (a key with a character at or above U+E000), strings orjson refuses (lone surrogates) and
+non-JSON types. The tests hold the two to equal output on generated JSON.
 """
 
 from __future__ import annotations
@@ -28,28 +28,46 @@ class CanonicalizationError(ValueError):
     type); the message says which."""
 
 
+_SCALARS = frozenset({str, bool, type(None)})
+
+
 def _plain(value: Any) -> bool:
-    """True when orjson's sorted output is exactly the JCS output for ``value``."""
-    t = type(value)
-    if t is str or value is None or t is bool:
-        return True
-    if t is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or (not k.isascii() and max(k) >= "\ue000"):
+    """True when orjson's sorted output is exactly the JCS output for ``value``: only strings,
+    safe integers, booleans, null, lists and objects, and no key where UTF-16 order and code point
+    order may differ. Iterative with one C call per object for its keys: it runs for every
+    credential issued and verified."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    scalars = _SCALARS
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is dict:
+            keys = "".join(v)  # TypeError for a non-str key: caught by the caller
+            if not keys.isascii() and max(keys) >= "\ue000":
                 return False
-            if not _plain(v):
+            items = v.values()
+        elif t is list:
+            items = v
+        elif t is int:
+            if not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
                 return False
-        return True
-    if t is list:
-        return all(_plain(v) for v in value)
-    return False
+            continue
+        else:
+            return False
+        for item in items:
+            if type(item) not in scalars:
+                push(item)
+    return True
 
 
 def canonicalize(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value."""
-    if _plain(value):
+    try:
+        plain = type(value) in _SCALARS or _plain(value)
+    except TypeError:
+        plain = False
+    if plain:
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # lone surrogates: let the reference implementation decide

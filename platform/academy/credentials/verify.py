@@ -128,6 +128,8 @@ class OnlineSources:
         self.timeout = timeout
         self._facts: dict[str, LedgerFacts] = {}
         self._lists: dict[str, dict[str, Any]] = {}
+        self.memo: dict[tuple, Any] = {}
+        """Checked status lists, so a thousand credentials on one list check it once."""
 
     def ledger_facts(self, registry: str) -> LedgerFacts:
         if not self.rpc_url:
@@ -165,6 +167,8 @@ class CacheSources:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._facts: dict[str, LedgerFacts] = {}
+        self.memo: dict[tuple, Any] = {}
+        """Checked status lists, so a thousand credentials on one list check it once."""
 
     def ledger_facts(self, registry: str) -> LedgerFacts:
         if registry not in self._facts:
@@ -358,35 +362,19 @@ class _Run:
     def _one_status(self, entry: dict[str, Any]) -> tuple[str, str]:
         url, purpose = entry["statusListCredential"], entry["statusPurpose"]
         index = int(entry["statusListIndex"])
-        try:
-            lst = self.sources.status_list(url)  # type: ignore[union-attr]
-        except SourceError as exc:
-            return FAIL, str(exc)
-        if not isinstance(lst, dict) or "BitstringStatusListCredential" not in lst.get("type", []):
-            return FAIL, f"status list {url} is not a BitstringStatusListCredential"
-        if lst.get("id") != url or issuer_id_of(lst) != self.issuer:
-            return FAIL, "status list is not the issuer's list at that URL"
-        sig = [p for p in proofs_of(lst) if is_signature_proof(p)]
-        if not sig:
-            return FAIL, "status list is not signed"
-        checked = verify_proof(lst, sig[0], self.key if not self.anchors else None)
-        if not checked.ok:
-            return FAIL, f"status list signature: {checked.detail}"
         facts = self.ledger() if self.anchors else None
-        if facts is not None:
-            history = facts.keys.get(issuer_tag(self.issuer or ""))
-            verdict = (
-                history.check(checked.multikey or "", parse_time(sig[0]["created"]), None)
-                if history
-                else None
-            )
-            if verdict is None or not verdict.ok:
-                return FAIL, "status list signed by a key that is not the issuer's valid key"
-        subject = lst.get("credentialSubject") or {}
-        if subject.get("statusPurpose") != purpose:
-            return FAIL, f"status list is for {subject.get('statusPurpose')!r}, not {purpose!r}"
+        memo = getattr(self.sources, "memo", None)
+        memo_key = (url, purpose, self.issuer, self.key, id(facts))
+        loaded = memo.get(memo_key) if memo is not None else None
+        if loaded is None:
+            loaded = self._load_list(url, purpose, facts)
+            if memo is not None:
+                memo[memo_key] = loaded
+        bits, problem = loaded
+        if bits is None:
+            return FAIL, problem
         try:
-            bit = StatusList.decode(subject.get("encodedList")).get(index)
+            bit = bits.get(index)
         except StatusListError as exc:
             return FAIL, f"status list: {exc}"
         if facts is not None:
@@ -400,6 +388,41 @@ class _Run:
             word = "revoked" if purpose == "revocation" else "suspended"
             return FAIL, f"{word} (status list {url}, index {index})"
         return PASS, f"not {'revoked' if purpose == 'revocation' else 'suspended'}"
+
+    def _load_list(
+        self, url: str, purpose: str, facts: LedgerFacts | None
+    ) -> tuple[StatusList | None, str]:
+        """Fetch and check a status list once: (its bits, "") or (None, why it is unusable)."""
+        try:
+            lst = self.sources.status_list(url)  # type: ignore[union-attr]
+        except SourceError as exc:
+            return None, str(exc)
+        if not isinstance(lst, dict) or "BitstringStatusListCredential" not in lst.get("type", []):
+            return None, f"status list {url} is not a BitstringStatusListCredential"
+        if lst.get("id") != url or issuer_id_of(lst) != self.issuer:
+            return None, "status list is not the issuer's list at that URL"
+        sig = [p for p in proofs_of(lst) if is_signature_proof(p)]
+        if not sig:
+            return None, "status list is not signed"
+        checked = verify_proof(lst, sig[0], self.key if not self.anchors else None)
+        if not checked.ok:
+            return None, f"status list signature: {checked.detail}"
+        if facts is not None:
+            history = facts.keys.get(issuer_tag(self.issuer or ""))
+            verdict = (
+                history.check(checked.multikey or "", parse_time(sig[0]["created"]), None)
+                if history
+                else None
+            )
+            if verdict is None or not verdict.ok:
+                return None, "status list signed by a key that is not the issuer's valid key"
+        subject = lst.get("credentialSubject") or {}
+        if subject.get("statusPurpose") != purpose:
+            return None, f"status list is for {subject.get('statusPurpose')!r}, not {purpose!r}"
+        try:
+            return StatusList.decode(subject.get("encodedList")), ""
+        except StatusListError as exc:
+            return None, f"status list: {exc}"
 
 
 def verify_credential(
