@@ -36,6 +36,10 @@ def _startup(state: AcademyState) -> None:
         from .services.seed import seed_demo
 
         seed_demo(settings, state.engine)
+    if settings.credentials_auto_seconds > 0:
+        from .services.credentials import AutoIssuer
+
+        state.auto_issuer = AutoIssuer(settings, state.engine).start()
     if settings.grade_workers > 0:
         from .services.grading import WorkerPool
 
@@ -63,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if state.pool is not None:
                 await run_in_threadpool(state.pool.stop)
+            if state.auto_issuer is not None:
+                await run_in_threadpool(state.auto_issuer.stop)
             state.engine.dispose()
 
     app = FastAPI(
@@ -82,6 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers():
         api.include_router(router)
     app.include_router(api)
+    from .api.credentials import page_router
+
+    app.include_router(page_router, prefix=base)
     app.include_router(_session_routes(state, base))
     return app
 

@@ -87,6 +87,27 @@ class Settings(BaseSettings):
         "", description="RPC URLs (comma-separated) of one chain shared by every learner"
     )
 
+    # --- certificates (credentials) ----------------------------------------------------------
+    public_url: str = Field(
+        "",
+        description="origin the world reaches academy at, used in credential URLs "
+        "(status lists, issuer profiles, share links); empty: http://HOST:PORT",
+    )
+    credentials_passphrase: str = Field(
+        "",
+        description="encrypts issuer private keys at rest; empty: a random secret kept in "
+        "STATE_DIR/credentials.secret (mode 0600), away from the database",
+    )
+    ledger_rpc_url: str = Field(
+        "", description="a node of the academy ledger (minichain); empty: credentials not anchored"
+    )
+    ledger_private_key: str = Field(
+        "", description="the academy's account on the ledger (writes the registry)"
+    )
+    credentials_auto_seconds: float = Field(
+        60.0, ge=0, description="how often auto-issuing institutions issue a batch (0: never)"
+    )
+
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.base_path = "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""

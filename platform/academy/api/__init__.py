@@ -12,6 +12,7 @@ ROUTER_MODULES = [
     "academy.api.teaching",
     "academy.api.admin",
     "academy.api.internal",
+    "academy.api.credentials",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -29,6 +29,7 @@ class AcademyState:
     engine: Engine
     hub: HubIdentity | None = None
     pool: WorkerPool | None = None
+    auto_issuer: Any = None  # services.credentials.AutoIssuer when automatic issuing runs
 
 
 def get_state(request: Request) -> AcademyState:

@@ -6,6 +6,14 @@ A new area adds ``models/<area>.py`` and one import line below, then one Alembic
 from .audit import AuditEvent
 from .base import metadata, to_utc, utcnow
 from .courses import Assignment, Cohort, Course, Enrollment, Extension, LatePolicy
+from .credentials import (
+    CredentialBatch,
+    CredentialRecord,
+    IssuerKeyRecord,
+    IssuerProfile,
+    LedgerRegistryRecord,
+    StatusListRecord,
+)
 from .grading import Grade, GradeJob, JobStatus, Submission
 from .identity import ApiToken, Institution, Role, RoleAssignment, User
 
@@ -14,15 +22,21 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Cohort",
+    "CredentialBatch",
+    "CredentialRecord",
     "Course",
     "Enrollment",
     "Extension",
     "Grade",
     "GradeJob",
     "Institution",
+    "IssuerKeyRecord",
+    "IssuerProfile",
     "JobStatus",
     "LatePolicy",
+    "LedgerRegistryRecord",
     "Role",
+    "StatusListRecord",
     "RoleAssignment",
     "Submission",
     "User",

@@ -1,0 +1,324 @@
+"""Certificates over HTTP: issue (institution admin), list mine, download, share, revoke or
+suspend, the public status lists and issuer profiles, and the verify API (no login needed).
+
+Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
+/credentials/issuers/{slug}``, ``GET /credentials/shared/{token}``, ``POST /credentials/verify``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+
+from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User
+from ..services import credentials as svc
+from ..services.access import Principal, require_admin_of
+from ..services.errors import Forbidden, Invalid, NotFound
+from .common import get_row, institution_by_slug
+from .deps import PrincipalDep, SessionDep, StateDep
+from .schemas import ErrorOut
+
+router = APIRouter(
+    prefix="/credentials",
+    tags=["credentials"],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+
+
+class IssueIn(BaseModel):
+    cohort_id: int = Field(description="issue to the eligible learners of this cohort")
+    learners: list[str] | None = Field(
+        default=None, description="only these usernames (each must be eligible); default: all"
+    )
+
+
+class CredentialOut(BaseModel):
+    id: str
+    learner: str
+    course: str
+    cohort_id: int
+    issued_at: str
+    anchored: bool
+    revoked: bool
+    suspended: bool
+    download: str
+    share_url: str | None = None
+
+
+class BatchOut(BaseModel):
+    batch_id: int
+    count: int
+    anchored: bool
+    merkle_root: str
+    ledger: dict[str, Any] | None
+    note: str
+    credentials: list[CredentialOut]
+
+
+class EligibleOut(BaseModel):
+    learner: str
+    scores: dict[str, list[float]]
+
+
+class StatusIn(BaseModel):
+    purpose: str = Field(description="revocation | suspension")
+    value: bool = Field(True, description="true sets it; false lifts a suspension")
+
+
+class PolicyIn(BaseModel):
+    institution: str
+    auto_issue: bool
+
+
+class CheckOut(BaseModel):
+    name: str
+    outcome: str = Field(description="pass | fail | n/a")
+    detail: str
+
+
+class ReportOut(BaseModel):
+    credential: str | None
+    verdict: str = Field(description="valid | revoked | suspended | invalid")
+    valid: bool
+    checks: list[CheckOut]
+
+
+def _out(session: SessionDep, settings: Any, row: CredentialRecord) -> CredentialOut:
+    user = session.get(User, row.user_id)
+    course = session.get(Course, row.course_id)
+    batch = session.get(CredentialBatch, row.batch_id) if row.batch_id else None
+    return CredentialOut(
+        id=row.uid,
+        learner=user.username,  # type: ignore[union-attr]
+        course=course.slug,  # type: ignore[union-attr]
+        cohort_id=row.cohort_id,
+        issued_at=row.issued_at.isoformat(),
+        anchored=bool(batch and batch.anchored),
+        revoked=row.revoked,
+        suspended=row.suspended,
+        download=f"{svc.public_base(settings)}/api/credentials/{row.uid}",
+        share_url=svc.share_url(settings, row.share_token) if row.share_token else None,
+    )
+
+
+def _cohort_admin(session: SessionDep, principal: Principal, cohort_id: int) -> Cohort:
+    cohort = get_row(session, Cohort, cohort_id, "cohort")
+    require_admin_of(principal, cohort.institution_id)
+    return cohort
+
+
+def _record(session: SessionDep, uid: str) -> CredentialRecord:
+    row = session.exec(select(CredentialRecord).where(CredentialRecord.uid == uid)).first()
+    if row is None:
+        raise NotFound(f"no credential {uid}")
+    return row
+
+
+def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
+    if row.user_id == principal.user_id:
+        return
+    cohort = session.get(Cohort, row.cohort_id)
+    if not principal.admin_of(cohort.institution_id):  # type: ignore[union-attr]
+        raise Forbidden("only the learner and the issuing institution's admins see this")
+
+
+@router.get("/eligible", response_model=list[EligibleOut])
+def list_eligible(
+    cohort_id: int, session: SessionDep, principal: PrincipalDep
+) -> list[EligibleOut]:
+    """Learners of a cohort who meet the course's completion rule and have no credential yet."""
+    cohort = _cohort_admin(session, principal, cohort_id)
+    return [
+        EligibleOut(learner=u.username, scores={k: list(v) for k, v in s.items()})
+        for u, s in svc.eligible(session, cohort)
+    ]
+
+
+@router.post(
+    "/issue", response_model=BatchOut, status_code=201, responses={422: {"model": ErrorOut}}
+)
+async def issue(
+    body: IssueIn, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> BatchOut:
+    """Issue certificates to the eligible learners of a cohort, as one anchored batch."""
+
+    def work() -> BatchOut:
+        cohort = _cohort_admin(session, principal, body.cohort_id)
+        found = svc.eligible(session, cohort)
+        if body.learners is not None:
+            wanted = set(body.learners)
+            missing = wanted - {u.username for u, _ in found}
+            if missing:
+                raise Invalid(
+                    f"not eligible (completion rule not met, or already issued): "
+                    f"{', '.join(sorted(missing))}"
+                )
+            found = [(u, s) for u, s in found if u.username in wanted]
+        institution = session.get(Institution, cohort.institution_id)
+        batch = svc.issue_batch(
+            session, state.settings, institution, [(cohort, u, s) for u, s in found],  # type: ignore[arg-type]
+            principal.user_id,
+        )  # fmt: skip
+        rows = session.exec(
+            select(CredentialRecord).where(CredentialRecord.batch_id == batch.id)
+        ).all()
+        return BatchOut(
+            batch_id=batch.id,  # type: ignore[arg-type]
+            count=batch.count,
+            anchored=batch.anchored,
+            merkle_root=batch.merkle_root,
+            ledger=json.loads(batch.anchor_json) if batch.anchor_json else None,
+            note=batch.note,
+            credentials=[_out(session, state.settings, r) for r in rows],
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.put("/policy")
+def set_policy(
+    body: PolicyIn, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> dict:
+    """Turn automatic issuing on or off for an institution."""
+    institution = institution_by_slug(session, body.institution)
+    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    issuer = svc.ensure_issuer(session, state.settings, institution)
+    issuer.auto_issue = body.auto_issue
+    session.add(issuer)
+    session.commit()
+    return {"institution": institution.slug, "auto_issue": issuer.auto_issue}
+
+
+@router.post("/issuers/{slug}/keys", status_code=201)
+def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
+    """Rotate the institution's signing key (the old one stays valid for what it signed)."""
+    institution = institution_by_slug(session, slug)
+    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    issuer = svc.ensure_issuer(session, state.settings, institution)
+    row = svc.add_key(session, state.settings, issuer)
+    session.commit()
+    return {"multikey": row.multikey, "valid_from": row.valid_from.isoformat()}
+
+
+@router.get("/mine", response_model=list[CredentialOut])
+def mine(session: SessionDep, principal: PrincipalDep, state: StateDep) -> list[CredentialOut]:
+    """The certificates issued to me."""
+    rows = session.exec(
+        select(CredentialRecord)
+        .where(CredentialRecord.user_id == principal.user_id)
+        .order_by(col(CredentialRecord.id))
+    ).all()
+    return [_out(session, state.settings, r) for r in rows]
+
+
+@router.get("/status/{slug}/{purpose}/{seq}", tags=["public"])
+def status_list(
+    slug: str, purpose: str, seq: int, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    """A signed BitstringStatusListCredential (public)."""
+    row = svc.own_list(session, slug, purpose, seq)
+    if row is None:
+        raise NotFound(f"no {purpose} status list {seq} for {slug!r}")
+    doc = svc.status_list_document(session, state.settings, row)
+    return JSONResponse(doc, headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/issuers/{slug}", tags=["public"])
+def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> dict:
+    """The issuer profile: its keys with their validity periods, and its ledger registry."""
+    institution = institution_by_slug(session, slug)
+    issuer = svc.issuer_of(session, institution.id)  # type: ignore[arg-type]
+    if issuer is None:
+        raise NotFound(f"{slug!r} has not issued credentials")
+    return svc.issuer_document(session, state.settings, issuer)
+
+
+@router.get("/shared/{token}", tags=["public"])
+def shared(token: str, session: SessionDep) -> JSONResponse:
+    """A credential its learner chose to share (public, by the share link's token)."""
+    row = session.exec(
+        select(CredentialRecord).where(CredentialRecord.share_token == token)
+    ).first()
+    if row is None or not token:
+        raise NotFound("no credential is shared under this link (the learner may have revoked it)")
+    return JSONResponse(json.loads(row.document))
+
+
+@router.post(
+    "/verify", response_model=ReportOut, tags=["public"], responses={422: {"model": ErrorOut}}
+)
+async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
+    """Verify a credential (public): every check with its outcome, as `academy verify` prints."""
+    report = await run_in_threadpool(svc.verify_document, session, state.settings, document)
+    return ReportOut(**report.to_json())
+
+
+@router.get("/{uid}")
+def download(uid: str, session: SessionDep, principal: PrincipalDep) -> JSONResponse:
+    """The credential JSON, as issued (the learner's, or an admin of the issuing institution)."""
+    row = _record(session, uid)
+    _may_read(session, principal, row)
+    name = uid.rsplit(":", 1)[-1]
+    return JSONResponse(
+        json.loads(row.document),
+        headers={"Content-Disposition": f'attachment; filename="credential-{name}.json"'},
+    )
+
+
+@router.post("/{uid}/share")
+def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
+    """Make (or return) the share link of my credential: anyone with it can see and verify it."""
+    row = _record(session, uid)
+    if row.user_id != principal.user_id:
+        raise Forbidden("only the learner shares their credential")
+    if not row.share_token:
+        row.share_token = secrets.token_urlsafe(18)
+        session.add(row)
+        session.commit()
+    return {"share_url": svc.share_url(state.settings, row.share_token), "token": row.share_token}
+
+
+@router.delete("/{uid}/share")
+def unshare(uid: str, session: SessionDep, principal: PrincipalDep) -> dict:
+    row = _record(session, uid)
+    if row.user_id != principal.user_id:
+        raise Forbidden("only the learner shares their credential")
+    row.share_token = None
+    session.add(row)
+    session.commit()
+    return {"shared": False}
+
+
+@router.post("/{uid}/status")
+async def change_status(
+    uid: str, body: StatusIn, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> dict:
+    """Revoke or suspend a credential (or lift a suspension): status list and ledger."""
+
+    def work() -> dict:
+        row = _record(session, uid)
+        cohort = session.get(Cohort, row.cohort_id)
+        require_admin_of(principal, cohort.institution_id)  # type: ignore[union-attr]
+        svc.set_status(session, state.settings, row, body.purpose, body.value)
+        return {"id": row.uid, "revoked": row.revoked, "suspended": row.suspended}
+
+    return await run_in_threadpool(work)
+
+
+page_router = APIRouter(include_in_schema=False)
+
+
+@page_router.get("/verify")
+def verify_page(state: StateDep) -> HTMLResponse:
+    """The public verification page: paste or drop a credential, or open a share link."""
+    from importlib import resources
+
+    html = resources.files("academy.credentials").joinpath("data", "verify.html").read_text()
+    return HTMLResponse(html.replace("__BASE__", state.settings.base_path))
