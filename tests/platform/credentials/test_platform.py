@@ -1,5 +1,5 @@
-"""Certificates inside the platform, on SQLite and a real PostgreSQL, against a real academy
-ledger: learners' notebooks are graded by the real grader, the course's completion rule makes
+"""Certificates inside the platform, on a real PostgreSQL (SQLite is exercised by the page
+test), against a real academy ledger: learners' notebooks are graded by the real grader, the course's completion rule makes
 two of three eligible, the institution admin issues one anchored batch, a learner downloads and
 shares theirs, anyone verifies it through the public API, the admin revokes one."""
 
@@ -37,7 +37,7 @@ PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:54
 LEARNERS = ("ada", "bo", "cy")  # cy gets the second lab wrong: not eligible
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["postgresql"])
 def platform(request, tmp_path: Path, academy_ledger):
     values: dict = {
         "state_dir": tmp_path / "state",

@@ -1,0 +1,117 @@
+"""The public verification page in a real Chromium (Playwright), against the academy service run
+by uvicorn on a loopback port and a real academy ledger: open a share link, see every check pass;
+paste a tampered copy, see which check fails. No login anywhere."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from academy.app import create_app
+from academy.db import session_scope, upgrade
+from academy.models import Cohort, CredentialRecord, Institution, User
+from academy.services import credentials as svc
+from academy.services.courses import import_course
+from academy.services.identity import create_institution, ensure_user
+from academy.settings import Settings
+from sqlmodel import select
+
+from tests.platform.academy.builders import COURSE, LAB, write_course
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path: Path, academy_ledger):
+    port = free_port()
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        courses_dir=tmp_path / "courses",
+        grade_workers=0,
+        credentials_auto_seconds=0,
+        ledger_rpc_url=academy_ledger.rpc_url,
+        ledger_private_key=academy_ledger.cfg.accounts()[2]["private_key"],
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    write_course(settings.courses_dir)
+    upgrade(settings)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "academy did not start"
+        time.sleep(0.05)
+    engine = app.state.academy.engine
+    with session_scope(engine) as session:
+        inst = create_institution(session, None, "uni", "University of Examples")
+        course = import_course(session, settings.courses_dir / COURSE)
+        cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+        session.add(cohort)
+        session.flush()
+        learner, _ = ensure_user(session, "ada")
+        session.commit()
+        inst = session.get(Institution, inst.id)
+        svc.issue_batch(
+            session, settings, inst, [(cohort, learner, {LAB: (3.0, 3.0), "second": (2.5, 3.0)})],  # type: ignore[arg-type]
+            None,
+        )  # fmt: skip
+        record = session.exec(select(CredentialRecord)).one()
+        record.share_token = "share-token-for-ada"
+        session.add(record)
+        assert session.get(User, record.user_id).username == "ada"  # type: ignore[union-attr]
+        document = json.loads(record.document)  # type: ignore[union-attr]
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/services/academy", "document": document}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_share_link_and_pasted_credential_in_chromium(served, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{served['url']}/verify?share=share-token-for-ada")
+            page.wait_for_selector("#verdict", timeout=60_000)
+            assert page.inner_text("#verdict") == "valid"
+            rows = page.locator("#checks tbody tr")
+            assert rows.count() == 7
+            outcomes = [rows.nth(i).locator("td").first.inner_text() for i in range(7)]
+            assert outcomes == ["PASS"] * 7
+            assert "Hashing demo" in page.inner_text("#about")
+            page.screenshot(path=str(tmp_path / "verify-valid.png"), full_page=True)
+
+            tampered = json.loads(json.dumps(served["document"]))
+            tampered["evidence"][1]["description"] = "Second lab: 3 / 3"
+            page.fill("#doc", json.dumps(tampered))
+            page.click("#go")
+            page.wait_for_function(
+                "document.getElementById('verdict').textContent === 'invalid'", timeout=60_000
+            )
+            row = page.locator('#checks tbody tr[data-check="signature"] td').first
+            assert row.inner_text() == "FAIL"
+
+            page.fill("#doc", "{ this is not a certificate")
+            page.click("#go")
+            page.wait_for_function(
+                "document.getElementById('error').textContent.includes('not JSON')"
+            )
+        finally:
+            browser.close()
