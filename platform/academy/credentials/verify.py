@@ -31,6 +31,8 @@ from .anchoring import is_anchor_proof, leaf_of
 from .credential import issuer_id_of, schema_problem, status_entries
 from .keys import (
     KeyFormatError,
+    KeyHistory,
+    KeyRecord,
     format_time,
     multikey_from_reference,
     parse_time,
@@ -116,6 +118,8 @@ class Sources(Protocol):
 
     def status_list(self, url: str) -> dict[str, Any]: ...
 
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None: ...
+
 
 class OnlineSources:
     """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
@@ -140,6 +144,19 @@ class OnlineSources:
         if registry not in self._facts:
             self._facts[registry] = facts_from_bundle(fetch_ledger_bundle(self.rpc_url, registry))
         return self._facts[registry]
+
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+        """The key history an issuer publishes in its profile (for credentials with no ledger
+        anchor: weaker than the ledger, since it trusts the issuer's web site)."""
+        if not issuer_id.startswith(("https://", "http://")):
+            return None
+        try:
+            profile = self.status_list(issuer_id)
+            return KeyHistory(
+                [KeyRecord.from_json(vm) for vm in profile.get("verificationMethod", [])]
+            )
+        except (SourceError, KeyError, TypeError, ValueError, AttributeError):
+            return None
 
     def status_list(self, url: str) -> dict[str, Any]:
         if url not in self._lists:
@@ -167,6 +184,9 @@ class CacheSources:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._facts: dict[str, LedgerFacts] = {}
+
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+        return None  # offline, only the ledger evidence speaks for an issuer's keys
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
@@ -287,6 +307,11 @@ class _Run:
             return (PASS if verdict.ok else FAIL), verdict.detail
         if self.key is not None:
             return PASS, "the key given with --key (no ledger anchor to check it against)"
+        history = self.sources.issuer_keys(self.issuer or "") if self.sources else None
+        if history is not None and history.find(self.signer):
+            verdict = history.check(self.signer, self.signed_at, None)
+            note = " (from the issuer's profile; the credential has no ledger anchor)"
+            return (PASS if verdict.ok else FAIL), verdict.detail + note
         if self.issuer and self.issuer.startswith("did:key:"):
             try:
                 if multikey_from_reference(self.issuer) == self.signer:

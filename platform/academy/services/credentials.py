@@ -518,6 +518,14 @@ class AcademySources(OnlineSources):
         self.session, self.settings = session, settings
         self.prefix = f"{public_base(settings)}/api/credentials/status/"
 
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+        issuer = self.session.exec(
+            select(IssuerProfile).where(IssuerProfile.issuer_url == issuer_id)
+        ).first()
+        if issuer is not None:
+            return key_history(self.session, issuer)
+        return super().issuer_keys(issuer_id)
+
     def status_list(self, url: str) -> dict[str, Any]:
         if url.startswith(self.prefix):
             parts = url[len(self.prefix) :].split("/")

@@ -204,3 +204,44 @@ def test_issue_share_verify_revoke(platform) -> None:
     garbage = client.post(f"{API}/credentials/verify", content=b"{nope",
                           headers={"Content-Type": "application/json"})  # fmt: skip
     assert garbage.status_code == 422 and garbage.json()["detail"]
+
+
+def test_without_a_ledger_credentials_are_signed_and_checked_against_the_profile(
+    tmp_path: Path,
+) -> None:
+    """No ledger configured (the embedded default): issued credentials are signed, not anchored;
+    the verify API takes the issuer's keys from its profile and says the anchor checks are n/a."""
+    from academy.models import CredentialRecord, Institution, User
+    from academy.services import credentials as svc
+    from sqlmodel import select
+
+    settings = Settings(
+        state_dir=tmp_path / "state", courses_dir=tmp_path / "courses", grade_workers=0,
+        credentials_auto_seconds=0,
+    )  # fmt: skip
+    write_course(settings.courses_dir)
+    upgrade(settings)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+        with session_scope(engine) as session:
+            inst = create_institution(session, None, "uni", "University of Examples")
+            course = import_course(session, settings.courses_dir / COURSE)
+            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+            session.add(cohort)
+            session.flush()
+            user, _ = ensure_user(session, "ada")
+            batch = svc.issue_batch(
+                session, settings, session.get(Institution, inst.id),  # type: ignore[arg-type]
+                [(cohort, user, {LAB: (3.0, 3.0), "second": (3.0, 3.0)})], None,
+            )  # fmt: skip
+            assert not batch.anchored and "ACADEMY_LEDGER_RPC_URL" in batch.note
+            doc = json.loads(session.exec(select(CredentialRecord)).one().document)
+            assert session.exec(select(User).where(User.username == "ada")).one()
+            key_file = settings.state_dir / "credentials.secret"
+            assert key_file.stat().st_mode & 0o077 == 0
+        report = client.post(f"{API}/credentials/verify", json=doc).json()
+        outcomes = {c["name"]: c["outcome"] for c in report["checks"]}
+        assert report["verdict"] == "valid", report
+        assert outcomes["issuer key"] == "pass"
+        assert outcomes["merkle inclusion"] == outcomes["ledger anchor"] == "n/a"
+        assert outcomes["status"] == "pass"
