@@ -8,6 +8,7 @@ points ``ACADEMY_DATABASE_URL`` at PostgreSQL and runs academy as a JupyterHub s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     grade_backoff_seconds: float = Field(2.0, ge=0, description="first retry delay (doubles)")
     grade_poll_seconds: float = Field(1.0, gt=0, description="idle workers look for jobs every")
     cell_timeout: float = Field(30.0, gt=0, description="wall seconds per notebook cell")
+    grader_backend: Literal["local", "dask"] = Field(
+        "local", description="where submissions are graded: local sandboxes or a Dask cluster"
+    )
+    dask_scheduler: str = Field(
+        "", description="tcp://HOST:PORT of the Dask scheduler (grader_backend=dask)"
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, gt=0, description="largest notebook upload accepted"
     )
@@ -111,6 +118,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.base_path = "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""
+        if self.grader_backend == "dask" and not self.dask_scheduler:
+            raise ValueError("grader_backend=dask needs ACADEMY_DASK_SCHEDULER=tcp://HOST:PORT")
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.state_dir / 'academy.db').resolve()}"
         return self

@@ -143,10 +143,16 @@ def _retry_later(engine: Engine, settings: Settings, claim_: Claim, error: str) 
         session.commit()
 
 
-def grade_once(settings: Settings, sub: Submission, assignment: Assignment, user: User) -> dict:
-    """Run the grader on one stored submission: scores, per-cell results and feedback HTML."""
+def grade_once(
+    settings: Settings, sub: Submission, assignment: Assignment, user: User, key: str = ""
+) -> dict:
+    """Run the grader on one stored submission: scores, per-cell results and feedback HTML.
+
+    The submission travels as a :class:`grader.autograde.Job` (data only) to
+    :func:`grader.autograde.run_job`, here or on a Dask worker: the same code grades both ways.
+    """
     from grader.assignment import AssignmentError, read_node, reads_node
-    from grader.autograde import grade_notebook
+    from grader.autograde import Job, run_job
     from grader.limits import Limits
     from grader.results import feedback_html, totals
 
@@ -157,16 +163,27 @@ def grade_once(settings: Settings, sub: Submission, assignment: Assignment, user
         )
     except AssignmentError as exc:
         raise PermanentGradeError(str(exc)) from None
-    files = _side_files(assignment_dir(settings, assignment.id) / "source")  # type: ignore[arg-type]
     name = Path(assignment.notebook).stem
+    job = Job(
+        student=user.username,
+        assignment=assignment.lab,
+        notebooks=[(name, source, submitted, "")],
+        files=_side_files(assignment_dir(settings, assignment.id) / "source"),  # type: ignore[arg-type]
+        limits=Limits(cell_timeout=settings.cell_timeout),
+    )
     try:
-        cells = grade_notebook(
-            source, submitted, name, limits=Limits(cell_timeout=settings.cell_timeout), files=files
-        )
+        if settings.grader_backend == "dask":
+            result = (
+                _dask_client(settings.dask_scheduler)
+                .submit(run_job, job, key=key or None, pure=False)
+                .result()
+            )
+        else:
+            result = run_job(job)
     except (AssignmentError, ValueError) as exc:
-        raise PermanentGradeError(
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        ) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PermanentGradeError(first) from None
+    cells = result.notebooks[name]
     raw, max_score, _manual = totals({name: cells})
     penalty = late_penalty(assignment, sub.late_seconds, raw)
     return {
@@ -181,6 +198,25 @@ def grade_once(settings: Settings, sub: Submission, assignment: Assignment, user
             user.username, assignment.title or assignment.lab, {name: cells}
         ),
     }
+
+
+_DASK: dict[str, object] = {}
+_DASK_LOCK = threading.Lock()
+
+
+def _dask_client(address: str):  # type: ignore[no-untyped-def]
+    """One Dask client per scheduler for the whole process (made on first use)."""
+    with _DASK_LOCK:
+        client = _DASK.get(address)
+        if client is None or getattr(client, "status", "") in ("closed", "closing"):
+            from distributed import Client
+
+            from grader.cluster import check_scheduler
+
+            check_scheduler(address)
+            client = Client(address, timeout="10s", set_as_default=False)
+            _DASK[address] = client
+        return client
 
 
 def _side_files(folder: Path) -> dict[str, bytes]:
@@ -255,7 +291,8 @@ def run_one(engine: Engine, settings: Settings) -> bool:
             _finish_failed(engine, claim_.job_id, claim_.token, "submission disappeared")
             return True
         try:
-            result = grade_once(settings, sub, assignment, user)
+            key = f"academy-job-{claim_.job_id}-{claim_.attempts}-{claim_.token[:8]}"
+            result = grade_once(settings, sub, assignment, user, key)
         except PermanentGradeError as exc:
             _finish_failed(engine, claim_.job_id, claim_.token, str(exc))
             return True
