@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """One object holds every knob; each part of academy adds its own fields in a small block."""
 
-    model_config = SettingsConfigDict(env_prefix="ACADEMY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ACADEMY_", extra="ignore", populate_by_name=True)
 
     # --- core (platform) ---------------------------------------------------------------------
     state_dir: Path = Field(Path(".state"), description="where the database and uploads live")

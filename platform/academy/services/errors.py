@@ -36,3 +36,9 @@ class Invalid(AcademyError):
 
 class TooLarge(AcademyError):
     status = 413
+
+
+class Unavailable(AcademyError):
+    """Something academy depends on (JupyterHub) cannot be reached; the client may retry."""
+
+    status = 503

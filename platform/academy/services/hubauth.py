@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from ..settings import Settings
+from .errors import Unavailable
 
 log = logging.getLogger("academy.hubauth")
 
@@ -41,7 +42,9 @@ class HubIdentity:
             return await self.auth.user_for_token(token, sync=False)
         except Exception as exc:  # the hub is down or refused us: not this user's fault
             log.warning("could not ask the hub about a token: %s", exc)
-            raise
+            raise Unavailable(
+                "cannot reach JupyterHub to check this token; try again in a moment"
+            ) from None
 
     def login_redirect(self, next_url: str) -> tuple[str, str, str]:
         """(URL to send the browser to, state id, PKCE verifier) to start the OAuth dance."""

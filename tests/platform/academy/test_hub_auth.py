@@ -1,0 +1,36 @@
+"""Behind JupyterHub: academy tokens never need the hub; a hub token while the hub is down gets
+one clear 503 line; the browser login starts the hub's OAuth flow with PKCE and a state cookie."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from .conftest import BASE, free_port
+
+
+def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on) -> None:  # type: ignore[no-untyped-def]
+    dead_hub = f"http://127.0.0.1:{free_port()}/hub/api"
+    world = world_on(
+        "sqlite", grade_workers=0, hub_api_token="secret-of-the-service", hub_api_url=dead_hub
+    )
+    assert world.client.get(f"{BASE}/me", headers=world.headers("learner_a")).status_code == 200
+    r = world.client.get(f"{BASE}/me", headers={"Authorization": "token some-hub-token"})
+    assert r.status_code == 503 and "cannot reach JupyterHub" in r.json()["detail"]
+    r = world.client.get(f"{BASE}/me", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+
+    login = world.client.get(
+        "/services/academy/login?next=/services/academy/", follow_redirects=False
+    )
+    assert login.status_code == 302
+    target = urlsplit(login.headers["location"])
+    query = parse_qs(target.query)
+    assert target.path == "/hub/api/oauth2/authorize"
+    assert query["redirect_uri"] == ["/services/academy/oauth_callback"]
+    assert query["code_challenge_method"] == ["S256"] and query["state"][0]
+    assert query["state"][0] in login.headers["set-cookie"]
+    # a callback whose state does not match the cookie is refused
+    r = world.client.get(
+        "/services/academy/oauth_callback?code=x&state=forged", follow_redirects=False
+    )
+    assert r.status_code == 400 and "state" in r.json()["detail"]
