@@ -1,6 +1,6 @@
 """The demo the embedded platform starts with: one institution, an instructor, learners with demo
-passwords, every course found under ``courses/`` imported, a cohort, and the course's first lab
-released.  Idempotent: running it again changes nothing."""
+passwords, every course found under ``courses/`` imported with a demo cohort, and every lab
+released to it.  Idempotent: running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def seed_demo(settings: Settings, engine: Engine, learners: int = 3) -> SeedRepo
             for name, user in users.items():
                 if name.startswith("learner"):
                     enroll(session, None, cohort, user, strict=False)
-            for lab in course_labs(course)[:1]:
+            for lab in course_labs(course):
                 existing = session.exec(
                     select(Assignment).where(
                         Assignment.cohort_id == cohort.id, Assignment.lab == lab["id"]

@@ -34,3 +34,40 @@ def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on) ->
         "/services/academy/oauth_callback?code=x&state=forged", follow_redirects=False
     )
     assert r.status_code == 400 and "state" in r.json()["detail"]
+
+
+def test_demo_seed_is_idempotent_and_its_logins_work(settings_for) -> None:  # type: ignore[no-untyped-def]
+    from academy.app import create_app
+    from fastapi.testclient import TestClient
+
+    settings = settings_for(
+        "sqlite", grade_workers=0, seed_demo=True, service_token="aca_hub-test-secret"
+    )
+    for _ in range(2):  # the second start must change nothing
+        with TestClient(create_app(settings)) as client:
+            hub = {"Authorization": "Bearer aca_hub-test-secret"}
+            ok = client.post(
+                f"{BASE}/internal/authenticate",
+                headers=hub,
+                json={"username": "learner1", "password": "learner1-demo"},
+            )
+            assert ok.status_code == 200 and ok.json() == {"name": "learner1", "admin": False}
+            admin = client.post(
+                f"{BASE}/internal/authenticate",
+                headers=hub,
+                json={"username": "admin", "password": "admin-demo"},
+            )
+            assert admin.json() == {"name": "admin", "admin": True}
+            bad = client.post(
+                f"{BASE}/internal/authenticate",
+                headers=hub,
+                json={"username": "learner1", "password": "learner2-demo"},
+            )
+            assert bad.status_code == 401
+            token = client.post(f"{BASE}/internal/users/learner1/token", headers=hub).json()[
+                "token"
+            ]
+            mine = client.get(
+                f"{BASE}/assignments", headers={"Authorization": f"Bearer {token}"}
+            ).json()
+            assert [a["lab"] for a in mine] == ["sha", "second"]
