@@ -10,9 +10,13 @@ every cell's status from what it observes itself:
   before the deadline on a SOCK_SEQPACKET socket whose kernel-attested sender pid (SO_PASSCRED)
   is the sandbox's main process. Forked learner processes and partial frames cannot forge it;
   learner stdout is never parsed.
-* ``killed`` when the sandbox process dies (os._exit, CPU limit, crash) before replying.
-* ``timeout`` when a deadline passes; the whole pid namespace is then killed.
-* ``not_run`` for every cell after the sandbox ended.
+* ``killed`` when the sandbox process dies (os._exit, CPU limit, crash) before replying, or floods.
+* ``timeout`` when a deadline passes. The cell is interrupted first (SIGINT, as nbgrader interrupts
+  the kernel) and later cells go on in the same interpreter; a cell that ignores the interrupt
+  gets its pid namespace killed, like a cell that killed its sandbox.
+* After a sandbox ended that way, a fresh one re-runs the earlier cells (their outcomes stay as
+  first observed), skips the offending cell and goes on, so every cell that can be scored is.
+* ``not_run`` only for cells after the submission's wall time or MAX_RESTARTS, saying why.
 
 Hidden test cells are sent only when they run (never written to disk), kept out of In/linecache
 afterwards, and run with pristine builtins, output hooks, IPython/runner/json/socket namespaces
@@ -319,6 +323,16 @@ class _Sandbox:
         self.native.clear()
         return [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
 
+    def interrupt(self) -> bool:
+        """SIGINT to the sandbox's interpreter (KeyboardInterrupt, like a kernel interrupt)."""
+        if self.pidfd2 < 0:
+            return False
+        try:
+            signal.pidfd_send_signal(self.pidfd2, signal.SIGINT)
+        except ProcessLookupError:
+            return False
+        return True
+
     def close(self) -> None:
         """Kill the pid namespace and C1, wait until both are gone, sweep the uid."""
         for pidfd in (self.pidfd2, self.pidfd1):
@@ -407,68 +421,161 @@ def _check_files(files: dict[str, bytes] | None) -> None:
             )
 
 
+MAX_RESTARTS = 3
+"""Fresh sandboxes one submission may get after cells that hung or killed theirs."""
+INTERRUPT_GRACE = 2.0
+"""Seconds a timed-out cell gets to stop after SIGINT (KeyboardInterrupt), as Jupyter's interrupt."""
+
+
 def execute(
     cells: list[CellSpec], *, files: dict[str, bytes] | None = None, limits: Limits
 ) -> list[CellOutcome]:
-    """Run ``cells`` in order in one fresh sandboxed interpreter and report each cell's outcome.
+    """Run ``cells`` in order in one sandboxed interpreter and report each cell's outcome.
 
-    ``files`` are placed in the sandbox's private scratch folder (its working directory).
-    Raises SandboxError only for host problems; anything learner code does ends up in outcomes.
+    A cell over its wall time is interrupted (KeyboardInterrupt, as nbgrader interrupts the
+    kernel) and the next cells go on in the same interpreter. A cell that ignores the interrupt,
+    or kills its sandbox (os._exit, CPU limit, crash, output flood), is skipped: a fresh sandbox
+    re-runs the cells before it (their outcomes stay as first observed) and grading goes on after
+    it, up to MAX_RESTARTS times and within the submission's wall time. Every cell that still
+    cannot run says why. ``files`` are placed in the sandbox's private scratch folder (its working
+    directory). Raises SandboxError only for host problems; learner behaviour ends in outcomes.
     """
     _check_files(files)
     start = time.monotonic()
     sub_deadline = start + limits.submission_timeout
     outcomes: list[CellOutcome] = []
-    box = _Sandbox(limits, files)
-    cap = limits.max_output_bytes * 6 + 256 * 1024  # JSON escapes control chars 6 to 1
-    try:
-        kind, hello = box.receive(start + 30.0, 64 * 1024)
-        if kind != "msg" or not isinstance(hello, dict) or hello.get("ready") is not True:
-            detail = hello.get("error") if isinstance(hello, dict) else kind
-            raise SandboxError(f"the sandbox could not be set up: {detail}")
-        ended: str | None = None
-        for index, cell in enumerate(cells):
-            if ended is not None:
-                outcomes.append(CellOutcome("not_run", reason=ended))
-                continue
-            token = secrets.token_hex(16)
-            now = time.monotonic()
-            per_cell = now + limits.cell_timeout
-            deadline = min(per_cell, sub_deadline)
-            try:
-                box.sock.settimeout(max(0.0, deadline - now))
-                send_message(
-                    box.sock, {"token": token, "source": cell.source, "hidden": cell.hidden}
+    skipped: set[int] = set()  # cells that hung or killed a sandbox: never run again
+    restarts = 0
+    while len(outcomes) < len(cells):
+        if restarts > MAX_RESTARTS:
+            _rest_not_run(
+                outcomes, cells, f"not run: the sandbox was restarted {MAX_RESTARTS} times"
+            )
+            break
+        if time.monotonic() >= sub_deadline:
+            secs = limits.submission_timeout
+            _rest_not_run(outcomes, cells, f"not run: the submission used its {secs:g} s wall time")
+            break
+        box = _Sandbox(limits, files)
+        try:
+            _hello(box, start)
+            if not _replay(box, cells, len(outcomes), skipped, sub_deadline):
+                first = len(outcomes)
+                _rest_not_run(
+                    outcomes,
+                    cells,
+                    f"not run: after cell {first - 1} ended its sandbox, re-running the cells "
+                    "before it in a fresh one did not finish",
                 )
-                box.sock.settimeout(None)
-                kind, obj = box.receive(deadline, cap)
-            except TimeoutError:
-                kind, obj = "timeout", None
-            except OSError:
-                kind, obj = "died", None
-            while kind == "msg" and _clean_reply(obj, token) is None:
-                kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
-            if kind == "msg":
-                status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
-                outputs = box.take_native() + outputs
-                reason = "completed" if status == "ok" else _one_line(error)
-                outcomes.append(CellOutcome(status, outputs, error, reason))
-                continue
-            if kind == "timeout":
-                which = "cell" if per_cell <= sub_deadline else "submission"
-                secs = limits.cell_timeout if which == "cell" else limits.submission_timeout
-                reason = f"{which} exceeded its {secs:g} s wall-time limit; sandbox killed"
-                outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
-            elif kind == "flood":
-                reason = "the sandbox sent more than the output cap; sandbox killed"
-                outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
-            else:
-                box.receive(time.monotonic() + 0.5, cap)  # give C1 time to report the status
-                outcomes.append(CellOutcome("killed", box.take_native(), reason=box.death_reason()))
-            ended = f"not run: the sandbox ended at cell {index} ({outcomes[-1].status})"
-    finally:
-        box.close()
+                break
+            _run_cells(box, cells, outcomes, skipped, sub_deadline)
+        finally:
+            box.close()
+        restarts += 1
     return outcomes
+
+
+def _hello(box: _Sandbox, start: float) -> None:
+    kind, hello = box.receive(time.monotonic() + 30.0, 64 * 1024)
+    if kind != "msg" or not isinstance(hello, dict) or hello.get("ready") is not True:
+        detail = hello.get("error") if isinstance(hello, dict) else kind
+        raise SandboxError(f"the sandbox could not be set up: {detail}")
+
+
+def _rest_not_run(outcomes: list[CellOutcome], cells: list[CellSpec], reason: str) -> None:
+    while len(outcomes) < len(cells):
+        outcomes.append(CellOutcome("not_run", reason=reason))
+
+
+def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any, str]:
+    """Send one cell and wait for its reply; (kind, reply, token) with kind as in receive()."""
+    cap = box.limits.max_output_bytes * 6 + 256 * 1024  # JSON escapes control chars 6 to 1
+    token = secrets.token_hex(16)
+    try:
+        box.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        send_message(box.sock, {"token": token, "source": cell.source, "hidden": cell.hidden})
+        box.sock.settimeout(None)
+        kind, obj = box.receive(deadline, cap)
+    except TimeoutError:
+        kind, obj = "timeout", None
+    except OSError:
+        kind, obj = "died", None
+    while kind == "msg" and _clean_reply(obj, token) is None:
+        kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
+    return kind, obj, token
+
+
+def _replay(
+    box: _Sandbox, cells: list[CellSpec], upto: int, skipped: set[int], sub_deadline: float
+) -> bool:
+    """Re-run cells[:upto] (except skipped ones) to rebuild state; False if that failed."""
+    for index in range(upto):
+        if index in skipped:
+            continue
+        deadline = min(time.monotonic() + box.limits.cell_timeout, sub_deadline)
+        kind, _obj, _token = _send_cell(box, cells[index], deadline)
+        box.take_native()
+        if kind != "msg":
+            return False
+    return True
+
+
+def _run_cells(
+    box: _Sandbox,
+    cells: list[CellSpec],
+    outcomes: list[CellOutcome],
+    skipped: set[int],
+    sub_deadline: float,
+) -> None:
+    """Run cells from len(outcomes) on in this sandbox until done or the sandbox must go."""
+    limits = box.limits
+    cap = limits.max_output_bytes * 6 + 256 * 1024
+    while len(outcomes) < len(cells):
+        index = len(outcomes)
+        per_cell = time.monotonic() + limits.cell_timeout
+        deadline = min(per_cell, sub_deadline)
+        kind, obj, token = _send_cell(box, cells[index], deadline)
+        if kind == "msg":
+            status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+            outputs = box.take_native() + outputs
+            reason = "completed" if status == "ok" else _one_line(error)
+            outcomes.append(CellOutcome(status, outputs, error, reason))
+            continue
+        if kind == "timeout":
+            which = "cell" if per_cell <= sub_deadline else "submission"
+            secs = limits.cell_timeout if which == "cell" else limits.submission_timeout
+            reason = f"{which} exceeded its {secs:g} s wall-time limit"
+            if which == "cell" and box.interrupt():
+                grace = time.monotonic() + INTERRUPT_GRACE
+                kind, obj = box.receive(grace, cap)
+                while kind == "msg" and _clean_reply(obj, token) is None:
+                    kind, obj = box.receive(grace, cap)
+                if kind == "msg":  # interrupted, as nbgrader does: go on in this interpreter
+                    _status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+                    outputs = box.take_native() + outputs
+                    outcomes.append(
+                        CellOutcome("timeout", outputs, error, reason + "; interrupted")
+                    )
+                    continue
+                reason += "; it ignored the interrupt"
+            if which == "submission":
+                outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
+                _rest_not_run(outcomes, cells, f"not run: {reason}")
+                return
+            reason += (
+                "; skipped: the cells before it were re-run in a fresh sandbox"
+                if index + 1 < len(cells)
+                else ""
+            )
+            outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
+        elif kind == "flood":
+            reason = "the cell sent more than the output cap; its sandbox was replaced"
+            outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
+        else:
+            box.receive(time.monotonic() + 0.5, cap)  # give C1 time to report the status
+            outcomes.append(CellOutcome("killed", box.take_native(), reason=box.death_reason()))
+        skipped.add(index)
+        return
 
 
 def _one_line(error: dict[str, Any] | None) -> str:

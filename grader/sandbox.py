@@ -407,7 +407,9 @@ def _jail(req: dict[str, Any]) -> None:
         root + "/scratch",
         "tmpfs",
         MS_NOSUID | MS_NODEV,
-        f"size={int(lim['scratch_bytes'])},mode=700,uid={uid},gid={uid}",
+        # nr_inodes: inodes cost kernel memory the size cap does not count (an inode filler)
+        f"size={int(lim['scratch_bytes'])},nr_inodes={max(1024, int(lim['scratch_bytes']) // 4096)},"
+        f"mode=700,uid={uid},gid={uid}",
     )
     home = root + "/scratch/" + os.path.basename(SANDBOX_HOME)
     os.makedirs(home)
@@ -469,7 +471,10 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) 
     send(sock, {"ready": True})
     limit = 64 * 1024**2
     while True:
-        msg = recv(sock, limit)
+        try:
+            msg = recv(sock, limit)
+        except KeyboardInterrupt:  # an interrupt that came just after its cell finished
+            continue
         if msg is None:
             exit_now(0)
         hidden = msg.get("hidden") is True

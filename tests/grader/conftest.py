@@ -9,6 +9,4 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault(
-    "CHAINACADEMY_SANDBOX_UID_BASE", str(300_000 + (os.getpid() % 4096) * 1024)
-)
+os.environ.setdefault("CHAINACADEMY_SANDBOX_UID_BASE", str(300_000 + (os.getpid() % 4096) * 1024))
