@@ -88,13 +88,23 @@ class Job:
     limits: Limits | None = None
 
 
-def load_job(course: Course, assignment: str, student: str, limits: Limits | None = None) -> Job:
+def load_sources(course: Course, assignment: str) -> list[tuple[Path, Any]]:
+    """The assignment's source notebooks, read once for a whole batch."""
+    return [(p, read_node(p)) for p in course.source_notebooks(assignment)]
+
+
+def load_job(
+    course: Course,
+    assignment: str,
+    student: str,
+    limits: Limits | None = None,
+    sources: list[tuple[Path, Any]] | None = None,
+) -> Job:
     """Read one learner's submission (and the side files) into a :class:`Job`."""
     job = Job(student, assignment, limits=limits)
     folder = course.submitted_dir(student, assignment)
     job.files = {**_side_files(course.source_dir(assignment)), **_side_files(folder)}
-    for source_path in course.source_notebooks(assignment):
-        source = read_node(source_path)
+    for source_path, source in sources or load_sources(course, assignment):
         submitted_path = folder / source_path.name
         if not submitted_path.exists():
             job.notebooks.append(
@@ -124,10 +134,14 @@ def run_job(job: Job) -> SubmissionResult:
 
 
 def grade_submission(
-    course: Course, assignment: str, student: str, limits: Limits | None = None
+    course: Course,
+    assignment: str,
+    student: str,
+    limits: Limits | None = None,
+    sources: list[tuple[Path, Any]] | None = None,
 ) -> SubmissionResult:
     """Every notebook of one learner's submission; a missing notebook scores 0 with a reason."""
-    return run_job(load_job(course, assignment, student, limits))
+    return run_job(load_job(course, assignment, student, limits, sources))
 
 
 def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
@@ -167,18 +181,19 @@ def autograde(
     exactly once per student, whichever backend ran it and however often.
     """
     course = Course(Path(course_dir))
-    course.source_notebooks(assignment)  # fail early, in one line, on a wrong assignment name
+    sources = load_sources(course, assignment)  # fails early, in one line, on a wrong name
     todo = students if students is not None else course.students(assignment)
     if scheduler is not None:
         from .cluster import autograde_on_cluster
 
-        results = autograde_on_cluster(
-            scheduler, (load_job(course, assignment, s, limits) for s in todo), on_done
-        )
+        jobs = (load_job(course, assignment, s, limits, sources) for s in todo)
+        results = autograde_on_cluster(scheduler, jobs, on_done)
         return dict(sorted(results.items()))
     results: dict[str, SubmissionResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(grade_submission, course, assignment, s, limits): s for s in todo}
+        futures = {
+            pool.submit(grade_submission, course, assignment, s, limits, sources): s for s in todo
+        }
         for future in as_completed(futures):
             result = future.result()
             results[result.student] = result

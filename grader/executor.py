@@ -24,8 +24,10 @@ afterwards, and run with pristine builtins, output hooks, IPython/runner/json/so
 is refused while learner threads are alive. Residual risk, stated honestly: learner code that runs
 *during* a hidden cell (a function the test calls) executes in the same interpreter and, by digging
 through frames/gc/ctypes, could read that cell's token and write a forged reply from the sandbox's
-own pid. Closing that needs the checks to run outside the learner's interpreter (domain checkers
-that receive only data).
+own pid. The domain checkers (grader.checks) narrow it: they copy learner results into plain
+builtin data before judging, read chains and EVM state back themselves, and run from module
+namespaces the sandbox restores before every hidden cell; closing it fully needs the checks to
+run outside the learner's interpreter.
 Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
 ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
 up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
@@ -200,7 +202,12 @@ def _take_uid() -> tuple[int, int]:
         except BlockingIOError:
             os.close(fd)
             continue
-        _kill_uid(uid)
+        # The lock file says whether the last holder closed its sandbox cleanly ("0": its pid
+        # namespace is gone, so no process of the uid can be left). Otherwise (a grader that
+        # crashed, a new file) sweep the uid first.
+        if os.pread(fd, 1, 0) != b"0":
+            _kill_uid(uid)
+        os.pwrite(fd, b"1", 0)
         _TAKEN.add(uid)
         return uid, fd
     raise SandboxError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this host")
@@ -339,12 +346,19 @@ class _Sandbox:
             if pidfd >= 0:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        gone = self.pidfd2 >= 0
         for pidfd in (self.pidfd2, self.pidfd1):
             if pidfd >= 0:
-                select.select([pidfd], [], [], 5.0)
+                ready, _, _ = select.select([pidfd], [], [], 5.0)
+                gone = gone and bool(ready)
                 os.close(pidfd)
         self.pidfd1 = self.pidfd2 = -1
-        _kill_uid(self.uid)
+        if gone:
+            # The namespace's init (C2) has exited, and the kernel reaps every other process of
+            # the namespace before that exit is reported: nothing of this uid is left.
+            os.pwrite(self.uid_lock, b"0", 0)
+        else:
+            _kill_uid(self.uid)
         self.sock.close()
         if self.out_r >= 0:
             os.close(self.out_r)

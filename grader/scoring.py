@@ -12,6 +12,10 @@ the gradebook view of the source notebook).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -120,13 +124,38 @@ def _dedupe(cells: list[NotebookNode]) -> None:
             seen.add(gid)
 
 
+_STAGES: OrderedDict[tuple[str, str], NotebookNode] = OrderedDict()
+_STAGES_LOCK = threading.Lock()
+
+
+def _gradebook_stage(source_nb: NotebookNode, name: str) -> NotebookNode:
+    """nbgrader's gradebook view of a source notebook, computed once per distinct source.
+
+    Every submission of an assignment is prepared against the same source notebook, and running
+    nbgrader's preprocessors (with their jsonschema metadata checks) on it costs more than
+    executing a typical submission. The result is only read, never changed, by ``prepare``.
+    """
+    from grader.release import gradebook_stage
+
+    key = (hashlib.sha256(json.dumps(source_nb, sort_keys=True).encode()).hexdigest(), name)
+    with _STAGES_LOCK:
+        stage = _STAGES.get(key)
+        if stage is not None:
+            _STAGES.move_to_end(key)
+            return stage
+    stage = gradebook_stage(source_nb, name)
+    with _STAGES_LOCK:
+        _STAGES[key] = stage
+        while len(_STAGES) > 64:
+            _STAGES.popitem(last=False)
+    return stage
+
+
 def prepare(
     source_nb: NotebookNode, submitted_nb: NotebookNode, name: str = "notebook"
 ) -> PreparedNotebook:
     """Restore tests and locked cells from the source into the submission, in run order."""
-    from grader.release import gradebook_stage
-
-    stage = gradebook_stage(source_nb, name)
+    stage = _gradebook_stage(source_nb, name)
     sources = {
         _grade_id(c): c
         for c in stage.cells
