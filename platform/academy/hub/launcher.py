@@ -117,15 +117,15 @@ class HubRun:
         Whatever of those outlives the hub (a hub that died while starting leaves its proxy and
         services behind) is stopped here, by process id.
         """
-        family = self.family | set(_descendants(self.proc.pid))
+        family = sorted(self.family | set(_descendants(self.proc.pid)))
+        # everyone at once: academy, the proxy and learners' servers stop side by side, not one
+        # after the other behind the hub's own clean-up
+        _terminate([self.proc.pid, *family])
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        _terminate(sorted(family))
+            self.proc.kill()
+            self.proc.wait(5)
         if self.settings.hub_lab:
             stop_lab_chains(Path(self.settings.state_dir).resolve() / "sandbox")
 
@@ -155,9 +155,18 @@ def _terminate(pids: list[int], grace: float = 10.0) -> None:
     deadline = time.monotonic() + grace
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = [p for p in alive if _signal(p, 0)]
+        alive = [p for p in alive if _alive(p)]
     for p in alive:
         _signal(p, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _signal(pid: int, sig: int) -> bool:
