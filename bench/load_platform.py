@@ -7,7 +7,7 @@ a steady rate. It prints, per step, the error count and p50 / p99 latency, besid
 root (``GET /hub/api``) polled through the same proxy during the same run: the anchor.
 Goal: zero errors and p99 under 1 s for every step. Bounded: it stops by itself after --deadline.
 
-    .venv/bin/python bench/load_platform.py [--learners 500] [--rate 10] [--db postgresql|sqlite]
+    .venv/bin/python bench/load_platform.py [--learners 500] [--rate 2] [--db postgresql|sqlite]
 """
 
 from __future__ import annotations
@@ -246,7 +246,9 @@ def report(stats: Stats, n: int, rate: float) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=10.0, help="learners arriving per second")
+    parser.add_argument(
+        "--rate", type=float, default=2.0, help="learners arriving per second (logins/s)"
+    )
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between grade polls")
     parser.add_argument(
         "--deadline", type=float, default=600.0, help="stop after this many seconds"
