@@ -26,9 +26,13 @@ from typing import Any
 from .labtext import LabTextError, out_of_date
 from .spec import ChainSpec, Course, CourseError, Lab, find_courses, load_course
 
-SANDBOX_PRELOAD = "web3,eth_account,labs.minichain.execution,labs.minichain.rpc,labs.client"
-"""Libraries the grader's warm zygote imports once, so no lab pays for importing web3 and py-evm
-in every sandbox (seconds each); used unless CHAINACADEMY_SANDBOX_PRELOAD is set."""
+SANDBOX_PRELOAD = (
+    "web3,eth_account,labs.minichain.execution,labs.minichain.rpc,labs.client,"
+    "vyper,labs.minichain.contracts"
+)
+"""Libraries the grader's warm zygote imports once, so no lab pays for importing web3, py-evm and
+the Vyper compiler in every sandbox (seconds each); used unless CHAINACADEMY_SANDBOX_PRELOAD is
+set."""
 
 CHAIN_BLOCK_TIMEOUT = 30.0
 """Seconds a freshly started lab chain has to commit its first block."""
