@@ -19,6 +19,7 @@ from academy.db import session_scope, upgrade
 from academy.models import Cohort, LatePolicy, Role
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import import_course, release_lab
+from academy.services.credentials import auto_issue_once
 from academy.services.enrollment import enroll
 from academy.services.identity import (
     create_institution,
@@ -149,11 +150,18 @@ def test_issue_share_verify_revoke(platform) -> None:
                                headers=headers(w, "admin"))  # fmt: skip
     assert not_eligible.status_code == 422 and "cy" in not_eligible.json()["detail"]
 
-    r = client.post(f"{API}/credentials/issue", json={"cohort_id": cohort},
+    r = client.post(f"{API}/credentials/issue", json={"cohort_id": cohort, "learners": ["ada"]},
                     headers=headers(w, "admin"))  # fmt: skip
     assert r.status_code == 201, r.text
     batch = r.json()
-    assert batch["count"] == 2 and batch["anchored"] and batch["ledger"]["blockNumber"] > 0
+    assert batch["count"] == 1 and batch["anchored"] and batch["ledger"]["blockNumber"] > 0
+    # the institution turns on automatic issuing: the next round issues to bo, in its own batch
+    r = client.put(f"{API}/credentials/policy", json={"institution": "uni", "auto_issue": True},
+                   headers=headers(w, "admin"))  # fmt: skip
+    assert r.json()["auto_issue"] is True
+    engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+    assert auto_issue_once(w["settings"], engine) == 1
+    assert auto_issue_once(w["settings"], engine) == 0
     again = client.get(f"{API}/credentials/eligible", params={"cohort_id": cohort},
                        headers=headers(w, "admin"))  # fmt: skip
     assert again.json() == []
@@ -199,6 +207,13 @@ def test_issue_share_verify_revoke(platform) -> None:
     profile = client.get(f"{API}/credentials/issuers/uni").json()
     assert profile["verificationMethod"][0]["type"] == "Multikey"
     assert profile["ledger"]["registry"] == cred["proof"][1]["ledger"]["registry"]
+    # rotating the key: what the old key signed stays valid, new issues use the new key
+    old_key = cred["proof"][0]["verificationMethod"]
+    r = client.post(f"{API}/credentials/issuers/uni/keys", headers=headers(w, "admin"))
+    assert r.status_code == 201 and r.json()["multikey"] not in old_key
+    assert client.post(f"{API}/credentials/verify", json=cred).json()["verdict"] == "valid"
+    keys = client.get(f"{API}/credentials/issuers/uni").json()["verificationMethod"]
+    assert len(keys) == 2 and "validUntil" in keys[0] and "validUntil" not in keys[1]
     page = client.get("/services/academy/verify")
     assert page.status_code == 200 and "/services/academy/api/credentials" in page.text
     garbage = client.post(f"{API}/credentials/verify", content=b"{nope",
