@@ -190,7 +190,7 @@ def run_network(data: Path, listen: str = "0.0.0.0") -> int:
     return 0
 
 
-def serve_zygote(sock_path: Path, idle_exit: float = 900.0) -> int:
+def serve_zygote(sock_path: Path, idle_exit: float = 300.0) -> int:
     """Import minichain once, then fork one chain launcher per request on a unix socket.
 
     Every chain started this way (and every validator it forks) shares the imported pages of this
@@ -198,7 +198,8 @@ def serve_zygote(sock_path: Path, idle_exit: float = 900.0) -> int:
     the imports again. A request is one JSON line ``{"data": DIR, "listen": ADDR, "log": FILE}``;
     the answer is ``{"pid": PID}`` of the new launcher, which runs in its own session and outlives
     the zygote. The zygote exits after ``idle_exit`` seconds without a request (the next start
-    brings it back), so no caller has to remember to stop it.
+    brings it back) or once its socket is gone (its state folder was deleted), so no caller has to
+    remember to stop it.
     """
     import gc
     import socket
@@ -226,7 +227,7 @@ def serve_zygote(sock_path: Path, idle_exit: float = 900.0) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while not stopping and time.monotonic() - last_request < idle_exit:
+    while not stopping and time.monotonic() - last_request < idle_exit and sock_path.exists():
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
@@ -429,7 +430,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--param", action="append", default=[], help="consensus NAME=JSON value")
     s = sub.add_parser("zygote")
     s.add_argument("--socket", type=Path, required=True)
-    s.add_argument("--idle-exit", type=float, default=900.0, help="seconds without a request")
+    s.add_argument("--idle-exit", type=float, default=300.0, help="seconds without a request")
     s = sub.add_parser("validator")
     s.add_argument("--data", type=Path, default=Path("/data"))
     s.add_argument("--index", type=int, required=True)
