@@ -11,6 +11,7 @@ import copy
 import datetime as dt
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,8 @@ def world(academy_ledger, status_server, tmp_path_factory):
     backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2))
     t3 = issuer.revoke_key(k3.multikey, now_utc() + dt.timedelta(seconds=2))
     k4 = issuer.add_key(t3)
+    while academy_ledger.registry.head_time() <= t3:  # the ledger must see the revocation pass
+        time.sleep(0.2)
     after = proofs.sign(draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)))
     (revoked_key_doc, backdated) = anchored(issuer, [after, backdated_doc], format_time(t3))
     issuer.set_status(batch_a[2]["id"], "revocation")
