@@ -184,11 +184,11 @@ class CacheSources:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._facts: dict[str, LedgerFacts] = {}
+        self.memo: dict[tuple, Any] = {}
+        """Checked status lists, so a thousand credentials on one list check it once."""
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
         return None  # offline, only the ledger evidence speaks for an issuer's keys
-        self.memo: dict[tuple, Any] = {}
-        """Checked status lists, so a thousand credentials on one list check it once."""
 
     def ledger_facts(self, registry: str) -> LedgerFacts:
         if registry not in self._facts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gzip
+from pathlib import Path
 
 import pytest
 from academy.credentials.keys import (
@@ -105,3 +106,10 @@ def test_leaf_and_node_hashes_are_separated() -> None:
     assert tree.root != leaf_hash(a + b)
     with pytest.raises(ValueError):
         root_from_path(a, [{"up": b.hex()}])
+
+
+def test_sources_check_each_status_list_once() -> None:
+    from academy.credentials.verify import CacheSources, OnlineSources
+
+    assert CacheSources(Path("/nonexistent")).memo == {}
+    assert OnlineSources(None).memo == {}
