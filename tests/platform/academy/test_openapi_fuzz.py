@@ -42,7 +42,7 @@ def _world():  # type: ignore[no-untyped-def]
     return _CACHE["app"], _CACHE["world"]
 
 
-EXAMPLES = 5  # per operation and generation mode
+EXAMPLES = 4  # per operation and generation mode
 
 
 def test_no_server_error_for_generated_input() -> None:
