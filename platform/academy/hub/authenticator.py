@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from jupyterhub.auth import Authenticator
+from tornado import web
 from traitlets import Float, Unicode, default
 
 
@@ -55,14 +56,15 @@ class AcademyAuthenticator(Authenticator):
         try:
             reply = await self._http().post(url, json={"username": username, "password": password})
         except httpx.HTTPError as exc:
+            # not the learner's fault: say so, rather than "invalid username or password"
             self.log.error("academy did not answer the password check at %s: %s", url, exc)
-            return None
-        if reply.status_code in (401, 403, 404):
+            raise web.HTTPError(503, "academy is not answering; try again in a minute") from None
+        if reply.status_code in (401, 403, 404, 422):
             self.log.warning("login refused for %r", username)
             return None
         if reply.status_code != 200:
             self.log.error("academy password check %s answered %s", url, reply.status_code)
-            return None
+            raise web.HTTPError(503, "academy could not check the password; try again in a minute")
         body = reply.json()
         model: dict[str, Any] = {"name": body.get("name") or body.get("username") or username}
         if "admin" in body:
