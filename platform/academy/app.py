@@ -91,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from .api.credentials import page_router
 
     app.include_router(page_router, prefix=base)
+    from .pages.explorer import router as explorer_router
+
+    app.include_router(explorer_router, prefix=base)
     app.include_router(_session_routes(state, base))
     return app
 

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         60.0, ge=0, description="how often auto-issuing institutions issue a batch (0: never)"
     )
 
+    # --- pages (chain explorer) ------------------------------------------------------------------
+    sandbox_dir: Path | None = Field(
+        None,
+        description="labs.sandbox state folder whose learner chains the explorer shows "
+        "(empty: STATE_DIR/sandbox, where the hub keeps them)",
+    )
+
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.base_path = "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""

@@ -1,0 +1,1 @@
+"""Server-rendered pages of academy (HTML, English and Simplified Chinese)."""

@@ -1,0 +1,180 @@
+"""The chain explorer in a real Chromium (Playwright) against the real academy app (uvicorn on a
+loopback port) and a learner's real minichain started by ``labs.sandbox`` (process backend).
+
+A learner sends a transaction to their own chain and finds it in the explorer, keyboard only;
+the same page with ``Accept-Language: zh-CN`` speaks Chinese; another learner's chain is not found.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from academy.app import create_app
+from academy.db import session_scope, upgrade
+from academy.pages.i18n import MESSAGES, pick_language
+from academy.services.identity import ensure_user, issue_token
+from academy.settings import Settings
+from eth_account import Account
+
+from labs.sandbox import LabSpec, SandboxManager
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    reply = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    ).json()
+    assert "error" not in reply, reply
+    return reply["result"]
+
+
+@pytest.fixture
+def chain(tmp_path: Path):
+    manager = SandboxManager(state_dir=str(tmp_path / "sandbox"))
+    env = manager.ensure("ada", LabSpec.simple("explore", validators=1, consensus="solo"))
+    try:
+        yield manager, env
+    finally:
+        manager.destroy("ada", "explore")
+
+
+@pytest.fixture
+def served(tmp_path: Path, chain):
+    port = free_port()
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        sandbox_dir=tmp_path / "sandbox",
+        courses_dir=tmp_path / "courses",
+        grade_workers=0,
+        credentials_auto_seconds=0,
+    )
+    upgrade(settings)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "academy did not start"
+        time.sleep(0.05)
+    tokens = {}
+    with session_scope(app.state.academy.engine) as session:
+        for name in ("ada", "bob"):
+            user, _ = ensure_user(session, name)
+            tokens[name] = issue_token(session, user, ["learn"])[1]
+        session.commit()
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/services/academy", "tokens": tokens}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def send_transfer(env) -> str:
+    key = env.accounts[0]["private_key"]
+    sender = Account.from_key(key)
+    url = env.rpc_url
+    tx = {
+        "to": "0x" + "22" * 20,
+        "value": 12345,
+        "gas": 21000,
+        "gasPrice": 2 * 10**9,
+        "nonce": int(rpc(url, "eth_getTransactionCount", sender.address, "pending"), 16),
+        "chainId": int(rpc(url, "eth_chainId"), 16),
+    }
+    raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
+    tx_hash = rpc(url, "eth_sendRawTransaction", raw)
+    deadline = time.monotonic() + 30
+    while rpc(url, "eth_getTransactionReceipt", tx_hash) is None:
+        assert time.monotonic() < deadline, "the transfer was not mined in 30 s"
+        time.sleep(0.2)
+    return str(tx_hash)
+
+
+def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _manager, env = chain
+    tx_hash = send_transfer(env)
+    receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
+    number = int(receipt["blockNumber"], 16)  # type: ignore[index]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    auth = {"Authorization": f"token {served['tokens']['ada']}"}
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            ctx = browser.new_context(extra_http_headers=auth, locale="en-US")
+            page = ctx.new_page()
+            page.goto(f"{served['url']}/explorer/")
+            page.click("#chains a:text('explore')")
+            page.wait_for_selector("#blocks")
+            assert "Latest blocks" in page.inner_text("main")
+            assert page.inner_text("#faults").startswith("None")
+            validators = rpc(env.rpc_url, "minichain_validators")
+            assert validators[0]["id"] in page.inner_text("#validators")  # type: ignore[index]
+            page.screenshot(path=str(ARTIFACTS / "chain-en.png"), full_page=True)
+
+            # keyboard only: the labelled search box takes the block number
+            page.get_by_label("Block number or transaction hash").focus()
+            page.keyboard.type(str(number))
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#txs")
+            assert tx_hash.lower() in page.inner_text("#txs").lower()
+            page.screenshot(path=str(ARTIFACTS / "block-en.png"), full_page=True)
+
+            page.click("#txs a")
+            page.wait_for_selector("#receipt")
+            assert "success" in page.inner_text("#receipt")
+            assert "12345" in page.inner_text("#tx")
+            page.screenshot(path=str(ARTIFACTS / "tx-en.png"), full_page=True)
+
+            page.goto(f"{served['url']}/explorer/{env.env_id}/find?q=nonsense")
+            assert "Type a block number" in page.inner_text("[role=alert]")
+
+            zh = browser.new_context(
+                extra_http_headers={**auth, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"},
+                locale="zh-CN",
+            )
+            zpage = zh.new_page()
+            zpage.goto(f"{served['url']}/explorer/{env.env_id}")
+            zpage.wait_for_selector("#blocks")
+            main = zpage.inner_text("main")
+            assert "最新区块" in main and "验证节点" in main and "Latest blocks" not in main
+            assert zpage.get_attribute("html", "lang") == "zh-CN"
+            zpage.screenshot(path=str(ARTIFACTS / "chain-zh.png"), full_page=True)
+        finally:
+            browser.close()
+
+    # another learner cannot open ada's chain, and sees an empty list of their own
+    bob = {"Authorization": f"token {served['tokens']['bob']}"}
+    other = httpx.get(f"{served['url']}/explorer/{env.env_id}", headers=bob)
+    assert other.status_code == 404 and "of yours" in other.json()["detail"]
+    mine = httpx.get(f"{served['url']}/explorer/", headers=bob)
+    assert mine.status_code == 200 and "no lab chain yet" in mine.text
+    assert httpx.get(f"{served['url']}/explorer/{env.env_id}").status_code == 401
+
+
+def test_language_follows_accept_language() -> None:
+    assert pick_language("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert pick_language("en-GB,zh;q=0.5") == "en"
+    assert pick_language("fr, zh-TW;q=0.4") == "zh"
+    assert pick_language("zh;q=0, en") == "en"
+    assert pick_language(None) == "en"
+    assert pick_language("garbage;;q=x") == "en"
+    assert all(set(entry) == {"en", "zh"} and all(entry.values()) for entry in MESSAGES.values())
