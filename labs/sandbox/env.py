@@ -46,6 +46,8 @@ class LabEnv:
             "ACADEMY_RPC_URL": self.rpc_url or "",
             "ACADEMY_RPC_URLS": ",".join(self.rpc_urls),
             "ACADEMY_LAB_ID": self.lab_id,
+            # funded development keys of this learner's own throwaway chain (labs.client.accounts)
+            "ACADEMY_PRIVATE_KEYS": ",".join(a["private_key"] for a in self.accounts),
         }
         if self.explorer_url:
             env["ACADEMY_EXPLORER_URL"] = self.explorer_url

@@ -14,11 +14,13 @@ Labs that ask for the same chain share one start (the chain is checked, not the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,34 +153,35 @@ def chain_key(spec: ChainSpec, folder: Path) -> tuple:
     return (spec.validators, spec.consensus, spec.identity, tuple(spec.faults), preload)
 
 
-def start_chain(spec: ChainSpec, folder: Path) -> str:
-    """Start the chain ``spec`` asks for as real validators, check it, stop it; a short summary.
+def start_chain(lab: Lab) -> str:
+    """Start the chain ``lab.toml`` asks for the way a learner gets it (the sandbox manager's
+    process backend: real validator processes, preloaded contracts), check that every validator
+    answers and the chain commits a block, stop it; a short summary.
 
     Raises RuntimeError with one line when the chain does not come up as specified.
     """
-    from labs.minichain.netconfig import NetworkError, init_network
-    from labs.minichain.network import rpc, start_network, stop_network
+    from labs.minichain.network import rpc
+    from labs.sandbox import LabSpec, SandboxManager
+    from labs.sandbox.backend import BackendError
+    from labs.sandbox.spec import SpecError
 
+    spec = lab.spec.chain
+    assert spec is not None
     root = Path(tempfile.mkdtemp(prefix="academy-course-check-"))
-    started = False
+    manager = SandboxManager(state_dir=str(root))
+    learner = "course-check"
     try:
         try:
-            cfg = init_network(
-                root / "net",
-                nodes=spec.validators,
-                consensus=spec.consensus,
-                identity_mode=spec.identity,
-                accounts=2,
-            )
-            started = True
-            cfg = start_network(root / "net")
-        except (NetworkError, OSError) as exc:
+            env = manager.ensure(learner, LabSpec.from_toml(lab.folder / "lab.toml"))
+        except (SpecError, BackendError, OSError) as exc:
             raise RuntimeError(f"chain did not start: {exc}") from None
-        urls = [cfg.rpc_url(i) for i in range(len(cfg.nodes))]
+        urls = env.rpc_urls
+        if len(urls) != spec.validators:
+            raise RuntimeError(f"chain has {len(urls)} validators, lab.toml asks {spec.validators}")
         deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
         height = 0
         while time.monotonic() < deadline:
-            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)
+            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)  # type: ignore[arg-type]
             if height >= 1:
                 break
             time.sleep(0.2)
@@ -188,29 +191,15 @@ def start_chain(spec: ChainSpec, folder: Path) -> str:
             status = rpc(u, "minichain_status")
             if status["consensus"] != spec.consensus:  # type: ignore[index]
                 raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")  # type: ignore[index]
-        deployed = _preload(spec, folder, urls[0], cfg.accounts()[0]["private_key"])
-        extra = f", {deployed} contract(s)" if deployed else ""
+        missing = {p.name for p in spec.preload} - set(env.contracts)
+        if missing:
+            raise RuntimeError(f"preloaded contracts missing: {', '.join(sorted(missing))}")
+        extra = f", {len(spec.preload)} contract(s)" if spec.preload else ""
         return f"{spec.validators}x{spec.consensus} up{extra}"
     finally:
-        if started:
-            stop_network(root / "net")
+        with contextlib.suppress(Exception):
+            manager.destroy(learner, lab.id)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _preload(spec: ChainSpec, folder: Path, url: str, key: str) -> int:
-    if not spec.preload:
-        return 0
-    from labs.client import connect
-    from labs.minichain.contracts import ContractError, compile_file, deploy
-
-    w3 = connect(url)
-    for p in spec.preload:
-        try:
-            compiled = compile_file(folder / p.contract, contract=p.name)
-            deploy(w3, compiled, *p.args, account=key, timeout=60.0)
-        except ContractError as exc:
-            raise RuntimeError(f"preload {p.contract}:{p.name}: {exc}") from None
-    return len(spec.preload)
 
 
 def _text_problems(course: Course, lab: Lab) -> list[str]:
@@ -248,34 +237,42 @@ def check_courses(
             )
     elif not folders:
         report.course_problems.append(f"{root}: no course folders (each needs a course.toml)")
-    chains: dict[tuple, str] = {}
-    for folder in folders:
-        try:
-            course = load_course(folder)
-        except CourseError as exc:
-            report.course_problems += exc.problems
-            continue
-        for lab in course.labs:
-            t0 = time.monotonic()
-            lab_report = LabReport(course.id, lab.id)
-            lab_report.problems += _text_problems(course, lab)
-            grade_lab(lab, lab_report, limits)
-            spec = lab.spec.chain
-            if spec is not None and chain:
-                key = chain_key(spec, lab.folder)
-                if key in chains:
-                    lab_report.chain = f"{chains[key]} (checked above)"
-                else:
+    chains: dict[tuple, Future[str]] = {}
+    # Chains start on a thread of their own while the sandbox grades: one waits on processes
+    # starting, the other on cells running.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="course-check-chain") as pool:
+        for folder in folders:
+            try:
+                course = load_course(folder)
+            except CourseError as exc:
+                report.course_problems += exc.problems
+                continue
+            for lab in course.labs:
+                t0 = time.monotonic()
+                lab_report = LabReport(course.id, lab.id)
+                spec = lab.spec.chain
+                pending: Future[str] | None = None
+                shared = False
+                if spec is not None and chain:
+                    key = chain_key(spec, lab.folder)
+                    shared = key in chains
+                    if not shared:
+                        chains[key] = pool.submit(start_chain, lab)
+                    pending = chains[key]
+                elif spec is not None:
+                    lab_report.chain = "not started (--no-chain)"
+                lab_report.problems += _text_problems(course, lab)
+                grade_lab(lab, lab_report, limits)
+                if pending is not None:
                     try:
-                        lab_report.chain = chains[key] = start_chain(spec, lab.folder)
+                        summary = pending.result()
+                        lab_report.chain = summary + (" (checked above)" if shared else "")
                     except RuntimeError as exc:
                         lab_report.chain = "FAIL"
                         lab_report.problems.append(str(exc))
-            elif spec is not None:
-                lab_report.chain = "not started (--no-chain)"
-            lab_report.seconds = time.monotonic() - t0
-            report.labs.append(lab_report)
-            if on_lab is not None:
-                on_lab(lab_report)
+                lab_report.seconds = time.monotonic() - t0
+                report.labs.append(lab_report)
+                if on_lab is not None:
+                    on_lab(lab_report)
     report.seconds = time.monotonic() - started
     return report
