@@ -34,6 +34,7 @@ def _listed_labs() -> list[str]:
     return labs
 
 
+@pytest.mark.timeout(1800)
 def test_every_course_checks_out() -> None:
     """Every lab: full marks for the solution, zero for the starter, its chain comes up."""
     proc = subprocess.run(
@@ -41,7 +42,7 @@ def test_every_course_checks_out() -> None:
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=900,
+        timeout=1700,
     )
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
