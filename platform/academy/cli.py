@@ -336,6 +336,7 @@ def course_check(
     chain: Annotated[
         bool, typer.Option("--chain/--no-chain", help="start each lab's chain spec")
     ] = True,
+    workers: Annotated[int, typer.Option(help="labs graded at once")] = 2,
 ) -> None:
     """Validate every course; grade each lab's solution (full marks) and starter (zero) in the
     sandbox; start each lab's chain. One line per lab, then a total; exit 1 on any failure."""
@@ -344,11 +345,14 @@ def course_check(
 
     if not root.exists():
         raise fail(f"{root} does not exist: give the courses folder, e.g. courses/")
+    if workers < 1:
+        raise fail("--workers must be at least 1")
     try:
         report = check_courses(
             root,
             course_id=course,
             chain=chain,
+            workers=workers,
             on_lab=lambda r: out.print(r.line(), highlight=False),
         )
     except SandboxError as exc:

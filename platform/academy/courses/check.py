@@ -168,6 +168,7 @@ def start_chain(lab: Lab) -> str:
 
     spec = lab.spec.chain
     assert spec is not None
+    t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="academy-course-check-"))
     manager = SandboxManager(state_dir=str(root))
     learner = "course-check"
@@ -196,7 +197,7 @@ def start_chain(lab: Lab) -> str:
         if missing:
             raise RuntimeError(f"preloaded contracts missing: {', '.join(sorted(missing))}")
         extra = f", {len(spec.preload)} contract(s)" if spec.preload else ""
-        return f"{spec.validators}x{spec.consensus} up{extra}"
+        return f"{spec.validators}x{spec.consensus} up{extra} in {time.monotonic() - t0:.0f}s"
     finally:
         with contextlib.suppress(Exception):
             manager.destroy(learner, lab.id)
@@ -217,6 +218,15 @@ def _text_problems(course: Course, lab: Lab) -> list[str]:
     return []
 
 
+def _grade_job(course: Course, lab: Lab, limits: Any, chain_note: str) -> LabReport:
+    t0 = time.monotonic()
+    report = LabReport(course.id, lab.id, chain=chain_note)
+    report.problems += _text_problems(course, lab)
+    grade_lab(lab, report, limits)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
 def check_courses(
     root: Path | str,
     *,
@@ -224,8 +234,11 @@ def check_courses(
     chain: bool = True,
     on_lab: Callable[[LabReport], None] | None = None,
     limits: Any = None,
+    workers: int = 2,
 ) -> CheckReport:
-    """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result."""
+    """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result,
+    in course and lab order. ``workers`` labs are graded at once (each in its own sandbox) while
+    one more thread starts the chains: grading waits on cells, a chain start on processes."""
     os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", SANDBOX_PRELOAD)
     started = time.monotonic()
     report = CheckReport()
@@ -239,9 +252,11 @@ def check_courses(
     elif not folders:
         report.course_problems.append(f"{root}: no course folders (each needs a course.toml)")
     chains: dict[tuple, Future[str]] = {}
-    # Chains start on a thread of their own while the sandbox grades: one waits on processes
-    # starting, the other on cells running.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="course-check-chain") as pool:
+    jobs: list[tuple[Future[LabReport], Future[str] | None, bool]] = []
+    with (
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="course-check-grade") as graders,
+        ThreadPoolExecutor(1, thread_name_prefix="course-check-chain") as starter,
+    ):
         for folder in folders:
             try:
                 course = load_course(folder)
@@ -249,31 +264,32 @@ def check_courses(
                 report.course_problems += exc.problems
                 continue
             for lab in course.labs:
-                t0 = time.monotonic()
-                lab_report = LabReport(course.id, lab.id)
                 spec = lab.spec.chain
                 pending: Future[str] | None = None
                 shared = False
+                note = "-"
                 if spec is not None and chain:
                     key = chain_key(spec, lab.folder)
                     shared = key in chains
                     if not shared:
-                        chains[key] = pool.submit(start_chain, lab)
+                        chains[key] = starter.submit(start_chain, lab)
                     pending = chains[key]
                 elif spec is not None:
-                    lab_report.chain = "not started (--no-chain)"
-                lab_report.problems += _text_problems(course, lab)
-                grade_lab(lab, lab_report, limits)
-                if pending is not None:
-                    try:
-                        summary = pending.result()
-                        lab_report.chain = summary + (" (checked above)" if shared else "")
-                    except RuntimeError as exc:
-                        lab_report.chain = "FAIL"
-                        lab_report.problems.append(str(exc))
-                lab_report.seconds = time.monotonic() - t0
-                report.labs.append(lab_report)
-                if on_lab is not None:
-                    on_lab(lab_report)
+                    note = "not started (--no-chain)"
+                jobs.append(
+                    (graders.submit(_grade_job, course, lab, limits, note), pending, shared)
+                )
+        for graded, pending, shared in jobs:
+            lab_report = graded.result()
+            if pending is not None:
+                try:
+                    summary = pending.result()
+                    lab_report.chain = summary + (" (checked above)" if shared else "")
+                except RuntimeError as exc:
+                    lab_report.chain = "FAIL"
+                    lab_report.problems.append(str(exc))
+            report.labs.append(lab_report)
+            if on_lab is not None:
+                on_lab(lab_report)
     report.seconds = time.monotonic() - started
     return report
