@@ -36,6 +36,9 @@ SANDBOX_PRELOAD = (
 the Vyper compiler in every sandbox (seconds each); used unless CHAINACADEMY_SANDBOX_PRELOAD is
 set."""
 
+# The grader reads this when grader.executor is first imported: set it before anything imports it.
+os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", SANDBOX_PRELOAD)
+
 CHAIN_BLOCK_TIMEOUT = 30.0
 """Seconds a freshly started lab chain has to commit its first block."""
 
@@ -239,7 +242,6 @@ def check_courses(
     """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result,
     in course and lab order. ``workers`` labs are graded at once (each in its own sandbox) while
     one more thread starts the chains: grading waits on cells, a chain start on processes."""
-    os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", SANDBOX_PRELOAD)
     started = time.monotonic()
     report = CheckReport()
     folders = find_courses(root)
