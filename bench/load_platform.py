@@ -98,7 +98,9 @@ async def timed(stats: Stats, step: str, call) -> httpx.Response | None:  # type
 
 async def learner(run: HubRun, name: str, stats: Stats, poll: float, stop: asyncio.Event) -> None:
     base = run.settings.base_path
-    limits = httpx.Limits(max_connections=4)
+    # the proxy (node) closes a connection idle for 5 s; reusing one it is closing gives
+    # "server disconnected" races a browser would silently retry, so keep idle ones shorter
+    limits = httpx.Limits(max_connections=4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=run.url, timeout=60.0, limits=limits) as http:
         # 1. the hub's login form (GET for the XSRF field, POST the password)
         async def login() -> httpx.Response:
