@@ -76,7 +76,9 @@ def configure(c: Any, settings: Any | None = None) -> None:
         "access:services!service=academy",
     ]
     if s.hub_lab:
-        c.AcademySpawner.lab_env = sandbox_chains(Path(s.hub_lab), state / "sandbox")
+        c.AcademySpawner.lab_env = sandbox_chains(
+            Path(s.hub_lab), state / "sandbox", explorer_base=s.base_path
+        )
     elif s.hub_chain_rpc_urls:
         urls = [u.strip() for u in s.hub_chain_rpc_urls.split(",") if u.strip()]
         c.AcademySpawner.lab_env = shared_chain(urls)

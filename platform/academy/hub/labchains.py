@@ -17,12 +17,17 @@ from pathlib import Path
 LabEnvFn = Callable[[str], Awaitable[dict[str, str]]]
 
 
-def sandbox_chains(lab_toml: Path, state_dir: Path) -> LabEnvFn:
-    """Per-learner chains for the lab in ``lab_toml`` through ``labs.sandbox``."""
+def sandbox_chains(lab_toml: Path, state_dir: Path, explorer_base: str = "") -> LabEnvFn:
+    """Per-learner chains for the lab in ``lab_toml`` through ``labs.sandbox``.
+
+    With ``explorer_base`` (academy's base path) the learner's server also gets
+    ``ACADEMY_EXPLORER_URL``, the explorer page of their own chain.
+    """
     from labs.sandbox import LabSpec, SandboxManager
 
     spec = LabSpec.from_toml(lab_toml)
-    manager = SandboxManager(state_dir=str(state_dir))
+    template = f"{explorer_base}/explorer/{{env_id}}" if explorer_base else ""
+    manager = SandboxManager(state_dir=str(state_dir), explorer_url_template=template)
 
     async def lab_env(learner: str) -> dict[str, str]:
         # ensure() blocks until every validator answers: keep the hub's event loop free meanwhile

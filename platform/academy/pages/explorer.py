@@ -2,7 +2,9 @@
 validators, consensus state and the fault switches in effect.
 
 Pages are rendered on the server from the chain's JSON-RPC (httpx), so the learner's browser never
-needs to reach the chain itself (with the docker backend it cannot). A learner only ever sees the
+needs to reach the chain itself. Academy uses the environment's recorded RPC URLs: loopback with the
+process backend; with the docker backend those live inside the learner's network, which academy
+must be able to reach (not arranged yet: the page then says the chain did not answer). A learner only ever sees the
 environments ``labs.sandbox`` recorded for *their* username; any other id is "not found".
 """
 
@@ -88,7 +90,7 @@ def _int(value: Any) -> int:
 
 
 STYLE = """
-body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0 auto;max-width:72rem;padding:1rem;
+body{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;margin:0 auto;max-width:72rem;padding:1rem;
 color:#1b1b1b}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.5rem}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem .5rem;

@@ -1,5 +1,5 @@
 """The chain explorer in a real Chromium (Playwright) against the real academy app (uvicorn on a
-loopback port) and a learner's real minichain started by ``labs.sandbox`` (process backend).
+loopback port) and a learner's real minichain started by ``labs.sandbox`` (process backend) the way the hub starts it at spawn.
 
 A learner sends a transaction to their own chain and finds it in the explorer, keyboard only;
 the same page with ``Accept-Language: zh-CN`` speaks Chinese; another learner's chain is not found.
@@ -7,6 +7,7 @@ the same page with ``Accept-Language: zh-CN`` speaks Chinese; another learner's 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import threading
@@ -18,12 +19,13 @@ import pytest
 import uvicorn
 from academy.app import create_app
 from academy.db import session_scope, upgrade
+from academy.hub.labchains import sandbox_chains
 from academy.pages.i18n import MESSAGES, pick_language
 from academy.services.identity import ensure_user, issue_token
 from academy.settings import Settings
 from eth_account import Account
 
-from labs.sandbox import LabSpec, SandboxManager
+from labs.sandbox import SandboxManager
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
@@ -45,10 +47,18 @@ def rpc(url: str, method: str, *params: object) -> object:
 
 @pytest.fixture
 def chain(tmp_path: Path):
+    """Ada's chain for a one-validator lab, started the way the hub does at spawn."""
+    lab = tmp_path / "explore" / "lab.toml"
+    lab.parent.mkdir()
+    lab.write_text('[lab]\nid = "explore"\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
     manager = SandboxManager(state_dir=str(tmp_path / "sandbox"))
-    env = manager.ensure("ada", LabSpec.simple("explore", validators=1, consensus="solo"))
     try:
-        yield manager, env
+        spawn_env = asyncio.run(
+            sandbox_chains(lab, tmp_path / "sandbox", explorer_base="/services/academy")("ada")
+        )
+        env = manager.status("ada", "explore")
+        assert env.status == "running" and spawn_env["ACADEMY_RPC_URL"] == env.rpc_url
+        yield env, spawn_env
     finally:
         manager.destroy("ada", "explore")
 
@@ -79,7 +89,11 @@ def served(tmp_path: Path, chain):
             tokens[name] = issue_token(session, user, ["learn"])[1]
         session.commit()
     try:
-        yield {"url": f"http://127.0.0.1:{port}/services/academy", "tokens": tokens}
+        yield {
+            "origin": f"http://127.0.0.1:{port}",
+            "url": f"http://127.0.0.1:{port}/services/academy",
+            "tokens": tokens,
+        }
     finally:
         server.should_exit = True
         thread.join(10)
@@ -109,7 +123,7 @@ def send_transfer(env) -> str:
 def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     from playwright.sync_api import sync_playwright
 
-    _manager, env = chain
+    env, spawn_env = chain
     tx_hash = send_transfer(env)
     receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
     number = int(receipt["blockNumber"], 16)  # type: ignore[index]
@@ -124,6 +138,8 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
             page.goto(f"{served['url']}/explorer/")
             page.click("#chains a:text('explore')")
             page.wait_for_selector("#blocks")
+            # the link the learner's JupyterLab got at spawn is this very page
+            assert page.url == served["origin"] + spawn_env["ACADEMY_EXPLORER_URL"]
             assert "Latest blocks" in page.inner_text("main")
             assert page.inner_text("#faults").startswith("None")
             validators = rpc(env.rpc_url, "minichain_validators")
