@@ -413,11 +413,15 @@ def _jail(req: dict[str, Any]) -> None:
     )
     home = root + "/scratch/" + os.path.basename(SANDBOX_HOME)
     os.makedirs(home)
+    tmpdir = "/tmp"
     if os.path.isdir(root + "/tmp"):
         # A read-only path lives under /tmp (say the repository was cloned there): keep /tmp as
-        # that view and mount just the sandbox's home into it from the scratch tmpfs.
+        # that view and mount just the sandbox's home into it from the scratch tmpfs; temporary
+        # files then go to a folder inside that home, since /tmp itself is read-only.
         os.makedirs(root + SANDBOX_HOME, exist_ok=True)
         _mount(home, root + SANDBOX_HOME, None, MS_BIND, None)
+        os.makedirs(home + "/tmp")
+        tmpdir = SANDBOX_HOME + "/tmp"
     else:
         os.symlink("/scratch", root + "/tmp")
     os.makedirs(root + "/proc")
@@ -447,6 +451,9 @@ def _jail(req: dict[str, Any]) -> None:
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.environ.clear()
     os.environ.update(SANDBOX_ENV)
+    os.environ["TMPDIR"] = tmpdir
+    # libraries preloaded in the zygote may already have asked tempfile (it caches the answer)
+    tempfile.tempdir = tmpdir
 
 
 def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) -> None:

@@ -224,6 +224,17 @@ def test_files_are_in_scratch_and_filesystem_is_read_only_elsewhere() -> None:
     assert "wrote" not in stdout(out[1]) and stdout(out[1]).count("denied") == 3
 
 
+def test_temporary_files_work_wherever_the_repository_lives() -> None:
+    # With the repository cloned under /tmp, the sandbox's /tmp is a read-only view: tempfile
+    # must still get a writable folder (solc-js and many libraries open temporary files).
+    out = run(
+        "import tempfile\nwith tempfile.TemporaryFile() as fh:\n    fh.write(b'x')\n"
+        "print(tempfile.mkdtemp().startswith(tempfile.gettempdir()))"
+    )
+    assert out[0].status == "ok", out[0]
+    assert stdout(out[0]) == "True\n"
+
+
 def test_hidden_source_and_gradebook_are_not_readable(tmp_path) -> None:
     marker = "HIDDEN_MARKER_7f3a"
     gradebook = tmp_path / "gradebook.json"
