@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ..api.deps import PrincipalDep, StateDep
 from ..services.errors import NotFound
 from ..settings import Settings
+from .abi import decode_call, decode_log
 from .i18n import pick_language, text
 
 router = APIRouter(prefix="/explorer", include_in_schema=False)
@@ -309,7 +310,7 @@ async def block_page(
             block = await rpc.call("eth_getBlockByNumber", hex(number), True)
     except ChainUnavailable:
         return _unavailable(lang, title, base)
-    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>'
+    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>' + find_form(lang, link)
     if not block:
         resp = page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base)
         resp.status_code = 404
@@ -362,7 +363,7 @@ async def tx_page(
             receipt = await rpc.call("eth_getTransactionReceipt", tx_hash) if tx else None
     except ChainUnavailable:
         return _unavailable(lang, title, base)
-    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>'
+    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>' + find_form(lang, link)
     if not tx:
         resp = page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base)
         resp.status_code = 404
@@ -376,6 +377,9 @@ async def tx_page(
         (text(lang, "value"), esc(_int(tx.get("value")))),
         (text(lang, "data"), f"<code>{esc(tx.get('input') or '0x')}</code>"),
     ]
+    call = decode_call(env.contracts, tx.get("to"), tx.get("input") or "0x")
+    if call:
+        pairs.append((text(lang, "call"), f'<code id="call">{esc(call)}</code>'))
     body = back + facts(pairs, "tx")
     if receipt:
         ok = _int(receipt.get("status")) == 1
@@ -399,12 +403,13 @@ async def tx_page(
         else:
             rows = [
                 [
+                    f"<code>{esc(decode_log(env.contracts, lg) or '')}</code>",
                     f"<code>{esc(lg['address'])}</code>",
                     "<br>".join(f"<code>{esc(t)}</code>" for t in lg.get("topics", [])),
                     f"<code>{esc(lg.get('data', '0x'))}</code>",
                 ]
                 for lg in logs
             ]
-            headers = [text(lang, k) for k in ("address", "topics", "data")]
+            headers = [text(lang, k) for k in ("event", "address", "topics", "data")]
             body += table(headers, rows, "logs")
     return page(lang, title, body, base)

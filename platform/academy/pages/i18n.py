@@ -49,6 +49,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "failure": {"en": "failed", "zh": "失败"},
     "created": {"en": "Contract created", "zh": "创建的合约"},
     "address": {"en": "Address", "zh": "地址"},
+    "call": {"en": "Decoded call", "zh": "解码后的调用"},
+    "event": {"en": "Decoded event", "zh": "解码后的事件"},
     "topics": {"en": "Topics", "zh": "主题"},
     "data": {"en": "Data", "zh": "数据"},
     "validators": {"en": "Validators", "zh": "验证节点"},

@@ -23,11 +23,14 @@ from academy.hub.labchains import sandbox_chains
 from academy.pages.i18n import MESSAGES, pick_language
 from academy.services.identity import ensure_user, issue_token
 from academy.settings import Settings
+from eth_abi import encode
 from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from labs.sandbox import SandboxManager
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.vy"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
 
 
@@ -50,7 +53,11 @@ def chain(tmp_path: Path):
     """Ada's chain for a one-validator lab, started the way the hub does at spawn."""
     lab = tmp_path / "explore" / "lab.toml"
     lab.parent.mkdir()
-    lab.write_text('[lab]\nid = "explore"\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
+    lab.write_text(
+        '[lab]\nid = "explore"\n[chain]\nvalidators = 1\nconsensus = "solo"\n'
+        'preload = [ { contract = "Counter.vy", name = "Counter", args = [7] } ]\n'
+    )
+    shutil.copy(COUNTER, lab.parent / "Counter.vy")
     manager = SandboxManager(state_dir=str(tmp_path / "sandbox"))
     try:
         spawn_env = asyncio.run(
@@ -99,14 +106,16 @@ def served(tmp_path: Path, chain):
         thread.join(10)
 
 
-def send_transfer(env) -> str:
+def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> str:
+    """Sign with the chain's first funded account, send, and wait for the receipt."""
     key = env.accounts[0]["private_key"]
     sender = Account.from_key(key)
     url = env.rpc_url
     tx = {
-        "to": "0x" + "22" * 20,
-        "value": 12345,
-        "gas": 21000,
+        "to": to_checksum_address(to),
+        "value": value,
+        "data": data,
+        "gas": gas,
         "gasPrice": 2 * 10**9,
         "nonce": int(rpc(url, "eth_getTransactionCount", sender.address, "pending"), 16),
         "chainId": int(rpc(url, "eth_chainId"), 16),
@@ -124,7 +133,13 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     from playwright.sync_api import sync_playwright
 
     env, spawn_env = chain
-    tx_hash = send_transfer(env)
+    tx_hash = send(env, "0x" + "22" * 20, value=12345)
+    counter = env.contracts["Counter"]["address"]
+    bump = (
+        "0x"
+        + (function_signature_to_4byte_selector("bump(uint256)") + encode(["uint256"], [5])).hex()
+    )
+    bump_hash = send(env, counter, data=bump, gas=200_000)
     receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
     number = int(receipt["blockNumber"], 16)  # type: ignore[index]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -159,6 +174,15 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
             assert "success" in page.inner_text("#receipt")
             assert "12345" in page.inner_text("#tx")
             page.screenshot(path=str(ARTIFACTS / "tx-en.png"), full_page=True)
+
+            # a call to the preloaded contract, decoded with the ABI the sandbox recorded
+            page.get_by_label("Block number or transaction hash").fill(bump_hash)
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#receipt")
+            assert page.inner_text("#call") == "Counter.bump(step=5)"
+            sender = Account.from_key(env.accounts[0]["private_key"]).address.lower()
+            assert f"Counter.Bumped(sender={sender}, count=12)" in page.inner_text("#logs")
+            page.screenshot(path=str(ARTIFACTS / "call-en.png"), full_page=True)
 
             page.goto(f"{served['url']}/explorer/{env.env_id}/find?q=nonsense")
             assert "Type a block number" in page.inner_text("[role=alert]")
