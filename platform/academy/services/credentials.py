@@ -183,12 +183,15 @@ def add_key(session: Session, settings: Settings, issuer: IssuerProfile) -> Issu
             col(IssuerKeyRecord.revoked_at).is_(None),
         )
     ).all()
+    # Times are whole seconds: the old key stays valid to the end of this second, so a credential
+    # it signed earlier in the same second is not read as signed after the rotation.
+    retired_at = now + dt.timedelta(seconds=1)
     registry = registry_for(session, settings)
     for row in current:
-        row.valid_until = now
+        row.valid_until = retired_at
         session.add(row)
         if registry is not None:
-            registry.retire_key(issuer.issuer_url, row.multikey, now)
+            registry.retire_key(issuer.issuer_url, row.multikey, retired_at)
     key = IssuerKey.generate()
     row = IssuerKeyRecord(
         issuer_id=issuer.id,  # type: ignore[arg-type]
