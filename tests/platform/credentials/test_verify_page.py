@@ -7,12 +7,9 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from academy.app import create_app
 from academy.db import session_scope, upgrade
 from academy.models import Cohort, CredentialRecord, Institution, User
@@ -22,6 +19,7 @@ from academy.services.identity import create_institution, ensure_user
 from academy.settings import Settings
 from sqlmodel import select
 
+from tests.platform import appserver
 from tests.platform.academy.builders import COURSE, LAB, write_course
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,13 +46,7 @@ def served(tmp_path: Path, academy_ledger):
     write_course(settings.courses_dir)
     upgrade(settings)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "academy did not start"
-        time.sleep(0.05)
+    stop = appserver.start(app, port)
     engine = app.state.academy.engine
     with session_scope(engine) as session:
         inst = create_institution(session, None, "uni", "University of Examples")
@@ -77,8 +69,7 @@ def served(tmp_path: Path, academy_ledger):
     try:
         yield {"url": f"http://127.0.0.1:{port}/services/academy", "document": document}
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def test_share_link_and_pasted_credential_in_chromium(served, tmp_path: Path) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from academy.app import create_app
 from academy.db import session_scope, upgrade
 from academy.hub.labchains import sandbox_chains
@@ -28,6 +26,7 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from labs.sandbox import SandboxManager
+from tests.platform import appserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.vy"
@@ -82,13 +81,7 @@ def served(tmp_path: Path, chain):
     )
     upgrade(settings)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "academy did not start"
-        time.sleep(0.05)
+    stop = appserver.start(app, port)
     tokens = {}
     with session_scope(app.state.academy.engine) as session:
         for name in ("ada", "bob"):
@@ -102,8 +95,7 @@ def served(tmp_path: Path, chain):
             "tokens": tokens,
         }
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> str:
