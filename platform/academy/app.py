@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import routers
@@ -88,19 +88,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers():
         api.include_router(router)
     app.include_router(api)
-    from .api.credentials import page_router
+    from .pages import routers as page_routers
 
-    app.include_router(page_router, prefix=base)
-    from .pages.explorer import router as explorer_router
-
-    app.include_router(explorer_router, prefix=base)
+    for router in page_routers():
+        app.include_router(router, prefix=base)
     app.include_router(_session_routes(state, base))
     return app
 
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AcademyError)
-    async def academy_error(_request: Request, exc: AcademyError) -> JSONResponse:
+    async def academy_error(request: Request, exc: AcademyError) -> Response:
+        if _wants_page(request):
+            from .pages.layout import error_page
+
+            return error_page(request, exc.status, exc.message)
         body: dict = {"detail": exc.message}
         if isinstance(exc.detail, dict):
             body.update(exc.detail)
@@ -124,6 +126,14 @@ def _error_handlers(app: FastAPI) -> None:
         )
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for one of the pages (not the API) gets its errors as a page too."""
+    base = request.app.state.academy.settings.base_path
+    return not request.url.path.startswith(base + "/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
 def _plain(errors: list) -> list:
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
 
@@ -131,6 +141,10 @@ def _plain(errors: list) -> list:
 def _session_routes(state: AcademyState, base: str) -> APIRouter:
     """Browser sign-in through the hub (HubOAuth), and a health check for whoever starts us."""
     router = APIRouter(prefix=base, include_in_schema=False)
+
+    @router.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse(base + "/me/", status_code=302)
 
     @router.get("/health")
     def health() -> dict:

@@ -120,7 +120,7 @@ def submission_out(session: Session, sub: Submission) -> SubmissionOut:
         cells = json.loads(grade.cells)
         for cell in cells.values():
             if cell.get("hidden"):
-                cell["reason"] = _learner_reason(cell)
+                cell["reason"] = subs.learner_reason(cell)
     return SubmissionOut(
         id=sub.id,  # type: ignore[arg-type]
         assignment_id=sub.assignment_id,
@@ -145,22 +145,6 @@ def submission_out(session: Session, sub: Submission) -> SubmissionOut:
             else None
         ),
         graded_at=grade.graded_at if grade else None,
-    )
-
-
-def _learner_reason(cell: dict) -> str:
-    from grader.results import learner_reason
-    from grader.scoring import CellResult
-
-    return learner_reason(
-        CellResult(
-            "",
-            cell.get("points"),
-            cell.get("max_points", 0),
-            cell.get("status", ""),
-            cell.get("reason", ""),
-            True,
-        )
     )
 
 

@@ -3,6 +3,7 @@ suspend, the public status lists and issuer profiles, and the verify API (no log
 
 Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
 /credentials/issuers/{slug}``, ``GET /credentials/shared/{token}``, ``POST /credentials/verify``.
+The public page that uses them is ``academy.pages.verify``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
@@ -310,15 +311,3 @@ async def change_status(
         return {"id": row.uid, "revoked": row.revoked, "suspended": row.suspended}
 
     return await run_in_threadpool(work)
-
-
-page_router = APIRouter(include_in_schema=False)
-
-
-@page_router.get("/verify")
-def verify_page(state: StateDep) -> HTMLResponse:
-    """The public verification page: paste or drop a credential, or open a share link."""
-    from importlib import resources
-
-    html = resources.files("academy.credentials").joinpath("data", "verify.html").read_text()
-    return HTMLResponse(html.replace("__BASE__", state.settings.base_path))

@@ -10,7 +10,6 @@ environments ``labs.sandbox`` recorded for *their* username; any other id is "no
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +20,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..api.deps import PrincipalDep, StateDep
+from ..api.deps import StateDep
 from ..services.errors import NotFound
 from ..settings import Settings
 from .abi import decode_call, decode_log
-from .i18n import pick_language, text
+from .i18n import text
+from .layout import ViewerDep, esc, facts, lang_of, page, table
 
 router = APIRouter(prefix="/explorer", include_in_schema=False)
 
@@ -82,53 +82,15 @@ class Rpc:
 
 
 # -- rendering -----------------------------------------------------------------------------------
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) and value.startswith("0x") else int(value or 0)
-
-
-STYLE = """
-body{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;margin:0 auto;max-width:72rem;padding:1rem;
-color:#1b1b1b}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.5rem}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem .5rem;
-text-align:left;vertical-align:top}code,.mono{font-family:ui-monospace,monospace;word-break:break-all}
-a{color:#0645ad}a:focus,input:focus,button:focus{outline:3px solid #f5a623;outline-offset:2px}
-.bad{color:#a00}.ok{color:#060}form{margin:1rem 0}input{min-width:30rem;padding:.3rem}
-"""
-
-
-def page(lang: str, title: str, body: str, base: str) -> HTMLResponse:
-    doc = (
-        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
-        f'<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
-        f'<nav aria-label="{esc(text(lang, "explorer"))}"><a href="{esc(base)}/explorer/">'
-        f"{esc(text(lang, 'my_chains'))}</a></nav><main><h1>{esc(title)}</h1>{body}</main>"
-        "</body></html>"
-    )
-    return HTMLResponse(doc, headers={"Content-Language": "zh-CN" if lang == "zh" else "en"})
-
-
-def table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
-    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def facts(pairs: list[tuple[str, str]], dl_id: str) -> str:
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs)
-    return f'<dl id="{dl_id}">{items}</dl>'
 
 
 def find_form(lang: str, link: str) -> str:
     return (
         f'<form method="get" action="{esc(link)}/find" role="search">'
         f'<label for="q">{esc(text(lang, "find_label"))}</label> '
-        f'<input id="q" name="q" required autocomplete="off"> '
+        f'<input id="q" name="q" type="search" required autocomplete="off"> '
         f'<button type="submit">{esc(text(lang, "go"))}</button></form>'
     )
 
@@ -138,18 +100,14 @@ def _when(ts: Any) -> str:
 
 
 # -- pages ---------------------------------------------------------------------------------------
-def _lang(request: Request) -> str:
-    return pick_language(request.headers.get("accept-language"))
-
-
 def _link(settings: Settings, env_id: str) -> str:
     return f"{settings.base_path}/explorer/{env_id}"
 
 
 @router.get("/", response_class=HTMLResponse)
-async def my_chains(request: Request, state: StateDep, principal: PrincipalDep) -> HTMLResponse:
+async def my_chains(request: Request, state: StateDep, principal: ViewerDep) -> HTMLResponse:
     """The learner's lab chains, each linking to its explorer."""
-    lang, settings = _lang(request), state.settings
+    lang, settings = lang_of(request), state.settings
     envs = await run_in_threadpool(_my_envs, settings, principal.user.username)
     if not envs:
         body = f"<p>{esc(text(lang, 'no_chains'))}</p>"
@@ -166,9 +124,9 @@ async def my_chains(request: Request, state: StateDep, principal: PrincipalDep) 
 
 
 async def _chain_or_notice(
-    request: Request, state: StateDep, principal: PrincipalDep, env_id: str
+    request: Request, state: StateDep, principal: ViewerDep, env_id: str
 ) -> tuple[str, Any, HTMLResponse | None]:
-    lang = _lang(request)
+    lang = lang_of(request)
     env = await _my_env(state.settings, principal.user.username, env_id)
     if env.status != "running" or not env.rpc_urls:
         notice = f'<p role="status">{esc(text(lang, "not_running"))}</p>'
@@ -183,7 +141,7 @@ def _unavailable(lang: str, title: str, base: str) -> HTMLResponse:
 
 @router.get("/{env_id}", response_class=HTMLResponse)
 async def chain_overview(
-    env_id: str, request: Request, state: StateDep, principal: PrincipalDep
+    env_id: str, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """Status, latest blocks, validators, fault switches and the consensus state of one chain."""
     lang, env, notice = await _chain_or_notice(request, state, principal, env_id)
@@ -277,9 +235,7 @@ def _faults(lang: str, per_node: list[dict | None]) -> str:
 
 
 @router.get("/{env_id}/find")
-async def find(
-    env_id: str, q: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> Any:
+async def find(env_id: str, q: str, request: Request, state: StateDep, principal: ViewerDep) -> Any:
     """The search box: a block number or a transaction hash, else one line saying what to type."""
     q = q.strip()
     link = _link(state.settings, env_id)
@@ -287,7 +243,7 @@ async def find(
         return RedirectResponse(f"{link}/block/{int(q)}", status_code=303)
     if TX_HASH.match(q):
         return RedirectResponse(f"{link}/tx/{q.lower()}", status_code=303)
-    lang = _lang(request)
+    lang = lang_of(request)
     await _my_env(state.settings, principal.user.username, env_id)
     body = find_form(lang, link) + f'<p role="alert" class="bad">{esc(text(lang, "bad_query"))}</p>'
     resp = page(lang, text(lang, "find"), body, state.settings.base_path)
@@ -297,7 +253,7 @@ async def find(
 
 @router.get("/{env_id}/block/{number}", response_class=HTMLResponse)
 async def block_page(
-    env_id: str, number: int, request: Request, state: StateDep, principal: PrincipalDep
+    env_id: str, number: int, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """One block and its transactions."""
     lang, env, notice = await _chain_or_notice(request, state, principal, env_id)
@@ -345,7 +301,7 @@ async def block_page(
 
 @router.get("/{env_id}/tx/{tx_hash}", response_class=HTMLResponse)
 async def tx_page(
-    env_id: str, tx_hash: str, request: Request, state: StateDep, principal: PrincipalDep
+    env_id: str, tx_hash: str, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """One transaction with its receipt and the logs (events) it emitted."""
     lang, env, notice = await _chain_or_notice(request, state, principal, env_id)

@@ -179,3 +179,21 @@ def status_of(sub: Submission, job: GradeJob | None) -> str:
         JobStatus.done: "graded",
         JobStatus.failed: "failed",
     }[JobStatus(job.status)]
+
+
+def learner_reason(cell: dict) -> str:
+    """What a learner may read about one graded cell (from a Grade's ``cells`` JSON): a hidden
+    test's message is reduced so it never shows the test's source or values."""
+    from grader.results import learner_reason as reason
+    from grader.scoring import CellResult
+
+    return reason(
+        CellResult(
+            "",
+            cell.get("points"),
+            cell.get("max_points", 0),
+            cell.get("status", ""),
+            cell.get("reason", ""),
+            bool(cell.get("hidden")),
+        )
+    )
