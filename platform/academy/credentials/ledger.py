@@ -44,11 +44,16 @@ class LedgerError(Exception):
     """The ledger cannot be reached or its evidence does not hold; the message says which."""
 
 
+@functools.lru_cache(maxsize=4096)
 def issuer_tag(issuer_id: str) -> bytes:
+    """The registry's key for an issuer. Cached: keccak through eth_utils costs more than an
+    Ed25519 verification, and every check of every credential asks for the same few tags."""
     return keccak(text=issuer_id)
 
 
+@functools.lru_cache(maxsize=4096)
 def list_tag(list_url: str) -> bytes:
+    """The registry's key for a status list (cached like :func:`issuer_tag`)."""
     return keccak(text=list_url)
 
 
