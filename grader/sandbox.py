@@ -29,6 +29,7 @@ import base64
 import builtins
 import contextlib
 import ctypes
+import gc
 import json
 import linecache
 import os
@@ -147,11 +148,30 @@ def _json_default(obj: Any) -> Any:
 # ---------------------------------------------------------------- the warm shell
 
 
+WARM_UP_CELLS = (
+    "import hashlib\nvalue = 1",
+    "value",
+    "1 / 0",
+    "assert False, 'message'",
+    "import sys\nprint('out')\nprint('err', file=sys.stderr)",
+    "def f():\n    return [1, 'a', {'b': 2.0}]\nf()",
+    "%time value",
+    "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))",
+    "def broken(:",
+)
+"""Fixed cells a throwaway shell runs in the zygote: showing a value, a traceback, an assert,
+both streams, a magic, rich display and a syntax error each import modules and fill caches on
+first use (several milliseconds each), which every sandbox would otherwise pay again."""
+
+
 def make_shell() -> Any:
     """Build the InteractiveShell once in the zygote; forked children inherit it warm.
 
     History is disabled: the history manager keeps an SQLite connection and a writer thread, and
-    neither survives ``fork()``.
+    neither survives ``fork()``. A first shell runs WARM_UP_CELLS and is dropped; the shell the
+    sandboxes get is a fresh instance built after it, so nothing of the warm-up (execution
+    count, In/Out, ``_``) is visible to learner code, while what IPython imported and cached at
+    module level stays warm.
     """
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
@@ -160,8 +180,28 @@ def make_shell() -> Any:
     cfg.HistoryManager.enabled = False
     cfg.InteractiveShell.colors = "nocolor"
     cfg.InteractiveShell.xmode = "Plain"
+    _warm_up(InteractiveShell.instance(config=cfg))
+    InteractiveShell.clear_instance()
     shell = InteractiveShell.instance(config=cfg)
+    for value in (1, "text", [1.5, None], {"key": (1, 2)}):
+        shell.display_formatter.format(value)  # per-instance formatter lookups, no history
     return shell
+
+
+def _warm_up(shell: Any) -> None:
+    streams = sys.stdout, sys.stderr, sys.displayhook
+    cached = set(linecache.cache)
+    runner = _Runner(shell, 1024**2)
+    runner.install()
+    try:
+        for source in WARM_UP_CELLS:
+            runner.run(source, hidden=False)
+    finally:
+        sys.stdout, sys.stderr, sys.displayhook = streams
+        for key in set(linecache.cache) - cached:
+            linecache.cache.pop(key, None)
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            sys.__dict__.pop(name, None)
 
 
 class _Capture:
@@ -221,11 +261,10 @@ class _Runner:
             if callable(v) or isinstance(v, property)
         }
         self.pristine_run_cell = self.shell_class.run_cell
-        self.install()
 
     def install(self) -> None:
-        """(Re)install the capture hooks; called before every hidden cell as learner code may
-        have replaced them."""
+        """(Re)install the capture hooks: when the sandbox starts, and before every hidden cell
+        as learner code may have replaced them."""
         sh = self.shell
         sys.stdout, sys.stderr = self.stdout, self.stderr
         dh = sh.displayhook
@@ -456,8 +495,14 @@ def _jail(req: dict[str, Any]) -> None:
     tempfile.tempdir = tmpdir
 
 
-def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) -> None:
-    """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up."""
+def _c2_main(
+    req: dict[str, Any], sock: socket.socket, out_fd: int, runner: _Runner, restore: Any
+) -> None:
+    """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up.
+
+    ``runner`` and ``restore`` were built in the zygote before any learner code (see
+    zygote_main), so each sandbox only sets its output cap and installs the capture hooks.
+    """
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
@@ -472,8 +517,8 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, shell: Any) 
     except Exception as exc:  # report to the supervisor as an infrastructure failure
         send_message(sock, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         os._exit(71)
-    runner = _Runner(shell, int(req["limits"]["max_output_bytes"]))
-    restore = _make_restorer(runner)
+    runner.max_output = int(req["limits"]["max_output_bytes"])
+    runner.install()
     send, recv, exit_now = send_message, recv_message, os._exit  # bound before learner code runs
     send(sock, {"ready": True})
     limit = 64 * 1024**2
@@ -643,7 +688,9 @@ def _make_restorer(runner: _Runner) -> Any:
     return restore
 
 
-def _c1_main(req: dict[str, Any], sock: socket.socket, out_fd: int, pid_w: int, shell: Any) -> None:
+def _c1_main(
+    req: dict[str, Any], sock: socket.socket, out_fd: int, pid_w: int, warm: tuple[_Runner, Any]
+) -> None:
     """Session leader outside the new pid namespace: forks its init (C2), reports C2's status."""
     os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -653,7 +700,7 @@ def _c1_main(req: dict[str, Any], sock: socket.socket, out_fd: int, pid_w: int, 
     pid = os.fork()
     if pid == 0:
         os.close(pid_w)
-        _c2_main(req, sock, out_fd, shell)
+        _c2_main(req, sock, out_fd, *warm)
         os._exit(0)
     os.write(pid_w, struct.pack("q", pid))
     os.close(pid_w)
@@ -727,9 +774,16 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     shell = make_shell()
     global _SNAPSHOT
     _SNAPSHOT = _ModuleSnapshot()
+    runner = _Runner(shell, 1)  # each sandbox sets its own output cap
+    warm = runner, _make_restorer(runner)
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
     ctl = socket.socket(fileno=ctl_fd)
+    # Everything above lives for the zygote's lifetime: move it out of the collector's reach, or
+    # a collection in each sandbox would touch (and so copy, page by page) the whole inherited
+    # heap. Objects a sandbox creates are collected as usual.
+    gc.collect()
+    gc.freeze()
     ctl.sendall(b"R")  # warm and ready
     while True:
         got = _recv_request(ctl)
@@ -745,7 +799,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
             try:
                 os.close(pid_r)
                 ctl.close()
-                _c1_main(req, socket.socket(fileno=fd), out_fd, pid_w, shell)
+                _c1_main(req, socket.socket(fileno=fd), out_fd, pid_w, warm)
             finally:
                 os._exit(70)
         os.close(pid_w)

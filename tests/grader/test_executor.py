@@ -323,6 +323,22 @@ def test_repeated_submissions_start_fresh() -> None:
     assert second[1].outputs[0]["data"]["text/plain"] == "False"
 
 
+def test_the_zygote_warm_up_leaves_nothing_a_learner_sees() -> None:
+    # The zygote runs WARM_UP_CELLS in a throwaway shell; each sandbox's shell must look like a
+    # fresh one: the first cell is In[1] (the count reads 2 while it runs, as in a fresh shell),
+    # Out and the underscores are empty, and no name or traceback of the warm-up is left.
+    out = run(
+        "import sys\n"
+        "ip = get_ipython()\n"
+        "state = (ip.execution_count, list(In), dict(Out), _, __, ___,\n"
+        "         [n for n in ('value', 'f', 'broken', 'HTML') if n in globals()],\n"
+        "         [n for n in ('last_type', 'last_value', 'last_exc') if hasattr(sys, n)])",
+        "print(repr(state[0]), len(state[1]), repr(state[2:]))",
+    )
+    assert [o.status for o in out] == ["ok", "ok"]
+    assert stdout(out[1]) == "2 2 ({}, '', '', '', [], [])\n"
+
+
 def test_display_data_and_stderr_are_nbformat_outputs() -> None:
     out = run(
         "from IPython.display import HTML, display\n"
