@@ -115,7 +115,7 @@ class _Zygote:
         env = dict(os.environ, **{ZYGOTE_FD_ENV: str(theirs.fileno())})
         env.pop("COVERAGE_PROCESS_START", None)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.sandbox", *PRELOAD],
+            [sys.executable, "-m", "grader.sandbox", *preload_modules()],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -128,13 +128,21 @@ class _Zygote:
         mine.settimeout(None)
         self._ctl = mine
 
+    def _ensure(self) -> None:
+        """Start the zygote unless it runs (call with ``_lock`` held)."""
+        if self._proc is None or self._proc.poll() is not None:
+            if self._ctl is not None:  # a zygote that died (OOM killer, operator): replace it
+                self._ctl.close()
+                self._ctl = None
+            self._start()
+
+    def warm(self) -> None:
+        with self._lock:
+            self._ensure()
+
     def spawn(self, request: dict[str, Any], fds: list[int]) -> tuple[int, int]:
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                if self._ctl is not None:  # a zygote that died (OOM killer, operator): replace it
-                    self._ctl.close()
-                    self._ctl = None
-                self._start()
+            self._ensure()
             assert self._ctl is not None
             raw = json.dumps(request).encode()
             socket.send_fds(self._ctl, [struct.pack("!I", len(raw)) + raw], fds)
@@ -173,9 +181,28 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 # CHAINACADEMY_SANDBOX_PRELOAD (comma-separated), e.g. "boa,boa.ipython" for %%vyper labs or
 # "web3,eth_tester" for contract labs. Read when the zygote starts.
 DEFAULT_PRELOAD = ["grader.checks.hashing", "grader.checks.consensus", "grader.checks.contracts"]
-PRELOAD: list[str] = DEFAULT_PRELOAD + [
-    m.strip() for m in os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "").split(",") if m.strip()
-]
+
+LAB_PRELOAD = (
+    "web3,eth_account,labs.minichain.execution,labs.minichain.rpc,labs.client,"
+    "vyper,labs.minichain.contracts"
+)
+"""What the course labs' notebooks import (web3, the in-process chain of ``labs.client``, the
+Vyper compiler): a grader of course labs sets ``CHAINACADEMY_SANDBOX_PRELOAD`` to this (see
+:func:`use_lab_preload`) so no submission pays for importing them in its sandbox."""
+
+
+def preload_modules() -> list[str]:
+    """The zygote's imports: the checkers and ``CHAINACADEMY_SANDBOX_PRELOAD`` as it is now."""
+    extra = os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "")
+    return DEFAULT_PRELOAD + [m.strip() for m in extra.split(",") if m.strip()]
+
+
+def use_lab_preload() -> None:
+    """Preload :data:`LAB_PRELOAD` in zygotes started from now on, unless the operator chose
+    ``CHAINACADEMY_SANDBOX_PRELOAD`` (an empty value included) already."""
+    os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", LAB_PRELOAD)
+
+
 _ZYGOTE = _Zygote()
 # Sandbox uids, shared by every grader process on the host: a uid is taken by holding an
 # exclusive flock on its lock file, so two graders never hand out the same uid (RLIMIT_NPROC and
@@ -211,6 +238,12 @@ def _take_uid() -> tuple[int, int]:
         _TAKEN.add(uid)
         return uid, fd
     raise SandboxError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this host")
+
+
+def warm() -> None:
+    """Start the warm zygote now (it imports the preload), so the first submission graded in this
+    process does not wait for it; a no-op when it runs."""
+    _ZYGOTE.warm()
 
 
 def shutdown() -> None:

@@ -581,7 +581,7 @@ as they were there, the classes of ``grader``/``labs`` too; a ``grader`` module 
 imported later is dropped from ``sys.modules``, so the hidden cell imports a pristine copy from the
 read-only disk. (Other modules imported only after the fork cannot be restored, and dropping them
 would give the hidden cell classes the learner's objects are not instances of: preload what a
-lab's checks use, see ``grader.executor.PRELOAD``.)
+lab's checks use, see ``grader.executor.preload_modules``.)
 """
 
 

@@ -340,7 +340,7 @@ def course_check(
 ) -> None:
     """Validate every course; grade each lab's solution (full marks) and starter (zero) in the
     sandbox; start each lab's chain. One line per lab, then a total; exit 1 on any failure."""
-    from academy.courses.check import check_courses  # first: it sets the sandbox preload
+    from academy.courses.check import check_courses
     from grader.executor import SandboxError
 
     if not root.exists():

@@ -15,7 +15,6 @@ Labs that ask for the same chain share one start (the chain is checked, not the 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
@@ -25,19 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.executor import use_lab_preload
+
 from .labtext import LabTextError, out_of_date
 from .spec import ChainSpec, Course, CourseError, Lab, find_courses, load_course
 
-SANDBOX_PRELOAD = (
-    "web3,eth_account,labs.minichain.execution,labs.minichain.rpc,labs.client,"
-    "vyper,labs.minichain.contracts"
-)
-"""Libraries the grader's warm zygote imports once, so no lab pays for importing web3, py-evm and
-the Vyper compiler in every sandbox (seconds each); used unless CHAINACADEMY_SANDBOX_PRELOAD is
-set."""
-
-# The grader reads this when grader.executor is first imported: set it before anything imports it.
-os.environ.setdefault("CHAINACADEMY_SANDBOX_PRELOAD", SANDBOX_PRELOAD)
+# no lab pays for importing web3, py-evm and the Vyper compiler in every sandbox (seconds each)
+use_lab_preload()
 
 CHAIN_BLOCK_TIMEOUT = 30.0
 """Seconds a freshly started lab chain has to commit its first block."""

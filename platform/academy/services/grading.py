@@ -309,6 +309,15 @@ def run_one(engine: Engine, settings: Settings) -> bool:
         stop_beat.set()
 
 
+def _warm_sandbox() -> None:
+    from grader.executor import SandboxError, warm
+
+    try:
+        warm()
+    except (SandboxError, OSError) as exc:  # not root, say: the first job reports it properly
+        log.warning("grading sandbox not warmed: %s", exc)
+
+
 class WorkerPool:
     """Grading threads inside one process; ``wake()`` makes an idle worker look at once."""
 
@@ -322,6 +331,13 @@ class WorkerPool:
         self.on_idle: Callable[[], None] | None = None
 
     def start(self) -> None:
+        if self.count > 0 and self.settings.grader_backend == "local":
+            # lab notebooks import web3 and labs.client: the warm zygote imports them once, now,
+            # so a learner's first submission is graded in seconds, not after those imports
+            from grader.executor import use_lab_preload
+
+            use_lab_preload()
+            threading.Thread(target=_warm_sandbox, name="grade-warm", daemon=True).start()
         for i in range(self.count):
             t = threading.Thread(target=self._loop, name=f"grade-worker-{i}", daemon=True)
             t.start()
