@@ -1,13 +1,19 @@
 """What a lab notebook imports to reach the learner's own chain: ``from labs.client import connect``.
 
-In the learner's JupyterLab the platform sets ``ACADEMY_RPC_URL`` (one validator's JSON-RPC) and
-``ACADEMY_RPC_URLS`` (all of them, comma-separated, for the fault switches); funded keys come in
-``ACADEMY_PRIVATE_KEYS`` (comma-separated hex). Where none is set -- notably in the grading
-sandbox, which has no network at all -- :func:`connect` gives an *in-process* minichain instead:
-the same execution layer (py-evm), the same JSON-RPC dispatcher the real node serves, one block per
-transaction, and ten funded accounts. A graded cell therefore behaves the same on the learner's
-chain and in the grader, and a cell that needs a live multi-validator chain (faults, consensus
-experiments) checks :func:`live` first, so grading never depends on one.
+Which chain: the one of the lab the notebook belongs to. Fetch puts a lab's files (its
+``lab.toml`` among them) in ``~/<course>/<lab>/``; a notebook there asks academy (``ACADEMY_URL``
+with ``ACADEMY_TOKEN``, set in the learner's server) for the learner's chain of that lab, which
+academy starts on first use with the topology the lab asks for, and reuses after. A notebook
+elsewhere uses the server's own chain: ``ACADEMY_RPC_URL`` (one validator's JSON-RPC),
+``ACADEMY_RPC_URLS`` (all of them, comma-separated, for the fault switches) and funded keys in
+``ACADEMY_PRIVATE_KEYS`` (comma-separated hex). :func:`use_lab` names a lab explicitly.
+
+Where there is none of that -- notably in the grading sandbox, which has no network at all --
+:func:`connect` gives an *in-process* minichain instead: the same execution layer (py-evm), the
+same JSON-RPC dispatcher the real node serves, one block per transaction, and ten funded
+accounts. A graded cell therefore behaves the same on the learner's chain and in the grader, and
+a cell that needs a live multi-validator chain (faults, consensus experiments) checks
+:func:`live` first, so grading never depends on one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,8 +35,11 @@ __all__ = [
     "connect",
     "connect_partner",
     "faults",
+    "lab_env",
     "live",
     "local_chain",
+    "notebook_lab",
+    "use_lab",
 ]
 
 LOCAL_CHAIN_ID = 1337
@@ -42,9 +51,132 @@ class LiveChainRequired(RuntimeError):
     """A cell asked for the learner's live chain where there is none (e.g. while grading)."""
 
 
+# -- which chain: the lab this notebook belongs to ---------------------------------------------
+LAB_START_TIMEOUT = 180.0
+"""Seconds academy may take to start a lab's chain the first time (four validators: seconds)."""
+REFRESH_EVERY = 300.0
+"""A notebook working with its lab's chain tells academy this often (the idle cull then leaves
+the chain alone), and so learns the new URLs of a chain that was stopped and started again."""
+
+_chosen: str | None = None
+_labs: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def use_lab(lab: str | None) -> None:
+    """Work with the chain of ``lab`` (``"course/lab"``, e.g. ``"consensus/tbft"``) from now on in
+    this kernel; ``None`` goes back to the notebook's own lab."""
+    global _chosen
+    if lab is not None and lab.count("/") != 1:
+        raise ValueError(f"name the lab as 'course/lab', e.g. 'consensus/tbft' (not {lab!r})")
+    _chosen = lab
+
+
+def notebook_lab() -> str | None:
+    """``"course/lab"`` of the notebook this kernel runs, or None outside a lab folder.
+
+    A lab folder holds the lab's ``lab.toml`` (Fetch puts it in ``~/<course>/<lab>/``); the kernel
+    runs in the notebook's folder (``JPY_SESSION_NAME`` names the notebook when Jupyter sets it).
+    Else ``ACADEMY_LAB``, the lab the server started with.
+    """
+    import tomllib
+    from pathlib import Path
+
+    if _chosen:
+        return _chosen
+    folders = [Path.cwd()]
+    session = os.environ.get("JPY_SESSION_NAME", "").strip()
+    if session:
+        folders.insert(0, Path(session).parent)
+    for folder in folders:
+        spec = folder / "lab.toml"
+        if spec.is_file():
+            try:
+                lab = tomllib.loads(spec.read_text(encoding="utf-8")).get("lab", {}).get("id")
+            except (OSError, ValueError):
+                lab = None
+            return f"{folder.resolve().parent.name}/{lab or folder.name}"
+    return os.environ.get("ACADEMY_LAB", "").strip() or None
+
+
+def _academy() -> tuple[str, str] | None:
+    url = os.environ.get("ACADEMY_URL", "").strip().rstrip("/")
+    token = os.environ.get("ACADEMY_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN") or ""
+    return (url, token) if url and token else None
+
+
+def _server_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("ACADEMY_")}
+
+
+def lab_env(lab: str | None = None, refresh: bool = False) -> dict[str, str]:
+    """The ``ACADEMY_*`` chain variables this notebook works with (see the module docstring).
+
+    For a lab (``lab`` or :func:`notebook_lab`) beside academy: the learner's chain of that lab,
+    started by academy if it is not running (``POST /api/me/labs/<course>/<lab>/env``), asked
+    again every :data:`REFRESH_EVERY` seconds or when ``refresh``. Otherwise the server's own
+    variables; none at all in the grading sandbox.
+    """
+    where = _academy()
+    if where is not None:
+        lab = lab or notebook_lab()
+    if where is None or lab is None:
+        return _server_env()
+    cached = _labs.get(lab)
+    if cached and not refresh and time.monotonic() - cached[0] < REFRESH_EVERY:
+        return cached[1]
+    try:
+        env = _ask_academy(*where, lab, first=cached is None)
+    except LiveChainRequired:
+        if cached:  # academy busy for a moment: keep working with the chain we know
+            return cached[1]
+        raise
+    _labs[lab] = (time.monotonic(), env)
+    return env
+
+
+def _ask_academy(url: str, token: str, lab: str, first: bool) -> dict[str, str]:
+    import httpx
+
+    course, _, lab_id = lab.partition("/")
+    try:
+        reply = httpx.post(
+            f"{url}/api/me/labs/{course}/{lab_id}/env",
+            headers={"Authorization": f"token {token}"},
+            timeout=LAB_START_TIMEOUT,
+        )
+    except httpx.HTTPError as exc:
+        raise LiveChainRequired(
+            f"academy at {url} did not answer ({exc}): run the cell again in a moment"
+        ) from None
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"detail": reply.text[:200]}
+    if reply.status_code == 404:
+        # not a lab of this learner (a copied folder, say): the server's own chain, as before
+        if first:
+            print(f"{body.get('detail')}: using your server's chain")
+        return _server_env()
+    if reply.status_code >= 400:
+        raise LiveChainRequired(f"your chain for {lab}: {body.get('detail') or reply.status_code}")
+    if first:
+        if body.get("validators"):
+            print(
+                f"your chain for {lab}: {body['validators']} {body.get('consensus')} "
+                f"validator(s), explorer {body.get('explorer_url') or '-'}"
+            )
+        else:
+            print(f"lab {lab} needs no chain of its own: an in-process chain stands in")
+    return {str(k): str(v) for k, v in (body.get("environment") or {}).items()}
+
+
+def _var(name: str) -> str:
+    return lab_env().get(name, "").strip()
+
+
 def live() -> bool:
-    """True when this notebook runs beside the learner's live chain (``ACADEMY_RPC_URL`` set)."""
-    return bool(os.environ.get("ACADEMY_RPC_URL", "").strip())
+    """True when this notebook runs beside the learner's live chain (its lab's, or the server's)."""
+    return bool(_var("ACADEMY_RPC_URL"))
 
 
 def _local_keys() -> list[bytes]:
@@ -156,14 +288,39 @@ def local_chain() -> LocalChain:
 
 
 def connect(url: str | None = None) -> Web3:
-    """A ``web3.Web3`` for the learner's chain (``url``, else ``ACADEMY_RPC_URL``), or for the
-    in-process chain when neither is given."""
+    """A ``web3.Web3`` for ``url``, else for the learner's chain of this notebook's lab (see
+    :func:`lab_env`), else for the in-process chain."""
     from web3 import Web3
 
-    url = url or os.environ.get("ACADEMY_RPC_URL", "").strip()
     if url:
         return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    if live():
+        return Web3(_chain_provider(notebook_lab()))
     return Web3(_provider(local_chain()))
+
+
+def _chain_provider(lab: str | None) -> Any:
+    import requests
+    from web3 import HTTPProvider
+
+    class LabChainProvider(HTTPProvider):
+        """HTTP to the learner's chain that keeps following it: every request first takes the
+        chain's URL from :func:`lab_env` (which tells academy the chain is in use every few
+        minutes); a chain that does not answer (stopped while idle, started again on other ports)
+        is asked for again once."""
+
+        def _make_request(self, method: Any, request_data: bytes) -> bytes:
+            self.endpoint_uri = lab_env(lab).get("ACADEMY_RPC_URL") or self.endpoint_uri
+            try:
+                return super()._make_request(method, request_data)
+            except requests.ConnectionError:
+                fresh = lab_env(lab, refresh=True).get("ACADEMY_RPC_URL")
+                if not fresh:
+                    raise
+                self.endpoint_uri = fresh
+                return super()._make_request(method, request_data)
+
+    return LabChainProvider(lab_env(lab)["ACADEMY_RPC_URL"], request_kwargs={"timeout": 30})
 
 
 PARTNER_CHAIN_ID = 7002
@@ -186,14 +343,14 @@ def connect_partner(chain_id: int = PARTNER_CHAIN_ID) -> Web3:
 def accounts() -> list[LocalAccount]:
     """Funded accounts on the chain :func:`connect` reaches, as ``eth_account`` signers.
 
-    Live: the keys in ``ACADEMY_PRIVATE_KEYS`` (or the ``accounts.json`` file named by
-    ``ACADEMY_ACCOUNTS_FILE``). Local: ten deterministic development keys.
+    Live: the keys in ``ACADEMY_PRIVATE_KEYS`` of :func:`lab_env` (or the ``accounts.json`` file
+    named by ``ACADEMY_ACCOUNTS_FILE``). Local: ten deterministic development keys.
     """
     from eth_account import Account
 
     if not live():
         return list(local_chain().keys)
-    keys = [k.strip() for k in os.environ.get("ACADEMY_PRIVATE_KEYS", "").split(",") if k.strip()]
+    keys = [k.strip() for k in _var("ACADEMY_PRIVATE_KEYS").split(",") if k.strip()]
     path = os.environ.get("ACADEMY_ACCOUNTS_FILE", "").strip()
     if not keys and path:
         with open(path, encoding="utf-8") as fh:
@@ -212,13 +369,16 @@ class ChainFaults:
     ``curl`` would send; nothing here works on the in-process chain, which has one validator.
     """
 
-    def __init__(self, urls: Sequence[str]) -> None:
+    def __init__(
+        self, urls: Sequence[str], refresh: Callable[[], Sequence[str]] | None = None
+    ) -> None:
         if not urls:
             raise LiveChainRequired(
                 "fault switches need your live chain (ACADEMY_RPC_URLS is not set here); "
                 "guard the cell with `if labs.client.live():`"
             )
         self.urls = list(urls)
+        self._refresh = refresh
         self._ids: list[str] | None = None
 
     def _rpc(self, index: int, method: str, params: list | None = None) -> Any:
@@ -228,11 +388,16 @@ class ChainFaults:
             raise IndexError(
                 f"validator {index}: this chain has validators 0..{len(self.urls) - 1}"
             )
-        reply = httpx.post(
-            self.urls[index],
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-            timeout=10.0,
-        ).json()
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
+        try:
+            reply = httpx.post(self.urls[index], json=body, timeout=10.0).json()
+        except httpx.ConnectError:
+            # the whole chain stopped (idle) and started again elsewhere: follow it once
+            fresh = list(self._refresh()) if self._refresh else []
+            if len(fresh) != len(self.urls) or fresh == self.urls:
+                raise
+            self.urls = fresh
+            reply = httpx.post(self.urls[index], json=body, timeout=10.0).json()
         if "error" in reply:
             raise RuntimeError(f"validator {index}: {reply['error'].get('message')}")
         return reply["result"]
@@ -294,8 +459,13 @@ class ChainFaults:
 
 
 def faults() -> ChainFaults:
-    """The fault switches of the learner's chain (``ACADEMY_RPC_URLS``)."""
-    urls = [u.strip() for u in os.environ.get("ACADEMY_RPC_URLS", "").split(",") if u.strip()]
-    if not urls and live():
-        urls = [os.environ["ACADEMY_RPC_URL"].strip()]
-    return ChainFaults(urls)
+    """The fault switches of the learner's chain (``ACADEMY_RPC_URLS`` of :func:`lab_env`)."""
+    lab = notebook_lab()
+
+    def urls(refresh: bool = False) -> list[str]:
+        env = lab_env(lab, refresh=refresh)
+        found = [u.strip() for u in env.get("ACADEMY_RPC_URLS", "").split(",") if u.strip()]
+        one = env.get("ACADEMY_RPC_URL", "").strip()
+        return found or ([one] if one else [])
+
+    return ChainFaults(urls(), refresh=lambda: urls(refresh=True))

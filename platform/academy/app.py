@@ -45,13 +45,18 @@ def _startup(state: AcademyState) -> None:
 
         state.pool = WorkerPool(state.engine, settings)
         state.pool.start()
+    state.labchains.start_culler()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app: API at ``{base}/api``, OpenAPI at ``{base}/openapi.json``."""
     settings = settings or Settings()
     base = settings.base_path
-    state = AcademyState(settings=settings, engine=make_engine(settings))
+    from .services.labchains import LabChains
+
+    state = AcademyState(
+        settings=settings, engine=make_engine(settings), labchains=LabChains(settings)
+    )
     if settings.hub_api_token:
         from .services.hubauth import HubIdentity
 
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(state.pool.stop)
             if state.auto_issuer is not None:
                 await run_in_threadpool(state.auto_issuer.stop)
+            await run_in_threadpool(state.labchains.close)
             state.engine.dispose()
 
     app = FastAPI(

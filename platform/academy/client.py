@@ -13,8 +13,10 @@ The JupyterLab Submit button goes through the same :class:`AcademyClient` (serve
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -95,16 +97,42 @@ class AcademyClient:
     def feedback(self, submission_id: str | int) -> str:
         return self._call("GET", f"/submissions/{submission_id}/feedback").text
 
+    # -- the lab's chain ----------------------------------------------------------------------
+    def lab_env(self, course: str, lab: str, start: bool = True) -> dict[str, Any]:
+        """My chain for ``course``/``lab``: started (or reused) when ``start``, else as it is now.
+
+        The body has ``rpc_urls``, ``validators``, ``explorer_url``, ``accounts`` and
+        ``environment`` (what ``labs.client`` uses in that lab's notebooks).
+        """
+        path = f"/me/labs/{course}/{lab}/env"
+        if start:
+            return self._call("POST", path, timeout=180.0).json()
+        return self._call("GET", path).json()
+
+    def start_lab_env(self, course: str, lab: str) -> threading.Thread:
+        """Start the lab's chain in the background, so it is up by the time the notebook asks."""
+
+        def run() -> None:
+            with contextlib.suppress(AcademyError):
+                self.lab_env(course, lab)
+
+        thread = threading.Thread(target=run, name=f"lab-env-{lab}", daemon=True)
+        thread.start()
+        return thread
+
     # -- fetching ----------------------------------------------------------------------------
-    def fetch(self, assignment: str | int, home: Path) -> list[Path]:
+    def fetch(self, assignment: str | int, home: Path, start_chain: bool = False) -> list[Path]:
         """Write the assignment's learner files under ``home/<course>/<lab>/``.
 
-        A file already there is the learner's work: it is kept, never overwritten.
+        A file already there is the learner's work: it is kept, never overwritten. With
+        ``start_chain`` the lab's chain starts meanwhile (:meth:`start_lab_env`).
         """
         meta = self.find(assignment)
         release = self._call("GET", f"/assignments/{meta['id']}/release").json()
         lab = str(meta.get("lab") or meta.get("name") or meta["id"])
         folder = Path(home) / _safe(str(meta.get("course") or "course")) / _safe(lab)
+        if start_chain and meta.get("course") and meta.get("lab"):
+            self.start_lab_env(str(meta["course"]), str(meta["lab"]))
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         for item in release.get("files", []):
@@ -187,7 +215,7 @@ def assignments() -> list[dict[str, Any]]:
 def fetch(assignment: str | int, home: str | Path | None = None) -> list[Path]:
     """Copy a released assignment into ``~/<course>/<lab>/``; return the files."""
     home = Path(home) if home else Path(os.environ.get("HOME", "."))
-    paths = AcademyClient().fetch(assignment, home)
+    paths = AcademyClient().fetch(assignment, home, start_chain=True)
     for path in paths:
         print(f"fetched {path}")
     return paths

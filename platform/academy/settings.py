@@ -115,11 +115,18 @@ class Settings(BaseSettings):
         60.0, ge=0, description="how often auto-issuing institutions issue a batch (0: never)"
     )
 
-    # --- pages (chain explorer) ------------------------------------------------------------------
+    # --- learners' lab chains (services.labchains) and the chain explorer (pages) --------------
     sandbox_dir: Path | None = Field(
         None,
-        description="labs.sandbox state folder whose learner chains the explorer shows "
-        "(empty: STATE_DIR/sandbox, where the hub keeps them)",
+        description="labs.sandbox state folder of the learners' lab chains: academy starts each "
+        "lab's chain there and the explorer shows them (empty: STATE_DIR/sandbox, where the hub "
+        "keeps them)",
+    )
+    lab_idle_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="a learner's lab chain unused this long is stopped (state kept; it starts "
+        "again on next use); 0: never",
     )
 
     @model_validator(mode="after")

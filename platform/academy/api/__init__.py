@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 ROUTER_MODULES = [
     "academy.api.learner",
+    "academy.api.labs",
     "academy.api.teaching",
     "academy.api.admin",
     "academy.api.internal",

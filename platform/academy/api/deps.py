@@ -30,6 +30,7 @@ class AcademyState:
     hub: HubIdentity | None = None
     pool: WorkerPool | None = None
     auto_issuer: Any = None  # services.credentials.AutoIssuer when automatic issuing runs
+    labchains: Any = None  # services.labchains.LabChains: each learner's chain per lab
 
 
 def get_state(request: Request) -> AcademyState:

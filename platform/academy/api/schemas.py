@@ -40,6 +40,34 @@ class MeOut(UserOut):
     scopes: list[str]
 
 
+class LabEnvOut(BaseModel):
+    """A learner's chain for one lab (``status`` ``none``: the lab needs no chain)."""
+
+    course: str
+    lab: str
+    title: str = ""
+    status: Literal["running", "starting", "stopped", "missing", "failed", "none"]
+    consensus: str | None = None
+    validators: int = Field(0, description="validators the lab's chain runs (0: no chain)")
+    faults: list[str] = Field(default_factory=list, description="fault switches the lab uses")
+    env_id: str | None = None
+    rpc_url: str | None = None
+    rpc_urls: list[str] = Field(default_factory=list, description="one per validator")
+    explorer_url: str | None = None
+    accounts: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="funded keys of this throwaway chain: address, private_key",
+    )
+    contracts: dict[str, Any] = Field(
+        default_factory=dict, description="preloaded contracts by name: address, abi"
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="ACADEMY_RPC_URL, ACADEMY_RPC_URLS, ACADEMY_PRIVATE_KEYS, ... as labs.client "
+        "reads them",
+    )
+
+
 class AssignmentOut(BaseModel):
     id: int
     cohort_id: int

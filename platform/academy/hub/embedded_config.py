@@ -77,7 +77,7 @@ def configure(c: Any, settings: Any | None = None) -> None:
     ]
     if s.hub_lab:
         c.AcademySpawner.lab_env = sandbox_chains(
-            Path(s.hub_lab), state / "sandbox", explorer_base=s.base_path
+            Path(s.hub_lab), Path(s.sandbox_dir or state / "sandbox"), explorer_base=s.base_path
         )
     elif s.hub_chain_rpc_urls:
         urls = [u.strip() for u in s.hub_chain_rpc_urls.split(",") if u.strip()]

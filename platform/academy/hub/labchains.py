@@ -28,11 +28,19 @@ def sandbox_chains(lab_toml: Path, state_dir: Path, explorer_base: str = "") -> 
     spec = LabSpec.from_toml(lab_toml)
     template = f"{explorer_base}/explorer/{{env_id}}" if explorer_base else ""
     manager = SandboxManager(state_dir=str(state_dir), explorer_url_template=template)
+    # courses/<course>/source/<lab>/lab.toml: labs.client asks academy for this lab's chain by
+    # name, so a notebook outside any lab folder still follows it when it restarts
+    folder = Path(lab_toml).resolve().parent
+    named = (
+        {"ACADEMY_LAB": f"{folder.parents[1].name}/{spec.id}"}
+        if folder.parent.name == "source"
+        else {}
+    )
 
     async def lab_env(learner: str) -> dict[str, str]:
         # ensure() blocks until every validator answers: keep the hub's event loop free meanwhile
         env = await asyncio.to_thread(manager.ensure, learner, spec)
-        return env.environment()
+        return {**env.environment(), **named}
 
     return lab_env
 

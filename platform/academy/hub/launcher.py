@@ -126,8 +126,10 @@ class HubRun:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
-        if self.settings.hub_lab:
-            stop_lab_chains(Path(self.settings.state_dir).resolve() / "sandbox")
+        # the chains started at spawn and those academy started for the labs learners opened
+        stop_lab_chains(
+            Path(self.settings.sandbox_dir or Path(self.settings.state_dir) / "sandbox").resolve()
+        )
 
 
 def _descendants(pid: int) -> list[int]:
@@ -365,6 +367,7 @@ def _welcome(run: HubRun, chains: str, say: Any) -> None:
     for name, _display, password in [DEMO_ADMIN, DEMO_INSTRUCTOR, *DEMO_LEARNERS]:
         say(f"    {name:<12} {password}")
     if chains == "sandbox":
-        say(f"  each learner gets their own chain for {run.settings.hub_lab} at login")
+        say(f"  each learner gets their own chain for {run.settings.hub_lab} at login,")
+        say("  and for each lab they open the chain its lab.toml asks for")
     elif chains == "shared":
         say(f"  learners' chain (shared): {run.settings.hub_chain_rpc_urls.split(',')[0]}")

@@ -71,7 +71,8 @@ class FetchHandler(_AcademyHandler):
         assignment = self.body().get("assignment_id")
         if assignment in (None, ""):
             raise web.HTTPError(400, 'send {"assignment_id": ...}')
-        written = await self.run(self.client().fetch, assignment, self.root)
+        # the lab's chain starts meanwhile: it is up by the time the notebook's first cell asks
+        written = await self.run(self.client().fetch, assignment, self.root, True)
         self.reply({"paths": [str(p.relative_to(self.root)) for p in written]})
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.deps import StateDep
 from ..services.errors import NotFound
+from ..services.labchains import sandbox_dir
 from ..settings import Settings
 from .abi import decode_call, decode_log
 from .i18n import text
@@ -35,11 +35,6 @@ TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
 class ChainUnavailable(Exception):
     """The learner's chain did not answer (stopped, or busy restarting)."""
-
-
-def sandbox_dir(settings: Settings) -> Path:
-    """Where ``labs.sandbox`` keeps environment records: the hub uses ``STATE_DIR/sandbox``."""
-    return Path(settings.sandbox_dir or Path(settings.state_dir) / "sandbox")
 
 
 def _my_envs(settings: Settings, learner: str) -> list[Any]:

@@ -132,6 +132,24 @@ def release_file(w, h, ids):  # type: ignore[no-untyped-def]
     return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb", headers=h)
 
 
+# a lab's chain: learners get the labs released to them, those who teach the course any of its
+# labs (the demo labs need no chain, so nothing starts here: see tests/courses/test_lab_chains.py)
+@case("GET", "/me/labs/{course}/{lab}/env", expect(set(WHO) - {"anonymous"}, 200))
+def lab_env(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/me/labs/demo-hashing/sha/env", headers=h)
+
+
+@case(
+    "POST",
+    "/me/labs/{course}/{lab}/env",
+    expect(
+        STAFF_A | {"admin_b", "instructor_b"}, 200, hidden={"learner_a", "learner_a2", "learner_b"}
+    ),
+)
+def lab_env_unreleased(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=h)
+
+
 @case(
     "POST",
     "/assignments/{assignment_id}/submissions",

@@ -1,0 +1,121 @@
+"""The lab-chain endpoint's answers for what can go wrong, and how ``labs.client`` takes them.
+
+academy on a loopback port with the small demo course (its labs need no chain, so nothing starts
+here; tests/courses/test_lab_chains.py starts real ones): a lab not released to the learner, a
+lab that does not exist, a token without the ``learn`` scope, a broken ``lab.toml``; and a
+notebook in a lab folder, beside academy, that follows what academy says over the server's
+``ACADEMY_RPC_URL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from academy.app import create_app
+from academy.db import session_scope
+from academy.services.identity import ensure_user, issue_token
+
+import labs.client as client
+from tests.platform import appserver
+
+from .conftest import World, build_world, free_port
+
+
+@pytest.fixture
+def served(settings_for) -> Iterator[tuple[World, str, Any]]:  # type: ignore[no-untyped-def]
+    settings = settings_for("sqlite", grade_workers=0, credentials_auto_seconds=0)
+    app = create_app(settings)
+    port = free_port()
+    stop = appserver.start(app, port)
+    world = build_world(settings, None, engine=app.state.academy.engine)
+    try:
+        yield world, f"http://127.0.0.1:{port}/services/academy", app.state.academy.engine
+    finally:
+        stop()
+
+
+def post(url: str, path: str, token: str) -> httpx.Response:
+    return httpx.post(f"{url}/api{path}", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_answers_say_what_to_do(served) -> None:  # type: ignore[no-untyped-def]
+    world, url, engine = served
+    learner = world.tokens["learner_a"]
+    r = post(url, "/me/labs/demo-hashing/sha/env", learner)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "none" and body["validators"] == 0 and body["environment"] == {}
+    r = post(url, "/me/labs/demo-hashing/second/env", learner)
+    assert r.status_code == 404 and "not released to you" in r.json()["detail"]
+    r = post(url, "/me/labs/demo-hashing/nope/env", learner)
+    assert r.status_code == 404 and "(~/<course>/<lab>/)" in r.json()["detail"]
+    with session_scope(engine) as session:
+        user, _ = ensure_user(session, "learner-a")
+        read_only = issue_token(session, user, ["read"])[1]
+    r = post(url, "/me/labs/demo-hashing/sha/env", read_only)
+    assert r.status_code == 403 and "'learn' scope" in r.json()["detail"]
+    # a lab.toml that cannot start: one line for the learner, who passes it on
+    lab_toml = world.settings.courses_dir / "demo-hashing" / "source" / "second" / "lab.toml"
+    lab_toml.write_text('[lab]\nid = "second"\n[chain]\nvalidators = 2\nconsensus = "solo"\n')
+    r = post(url, "/me/labs/demo-hashing/second/env", world.tokens["instructor_a"])
+    assert r.status_code == 409, r.text
+    assert (
+        "exactly one validator" in r.json()["detail"]
+        and "tell your instructor" in r.json()["detail"]
+    )
+
+
+def _lab_folder(tmp_path: Path, course: str, lab: str) -> Path:
+    folder = tmp_path / "home" / course / lab
+    folder.mkdir(parents=True)
+    (folder / "lab.toml").write_text(f'[lab]\nid = "{lab}"\n')
+    return folder
+
+
+def test_a_notebook_follows_its_lab_and_falls_back_to_the_server_chain(
+    served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    world, url, _engine = served
+    monkeypatch.setattr(client, "_labs", {})
+    monkeypatch.setenv("ACADEMY_URL", url)
+    monkeypatch.setenv("ACADEMY_TOKEN", world.tokens["learner_a"])
+    monkeypatch.setenv("ACADEMY_RPC_URL", "http://127.0.0.1:9")  # the server's own chain
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("ACADEMY_LAB", raising=False)
+
+    # a released lab that needs no chain: academy's answer wins over the server's chain
+    monkeypatch.chdir(_lab_folder(tmp_path, "demo-hashing", "sha"))
+    assert client.notebook_lab() == "demo-hashing/sha"
+    assert not client.live()
+    assert client.connect().eth.chain_id == client.LOCAL_CHAIN_ID
+
+    # a folder academy does not know as this learner's lab: the server's chain, as before
+    monkeypatch.chdir(_lab_folder(tmp_path, "demo-hashing", "second"))
+    assert client.live() and client.lab_env()["ACADEMY_RPC_URL"] == "http://127.0.0.1:9"
+
+    # outside any lab folder: ACADEMY_LAB (the server's lab) or else the server's chain
+    monkeypatch.chdir(tmp_path)
+    assert client.notebook_lab() is None
+    monkeypatch.setenv("ACADEMY_LAB", "demo-hashing/sha")
+    assert client.notebook_lab() == "demo-hashing/sha" and not client.live()
+    client.use_lab("demo-hashing/second")
+    try:
+        assert client.notebook_lab() == "demo-hashing/second"
+    finally:
+        client.use_lab(None)
+    with pytest.raises(ValueError, match="course/lab"):
+        client.use_lab("sha")
+
+    # academy away: one clear line, not a silent switch to another chain
+    monkeypatch.setattr(client, "_labs", {})
+    monkeypatch.setenv("ACADEMY_URL", f"http://127.0.0.1:{free_port()}/services/academy")
+    with pytest.raises(client.LiveChainRequired, match="did not answer"):
+        client.live()
+    # the grading sandbox: no academy, no chain variables at all
+    for var in ("ACADEMY_URL", "ACADEMY_TOKEN", "ACADEMY_RPC_URL", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    assert not client.live()
