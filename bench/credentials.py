@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from academy.credentials.anchoring import ANCHOR_PROOF_TYPE, Anchor, leaf_of
+from academy.credentials.anchoring import Anchor, anchor_proof, leaf_of
 from academy.credentials.credential import build_credential
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time, verify_signature
 from academy.credentials.ledger import Registry
 from academy.credentials.merkle import MerkleTree
-from academy.credentials.proofs import sign
+from academy.credentials.proofs import proofs_of, sign, with_proofs
 from academy.credentials.statuslist import status_entry
 from academy.credentials.verify import CacheSources, fill_cache, verify_credential
 
@@ -86,6 +86,14 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime
 
 
+def library_form(head: bytes, tree: MerkleTree, anchor: dict[str, Any], created: str) -> bytes:
+    """The first credential of a batch written from dicts, as ``anchoring.anchor_batch`` makes
+    it, to hold :func:`attach`'s joined bytes to it."""
+    signed = orjson.loads(head + b"]}")
+    proof = anchor_proof(tree.root.hex(), tree.path(0), anchor, created)
+    return orjson.dumps(with_proofs(signed, [*proofs_of(signed), proof]))
+
+
 # -- worker side ----------------------------------------------------------------------------------
 
 _state: dict[str, Any] = {}
@@ -127,14 +135,7 @@ def attach(
     """The issued credentials: each one's proof set gets its LedgerAnchorProof (inclusion path
     in the batch tree). The bytes are what ``orjson.dumps(anchoring.anchor_batch(...))`` writes
     for the same credential; joined here from the signed JSON so the main process keeps up."""
-    proof = {
-        "type": ANCHOR_PROOF_TYPE,
-        "proofPurpose": "assertionMethod",
-        "created": created,
-        "merkleRoot": tree.root.hex(),
-        "path": [],
-        "ledger": anchor,
-    }
+    proof = anchor_proof(tree.root.hex(), [], anchor, created)
     before, after = orjson.dumps(proof).split(b'"path":[]')
     return [
         head + b"," + before + b'"path":' + orjson.dumps(tree.path(i)) + after + b"]}"
@@ -241,7 +242,9 @@ def main() -> None:
                 anchor_seconds += time.perf_counter() - sent
                 anchor = Anchor(ident["chainId"], ident["genesisHash"], ident["registry"],
                                 tx.tx_hash, tx.block_number, tx.block_hash).to_json()  # fmt: skip
-                final += attach(heads, tree, anchor, created)
+                joined = attach(heads, tree, anchor, created)
+                assert joined[0] == library_form(heads[0], tree, anchor, created)
+                final += joined
             issue_seconds = time.perf_counter() - start
             issue_cpu += cpu_seconds() - main_cpu
 

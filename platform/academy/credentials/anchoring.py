@@ -70,15 +70,21 @@ def anchor_batch(
     tree = MerkleTree([leaf_of(doc) for doc in signed])
     anchor = record_root(tree.root, len(tree)).to_json()
     root = tree.root.hex()
-    out = []
-    for i, doc in enumerate(signed):
-        proof = {
-            "type": ANCHOR_PROOF_TYPE,
-            "proofPurpose": "assertionMethod",
-            "created": created,
-            "merkleRoot": root,
-            "path": tree.path(i),
-            "ledger": anchor,
-        }
-        out.append(with_proofs(doc, [*proofs_of(doc), proof]))
-    return out
+    return [
+        with_proofs(doc, [*proofs_of(doc), anchor_proof(root, tree.path(i), anchor, created)])
+        for i, doc in enumerate(signed)
+    ]
+
+
+def anchor_proof(
+    root: str, path: list[dict[str, str]], anchor: dict[str, Any], created: str
+) -> dict[str, Any]:
+    """The LedgerAnchorProof of one credential of a batch."""
+    return {
+        "type": ANCHOR_PROOF_TYPE,
+        "proofPurpose": "assertionMethod",
+        "created": created,
+        "merkleRoot": root,
+        "path": path,
+        "ledger": anchor,
+    }

@@ -113,3 +113,54 @@ def test_sources_check_each_status_list_once() -> None:
 
     assert CacheSources(Path("/nonexistent")).memo == {}
     assert OnlineSources(None).memo == {}
+
+
+def test_libsodium_signatures_are_openssls() -> None:
+    """Credentials are signed and checked through libsodium (faster); Ed25519 is deterministic,
+    so every signature must be byte for byte OpenSSL's, and both must accept and refuse alike."""
+    import os
+
+    from academy.credentials.keys import verify_signature
+    from cryptography.exceptions import InvalidSignature
+
+    for size in (0, 1, 64, 1000):
+        key = IssuerKey.generate()
+        msg = os.urandom(size)
+        sig = key.sign(msg)
+        assert sig == key.private.sign(msg)
+        assert verify_signature(key.multikey, sig, msg)
+        for bad_sig, bad_msg in (
+            (bytes([sig[0] ^ 1]) + sig[1:], msg),
+            (sig[:63] + bytes([sig[63] ^ 0x40]), msg),
+            (sig, msg + b"x"),
+            (sig[:32], msg),
+        ):
+            assert not verify_signature(key.multikey, bad_sig, bad_msg)
+            with pytest.raises((InvalidSignature, ValueError)):
+                key.private.public_key().verify(bad_sig, bad_msg)
+        assert not verify_signature(IssuerKey.generate().multikey, sig, msg)
+
+
+def test_schema_problems_name_the_member_at_fault() -> None:
+    from academy.credentials.credential import build_credential, schema_problem
+    from academy.credentials.statuslist import status_entry
+
+    doc = build_credential(
+        issuer={"id": "https://issuer.example", "name": "Issuer"},
+        subject_id="urn:uuid:1",
+        identity="learner@example.org",
+        achievement={"id": "https://c.example", "name": "C", "description": "d", "criteria": "c"},
+        evidence=[],
+        valid_from="2026-01-01T00:00:00Z",
+        status=[status_entry("https://issuer.example/s/1", 7, "revocation")],
+    )
+    assert schema_problem(doc) is None
+    cases = {
+        "credentialStatus": ([doc["credentialStatus"], {"type": "x"}], "credentialStatus[1]: must"),
+        "issuer": (5, "issuer: must be object or string"),
+        "proof": ([{"type": 1}], "proof[0].type: must be string"),
+        "credentialSubject": ([{}], "credentialSubject[0]: must contain at least 1 properties"),
+    }
+    for member, (value, expected) in cases.items():
+        problem = schema_problem({**doc, member: value})
+        assert problem and problem.startswith(expected), (member, problem)
