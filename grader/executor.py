@@ -141,6 +141,7 @@ class _Zygote:
             self._ensure()
 
     def spawn(self, request: dict[str, Any], fds: list[int]) -> tuple[int, int]:
+        """Fork a sandbox: (pid that reports its exit, i.e. the zygote's; the sandbox's pid)."""
         with self._lock:
             self._ensure()
             assert self._ctl is not None
@@ -150,7 +151,7 @@ class _Zygote:
             answer = json.loads(_recv_exact(self._ctl, struct.unpack("!I", head)[0]))
         if "error" in answer:
             raise SandboxError(answer["error"])
-        return int(answer["c1"]), int(answer["c2"])
+        return int(answer["reporter"]), int(answer["pid"])
 
     def stop(self) -> None:
         with self._lock:
@@ -264,14 +265,14 @@ class _Sandbox:
             "limits": dataclasses.asdict(limits),
             "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
         }
-        self.pidfd1 = self.pidfd2 = -1
+        self.pidfd = -1
         self.out_r, out_w = os.pipe()
         os.set_blocking(self.out_r, False)
         self.native = bytearray()  # fd 1/2 output of the current cell
         self.native_used = 0
         try:
-            self.c1, self.c2 = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
-            self.pidfd1, self.pidfd2 = os.pidfd_open(self.c1), os.pidfd_open(self.c2)
+            self.reporter, self.pid = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
+            self.pidfd = os.pidfd_open(self.pid)
         except BaseException:
             theirs.close()
             os.close(out_w)
@@ -284,7 +285,7 @@ class _Sandbox:
         self.buffers: dict[int, bytearray] = {}
 
     def receive(self, deadline: float, cap: int) -> tuple[str, Any]:
-        """Wait for the next complete message from C2 (or C1's exit report).
+        """Wait for the next complete message from the sandbox (or the zygote's exit report).
 
         Returns ("msg", obj), ("died", None), ("timeout", None) or ("flood", None).
         """
@@ -297,13 +298,13 @@ class _Sandbox:
             wait = deadline - now if died_at is None else 0.05
             if wait <= 0:
                 return "timeout", None
-            fds = [self.sock] if died_at is not None else [self.sock, self.pidfd2]
+            fds = [self.sock] if died_at is not None else [self.sock, self.pidfd]
             if self.out_r >= 0:
                 fds.append(self.out_r)
             ready, _, _ = select.select(fds, [], [], wait)
             if self.out_r in ready:
                 self.drain_native()
-            if self.pidfd2 in ready:
+            if self.pidfd in ready:
                 died_at = time.monotonic()
             if self.sock not in ready:
                 continue
@@ -317,7 +318,7 @@ class _Sandbox:
             received += len(data)
             if received > cap:
                 return "flood", None
-            if sender not in (self.c1, self.c2):
+            if sender not in (self.reporter, self.pid):
                 continue  # a forked learner process: never trusted
             buf = self.buffers.setdefault(sender, bytearray())
             if data[:1] in (b"S", b"F"):
@@ -331,7 +332,7 @@ class _Sandbox:
                 obj = json.loads(raw)
             except ValueError:
                 continue
-            if sender == self.c1:
+            if sender == self.reporter:
                 if isinstance(obj, dict) and isinstance(obj.get("exit_status"), int):
                     self.exit_status = obj["exit_status"]
                     self.cpu_used = float(obj.get("cpu_seconds", 0.0))
@@ -365,27 +366,24 @@ class _Sandbox:
 
     def interrupt(self) -> bool:
         """SIGINT to the sandbox's interpreter (KeyboardInterrupt, like a kernel interrupt)."""
-        if self.pidfd2 < 0:
+        if self.pidfd < 0:
             return False
         try:
-            signal.pidfd_send_signal(self.pidfd2, signal.SIGINT)
+            signal.pidfd_send_signal(self.pidfd, signal.SIGINT)
         except ProcessLookupError:
             return False
         return True
 
     def close(self) -> None:
-        """Kill the pid namespace and C1, wait until both are gone, sweep the uid."""
-        for pidfd in (self.pidfd2, self.pidfd1):
-            if pidfd >= 0:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        gone = self.pidfd2 >= 0
-        for pidfd in (self.pidfd2, self.pidfd1):
-            if pidfd >= 0:
-                ready, _, _ = select.select([pidfd], [], [], 5.0)
-                gone = gone and bool(ready)
-                os.close(pidfd)
-        self.pidfd1 = self.pidfd2 = -1
+        """Kill the pid namespace, wait until it is gone, sweep the uid."""
+        gone = False
+        if self.pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            ready, _, _ = select.select([self.pidfd], [], [], 5.0)
+            gone = bool(ready) and self._reaped(time.monotonic() + 2.0)
+            os.close(self.pidfd)
+            self.pidfd = -1
         if gone:
             # The namespace's init (C2) has exited, and the kernel reaps every other process of
             # the namespace before that exit is reported: nothing of this uid is left.
@@ -397,6 +395,20 @@ class _Sandbox:
             os.close(self.out_r)
             self.out_r = -1
         os.close(self.uid_lock)  # releases the uid's flock
+
+    def _reaped(self, deadline: float) -> bool:
+        """Wait until the zygote has reaped the dead sandbox: it closes its end of the socket
+        only then, so EOF (a read with no data and no credentials) means no zombie is left."""
+        while (wait := deadline - time.monotonic()) > 0:
+            if not select.select([self.sock], [], [], wait)[0]:
+                continue
+            try:
+                data, anc, _flags, _addr = self.sock.recvmsg(CHUNK + 1, socket.CMSG_SPACE(12))
+            except OSError:
+                return True
+            if not data and not anc:
+                return True
+        return False
 
     def death_reason(self) -> str:
         st = self.exit_status
@@ -619,7 +631,7 @@ def _run_cells(
             reason = "the cell sent more than the output cap; its sandbox was replaced"
             outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
         else:
-            box.receive(time.monotonic() + 0.5, cap)  # give C1 time to report the status
+            box.receive(time.monotonic() + 0.5, cap)  # give the zygote time to report the status
             outcomes.append(CellOutcome("killed", box.take_native(), reason=box.death_reason()))
         skipped.add(index)
         return

@@ -5,12 +5,16 @@ Why a zygote: starting a Jupyter kernel costs about a second per submission, and
 ``InteractiveShell`` once; every submission is a ``fork()`` of that warm process, so a sandbox is
 ready in milliseconds.
 
-Process tree for one submission (all created by the zygote, which runs as root)::
+Process tree for one submission (created by the zygote, which runs as root)::
 
-    zygote ── C1 (setsid, new pid/net/mount/ipc/uts namespaces; waits, reports C2's exit status)
-               └─ C2 = pid 1 of the new pid namespace: jails itself (chroot into a read-only tmpfs
-                  view, private size-capped scratch tmpfs, fresh /proc), sets rlimits, drops to an
-                  unprivileged uid, then runs cells sent by the supervisor with IPython semantics.
+    zygote (forks with a fresh pid namespace for the child; reaps it and reports its exit status)
+      └─ C2 = pid 1 of the new pid namespace: new session, new net/mount/ipc/uts namespaces; jails
+         itself (chroot into a read-only tmpfs view, private size-capped scratch tmpfs, fresh
+         /proc), sets rlimits, drops to an unprivileged uid, then runs cells sent by the
+         supervisor with IPython semantics.
+
+One fork per sandbox: the zygote unshares only its pid namespace *for children* before forking
+(and sets it back after), so no intermediate process is needed to become the namespace's parent.
 
 Killing C2 tears down the whole pid namespace (the kernel kills every process in it), so nothing the
 learner forks can outlive the submission. The supervisor (grader.executor) is the only judge of a
@@ -27,19 +31,20 @@ from __future__ import annotations
 
 import base64
 import builtins
-import contextlib
 import ctypes
 import gc
 import json
 import linecache
 import os
 import resource
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 CHUNK = 32 * 1024
@@ -69,9 +74,9 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -503,16 +508,22 @@ def _c2_main(
     ``runner`` and ``restore`` were built in the zygote before any learner code (see
     zygote_main), so each sandbox only sets its output cap and installs the capture hooks.
     """
+    os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     # fd 1/2 (C-level writes, subprocesses) go to a pipe the supervisor drains under its own cap.
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
-    keep = sock.fileno()
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 4096)
+    # The reply socket is always fd 3, whatever number the zygote got it as; nothing else of the
+    # zygote's (its control socket, other sandboxes' sockets) stays open.
+    if sock.fileno() != 3:
+        os.dup2(sock.fileno(), 3, inheritable=False)
+        os.close(sock.detach())
+        sock = socket.socket(fileno=3)
+    os.closerange(4, 4096)
     try:
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         _jail(req)
     except Exception as exc:  # report to the supervisor as an infrastructure failure
         send_message(sock, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -688,35 +699,6 @@ def _make_restorer(runner: _Runner) -> Any:
     return restore
 
 
-def _c1_main(
-    req: dict[str, Any], sock: socket.socket, out_fd: int, pid_w: int, warm: tuple[_Runner, Any]
-) -> None:
-    """Session leader outside the new pid namespace: forks its init (C2), reports C2's status."""
-    os.setsid()
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    _check(_libc.unshare(flags), "unshare")
-    pid = os.fork()
-    if pid == 0:
-        os.close(pid_w)
-        _c2_main(req, sock, out_fd, *warm)
-        os._exit(0)
-    os.write(pid_w, struct.pack("q", pid))
-    os.close(pid_w)
-    os.close(out_fd)
-    while True:
-        try:
-            _, status, usage = os.wait4(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    with contextlib.suppress(OSError):
-        cpu = usage.ru_utime + usage.ru_stime
-        send_message(sock, {"exit_status": status, "cpu_seconds": cpu})
-    os._exit(0)
-
-
 def default_ro_paths() -> list[str]:
     """What a sandbox may read: the OS, the interpreter, the venv and the grader/labs packages.
 
@@ -756,15 +738,52 @@ def _recv_request(ctl: socket.socket) -> tuple[dict[str, Any], list[int]] | None
     return json.loads(buf), fds
 
 
+def _exit_report(status: int, usage: resource.struct_rusage) -> bytes:
+    """C2's exit, as one ``F`` packet for its supervisor (which trusts it by the zygote's pid)."""
+    cpu = usage.ru_utime + usage.ru_stime
+    return b"F" + json.dumps({"exit_status": status, "cpu_seconds": cpu}).encode()
+
+
+def _send_report(sock: socket.socket, packet: bytes) -> bool:
+    """Try once, without blocking (a full socket must never stall the zygote); True when done."""
+    try:
+        sock.send(packet, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # the supervisor has closed the sandbox already: nobody to tell
+    sock.close()
+    return True
+
+
+def _fork_sandbox(
+    req: dict[str, Any], fd: int, out_fd: int, own_pid_ns: int, warm: tuple[_Runner, Any]
+) -> int:
+    """Fork C2 as pid 1 of a fresh pid namespace; returns its pid (in the zygote's namespace)."""
+    _check(_libc.unshare(CLONE_NEWPID), "unshare")
+    try:
+        pid = os.fork()
+    except OSError:
+        _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")
+        raise
+    if pid == 0:
+        try:
+            _c2_main(req, socket.socket(fileno=fd), out_fd, *warm)
+        finally:
+            os._exit(70)
+    # the next fork needs the zygote's own namespace back as its children's
+    _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")
+    return pid
+
+
 def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     """Serve fork requests from one supervisor until it closes the control socket.
 
     No PDEATHSIG here: that fires when the *thread* that started us exits (a pool thread, say);
-    the control socket's EOF is the supervisor process's death, and our own exit takes every C1
-    (and so every sandbox) with it through their PDEATHSIG.
+    the control socket's EOF is the supervisor process's death, and our own exit takes every
+    sandbox with it through their PDEATHSIG. Between requests the zygote reaps the sandboxes
+    that ended and sends each one's exit status and CPU time to its supervisor.
     """
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # auto-reap C1s and anything reparented here
     # Preloaded libraries compute cache folders from these at import; point them where a sandbox
     # can write (its scratch folder), not at root's home.
     os.environ.update(SANDBOX_ENV)
@@ -778,7 +797,12 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     warm = runner, _make_restorer(runner)
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     ctl = socket.socket(fileno=ctl_fd)
+    poller = select.poll()
+    poller.register(ctl_fd, select.POLLIN)
+    live: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (C2's pid, its report socket)
+    unsent: list[tuple[socket.socket, bytes, float]] = []  # exit reports to retry
     # Everything above lives for the zygote's lifetime: move it out of the collector's reach, or
     # a collection in each sandbox would touch (and so copy, page by page) the whole inherited
     # heap. Objects a sandbox creates are collected as usual.
@@ -786,6 +810,17 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     gc.freeze()
     ctl.sendall(b"R")  # warm and ready
     while True:
+        events = dict(poller.poll(10 if unsent else None))
+        for pidfd in [fd for fd in events if fd in live]:
+            poller.unregister(pidfd)
+            os.close(pidfd)
+            pid, report = live.pop(pidfd)
+            _, status, usage = os.wait4(pid, 0)
+            unsent.append((report, _exit_report(status, usage), time.monotonic() + 2.0))
+        now = time.monotonic()
+        unsent = [u for u in unsent if not _send_report(u[0], u[1]) and now < u[2]]
+        if ctl_fd not in events:
+            continue
         got = _recv_request(ctl)
         if got is None:
             os.rmdir(mount_point)
@@ -793,25 +828,17 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
         req, (fd, out_fd) = got
         req["ro_paths"] = ro_paths + list(req.get("extra_ro_paths", []))
         req["mount_point"] = mount_point
-        pid_r, pid_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(pid_r)
-                ctl.close()
-                _c1_main(req, socket.socket(fileno=fd), out_fd, pid_w, warm)
-            finally:
-                os._exit(70)
-        os.close(pid_w)
-        os.close(fd)
-        os.close(out_fd)
-        data = os.read(pid_r, 8)
-        os.close(pid_r)
-        if len(data) == 8:
-            (c2,) = struct.unpack("q", data)
-            answer = {"c1": pid, "c2": c2}
+        try:
+            pid = _fork_sandbox(req, fd, out_fd, own_pid_ns, warm)
+        except (OSError, SandboxSetupError) as exc:
+            os.close(fd)
+            answer: dict[str, Any] = {"error": f"sandbox could not start ({exc}): is this root?"}
         else:
-            answer = {"error": "sandbox could not start (unshare failed: is this root?)"}
+            pidfd = os.pidfd_open(pid)
+            live[pidfd] = (pid, socket.socket(fileno=fd))
+            poller.register(pidfd, select.POLLIN)
+            answer = {"pid": pid, "reporter": os.getpid()}
+        os.close(out_fd)
         raw = json.dumps(answer).encode()
         ctl.sendall(struct.pack("!I", len(raw)) + raw)
 
