@@ -20,6 +20,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class OursHub:
     def __init__(self, state: Path, learners: int) -> None:
         from academy.db import make_engine
@@ -66,18 +80,34 @@ class OursHub:
         return all(_rpc(url, "eth_blockNumber", timeout=5.0) for url in env.rpc_urls)
 
     def learner_pids(self, user: str) -> list[int]:
+        from time_to_lab import server_pids
+
+        home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user
+        env = self.sandbox.status(user, "time-to-lab")
+        pids = server_pids(self.run.proc.pid, home)
+        return pids + self.sandbox.backend.pids(env.env_id)  # type: ignore[attr-defined]
+
+    def pooled_pids(self) -> dict[str, list[int]]:
+        """What is kept warm for learners to come: the server parent, the chain zygote, and the
+        pool chains nobody claimed."""
         from time_to_lab import descendants
 
-        pids = []
-        for pid in descendants(self.run.proc.pid):
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes()
-            except OSError:
-                continue
-            if f"JUPYTERHUB_USER={user}\0".encode() in environ:
-                pids.extend(descendants(pid))
-        env = self.sandbox.status(user, "time-to-lab")
-        return pids + self.sandbox.backend.pids(env.env_id)  # type: ignore[attr-defined]
+        parents = [
+            pid
+            for pid in descendants(self.run.proc.pid)
+            if b"academy.hub.forkserver" in _cmdline(pid) and _ppid(pid) == self.run.proc.pid
+        ]
+        backend = self.sandbox.backend
+        chains = []
+        slots = backend.state_path / "_pool"
+        unclaimed = [s for s in slots.glob("slot-*") if (s / "ready").exists()]
+        for slot in unclaimed:
+            chains.extend(backend.pids(f"_pool/{slot.name}"))  # type: ignore[attr-defined]
+        return {
+            "server parent (1)": parents,
+            "chain zygote (1)": backend.zygote_pids(),  # type: ignore[attr-defined]
+            f"unclaimed pool chains ({len(unclaimed)})": chains,
+        }
 
     def stop(self) -> None:
         self._lock.close()

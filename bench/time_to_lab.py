@@ -73,6 +73,23 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def server_pids(root: int, home: Path) -> list[int]:
+    """A learner's server and its kernels: the processes below ``root`` working in ``home``.
+
+    By folder, not by environment: a server forked from a warm parent shows the parent's
+    environment in /proc, not the learner's.
+    """
+    home = home.resolve()
+    out: list[int] = []
+    for pid in descendants(root):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")) == home:
+                out.append(pid)
+        except OSError:
+            continue
+    return sorted(set(out))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))
@@ -85,7 +102,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) -> tuple[float, Any]:
-    """Log in, open the hub (which spawns), wait for the learner's JupyterLab; returns seconds."""
+    """Log in, open the hub (which spawns), wait for the learner's JupyterLab; returns seconds.
+
+    As a browser does: the login form's POST lands on the spawn-pending page while the server
+    starts; that page listens to the hub's progress event stream and opens the lab on "ready".
+    """
     client = httpx.Client(base_url=base, follow_redirects=True, timeout=30.0)
     page = client.get("/hub/login")
     xsrf = client.cookies.get("_xsrf") or _hidden_xsrf(page.text)
@@ -96,6 +117,9 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
     )
     if reply.status_code >= 400:
         raise RuntimeError(f"login of {user} failed: {reply.status_code} {reply.text[:200]}")
+    progress = re.search(r'new EventSource\("([^"]+)"\)', reply.text)
+    if progress:
+        _wait_ready_event(client, progress.group(1), timeout)
     deadline = t0 + timeout
     while True:
         lab = client.get(f"/user/{user}/lab")
@@ -104,6 +128,17 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
         if time.perf_counter() > deadline:
             raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({lab.status_code})")
         time.sleep(0.1)
+
+
+def _wait_ready_event(client: httpx.Client, url: str, timeout: float) -> None:
+    """Follow the hub's spawn progress (server-sent events) until it says ready or failed."""
+    with client.stream("GET", url.replace("&amp;", "&"), timeout=timeout) as events:
+        for line in events.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if event.get("ready") or event.get("failed"):
+                return
 
 
 def _hidden_xsrf(html: str) -> str:
@@ -190,15 +225,7 @@ class StockHub:
         return f"stock{i}", "bench-password"
 
     def learner_pids(self, user: str) -> list[int]:
-        out = []
-        for pid in descendants(self.proc.pid):
-            try:
-                env = Path(f"/proc/{pid}/environ").read_bytes()
-            except OSError:
-                continue
-            if f"JUPYTERHUB_USER={user}\0".encode() in env:
-                out.extend(descendants(pid))
-        return out
+        return server_pids(self.proc.pid, self.state / "users" / user)
 
     def chain_answers(self, user: str) -> bool:
         return True  # stock JupyterHub gives learners no chain
@@ -249,7 +276,10 @@ def run(hub: Any, single: int, burst: int) -> dict[str, Any]:
     pss = [pss_mib(hub.learner_pids(user)) for user, _ in clients[:5]]
     for _, client in clients:
         client.close()
+    pooled = hub.pooled_pids() if hasattr(hub, "pooled_pids") else {}
     return {
+        # what is kept warm for learners not yet logged in: {item: PSS MiB}
+        "pooled_idle_mib": {name: round(pss_mib(pids), 1) for name, pids in pooled.items()},
         "single_p50_s": statistics.median(singles),
         "single_all_s": [round(s, 2) for s in singles],
         "burst_p95_s": pct(bursts, 0.95),
@@ -263,12 +293,16 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=5)
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--only", choices=["stock", "ours"])
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it (hub logs)")
     args = parser.parse_args()
     if not PROXY.exists():
         print(f"no configurable-http-proxy at {PROXY}: run `make setup`", file=sys.stderr)
         return 1
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    keep = contextlib.nullcontext(str(args.keep.resolve())) if args.keep else None
+    with keep or tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "stock"):
             (Path(tmp) / "stock").mkdir()
             hub = StockHub(Path(tmp) / "stock")
@@ -291,6 +325,8 @@ def main() -> int:
             f"{row['burst_p95_s']:6.2f} s (median {row['burst_median_s']:.2f})   "
             f"PSS per active learner {row['pss_per_learner_mib']:.0f} MiB"
         )
+        for item, mib in row["pooled_idle_mib"].items():
+            print(f"{'':6} kept warm, not yet any learner's: {item} {mib:.0f} MiB")
     if "stock" in results and "ours" in results:
         s, o = results["stock"], results["ours"]
         print(

@@ -199,95 +199,29 @@ def serve_zygote(sock_path: Path, idle_exit: float = 300.0) -> int:
     the answer is ``{"pid": PID}`` of the new launcher, which runs in its own session and outlives
     the zygote. The zygote exits after ``idle_exit`` seconds without a request (the next start
     brings it back) or once its socket is gone (its state folder was deleted), so no caller has to
-    remember to stop it.
+    remember to stop it. The loop itself is :func:`labs.sandbox.forkserver.serve_forks`.
     """
-    import gc
-    import socket
-
     import labs.minichain.node  # noqa: F401 - the point of the zygote
 
-    # Objects that exist now are never collected in the children, so the collector's bookkeeping
-    # does not write to (and thereby copy) the pages every chain shares with this process.
-    gc.collect()
-    gc.freeze()
+    from .forkserver import serve_forks
 
-    with contextlib.suppress(FileNotFoundError):
-        sock_path.unlink()
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(sock_path))
-    os.chmod(sock_path, 0o600)
-    srv.listen(64)
-    srv.settimeout(0.5)
-    stopping = False
-    last_request = time.monotonic()
+    def check(request: dict[str, Any]) -> None:
+        Path(request["data"]), str(request["listen"]), str(request["log"])
 
-    def _stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def child(request: dict[str, Any]) -> int:
+        return run_network(Path(request["data"]), request["listen"])
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stopping and time.monotonic() - last_request < idle_exit and sock_path.exists():
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        try:
-            conn, _ = srv.accept()
-        except (TimeoutError, InterruptedError):
-            continue
-        last_request = time.monotonic()
-        with conn:
-            conn.settimeout(5)
-            try:
-                request = json.loads(conn.makefile("rb").readline())
-                data, listen, logfile = Path(request["data"]), request["listen"], request["log"]
-            except (OSError, ValueError, KeyError) as exc:
-                with contextlib.suppress(OSError):
-                    conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
-                continue
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    srv.close()
-                    conn.close()
-                    os.setsid()
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                    null = os.open(os.devnull, os.O_RDONLY)
-                    os.dup2(null, 0)
-                    os.dup2(fd, 1)
-                    os.dup2(fd, 2)
-                    sys.stdout = os.fdopen(1, "w", buffering=1)
-                    sys.stderr = os.fdopen(2, "w", buffering=1)
-                    code = run_network(data, listen)
-                except BaseException as exc:
-                    with contextlib.suppress(Exception):
-                        print(f"launcher: {exc!r}", file=sys.stderr, flush=True)
-                finally:
-                    os._exit(code)
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-    srv.close()
-    with contextlib.suppress(FileNotFoundError):
-        sock_path.unlink()
-    return 0
+    return serve_forks(sock_path, child, idle_exit=idle_exit, check=check)
 
 
 def zygote_request(sock_path: Path, data: Path, listen: str, log: Path) -> int:
     """Ask a running zygote for a chain launcher; returns its pid (raises OSError if none)."""
-    import socket
+    from .forkserver import fork_request
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(str(sock_path))
-        s.sendall(json.dumps({"data": str(data), "listen": listen, "log": str(log)}).encode())
-        s.sendall(b"\n")
-        reply = json.loads(s.makefile("rb").readline())
-    if "pid" not in reply:
-        raise LaunchError(f"the chain zygote refused: {reply.get('error')}")
-    return int(reply["pid"])
+    try:
+        return fork_request(sock_path, {"data": str(data), "listen": listen, "log": str(log)})
+    except RuntimeError as exc:
+        raise LaunchError(f"the chain zygote refused: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from traitlets import Bool, Float, Int, Unicode, default
 
 from . import launcher
 from .backend import Backend, BackendError
+from .forkserver import answers
 from .spec import LabSpec
 
 
@@ -82,7 +83,7 @@ class ProcessBackend(Backend):
         """The zygote's socket, starting the zygote when none answers there."""
         sock = (self.state_path / "zygote.sock").resolve()
         self.state_path.mkdir(parents=True, exist_ok=True)
-        if self._zygote_answers(sock):
+        if answers(sock):
             return sock
         log = open(self.state_path / "zygote.log", "ab")  # noqa: SIM115 - handed to the child
         self._zygote_proc = subprocess.Popen(
@@ -96,25 +97,12 @@ class ProcessBackend(Backend):
         log.close()
         (self.state_path / "zygote.pid").write_text(str(self._zygote_proc.pid))
         deadline = time.monotonic() + self.start_timeout
-        while not self._zygote_answers(sock):
+        while not answers(sock):
             if self._zygote_proc.poll() is not None or time.monotonic() > deadline:
                 tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
                 raise BackendError(f"the chain zygote did not start: {tail}")
             time.sleep(0.05)
         return sock
-
-    @staticmethod
-    def _zygote_answers(sock: Path) -> bool:
-        import socket
-
-        if not sock.exists():
-            return False
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            try:
-                s.connect(str(sock))
-                return True
-            except OSError:
-                return False
 
     def close(self) -> None:
         """Stop the zygote (chains it started keep running; ``stop`` ends those; ``drain_pool``

@@ -5,9 +5,11 @@ through the same routes the JupyterLab Submit button and ``academy.client.submit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,24 +40,76 @@ def _solve(path: Path) -> None:
     path.write_text(json.dumps(nb))
 
 
-def _server_env(name: str) -> dict[str, str]:
-    """The environment the hub started ``name``'s server with (read from /proc, we are its host)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{pid}/environ").read_bytes()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"jupyterhub.singleuser" not in cmd:
-            continue
-        env = dict(
-            item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
-        )
-        if env.get("JUPYTERHUB_USER") == name:
-            return env
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(
+        item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+    )
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if _ppid(int(entry)) == pid:
+                    out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _warm_parent(platform_hub) -> int:
+    """The hub's warm parent of learners' servers (academy.hub.forkserver), a child of the hub."""
+    for pid in _children(platform_hub.proc.pid):
+        with contextlib.suppress(OSError):
+            if b"academy.hub.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    raise AssertionError("the hub runs no warm parent:\n" + platform_hub.log_tail())
+
+
+def _server_pid(platform_hub, name: str) -> int:
+    """``name``'s single-user server: the process working in their folder below the hub."""
+    home = _learner_home(platform_hub, name)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if Path(os.readlink(f"/proc/{entry}/cwd")) == home and b"ipykernel" not in cmd:
+                    return int(entry)
     raise AssertionError(f"no single-user server process for {name}")
+
+
+def _server_env(platform_hub, name: str, password: str) -> dict[str, str]:
+    """The environment the hub gave ``name``'s server, as a kernel of that server inherits it.
+
+    A server forked from the warm parent shows the parent's variables in /proc (the kernel, a
+    fresh program the server starts with its own environment, shows the server's).
+    """
+    learner = HubBrowser(platform_hub)
+    try:
+        learner.login(name, password)
+        learner.spawn()
+        started = learner.server("POST", "api/kernels", json={"name": "python3"})
+        assert started.status_code == 201, started.text
+        kernel_id = started.json()["id"]
+        try:
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                with contextlib.suppress(OSError):
+                    cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                    if b"ipykernel" in cmd and kernel_id.encode() in cmd:
+                        return _environ(int(entry))
+            raise AssertionError(f"no kernel process {kernel_id} for {name}")
+        finally:
+            learner.server("DELETE", f"api/kernels/{kernel_id}")
+    finally:
+        learner.close()
 
 
 def _wait_graded(learner: HubBrowser, submission_id: int, timeout: float = 90.0) -> dict:
@@ -184,7 +238,7 @@ def test_fetch_and_submit_routes_of_the_learners_server(platform_hub) -> None:
 def test_notebook_side_submit_uses_the_environment_the_hub_handed_over(platform_hub) -> None:
     """``from academy.client import submit; submit()`` inside the learner's server: run it with the
     exact environment the spawn hook gave that server (ACADEMY_URL, ACADEMY_TOKEN, the chain)."""
-    env = _server_env("learner1")
+    env = _server_env(platform_hub, "learner1", "learner1-demo")
     assert env["ACADEMY_URL"] == platform_hub.academy_url
     assert env["ACADEMY_TOKEN"]
     home = _learner_home(platform_hub, "learner1")
@@ -214,3 +268,53 @@ def test_notebook_side_submit_uses_the_environment_the_hub_handed_over(platform_
     assert proc.returncode == 0, proc.stderr
     assert "SCORE 3.0 3.0" in proc.stdout
     assert "graded: 3 / 3" in proc.stdout
+
+
+#: what the hub, academy and the proxy hold and no learner may read
+_SECRETS = (
+    "ACADEMY_SERVICE_TOKEN",
+    "ACADEMY_HUB_API_TOKEN",
+    "JUPYTERHUB_API_TOKEN",
+    "CONFIGPROXY_AUTH_TOKEN",
+)
+
+
+def test_servers_are_forked_from_the_warm_parent_without_the_hubs_secrets(platform_hub) -> None:
+    """Each learner's server is a child of the hub's warm parent (no import per login), runs in
+    the learner's own folder with their own token, and neither it nor the parent holds a secret of
+    the hub's (the parent starts with a minimal environment; a fork inherits only that)."""
+    from academy.db import make_engine
+    from academy.services.seed import seed_demo
+
+    seed_demo(platform_hub.settings, make_engine(platform_hub.settings), learners=5)
+    parent = _warm_parent(platform_hub)
+    assert not [k for k in _environ(parent) if k in _SECRETS]
+    a = _server_env(platform_hub, "learner3", "learner3-demo")
+    b = _server_env(platform_hub, "learner4", "learner4-demo")
+    servers = {name: _server_pid(platform_hub, name) for name in ("learner3", "learner4")}
+    for name, pid in servers.items():
+        assert _ppid(pid) == parent, f"{name}'s server was not forked by the warm parent"
+        assert not [k for k in _environ(pid) if k in _SECRETS]
+    assert a["JUPYTERHUB_USER"] == "learner3" and b["JUPYTERHUB_USER"] == "learner4"
+    assert a["HOME"] == str(_learner_home(platform_hub, "learner3"))
+    assert a["JUPYTERHUB_API_TOKEN"] != b["JUPYTERHUB_API_TOKEN"]
+    assert a["ACADEMY_TOKEN"] != b["ACADEMY_TOKEN"]
+    if platform_hub.settings.hub_lab:  # each has a chain of their own
+        assert a["ACADEMY_RPC_URLS"] != b["ACADEMY_RPC_URLS"]
+        assert a["ACADEMY_PRIVATE_KEYS"] != b["ACADEMY_PRIVATE_KEYS"]
+    # learner4's browser session opens nothing of learner3's server
+    other = HubBrowser(platform_hub)
+    try:
+        other.login("learner4", "learner4-demo")
+        reply = other.http.get("/user/learner3/api/contents", follow_redirects=False)
+        assert reply.status_code == 403, (reply.status_code, reply.text[:200])
+    finally:
+        other.close()
+
+
+def test_a_dead_warm_parent_is_replaced_and_spawns_go_on(platform_hub) -> None:
+    """If the warm parent dies, the next spawn starts a new one (or starts the server anew)."""
+    os.kill(_warm_parent(platform_hub), signal.SIGKILL)
+    env = _server_env(platform_hub, "learner5", "learner5-demo")
+    assert env["JUPYTERHUB_USER"] == "learner5"
+    assert _ppid(_server_pid(platform_hub, "learner5")) == _warm_parent(platform_hub)

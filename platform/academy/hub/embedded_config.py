@@ -122,3 +122,6 @@ def configure(c: Any, settings: Any | None = None) -> None:
 
 if "get_config" in globals():  # loaded by JupyterHub as its config file
     configure(get_config())  # type: ignore[name-defined]  # noqa: F821
+    from academy.hub.spawner import warm_parent
+
+    warm_parent()  # imports JupyterLab while the hub starts: no learner waits for that
