@@ -112,3 +112,50 @@ def test_warm_pool_hands_out_a_running_chain(
     finally:
         pooled.backend.pool_size = 0
         pooled.close(drain=True)
+
+
+def test_a_pooled_chain_is_its_claimers_alone_and_the_pool_refills(tmp_path: Path) -> None:
+    """Two learners claim the two pre-started chains: each gets a chain of its own whose funded
+    keys nobody else was ever handed (every pool chain makes its own at creation), the other's keys
+    hold nothing there, a chain once claimed is never handed out again, and the pool fills back up
+    in the background. (On this backend every chain listens on loopback; that another learner's
+    server cannot even connect is the docker backend's network isolation, tested there.)"""
+    spec = LabSpec.from_toml(make_lab(tmp_path / "lab", lab_id="pooled", validators=1))
+    pooled = SandboxManager(state_dir=str(tmp_path / "sandbox"))
+    pooled.backend.pool_size = 2
+    pooled.backend.pool_validators = 1
+    pool = tmp_path / "sandbox" / "chains" / "_pool"
+    try:
+        pooled.warm(block=True)
+        first = sorted(p.parent for p in pool.glob("*/ready"))
+        assert len(first) == 2
+        ann = pooled.ensure("ann", spec)
+        ben = pooled.ensure("ben", spec)
+        chains = tmp_path / "sandbox" / "chains"
+        assert {(chains / e.env_id).resolve() for e in (ann, ben)} == {p.resolve() for p in first}
+        assert not set(ann.rpc_urls) & set(ben.rpc_urls)
+        ann_keys = {a["address"] for a in ann.accounts}
+        assert ann_keys and not ann_keys & {a["address"] for a in ben.accounts}
+
+        url = ann.rpc_urls[0]
+        assert int(rpc(url, "eth_getBalance", [ann.accounts[0]["address"], "latest"]), 16) > 0
+        assert int(rpc(url, "eth_getBalance", [ben.accounts[0]["address"], "latest"]), 16) == 0
+        with pytest.raises(AssertionError, match="(?i)fund|balance"):
+            signed_transfer(url, ben.accounts[0]["private_key"], ann.accounts[1]["address"], 1)
+
+        again = pooled.ensure("ann", spec)  # ann's own chain, the same keys and contracts
+        assert again.rpc_urls == ann.rpc_urls and again.accounts == ann.accounts
+
+        deadline = time.monotonic() + 120
+        while len(list(pool.glob("*/ready"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        refilled = {p.parent.resolve() for p in pool.glob("*/ready")}
+        assert len(refilled) == 2 and not refilled & {p.resolve() for p in first}
+        cara = pooled.ensure("cara", spec)  # the next learner gets a fresh one, not ann's
+        assert (chains / cara.env_id).resolve() in refilled
+        assert not {a["address"] for a in cara.accounts} & ann_keys
+    finally:
+        for learner in ("ann", "ben", "cara"):
+            pooled.stop(learner)
+        pooled.backend.pool_size = 0
+        pooled.close(drain=True)
