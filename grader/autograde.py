@@ -8,6 +8,7 @@ the command line (a whole course folder) and the platform (one notebook as it is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .assignment import AssignmentError, Course, read_node
-from .executor import CellSpec, execute
+from .executor import CellSpec, SandboxError, execute, warm
 from .limits import Limits
 from .scoring import CellResult, prepare, score_notebook
 
@@ -164,6 +165,13 @@ def _ungraded(job: Job, why: str) -> SubmissionResult:
     return result
 
 
+def _warm_sandbox() -> None:
+    """Let the zygote import and warm up on another core while this process reads the sources
+    and imports nbgrader for the first submission's preparation (each takes about a second)."""
+    with contextlib.suppress(SandboxError):  # not root, say: the first submission says so
+        warm(block=False)
+
+
 def autograde(
     course_dir: Path | str,
     assignment: str,
@@ -180,6 +188,8 @@ def autograde(
     with ``scheduler`` (``tcp://host:port``) on that Dask cluster instead. ``on_done`` is called
     exactly once per student, whichever backend ran it and however often.
     """
+    if scheduler is None:
+        _warm_sandbox()
     course = Course(Path(course_dir))
     sources = load_sources(course, assignment)  # fails early, in one line, on a wrong name
     todo = students if students is not None else course.students(assignment)

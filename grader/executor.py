@@ -107,8 +107,10 @@ class _Zygote:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
+        self._ready = False
 
     def _start(self) -> None:
+        """Launch the zygote process; it says ``R`` on the control socket once it is warm."""
         if os.geteuid() != 0:
             raise SandboxError("the grading sandbox needs root (namespaces, chroot, setuid)")
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,23 +124,30 @@ class _Zygote:
             stdout=subprocess.DEVNULL,
         )
         theirs.close()
-        mine.settimeout(60)
-        if mine.recv(1) != b"R":
-            raise SandboxError("the sandbox zygote failed to start")
-        mine.settimeout(None)
         self._ctl = mine
+        self._ready = False
 
-    def _ensure(self) -> None:
-        """Start the zygote unless it runs (call with ``_lock`` held)."""
+    def _ensure(self, block: bool = True) -> None:
+        """Start the zygote unless it runs and, with ``block``, wait until it is warm (call with
+        ``_lock`` held)."""
         if self._proc is None or self._proc.poll() is not None:
             if self._ctl is not None:  # a zygote that died (OOM killer, operator): replace it
                 self._ctl.close()
                 self._ctl = None
             self._start()
+        if block and not self._ready:
+            assert self._ctl is not None
+            self._ctl.settimeout(60)
+            try:
+                if self._ctl.recv(1) != b"R":
+                    raise SandboxError("the sandbox zygote failed to start")
+            finally:
+                self._ctl.settimeout(None)
+            self._ready = True
 
-    def warm(self) -> None:
+    def warm(self, block: bool = True) -> None:
         with self._lock:
-            self._ensure()
+            self._ensure(block)
 
     def spawn(self, request: dict[str, Any], fds: list[int]) -> tuple[int, int]:
         """Fork a sandbox: (pid that reports its exit, i.e. the zygote's; the sandbox's pid)."""
@@ -241,10 +250,12 @@ def _take_uid() -> tuple[int, int]:
     raise SandboxError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this host")
 
 
-def warm() -> None:
+def warm(block: bool = True) -> None:
     """Start the warm zygote now (it imports the preload), so the first submission graded in this
-    process does not wait for it; a no-op when it runs."""
-    _ZYGOTE.warm()
+    process does not wait for it; a no-op when it runs. ``block=False`` returns at once and lets
+    it warm up on another core while the caller prepares its batch (the first sandbox then waits
+    for it if it is not ready yet)."""
+    _ZYGOTE.warm(block)
 
 
 def shutdown() -> None:
