@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     ledger_private_key: str = Field(
         "", description="the academy's account on the ledger (writes the registry)"
     )
+    ledger_genesis: str = Field(
+        "",
+        description="genesis block hash of the academy ledger, pinned: academy neither issues "
+        "on nor verifies against a ledger with another genesis; empty: the ledger academy "
+        "recorded when it first deployed its registry",
+    )
     credentials_auto_seconds: float = Field(
         60.0, ge=0, description="how often auto-issuing institutions issue a batch (0: never)"
     )

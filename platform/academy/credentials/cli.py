@@ -25,6 +25,16 @@ credentials_app = typer.Typer(
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
+GenesisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--genesis",
+        envvar="ACADEMY_LEDGER_GENESIS",
+        help="the academy ledger's genesis block hash, pinned: evidence from any other ledger "
+        "fails (unpinned, the ledger is whatever the node or cache says)",
+    ),
+]
+
 STYLE = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]", "n/a": "[dim]n/a [/]"}
 
 
@@ -61,6 +71,7 @@ def verify_command(
         str | None,
         typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
     ] = None,
+    genesis: GenesisOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Verify a certificate: print every check with its outcome; exit 1 if any check fails."""
@@ -71,9 +82,9 @@ def verify_command(
     if cache is not None and not offline:
         raise _fail("--cache goes with --offline (online checks ask the ledger directly)")
     if offline:
-        sources: Any = CacheSources(cache or DEFAULT_CACHE)
+        sources: Any = CacheSources(cache or DEFAULT_CACHE, genesis=genesis)
     else:
-        sources = OnlineSources(rpc or os.environ.get(RPC_ENV))
+        sources = OnlineSources(rpc or os.environ.get(RPC_ENV), genesis=genesis)
     try:
         reports = [verify_credential(doc, sources, key=key) for doc in documents]
     except KeyFormatError as exc:
@@ -100,6 +111,7 @@ def cache_command(
         str | None,
         typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
     ] = None,
+    genesis: GenesisOpt = None,
 ) -> None:
     """Fetch (online) what `academy verify --offline` needs: the ledger's signed commit evidence
     for the registry and the issuers' signed status lists."""
@@ -108,7 +120,7 @@ def cache_command(
 
     documents = [_read(f) for f in files]
     try:
-        counts = fill_cache(cache, documents, rpc or os.environ.get(RPC_ENV))
+        counts = fill_cache(cache, documents, rpc or os.environ.get(RPC_ENV), genesis)
     except (LedgerError, SourceError) as exc:
         raise _fail(str(exc)) from None
     out.print(

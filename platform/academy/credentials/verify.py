@@ -120,6 +120,8 @@ class Sources(Protocol):
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None: ...
 
+    def trusted_genesis(self, registry: str) -> str | None: ...
+
 
 class OnlineSources:
     """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
@@ -127,9 +129,12 @@ class OnlineSources:
 
     offline = False
 
-    def __init__(self, rpc_url: str | None, timeout: float = 15.0) -> None:
+    def __init__(
+        self, rpc_url: str | None, timeout: float = 15.0, genesis: str | None = None
+    ) -> None:
         self.rpc_url = rpc_url
         self.timeout = timeout
+        self.genesis = genesis
         self._facts: dict[str, LedgerFacts] = {}
         self._lists: dict[str, dict[str, Any]] = {}
         self.memo: dict[tuple, Any] = {}
@@ -144,6 +149,10 @@ class OnlineSources:
         if registry not in self._facts:
             self._facts[registry] = facts_from_bundle(fetch_ledger_bundle(self.rpc_url, registry))
         return self._facts[registry]
+
+    def trusted_genesis(self, registry: str) -> str | None:
+        """The genesis hash the verifier pins (--genesis); None: whatever the node reports."""
+        return self.genesis
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
         """The key history an issuer publishes in its profile (for credentials with no ledger
@@ -181,14 +190,18 @@ class CacheSources:
 
     offline = True
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, genesis: str | None = None) -> None:
         self.folder = Path(folder)
+        self.genesis = genesis
         self._facts: dict[str, LedgerFacts] = {}
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
         return None  # offline, only the ledger evidence speaks for an issuer's keys
+
+    def trusted_genesis(self, registry: str) -> str | None:
+        return self.genesis
 
     def ledger_facts(self, registry: str) -> LedgerFacts:
         if registry not in self._facts:
@@ -228,6 +241,7 @@ class _Run:
         self.signed_at: dt.datetime | None = None
         self.facts: LedgerFacts | None = None
         self.facts_error: str | None = None
+        self.genesis_pinned = False
         self.anchored_at: dt.datetime | None = None
         self.issuer = issuer_id_of(doc) if isinstance(doc, dict) else None
 
@@ -241,10 +255,23 @@ class _Run:
             else:
                 try:
                     registry = self.anchors[0]["ledger"]["registry"]
-                    self.facts = self.sources.ledger_facts(registry)
+                    self.facts = self._pinned(registry, self.sources.ledger_facts(registry))
                 except (LedgerError, KeyError, TypeError) as exc:
                     self.facts_error = str(exc)
         return self.facts
+
+    def _pinned(self, registry: str, facts: LedgerFacts) -> LedgerFacts:
+        """``facts`` if their ledger is the one the verifier trusts. A ledger is named by its
+        genesis; whoever serves the evidence could serve a whole forged chain of its own, so a
+        pinned genesis (``--genesis``) is checked, and an unpinned one is reported as such."""
+        pinned = self.sources.trusted_genesis(registry) if self.sources else None
+        if pinned and facts.genesis_hash.lower() != pinned.strip().lower():
+            raise LedgerError(
+                f"the ledger serving the evidence has genesis {facts.genesis_hash[:18]}..., not "
+                f"the trusted {pinned.strip()[:18]}... (--genesis / ACADEMY_LEDGER_GENESIS)"
+            )
+        self.genesis_pinned = bool(pinned)
+        return facts
 
     # -- checks ----------------------------------------------------------------------------
     def schema(self) -> tuple[str, str]:
@@ -256,7 +283,9 @@ class _Run:
         self.proofs = proofs_of(self.doc)
         self.sig_proofs = [p for p in self.proofs if is_signature_proof(p)]
         self.anchors = [p for p in self.proofs if is_anchor_proof(p)]
-        unknown = [p.get("type") for p in self.proofs if p not in self.sig_proofs + self.anchors]
+        unknown = [
+            p.get("type") for p in self.proofs if not (is_signature_proof(p) or is_anchor_proof(p))
+        ]
         if unknown:
             return FAIL, f"unknown proof type {unknown[0]!r}"
         kinds = ", ".join(sorted(set(self.doc["type"]) - {"VerifiableCredential"})) or "VC"
@@ -365,9 +394,14 @@ class _Run:
         ):
             return FAIL, "the anchor names another block or transaction than the ledger records"
         where = "cached evidence" if self.sources and self.sources.offline else "live evidence"
+        trust = (
+            "genesis pinned"
+            if self.genesis_pinned
+            else "genesis as the evidence states it, not pinned: pass --genesis to pin it"
+        )
         return PASS, (
             f"root in block {batch.block_number} ({format_time(batch.timestamp)}), finality "
-            f"signatures checked ({where}, {seen})"
+            f"signatures checked ({where}, {seen}; {trust})"
         )
 
     def status(self) -> tuple[str, str]:
@@ -488,10 +522,14 @@ def verify_credential(
 
 
 def fill_cache(
-    folder: Path, documents: list[dict[str, Any]], rpc_url: str | None
+    folder: Path,
+    documents: list[dict[str, Any]],
+    rpc_url: str | None,
+    genesis: str | None = None,
 ) -> dict[str, int]:
     """Fetch, while online, everything offline verification of ``documents`` needs: ledger
-    evidence for each registry they are anchored in, and each status list they point to."""
+    evidence for each registry they are anchored in, and each status list they point to.
+    ``genesis``: the ledger's pinned genesis hash; evidence of another ledger is refused."""
     import httpx
 
     folder = Path(folder)
@@ -508,7 +546,12 @@ def fill_cache(
         raise LedgerError("the credentials are anchored on a ledger: pass --rpc URL to cache it")
     for registry in sorted(registries):
         bundle = fetch_ledger_bundle(rpc_url or "", registry)
-        facts_from_bundle(bundle)  # never cache evidence that does not hold
+        facts = facts_from_bundle(bundle)  # never cache evidence that does not hold
+        if genesis and facts.genesis_hash.lower() != genesis.strip().lower():
+            raise LedgerError(
+                f"the ledger at {rpc_url} has genesis {facts.genesis_hash}, not the trusted "
+                f"{genesis.strip()}: it is another ledger"
+            )
         (folder / "ledger" / cache_name(registry.lower())).write_text(json.dumps(bundle))
     for url in sorted(lists):
         try:

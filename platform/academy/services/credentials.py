@@ -95,6 +95,13 @@ def registry_for(session: Session, settings: Settings) -> Registry | None:
             genesis = rpc_call(settings.ledger_rpc_url, "eth_getBlockByNumber", ["0x0", False])
         except LedgerError as exc:
             raise Invalid(f"the academy ledger is unreachable: {exc}") from exc
+        pinned = settings.ledger_genesis.strip().lower()
+        if pinned and genesis["hash"].lower() != pinned:
+            raise Invalid(
+                f"the ledger at {settings.ledger_rpc_url} has genesis {genesis['hash']}, not "
+                f"ACADEMY_LEDGER_GENESIS {pinned}: point ACADEMY_LEDGER_RPC_URL at the academy "
+                "ledger, or change the pin if the ledger was replaced on purpose"
+            )
         key = (settings.database_url, settings.ledger_rpc_url, genesis["hash"])
         if key in _registries:
             return _registries[key]
@@ -528,6 +535,15 @@ class AcademySources(OnlineSources):
         if issuer is not None:
             return key_history(self.session, issuer)
         return super().issuer_keys(issuer_id)
+
+    def trusted_genesis(self, registry: str) -> str | None:
+        """ACADEMY_LEDGER_GENESIS, else the genesis academy recorded when it deployed that
+        registry: a node swapped for another chain cannot vouch for academy's credentials."""
+        if self.settings.ledger_genesis.strip():
+            return self.settings.ledger_genesis.strip()
+        rows = self.session.exec(select(LedgerRegistryRecord)).all()
+        known = [r.genesis_hash for r in rows if r.address.lower() == str(registry).lower()]
+        return known[0] if known else None
 
     def status_list(self, url: str) -> dict[str, Any]:
         if url.startswith(self.prefix):

@@ -160,6 +160,30 @@ def test_cli_online_then_offline_in_a_network_namespace(issued, academy_ledger) 
     assert run.stdout.count("FAIL  status") == 1 and run.returncode == 1
 
 
+def test_a_pinned_genesis_refuses_another_ledger(issued, academy_ledger) -> None:
+    """Whoever serves the evidence could serve a whole chain of its own: with the ledger's genesis
+    pinned, evidence of any other genesis fails; unpinned, the report says it was not pinned."""
+    good = academy_ledger.registry.genesis_hash()
+    wrong = "0x" + "ab" * 32
+    doc = str(issued["files"][0])
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", good)
+    assert run.exit_code == 0 and "genesis pinned" in run.output, run.output
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url)
+    assert run.exit_code == 0 and "not pinned: pass --genesis" in run.output, run.output
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", wrong)
+    assert run.exit_code == 1, run.output
+    for check in ("issuer key", "ledger anchor"):
+        line = next(x for x in run.output.splitlines() if f"FAIL  {check}" in x)
+        assert "not the trusted 0xabababab" in line, line
+    cache = issued["folder"] / "cache"
+    assert cache.exists(), "runs after the CLI test filled the cache"
+    run = academy("verify", doc, "--offline", "--cache", str(cache), "--genesis", wrong)
+    assert run.exit_code == 1 and "FAIL  ledger anchor" in run.output, run.output
+    run = academy("credentials", "cache", doc, "--cache", str(issued["folder"] / "other"),
+                  "--rpc", academy_ledger.rpc_url, "--genesis", wrong)  # fmt: skip
+    assert run.exit_code == 2 and "another ledger" in run.output, run.output
+
+
 def test_offline_verification_opens_no_socket(issued, monkeypatch) -> None:
     cache = issued["folder"] / "cache"
     assert cache.exists(), "runs after the CLI test filled the cache"
