@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         "lab's chain there and the explorer shows them (empty: STATE_DIR/sandbox, where the hub "
         "keeps them)",
     )
+    sandbox_config: Path | None = Field(
+        None,
+        description="traitlets config file of labs.sandbox, the one the hub loads (e.g. "
+        "c.SandboxManager.backend_class = 'docker' in production); empty: local processes",
+    )
     lab_idle_seconds: float = Field(
         3600.0,
         ge=0,

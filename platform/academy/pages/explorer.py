@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.deps import StateDep
 from ..services.errors import NotFound
-from ..services.labchains import sandbox_dir
+from ..services.labchains import sandbox_manager
 from ..settings import Settings
 from .abi import decode_call, decode_log
 from .i18n import text
@@ -38,9 +38,7 @@ class ChainUnavailable(Exception):
 
 
 def _my_envs(settings: Settings, learner: str) -> list[Any]:
-    from labs.sandbox import SandboxManager
-
-    return SandboxManager(state_dir=str(sandbox_dir(settings))).list(learner)
+    return sandbox_manager(settings).list(learner)
 
 
 async def _my_env(settings: Settings, learner: str, env_id: str) -> Any:

@@ -36,6 +36,23 @@ def sandbox_dir(settings: Settings) -> Path:
     return Path(settings.sandbox_dir or Path(settings.state_dir) / "sandbox")
 
 
+def sandbox_manager(settings: Settings) -> SandboxManager:
+    """The learners' lab chains as the hub sees them: ``ACADEMY_SANDBOX_CONFIG`` (the traitlets
+    file the hub and ``python -m labs.sandbox --config`` load, e.g. the docker backend) when set,
+    else the process backend in :func:`sandbox_dir`."""
+    from labs.sandbox import SandboxManager
+    from labs.sandbox.__main__ import load_config
+
+    config = load_config(str(settings.sandbox_config) if settings.sandbox_config else None)
+    mine = config.SandboxManager
+    return SandboxManager(
+        config=config,
+        state_dir=mine.get("state_dir") or str(sandbox_dir(settings)),
+        explorer_url_template=mine.get("explorer_url_template")
+        or f"{settings.base_path}/explorer/{{env_id}}",
+    )
+
+
 @dataclass
 class LabChain:
     """A learner's environment for one lab; ``env`` is None for a lab that needs no chain."""
@@ -102,12 +119,7 @@ class LabChains:
     def manager(self) -> SandboxManager:
         with self._lock:
             if self._manager is None:
-                from labs.sandbox import SandboxManager
-
-                self._manager = SandboxManager(
-                    state_dir=str(sandbox_dir(self.settings)),
-                    explorer_url_template=f"{self.settings.base_path}/explorer/{{env_id}}",
-                )
+                self._manager = sandbox_manager(self.settings)
             return self._manager
 
     @staticmethod

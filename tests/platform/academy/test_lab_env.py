@@ -119,3 +119,27 @@ def test_a_notebook_follows_its_lab_and_falls_back_to_the_server_chain(
     for var in ("ACADEMY_URL", "ACADEMY_TOKEN", "ACADEMY_RPC_URL", "JUPYTERHUB_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     assert not client.live()
+
+
+def test_lab_chains_take_the_hubs_sandbox_config(tmp_path: Path) -> None:
+    """``ACADEMY_SANDBOX_CONFIG`` is the traitlets file the hub loads: academy's lab chains and
+    the explorer use the backend, folder and explorer links it sets; without it, local processes
+    in ``STATE_DIR/sandbox``."""
+    from academy.services.labchains import sandbox_manager
+    from academy.settings import Settings
+
+    plain = sandbox_manager(Settings(state_dir=tmp_path / "state"))
+    assert plain.state_dir == str(tmp_path / "state" / "sandbox")
+    assert plain.backend.name == "process"
+    assert plain.explorer_url_template == "/services/academy/explorer/{env_id}"
+    config = tmp_path / "sandbox_config.py"
+    config.write_text(
+        "c = get_config()\n"
+        f"c.SandboxManager.state_dir = {str(tmp_path / 'chains')!r}\n"
+        "c.SandboxManager.explorer_url_template = 'https://academy.example/explorer/{env_id}'\n"
+        "c.ProcessBackend.start_timeout = 7.5\n"
+    )
+    configured = sandbox_manager(Settings(state_dir=tmp_path / "state", sandbox_config=config))
+    assert configured.state_dir == str(tmp_path / "chains")
+    assert configured.explorer_url_template.startswith("https://academy.example/")
+    assert configured.backend.start_timeout == 7.5
