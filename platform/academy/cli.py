@@ -391,6 +391,13 @@ def up(
             "one), shared (one chain in --data for everyone), none, or auto (sandbox if possible)"
         ),
     ] = "auto",
+    ledger: Annotated[
+        bool,
+        typer.Option(
+            help="run the academy ledger (certificates anchored there) in STATE_DIR/ledger, "
+            "unless ACADEMY_LEDGER_RPC_URL names one"
+        ),
+    ] = True,
 ) -> None:
     """Run ChainAcademy on its embedded defaults until Ctrl-C.
 
@@ -402,7 +409,10 @@ def up(
     from academy.hub.launcher import HubError, run_up
 
     try:
-        run_up(chains, data, nodes, consensus, say=lambda text: out.print(text, highlight=False))
+        run_up(
+            chains, data, nodes, consensus, ledger=ledger,
+            say=lambda text: out.print(text, highlight=False),
+        )  # fmt: skip
     except (HubError, NetworkError, GenesisError, IdentityError, OSError) as exc:
         raise fail(str(exc)) from None
 

@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -344,6 +345,29 @@ def facts_from_bundle(bundle: dict[str, Any]) -> LedgerFacts:
     except (KeyError, TypeError, ValueError) as exc:
         raise LedgerError(f"malformed ledger cache: {exc}") from exc
     return ledger.facts(evidence)
+
+
+# -- running one -----------------------------------------------------------------------------------
+
+LEDGER_CHAIN_ID = 7431
+LEDGER_PARAMS = {"timeout_propose": 1.5, "empty_block_interval": 5.0}
+
+
+def start_local_ledger(folder: Path, validators: int = 1) -> tuple[str, str]:
+    """Start the academy ledger kept in ``folder`` (made there on first use): a TBFT minichain,
+    whose commits carry validator signatures a verifier can check. Returns (JSON-RPC URL of a
+    node, private key of the account academy writes the registry with). ``academy up`` runs one
+    so that issued certificates are anchored out of the box; stop it with ``stop_network``."""
+    from labs.minichain.netconfig import init_network
+    from labs.minichain.network import start_network
+
+    if not (folder / "genesis.json").exists():
+        init_network(
+            folder, nodes=validators, consensus="tbft", accounts=2, chain_id=LEDGER_CHAIN_ID,
+            params=LEDGER_PARAMS,
+        )  # fmt: skip
+    cfg = start_network(folder)
+    return cfg.rpc_url(0), cfg.accounts()[0]["private_key"]
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -303,12 +303,36 @@ def run_up(
     nodes: int,
     consensus: str,
     say: Any = print,
+    ledger: bool = True,
 ) -> None:
     """``academy up``: the whole platform in the foreground until Ctrl-C or SIGTERM."""
     from academy.settings import Settings
 
     settings = Settings()
     settings.seed_demo = True
+    stop_ledger = _start_ledger(settings, say) if ledger else None
+    try:
+        _run_up(settings, chains, data, nodes, consensus, say)
+    finally:
+        if stop_ledger:
+            stop_ledger()
+
+
+def _start_ledger(settings: Any, say: Any) -> Any:
+    """Run the academy ledger under STATE_DIR/ledger unless ACADEMY_LEDGER_RPC_URL names one, so
+    certificates are anchored out of the box. Returns what stops it (None: nothing started)."""
+    if settings.ledger_rpc_url:
+        return None
+    from academy.credentials.ledger import start_local_ledger
+    from labs.minichain.network import stop_network
+
+    folder = Path(settings.state_dir).resolve() / "ledger"
+    settings.ledger_rpc_url, settings.ledger_private_key = start_local_ledger(folder)
+    say(f"academy ledger (certificates are anchored there): {settings.ledger_rpc_url}")
+    return lambda: stop_network(folder)
+
+
+def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, say: Any) -> None:
     stop_chain = None
     if chains == "auto":
         chains = (

@@ -235,3 +235,31 @@ def test_cli_w3c_vector_against_key() -> None:
     assert run.exit_code == 1 and "FAIL  signature" in run.output
     run = academy("verify", str(vector))  # nobody says whose key signed
     assert run.exit_code == 1 and "FAIL  issuer key" in run.output
+
+
+def test_the_ledger_academy_up_runs_anchors_and_is_kept(tmp_path: Path) -> None:
+    """`academy up` runs a one-validator TBFT ledger in STATE_DIR/ledger (unless
+    ACADEMY_LEDGER_RPC_URL names one): its commits carry a validator signature the verifier
+    checks, and a restart finds the same ledger (same genesis), so earlier anchors still hold."""
+    from academy.credentials.ledger import (
+        Registry,
+        facts_from_bundle,
+        fetch_ledger_bundle,
+        start_local_ledger,
+    )
+
+    from labs.minichain.network import stop_network
+
+    folder = tmp_path / "ledger"
+    try:
+        rpc, key = start_local_ledger(folder)
+        registry = Registry.deploy(rpc, key)
+        genesis = registry.genesis_hash()
+        tx = registry.anchor("https://academy.example/issuers/up", b"\x07" * 32, 3)
+        stop_network(folder)
+        rpc, key = start_local_ledger(folder)
+        facts = facts_from_bundle(fetch_ledger_bundle(rpc, registry.address))
+        assert facts.genesis_hash == genesis
+        assert facts.batches[b"\x07" * 32].block_number == tx.block_number
+    finally:
+        stop_network(folder)
