@@ -76,8 +76,10 @@ def notebook_lab() -> str | None:
 
     A lab folder holds the lab's ``lab.toml`` (Fetch puts it in ``~/<course>/<lab>/``); the kernel
     runs in the notebook's folder (``JPY_SESSION_NAME`` names the notebook when Jupyter sets it).
-    Else ``ACADEMY_LAB``, the lab the server started with.
+    A notebook moved elsewhere still names its lab in the metadata Fetch wrote into it. Else
+    ``ACADEMY_LAB``, the lab the server started with.
     """
+    import json
     import tomllib
     from pathlib import Path
 
@@ -95,6 +97,12 @@ def notebook_lab() -> str | None:
             except (OSError, ValueError):
                 lab = None
             return f"{folder.resolve().parent.name}/{lab or folder.name}"
+    if session.endswith(".ipynb"):
+        try:
+            meta = json.loads(Path(session).read_text(encoding="utf-8"))["metadata"]["academy"]
+            return f"{meta['course']}/{meta['lab']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     return os.environ.get("ACADEMY_LAB", "").strip() or None
 
 

@@ -97,9 +97,15 @@ def test_a_notebook_follows_its_lab_and_falls_back_to_the_server_chain(
     monkeypatch.chdir(_lab_folder(tmp_path, "demo-hashing", "second"))
     assert client.live() and client.lab_env()["ACADEMY_RPC_URL"] == "http://127.0.0.1:9"
 
-    # outside any lab folder: ACADEMY_LAB (the server's lab) or else the server's chain
+    # outside any lab folder: the lab Fetch wrote into the notebook, ACADEMY_LAB (the server's
+    # lab), or else the server's chain
     monkeypatch.chdir(tmp_path)
     assert client.notebook_lab() is None
+    moved = tmp_path / "moved.ipynb"
+    moved.write_text('{"metadata": {"academy": {"course": "demo-hashing", "lab": "sha"}}}')
+    monkeypatch.setenv("JPY_SESSION_NAME", str(moved))
+    assert client.notebook_lab() == "demo-hashing/sha"
+    monkeypatch.delenv("JPY_SESSION_NAME")
     monkeypatch.setenv("ACADEMY_LAB", "demo-hashing/sha")
     assert client.notebook_lab() == "demo-hashing/sha" and not client.live()
     client.use_lab("demo-hashing/second")
