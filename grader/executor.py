@@ -27,7 +27,9 @@ through frames/gc/ctypes, could read that cell's token and write a forged reply 
 own pid. The domain checkers (grader.checks) narrow it: they copy learner results into plain
 builtin data before judging, read chains and EVM state back themselves, and run from module
 namespaces the sandbox restores before every hidden cell; closing it fully needs the checks to
-run outside the learner's interpreter.
+run outside the learner's interpreter. Likewise, ctypes can rewrite objects in place before a
+hidden cell (a checker function's code pointer, or the dict version stamp by which the restorer
+skips namespaces that did not change), which no snapshot undoes.
 Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
 ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
 up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.

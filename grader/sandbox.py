@@ -600,19 +600,69 @@ def _protected(name: str) -> bool:
     return name.partition(".")[0] in PROTECTED_PREFIXES
 
 
+def _dict_versions() -> tuple[Any, Any] | None:
+    """``(view, read)`` telling whether a dict changed, without touching its keys or values.
+
+    CPython stamps a dict with a new, globally unique version number at every change (PEP 509's
+    ``ma_version_tag``, right after the object header and the size): ``read(view(d))`` reads it.
+    Comparing contents instead would touch every value (in a forked sandbox, a page copy per
+    value: milliseconds per hidden cell) and ``==`` could run learner code. ``read`` is the
+    C-level getter behind ctypes' ``value``, so patching ``ctypes.c_uint64`` cannot fake it.
+    Checked here on live dicts; None (always restore everything) where it does not hold.
+    """
+    if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13):
+        return None
+    offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)
+    read = vars(ctypes._SimpleCData)["value"].__get__
+
+    def view(d: dict[Any, Any]) -> Any:
+        return ctypes.c_uint64.from_address(id(d) + offset)
+
+    mine, other = {"key": 0}, {"key": 0}
+    tag = view(mine)
+    before = read(tag)
+    other["key"] = 1
+    untouched = read(tag)
+    mine["key"] = 1
+    changed = read(tag)
+    mine.clear()
+    cleared = read(tag)
+    ok = before == untouched and len({untouched, changed, cleared}) == 3
+    return (view, read) if ok else None
+
+
+_DICT_VERSIONS = _dict_versions()
+
+
+def _snap(live: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any], Any, list[int]]:
+    """(live dict, its copy, its version view or None, [version when copied])."""
+    if _DICT_VERSIONS is None:
+        return live, dict(live), None, [0]
+    view, read = _DICT_VERSIONS
+    tag = view(live)
+    return live, dict(live), tag, [read(tag)]
+
+
+def _class_snap(cls: type) -> tuple[type, dict[str, Any], Any, list[int]]:
+    """(class, copy of its namespace, version view of the dict behind it or None, [version])."""
+    real = gc.get_referents(vars(cls))[0]  # the dict a class's mappingproxy wraps
+    _live, copy, tag, seen = _snap(real)
+    return cls, copy, tag, seen
+
+
 class _ModuleSnapshot:
     """Namespaces of the protected modules as they are now (taken once in the warm parent)."""
 
     def __init__(self) -> None:
         self.modules = {n: m for n, m in list(sys.modules.items()) if _protected(n) and m}
-        self.dicts = [(m.__dict__, dict(m.__dict__)) for m in self.modules.values()]
+        self.dicts = [_snap(m.__dict__) for m in self.modules.values()]
         self.classes = []
         for name, module in self.modules.items():
             if name.partition(".")[0] not in ("grader", "labs"):
                 continue
             for value in list(vars(module).values()):
                 if isinstance(value, type) and value.__module__ == name:
-                    self.classes.append((value, dict(vars(value))))
+                    self.classes.append(_class_snap(value))
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
         self.path = list(sys.path)
@@ -649,8 +699,9 @@ def _make_restorer(runner: _Runner) -> Any:
         interactiveshell.InteractiveShell,
         interactiveshell.ExecutionResult,
     ]
-    mod_snaps = [(m.__dict__, dict(m.__dict__)) for m in modules]
-    cls_snaps = [(c, dict(vars(c))) for c in classes]
+    mod_snaps = [_snap(m.__dict__) for m in modules]
+    cls_snaps = [_class_snap(c) for c in classes]
+    read = _DICT_VERSIONS[1] if _DICT_VERSIONS is not None else None
     inst = runner.__dict__
     runner_methods = frozenset(k for k, v in vars(_Runner).items() if callable(v))
     set_attr, del_attr, as_list, class_vars = setattr, delattr, list, vars
@@ -680,10 +731,18 @@ def _make_restorer(runner: _Runner) -> Any:
         for live_list, snap_list in import_lists:
             live_list[:] = snap_list
         importer_cache.clear()
-        for live, snap in mod_snaps:
-            live.clear()  # two C calls per module: cheap enough for every hidden cell
+        # A namespace whose version is the one seen after its last restore is unchanged: skip it
+        # (restoring touches every value in it, and each touch copies a page in a sandbox).
+        for live, snap, tag, seen in mod_snaps:
+            if tag is not None and read(tag) == seen[0]:
+                continue
+            live.clear()
             live.update(snap)
-        for cls, snap in cls_snaps:
+            if tag is not None:
+                seen[0] = read(tag)
+        for cls, snap, tag, seen in cls_snaps:
+            if tag is not None and read(tag) == seen[0]:
+                continue
             live = class_vars(cls)
             for key in as_list(live):
                 if key not in snap:
@@ -691,6 +750,8 @@ def _make_restorer(runner: _Runner) -> Any:
             for key, value in snap.items():
                 if key not in skip and live.get(key) is not value:
                     set_attr(cls, key, value)
+            if tag is not None:
+                seen[0] = read(tag)
         for key in as_list(inst):
             if key in runner_methods:
                 del inst[key]
