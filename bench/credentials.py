@@ -5,11 +5,14 @@ record each batch root on a real academy ledger (a 4-validator TBFT minichain wi
 contract; one transaction per batch) and give every credential its inclusion proof. Verifying =
 every check of ``academy verify --offline``: schema, dates, signature, issuer key and Merkle
 inclusion against the ledger evidence in a cache filled with ``academy credentials cache``'s own
-code, and the signed status lists from that cache. Both stages use every core (worker processes).
+code, and the signed status lists from that cache. Both stages use every core (worker processes);
+the workers sign the next batch while a batch root waits for the ledger.
 
 The anchor, measured in the same run: bare Ed25519 signatures and verifications per second over
-64-byte messages on one core (the floor cost of any signed credential), so the printed ratios
-stay comparable on a shared, busy machine.
+64-byte messages on one core through the same libsodium calls (the floor cost of any signed
+credential), so the printed ratios stay comparable on a shared, busy machine. The CPU time spent
+per credential (workers and this process) is printed too, with what it comes to on otherwise idle
+cores: on a machine that others load, the wall rates above it say more about them than about us.
 
 Goals (issue 5): >= 5,000 issued per second and >= 3,000 verified per second on 2 cores.
 
