@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assignment import AssignmentError, Course, read_node
-from .executor import CellSpec, SandboxError, execute, warm
+from .assignment import AssignmentError, Course, imported_modules, read_node
+from .executor import CellSpec, SandboxError, execute, preload_for, warm
 from .limits import Limits
 from .scoring import CellResult, prepare, score_notebook
 
@@ -165,9 +165,12 @@ def _ungraded(job: Job, why: str) -> SubmissionResult:
     return result
 
 
-def _warm_sandbox() -> None:
-    """Let the zygote import and warm up on another core while this process reads the sources
-    and imports nbgrader for the first submission's preparation (each takes about a second)."""
+def _warm_sandbox(course: Course, assignment: str) -> None:
+    """Preload what the assignment's notebooks import, and let the zygote import and warm up on
+    another core while this process reads the sources and imports nbgrader for the first
+    submission's preparation (each takes about a second)."""
+    with contextlib.suppress(AssignmentError):  # a wrong name: load_sources says so next
+        preload_for(imported_modules(course.source_notebooks(assignment)))
     with contextlib.suppress(SandboxError):  # not root, say: the first submission says so
         warm(block=False)
 
@@ -188,9 +191,9 @@ def autograde(
     with ``scheduler`` (``tcp://host:port``) on that Dask cluster instead. ``on_done`` is called
     exactly once per student, whichever backend ran it and however often.
     """
-    if scheduler is None:
-        _warm_sandbox()
     course = Course(Path(course_dir))
+    if scheduler is None:
+        _warm_sandbox(course, assignment)
     sources = load_sources(course, assignment)  # fails early, in one line, on a wrong name
     todo = students if students is not None else course.students(assignment)
     if scheduler is not None:

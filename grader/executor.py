@@ -203,10 +203,50 @@ Vyper compiler): a grader of course labs sets ``CHAINACADEMY_SANDBOX_PRELOAD`` t
 :func:`use_lab_preload`) so no submission pays for importing them in its sandbox."""
 
 
+_COURSE_PRELOAD: list[str] = []
+
+
 def preload_modules() -> list[str]:
-    """The zygote's imports: the checkers and ``CHAINACADEMY_SANDBOX_PRELOAD`` as it is now."""
+    """The zygote's imports: the checkers, ``CHAINACADEMY_SANDBOX_PRELOAD`` as it is now and what
+    :func:`preload_for` added."""
     extra = os.environ.get("CHAINACADEMY_SANDBOX_PRELOAD", "")
-    return DEFAULT_PRELOAD + [m.strip() for m in extra.split(",") if m.strip()]
+    mods = DEFAULT_PRELOAD + [m.strip() for m in extra.split(",") if m.strip()]
+    return mods + [m for m in _COURSE_PRELOAD if m not in mods]
+
+
+def preload_for(modules: Collection[str]) -> list[str]:
+    """Add to the preload the ``modules`` a course's notebooks import (see
+    ``grader.assignment.imported_modules``) that a sandbox could import itself: from the
+    interpreter's own installation or the read-only paths it sees, never from the course folder
+    or the working directory. Takes effect when the zygote (re)starts; returns what was added.
+
+    Found with ``importlib.util.find_spec`` on the top-level name, which runs no module code in
+    this process; the zygote imports them before it forks, so no submission pays for it again.
+    """
+    import importlib.util
+
+    from grader.sandbox import default_ro_paths
+
+    allowed = tuple(os.path.realpath(p) + os.sep for p in default_ro_paths())
+    added = []
+    for name in modules:
+        top = name.partition(".")[0]
+        if name in _COURSE_PRELOAD or not top.isidentifier():
+            continue
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            continue
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            continue
+        if origin not in ("built-in", "frozen") and not os.path.realpath(origin).startswith(
+            allowed
+        ):
+            continue
+        _COURSE_PRELOAD.append(name)
+        added.append(name)
+    return added
 
 
 def use_lab_preload() -> None:

@@ -850,7 +850,13 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     os.environ.update(SANDBOX_ENV)
     os.makedirs(SANDBOX_HOME, mode=0o700, exist_ok=True)
     for mod in preload:
-        __import__(mod)
+        try:
+            __import__(mod)
+        except Exception as exc:  # noqa: BLE001 - a module a course imports may fail: the sandbox says so
+            print(
+                f"sandbox zygote: cannot preload {mod}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
     shell = make_shell()
     global _SNAPSHOT
     _SNAPSHOT = _ModuleSnapshot()

@@ -131,3 +131,33 @@ def test_importing_the_grader_stays_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_imported_modules_of_a_course_feed_a_safe_preload(tmp_path: Path, monkeypatch) -> None:
+    """The sandbox preloads what an assignment's notebooks import, but only modules a sandbox
+    could import itself: never one that lives in the course folder or the working directory."""
+    from grader import executor
+    from grader.assignment import imported_modules
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%%time\nimport hashlib, os.path\nfrom json import dumps"),
+            new_code_cell("!ls\nimport coursehelper\nfrom . import relative"),
+            new_code_cell("def f(:\n    import never_parsed"),
+            new_markdown_cell("import markdown_is_not_code"),
+            new_code_cell("def g():\n    import hashlib\n    from collections import abc"),
+        ]
+    )
+    path = tmp_path / "source" / "lab" / "lab.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, path)
+    (tmp_path / "unreadable.ipynb").write_text("{not json")
+    found = imported_modules([path, tmp_path / "unreadable.ipynb", tmp_path / "missing.ipynb"])
+    assert found == ["hashlib", "os.path", "json", "coursehelper", "collections"]
+
+    (path.parent / "coursehelper.py").write_text("raise SystemExit('must never be imported')\n")
+    monkeypatch.syspath_prepend(str(path.parent))
+    monkeypatch.setattr(executor, "_COURSE_PRELOAD", [])
+    assert executor.preload_for(found) == ["hashlib", "os.path", "json", "collections"]
+    assert executor.preload_for(["hashlib", "no_such_module_anywhere"]) == []
+    assert executor.preload_modules()[-4:] == ["hashlib", "os.path", "json", "collections"]

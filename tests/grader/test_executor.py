@@ -471,3 +471,16 @@ def test_fd_level_output_is_captured_and_capped() -> None:
     flood = run("import os\nwhile True:\n    os.write(1, b'x' * 4096)", limits=limits)
     assert flood[0].status == "timeout"
     assert 0 < len(stdout(flood[0])) <= 10_000
+
+
+def test_a_course_preload_that_fails_to_import_does_not_stop_grading(monkeypatch) -> None:
+    from grader import executor
+
+    monkeypatch.setattr(executor, "_COURSE_PRELOAD", ["json", "no_such_module_for_the_zygote"])
+    executor.shutdown()  # the next sandbox needs a zygote started with this preload
+    try:
+        out = run("import sys\n'json' in sys.modules, 'no_such_module_for_the_zygote' in sys.modules")
+        assert out[0].status == "ok"
+        assert out[0].outputs[0]["data"]["text/plain"] == "(True, False)"
+    finally:
+        executor.shutdown()  # later tests get a zygote with the usual preload
