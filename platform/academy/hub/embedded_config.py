@@ -17,6 +17,9 @@ from typing import Any
 #: the repository root: configurable-http-proxy is installed into its node_modules by bootstrap
 ROOT = Path(__file__).resolve().parents[3]
 PROXY = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+#: chains kept started for the next learners (one host, a few logins at a time); each idle one
+#: costs about 90 MiB and 2-3 % of a core (docs/scaling.md)
+POOL_SIZE = 2
 
 
 def academy_internal_url(settings: Any) -> str:
@@ -76,8 +79,13 @@ def configure(c: Any, settings: Any | None = None) -> None:
         "access:services!service=academy",
     ]
     if s.hub_lab:
+        # pre-started chains in the lab's shape for the next logins (the docker backend keeps none)
+        c.ProcessBackend.pool_size = int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE") or POOL_SIZE)
         c.AcademySpawner.lab_env = sandbox_chains(
-            Path(s.hub_lab), Path(s.sandbox_dir or state / "sandbox"), explorer_base=s.base_path
+            Path(s.hub_lab),
+            Path(s.sandbox_dir or state / "sandbox"),
+            explorer_base=s.base_path,
+            config=c,
         )
     elif s.hub_chain_rpc_urls:
         urls = [u.strip() for u in s.hub_chain_rpc_urls.split(",") if u.strip()]

@@ -180,7 +180,8 @@ def _signal(pid: int, sig: int) -> bool:
 
 
 def stop_lab_chains(sandbox_dir: Path) -> int:
-    """Stop every learner's lab chain the hub's spawns started (their state is kept)."""
+    """Stop every learner's lab chain the hub's spawns started (their state is kept) and the
+    chains pre-started for learners to come."""
     if not sandbox_available() or not sandbox_dir.exists():
         return 0
     from labs.sandbox import SandboxManager
@@ -191,6 +192,7 @@ def stop_lab_chains(sandbox_dir: Path) -> int:
         if env.status == "running":
             manager.stop(env.learner, env.lab_id)
             stopped += 1
+    manager.close(drain=True)  # the pre-started chains nobody claimed, and the chain zygote
     return stopped
 
 
