@@ -100,6 +100,7 @@ class AcademySpawner(SimpleLocalProcessSpawner):
 
     _lab_vars: dict[str, str] = {}  # noqa: RUF012 - replaced per start, never mutated
     _academy_token = ""
+    _drawn_port = False
 
     async def start(self) -> Any:
         """Ensure the learner's lab chain (while academy issues their token), so the server starts
@@ -108,12 +109,29 @@ class AcademySpawner(SimpleLocalProcessSpawner):
             self._timed("academy token", self._learner_token()),
             self._timed("lab chain", self._lab_chain()),
         )
-        if self._warm():
-            address = await self._fork()
-        else:
-            address = await super().start()
-        await self._timed("server listening", self._listening(*address))
-        return address
+        # a port set in the configuration stays; otherwise each start draws one
+        fixed, token = (0 if self._drawn_port else self.port), self.api_token
+        for _attempt in range(3):
+            # a free port is only free until someone binds it: with many servers, kernels and
+            # chains starting at once two may draw the same one, so a server that could not
+            # listen gets another port (and a listener that is not ours never counts as ready)
+            self.port = fixed or _draw_port()
+            self._drawn_port = not fixed
+            address = await (self._fork() if self._warm() else super().start())
+            if await self._timed("server listening", self._listening(*address)):
+                return address
+            if fixed or await self.poll() is None:
+                break  # no other port to try, or it still runs (slow): the hub's timeout decides
+            _PORTS.discard(self.port)
+            self.log.warning(
+                "%s's server did not listen on %i: once more", self.user.name, self.port
+            )
+            self.api_token = token  # poll() cleared it with the exited server's state
+        return address  # the hub finds the server gone and reports the failed spawn
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        _PORTS.discard(self.port)
 
     async def _timed(self, what: str, step: Any) -> Any:
         """Await ``step``, logging how long it took (where a spawn's time goes)."""
@@ -145,8 +163,6 @@ class AcademySpawner(SimpleLocalProcessSpawner):
 
     async def _fork(self) -> tuple[str, int]:
         """The learner's server, forked from the warm parent (the ordinary start if it cannot)."""
-        if self.port == 0:
-            self.port = random_port()
         env = self.get_env()
         argv = ["jupyterhub-singleuser", *self.get_args()]
         try:
@@ -161,19 +177,22 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         self.log.info("Forked %s's server (pid %i) from the warm parent", self.user.name, pid)
         return (self.ip or "127.0.0.1", self.port)
 
-    async def _listening(self, ip: str, port: int) -> None:
-        """Return once the server accepts connections (or has exited: the hub reports that)."""
+    async def _listening(self, ip: str, port: int) -> bool:
+        """Wait until *this* server listens (True), or it has exited or timed out (False)."""
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             try:
                 _reader, writer = await asyncio.open_connection(ip or "127.0.0.1", port)
             except OSError:
-                if await self.poll() is not None:
-                    return
-                await asyncio.sleep(self.ready_poll_interval)
-                continue
-            writer.close()
-            return
+                pass
+            else:
+                writer.close()
+                if _listens(self.pid, port):
+                    return True
+            if await self.poll() is not None:
+                return False
+            await asyncio.sleep(self.ready_poll_interval)
+        return False
 
     async def _learner_token(self) -> str:
         """A token academy issues for this learner (scope ``learn``); empty if academy is away."""
@@ -208,3 +227,42 @@ def warm_parent(sock: str = "") -> WarmParent:
     parent = _PARENTS[path]
     parent.start()
     return parent
+
+
+#: ports this hub handed to servers that may still run (never drawn twice)
+_PORTS: set[int] = set()
+
+
+def _draw_port() -> int:
+    port = random_port()
+    while port in _PORTS:
+        port = random_port()
+    _PORTS.add(port)
+    return port
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Process ``pid`` holds the listening TCP socket on ``port`` (not some other program)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
