@@ -27,6 +27,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import tempfile
 import threading
 import time
@@ -276,6 +277,7 @@ def main() -> None:
         if server is not None:
             server.shutdown()
         stop_network(root / "ledger")
+        shutil.rmtree(root, ignore_errors=True)
 
     issued = args.count / issue_seconds
     verified = len(final) / verify_seconds
