@@ -215,7 +215,13 @@ c.JupyterHub.services = [
 ]
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=academy"]},
-    {"name": "academy-service", "services": ["academy"], "scopes": ["read:users", "list:users"]},
+    {
+        "name": "academy-service",
+        "services": ["academy"],
+        # admin:users: academy creates the hub accounts of the learners it enrolls, ahead of
+        # their first login (a first login that has to create the account is the slowest step)
+        "scopes": ["read:users", "list:users", "admin:users"],
+    },
     {
         "name": "idle-culler",
         "services": ["idle-culler"],

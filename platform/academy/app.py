@@ -36,6 +36,14 @@ def _startup(state: AcademyState) -> None:
         from .services.seed import seed_demo
 
         seed_demo(settings, state.engine)
+    if state.hub is not None:
+        from sqlmodel import Session, col, select
+
+        from .models import User
+
+        with Session(state.engine) as session:
+            names = session.exec(select(User.username).where(col(User.is_service).is_(False))).all()
+        state.hub.add_users_in_background(list(names))
     if settings.credentials_auto_seconds > 0:
         from .services.credentials import AutoIssuer
 

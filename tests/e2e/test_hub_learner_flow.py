@@ -318,3 +318,64 @@ def test_a_dead_warm_parent_is_replaced_and_spawns_go_on(platform_hub) -> None:
     env = _server_env(platform_hub, "learner5", "learner5-demo")
     assert env["JUPYTERHUB_USER"] == "learner5"
     assert _ppid(_server_pid(platform_hub, "learner5")) == _warm_parent(platform_hub)
+
+
+def _admin_token(platform_hub) -> str:
+    """An academy API token of the demo platform admin (what the admin makes in the UI)."""
+    from academy.db import make_engine, session_scope
+    from academy.services.identity import issue_token, user_by_name
+
+    engine = make_engine(platform_hub.settings)
+    try:
+        with session_scope(engine) as session:
+            _row, token = issue_token(session, user_by_name(session, "admin"), ["admin", "enroll"])
+    finally:
+        engine.dispose()
+    return token
+
+
+def test_academy_creates_hub_accounts_before_the_first_login(platform_hub) -> None:
+    """A learner academy creates or enrolls has a hub account at once, so their first login
+    finds it rather than making the hub create it while they wait; the demo learners got
+    theirs when academy started."""
+    hub = httpx.Client(
+        base_url=platform_hub.url + "/hub/api",
+        headers={"Authorization": f"token {platform_hub.settings.hub_api_token}"},
+        timeout=30.0,
+    )
+    academy = httpx.Client(
+        base_url=platform_hub.academy_url + "/api",
+        headers={"Authorization": f"Bearer {_admin_token(platform_hub)}"},
+        timeout=60.0,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while hub.get("/users/learner3").status_code != 200:
+            assert time.monotonic() < deadline, "demo learner3 has no hub account"
+            time.sleep(0.3)
+        assert hub.get("/users/early1").status_code == 404
+        made = academy.post("/users", json={"username": "early1", "password": "early1-pass"})
+        assert made.status_code == 201, made.text
+        created = hub.get("/users/early1").json()["created"]
+        cohort = academy.get("/cohorts").json()[0]["id"]
+        csv = "username,display_name\nearly1,Early One\nearly2,Early Two\n"
+        enrolled = academy.post(
+            f"/cohorts/{cohort}/enrollments/csv",
+            content=csv,
+            headers={"Content-Type": "text/csv"},
+        )
+        assert enrolled.status_code == 200, enrolled.text
+        assert hub.get("/users/early2").json()["name"] == "early2"
+
+        browser = HubBrowser(platform_hub)
+        try:
+            landed = browser.login("early1", "early1-pass")
+            assert landed.status_code == 200
+            assert browser.http.get("/hub/api/user").json()["name"] == "early1"
+            # the login used the account academy made, it did not make another
+            assert hub.get("/users/early1").json()["created"] == created
+        finally:
+            browser.close()
+    finally:
+        hub.close()
+        academy.close()

@@ -23,7 +23,7 @@ from ..services.identity import (
     user_by_name,
 )
 from .common import course_by_slug, get_row, institution_by_slug
-from .deps import PrincipalDep, SessionDep
+from .deps import PrincipalDep, SessionDep, StateDep, hub_accounts
 from .schemas import (
     AuditOut,
     ErrorOut,
@@ -74,7 +74,9 @@ def add_institution(
 @router.post(
     "/users", response_model=UserOut, status_code=201, responses={409: {"model": ErrorOut}}
 )
-def add_user(body: UserIn, session: SessionDep, principal: PrincipalDep) -> UserOut:
+def add_user(
+    body: UserIn, session: SessionDep, principal: PrincipalDep, state: StateDep
+) -> UserOut:
     """Create a user (platform admin or any institution admin); a password enables demo login."""
     principal.require_scope("admin")
     if not (
@@ -88,6 +90,7 @@ def add_user(body: UserIn, session: SessionDep, principal: PrincipalDep) -> User
     if body.password:
         set_password(session, user, body.password)
     session.commit()
+    hub_accounts(state, [user.username])
     return UserOut(username=user.username, display_name=user.display_name, email=user.email)
 
 

@@ -33,6 +33,12 @@ class AcademyState:
     labchains: Any = None  # services.labchains.LabChains: each learner's chain per lab
 
 
+def hub_accounts(state: AcademyState, names: list[str]) -> None:
+    """Give users academy just created or enrolled their hub account now (see HubIdentity)."""
+    if state.hub is not None and names:
+        state.hub.add_users(names)
+
+
 def get_state(request: Request) -> AcademyState:
     return request.app.state.academy
 

@@ -35,7 +35,7 @@ from .common import (
     institution_by_slug,
     visible_submission,
 )
-from .deps import PrincipalDep, SessionDep, StateDep
+from .deps import PrincipalDep, SessionDep, StateDep, hub_accounts
 from .schemas import (
     AssignmentOut,
     CohortIn,
@@ -171,7 +171,7 @@ def _enroller(session, principal, cohort_id: int) -> Cohort:  # type: ignore[no-
     responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 def enroll_one(
-    cohort_id: int, body: EnrollIn, session: SessionDep, principal: PrincipalDep
+    cohort_id: int, body: EnrollIn, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> EnrollOut:
     """Enroll one learner (created when new); 409 when already enrolled (institution admin)."""
     cohort = _enroller(session, principal, cohort_id)
@@ -180,6 +180,7 @@ def enroll_one(
         raise Invalid("a service account cannot be enrolled")
     enroll_svc.enroll(session, principal, cohort, user)
     session.commit()
+    hub_accounts(state, [user.username])
     return EnrollOut(cohort_id=cohort_id, username=user.username, display_name=user.display_name)
 
 
@@ -238,6 +239,7 @@ def _apply_csv(state, principal, cohort_id: int, text: str) -> JSONResponse:  # 
         applied, report = enroll_svc.enroll_csv(session, principal, cohort, text)
         if applied:
             session.commit()
+            hub_accounts(state, [r.username for r in report])
         else:
             session.rollback()
     counts = {

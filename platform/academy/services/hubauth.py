@@ -8,6 +8,9 @@ Roles never come from the hub: they live in academy's tables.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from ..settings import Settings
@@ -45,6 +48,52 @@ class HubIdentity:
             raise Unavailable(
                 "cannot reach JupyterHub to check this token; try again in a moment"
             ) from None
+
+    def add_users(self, names: Iterable[str], chunk: int = 50, quiet: bool = False) -> int | None:
+        """Create the hub accounts of academy users ahead of their first login; how many were new
+        (None: the hub could not be reached).
+
+        A first login that finds no account makes the hub create the user, its roles and its
+        server row (several commits) while the learner waits; enrolling is when academy learns
+        of a learner, so it creates the account then. Names go in chunks so the hub's event loop
+        serves logins in between. Best effort: a hub that cannot be reached only means those
+        accounts are created at first login, as before, so this logs and never raises.
+        """
+        import httpx
+
+        todo = sorted(set(names))
+        created = 0
+        url = self.auth.api_url.rstrip("/") + "/users"
+        headers = {"Authorization": f"token {self.auth.api_token}"}
+        try:
+            with httpx.Client(timeout=30.0, headers=headers) as http:
+                for i in range(0, len(todo), chunk):
+                    reply = http.post(url, json={"usernames": todo[i : i + chunk]})
+                    if reply.status_code == 201:
+                        created += len(reply.json())
+                    elif reply.status_code != 409:  # 409: every one of them exists already
+                        log.warning(
+                            "hub did not create users (%s): %s", reply.status_code, reply.text[:200]
+                        )
+                        break
+        except httpx.HTTPError as exc:
+            (log.debug if quiet else log.warning)("could not create hub accounts now: %s", exc)
+            return None
+        return created
+
+    def add_users_in_background(self, names: list[str], tries: int = 60) -> threading.Thread:
+        """``add_users`` from a thread that waits for the hub (academy starts before the hub
+        answers): at start, every existing user gets an account made while nobody waits."""
+
+        def run() -> None:
+            for _ in range(tries):
+                if self.add_users(names, quiet=True) is not None:
+                    return
+                time.sleep(2.0)
+
+        thread = threading.Thread(target=run, name="hub-accounts", daemon=True)
+        thread.start()
+        return thread
 
     def login_redirect(self, next_url: str) -> tuple[str, str, str]:
         """(URL to send the browser to, state id, PKCE verifier) to start the OAuth dance."""

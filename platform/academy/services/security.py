@@ -1,15 +1,33 @@
 """Secrets at rest: API tokens are stored as SHA-256 (they are long random strings), passwords
-as scrypt with a per-password salt (the stdlib has it, no native extension needed)."""
+as scrypt with a per-password salt (the stdlib has it, no native extension needed).
+
+scrypt is slow on purpose (~50-200 ms of CPU and 16 MiB here), which is what makes a stolen hash
+costly to attack, and also what makes a burst of logins queue. Two things keep logins quick
+without weakening it: at most one scrypt per CPU runs at a time (more only fight for the same
+cores and memory bandwidth, and starve the requests around them), and a correct password, once
+checked, is remembered for a while as an HMAC under a key that lives only in this process, so a
+user who logs in again (another tab, an expired hub cookie) costs a hash lookup. Wrong passwords
+are never remembered: each one pays the full scrypt.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+import threading
+import time
 
 TOKEN_PREFIX = "aca_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_SCRYPT_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+VERIFIED_SECONDS = 600.0
+_VERIFIED_MAX = 20_000
+_verified_key = secrets.token_bytes(32)
+_verified: dict[bytes, float] = {}  # HMAC(key, stored hash, password) -> when it expires
+_verified_lock = threading.Lock()
 
 
 def new_token() -> str:
@@ -23,8 +41,20 @@ def token_hash(token: str) -> str:
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = _scrypt(password, salt, 32)
     return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def _scrypt(password: str, salt: bytes, dklen: int) -> bytes:
+    with _SCRYPT_SLOTS:
+        return hashlib.scrypt(
+            password.encode("utf-8", "surrogatepass"), salt=salt, dklen=dklen, **_SCRYPT
+        )
+
+
+def _verified_id(password: str, stored: str) -> bytes:
+    message = stored.encode() + b"\0" + password.encode("utf-8", "surrogatepass")
+    return hmac.new(_verified_key, message, hashlib.sha256).digest()
 
 
 def verify_password(password: str, stored: str | None) -> bool:
@@ -36,5 +66,16 @@ def verify_password(password: str, stored: str | None) -> bool:
         salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
     except ValueError:
         return False
-    got = hashlib.scrypt(password.encode(), salt=salt, dklen=len(digest), **_SCRYPT)
-    return hmac.compare_digest(got, digest)
+    key = _verified_id(password, stored)
+    now = time.monotonic()
+    with _verified_lock:
+        if _verified.get(key, 0.0) > now:
+            return True
+    if not hmac.compare_digest(_scrypt(password, salt, len(digest)), digest):
+        return False
+    with _verified_lock:
+        if len(_verified) >= _VERIFIED_MAX:
+            for old in [k for k, until in _verified.items() if until <= now] or list(_verified):
+                del _verified[old]
+        _verified[key] = now + VERIFIED_SECONDS
+    return True
