@@ -14,6 +14,7 @@ journey is a second learner in a ``zh-CN`` browser context. Screenshots of every
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,8 +251,11 @@ def test_learner_instructor_institution_and_public_journey(
         deploy.locator(".cm-content").click()
         lab.keyboard.press("Shift+Enter")
         output = deploy.locator(".jp-OutputArea-output")
-        expect(output).to_contain_text("explorer", timeout=120_000)
-        printed = dict(line.split(" ", 1) for line in output.inner_text().strip().splitlines())
+        # (labs.client says which chain it connected to first; our three lines come last)
+        expect(output).to_contain_text(re.compile(r"\nexplorer /\S+"), timeout=120_000)
+        printed = dict(
+            re.findall(r"^(transaction|contract|explorer) (\S+)$", output.inner_text(), re.M)
+        )
         shot(lab, "deployed")
 
         # -- and the learner finds it in the explorer of their chain

@@ -39,6 +39,7 @@ td.heat{text-align:center;min-width:3rem}
 .verdict.invalid,.verdict.revoked,.verdict.suspended{background:#fbdcdc;color:#8a1414}
 .pass{color:#11602a;font-weight:700}.fail{color:#8a1414;font-weight:700}.na{color:#666}
 #drop{border:2px dashed #99a;border-radius:8px;padding:1rem;margin:.5rem 0}#drop.over{background:#eef3ff}
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.2rem;background:#fff;padding:.2rem}
 textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace;box-sizing:border-box}
 """
 
@@ -75,8 +76,9 @@ def page(lang: str, title: str, body: str, base: str, status: int = 200) -> HTML
         f'<!doctype html><html lang="{html_lang(lang)}"><head>'
         f'<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>{esc(title)} · ChainAcademy</title><style>{STYLE}</style></head><body>"
+        f'<a class="skip" href="#main">{esc(text(lang, "skip"))}</a>'
         f'<nav aria-label="{esc(text(lang, "site_nav"))}"><ul>{links}</ul></nav>'
-        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
+        f'<main id="main" tabindex="-1"><h1>{esc(title)}</h1>{body}</main></body></html>'
     )
     return HTMLResponse(doc, status_code=status, headers={"Content-Language": html_lang(lang)})
 

@@ -31,7 +31,7 @@ from ..services import credentials as cred_svc
 from ..services import submissions as subs
 from ..services.access import Principal
 from .explorer import _my_envs
-from .i18n import text
+from .i18n import MESSAGES, text
 from .layout import ViewerDep, esc, facts, lang_of, notice, page, table
 
 router = APIRouter(prefix="/me", include_in_schema=False)
@@ -57,11 +57,9 @@ def _points(value: float | None) -> str:
     return "—" if value is None else f"{value:g}"
 
 
-def status_text(lang: str, status: str) -> str:
-    return text(lang, f"st_{status}") if f"st_{status}" in _STATUS_KEYS else status
-
-
-_STATUS_KEYS = {"st_queued", "st_running", "st_graded", "st_failed", "st_rejected"}
+def status_text(lang: str, status: str, prefix: str = "st_") -> str:
+    """A submission's (``st_``) or a graded cell's (``cs_``) status in ``lang``."""
+    return text(lang, prefix + status) if prefix + status in MESSAGES else status
 
 
 def _my_cohorts(session: Session, principal: Principal) -> list[tuple[Cohort, Institution, Course]]:
@@ -235,7 +233,9 @@ async def one_submission(
     def work(session: Session) -> tuple[str, str]:
         sub, a, _cohort = visible_submission(session, principal, submission_id)
         out = submission_out(session, sub)
-        title = f"{text(lang, 'submission')} #{sub.id} · {a.title or a.lab}"
+        course = session.get(Course, a.course_id)
+        lab = (lab_titles(course, lang) if course else {}).get(a.lab, a.title or a.lab)
+        title = f"{text(lang, 'submission')} #{sub.id} · {lab}"
         pairs = [
             (text(lang, "learner"), esc(out.username)),
             (text(lang, "submitted_at"), esc(_when(sub.submitted_at))),
@@ -257,7 +257,7 @@ async def one_submission(
                 [
                     f"<code>{esc(test)}</code>",
                     f"{_points(c.get('points'))} / {_points(c.get('max_points'))}",
-                    esc(c.get("status", "")),
+                    esc(status_text(lang, c.get("status", ""), "cs_")),
                     esc(c.get("reason") or ""),
                 ]
                 for test, c in out.cells.items()

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -144,12 +145,18 @@ def test_learner_pages_show_my_courses_labs_submissions(site: Site) -> None:
 
 def test_a_learner_sees_only_their_own(site: Site) -> None:
     other = site.get("learner_a2", f"/me/submissions/{site.ids['sub_right']}", Accept="text/html")
-    assert other.status_code == 404 and "no submission" in other.text and "<main>" in other.text
+    assert (
+        other.status_code == 404
+        and "no submission" in other.text
+        and '<main id="main"' in other.text
+    )
     assert "not submitted anything yet" in site.get("learner_b", "/me/submissions").text
     theirs = site.get("learner_b", "/me/").text
     assert "University B" in theirs and "University A" not in theirs
     assert site.get("learner_a", f"/dashboard/{site.ids['cohort_a']}").status_code == 404
     assert "You do not teach any cohort" in site.get("learner_a", "/dashboard/").text
+    regrade = f"/dashboard/{site.ids['cohort_a']}/assignments/{site.ids['assignment_a']}/regrade"
+    assert site.post("learner_a", regrade).status_code == 404
 
 
 def test_an_instructor_sees_only_their_cohorts(site: Site) -> None:
@@ -211,6 +218,29 @@ def test_dashboard_forms_use_the_apis_rules(site: Site) -> None:
     regrade = site.post("instructor_a", base + "/regrade")
     assert regrade.headers["location"].endswith("done=regrade")
     assert _wait_graded(site, "learner_a", site.ids["sub_right"])["score"] == 3.0
+
+    # a deadline in the past: learner-a2's work on the second lab is now late, not missing
+    second = site.ids["second_a"]
+    opens = datetime.fromisoformat(
+        site.get("instructor_a", f"/api/assignments/{second}").json()["opens_at"]
+    )
+    due = (opens + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    moved = site.post(
+        "instructor_a", f"/dashboard/{cohort}/assignments/{second}/deadline", data={"due_at": due}
+    )
+    assert moved.headers["location"].endswith("done=deadline")
+    assert (
+        _wait_graded(site, "learner_a2", _submit(site, "learner_a2", second, True))["status"]
+        == "graded"
+    )
+    page = site.get("instructor_a", f"/dashboard/{cohort}").text
+    late = page[
+        page.index(f'id="late-{second}"') : page.index(
+            "</table>", page.index(f'id="late-{second}"')
+        )
+    ]
+    assert "learner-a2" in late and "Regrade" in late and " h<" in late
+    assert f'id="missing-{second}"' not in page
 
 
 def test_certificate_issued_shared_verified_and_tampered_in_chromium(
