@@ -41,6 +41,8 @@ from nbclient import NotebookClient
 from tests.platform import appserver
 from tests.platform.academy.conftest import free_port
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 LABS = {"sha256": "crypto-foundations", "tbft": "consensus"}
 
