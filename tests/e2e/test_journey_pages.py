@@ -28,6 +28,7 @@ from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
 from tests.e2e.hubharness import PgDatabase, hub_settings
 from tests.e2e.test_hub_learner_flow import CHROMIUM_ARGS
+from tests.platform.academy.builders import _graded
 from tests.platform.credentials.harness import LEDGER_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -72,16 +73,6 @@ print("explorer", os.environ.get("ACADEMY_EXPLORER_URL", "-"))
 """
 )
 SOLUTION = "def next_count(count: int, step: int) -> int:\n    return count + step\n"
-
-
-def _graded(source: str, grade_id: str, kind: str, points: float = 0) -> nbformat.NotebookNode:
-    cell = new_code_cell(source)
-    meta = {
-        "solution": {"grade": False, "solution": True, "locked": False},
-        "test": {"grade": True, "solution": False, "locked": True, "points": points},
-    }[kind]
-    cell.metadata["nbgrader"] = {**meta, "grade_id": grade_id, "schema_version": 3}
-    return cell
 
 
 def write_chain_course(courses: Path) -> Path:

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
 
 from ..api import credentials as cred_api
 from ..api import teaching
@@ -31,7 +30,7 @@ from ..services.errors import AcademyError, Invalid, NotFound
 from ..services.progress import AssignmentProgress, cohort_progress, histogram
 from .charts import heat_style, histogram_svg
 from .i18n import text
-from .layout import ViewerDep, esc, lang_of, notice, page, table
+from .layout import ViewerDep, esc, in_session, lang_of, notice, page, table
 from .learner import course_title, lab_titles
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -43,11 +42,6 @@ def _taught(session: Session, principal: Principal, cohort_id: int) -> Cohort:
         raise NotFound(f"no cohort {cohort_id}")
     require_teacher(principal, cohort, "read")
     return cohort
-
-
-def _in_session(state: AcademyState, work: Any) -> Any:
-    with Session(state.engine, expire_on_commit=False) as session:
-        return work(session)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -77,7 +71,7 @@ async def my_cohorts(request: Request, state: StateDep, principal: ViewerDep) ->
             return f"<p>{esc(text(lang, 'no_cohorts'))}</p>"
         return table([text(lang, k) for k in ("cohort", "course", "institution")], rows, "cohorts")
 
-    body = await run_in_threadpool(_in_session, state, work)
+    body = await in_session(state, work)
     return page(lang, text(lang, "dashboard"), body, base)
 
 
@@ -272,7 +266,7 @@ async def cohort_dashboard(
         body += _certificates(lang, base, session, principal, cohort)
         return title, body
 
-    title, body = await run_in_threadpool(_in_session, state, work)
+    title, body = await in_session(state, work)
     return page(lang, title, body, base)
 
 
@@ -295,7 +289,7 @@ async def _act(
         work(session)
 
     try:
-        await run_in_threadpool(_in_session, state, run)
+        await in_session(state, run)
         if then is not None:
             with Session(state.engine, expire_on_commit=False) as session:
                 await then(session)

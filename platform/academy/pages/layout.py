@@ -9,11 +9,14 @@ reader and a slow link alike. A browser that is not signed in is sent through th
 from __future__ import annotations
 
 import html
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..api.deps import AcademyState, get_principal, get_state
@@ -127,6 +130,18 @@ async def viewer(request: Request, state: Annotated[AcademyState, Depends(get_st
 
 
 ViewerDep = Annotated[Principal, Depends(viewer)]
+T = TypeVar("T")
+
+
+async def in_session(state: AcademyState, work: Callable[[Session], T]) -> T:
+    """Run ``work`` with a database session on a worker thread: pages read the database
+    synchronously and must not hold up the event loop meanwhile."""
+
+    def run() -> T:
+        with Session(state.engine, expire_on_commit=False) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.common import submission_out, visible_submission
 from ..api.credentials import share as share_credential
-from ..api.deps import AcademyState, StateDep
+from ..api.deps import StateDep
 from ..models import (
     Assignment,
     Cohort,
@@ -32,7 +32,7 @@ from ..services import submissions as subs
 from ..services.access import Principal
 from .explorer import _my_envs
 from .i18n import MESSAGES, text
-from .layout import ViewerDep, esc, facts, lang_of, notice, page, table
+from .layout import ViewerDep, esc, facts, in_session, lang_of, notice, page, table
 
 router = APIRouter(prefix="/me", include_in_schema=False)
 
@@ -86,11 +86,6 @@ def _latest_mine(session: Session, principal: Principal) -> dict[int, Submission
     return latest
 
 
-def _in_session(state: AcademyState, work: Any) -> Any:
-    with Session(state.engine, expire_on_commit=False) as session:
-        return work(session)
-
-
 @router.get("/", response_class=HTMLResponse)
 async def my_courses(request: Request, state: StateDep, principal: ViewerDep) -> HTMLResponse:
     """The courses I am enrolled in, with how many of their labs are graded."""
@@ -125,7 +120,7 @@ async def my_courses(request: Request, state: StateDep, principal: ViewerDep) ->
             f'<a href="{esc(base)}/me/certificates">{esc(text(lang, "my_certificates"))}</a></p>'
         )
 
-    body = await run_in_threadpool(_in_session, state, work)
+    body = await in_session(state, work)
     return page(lang, text(lang, "my_courses"), body, base)
 
 
@@ -183,7 +178,7 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
             body += table([text(lang, "lab"), text(lang, "my_chain")], orows, "chains")
         return body
 
-    body = await run_in_threadpool(_in_session, state, work)
+    body = await in_session(state, work)
     return page(lang, text(lang, "my_labs"), body, base)
 
 
@@ -219,7 +214,7 @@ async def my_submissions(request: Request, state: StateDep, principal: ViewerDep
         keys = ("submission", "lab", "submitted_at", "status", "score", "late")
         return table([text(lang, k) for k in keys], rows, "submissions")
 
-    body = await run_in_threadpool(_in_session, state, work)
+    body = await in_session(state, work)
     return page(lang, text(lang, "my_submissions"), body, base)
 
 
@@ -276,7 +271,7 @@ async def one_submission(
             )
         return title, body
 
-    title, body = await run_in_threadpool(_in_session, state, work)
+    title, body = await in_session(state, work)
     return page(lang, title, body, base)
 
 
@@ -321,7 +316,7 @@ async def my_certificates(
         keys = ("course", "issued_at", "standing", "file", "share_link")
         return table([text(lang, k) for k in keys], rows, "certificates")
 
-    body = await run_in_threadpool(_in_session, state, work)
+    body = await in_session(state, work)
     if shared:
         body = notice(text(lang, "share_made")) + body
     return page(lang, text(lang, "my_certificates"), body, base)
@@ -332,7 +327,5 @@ async def make_share_link(
     state: StateDep, principal: ViewerDep, uid: str = Form(...)
 ) -> RedirectResponse:
     """The form behind "Make a share link": the same rule as the API (only the learner shares)."""
-    await run_in_threadpool(
-        _in_session, state, lambda s: share_credential(uid, s, principal, state)
-    )
+    await in_session(state, lambda s: share_credential(uid, s, principal, state))
     return RedirectResponse(f"{state.settings.base_path}/me/certificates?shared=1", 303)

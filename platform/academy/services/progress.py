@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -76,23 +77,13 @@ class CohortProgress:
     hidden: list[HiddenTest]  # most failed first
 
 
-def _latest_grades(session: Session, ids: list[int]) -> dict[int, Grade]:
-    latest: dict[int, Grade] = {}
+def _latest(session: Session, model: type[Grade] | type[GradeJob], ids: list[int]) -> dict:
+    """The newest ``model`` row (Grade or GradeJob) of each submission in ``ids``."""
+    latest: dict[int, Any] = {}
     if ids:
-        for g in session.exec(
-            select(Grade).where(col(Grade.submission_id).in_(ids)).order_by(col(Grade.id))
-        ):
-            latest[g.submission_id] = g
-    return latest
-
-
-def _latest_jobs(session: Session, ids: list[int]) -> dict[int, GradeJob]:
-    latest: dict[int, GradeJob] = {}
-    if ids:
-        for j in session.exec(
-            select(GradeJob).where(col(GradeJob.submission_id).in_(ids)).order_by(col(GradeJob.id))
-        ):
-            latest[j.submission_id] = j
+        column = model.submission_id  # type: ignore[union-attr]
+        for row in session.exec(select(model).where(col(column).in_(ids)).order_by(col(model.id))):
+            latest[row.submission_id] = row
     return latest
 
 
@@ -141,7 +132,7 @@ def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
         if s.accepted:
             latest[(s.assignment_id, s.user_id)] = s
     ids = [s.id for s in latest_any.values()]  # type: ignore[misc]
-    grades, jobs = _latest_grades(session, ids), _latest_jobs(session, ids)  # type: ignore[arg-type]
+    grades, jobs = _latest(session, Grade, ids), _latest(session, GradeJob, ids)  # type: ignore[arg-type]
     now = utcnow()
     hidden: dict[tuple[str, str], HiddenTest] = {}
     out = []
