@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -70,10 +71,18 @@ NAV = [
 ]
 
 
+#: set per request by :func:`viewer`: whether the signed-in user teaches or administers anything
+_staff: ContextVar[bool] = ContextVar("academy_pages_staff", default=False)
+
+
 def page(lang: str, title: str, body: str, base: str, status: int = 200) -> HTMLResponse:
-    """The page shell: ``lang`` on <html>, one navigation landmark, the title as the only <h1>."""
+    """The page shell: ``lang`` on <html>, one navigation landmark, the title as the only <h1>.
+    The dashboard link is offered only to those who teach or administer."""
+    staff = _staff.get()
     links = "".join(
-        f'<li><a href="{esc(base)}{href}">{esc(text(lang, key))}</a></li>' for key, href in NAV
+        f'<li><a href="{esc(base)}{href}">{esc(text(lang, key))}</a></li>'
+        for key, href in NAV
+        if staff or key != "dashboard"
     )
     doc = (
         f'<!doctype html><html lang="{html_lang(lang)}"><head>'
@@ -120,7 +129,9 @@ def notice(message: str, bad: bool = False) -> str:
 async def viewer(request: Request, state: Annotated[AcademyState, Depends(get_state)]) -> Principal:
     """The signed-in user; a browser without a session is sent to the hub's login and back."""
     try:
-        return await get_principal(request, state)
+        principal = await get_principal(request, state)
+        _staff.set(principal.is_platform_admin or bool(principal.institutions()))
+        return principal
     except Unauthorized:
         if state.hub is None or request.headers.get("authorization"):
             raise

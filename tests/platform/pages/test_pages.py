@@ -155,6 +155,8 @@ def test_a_learner_sees_only_their_own(site: Site) -> None:
     assert "University B" in theirs and "University A" not in theirs
     assert site.get("learner_a", f"/dashboard/{site.ids['cohort_a']}").status_code == 404
     assert "You do not teach any cohort" in site.get("learner_a", "/dashboard/").text
+    assert "/dashboard/" not in site.get("learner_a", "/me/").text  # no link to it either
+    assert "/dashboard/" in site.get("instructor_a", "/me/").text
     regrade = f"/dashboard/{site.ids['cohort_a']}/assignments/{site.ids['assignment_a']}/regrade"
     assert site.post("learner_a", regrade).status_code == 404
 
@@ -323,5 +325,9 @@ def test_certificate_issued_shared_verified_and_tampered_in_chromium(
         finally:
             browser.close()
 
+    [cert] = site.get("learner_a", "/api/credentials/mine").json()
+    theirs = site.post("learner_a2", "/me/certificates/share", data={"uid": cert["id"]})
+    assert theirs.status_code == 403 and "only the learner" in theirs.json()["detail"]
+    assert "Hashing demo" not in site.get("learner_a2", "/me/certificates").text
     again = site.post("anonymous", "/verify", data={"document": "{ not json"})
     assert again.status_code == 422 and "not JSON" in again.text
