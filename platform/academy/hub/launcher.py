@@ -154,6 +154,8 @@ def _descendants(pid: int) -> list[int]:
 
 def _terminate(pids: list[int], grace: float = 10.0) -> None:
     alive = [p for p in pids if _signal(p, signal.SIGTERM)]
+    for p in alive:
+        _signal(p, signal.SIGCONT)  # paused ones (the sandbox's idle pool chains) act on it too
     deadline = time.monotonic() + grace
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -129,6 +129,8 @@ def test_a_pooled_chain_is_its_claimers_alone_and_the_pool_refills(tmp_path: Pat
         pooled.warm(block=True)
         first = sorted(p.parent for p in pool.glob("*/ready"))
         assert len(first) == 2
+        # unclaimed, a pool chain is paused (memory, no CPU); claimed, it runs
+        assert {_state(int((p / "launcher.pid").read_text())) for p in first} == {"T"}
         ann = pooled.ensure("ann", spec)
         ben = pooled.ensure("ben", spec)
         chains = tmp_path / "sandbox" / "chains"
@@ -138,6 +140,7 @@ def test_a_pooled_chain_is_its_claimers_alone_and_the_pool_refills(tmp_path: Pat
         assert ann_keys and not ann_keys & {a["address"] for a in ben.accounts}
 
         url = ann.rpc_urls[0]
+        assert _state(int((chains / ann.env_id / "launcher.pid").read_text())) != "T"
         assert int(rpc(url, "eth_getBalance", [ann.accounts[0]["address"], "latest"]), 16) > 0
         assert int(rpc(url, "eth_getBalance", [ben.accounts[0]["address"], "latest"]), 16) == 0
         with pytest.raises(AssertionError, match="(?i)fund|balance"):
@@ -159,3 +162,8 @@ def test_a_pooled_chain_is_its_claimers_alone_and_the_pool_refills(tmp_path: Pat
             pooled.stop(learner)
         pooled.backend.pool_size = 0
         pooled.close(drain=True)
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (T: stopped by a signal)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
