@@ -479,7 +479,9 @@ def test_a_course_preload_that_fails_to_import_does_not_stop_grading(monkeypatch
     monkeypatch.setattr(executor, "_COURSE_PRELOAD", ["json", "no_such_module_for_the_zygote"])
     executor.shutdown()  # the next sandbox needs a zygote started with this preload
     try:
-        out = run("import sys\n'json' in sys.modules, 'no_such_module_for_the_zygote' in sys.modules")
+        out = run(
+            "import sys\n'json' in sys.modules, 'no_such_module_for_the_zygote' in sys.modules"
+        )
         assert out[0].status == "ok"
         assert out[0].outputs[0]["data"]["text/plain"] == "(True, False)"
     finally:
