@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .assignment import AssignmentError, Course, imported_modules, read_node
-from .executor import CellSpec, SandboxError, execute, preload_for, warm
+from .executor import CellSpec, SandboxError, execute, preload_for, prestart, warm
 from .limits import Limits
 from .scoring import CellResult, prepare, score_notebook
 
@@ -203,7 +203,10 @@ def autograde(
         results = autograde_on_cluster(scheduler, jobs, on_done)
         return dict(sorted(results.items()))
     results: dict[str, SubmissionResult] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with (
+        prestart(limits or Limits(), count=max(1, workers)),
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
         futures = {
             pool.submit(grade_submission, course, assignment, s, limits, sources): s for s in todo
         }

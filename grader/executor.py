@@ -52,7 +52,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +66,7 @@ __all__ = [
     "Limits",
     "SandboxError",
     "execute",
+    "prestart",
     "shutdown",
     "uids_taken",
 ]
@@ -333,6 +334,7 @@ class _Sandbox:
             raise
         theirs.close()
         os.close(out_w)
+        self.ready = False  # said hello (a prestarted sandbox)
         self.exit_status: int | None = None
         self.cpu_used = 0.0
         self.buffers: dict[int, bytearray] = {}
@@ -568,9 +570,13 @@ def execute(
             secs = limits.submission_timeout
             _rest_not_run(outcomes, cells, f"not run: the submission used its {secs:g} s wall time")
             break
-        box = _Sandbox(limits, files)
+        spares = _SPARES
+        box = spares.take(limits, files) if spares is not None else None
+        if box is None:
+            box = _Sandbox(limits, files)
         try:
-            _hello(box, start)
+            if not box.ready:
+                _hello(box, start)
             if not _replay(box, cells, len(outcomes), skipped, sub_deadline):
                 first = len(outcomes)
                 _rest_not_run(
@@ -582,9 +588,107 @@ def execute(
                 break
             _run_cells(box, cells, outcomes, skipped, sub_deadline)
         finally:
-            box.close()
+            if spares is None or not spares.close_later(box):
+                box.close()
         restarts += 1
     return outcomes
+
+
+class _Spares:
+    """Sandboxes started ahead of need for a batch, and used ones closed, on a thread of their
+    own (see :func:`prestart`): a grading worker then spends its time running cells, while the
+    zygote's fork, the namespaces, the jail and the teardown of the last sandbox overlap it."""
+
+    def __init__(self, limits: Limits, count: int) -> None:
+        self.limits = limits
+        self.count = count
+        self.ready: list[_Sandbox] = []
+        self.used: list[_Sandbox] = []
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="sandbox-spares", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopping and not self.used and len(self.ready) >= self.count:
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                used, self.used = self.used, []
+                wanted = len(self.ready) < self.count
+            for box in used:
+                box.close()
+            if not wanted:
+                continue
+            try:
+                box = _Sandbox(self.limits, None)
+            except SandboxError:
+                return  # a host problem: execute() starts its own sandboxes and reports it
+            try:
+                _hello(box, time.monotonic())
+            except SandboxError:
+                box.close()
+                return
+            box.ready = True
+            with self.cond:
+                keep = not self.stopping
+                if keep:
+                    self.ready.append(box)
+            if not keep:
+                box.close()
+                return
+
+    def take(self, limits: Limits, files: dict[str, bytes] | None) -> _Sandbox | None:
+        """A started sandbox for these limits (never when files must go into its scratch)."""
+        if files or limits != self.limits:
+            return None
+        with self.cond:
+            box = self.ready.pop(0) if self.ready else None
+            self.cond.notify_all()
+        return box
+
+    def close_later(self, box: _Sandbox) -> bool:
+        with self.cond:
+            if self.stopping:
+                return False
+            self.used.append(box)
+            self.cond.notify_all()
+        return True
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join()
+        for box in self.ready + self.used:
+            box.close()
+
+
+_SPARES: _Spares | None = None
+_SPARES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def prestart(limits: Limits, count: int = 2) -> Iterator[None]:
+    """Within this block, :func:`execute` calls for ``limits`` (and no files) get a sandbox that
+    was started ahead, and used sandboxes are torn down in the background; ``count`` are kept
+    ready (one per grading worker). Each is still a fresh fork, jailed before any learner code,
+    used for one notebook only. On leaving, every sandbox of the block is gone. Only one block
+    is active per process at a time (a nested or concurrent one runs without spares)."""
+    global _SPARES
+    with _SPARES_LOCK:
+        mine = _Spares(limits, count) if _SPARES is None else None
+        if mine is not None:
+            _SPARES = mine
+    try:
+        yield
+    finally:
+        if mine is not None:
+            with _SPARES_LOCK:
+                _SPARES = None
+            mine.stop()
 
 
 def _hello(box: _Sandbox, start: float) -> None:

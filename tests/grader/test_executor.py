@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -486,3 +487,28 @@ def test_a_course_preload_that_fails_to_import_does_not_stop_grading(monkeypatch
         assert out[0].outputs[0]["data"]["text/plain"] == "(True, False)"
     finally:
         executor.shutdown()  # later tests get a zygote with the usual preload
+
+
+def test_prestarted_sandboxes_are_fresh_and_all_gone_after_the_batch() -> None:
+    from grader import executor
+    from grader.executor import prestart
+
+    with prestart(FAST, count=2):
+        first = run(
+            "leak = 'from learner A'\nopen('a.txt', 'w').write('A')", "import os\nos.getpid()"
+        )
+        second = run("'leak' in globals(), __import__('os').path.exists('a.txt')")
+        hidden = run("x = 41", "assert x + 1 == 42", hidden={1})
+        with_files = run("open('data.txt').read()", files={"data.txt": b"side file"})
+        other_limits = run("1 + 1", limits=Limits(cell_timeout=9.0))
+        spares = executor._SPARES
+        deadline = time.monotonic() + 10
+        while spares is not None and len(spares.ready) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert spares is not None and len(spares.ready) == 2  # kept ready for the next ones
+    assert first[1].outputs[0]["data"]["text/plain"] == "1"  # pid 1 of its own namespace
+    assert second[0].outputs[0]["data"]["text/plain"] == "(False, False)"
+    assert [o.status for o in hidden] == ["ok", "ok"]
+    assert with_files[0].outputs[0]["data"]["text/plain"] == "'side file'"
+    assert other_limits[0].status == "ok"
+    # the autouse fixture then checks that no sandbox process of the batch is left
