@@ -60,6 +60,7 @@ class OursHub:
         os.environ["ACADEMY_SANDBOX_POOL_SIZE"] = str(learners)
         self.sandbox = SandboxManager(state_dir=str((state / "state" / "sandbox").resolve()))
         self.sandbox.warm(block=True)  # pre-started chains, before the clock starts
+        self.idle_chain_mib = self._idle_chain_mib()  # the pool's chains are all idle now
         # hold the pool's fill lock while measuring: refills would compete with the logins for CPU
         import fcntl
 
@@ -87,10 +88,21 @@ class OursHub:
         pids = server_pids(self.run.proc.pid, home)
         return pids + self.sandbox.backend.pids(env.env_id)  # type: ignore[attr-defined]
 
-    def pooled_pids(self) -> dict[str, list[int]]:
-        """What is kept warm for learners to come: the server parent, the chain zygote, and the
-        pool chains nobody claimed."""
-        from time_to_lab import descendants
+    def _idle_chain_mib(self) -> float:
+        """PSS of one unclaimed pool chain (the pages the pool's chains share with each other and
+        the zygote are divided among all of them)."""
+        from time_to_lab import pss_mib
+
+        slots = sorted((self.sandbox.backend.state_path / "_pool").glob("slot-*/ready"))
+        self._pool_count = len(slots)
+        if not slots:
+            return 0.0
+        return pss_mib(self.sandbox.backend.pids(f"_pool/{slots[0].parent.name}"))  # type: ignore[attr-defined]
+
+    def pooled_mib(self) -> dict[str, float]:
+        """PSS of what is kept warm for learners to come: the server parent, the chain zygote, the
+        pool chains nobody claimed (and one pool chain as it idled before the logins)."""
+        from time_to_lab import descendants, pss_mib
 
         parents = [
             pid
@@ -104,9 +116,10 @@ class OursHub:
         for slot in unclaimed:
             chains.extend(backend.pids(f"_pool/{slot.name}"))  # type: ignore[attr-defined]
         return {
-            "server parent (1)": parents,
-            "chain zygote (1)": backend.zygote_pids(),  # type: ignore[attr-defined]
-            f"unclaimed pool chains ({len(unclaimed)})": chains,
+            f"one idle pool chain, before the logins (of {self._pool_count})": self.idle_chain_mib,
+            "server parent (1)": pss_mib(parents),
+            "chain zygote (1)": pss_mib(backend.zygote_pids()),  # type: ignore[attr-defined]
+            f"unclaimed pool chains ({len(unclaimed)})": pss_mib(chains),
         }
 
     def stop(self) -> None:

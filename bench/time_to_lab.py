@@ -276,10 +276,10 @@ def run(hub: Any, single: int, burst: int) -> dict[str, Any]:
     pss = [pss_mib(hub.learner_pids(user)) for user, _ in clients[:5]]
     for _, client in clients:
         client.close()
-    pooled = hub.pooled_pids() if hasattr(hub, "pooled_pids") else {}
+    pooled = hub.pooled_mib() if hasattr(hub, "pooled_mib") else {}
     return {
         # what is kept warm for learners not yet logged in: {item: PSS MiB}
-        "pooled_idle_mib": {name: round(pss_mib(pids), 1) for name, pids in pooled.items()},
+        "pooled_idle_mib": {name: round(mib, 1) for name, mib in pooled.items()},
         "single_p50_s": statistics.median(singles),
         "single_all_s": [round(s, 2) for s in singles],
         "burst_p95_s": pct(bursts, 0.95),
