@@ -173,11 +173,11 @@ LANGS = {
 }
 # words each page must show in that language (and the English one the Chinese page must not)
 WORDS = {
-    "en": {"labs": "My labs", "running": "running", "created": "Contract created",
+    "en": {"course": "Chain basics", "labs": "My labs", "running": "running", "created": "Contract created",
            "graded": "graded", "feedback": "Feedback", "dashboard": "Hidden tests that fail most",
            "issued": "Certificates issued", "share": "Make a share link", "valid": "valid",
            "invalid": "invalid", "signature": "signature"},
-    "zh": {"labs": "我的实验", "running": "运行中", "created": "创建的合约",
+    "zh": {"course": "区块链基础", "labs": "我的实验", "running": "运行中", "created": "创建的合约",
            "graded": "已评分", "feedback": "反馈", "dashboard": "失败最多的隐藏测试",
            "issued": "证书已颁发", "share": "生成分享链接", "valid": "有效",
            "invalid": "无效", "signature": "签名"},
@@ -252,6 +252,9 @@ def test_learner_instructor_institution_and_public_journey(
 
         # -- their chain is up
         mine = ctx.new_page()
+        mine.goto(f"{academy}/me/")
+        assert words["course"] in mine.inner_text("#courses")
+        shot(mine, "my-courses")
         mine.goto(f"{academy}/me/labs")
         assert mine.get_attribute("html", "lang") == ("zh-CN" if lang == "zh" else "en")
         row = mine.locator("#labs tbody tr").first
@@ -271,6 +274,8 @@ def test_learner_instructor_institution_and_public_journey(
 
         # -- and the learner finds it in the explorer of their chain
         mine.goto(hub.url + printed["explorer"])
+        expect(mine.locator("#blocks")).to_be_visible()
+        shot(mine, "explorer-chain")
         mine.get_by_role("searchbox").fill(printed["transaction"])
         mine.keyboard.press("Enter")
         expect(mine.locator("#receipt")).to_contain_text(printed["contract"], ignore_case=True)

@@ -43,6 +43,7 @@ td.heat{text-align:center;min-width:3rem}
 .verdict.invalid,.verdict.revoked,.verdict.suspended{background:#fbdcdc;color:#8a1414}
 .pass{color:#11602a;font-weight:700}.fail{color:#8a1414;font-weight:700}.na{color:#666}
 #drop{border:2px dashed #99a;border-radius:8px;padding:1rem;margin:.5rem 0}#drop.over{background:#eef3ff}
+#checks td:first-child,#checks th:first-child{white-space:nowrap}dt{font-weight:600}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.2rem;background:#fff;padding:.2rem}
 textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace;box-sizing:border-box}
 """
