@@ -94,6 +94,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         manager = app.state.academy.labchains.manager
         for env in manager.list():
             manager.destroy(env.learner, env.lab_id)
+        manager.close()  # and its chain zygote
 
 
 def solved(folder: Path, lab: str) -> nbformat.NotebookNode:

@@ -9,6 +9,7 @@ notebook in a lab folder, beside academy, that follows what academy says over th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,32 @@ def test_lab_chains_take_the_hubs_sandbox_config(tmp_path: Path) -> None:
     assert configured.state_dir == str(tmp_path / "chains")
     assert configured.explorer_url_template.startswith("https://academy.example/")
     assert configured.backend.start_timeout == 7.5
+
+
+def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
+    """academy's cull stops a chain nobody used for ``ACADEMY_LAB_IDLE_SECONDS`` (its state kept:
+    the balance a learner moved is still there when the next ensure starts it again)."""
+    from academy.services.labchains import LabChains
+    from academy.settings import Settings
+
+    lab = tmp_path / "course" / "source" / "solo" / "lab.toml"
+    lab.parent.mkdir(parents=True)
+    lab.write_text('[lab]\nid = "solo"\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
+    chains = LabChains(Settings(state_dir=tmp_path / "state", lab_idle_seconds=2))
+    try:
+        env = chains.ensure("ada", "course", "solo", lab).env
+        assert env is not None and env.status == "running"
+        height = client.connect(env.rpc_url).eth.block_number
+        chains.start_culler()
+        deadline = time.monotonic() + 30
+        while chains.manager.status("ada", "solo").status == "running":
+            assert time.monotonic() < deadline, "the idle chain was not stopped"
+            time.sleep(0.5)
+        chains.close()  # no second cull while we look at it again
+        back = chains.ensure("ada", "course", "solo", lab).env
+        assert back is not None and back.status == "running" and back.env_id == env.env_id
+        assert client.connect(back.rpc_url).eth.block_number >= height, "state was kept"
+    finally:
+        chains.close()
+        chains.manager.destroy("ada", "solo")
+        chains.manager.close()  # and its chain zygote
