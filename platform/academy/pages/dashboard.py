@@ -80,7 +80,10 @@ def _pct(value: float | None) -> str:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h"
+    """How late, in the unit that reads best: minutes, hours, then days."""
+    if seconds < 3600:
+        return f"{max(seconds / 60, 1):.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} d"
 
 
 def _when(value: datetime | None) -> str:
@@ -122,7 +125,44 @@ def _heat_map(lang: str, progress: Any, titles: dict[str, str]) -> str:
             ]
         )
     keys = ("lab", "test", "fail_rate", "failed_of", "common_reason")
-    return table([text(lang, k) for k in keys], rows, "heat", text(lang, "heat_caption"))
+    ranked = table([text(lang, k) for k in keys], rows, "heat", text(lang, "heat_caption"))
+    return ranked + _heat_grid(lang, progress, titles)
+
+
+GRID_LEARNERS = 40
+
+
+def _heat_grid(lang: str, progress: Any, titles: dict[str, str]) -> str:
+    """Hidden tests x learners, those failing most first: who is stuck where (a cohort larger than
+    GRID_LEARNERS shows the learners with the most failures)."""
+    fails: dict[str, int] = {}
+    for h in progress.hidden:
+        for learner, ok in h.passed_by.items():
+            fails[learner] = fails.get(learner, 0) + (not ok)
+    learners = sorted(fails, key=lambda name: (-fails[name], name))[:GRID_LEARNERS]
+    marks = {True: ("✓", "pass", 0.0), False: ("✗", "fail", 1.0)}
+    head = "".join(f'<th scope="col" class="heat">{esc(n)}</th>' for n in learners)
+    body = ""
+    for h in progress.hidden:
+        label = f"{titles.get(h.assignment, h.assignment)} · {h.test}"
+        cells = ""
+        for name in learners:
+            if name not in h.passed_by:
+                cells += f'<td class="heat" title="{esc(name)}">—</td>'
+                continue
+            mark, word, rate = marks[h.passed_by[name]]
+            cells += (
+                f'<td class="heat" style="{heat_style(rate)}" data-learner="{esc(name)}" '
+                f'data-outcome="{word}" title="{esc(name)}: {esc(text(lang, "o_" + word))}">'
+                f"{mark}</td>"
+            )
+        body += f'<tr><th scope="row"><code>{esc(label)}</code></th>{cells}</tr>'
+    caption = text(lang, "heat_grid_caption").format(n=len(learners))
+    return (
+        f'<table id="heat-grid"><caption>{esc(caption)}</caption><thead><tr>'
+        f'<th scope="col">{esc(text(lang, "test"))}</th>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _actions(

@@ -168,6 +168,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Share of graded learners failing each hidden test (darker: fails more often)",
         "zh": "每个隐藏测试失败的学员比例（颜色越深失败越多）",
     },
+    "heat_grid_caption": {
+        "en": "Each hidden test for each learner ({n} shown, most failures first): ✓ passed, ✗ failed, — not graded",
+        "zh": "每位学员的每个隐藏测试（显示 {n} 人，失败多者在前）：✓ 通过，✗ 失败，— 未评分",
+    },
     "no_hidden": {"en": "No graded hidden test yet.", "zh": "还没有已评分的隐藏测试。"},
     "fail_rate": {"en": "Fail rate", "zh": "失败率"},
     "failed_of": {"en": "Failed / graded", "zh": "失败 / 已评分"},

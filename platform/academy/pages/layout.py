@@ -37,7 +37,7 @@ input[type=search],input.wide{min-width:30rem}
 nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem;border-bottom:1px solid #ccc;padding-bottom:.5rem}
 .notice{background:#eef6ee;border:1px solid #6a6;padding:.5rem}.notice.bad{background:#fbeaea;border-color:#a66}
 form.inline{display:inline-block;margin:.2rem .5rem .2rem 0}
-td.heat{text-align:center;min-width:3rem}
+td.heat{text-align:center;min-width:3rem}#heat-grid{width:auto}
 .verdict{font-weight:700;padding:.15rem .6rem;border-radius:4px}
 .verdict.valid{background:#d7f5dd;color:#11602a}
 .verdict.invalid,.verdict.revoked,.verdict.suspended{background:#fbdcdc;color:#8a1414}

@@ -38,6 +38,7 @@ class HiddenTest:
     graded: int = 0
     failed: int = 0
     reasons: Counter = field(default_factory=Counter)
+    passed_by: dict[str, bool] = field(default_factory=dict)  # learner -> passed, when graded
 
     @property
     def fail_rate(self) -> float:
@@ -158,18 +159,21 @@ def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
                 continue
             row.graded += 1
             row.scores.append(grade.score / grade.max_score if grade.max_score else 0.0)
-            _count_hidden(hidden, a.lab, grade)
+            _count_hidden(hidden, a.lab, grade, user.username)
         out.append(row)
     ranked = sorted(hidden.values(), key=lambda h: (-h.fail_rate, -h.failed, h.assignment, h.test))
     return CohortProgress(cohort, learners, out, ranked)
 
 
-def _count_hidden(hidden: dict[tuple[str, str], HiddenTest], lab: str, grade: Grade) -> None:
+def _count_hidden(
+    hidden: dict[tuple[str, str], HiddenTest], lab: str, grade: Grade, learner: str
+) -> None:
     for test, cell in json.loads(grade.cells).items():
         if not cell.get("hidden"):
             continue
         entry = hidden.setdefault((lab, test), HiddenTest(lab, test))
         entry.graded += 1
+        entry.passed_by[learner] = cell.get("status") == "passed"
         if cell.get("status") != "passed":
             entry.failed += 1
             entry.reasons[learner_reason(cell)] += 1

@@ -189,6 +189,10 @@ def test_dashboard_shows_progress_distribution_heat_map_missing(site: Site) -> N
     assert re.findall(r'data-band="(\d)" data-count="1"', dist) == ["0", "9"]
     heat = page[page.index('id="heat"') : page.index("</table>", page.index('id="heat"'))]
     assert "<code>hidden</code>" in heat and 'data-rate="0.50"' in heat and "1 / 2" in heat
+    grid = page[page.index('id="heat-grid"') : page.index("</table>", page.index('id="heat-grid"'))]
+    assert 'data-learner="learner-a2" data-outcome="fail"' in grid
+    assert 'data-learner="learner-a" data-outcome="pass"' in grid
+    assert grid.index("learner-a2") < grid.index('"learner-a"')  # most failures first
     missing = page[
         page.index(f'id="missing-{second}"') : page.index(
             "</ul>", page.index(f'id="missing-{second}"')
@@ -241,7 +245,7 @@ def test_dashboard_forms_use_the_apis_rules(site: Site) -> None:
             "</table>", page.index(f'id="late-{second}"')
         )
     ]
-    assert "learner-a2" in late and "Regrade" in late and " h<" in late
+    assert "learner-a2" in late and "Regrade" in late and re.search(r"\d+ min<", late)
     assert f'id="missing-{second}"' not in page
 
 
