@@ -42,11 +42,19 @@ def sandbox_chains(
         backend.pool_validators = spec.chain.validators  # type: ignore[attr-defined]
         backend.pool_consensus = spec.chain.consensus  # type: ignore[attr-defined]
         manager.warm()
+    # courses/<course>/source/<lab>/lab.toml: labs.client asks academy for this lab's chain by
+    # name, so a notebook outside any lab folder still follows it when it restarts
+    folder = Path(lab_toml).resolve().parent
+    named = (
+        {"ACADEMY_LAB": f"{folder.parents[1].name}/{spec.id}"}
+        if folder.parent.name == "source"
+        else {}
+    )
 
     async def lab_env(learner: str) -> dict[str, str]:
         # ensure() blocks until every validator answers: keep the hub's event loop free meanwhile
         env = await asyncio.to_thread(manager.ensure, learner, spec)
-        return env.environment()
+        return {**env.environment(), **named}
 
     return lab_env
 

@@ -9,6 +9,7 @@ notebook in a lab folder, beside academy, that follows what academy says over th
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,8 +154,9 @@ def test_lab_chains_take_the_hubs_sandbox_config(tmp_path: Path) -> None:
 
 
 def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
-    """academy's cull stops a chain nobody used for ``ACADEMY_LAB_IDLE_SECONDS`` (its state kept:
+    """The spawn's chain and academy's are one per learner and lab; academy's cull stops a chain nobody used for ``ACADEMY_LAB_IDLE_SECONDS`` (its state kept:
     the balance a learner moved is still there when the next ensure starts it again)."""
+    from academy.hub.labchains import sandbox_chains
     from academy.services.labchains import LabChains
     from academy.settings import Settings
 
@@ -163,8 +165,12 @@ def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
     lab.write_text('[lab]\nid = "solo"\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
     chains = LabChains(Settings(state_dir=tmp_path / "state", lab_idle_seconds=2))
     try:
+        # the chain the hub starts at spawn is the lab's chain academy hands out: one per lab
+        spawn = asyncio.run(sandbox_chains(lab, tmp_path / "state" / "sandbox")("ada"))
+        assert spawn["ACADEMY_LAB"] == "course/solo", "labs.client finds the server's lab by name"
         env = chains.ensure("ada", "course", "solo", lab).env
         assert env is not None and env.status == "running"
+        assert env.rpc_url == spawn["ACADEMY_RPC_URL"]
         height = client.connect(env.rpc_url).eth.block_number
         chains.start_culler()
         deadline = time.monotonic() + 30
