@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -229,6 +230,29 @@ async def drive(run: HubRun, names: list[str], rate: float, poll: float, deadlin
     return stats
 
 
+#: the platform's processes, told apart by their command line
+ROLES = (("hub", b"jupyterhub"), ("proxy", b"configurable-http-proxy"), ("academy", b"academy.cli"))
+
+
+def cpu_seconds(run: HubRun) -> dict[str, float]:
+    """CPU time (user + system, with reaped children: academy's grading sandboxes) of the hub,
+    the proxy and academy so far. Per learner, it does not depend on what else the host runs."""
+    from academy.hub.launcher import _descendants
+
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = defaultdict(float)
+    for pid in [run.proc.pid, *_descendants(run.proc.pid)]:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        role = next((name for name, marker in ROLES if marker in cmd), None)
+        if role is not None:
+            used[role] += sum(int(f) for f in fields[11:15]) / tick
+    return used
+
+
 def report(stats: Stats, n: int, rate: float) -> int:
     a99 = pct(stats.times["anchor"], 0.99)
     print(f"\n{n} learners arriving at {rate:g}/s; {stats.graded} graded in {stats.wall:.0f} s")
@@ -243,6 +267,13 @@ def report(stats: Stats, n: int, rate: float) -> int:
         print(
             f"submit -> graded: p50 {statistics.median(stats.to_graded):.1f} s, "
             f"p99 {pct(stats.to_graded, 0.99):.1f} s"
+        )
+    cpu = getattr(stats, "cpu", {})
+    if cpu:
+        print(
+            "CPU per learner: "
+            + ", ".join(f"{role} {cpu.get(role, 0.0) * 1000 / n:.0f} ms" for role, _ in ROLES)
+            + f"   load average {' / '.join(f'{x:.1f}' for x in stats.load)} (start / end)"  # type: ignore[attr-defined]
         )
     errors = sum(stats.errors.values())
     for step, why in stats.examples.items():
@@ -283,7 +314,11 @@ def main() -> int:
             try:
                 names = add_learners(run, args.learners)
                 print(f"{len(names)} learners enrolled; go", flush=True)
+                before, load = cpu_seconds(run), os.getloadavg()[0]
                 stats = asyncio.run(drive(run, names, args.rate, args.poll, args.deadline))
+                after = cpu_seconds(run)
+                stats.cpu = {k: after[k] - before.get(k, 0.0) for k in after}  # type: ignore[attr-defined]
+                stats.load = (load, os.getloadavg()[0])  # type: ignore[attr-defined]
             finally:
                 run.stop()
     finally:

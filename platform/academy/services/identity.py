@@ -69,7 +69,7 @@ def check_password(session: Session, username: str, password: str) -> User | Non
     if user is None or user.is_service:
         verify_password(password, None)
         return None
-    return user if verify_password(password, user.password_hash) else None
+    return user if verify_password(password, user.password_hash, user.username) else None
 
 
 def parse_scopes(scopes: list[str] | None, allowed: frozenset[str] = ALL_SCOPES) -> list[str]:

@@ -52,13 +52,14 @@ def _scrypt(password: str, salt: bytes, dklen: int) -> bytes:
         )
 
 
-def _verified_id(password: str, stored: str) -> bytes:
-    message = stored.encode() + b"\0" + password.encode("utf-8", "surrogatepass")
+def _verified_id(password: str, stored: str, who: str) -> bytes:
+    message = "\0".join((who, stored, password)).encode("utf-8", "surrogatepass")
     return hmac.new(_verified_key, message, hashlib.sha256).digest()
 
 
-def verify_password(password: str, stored: str | None) -> bool:
-    """Constant-time check; a user without a password never matches."""
+def verify_password(password: str, stored: str | None, who: str = "") -> bool:
+    """Constant-time check; a user without a password never matches. ``who`` (the user name)
+    keeps one user's remembered login from vouching for another's, even with equal hashes."""
     if not stored or not stored.startswith("scrypt$"):
         return False
     try:
@@ -66,7 +67,7 @@ def verify_password(password: str, stored: str | None) -> bool:
         salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
     except ValueError:
         return False
-    key = _verified_id(password, stored)
+    key = _verified_id(password, stored, who)
     now = time.monotonic()
     with _verified_lock:
         if _verified.get(key, 0.0) > now:

@@ -32,6 +32,9 @@ def test_a_correct_password_is_checked_once_then_remembered_and_a_wrong_one_neve
         calls.clear()
         assert security.verify_password("right horse battery", changed)
         assert len(calls) == 1
+        # another user with the very same hash (one shared digest) pays their own scrypt
+        assert security.verify_password("right horse battery", changed, "someone-else")
+        assert len(calls) == 2
         assert not security.verify_password("right horse battery", None)
         assert not security.verify_password("right horse battery", "md5$x$y")
     finally:
