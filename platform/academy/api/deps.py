@@ -60,8 +60,9 @@ def _token_from(request: Request) -> tuple[str | None, str]:
 
 def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
     with Session(state.engine, expire_on_commit=False) as session:
-        user, _ = ensure_user(session, model["name"])
-        session.commit()
+        user, created = ensure_user(session, model["name"])
+        if created:  # most requests come from known users: no write, no commit round trip
+            session.commit()
         return principal_for_user(session, user, via)
 
 

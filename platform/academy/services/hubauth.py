@@ -67,6 +67,8 @@ class HubIdentity:
         headers = {"Authorization": f"token {self.auth.api_token}"}
         try:
             with httpx.Client(timeout=30.0, headers=headers) as http:
+                if len(todo) > chunk:  # many (academy's start): ask only for the missing ones
+                    todo = sorted(set(todo) - _hub_names(http, url))
                 for i in range(0, len(todo), chunk):
                     reply = http.post(url, json={"usernames": todo[i : i + chunk]})
                     if reply.status_code == 201:
@@ -118,3 +120,15 @@ class HubIdentity:
         token = await self.auth.token_for_code(code, code_verifier=verifier, sync=False)
         self.auth.clear_oauth_state(state)
         return token, next_url
+
+
+def _hub_names(http: Any, url: str, page: int = 200) -> set[str]:
+    """Every user name the hub has (its user list, page by page)."""
+    names: set[str] = set()
+    while True:
+        reply = http.get(url, params={"offset": len(names), "limit": page})
+        reply.raise_for_status()
+        batch = [u["name"] for u in reply.json()]
+        names.update(batch)
+        if len(batch) < page:
+            return names
