@@ -479,6 +479,33 @@ class _Sandbox:
         return f"the sandbox process exited with status {os.WEXITSTATUS(st)} during the cell"
 
 
+def leftover_pids(uids: Collection[int]) -> list[int]:
+    """Pids of processes a finished sandbox left behind among ``uids``.
+
+    A uid whose lock another grader holds right now is skipped: its processes belong to that
+    grader's live sandbox, not to a leftover (graders on one host lease uids from one range, so a
+    uid this process used earlier may be someone else's by now). The lock is held while looking,
+    so no sandbox can start under the uid meanwhile.
+    """
+    os.makedirs(_UID_LOCK_DIR, mode=0o700, exist_ok=True)
+    free = []
+    fds = []
+    try:
+        for uid in uids:
+            fd = os.open(f"{_UID_LOCK_DIR}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            fds.append(fd)
+            free.append(uid)
+        return pids_of_uids(free)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def pids_of_uids(uids: Collection[int]) -> list[int]:
     """Pids of live processes whose real uid is one of ``uids`` (sandbox uids are never reused
     by anything else, so this finds everything a sandbox left behind)."""

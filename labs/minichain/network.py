@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from .httpclient import client
 from .netconfig import NetworkConfig, NetworkError, free_ports
 
 READY_TIMEOUT = 60.0
@@ -87,11 +88,8 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
 
 def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> object:
     """One JSON-RPC call; raises RuntimeError with the node's error message."""
-    reply = httpx.post(
-        url,
-        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-        timeout=timeout,
-    ).json()
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
+    reply = client().post(url, json=body, timeout=timeout).json()
     if "error" in reply:
         raise RuntimeError(reply["error"].get("message", str(reply["error"])))
     return reply["result"]

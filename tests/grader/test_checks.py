@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from grader.checks import consensus, contracts, hashing
-from grader.executor import CellSpec, Limits, execute, pids_of_uids, uids_taken
+from grader.executor import CellSpec, Limits, execute, leftover_pids, uids_taken
 from labs.minichain.consensus.tbft import TBFTEngine
 from labs.minichain.sim import Simulation
 
@@ -293,4 +293,4 @@ def test_checkers_run_in_the_sandbox_and_a_patched_checker_changes_nothing() -> 
     assert [o.status for o in out] == ["ok", "ok", "error", "ok", "ok", "ok", "ok"], out
     assert out[2].error["ename"] == "AssertionError"
     assert out[2].error["evalue"].startswith("sha256_hex(b'\\x00' * 56) returned '")
-    assert pids_of_uids(uids_taken()) == []
+    assert leftover_pids(uids_taken()) == []

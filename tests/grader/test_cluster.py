@@ -18,7 +18,7 @@ import pytest
 
 from grader.autograde import autograde
 from grader.cluster import ClusterError, autograde_on_cluster
-from grader.executor import SANDBOX_UIDS, pids_of_uids
+from grader.executor import SANDBOX_UIDS, leftover_pids
 from grader.limits import Limits
 from tests.grader.coursegen import KERNELSPEC, _cell
 
@@ -121,9 +121,9 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
                 proc.kill()
                 proc.wait()
     deadline = time.monotonic() + 10
-    while pids_of_uids(SANDBOX_UIDS) and time.monotonic() < deadline:
+    while leftover_pids(SANDBOX_UIDS) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert pids_of_uids(SANDBOX_UIDS) == [], "a sandbox process outlived its worker"
+    assert leftover_pids(SANDBOX_UIDS) == [], "a sandbox process outlived its worker"
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(

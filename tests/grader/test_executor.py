@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.executor import CellSpec, Limits, execute, pids_of_uids, uids_taken
+from grader.executor import CellSpec, Limits, execute, leftover_pids, uids_taken
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -22,7 +22,7 @@ FAST = Limits(cell_timeout=10.0, submission_timeout=30.0, cpu_seconds=20)
 
 def sandbox_pids() -> list[int]:
     """Pids of processes whose real uid belongs to this test process's sandboxes."""
-    return pids_of_uids(uids_taken())
+    return leftover_pids(uids_taken())
 
 
 def child_pids() -> set[int]:

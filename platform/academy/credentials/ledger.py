@@ -28,6 +28,8 @@ import httpx
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
+from labs.minichain.httpclient import client
+
 from .keys import KeyHistory, KeyRecord
 
 PURPOSE_CODES = {"revocation": 0, "suspension": 1}
@@ -72,7 +74,7 @@ def _hex(value: str) -> bytes:
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 15.0) -> Any:
     """One JSON-RPC call; LedgerError with the reason on any failure."""
     try:
-        r = httpx.post(
+        r = client().post(
             url,
             json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
             timeout=timeout,

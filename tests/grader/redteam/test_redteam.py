@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from grader.executor import CellOutcome, CellSpec, Limits, execute, pids_of_uids, uids_taken
+from grader.executor import CellOutcome, CellSpec, Limits, execute, leftover_pids, uids_taken
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -117,4 +117,4 @@ def test_hostile_submission(
     for rel in COURSE_FILES:  # the host's course folder, results and gradebook are untouched
         assert (course / rel).read_text() == f"{SECRET} {rel}", rel
     assert not Path("/var/tmp/results.json").exists()
-    assert pids_of_uids(uids_taken()) == [], "a sandbox process survived its submission"
+    assert leftover_pids(uids_taken()) == [], "a sandbox process survived its submission"
