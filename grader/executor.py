@@ -272,15 +272,23 @@ def uids_taken() -> frozenset[int]:
     return frozenset(_TAKEN)
 
 
+def _try_lock(uid: int) -> int | None:
+    """The fd holding ``uid``'s lock, or None when another holder has it."""
+    os.makedirs(_UID_LOCK_DIR, mode=0o700, exist_ok=True)
+    fd = os.open(f"{_UID_LOCK_DIR}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _take_uid() -> tuple[int, int]:
     """Lock a free sandbox uid; returns (uid, lock fd). Sweeps leftovers of a crashed grader."""
-    os.makedirs(_UID_LOCK_DIR, mode=0o700, exist_ok=True)
     for uid in SANDBOX_UIDS:
-        fd = os.open(f"{_UID_LOCK_DIR}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = _try_lock(uid)
+        if fd is None:
             continue
         # The lock file says whether the last holder closed its sandbox cleanly ("0": its pid
         # namespace is gone, so no process of the uid can be left). Otherwise (a grader that
@@ -487,19 +495,14 @@ def leftover_pids(uids: Collection[int]) -> list[int]:
     uid this process used earlier may be someone else's by now). The lock is held while looking,
     so no sandbox can start under the uid meanwhile.
     """
-    os.makedirs(_UID_LOCK_DIR, mode=0o700, exist_ok=True)
     free = []
     fds = []
     try:
         for uid in uids:
-            fd = os.open(f"{_UID_LOCK_DIR}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            fds.append(fd)
-            free.append(uid)
+            fd = _try_lock(uid)
+            if fd is not None:
+                fds.append(fd)
+                free.append(uid)
         return pids_of_uids(free)
     finally:
         for fd in fds:
