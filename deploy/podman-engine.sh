@@ -124,6 +124,23 @@ guard_host() {
     || as_root iptables -I INPUT -i podman+ -j CHAINACADEMY-SANDBOX
 }
 
+sweep_stale_networking() {
+  # An engine killed with its containers (a crashed test run, a power cut) leaves kernel bridges and
+  # aardvark-dns (the networks' DNS) behind; the next networks then get subnets beside stale ones and
+  # the old aardvark answers only for networks that are gone, so container names stop resolving.
+  # With no container left at all, nothing can use them: remove them (netavark makes them anew).
+  [ -z "$(podman ps -aq 2>/dev/null)" ] || return 0
+  local live link
+  live=$(podman network ls -q 2>/dev/null | xargs -r podman network inspect \
+           --format '{{.NetworkInterface}}' 2>/dev/null || true)
+  for link in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^podman[0-9]+$'); do
+    grep -qx "$link" <<<"$live" || as_root ip link delete "$link" 2>/dev/null || true
+  done
+  as_root pkill -x aardvark-dns 2>/dev/null || true
+  as_root find /run/containers/networks/aardvark-dns -maxdepth 1 -type f ! -name '*.lock' \
+    -delete 2>/dev/null || true
+}
+
 start_service() {
   if curl -sf --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
     echo "unix://$SOCK"; return
@@ -143,6 +160,7 @@ case "${1:-setup}" in
     install_packages
     command -v curl >/dev/null || { as_root apt-get install -y -qq --no-install-recommends curl >/dev/null; }
     write_conf
+    sweep_stale_networking
     guard_host
     build_base
     build_node
