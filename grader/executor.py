@@ -607,7 +607,7 @@ def execute(
         try:
             if not box.ready:
                 _hello(box, start)
-            if not _replay(box, cells, len(outcomes), skipped, sub_deadline):
+            if not _replay(box, cells, outcomes, skipped, sub_deadline):
                 first = len(outcomes)
                 _rest_not_run(
                     outcomes,
@@ -752,18 +752,37 @@ def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any
 
 
 def _replay(
-    box: _Sandbox, cells: list[CellSpec], upto: int, skipped: set[int], sub_deadline: float
+    box: _Sandbox,
+    cells: list[CellSpec],
+    outcomes: list[CellOutcome],
+    skipped: set[int],
+    sub_deadline: float,
 ) -> bool:
-    """Re-run cells[:upto] (except skipped ones) to rebuild state; False if that failed."""
-    for index in range(upto):
+    """Re-run the cells already graded (except skipped ones) to rebuild state; False if that
+    failed. A cell that ran out of time and was interrupted the first time is interrupted again
+    when it runs out of time now (a recursion bomb before a crashing cell must not cost the
+    cells after the crash)."""
+    cap = box.limits.max_output_bytes * 6 + 256 * 1024
+    for index in range(len(outcomes)):
         if index in skipped:
             continue
         deadline = min(time.monotonic() + box.limits.cell_timeout, sub_deadline)
-        kind, _obj, _token = _send_cell(box, cells[index], deadline)
+        kind, _obj, token = _send_cell(box, cells[index], deadline)
+        if kind == "timeout" and outcomes[index].status == "timeout" and box.interrupt():
+            kind, _obj = _await_interrupted(box, token, cap)
         box.take_native()
         if kind != "msg":
             return False
     return True
+
+
+def _await_interrupted(box: _Sandbox, token: str, cap: int) -> tuple[str, Any]:
+    """After SIGINT, wait INTERRUPT_GRACE for the cell's own reply (kind, reply)."""
+    grace = time.monotonic() + INTERRUPT_GRACE
+    kind, obj = box.receive(grace, cap)
+    while kind == "msg" and _clean_reply(obj, token) is None:
+        kind, obj = box.receive(grace, cap)
+    return kind, obj
 
 
 def _run_cells(
@@ -792,10 +811,7 @@ def _run_cells(
             secs = limits.cell_timeout if which == "cell" else limits.submission_timeout
             reason = f"{which} exceeded its {secs:g} s wall-time limit"
             if which == "cell" and box.interrupt():
-                grace = time.monotonic() + INTERRUPT_GRACE
-                kind, obj = box.receive(grace, cap)
-                while kind == "msg" and _clean_reply(obj, token) is None:
-                    kind, obj = box.receive(grace, cap)
+                kind, obj = _await_interrupted(box, token, cap)
                 if kind == "msg":  # interrupted, as nbgrader does: go on in this interpreter
                     _status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
                     outputs = box.take_native() + outputs
