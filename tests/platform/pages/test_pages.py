@@ -235,11 +235,10 @@ def test_dashboard_forms_use_the_apis_rules(site: Site) -> None:
         "instructor_a", f"/dashboard/{cohort}/assignments/{second}/deadline", data={"due_at": due}
     )
     assert moved.headers["location"].endswith("done=deadline")
-    assert (
-        _wait_graded(site, "learner_a2", _submit(site, "learner_a2", second, True))["status"]
-        == "graded"
-    )
+    sub = _wait_graded(site, "learner_a2", _submit(site, "learner_a2", second, True))
+    assert sub["status"] == "graded" and sub["late_seconds"] > 0, (sub, due, opens)
     page = site.get("instructor_a", f"/dashboard/{cohort}").text
+    assert f'id="late-{second}"' in page, page[page.find(f'id="a{second}"') :][:3000]
     late = page[
         page.index(f'id="late-{second}"') : page.index(
             "</table>", page.index(f'id="late-{second}"')
