@@ -21,9 +21,8 @@ from typing import Any
 import httpx
 import nbformat
 import pytest
-from academy.app import create_app
 from academy.client import AcademyClient
-from academy.db import session_scope, upgrade
+from academy.db import session_scope
 from academy.models import Cohort, LatePolicy, Role
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import import_course, release_lab
@@ -39,7 +38,6 @@ from academy.settings import Settings
 from nbclient import NotebookClient
 
 from tests.platform import appserver
-from tests.platform.academy.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -65,36 +63,34 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         grade_workers=0,
         credentials_auto_seconds=0,
     )
-    upgrade(settings)
-    app = create_app(settings)
-    with session_scope(app.state.academy.engine) as session:
-        inst = create_institution(session, None, "uni", "University")
-        teacher, _ = ensure_user(session, "teacher")
-        grant_role(session, None, teacher, Role.instructor, inst)
-        actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)  # type: ignore[arg-type]
-        ada, _ = ensure_user(session, "ada")
-        for lab, course_id in LABS.items():
-            course = import_course(session, ROOT / "courses" / course_id)
-            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug=course_id, name="c")  # type: ignore[arg-type]
-            session.add(cohort)
-            session.flush()
-            enroll(session, None, cohort, ada)
-            release_lab(
-                session, settings, actor, cohort, lab, opens_at=None, due_at=None,
-                late_policy=LatePolicy.accept, late_penalty_per_day=0.0,
-            )  # fmt: skip
-        token = issue_token(session, ada, ["learn"])[1]
-    port = free_port()
-    stop = appserver.start(app, port)
-    url = f"http://127.0.0.1:{port}{settings.base_path}"
+    served: appserver.Served | None = None
     try:
-        yield {"url": url, "token": token, "home": tmp / "home", "app": app}
+        with appserver.serve(settings) as served:
+            app = served.app
+            with session_scope(app.state.academy.engine) as session:
+                inst = create_institution(session, None, "uni", "University")
+                teacher, _ = ensure_user(session, "teacher")
+                grant_role(session, None, teacher, Role.instructor, inst)
+                actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)  # type: ignore[arg-type]
+                ada, _ = ensure_user(session, "ada")
+                for lab, course_id in LABS.items():
+                    course = import_course(session, ROOT / "courses" / course_id)
+                    cohort = Cohort(institution_id=inst.id, course_id=course.id, slug=course_id, name="c")  # type: ignore[arg-type]  # fmt: skip
+                    session.add(cohort)
+                    session.flush()
+                    enroll(session, None, cohort, ada)
+                    release_lab(
+                        session, settings, actor, cohort, lab, opens_at=None, due_at=None,
+                        late_policy=LatePolicy.accept, late_penalty_per_day=0.0,
+                    )  # fmt: skip
+                token = issue_token(session, ada, ["learn"])[1]
+            yield {"url": served.url, "token": token, "home": tmp / "home", "app": app}
     finally:
-        stop()
-        manager = app.state.academy.labchains.manager
-        for env in manager.list():
-            manager.destroy(env.learner, env.lab_id)
-        manager.close()  # and its chain zygote
+        if served is not None:  # after the server stopped (and with it the idle cull)
+            manager = served.app.state.academy.labchains.manager
+            for env in manager.list():
+                manager.destroy(env.learner, env.lab_id)
+            manager.close()  # and its chain zygote
 
 
 def solved(folder: Path, lab: str) -> nbformat.NotebookNode:

@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
+from academy.app import create_app
+from academy.db import upgrade
+from academy.settings import Settings
 from fastapi import FastAPI
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start(app: FastAPI, port: int) -> Callable[[], None]:
@@ -26,3 +40,34 @@ def start(app: FastAPI, port: int) -> Callable[[], None]:
         thread.join(10)
 
     return stop
+
+
+@dataclass(frozen=True)
+class Served:
+    """The app being served, where: ``origin`` is ``http://127.0.0.1:PORT``, ``url`` that plus
+    the settings' ``base_path``."""
+
+    app: FastAPI
+    origin: str
+    url: str
+
+    @property
+    def engine(self) -> Any:
+        return self.app.state.academy.engine
+
+
+@contextmanager
+def serve(settings: Settings, port: int | None = None) -> Iterator[Served]:
+    """Migrate ``settings``' database, build the app and serve it on ``port`` (a free loopback
+    port if none is given; pass one when the settings must name it, e.g. ``public_url``) until
+    the block ends."""
+    upgrade(settings)
+    app = create_app(settings)
+    if port is None:
+        port = free_port()
+    stop = start(app, port)
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        yield Served(app, origin, origin + settings.base_path)
+    finally:
+        stop()

@@ -29,6 +29,8 @@ from academy.settings import Settings
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from tests.platform.appserver import free_port
+
 from .builders import LAB, write_course
 
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -209,14 +211,6 @@ def world_on(settings_for):  # type: ignore[no-untyped-def]
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

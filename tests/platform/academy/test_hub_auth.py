@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from .conftest import BASE, free_port
+from tests.platform.appserver import free_port
+
+from .conftest import BASE
 
 
 def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on) -> None:  # type: ignore[no-untyped-def]

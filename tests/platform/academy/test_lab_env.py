@@ -23,8 +23,9 @@ from academy.services.identity import ensure_user, issue_token
 
 import labs.client as client
 from tests.platform import appserver
+from tests.platform.appserver import free_port
 
-from .conftest import World, build_world, free_port
+from .conftest import World, build_world
 
 
 @pytest.fixture

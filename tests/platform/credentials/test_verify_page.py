@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
-from academy.app import create_app
-from academy.db import session_scope, upgrade
+from academy.db import session_scope
 from academy.models import Cohort, CredentialRecord, Institution, User
 from academy.services import credentials as svc
 from academy.services.courses import import_course
@@ -25,15 +23,9 @@ from tests.platform.academy.builders import COURSE, LAB, write_course
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path: Path, academy_ledger):
-    port = free_port()
+    port = appserver.free_port()
     settings = Settings(
         state_dir=tmp_path / "state",
         courses_dir=tmp_path / "courses",
@@ -44,32 +36,26 @@ def served(tmp_path: Path, academy_ledger):
         public_url=f"http://127.0.0.1:{port}",
     )
     write_course(settings.courses_dir)
-    upgrade(settings)
-    app = create_app(settings)
-    stop = appserver.start(app, port)
-    engine = app.state.academy.engine
-    with session_scope(engine) as session:
-        inst = create_institution(session, None, "uni", "University of Examples")
-        course = import_course(session, settings.courses_dir / COURSE)
-        cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
-        session.add(cohort)
-        session.flush()
-        learner, _ = ensure_user(session, "ada")
-        session.commit()
-        inst = session.get(Institution, inst.id)
-        svc.issue_batch(
-            session, settings, inst, [(cohort, learner, {LAB: (3.0, 3.0), "second": (2.5, 3.0)})],  # type: ignore[arg-type]
-            None,
-        )  # fmt: skip
-        record = session.exec(select(CredentialRecord)).one()
-        record.share_token = "share-token-for-ada"
-        session.add(record)
-        assert session.get(User, record.user_id).username == "ada"  # type: ignore[union-attr]
-        document = json.loads(record.document)  # type: ignore[union-attr]
-    try:
-        yield {"url": f"http://127.0.0.1:{port}/services/academy", "document": document}
-    finally:
-        stop()
+    with appserver.serve(settings, port) as served:
+        with session_scope(served.engine) as session:
+            inst = create_institution(session, None, "uni", "University of Examples")
+            course = import_course(session, settings.courses_dir / COURSE)
+            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+            session.add(cohort)
+            session.flush()
+            learner, _ = ensure_user(session, "ada")
+            session.commit()
+            inst = session.get(Institution, inst.id)
+            svc.issue_batch(
+                session, settings, inst, [(cohort, learner, {LAB: (3.0, 3.0), "second": (2.5, 3.0)})],  # type: ignore[arg-type]
+                None,
+            )  # fmt: skip
+            record = session.exec(select(CredentialRecord)).one()
+            record.share_token = "share-token-for-ada"
+            session.add(record)
+            assert session.get(User, record.user_id).username == "ada"  # type: ignore[union-attr]
+            document = json.loads(record.document)  # type: ignore[union-attr]
+        yield {"url": served.url, "document": document}
 
 
 def test_share_link_and_pasted_credential_in_chromium(served, tmp_path: Path) -> None:

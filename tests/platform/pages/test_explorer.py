@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from academy.app import create_app
-from academy.db import session_scope, upgrade
+from academy.db import session_scope
 from academy.hub.labchains import sandbox_chains
 from academy.pages.i18n import MESSAGES, pick_language
 from academy.services.identity import ensure_user, issue_token
@@ -31,12 +29,6 @@ from tests.platform import appserver
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.vy"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rpc(url: str, method: str, *params: object) -> object:
@@ -71,7 +63,6 @@ def chain(tmp_path: Path):
 
 @pytest.fixture
 def served(tmp_path: Path, chain):
-    port = free_port()
     settings = Settings(
         state_dir=tmp_path / "state",
         sandbox_dir=tmp_path / "sandbox",
@@ -79,23 +70,14 @@ def served(tmp_path: Path, chain):
         grade_workers=0,
         credentials_auto_seconds=0,
     )
-    upgrade(settings)
-    app = create_app(settings)
-    stop = appserver.start(app, port)
-    tokens = {}
-    with session_scope(app.state.academy.engine) as session:
-        for name in ("ada", "bob"):
-            user, _ = ensure_user(session, name)
-            tokens[name] = issue_token(session, user, ["learn"])[1]
-        session.commit()
-    try:
-        yield {
-            "origin": f"http://127.0.0.1:{port}",
-            "url": f"http://127.0.0.1:{port}/services/academy",
-            "tokens": tokens,
-        }
-    finally:
-        stop()
+    with appserver.serve(settings) as served:
+        tokens = {}
+        with session_scope(served.engine) as session:
+            for name in ("ada", "bob"):
+                user, _ = ensure_user(session, name)
+                tokens[name] = issue_token(session, user, ["learn"])[1]
+            session.commit()
+        yield {"origin": served.origin, "url": served.url, "tokens": tokens}
 
 
 def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> str:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from academy.app import create_app
-from academy.db import session_scope, upgrade
+from academy.db import session_scope
 from academy.models import Cohort, LatePolicy
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import release_lab
@@ -31,7 +30,6 @@ from academy.settings import Settings
 from tests.platform import appserver
 from tests.platform.academy.builders import answer, write_course
 from tests.platform.academy.conftest import build_world
-from tests.platform.pages.test_explorer import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "pages"
@@ -79,7 +77,7 @@ def _submit(site: Site, who: str, aid: int, correct: bool) -> int:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pages")
-    port = free_port()
+    port = appserver.free_port()
     settings = Settings(
         state_dir=root / "state",
         courses_dir=root / "courses",
@@ -91,19 +89,16 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         public_url=f"http://127.0.0.1:{port}",
     )
     write_course(settings.courses_dir)
-    upgrade(settings)
-    app = create_app(settings)
-    stop = appserver.start(app, port)
-    try:
-        world = build_world(settings, None, app.state.academy.engine)
-        with session_scope(app.state.academy.engine) as session:
+    with appserver.serve(settings, port) as served:
+        world = build_world(settings, None, served.engine)
+        with session_scope(served.engine) as session:
             teacher = user_by_name(session, "instructor-a")
             actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)  # type: ignore[arg-type]
             cohort = session.get(Cohort, world.ids["cohort_a"])
             second = release_lab(session, settings, actor, cohort, "second", opens_at=None,  # type: ignore[arg-type]
                                  due_at=None, late_policy=LatePolicy.accept, late_penalty_per_day=0.0)  # fmt: skip
             world.ids["second_a"] = second.id  # type: ignore[assignment]
-        s = Site(f"http://127.0.0.1:{port}", settings.base_path, world)
+        s = Site(served.origin, settings.base_path, world)
         subs = {
             "right": _submit(s, "learner_a", world.ids["assignment_a"], True),
             "second": _submit(s, "learner_a", world.ids["second_a"], True),
@@ -114,8 +109,6 @@ def site(tmp_path_factory: pytest.TempPathFactory):
             assert _wait_graded(s, who, sid)["status"] == "graded"
         s.ids.update({f"sub_{k}": v for k, v in subs.items()})
         yield s
-    finally:
-        stop()
 
 
 def test_learner_pages_show_my_courses_labs_submissions(site: Site) -> None:
