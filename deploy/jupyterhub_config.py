@@ -7,6 +7,8 @@ prefix (defaults in brackets), so the same file serves every deployment:
 - ``ACADEMY_PUBLIC_URL`` [http://localhost:8000]: what learners type in; academy lives under it at
   ``ACADEMY_BASE_PATH`` [/services/academy];
 - ``ACADEMY_INTERNAL_URL`` [http://academy:8000]: academy as the hub reaches it;
+- ``ACADEMY_HUB_CONNECT_URL`` [http://hub:8081] and ``ACADEMY_PROXY_API_URL`` [http://proxy:8001]:
+  the hub as learners' servers reach it, and the proxy's API as the hub reaches it;
 - ``ACADEMY_HUB_DB_URL``: the hub's own database (PostgreSQL in production);
 - ``ACADEMY_LEARNER_IMAGE`` / ``ACADEMY_NODE_IMAGE``: learner JupyterLab and minichain node images;
 - ``ACADEMY_DEFAULT_LAB`` [/srv/courses/.../lab.toml]: the lab whose chain a learner gets when the
@@ -141,7 +143,7 @@ c = get_config()  # type: ignore[name-defined]  # noqa: F821
 # -- the hub ------------------------------------------------------------------------------------
 c.JupyterHub.bind_url = "http://:8000"
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
-c.JupyterHub.hub_connect_url = "http://hub:8081"
+c.JupyterHub.hub_connect_url = env("HUB_CONNECT_URL", "http://hub:8081")
 c.JupyterHub.db_url = env("HUB_DB_URL", "sqlite:////srv/jupyterhub/jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret"
 c.JupyterHub.cleanup_servers = False  # learners' servers survive a hub restart
@@ -167,7 +169,8 @@ c.DockerSpawner.remove = True
 c.DockerSpawner.name_template = "jupyter-{username}"
 c.DockerSpawner.notebook_dir = "/home/jovyan/work"
 c.DockerSpawner.volumes = {"jupyterhub-user-{username}": "/home/jovyan/work"}
-c.DockerSpawner.mem_limit = env("LEARNER_MEM_LIMIT", "1G")
+# JupyterHub's byte sizes take upper-case units only; accept Docker's "768m" as well
+c.DockerSpawner.mem_limit = env("LEARNER_MEM_LIMIT", "1G").upper()
 c.DockerSpawner.cpu_limit = float(env("LEARNER_CPUS", "1.0"))
 c.DockerSpawner.extra_host_config = {
     "pids_limit": 512,

@@ -5,14 +5,16 @@
 #
 #   deploy/podman-engine.sh setup     install podman & co (apt), write containers.conf, subuid/subgid,
 #                                     build the base image (debootstrap) and the node image on top
+#   deploy/podman-engine.sh images    setup's images and the learner and academy images (prints
+#                                     the three tags; deploy/images.sh builds them)
 #   deploy/podman-engine.sh service   start `podman system service` on .state/engine/podman.sock
 #                                     (no-op when it already answers); prints the DOCKER_HOST URL
 #   deploy/podman-engine.sh env       prints the variables a caller exports (CONTAINERS_CONF, ...)
 #
-# Idempotent and cached: packages, the base image (in /var/lib/containers) and the node image (tagged
-# by a hash of everything that goes into it) are built once; a second run takes about a second.
+# Idempotent and cached: packages, the base image (in /var/lib/containers) and the other images (tagged
+# by a hash of everything that goes into them) are built once; a second run takes about a second.
 # Images come from no registry: the base is debootstrapped from the machine's own Debian mirror, and
-# Python packages enter the node image from a wheelhouse built on the host (pip's cache / PyPI).
+# Python packages enter the images from a wheelhouse built on the host (pip's cache / PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,8 +24,7 @@ mkdir -p "$ENGINE"
 ENGINE=$(cd "$ENGINE" && pwd)
 export CONTAINERS_CONF=$ENGINE/containers.conf
 SOCK=$ENGINE/podman.sock
-BASE_IMAGE=localhost/chainacademy-base:bookworm
-NODE_REPO=localhost/chainacademy-node
+BASE_IMAGE=localhost/chainacademy-base:bookworm-node
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 
 log() { echo "podman-engine: $*" >&2; }
@@ -71,41 +72,17 @@ build_base() {
   mirror=${mirror:-http://deb.debian.org/debian}
   rootfs=$(mktemp -d /var/tmp/chainacademy-rootfs.XXXXXX)
   log "debootstrapping the base image from $mirror (about a minute, once)"
-  as_root debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+  # Node.js and tini serve the learner and academy images (solc-js, configurable-http-proxy)
+  as_root debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,nodejs,tini \
     bookworm "$rootfs" "$mirror" >/dev/null
   as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   as_root rm -rf "$rootfs"
 }
 
-node_inputs_hash() {
-  cat deploy/node/Dockerfile deploy/node/requirements.txt labs/__init__.py \
-      labs/minichain/*.py labs/minichain/consensus/*.py labs/sandbox/launcher.py 2>/dev/null \
-    | sha256sum | cut -c1-12
-}
-
-build_node() {
-  local tag ctx
-  tag=$NODE_REPO:$(node_inputs_hash)
-  if podman image exists "$tag"; then echo "$tag"; return; fi
-  ctx=$(mktemp -d /var/tmp/chainacademy-node.XXXXXX)
-  log "building the wheelhouse for the node image"
-  "$PY" -m pip wheel -q --wheel-dir "$ENGINE/wheelhouse" -r deploy/node/requirements.txt 2>&1 \
-    | { grep -v "^WARNING: Location" || true; } >&2
-  mkdir -p "$ctx/labs"
-  cp -r "$ENGINE/wheelhouse" "$ctx/wheels"
-  cp deploy/node/requirements.txt "$ctx/"
-  cp labs/__init__.py "$ctx/labs/"
-  cp -r labs/minichain "$ctx/labs/minichain"
-  mkdir -p "$ctx/labs/sandbox"
-  cp labs/sandbox/launcher.py "$ctx/labs/sandbox/"
-  touch "$ctx/labs/sandbox/__init__.py"
-  find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
-  log "building $tag"
-  podman build -q --network none --build-arg "BASE=$BASE_IMAGE" -t "$tag" -f deploy/node/Dockerfile "$ctx" >&2
-  podman tag "$tag" "$NODE_REPO:latest"
-  rm -rf "$ctx"
-  echo "$tag"
+images() {  # the images the tests run, built by deploy/images.sh on this engine
+  CONTAINER_CLI=podman IMAGE_PREFIX=localhost/chainacademy- BASE=$BASE_IMAGE PYTHON=$PY \
+    bash deploy/images.sh "$@"
 }
 
 guard_host() {
@@ -149,7 +126,9 @@ start_service() {
   nohup podman system service --time=0 "unix://$SOCK" >"$ENGINE/service.log" 2>&1 &
   echo $! > "$ENGINE/service.pid"
   for _ in $(seq 100); do
-    curl -sf --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && { echo "unix://$SOCK"; return; }
+    # 0660 like Docker Engine's socket: a container given its group (group_add) may use it
+    curl -sf --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 \
+      && { chmod 660 "$SOCK"; echo "unix://$SOCK"; return; }
     sleep 0.1
   done
   log "the podman service did not answer on $SOCK: see $ENGINE/service.log"; exit 1
@@ -163,7 +142,10 @@ case "${1:-setup}" in
     sweep_stale_networking
     guard_host
     build_base
-    build_node
+    images node
+    ;;
+  images)  # also the learner's and the platform's images (prints node, learner, academy tags)
+    images all
     ;;
   service) start_service ;;
   env) echo "CONTAINERS_CONF=$CONTAINERS_CONF"; echo "DOCKER_HOST=unix://$SOCK" ;;

@@ -62,6 +62,7 @@ def test_platform_services_and_references(compose: dict) -> None:
             assert (COMPOSE.parent / build["context"] / build["dockerfile"]).is_file()
     hub = services["hub"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in hub["volumes"]
+    assert hub["group_add"], "the hub's user needs the socket's group to drive the engine"
     # the names the hub connects to each learner network are the containers' real names
     platform = hub["environment"]["ACADEMY_PLATFORM_CONTAINERS"].split(",")
     names = {svc.get("container_name") for svc in services.values()}

@@ -59,6 +59,9 @@ def engine() -> Iterator[dict[str, str]]:
             assert service.poll() is None, (engine_dir / "service.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "podman service did not answer in 30 s"
             time.sleep(0.1)
+    # like Docker Engine's root:docker 0660: a platform container given the socket's group
+    # (group_add, as the hub in deploy/compose.yaml) may drive the engine
+    sock.chmod(0o660)
     run = uuid.uuid4().hex[:8]
     yield {"base_url": f"unix://{sock}", "image": image, "run": run}
     import docker

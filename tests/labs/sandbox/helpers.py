@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -64,3 +66,47 @@ def signed_transfer(url: str, private_key: str, to: str, value: int) -> str:
     }
     raw = acct.sign_transaction(tx).raw_transaction
     return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[return-value]
+
+
+# What a learner's container can reach: each (host, port) is "open", "no-name" (the name does not
+# resolve) or the error a connection got; also whether any default route exists.
+PROBE = r"""
+import json, socket, sys
+out = {}
+for host, port in json.loads(sys.argv[1]):
+    key = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            out[key] = "open"
+    except socket.gaierror:
+        out[key] = "no-name"
+    except OSError as exc:
+        out[key] = type(exc).__name__
+routes = open("/proc/net/route").read().splitlines()[1:]
+out["default_route"] = any(r.split()[1] == "00000000" for r in routes)
+print(json.dumps(out))
+"""
+
+
+class HostServer:
+    """A TCP server on the host's address in one learner network: would anything outside answer?"""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((address, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()

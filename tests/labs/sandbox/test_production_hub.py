@@ -1,0 +1,356 @@
+"""The production hub on the real engine: deploy/jupyterhub_config.py with DockerSpawner, end to end.
+
+The platform runs the way deploy/compose.yaml runs it, on podman's Docker API: the hub and the proxy
+in containers of the academy image (the hub drives the engine through its socket), two learners
+log in through the proxy and their servers start from the learner image, each with its own chain.
+What could fail, and is checked: the images not building or not starting; a server not joining its
+learner's network or joining another; the hub or the proxy not reaching it, or it not reaching the
+hub (JupyterHub's OAuth ends in a call from the server to the hub); from inside A's server, B's
+chain or B's server or the host answering, or a route out; a server stop leaving its chain running.
+
+The hub's and the proxy's commands are read from deploy/compose.yaml. Differences from compose,
+for a shared test machine: the containers' names carry this run's id
+(``ACADEMY_HUB_CONNECT_URL`` and ``ACADEMY_PROXY_API_URL`` name them), the hub logs learners in
+with JupyterHub's DummyAuthenticator (academy's authenticator is tested in tests/platform), and the
+proxy runs from the academy image, which holds configurable-http-proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+import httpx
+import pytest
+import yaml
+
+from labs.sandbox.docker_backend import LABEL
+from labs.sandbox.env import learner_slug
+
+from .conftest import RUN_LABEL, SCRIPT
+from .helpers import PROBE, HostServer, make_lab
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[3]
+SPAWN_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def images(engine: dict[str, str]) -> dict[str, str]:
+    """The node, learner and academy images, built by the project's own script (cached)."""
+    built = subprocess.run(
+        ["bash", str(SCRIPT), "images"], capture_output=True, text=True, timeout=1800
+    )
+    assert built.returncode == 0, f"podman-engine.sh images failed: {built.stderr[-3000:]}"
+    tags = built.stdout.strip().splitlines()[-3:]
+    return dict(zip(("node", "learner", "academy"), tags, strict=True))
+
+
+class Platform:
+    """The hub and the proxy in containers, and what the test needs to drive and inspect them."""
+
+    def __init__(self, engine: dict[str, str], images: dict[str, str], courses: Path) -> None:
+        self.run = engine["run"]
+        self.client = docker.DockerClient(base_url=engine["base_url"])
+        self.sock = urlparse(engine["base_url"]).path
+        self.images = images
+        self.labels = {RUN_LABEL: self.run}
+        self.hub_name, self.proxy_name = f"hub-{self.run}", f"proxy-{self.run}"
+        self.learners = [f"ada-{self.run}", f"bo-{self.run}"]
+        self.network = self.client.networks.create(f"platform-{self.run}", labels=self.labels)
+        token = secrets.token_hex(32)
+        common: dict[str, Any] = {
+            "image": images["academy"],
+            "network": self.network.name,
+            "labels": self.labels,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "detach": True,
+        }
+        services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
+        self.proxy = self.client.containers.run(
+            name=self.proxy_name,
+            command=[
+                a.replace("//hub:", f"//{self.hub_name}:") for a in services["proxy"]["command"]
+            ],
+            environment={"CONFIGPROXY_AUTH_TOKEN": token},
+            ports={"8000/tcp": ("127.0.0.1", None)},
+            **common,
+        )
+        hub_data = self.client.volumes.create(f"hub-data-{self.run}", labels=self.labels)
+        self.hub = self.client.containers.run(
+            name=self.hub_name,
+            command=services["hub"]["command"],
+            environment={
+                "CONFIGPROXY_AUTH_TOKEN": token,
+                "ACADEMY_HUB_CONNECT_URL": f"http://{self.hub_name}:8081",
+                "ACADEMY_PROXY_API_URL": f"http://{self.proxy_name}:8001",
+                "ACADEMY_PLATFORM_CONTAINERS": f"{self.hub_name},{self.proxy_name}",
+                "ACADEMY_AUTHENTICATOR": "jupyterhub.auth.DummyAuthenticator",
+                "ACADEMY_LEARNER_IMAGE": images["learner"],
+                "ACADEMY_NODE_IMAGE": images["node"],
+                "ACADEMY_DEFAULT_LAB": "/srv/courses/counters/lab.toml",
+                "ACADEMY_CHAIN_MEM_LIMIT": "384m",
+                "ACADEMY_LEARNER_MEM_LIMIT": "768m",
+            },
+            volumes={
+                str(courses): {"bind": "/srv/courses", "mode": "ro"},
+                str(ROOT / "deploy" / "jupyterhub_config.py"): {
+                    "bind": "/srv/deploy/jupyterhub_config.py",
+                    "mode": "ro",
+                },
+                hub_data.name: {"bind": "/srv/jupyterhub", "mode": "rw"},
+                # as in compose: the hub drives the engine through its socket, with its group
+                self.sock: {"bind": "/var/run/docker.sock", "mode": "rw"},
+            },
+            group_add=[str(os.stat(self.sock).st_gid)],  # compose: group_add DOCKER_GID
+            userns_mode="host",  # the socket's owner must be the host's, not a mapped one
+            **common,
+        )
+        self.proxy.reload()
+        port = self.proxy.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
+        self.url = f"http://127.0.0.1:{port}"
+        self._wait_for_hub()
+
+    def _wait_for_hub(self) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(self.url + "/hub/health", timeout=3).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            self.hub.reload()
+            assert self.hub.status == "running", self.hub.logs()[-4000:].decode()
+            assert time.monotonic() < deadline, "hub not up: " + self.hub.logs()[-4000:].decode()
+            time.sleep(0.5)
+
+    def hub_log(self) -> str:
+        return "hub log:\n" + self.hub.logs(tail=60).decode(errors="replace")
+
+    def servers(self, learner: str) -> list[Any]:
+        """The learner's server containers (DockerSpawner escapes the name: find it by its env)."""
+        return [
+            ct
+            for ct in self.client.containers.list(all=True, filters={"name": "jupyter-"})
+            if f"JUPYTERHUB_USER={learner}" in ct.attrs["Config"]["Env"]
+        ]
+
+    def server(self, learner: str) -> Any:
+        (ct,) = self.servers(learner)
+        return ct
+
+    def chains(self, learner: str) -> list[Any]:
+        flt = {"label": [f"{LABEL}.learner={learner_slug(learner)}"]}
+        return self.client.containers.list(all=True, filters=flt)
+
+    def close(self) -> None:
+        """Remove everything this run made: platform, learners' servers, chains, volumes, networks."""
+        mine = [self.hub, self.proxy]
+        for learner in self.learners:
+            mine += self.chains(learner)
+            mine += self.servers(learner)
+        for ct in mine:
+            for _ in range(5):
+                try:
+                    ct.remove(force=True, v=True)
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError:
+                    time.sleep(0.3)
+        for vol in self.client.volumes.list():
+            name = vol.name
+            if self.run in name:  # the hub's data, learners' work and chain volumes
+                vol.remove(force=True)
+        for net in self.client.networks.list():
+            if net.name == self.network.name or any(
+                learner_slug(x) in net.name for x in self.learners
+            ):
+                net.remove()
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def platform(
+    engine: dict[str, str], images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    courses = tmp_path_factory.mktemp("courses")
+    make_lab(courses / "counters")
+    for p in [courses, *courses.rglob("*")]:  # the hub runs as its own user, not root
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    p = Platform(engine, images, courses)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+class Browser:
+    """One learner's session through the proxy, the way their browser has it (cookies, XSRF)."""
+
+    def __init__(self, platform: Platform, learner: str) -> None:
+        self.learner = learner
+        self.log = platform.hub_log
+        base = platform.url
+        self.http = httpx.Client(base_url=base, follow_redirects=True, timeout=60)
+        self.http.get("/hub/login")
+        self.xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+        r = self.http.post(  # not followed: the redirect would start the server on its own
+            "/hub/login",
+            data={"username": learner, "password": "any", "_xsrf": self.xsrf},
+            follow_redirects=False,
+        )
+        assert r.status_code == 302 and "jupyterhub-session-id" in self.http.cookies, self.log()
+        self.xsrf = self.http.cookies.get("_xsrf", path="/hub/")  # a new one for the session
+
+    def api(self, method: str, path: str) -> httpx.Response:
+        return self.http.request(method, "/hub/api" + path, headers={"X-XSRFToken": self.xsrf})
+
+    def start_server(self) -> None:
+        r = self.api("POST", f"/users/{self.learner}/server")
+        assert r.status_code in (201, 202), f"{r.text}\n{self.log()}"
+
+    def wait_ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + SPAWN_TIMEOUT
+        while True:
+            model = self.api("GET", f"/users/{self.learner}").json()
+            server = model.get("servers", {}).get("")
+            if server and server.get("ready"):
+                return server
+            assert server is not None, f"{self.learner}'s spawn failed: {model}\n{self.log()}"
+            assert time.monotonic() < deadline, f"not ready: {model}\n{self.log()}"
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def browsers(platform: Platform) -> dict[str, Browser]:
+    """Both learners log in and start their servers at once, as a class does at 9 o'clock."""
+    with ThreadPoolExecutor(2) as pool:
+        sessions = list(pool.map(lambda name: Browser(platform, name), platform.learners))
+        for s in sessions:
+            s.start_server()
+        list(pool.map(Browser.wait_ready, sessions))
+    return {s.learner: s for s in sessions}
+
+
+def _env(ct: Any) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in ct.attrs["Config"]["Env"])
+
+
+def _ip(ct: Any, network: str) -> str:
+    ct.reload()
+    return ct.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def test_learner_server_runs_the_learner_image_locked_down(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    ada, bo = platform.learners
+    a_srv, b_srv = platform.server(ada), platform.server(bo)
+    assert a_srv.image.tags[0] == platform.images["learner"]
+    a_nets, b_nets = (
+        set(a_srv.attrs["NetworkSettings"]["Networks"]),
+        set(b_srv.attrs["NetworkSettings"]["Networks"]),
+    )
+    assert len(a_nets) == len(b_nets) == 1 and a_nets != b_nets  # its own network, nothing else
+    (a_net,) = a_nets
+    assert platform.client.networks.get(a_net).attrs["Internal"] is True
+    host = a_srv.attrs["HostConfig"]
+    assert len(host["CapDrop"] or []) > 10 or host["CapDrop"] == ["ALL"]
+    assert any("no-new-privileges" in s for s in host["SecurityOpt"] or [])
+    assert host["Memory"] == 768 * 2**20 and host["PidsLimit"] == 512
+    assert a_srv.exec_run(["id", "-u"]).output.decode().strip() == "1000"
+    env = _env(a_srv)
+    assert env["ACADEMY_RPC_URL"] and env["ACADEMY_TOKEN"]
+    chain_host = urlparse(env["ACADEMY_RPC_URL"]).hostname
+    assert chain_host in {c.name for c in platform.chains(ada)}
+
+
+def test_learner_reaches_jupyterlab_through_the_proxy(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    """The browser's way in: proxy → server, then JupyterHub OAuth, whose code the server trades
+    for a token by calling the hub from its own network."""
+    ada, bo = platform.learners
+    http = browsers[ada].http
+    nav = {"Sec-Fetch-Mode": "navigate"}  # a page load, as the browser marks it
+    lab = http.get(f"/user/{ada}/lab", headers=nav)
+    assert lab.status_code == 200 and lab.url.path == f"/user/{ada}/lab", lab.text[-2000:]
+    assert "@chainacademy/jupyterlab-academy" in lab.text  # the academy extension is loaded
+    xsrf = http.cookies.get("_xsrf", path=f"/user/{ada}/")
+    status = http.get(f"/user/{ada}/api/status", headers={"X-XSRFToken": xsrf})
+    assert status.status_code == 200 and "started" in status.json(), status.text
+    other = http.get(f"/user/{bo}/lab", headers=nav)  # B's server does not let A in
+    assert other.status_code == 403, (other.status_code, other.url)
+
+
+def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    ada, bo = platform.learners
+    a_srv, b_srv = platform.server(ada), platform.server(bo)
+    (a_net,) = a_srv.attrs["NetworkSettings"]["Networks"]
+    (b_net,) = b_srv.attrs["NetworkSettings"]["Networks"]
+    a_chain = urlparse(_env(a_srv)["ACADEMY_RPC_URL"])
+    b_chain = urlparse(_env(b_srv)["ACADEMY_RPC_URL"])
+    b_chain_ip = _ip(platform.client.containers.get(b_chain.hostname), b_net)
+    gw = {
+        n: platform.client.networks.get(n).attrs["IPAM"]["Config"][0]["Gateway"]
+        for n in (a_net, b_net)
+    }
+    servers = {n: HostServer(ip) for n, ip in gw.items()}
+    targets = [
+        (a_chain.hostname, a_chain.port),  # own chain, by the name in ACADEMY_RPC_URL
+        (platform.hub_name, 8081),  # the hub: the server's OAuth and activity calls need it
+        (b_chain.hostname, b_chain.port),  # B's chain, by name ...
+        (b_chain_ip, b_chain.port),  # ... and by address
+        (b_srv.name, 8888),  # B's JupyterLab, by name ...
+        (_ip(b_srv, b_net), 8888),  # ... and by address
+        (gw[a_net], servers[a_net].port),  # a server on the host, in A's network
+        (gw[b_net], servers[b_net].port),  # and in B's
+    ]
+    try:
+        out = a_srv.exec_run(["python3", "-c", PROBE, json.dumps(targets)], user="1000")
+    finally:
+        for s in servers.values():
+            s.close()
+    assert out.exit_code == 0, out.output.decode()
+    seen = json.loads(out.output)
+    assert seen[f"{a_chain.hostname}:{a_chain.port}"] == "open"
+    assert seen[f"{platform.hub_name}:8081"] == "open"
+    assert seen[f"{b_chain.hostname}:{b_chain.port}"] == "no-name"
+    assert seen[f"{b_chain_ip}:{b_chain.port}"] != "open"
+    assert seen[f"{b_srv.name}:8888"] == "no-name"
+    assert seen[f"{_ip(b_srv, b_net)}:8888"] != "open"
+    assert seen[f"{gw[a_net]}:{servers[a_net].port}"] != "open"
+    assert seen[f"{gw[b_net]}:{servers[b_net].port}"] != "open"
+    assert seen["default_route"] is False
+    assert servers[a_net].accepted == servers[b_net].accepted == 0
+
+
+def test_a_server_stop_stops_its_chain_only(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    ada, bo = platform.learners
+    r = browsers[ada].api("DELETE", f"/users/{ada}/server")
+    assert r.status_code in (202, 204), r.text
+    deadline = time.monotonic() + 60
+    while browsers[ada].api("GET", f"/users/{ada}").json().get("servers"):
+        assert time.monotonic() < deadline, "A's server did not stop"
+        time.sleep(0.5)
+    assert {c.status for c in platform.chains(ada)} == {"exited"}  # post-stop hook: chain stopped
+    assert {c.status for c in platform.chains(bo)} == {"running"}
+    assert platform.server(bo).status == "running"
+    assert platform.servers(ada) == []  # DockerSpawner.remove: the server is gone
