@@ -82,7 +82,8 @@ class Platform:
         self.proxy = self.client.containers.run(
             name=self.proxy_name,
             command=[
-                a.replace("//hub:", f"//{self.hub_name}:") for a in services["proxy"]["command"]
+                a.replace("//hub:", f"//{self.hub_name}:").replace("=proxy", f"={self.proxy_name}")
+                for a in services["proxy"]["command"]
             ],
             environment={"CONFIGPROXY_AUTH_TOKEN": token},
             ports={"8000/tcp": ("127.0.0.1", None)},
@@ -314,6 +315,7 @@ def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
     targets = [
         (a_chain.hostname, a_chain.port),  # own chain, by the name in ACADEMY_RPC_URL
         (platform.hub_name, 8081),  # the hub: the server's OAuth and activity calls need it
+        (platform.proxy_name, 8001),  # the proxy's API (routes): the hub's alone
         (b_chain.hostname, b_chain.port),  # B's chain, by name ...
         (b_chain_ip, b_chain.port),  # ... and by address
         (b_srv.name, 8888),  # B's JupyterLab, by name ...
@@ -330,6 +332,7 @@ def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
     seen = json.loads(out.output)
     assert seen[f"{a_chain.hostname}:{a_chain.port}"] == "open"
     assert seen[f"{platform.hub_name}:8081"] == "open"
+    assert seen[f"{platform.proxy_name}:8001"] != "open"
     assert seen[f"{b_chain.hostname}:{b_chain.port}"] == "no-name"
     assert seen[f"{b_chain_ip}:{b_chain.port}"] != "open"
     assert seen[f"{b_srv.name}:8888"] == "no-name"
