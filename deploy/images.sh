@@ -89,6 +89,7 @@ app_context() {  # the build context of the learner and academy images, made onc
     || { log "node_modules or the JupyterLab extension is missing: run 'make setup' first"; exit 1; }
   APP_CTX=$(mktemp -d "$WORK/app.XXXXXX")
   trap 'rm -rf "$APP_CTX"' EXIT
+  rm -rf build  # setuptools would reuse an older build's files from it
   "$PY" -m pip wheel -q --no-deps -w "$APP_CTX/project" . 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
   wheelhouse "$WORK/wheels-app" "chainacademy[hub] @ file://$(ls "$APP_CTX"/project/chainacademy-*.whl)"
   mv "$APP_CTX"/project/*.whl "$WORK/wheels-app/" && rmdir "$APP_CTX/project"

@@ -6,12 +6,14 @@ prefix (defaults in brackets), so the same file serves every deployment:
 
 - ``ACADEMY_PUBLIC_URL`` [http://localhost:8000]: what learners type in; academy lives under it at
   ``ACADEMY_BASE_PATH`` [/services/academy];
-- ``ACADEMY_INTERNAL_URL`` [http://academy:8000]: academy as the hub reaches it;
+- ``ACADEMY_INTERNAL_URL`` [http://academy:8000]: academy as the hub and learners' servers reach
+  it (academy's container joins every learner network; learners' networks have no route out);
+- ``ACADEMY_SERVICE_TOKEN``: the token the hub's authenticator shows academy (academy has it too);
 - ``ACADEMY_HUB_CONNECT_URL`` [http://hub:8081] and ``ACADEMY_PROXY_API_URL`` [http://proxy:8001]:
   the hub as learners' servers reach it, and the proxy's API as the hub reaches it;
 - ``ACADEMY_HUB_DB_URL``: the hub's own database (PostgreSQL in production);
 - ``ACADEMY_LEARNER_IMAGE`` / ``ACADEMY_NODE_IMAGE``: learner JupyterLab and minichain node images;
-- ``ACADEMY_DEFAULT_LAB`` [/srv/courses/.../lab.toml]: the lab whose chain a learner gets when the
+- ``ACADEMY_DEFAULT_LAB`` [/srv/courses/consensus/source/tbft/lab.toml]: the lab whose chain a learner gets when the
   spawn request names none (``user_options["lab"]`` names a lab.toml under ``ACADEMY_COURSES_DIR``);
 - ``ACADEMY_IDLE_TIMEOUT`` [3600]: seconds before an idle server and its chains are stopped;
 - ``ACADEMY_AUTHENTICATOR`` [academy.hub.authenticator.AcademyAuthenticator]: who may log in;
@@ -46,7 +48,8 @@ def env(name: str, default: str) -> str:
 PUBLIC_URL = env("PUBLIC_URL", "http://localhost:8000").rstrip("/")
 BASE_PATH = env("BASE_PATH", "/services/academy")
 COURSES_DIR = Path(env("COURSES_DIR", "/srv/courses"))
-DEFAULT_LAB = env("DEFAULT_LAB", str(COURSES_DIR / "consensus-basics/source/tbft/lab.toml"))
+DEFAULT_LAB = env("DEFAULT_LAB", str(COURSES_DIR / "consensus/source/tbft/lab.toml"))
+INTERNAL_URL = env("INTERNAL_URL", "http://academy:8000").rstrip("/")
 IDLE_TIMEOUT = int(env("IDLE_TIMEOUT", "3600"))
 DOCKER_URL = env("DOCKER_URL", "unix:///var/run/docker.sock")
 PLATFORM_CONTAINERS = [
@@ -58,7 +61,8 @@ def sandbox_config() -> Config:
     """The lab-environment manager's settings; also written out for the ``lab-culler`` service."""
     sc = Config()
     sc.SandboxManager.backend_class = "docker"
-    sc.SandboxManager.state_dir = env("SANDBOX_STATE_DIR", "/srv/jupyterhub/sandbox")
+    # shared with academy (compose volume sandbox-data): it starts the chain of each lab opened
+    sc.SandboxManager.state_dir = env("SANDBOX_STATE_DIR", "/srv/sandbox")
     sc.SandboxManager.explorer_url_template = PUBLIC_URL + BASE_PATH + "/explorer/{env_id}"
     sc.DockerBackend.base_url = DOCKER_URL
     sc.DockerBackend.image = env("NODE_IMAGE", "chainacademy/node:latest")
@@ -107,7 +111,7 @@ async def pre_spawn_hook(spawner: Any) -> None:
     await asyncio.to_thread(_connect_platform, manager, network)
     spawner.network_name = network  # DockerSpawner: network_mode and the IP it connects to
     spawner.environment.update(
-        {"ACADEMY_URL": PUBLIC_URL + BASE_PATH, "ACADEMY_TOKEN": spawner.api_token or ""}
+        {"ACADEMY_URL": INTERNAL_URL + BASE_PATH, "ACADEMY_TOKEN": spawner.api_token or ""}
     )
 
 
@@ -157,6 +161,8 @@ c.JupyterHub.authenticator_class = env(
     "AUTHENTICATOR", "academy.hub.authenticator.AcademyAuthenticator"
 )
 c.Authenticator.allow_all = True
+c.AcademyAuthenticator.academy_url = INTERNAL_URL + BASE_PATH
+c.AcademyAuthenticator.service_token = os.environ.get("ACADEMY_SERVICE_TOKEN", "")
 
 # -- learners' servers --------------------------------------------------------------------------
 c.JupyterHub.spawner_class = AcademyDockerSpawner
@@ -180,6 +186,12 @@ c.DockerSpawner.extra_host_config = {
 c.DockerSpawner.default_url = "/lab"
 c.Spawner.pre_spawn_hook = pre_spawn_hook
 c.Spawner.post_stop_hook = post_stop_hook
+# the server's own token (ACADEMY_TOKEN) also reaches academy, which asks the hub whose it is
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "access:services!service=academy",
+]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
@@ -187,7 +199,7 @@ c.Spawner.http_timeout = 60
 c.JupyterHub.services = [
     {
         "name": "academy",
-        "url": env("INTERNAL_URL", "http://academy:8000"),
+        "url": INTERNAL_URL,
         "api_token": os.environ.get("ACADEMY_HUB_API_TOKEN", ""),
         "oauth_no_confirm": True,
     },

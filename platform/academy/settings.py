@@ -147,6 +147,13 @@ class Settings(BaseSettings):
             raise ValueError("grader_backend=dask needs ACADEMY_DASK_SCHEDULER=tcp://HOST:PORT")
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.state_dir / 'academy.db').resolve()}"
+        if self.service_token and not self.service_token.startswith("aca_"):
+            # academy tells its own tokens from the hub's by this prefix: without it the hub's
+            # password checks would be sent to the hub to identify, and every login refused
+            raise ValueError(
+                "ACADEMY_SERVICE_TOKEN must start with 'aca_': make one with "
+                "python3 -c \"import secrets; print('aca_' + secrets.token_urlsafe(32))\""
+            )
         return self
 
     @property

@@ -38,7 +38,7 @@ from labs.sandbox.docker_backend import LABEL
 from labs.sandbox.env import learner_slug
 
 from .conftest import RUN_LABEL, SCRIPT
-from .helpers import PROBE, HostServer, make_lab
+from .helpers import PROBE, HostServer
 
 pytestmark = pytest.mark.slow
 
@@ -58,18 +58,32 @@ def images(engine: dict[str, str]) -> dict[str, str]:
 
 
 class Platform:
-    """The hub and the proxy in containers, and what the test needs to drive and inspect them."""
+    """Proxy, hub and academy in containers, and what the test needs to drive and inspect them."""
 
-    def __init__(self, engine: dict[str, str], images: dict[str, str], courses: Path) -> None:
+    def __init__(self, engine: dict[str, str], images: dict[str, str]) -> None:
         self.run = engine["run"]
         self.client = docker.DockerClient(base_url=engine["base_url"])
         self.sock = urlparse(engine["base_url"]).path
         self.images = images
         self.labels = {RUN_LABEL: self.run}
-        self.hub_name, self.proxy_name = f"hub-{self.run}", f"proxy-{self.run}"
-        self.learners = [f"ada-{self.run}", f"bo-{self.run}"]
-        self.network = self.client.networks.create(f"platform-{self.run}", labels=self.labels)
-        token = secrets.token_hex(32)
+        run = self.run
+        self.hub_name, self.proxy_name, self.academy_name = (
+            f"hub-{run}",
+            f"proxy-{run}",
+            f"academy-{run}",
+        )
+        self.learners = [f"ada-{run}", f"bo-{run}"]
+
+    def start(self) -> None:
+        images, run = self.images, self.run
+        self.network = self.client.networks.create(f"platform-{run}", labels=self.labels)
+        volume = {
+            name: self.client.volumes.create(f"{name}-{run}", labels=self.labels).name
+            for name in ("hub-data", "academy-data", "sandbox-data")
+        }
+        proxy_token, hub_token = secrets.token_hex(32), secrets.token_hex(32)
+        service_token = "aca_" + secrets.token_urlsafe(32)  # as production.env.example says
+        services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
         common: dict[str, Any] = {
             "image": images["academy"],
             "network": self.network.name,
@@ -78,67 +92,123 @@ class Platform:
             "security_opt": ["no-new-privileges"],
             "detach": True,
         }
-        services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
         self.proxy = self.client.containers.run(
             name=self.proxy_name,
             command=[
                 a.replace("//hub:", f"//{self.hub_name}:").replace("=proxy", f"={self.proxy_name}")
                 for a in services["proxy"]["command"]
             ],
-            environment={"CONFIGPROXY_AUTH_TOKEN": token},
+            environment={"CONFIGPROXY_AUTH_TOKEN": proxy_token},
             ports={"8000/tcp": ("127.0.0.1", None)},
-            **common,
-        )
-        hub_data = self.client.volumes.create(f"hub-data-{self.run}", labels=self.labels)
-        self.hub = self.client.containers.run(
-            name=self.hub_name,
-            command=services["hub"]["command"],
-            environment={
-                "CONFIGPROXY_AUTH_TOKEN": token,
-                "ACADEMY_HUB_CONNECT_URL": f"http://{self.hub_name}:8081",
-                "ACADEMY_PROXY_API_URL": f"http://{self.proxy_name}:8001",
-                "ACADEMY_PLATFORM_CONTAINERS": f"{self.hub_name},{self.proxy_name}",
-                "ACADEMY_AUTHENTICATOR": "jupyterhub.auth.DummyAuthenticator",
-                "ACADEMY_LEARNER_IMAGE": images["learner"],
-                "ACADEMY_NODE_IMAGE": images["node"],
-                "ACADEMY_DEFAULT_LAB": "/srv/courses/counters/lab.toml",
-                "ACADEMY_CHAIN_MEM_LIMIT": "384m",
-                "ACADEMY_LEARNER_MEM_LIMIT": "768m",
-            },
-            volumes={
-                str(courses): {"bind": "/srv/courses", "mode": "ro"},
-                str(ROOT / "deploy" / "jupyterhub_config.py"): {
-                    "bind": "/srv/deploy/jupyterhub_config.py",
-                    "mode": "ro",
-                },
-                hub_data.name: {"bind": "/srv/jupyterhub", "mode": "rw"},
-                # as in compose: the hub drives the engine through its socket, with its group
-                self.sock: {"bind": "/var/run/docker.sock", "mode": "rw"},
-            },
-            group_add=[str(os.stat(self.sock).st_gid)],  # compose: group_add DOCKER_GID
-            userns_mode="host",  # the socket's owner must be the host's, not a mapped one
             **common,
         )
         self.proxy.reload()
         port = self.proxy.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
         self.url = f"http://127.0.0.1:{port}"
-        self._wait_for_hub()
+        # what deploy/.env gives every platform service
+        shared = {
+            "ACADEMY_PUBLIC_URL": self.url,
+            "ACADEMY_INTERNAL_URL": f"http://{self.academy_name}:8000",
+            "ACADEMY_HUB_API_TOKEN": hub_token,
+            "ACADEMY_SERVICE_TOKEN": service_token,
+            "ACADEMY_NODE_IMAGE": images["node"],
+            "ACADEMY_DOCKER_URL": "unix:///var/run/docker.sock",
+            "ACADEMY_CHAIN_MEM_LIMIT": "384m",
+        }
+        engine_access: dict[str, Any] = {
+            # as in compose: hub and academy drive the engine through its socket, with its group
+            "group_add": [str(os.stat(self.sock).st_gid)],
+            "userns_mode": "host",  # the socket's owner must be the host's, not a mapped one
+        }
+        mounts = {
+            str(ROOT / "courses"): {"bind": "/srv/courses", "mode": "ro"},
+            str(ROOT / "deploy" / "jupyterhub_config.py"): {
+                "bind": "/srv/deploy/jupyterhub_config.py",
+                "mode": "ro",
+            },
+            volume["sandbox-data"]: {"bind": "/srv/sandbox", "mode": "rw"},
+            self.sock: {"bind": "/var/run/docker.sock", "mode": "rw"},
+        }
+        self.hub = self.client.containers.run(
+            name=self.hub_name,
+            command=services["hub"]["command"],
+            environment={
+                **shared,
+                "CONFIGPROXY_AUTH_TOKEN": proxy_token,
+                "ACADEMY_HUB_CONNECT_URL": f"http://{self.hub_name}:8081",
+                "ACADEMY_PROXY_API_URL": f"http://{self.proxy_name}:8001",
+                "ACADEMY_PLATFORM_CONTAINERS": ",".join(
+                    (self.hub_name, self.proxy_name, self.academy_name)
+                ),
+                "ACADEMY_LEARNER_IMAGE": images["learner"],
+                "ACADEMY_LEARNER_MEM_LIMIT": "768m",
+            },
+            volumes={**mounts, volume["hub-data"]: {"bind": "/srv/jupyterhub", "mode": "rw"}},
+            **engine_access,
+            **common,
+        )
+        academy_env = services["academy"]["environment"]
+        self.academy = self.client.containers.run(
+            name=self.academy_name,
+            command=services["academy"]["command"],
+            environment={
+                **shared,
+                # compose's, but SQLite and local grading instead of PostgreSQL and Dask
+                **{k: v for k, v in academy_env.items() if k.startswith("ACADEMY_SANDBOX")},
+                "ACADEMY_HOST": "0.0.0.0",
+                "ACADEMY_PORT": "8000",
+                "ACADEMY_HUB_API_URL": f"http://{self.hub_name}:8081/hub/api",
+                "ACADEMY_SEED_DEMO": "true",
+                "ACADEMY_GRADE_WORKERS": "0",
+            },
+            volumes={**mounts, volume["academy-data"]: {"bind": "/srv/academy", "mode": "rw"}},
+            read_only=services["academy"].get("read_only", False),
+            tmpfs={t.split(":")[0]: "size=256m" for t in services["academy"].get("tmpfs", [])},
+            **engine_access,
+            **common,
+        )
+        self._wait_up(self.hub, "/hub/health")
+        self._wait_up(self.academy, "/services/academy/health")
+        self._add_learners()
 
-    def _wait_for_hub(self) -> None:
-        deadline = time.monotonic() + 120
+    def _wait_up(self, ct: Any, path: str) -> None:
+        deadline = time.monotonic() + 180
         while True:
             try:
-                if httpx.get(self.url + "/hub/health", timeout=3).status_code == 200:
+                if httpx.get(self.url + path, timeout=3).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            self.hub.reload()
-            assert self.hub.status == "running", self.hub.logs()[-4000:].decode()
-            assert time.monotonic() < deadline, "hub not up: " + self.hub.logs()[-4000:].decode()
+            ct.reload()
+            assert ct.status == "running", ct.logs()[-4000:].decode()
+            assert time.monotonic() < deadline, f"{ct.name} not up: " + ct.logs()[-4000:].decode()
             time.sleep(0.5)
 
+    def _add_learners(self) -> None:
+        """Two learners in every demo cohort (as an institution's CSV enrollment makes them)."""
+        script = (
+            "import sys\n"
+            "from sqlmodel import select\n"
+            "from academy.db import make_engine, session_scope\n"
+            "from academy.models import Cohort\n"
+            "from academy.services.enrollment import enroll\n"
+            "from academy.services.identity import ensure_user, set_password\n"
+            "from academy.settings import Settings\n"
+            "with session_scope(make_engine(Settings())) as session:\n"
+            "    for name in sys.argv[1:]:\n"
+            "        user, _ = ensure_user(session, name, name)\n"
+            "        set_password(session, user, name + '-pw')\n"
+            "        for cohort in session.exec(select(Cohort)).all():\n"
+            "            enroll(session, None, cohort, user, strict=False)\n"
+        )
+        out = self.academy.exec_run(["python3", "-c", script, *self.learners])
+        assert out.exit_code == 0, out.output.decode()[-3000:]
+
     def hub_log(self) -> str:
-        return "hub log:\n" + self.hub.logs(tail=60).decode(errors="replace")
+        return "".join(
+            f"{ct.name} log:\n" + ct.logs(tail=40).decode(errors="replace")
+            for ct in (self.hub, self.academy)
+        )
 
     def servers(self, learner: str) -> list[Any]:
         """The learner's server containers (DockerSpawner escapes the name: find it by its env)."""
@@ -158,7 +228,7 @@ class Platform:
 
     def close(self) -> None:
         """Remove everything this run made: platform, learners' servers, chains, volumes, networks."""
-        mine = [self.hub, self.proxy]
+        mine = self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run}"})
         for learner in self.learners:
             mine += self.chains(learner)
             mine += self.servers(learner)
@@ -176,7 +246,7 @@ class Platform:
             if self.run in name:  # the hub's data, learners' work and chain volumes
                 vol.remove(force=True)
         for net in self.client.networks.list():
-            if net.name == self.network.name or any(
+            if net.name == f"platform-{self.run}" or any(
                 learner_slug(x) in net.name for x in self.learners
             ):
                 net.remove()
@@ -184,15 +254,10 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(
-    engine: dict[str, str], images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
-    courses = tmp_path_factory.mktemp("courses")
-    make_lab(courses / "counters")
-    for p in [courses, *courses.rglob("*")]:  # the hub runs as its own user, not root
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    p = Platform(engine, images, courses)
+def platform(engine: dict[str, str], images: dict[str, str]) -> Iterator[Platform]:
+    p = Platform(engine, images)
     try:
+        p.start()
         yield p
     finally:
         p.close()
@@ -210,7 +275,7 @@ class Browser:
         self.xsrf = self.http.cookies.get("_xsrf", path="/hub/")
         r = self.http.post(  # not followed: the redirect would start the server on its own
             "/hub/login",
-            data={"username": learner, "password": "any", "_xsrf": self.xsrf},
+            data={"username": learner, "password": learner + "-pw", "_xsrf": self.xsrf},
             follow_redirects=False,
         )
         assert r.status_code == 302 and "jupyterhub-session-id" in self.http.cookies, self.log()
@@ -341,6 +406,50 @@ def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
     assert seen[f"{gw[b_net]}:{servers[b_net].port}"] != "open"
     assert seen["default_route"] is False
     assert servers[a_net].accepted == servers[b_net].accepted == 0
+
+
+LAB_FROM_THE_SERVER = r"""
+import json
+from academy.client import AcademyClient
+from labs import client
+labs = sorted({a["course"] + "/" + a["lab"] for a in AcademyClient().assignments()})
+client.use_lab("consensus/raft-election")
+w3 = client.connect()
+env = client.lab_env()
+print(json.dumps({"labs": labs, "rpc": env["ACADEMY_RPC_URL"], "block": w3.eth.block_number}))
+"""
+
+
+def test_academy_hands_a_learner_the_chain_of_the_lab_they_open(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    """From inside A's server, as a notebook does: academy (by ACADEMY_URL and the server's own
+    token) lists A's labs and starts A's chain of another lab, on the engine, on A's network; the
+    explorer (academy's page, through the proxy) shows it."""
+    ada, bo = platform.learners
+    a_srv = platform.server(ada)
+    (a_net,) = a_srv.attrs["NetworkSettings"]["Networks"]
+    before = {c.name for c in platform.chains(ada)}
+    out = a_srv.exec_run(["python3", "-c", LAB_FROM_THE_SERVER], user="1000")
+    assert out.exit_code == 0, out.output.decode()[-3000:]
+    seen = json.loads(out.output.decode().strip().splitlines()[-1])
+    assert "consensus/raft-election" in seen["labs"] and "consensus/tbft" in seen["labs"]
+    host = urlparse(seen["rpc"]).hostname
+    new = {c.name for c in platform.chains(ada)} - before
+    assert new == {host}, (new, host)  # a second chain, A's, started for this lab
+    chain = platform.client.containers.get(host)
+    assert set(chain.attrs["NetworkSettings"]["Networks"]) == {a_net}
+    assert seen["block"] >= 0
+    env_id = chain.labels[f"{LABEL}.env"]
+    page = browsers[ada].http.get(
+        f"/services/academy/explorer/{env_id}", headers={"Sec-Fetch-Mode": "navigate"}
+    )
+    assert page.status_code == 200, page.text[-2000:]
+    assert "raft" in page.text.lower()
+    theirs = browsers[bo].http.get(
+        f"/services/academy/explorer/{env_id}", headers={"Sec-Fetch-Mode": "navigate"}
+    )
+    assert theirs.status_code == 404  # not B's chain
 
 
 def test_a_server_stop_stops_its_chain_only(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from tests.platform.appserver import free_port
 
 from .conftest import BASE
@@ -73,3 +75,12 @@ def test_demo_seed_is_idempotent_and_its_logins_work(settings_for) -> None:  # t
                 f"{BASE}/assignments", headers={"Authorization": f"Bearer {token}"}
             ).json()
             assert [a["lab"] for a in mine] == ["sha", "second"]
+
+
+def test_a_service_token_without_academys_prefix_is_refused_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Without the prefix academy would ask the hub whose token it is, and refuse every login."""
+    from academy.settings import Settings
+
+    with pytest.raises(ValueError, match="ACADEMY_SERVICE_TOKEN must start with 'aca_'"):
+        Settings(state_dir=tmp_path, service_token="0123abcd")
+    assert Settings(state_dir=tmp_path, service_token="aca_x").service_token == "aca_x"
