@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from academy.hub.authenticator import AcademyAuthenticator
 from dockerspawner import DockerSpawner
 from jupyterhub.app import JupyterHub
 from jupyterhub.auth import Authenticator
@@ -63,6 +64,7 @@ def test_every_option_is_a_real_trait(loaded) -> None:
         "Spawner": Spawner,
         "SandboxManager": SandboxManager,
         "DockerBackend": DockerBackend,
+        "AcademyAuthenticator": AcademyAuthenticator,
     }
     assert set(loaded) <= set(sections), f"unknown sections: {set(loaded) - set(sections)}"
     for section, values in loaded.items():
@@ -78,6 +80,9 @@ def test_values_validate_on_the_real_classes(loaded) -> None:
     assert obj.use_internal_ip is True and obj.remove is True
     assert obj.extra_host_config["cap_drop"] == ["ALL"]
     assert obj.mem_limit == 2**30
+    # the server's token reaches academy (labs.client, Fetch/Submit inside the learner's server)
+    assert "access:services!service=academy" in obj.server_token_scopes
+    assert loaded.AcademyAuthenticator.academy_url == "http://academy:8000/services/academy"
     assert callable(obj.pre_spawn_hook) and callable(obj.post_stop_hook)
     hub = JupyterHub(config=loaded)
     assert hub.hub_connect_url == "http://hub:8081"
