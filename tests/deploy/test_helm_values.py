@@ -31,3 +31,28 @@ def test_dask_values_parse() -> None:
     values = yaml.safe_load((HELM / "dask-values.yaml").read_text())
     assert values["worker"]["replicas"] >= 1
     assert "--nthreads" in values["worker"]["custom_args"]
+
+
+def test_hub_config_reaches_academy_inside_the_cluster(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Learner pods may reach nothing outside the cluster, so their academy is the in-cluster
+    address; the authenticator's and the server token's settings are real traits."""
+    from types import SimpleNamespace
+
+    from academy.hub.authenticator import AcademyAuthenticator
+    from jupyterhub.spawner import Spawner
+    from traitlets.config import Config
+
+    hub = yaml.safe_load((HELM / "jupyterhub-values.yaml").read_text())["hub"]
+    auth = hub["config"]["AcademyAuthenticator"]
+    assert set(auth) <= set(AcademyAuthenticator.class_traits(config=True))
+    assert auth["academy_url"].startswith("http://academy.academy.svc:8000/")
+    scopes = hub["config"]["KubeSpawner"]["server_token_scopes"]
+    assert "server_token_scopes" in Spawner.class_traits(config=True)
+    assert "access:services!service=academy" in scopes
+    monkeypatch.setenv("ACADEMY_PUBLIC_URL", "https://academy.example.edu")
+    c = Config()
+    exec(hub["extraConfig"]["academy-lab-env"], {"c": c})  # as z2jh runs extraConfig
+    spawner = SimpleNamespace(environment={}, api_token="t")
+    c.KubeSpawner.pre_spawn_hook(spawner)
+    assert spawner.environment["ACADEMY_URL"] == auth["academy_url"]
+    assert spawner.environment["ACADEMY_RPC_URL"] == "http://127.0.0.1:8545"
