@@ -1,4 +1,5 @@
-"""Lab environments: one container per network vs one container per validator vs local processes.
+"""Lab environments: one container per network vs one container per validator vs local processes,
+and one container per network claimed from the pool of pre-started chains (``docker-pooled``).
 
 For a 4-validator TBFT chain, in the same run: time for ``ensure`` from nothing (create + start +
 every validator answering), for a second ``ensure`` (already running), ``stop``, ``ensure`` after
@@ -7,6 +8,7 @@ printed beside the process backend measured in the same run (the anchor): these 
 shared, so absolute times drift and ratios do not.
 
     .venv/bin/python bench/sandbox_topologies.py [--engine unix:///path/podman.sock] [--rounds 1]
+        [--backends process,docker-network,docker-validator,docker-pooled]
 
 Needs a Docker-API engine (``deploy/podman-engine.sh setup && deploy/podman-engine.sh service``).
 """
@@ -80,27 +82,39 @@ def main() -> int:
     parser.add_argument(
         "--learners", type=int, default=4, help="chains running at once for the per-learner PSS"
     )
+    parser.add_argument(
+        "--backends",
+        default="process,docker-network,docker-validator,docker-pooled",
+        help="comma-separated; process (the anchor) is always measured",
+    )
     args = parser.parse_args()
+    names = ["process", *(n for n in args.backends.split(",") if n and n != "process")]
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("process", "docker-network", "docker-validator"):
+        for name in names:
             backend = "process" if name == "process" else "docker"
             m = SandboxManager(state_dir=f"{tmp}/{name}", backend_class=backend)
             if backend == "docker":
                 m.backend.base_url = args.engine
                 m.backend.image = args.image
-                m.backend.topology = name.split("-")[1]
+                m.backend.topology = "validator" if name == "docker-validator" else "network"
+                m.backend.pool_size = 1 if name == "docker-pooled" else 0
                 pids_of = m.backend.container_pids
                 extra = list
             else:
                 pids_of = m.backend.pids
                 extra = m.backend.zygote_pids
             for r in range(args.rounds):
+                m.warm(block=True)  # the pool (when kept) is full before a learner arrives
                 row = measure(m, pids_of, f"bench{r}")
-                row["pss_per_learner_mib"] = per_learner_pss(m, pids_of, extra, args.learners)
+                if name != "docker-pooled":  # the same containers as docker-network
+                    row["pss_per_learner_mib"] = per_learner_pss(m, pids_of, extra, args.learners)
                 results.setdefault(name, []).append(row)
             if backend == "docker":
-                for learner in ["bench0", *(f"many{i}" for i in range(args.learners))]:
+                for learner in [
+                    *(f"bench{r}" for r in range(args.rounds)),
+                    *(f"many{i}" for i in range(args.learners)),
+                ]:
                     m.backend.remove_network(learner)
             m.close(drain=True)
     summary = {
@@ -112,7 +126,8 @@ def main() -> int:
     for name, row in summary.items():
         cells = "".join(
             f"{row[k]:>12.2f} ({row[k] / anchor[k]:4.2f}x)" if anchor[k] else f"{row[k]:>22.2f}"
-            for k in row
+            for k in anchor
+            if k in row
         )
         print(f"{name:18}{cells}")
     print(json.dumps(summary))

@@ -16,6 +16,7 @@ prefix (defaults in brackets), so the same file serves every deployment:
 - ``ACADEMY_DEFAULT_LAB`` [/srv/courses/consensus/source/tbft/lab.toml]: the lab whose chain a learner gets when the
   spawn request names none (``user_options["lab"]`` names a lab.toml under ``ACADEMY_COURSES_DIR``);
 - ``ACADEMY_IDLE_TIMEOUT`` [3600]: seconds before an idle server and its chains are stopped;
+- ``ACADEMY_SANDBOX_POOL_SIZE`` [4]: chains kept started (paused) for the next first spawns;
 - ``ACADEMY_AUTHENTICATOR`` [academy.hub.authenticator.AcademyAuthenticator]: who may log in;
 - ``ACADEMY_PLATFORM_CONTAINERS`` [hub,proxy,academy]: containers that must reach every learner
   (they are connected to each learner's network at spawn; nothing else is).
@@ -70,7 +71,20 @@ def sandbox_config() -> Config:
     sc.DockerBackend.mem_limit = env("CHAIN_MEM_LIMIT", "384m")
     sc.DockerBackend.cpus = float(env("CHAIN_CPUS", "1.0"))
     sc.DockerBackend.pids_limit = int(env("CHAIN_PIDS_LIMIT", "128"))
+    # chains of the default lab's shape started ahead and paused (~115 MiB each, no CPU): a first
+    # spawn claims one instead of a cold start; the lab-culler service keeps the pool full
+    sc.DockerBackend.pool_size = int(env("SANDBOX_POOL_SIZE", "4"))
+    sc.DockerBackend.network_prefix = env("SANDBOX_NETWORK_PREFIX", "ca-net-")
     return sc
+
+
+def sandbox_environment() -> dict[str, str]:
+    """The variables sandbox_config() reads: a hub-managed service gets none of the hub's own
+    environment, so the lab-culler service is handed these to build the same manager."""
+    keys = ("SANDBOX_", "CHAIN_", "DOCKER_URL", "NODE_IMAGE", "PUBLIC_URL", "BASE_PATH")
+    return {
+        k: v for k, v in os.environ.items() if k.startswith(tuple("ACADEMY_" + p for p in keys))
+    }
 
 
 _manager: SandboxManager | None = None
@@ -215,6 +229,7 @@ c.JupyterHub.services = [
     },
     {
         "name": "lab-culler",
+        "environment": sandbox_environment(),
         # chains whose server is gone (a crash, a hub restart) are stopped after the same idle time
         "command": [
             sys.executable,

@@ -9,7 +9,8 @@
 
 ``--config`` is a traitlets config file (``c.SandboxManager.backend_class = "docker"``, ...), the
 same one the hub loads. ``cull --every`` runs forever: that is how the production hub runs it as a
-service beside jupyterhub-idle-culler (which stops idle servers; this stops their idle chains).
+service beside jupyterhub-idle-culler (which stops idle servers; this stops their idle chains),
+and between rounds it keeps the backend's pool of pre-started chains full.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if args.every <= 0:
                     break
+                # running as a service: also keep the pool of pre-started chains full (a claim
+                # refills it at once; this covers a refill that failed, and the first fill)
+                manager.warm(block=True)
                 time.sleep(args.every)
     except (SpecError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,10 +7,11 @@ new backend (Kubernetes pods, say) is one class of five methods.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Unicode
+from traitlets import Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .spec import LabSpec
@@ -29,9 +30,33 @@ class Backend(LoggingConfigurable):
         ".state/sandbox", help="Folder for the backend's own files (process backend: the chains)."
     ).tag(config=True)
 
+    pool_size = Int(
+        0,
+        help="Chains kept started and unclaimed, so a learner's first ensure only claims one "
+        "(the shape below must match the lab's chain). Default: $ACADEMY_SANDBOX_POOL_SIZE or 0.",
+    ).tag(config=True)
+    pool_validators = Int(4, help="Validators of a pool chain.").tag(config=True)
+    pool_consensus = Unicode("tbft", help="Consensus of a pool chain.").tag(config=True)
+
+    @default("pool_size")
+    def _pool_size_from_env(self) -> int:
+        # lets an embedded hub (which builds its manager without a config file) keep a pool
+        return int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE", "0") or 0)
+
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    def _pool_fits(self, spec: LabSpec) -> bool:
+        """Whether a pool chain can serve this lab: same shape, nothing lab-specific in it."""
+        c = spec.chain
+        return (
+            self.pool_size > 0
+            and c is not None
+            and (c.validators, c.consensus, c.identity)
+            == (self.pool_validators, self.pool_consensus, "permissionedWithCert")
+            and not c.params
+        )
 
     def start(self, env_id: str, learner: str, spec: LabSpec) -> list[str]:
         """Create the chain on first use, start it, wait until every validator answers.

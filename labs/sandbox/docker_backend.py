@@ -18,6 +18,13 @@ Two topologies (``topology``), both measured (``docs/scaling.md``):
 - ``validator``: one container per validator (``ca-<env_id>-v<i>``), peers reach each other by
   container name on the learner's network; a one-off init container creates the chain first.
 
+A pool (``pool_size``, network topology only) keeps chains of the pool's shape started ahead,
+paused, on a network of their own (``ca-net-pool``). A learner's first ``ensure`` of a lab of that
+shape claims one: it leaves the pool network, joins the learner's, and resumes, in well under a
+second instead of a cold start. Container and volume names and labels cannot change, so a claim
+is a file (``claims/<env_id>.json`` in ``state_dir``, under a lock shared by every process that
+uses the folder) naming the container and volume the environment now owns.
+
 Containers are never created with ``remove=True`` (unreliable on podman 4.3): stop keeps them,
 ``destroy`` removes them explicitly.
 """
@@ -25,7 +32,9 @@ Containers are never created with ``remove=True`` (unreliable on podman 4.3): st
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,11 +111,21 @@ class DockerBackend(Backend):
 
     def _names(self, env_id: str, validators: int) -> list[str]:
         if self.topology == "network":
-            return [f"ca-{env_id}"]
+            return [self._claim_of(env_id).get("container", f"ca-{env_id}")]
         return [f"ca-{env_id}-v{i}" for i in range(validators)]
 
+    def _volume_name(self, env_id: str) -> str:
+        return self._claim_of(env_id).get("volume", f"ca-{env_id}")
+
     def _containers(self, env_id: str) -> list[Any]:
-        return self.client.containers.list(all=True, filters={"label": [f"{LABEL}.env={env_id}"]})
+        import docker.errors
+
+        found = self.client.containers.list(all=True, filters={"label": [f"{LABEL}.env={env_id}"]})
+        claimed = self._claim_of(env_id).get("container")
+        if claimed and claimed not in {ct.name for ct in found}:
+            with contextlib.suppress(docker.errors.NotFound):
+                found.append(self.client.containers.get(claimed))
+        return found
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _ensure_network(self, learner: str) -> Any:
@@ -128,7 +147,7 @@ class DockerBackend(Backend):
     def _ensure_volume(self, env_id: str) -> str:
         import docker.errors
 
-        name = f"ca-{env_id}"
+        name = self._volume_name(env_id)
         try:
             self.client.volumes.get(name)
         except docker.errors.NotFound:
@@ -169,6 +188,12 @@ class DockerBackend(Backend):
             raise BackendError(f"lab {spec.id} has no [chain] table: it needs no environment")
         c = spec.chain
         network = self._ensure_network(learner).name
+        if (
+            self.topology == "network"
+            and not self.exists(env_id)
+            and self._claim(env_id, network, spec)
+        ):
+            return self._urls(env_id, c.validators)
         volume = self._ensure_volume(env_id)
         names = self._names(env_id, c.validators)
         existing = {ct.name: ct for ct in self._containers(env_id)}
@@ -316,7 +341,7 @@ class DockerBackend(Backend):
         import docker.errors
 
         try:
-            self.client.volumes.get(f"ca-{env_id}")
+            self.client.volumes.get(self._volume_name(env_id))
             return True
         except docker.errors.NotFound:
             return False
@@ -337,7 +362,126 @@ class DockerBackend(Backend):
         for ct in self._containers(env_id):
             self._remove(ct)
         with contextlib.suppress(docker.errors.NotFound):
-            self.client.volumes.get(f"ca-{env_id}").remove(force=True)
+            self.client.volumes.get(self._volume_name(env_id)).remove(force=True)
+        self._claim_path(env_id).unlink(missing_ok=True)
+
+    # -- the pool of pre-started chains ----------------------------------------------------------
+    _draining = False
+
+    def _claim_path(self, env_id: str) -> Path:
+        return self.state_path / "claims" / f"{env_id}.json"
+
+    def _claim_of(self, env_id: str) -> dict[str, str]:
+        try:
+            return json.loads(self._claim_path(env_id).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @contextlib.contextmanager
+    def _pool_lock(self) -> Any:
+        """One claimer or filler at a time across every process using this state folder (the
+        hub and academy share it)."""
+        self.state_path.mkdir(parents=True, exist_ok=True)
+        with open(self.state_path / "pool.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _pool_network(self) -> str:
+        import docker.errors
+
+        name = self.network_prefix + "pool"
+        with contextlib.suppress(docker.errors.NotFound):
+            return self.client.networks.get(name).name
+        with contextlib.suppress(docker.errors.APIError):  # created meanwhile
+            self.client.networks.create(
+                name, driver="bridge", internal=self.internal, labels=self._labels()
+            )
+        return name
+
+    def _pool_chains(self) -> list[Any]:
+        """Unclaimed pool containers (claimed ones are named in a claim file)."""
+        claimed = {
+            json.loads(p.read_text()).get("container")
+            for p in (self.state_path / "claims").glob("*.json")
+        }
+        cts = self.client.containers.list(all=True, filters={"label": [f"{LABEL}.pool=1"]})
+        return [ct for ct in cts if ct.name not in claimed]
+
+    def _claim(self, env_id: str, network: str, spec: LabSpec) -> bool:
+        """Hand a paused pool chain to this environment; refill the pool in the background."""
+        import docker.errors
+
+        if not self._pool_fits(spec):
+            return False
+        claimed = False
+        with self._pool_lock():
+            for ct in sorted(self._pool_chains(), key=lambda c: c.name):
+                if ct.status != "paused":  # still starting, or broken
+                    continue
+                try:
+                    ct.unpause()
+                    self.client.networks.get(network).connect(ct)
+                    self.client.networks.get(self._pool_network()).disconnect(ct)
+                except docker.errors.APIError as exc:
+                    self.log.warning("pool chain %s could not be claimed: %s", ct.name, exc)
+                    self._remove(ct)
+                    continue
+                volume = _data_volume(ct)
+                path = self._claim_path(env_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"container": ct.name, "volume": volume}))
+                claimed = True
+                break
+        threading.Thread(target=self.fill_pool, name="sandbox-pool", daemon=True).start()
+        return claimed
+
+    def fill_pool(self) -> int:
+        """Start pool chains until ``pool_size`` wait paused; returns how many were started."""
+        if self.pool_size <= 0 or self.topology != "network":
+            return 0
+        spec = LabSpec.simple("pool", self.pool_validators, self.pool_consensus)
+        assert spec.chain is not None
+        c = spec.chain
+        started = 0
+        while not self._draining:
+            with self._pool_lock():
+                if len(self._pool_chains()) >= self.pool_size:
+                    return started
+                name = f"ca-pool-{time.time_ns():x}"
+                self.client.volumes.create(name, labels=self._labels(**{f"{LABEL}.pool": "1"}))
+                kwargs = self._run_kwargs(name, "pool", name, self._pool_network(), c.validators)
+                kwargs["labels"] = self._labels(
+                    **{f"{LABEL}.pool": "1", f"{LABEL}.validators": str(c.validators)}
+                )
+                command = ["network", "--validators", str(c.validators)]
+                command += ["--consensus", c.consensus, "--identity", c.identity]
+                self.client.containers.run(command=command, name=name, **kwargs)
+            try:
+                self._wait_ready(name, {name: 0})
+                # paused until claimed: memory but no CPU (the validators would keep voting)
+                self.client.containers.get(name).pause()
+                started += 1
+            except Exception as exc:  # noqa: BLE001 - a broken pool chain must not stop the filler
+                self.log.warning("pool chain %s failed to start: %s", name, exc)
+                with contextlib.suppress(Exception):
+                    self._remove(self.client.containers.get(name))
+                return started
+        return started
+
+    def drain_pool(self) -> None:
+        """Remove every unclaimed pool chain and its volume."""
+        import docker.errors
+
+        self._draining = True
+        with self._pool_lock():
+            for ct in self._pool_chains():
+                volume = _data_volume(ct)
+                self._remove(ct)
+                if volume:
+                    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                        self.client.volumes.get(volume).remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.client.networks.get(self.network_prefix + "pool").remove()
 
     def remove_network(self, learner: str) -> None:
         """Remove a learner's network once nothing is attached to it."""
@@ -361,3 +505,11 @@ class DockerBackend(Backend):
                     for task in Path(f"/proc/{pid}/task").iterdir():
                         todo.extend(int(k) for k in (task / "children").read_text().split())
         return pids
+
+
+def _data_volume(ct: Any) -> str | None:
+    """The named volume a chain container keeps its state in (mounted at /data)."""
+    for mount in ct.attrs.get("Mounts") or []:
+        if mount.get("Destination") == "/data":
+            return mount.get("Name")
+    return None

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -80,20 +80,6 @@ class ProcessBackend(Backend):
         help="Start chains from one pre-imported process (shared pages, no import per start); "
         "False: a fresh interpreter per chain.",
     ).tag(config=True)
-
-    pool_size = Int(
-        0,
-        help="Chains kept started and unclaimed, so a learner's first ensure only claims one "
-        "(the shape below must match the lab's chain). Default: $ACADEMY_SANDBOX_POOL_SIZE or 0.",
-    ).tag(config=True)
-    pool_validators = Int(4, help="Validators of a pool chain.").tag(config=True)
-
-    @default("pool_size")
-    def _pool_size_from_env(self) -> int:
-        # lets an embedded hub (which builds its manager without a config file) keep a pool
-        return int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE", "0") or 0)
-
-    pool_consensus = Unicode("tbft", help="Consensus of a pool chain.").tag(config=True)
 
     _zygote_proc: subprocess.Popen | None = None
     _draining = False
@@ -208,16 +194,6 @@ class ProcessBackend(Backend):
     # -- the warm pool ------------------------------------------------------------------------
     def _pool(self) -> Path:
         return self.state_path / "_pool"
-
-    def _pool_fits(self, spec: LabSpec) -> bool:
-        c = spec.chain
-        return (
-            self.pool_size > 0
-            and c is not None
-            and (c.validators, c.consensus, c.identity)
-            == (self.pool_validators, self.pool_consensus, "permissionedWithCert")
-            and not c.params
-        )
 
     def _claim(self, root: Path, spec: LabSpec) -> bool:
         """Hand a pre-started pool chain to this environment (a symlink); refill in background."""

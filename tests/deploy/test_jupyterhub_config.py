@@ -32,6 +32,7 @@ def loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("ACADEMY_PUBLIC_URL", "https://academy.example.edu")
     monkeypatch.setenv("ACADEMY_SANDBOX_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("ACADEMY_IDLE_TIMEOUT", "1800")
+    monkeypatch.setenv("ACADEMY_NODE_IMAGE", "registry.example.edu/node:7")
     if importlib.util.find_spec("academy.hub") is None:  # the hub integration is not installed
         monkeypatch.setenv("ACADEMY_AUTHENTICATOR", "jupyterhub.auth.PAMAuthenticator")
     loader = PyFileConfigLoader("jupyterhub_config.py", str(DEPLOY))
@@ -100,3 +101,12 @@ def test_lab_culler_gets_a_docker_sandbox_from_the_same_file(loaded, tmp_path: P
     assert manager.backend.topology == "network" and manager.backend.pids_limit == 128
     assert manager.state_dir == str(tmp_path)
     assert manager.explorer_url_template.startswith("https://academy.example.edu/services/academy")
+
+
+def test_lab_culler_builds_the_same_sandbox_manager_as_the_hub(loaded) -> None:
+    """A hub-managed service inherits none of the hub's environment: the lab-culler is handed the
+    sandbox variables, or it would start pool chains from the default image on default networks."""
+    (culler,) = [s for s in loaded.JupyterHub.services if s["name"] == "lab-culler"]
+    env = culler["environment"]
+    assert env["ACADEMY_NODE_IMAGE"] == "registry.example.edu/node:7"
+    assert not any("TOKEN" in k for k in env)  # no secrets it does not need

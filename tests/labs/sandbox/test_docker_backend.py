@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,3 +200,49 @@ def _wait_receipt(url: str, tx: str) -> None:
     while rpc(url, "eth_getTransactionReceipt", [tx]) is None:
         assert time.monotonic() < deadline, "transaction never committed"
         time.sleep(0.1)
+
+
+def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
+    engine: dict[str, str], spec: LabSpec, tmp_path: Path
+) -> None:
+    """A pool chain waits paused on the pool's own network; a claim moves it to the learner's
+    network, resumes it, preloads the lab's contracts, and the pool refills with a chain of its
+    own keys. Stop and start keep the claimed chain's state."""
+    run = engine["run"]
+    m = SandboxManager(state_dir=str(tmp_path / "sandbox"), backend_class="docker")
+    b: DockerBackend = m.backend  # type: ignore[assignment]
+    b.base_url, b.image = engine["base_url"], engine["image"]
+    b.extra_labels = {RUN_LABEL: run}
+    b.network_prefix = f"ca-{run}-"  # its own pool network, not another run's
+    b.mem_limit, b.pool_size = "384m", 1
+    try:
+        assert b.fill_pool() == 1
+        (pooled,) = b._pool_chains()
+        assert pooled.status == "paused"
+        assert set(pooled.attrs["NetworkSettings"]["Networks"]) == {f"ca-{run}-pool"}
+        cy = m.ensure("cy", spec)
+        (ct,) = b._containers(cy.env_id)
+        assert ct.name == pooled.name and ct.status == "running"
+        assert set(ct.attrs["NetworkSettings"]["Networks"]) == {cy.network}
+        url = f"http://{_ip(ct, cy.network)}:8545"
+        assert counter_value(url, cy.contracts["Counter"]["address"]) == 7  # preloaded
+        deadline = time.monotonic() + 120  # refilled in the background
+        while not [c for c in b._pool_chains() if c.status == "paused"]:
+            assert time.monotonic() < deadline, "the pool was not refilled"
+            time.sleep(0.5)
+        dee = m.ensure("dee", spec)
+        assert b._containers(dee.env_id)[0].name != ct.name
+        mine = {a["address"] for a in cy.accounts}
+        assert mine.isdisjoint(a["address"] for a in dee.accounts)  # each chain its own keys
+        assert m.stop("cy") and m.status("cy", spec.id).status == "stopped"
+        again = m.ensure("cy", spec)
+        (ct,) = b._containers(again.env_id)
+        assert ct.name == pooled.name and again.contracts == cy.contracts
+        url = f"http://{_ip(ct, cy.network)}:8545"
+        assert counter_value(url, cy.contracts["Counter"]["address"]) == 7
+    finally:
+        for env in m.list():
+            m.destroy(env.learner, env.lab_id)
+        m.close(drain=True)
+        for learner in ("cy", "dee"):
+            b.remove_network(learner)

@@ -17,6 +17,7 @@ proxy runs from the academy image, which holds configurable-http-proxy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -114,6 +115,10 @@ class Platform:
             "ACADEMY_NODE_IMAGE": images["node"],
             "ACADEMY_DOCKER_URL": "unix:///var/run/docker.sock",
             "ACADEMY_CHAIN_MEM_LIMIT": "384m",
+            # one pre-started chain (the lab-culler fills it): one learner may claim it, the
+            # other starts cold; this run's networks carry its id
+            "ACADEMY_SANDBOX_POOL_SIZE": "1",
+            "ACADEMY_SANDBOX_NETWORK_PREFIX": f"ca-{run}-",
         }
         engine_access: dict[str, Any] = {
             # as in compose: hub and academy drive the engine through its socket, with its group
@@ -223,16 +228,36 @@ class Platform:
         return ct
 
     def chains(self, learner: str) -> list[Any]:
-        flt = {"label": [f"{LABEL}.learner={learner_slug(learner)}"]}
-        return self.client.containers.list(all=True, filters=flt)
+        """The learner's chain containers: started for them (labelled), or claimed from the pool
+        (on their network, which a stopped container keeps in its settings)."""
+        network = f"ca-{self.run}-{learner_slug(learner)}"
+        found = {}
+        for ct in self.client.containers.list(all=True):
+            labelled = ct.labels.get(f"{LABEL}.learner") == learner_slug(learner)
+            nets = ct.attrs.get("NetworkSettings", {}).get("Networks") or {}
+            if labelled or (ct.name.startswith("ca-") and network in nets):
+                found[ct.id] = ct
+        return list(found.values())
 
     def close(self) -> None:
-        """Remove everything this run made: platform, learners' servers, chains, volumes, networks."""
-        mine = self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run}"})
-        for learner in self.learners:
-            mine += self.chains(learner)
-            mine += self.servers(learner)
-        for ct in mine:
+        """Remove everything this run made: the platform, and every container on this run's
+        networks (learners' servers, their chains, pool chains) with its volume."""
+        mine = {
+            ct.id: ct
+            for ct in self.client.containers.list(
+                all=True, filters={"label": f"{RUN_LABEL}={self.run}"}
+            )
+        }
+        nets = [n for n in self.client.networks.list() if self.run in n.name]
+        for net in nets:
+            net.reload()
+            for ct in net.containers:
+                mine[ct.id] = ct
+        for learner in self.learners:  # a stopped chain is on no network any more
+            mine.update({ct.id: ct for ct in self.chains(learner)})
+        volumes = set()
+        for ct in mine.values():
+            volumes.update(m["Name"] for m in ct.attrs.get("Mounts") or [] if m.get("Name"))
             for _ in range(5):
                 try:
                     ct.remove(force=True, v=True)
@@ -242,13 +267,11 @@ class Platform:
                 except docker.errors.APIError:
                     time.sleep(0.3)
         for vol in self.client.volumes.list():
-            name = vol.name
-            if self.run in name:  # the hub's data, learners' work and chain volumes
-                vol.remove(force=True)
-        for net in self.client.networks.list():
-            if net.name == f"platform-{self.run}" or any(
-                learner_slug(x) in net.name for x in self.learners
-            ):
+            if vol.name in volumes or self.run in vol.name:
+                with contextlib.suppress(docker.errors.APIError):
+                    vol.remove(force=True)
+        for net in nets:
+            with contextlib.suppress(docker.errors.APIError):
                 net.remove()
         self.client.close()
 
@@ -342,6 +365,28 @@ def test_learner_server_runs_the_learner_image_locked_down(
     assert env["ACADEMY_RPC_URL"] and env["ACADEMY_TOKEN"]
     chain_host = urlparse(env["ACADEMY_RPC_URL"]).hostname
     assert chain_host in {c.name for c in platform.chains(ada)}
+
+
+def test_lab_culler_keeps_a_pool_chain_ready_like_the_hub_would_start_it(
+    platform: Platform, browsers: dict[str, Browser]
+) -> None:
+    """The lab-culler service (a process the hub starts) fills the pool with the hub's settings:
+    the deployment's node image, limits and networks, not the defaults."""
+    pool_net = f"ca-{platform.run}-pool"
+    deadline = time.monotonic() + 120
+    while True:
+        paused = [
+            ct
+            for ct in platform.client.containers.list(all=True, filters={"name": "ca-pool-"})
+            if pool_net in (ct.attrs["NetworkSettings"]["Networks"] or {}) and ct.status == "paused"
+        ]
+        if paused:
+            break
+        assert time.monotonic() < deadline, "no pool chain: " + platform.hub_log()
+        time.sleep(1)
+    ct = paused[0]
+    assert ct.image.tags[0] == platform.images["node"]
+    assert ct.attrs["HostConfig"]["Memory"] == 384 * 2**20  # ACADEMY_CHAIN_MEM_LIMIT
 
 
 def test_learner_reaches_jupyterlab_through_the_proxy(
