@@ -129,7 +129,7 @@ def configure(c: Any, settings: Any | None = None) -> None:
         "access:services!service=academy",
     ]
     if s.hub_lab:
-        # pre-started chains in the lab's shape for the next logins (the docker backend keeps none)
+        # pre-started chains in the lab's shape for the next logins
         c.ProcessBackend.pool_size = int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE") or POOL_SIZE)
         c.AcademySpawner.lab_env = sandbox_chains(
             Path(s.hub_lab),
