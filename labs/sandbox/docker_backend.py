@@ -23,7 +23,8 @@ paused, on a network of their own (``ca-net-pool``). A learner's first ``ensure`
 shape claims one: it leaves the pool network, joins the learner's, and resumes, in well under a
 second instead of a cold start. Container and volume names and labels cannot change, so a claim
 is a file (``claims/<env_id>.json`` in ``state_dir``, under a lock shared by every process that
-uses the folder) naming the container and volume the environment now owns.
+uses the folder) naming the container and volume the environment now owns, and a mark
+(``claims/containers/<name>``) that takes the container out of the pool.
 
 Containers are never created with ``remove=True`` (unreliable on podman 4.3): stop keeps them,
 ``destroy`` removes them explicitly.
@@ -363,6 +364,9 @@ class DockerBackend(Backend):
             self._remove(ct)
         with contextlib.suppress(docker.errors.NotFound):
             self.client.volumes.get(self._volume_name(env_id)).remove(force=True)
+        claimed = self._claim_of(env_id).get("container")
+        if claimed:
+            self._claimed_mark(claimed).unlink(missing_ok=True)
         self._claim_path(env_id).unlink(missing_ok=True)
 
     # -- the pool of pre-started chains ----------------------------------------------------------
@@ -398,14 +402,15 @@ class DockerBackend(Backend):
             )
         return name
 
+    def _claimed_mark(self, container: str) -> Path:
+        return self.state_path / "claims" / "containers" / container
+
     def _pool_chains(self) -> list[Any]:
-        """Unclaimed pool containers (claimed ones are named in a claim file)."""
-        claimed = {
-            json.loads(p.read_text()).get("container")
-            for p in (self.state_path / "claims").glob("*.json")
-        }
-        cts = self.client.containers.list(all=True, filters={"label": [f"{LABEL}.pool=1"]})
-        return [ct for ct in cts if ct.name not in claimed]
+        """This pool's unclaimed containers (a pool is its network's: another deployment on the
+        same engine keeps its own; a claimed one is marked in the claims folder)."""
+        flt = {"label": [f"{LABEL}.pool={self.network_prefix}pool"]}
+        cts = self.client.containers.list(all=True, filters=flt)
+        return [ct for ct in cts if not self._claimed_mark(ct.name).exists()]
 
     def _claim(self, env_id: str, network: str, spec: LabSpec) -> bool:
         """Hand a paused pool chain to this environment; refill the pool in the background."""
@@ -427,9 +432,12 @@ class DockerBackend(Backend):
                     self._remove(ct)
                     continue
                 volume = _data_volume(ct)
-                path = self._claim_path(env_id)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps({"container": ct.name, "volume": volume}))
+                mark = self._claimed_mark(ct.name)
+                mark.parent.mkdir(parents=True, exist_ok=True)
+                mark.write_text(env_id)
+                self._claim_path(env_id).write_text(
+                    json.dumps({"container": ct.name, "volume": volume})
+                )
                 claimed = True
                 break
         threading.Thread(target=self.fill_pool, name="sandbox-pool", daemon=True).start()
@@ -448,10 +456,11 @@ class DockerBackend(Backend):
                 if len(self._pool_chains()) >= self.pool_size:
                     return started
                 name = f"ca-pool-{time.time_ns():x}"
-                self.client.volumes.create(name, labels=self._labels(**{f"{LABEL}.pool": "1"}))
+                pool = {f"{LABEL}.pool": self.network_prefix + "pool"}
+                self.client.volumes.create(name, labels=self._labels(**pool))
                 kwargs = self._run_kwargs(name, "pool", name, self._pool_network(), c.validators)
                 kwargs["labels"] = self._labels(
-                    **{f"{LABEL}.pool": "1", f"{LABEL}.validators": str(c.validators)}
+                    **pool, **{f"{LABEL}.validators": str(c.validators)}
                 )
                 command = ["network", "--validators", str(c.validators)]
                 command += ["--consensus", c.consensus, "--identity", c.identity]
