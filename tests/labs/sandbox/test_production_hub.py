@@ -1,18 +1,21 @@
-"""The production hub on the real engine: deploy/jupyterhub_config.py with DockerSpawner, end to end.
+"""The production platform on the real engine, end to end: DockerSpawner and compose's services.
 
-The platform runs the way deploy/compose.yaml runs it, on podman's Docker API: the hub and the proxy
-in containers of the academy image (the hub drives the engine through its socket), two learners
-log in through the proxy and their servers start from the learner image, each with its own chain.
-What could fail, and is checked: the images not building or not starting; a server not joining its
-learner's network or joining another; the hub or the proxy not reaching it, or it not reaching the
-hub (JupyterHub's OAuth ends in a call from the server to the hub); from inside A's server, B's
-chain or B's server or the host answering, or a route out; a server stop leaving its chain running.
+It runs the way deploy/compose.yaml runs it, on podman's Docker API: the proxy, the hub and academy
+in containers of the academy image (hub and academy drive the engine through its socket). Two
+learners, enrolled in academy, log in through the proxy with academy's authenticator, and their
+servers start from the learner image, each with its own chain. What could fail, and is checked:
+the images not building or not starting; a server not joining its learner's network or joining
+another; the hub or the proxy not reaching it, or it not reaching the hub (JupyterHub's OAuth
+ends in a call from the server to the hub) or academy; from inside A's server, B's chain or B's
+server or the host or the proxy's API answering, or a route out; the chain of another lab not
+started on A's network; the lab-culler service not keeping the pool with the deployment's
+settings; a server stop leaving its chains running.
 
-The hub's and the proxy's commands are read from deploy/compose.yaml. Differences from compose,
-for a shared test machine: the containers' names carry this run's id
-(``ACADEMY_HUB_CONNECT_URL`` and ``ACADEMY_PROXY_API_URL`` name them), the hub logs learners in
-with JupyterHub's DummyAuthenticator (academy's authenticator is tested in tests/platform), and the
-proxy runs from the academy image, which holds configurable-http-proxy.
+The commands (and academy's sandbox settings) are read from deploy/compose.yaml. Differences from
+compose, for a shared test machine: the containers' and networks' names carry this run's id
+(``ACADEMY_HUB_CONNECT_URL``, ``ACADEMY_PROXY_API_URL``, ``ACADEMY_SANDBOX_NETWORK_PREFIX``),
+academy keeps SQLite and grades locally instead of PostgreSQL and Dask, and the proxy runs from
+the academy image, which holds configurable-http-proxy (no registry to pull its own from).
 """
 
 from __future__ import annotations
