@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labs.sandbox.docker_backend import DockerBackend
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "deploy" / "podman-engine.sh"
 RUN_LABEL = "org.chainacademy.test-run"
@@ -69,14 +71,7 @@ def engine() -> Iterator[dict[str, str]]:
     client = docker.DockerClient(base_url=f"unix://{sock}")
     flt = {"label": [f"{RUN_LABEL}={run}"]}
     for ct in client.containers.list(all=True, filters=flt):
-        for _ in range(5):
-            try:
-                ct.remove(force=True, v=True)
-                break
-            except docker.errors.NotFound:
-                break
-            except docker.errors.APIError:
-                time.sleep(0.3)
+        DockerBackend._remove(ct)  # retries podman's "device busy"
     for vol in client.volumes.list(filters=flt):
         vol.remove(force=True)
     for net in client.networks.list(filters=flt):

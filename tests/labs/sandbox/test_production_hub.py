@@ -38,7 +38,7 @@ import httpx
 import pytest
 import yaml
 
-from labs.sandbox.docker_backend import LABEL
+from labs.sandbox.docker_backend import LABEL, DockerBackend
 from labs.sandbox.env import learner_slug
 
 from .conftest import RUN_LABEL, SCRIPT
@@ -261,14 +261,7 @@ class Platform:
         volumes = set()
         for ct in mine.values():
             volumes.update(m["Name"] for m in ct.attrs.get("Mounts") or [] if m.get("Name"))
-            for _ in range(5):
-                try:
-                    ct.remove(force=True, v=True)
-                    break
-                except docker.errors.NotFound:
-                    break
-                except docker.errors.APIError:
-                    time.sleep(0.3)
+            DockerBackend._remove(ct)  # retries podman's "device busy"
         for vol in self.client.volumes.list():
             if vol.name in volumes or self.run in vol.name:
                 with contextlib.suppress(docker.errors.APIError):
