@@ -5,6 +5,7 @@
 #   deploy/images.sh node       the minichain validators (labs.sandbox's docker backend runs it)
 #   deploy/images.sh learner    the learner's JupyterLab (DockerSpawner / KubeSpawner run it)
 #   deploy/images.sh academy    hub, academy, grader workers (deploy/compose.yaml runs it)
+#                               (both FROM app-base: the project's venv and node_modules)
 #   deploy/images.sh all
 #
 # Each prints the tag it built (NAME:<hash of its inputs>, also tagged :latest) and is skipped when
@@ -15,8 +16,9 @@
 #   CONTAINER_CLI  docker | podman            [docker if it is on PATH, else podman]
 #   IMAGE_PREFIX   repository prefix          [chainacademy/ ; podman-engine.sh: localhost/chainacademy-]
 #   IMAGE_PYTHON   the base's python3 version, GLIBC_MINOR its glibc's  [3.11.2, 36: bookworm]
-#   BASE           Debian bookworm base with python3 and python3-venv (learner and academy also
-#                  want nodejs and tini; a base without them gets them from apt) [debian:bookworm-slim]
+#   BASE           Debian bookworm base of node and app-base, with python3 and python3-venv
+#                  (app-base also wants nodejs and tini; a base without them gets them from apt)
+#                  [debian:bookworm-slim]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,19 +54,26 @@ wheelhouse() {  # $1: directory, then pip requirement arguments
     "${plats[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
 }
 
-build() {  # $1: image name, $2: Dockerfile, $3: context, $4: tag
+build() {  # $1: image name, $2: Dockerfile, $3: context, $4: tag, then more build arguments
   log "building $4"
-  local net=()
+  local name=$1 file=$2 ctx=$3 tag=$4 net=()
+  shift 4
   [ "$CLI" = podman ] && net=(--network none)
-  "$CLI" build -q "${net[@]}" --build-arg "BASE=$BASE" -t "$4" -f "$2" "$3" >&2
-  "$CLI" tag "$4" "$PREFIX$1:latest"
+  "$CLI" build -q "${net[@]}" "$@" -t "$tag" -f "$file" "$ctx" >&2
+  "$CLI" tag "$tag" "$PREFIX$name:latest"
+}
+
+RUN_DIR=$(mktemp -d "$WORK/run.XXXXXX")
+trap 'rm -rf "$RUN_DIR"' EXIT
+context() {  # a fresh build-context folder, removed when the script ends
+  mktemp -d "$RUN_DIR/ctx.XXXXXX"
 }
 
 build_node() {
   local tag ctx
   tag=$PREFIX"node:"$(inputs_hash deploy/node labs/__init__.py labs/minichain labs/sandbox/launcher.py)
   if exists "$tag"; then echo "$tag"; return; fi
-  ctx=$(mktemp -d "$WORK/node.XXXXXX")
+  ctx=$(context)
   wheelhouse "$WORK/wheels-node" -r deploy/node/requirements.txt
   mkdir -p "$ctx/labs/sandbox"
   cp -rl "$WORK/wheels-node" "$ctx/wheels"
@@ -74,41 +83,43 @@ build_node() {
   cp labs/sandbox/launcher.py "$ctx/labs/sandbox/"
   touch "$ctx/labs/sandbox/__init__.py"
   find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
-  build node deploy/node/Dockerfile "$ctx" "$tag"
-  rm -rf "$ctx"
+  build node deploy/node/Dockerfile "$ctx" "$tag" --build-arg "BASE=$BASE"
   echo "$tag"
 }
 
-# learner and academy share their first layers (the base, the venv of the whole project), so
-# building the second reuses the first's.
-APP_CTX=
-app_context() {  # the build context of the learner and academy images, made once per run
-  local labext=platform/academy/labext/share/labextensions
-  [ -n "$APP_CTX" ] && return
-  [ -d node_modules/solc ] && [ -d "$labext" ] \
-    || { log "node_modules or the JupyterLab extension is missing: run 'make setup' first"; exit 1; }
-  APP_CTX=$(mktemp -d "$WORK/app.XXXXXX")
-  trap 'rm -rf "$APP_CTX"' EXIT
-  rm -rf build  # setuptools would reuse an older build's files from it
-  "$PY" -m pip wheel -q --no-deps -w "$APP_CTX/project" . 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
-  wheelhouse "$WORK/wheels-app" "chainacademy[hub] @ file://$(ls "$APP_CTX"/project/chainacademy-*.whl)"
-  mv "$APP_CTX"/project/*.whl "$WORK/wheels-app/" && rmdir "$APP_CTX/project"
-  cp -rl "$WORK/wheels-app" "$APP_CTX/wheels"
-  cp -r node_modules "$APP_CTX/node_modules"
-  cp -r "$labext" "$APP_CTX/labextensions"
-}
-
-app_hash() {
-  inputs_hash "$1" pyproject.toml package-lock.json platform labs grader \
+app_hash() {  # the folders of the images' own Dockerfiles, then everything they install
+  inputs_hash "$@" pyproject.toml package-lock.json platform labs grader \
     platform/academy/labext/share/.chainacademy-built
 }
 
+# learner and academy are built FROM app-base: the project's venv and node_modules, built once.
+APP_BASE_TAG=
+build_app_base() {  # sets APP_BASE_TAG (in this shell: learner and academy of one run share it)
+  local ctx
+  APP_BASE_TAG=$PREFIX"app-base:"$(app_hash deploy/app-base)
+  exists "$APP_BASE_TAG" && return
+  [ -d node_modules/solc ] || { log "node_modules is missing: run 'make setup' first"; exit 1; }
+  ctx=$(context)
+  rm -rf build  # setuptools would reuse an older build's files from it
+  "$PY" -m pip wheel -q --no-deps -w "$ctx/project" . 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
+  wheelhouse "$WORK/wheels-app" "chainacademy[hub] @ file://$(ls "$ctx"/project/chainacademy-*.whl)"
+  mv "$ctx"/project/*.whl "$WORK/wheels-app/" && rmdir "$ctx/project"
+  cp -rl "$WORK/wheels-app" "$ctx/wheels"
+  cp -r node_modules "$ctx/node_modules"
+  build app-base deploy/app-base/Dockerfile "$ctx" "$APP_BASE_TAG" --build-arg "BASE=$BASE"
+}
+
 build_app() {  # $1: learner | academy
-  local tag
-  tag=$PREFIX$1:$(app_hash "deploy/$1")
+  local tag ctx labext=platform/academy/labext/share/labextensions
+  tag=$PREFIX$1:$(app_hash "deploy/$1" deploy/app-base)
   if exists "$tag"; then echo "$tag"; return; fi
-  app_context
-  build "$1" "deploy/$1/Dockerfile" "$APP_CTX" "$tag"
+  build_app_base
+  ctx=$(context)
+  if [ "$1" = learner ]; then
+    [ -d "$labext" ] || { log "the JupyterLab extension is not built: run 'make setup' first"; exit 1; }
+    cp -r "$labext" "$ctx/labextensions"
+  fi
+  build "$1" "deploy/$1/Dockerfile" "$ctx" "$tag" --build-arg "APP_BASE=$APP_BASE_TAG"
   echo "$tag"
 }
 
