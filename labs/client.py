@@ -315,7 +315,10 @@ def _chain_provider(lab: str | None) -> Any:
         """HTTP to the learner's chain that keeps following it: every request first takes the
         chain's URL from :func:`lab_env` (which tells academy the chain is in use every few
         minutes); a chain that does not answer (stopped while idle, started again on other ports)
-        is asked for again once."""
+        is asked for again once. A chain that cannot be reached yet -- its name not yet in the
+        network's DNS, which on some engines lags a container's start by seconds, or its port
+        not yet open -- is tried again for up to :data:`CONNECT_GRACE` seconds; only requests
+        that never reached the chain are repeated."""
 
         def _make_request(self, method: Any, request_data: bytes) -> bytes:
             self.endpoint_uri = lab_env(lab).get("ACADEMY_RPC_URL") or self.endpoint_uri
@@ -326,9 +329,31 @@ def _chain_provider(lab: str | None) -> Any:
                 if not fresh:
                     raise
                 self.endpoint_uri = fresh
-                return super()._make_request(method, request_data)
+            deadline = time.monotonic() + CONNECT_GRACE
+            pause = 0.2
+            while True:
+                try:
+                    return super()._make_request(method, request_data)
+                except requests.ConnectionError as exc:
+                    if not _never_connected(exc) or time.monotonic() + pause > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     return LabChainProvider(lab_env(lab)["ACADEMY_RPC_URL"], request_kwargs={"timeout": 30})
+
+
+CONNECT_GRACE = 20.0
+"""Seconds a request keeps trying a chain it cannot connect to (see ``LabChainProvider``)."""
+
+
+def _never_connected(exc: Exception) -> bool:
+    """Whether a requests error means no connection was made (unknown name, refused), so the
+    request never reached the chain and sending it again cannot apply it twice."""
+    from urllib3.exceptions import NewConnectionError
+
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", cause), NewConnectionError)
 
 
 PARTNER_CHAIN_ID = 7002

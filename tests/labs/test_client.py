@@ -7,11 +7,15 @@ live test takes the environment exactly as the sandbox manager hands it to the l
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 import labs.client as client
 from labs.sandbox import LabSpec, SandboxManager
@@ -110,3 +114,78 @@ def test_live_chain_and_fault_switches(
     sw.reset()
     assert all(sw.status(i)["byzantine"] is None for i in range(4))
     assert os.environ["ACADEMY_LAB_ID"] == "faults"
+
+
+class LateListener:
+    """A TCP forwarder to a real chain that opens its port only after ``delay`` seconds: a chain
+    whose container has started but cannot be reached yet (name not yet in DNS, port shut)."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        from urllib.parse import urlparse
+
+        url = urlparse(target)
+        self.target = (url.hostname, url.port)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.timer = threading.Timer(delay, self._open)
+        self.timer.start()
+        self.server: socket.socket | None = None
+
+    def _open(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        assert self.server is not None
+        while True:
+            try:
+                down, _ = self.server.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.timer.cancel()
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.mark.slow
+def test_a_chain_not_reachable_yet_is_waited_for_then_given_up_on(
+    live_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On some engines a new container's name reaches the network's DNS seconds after it starts:
+    a notebook's first request waits for its chain instead of failing; one that never comes
+    fails after the grace period, with the connection error."""
+    for var, value in live_env.items():
+        monkeypatch.setenv(var, value)
+    late = LateListener(live_env["ACADEMY_RPC_URL"], delay=1.5)
+    try:
+        monkeypatch.setenv("ACADEMY_RPC_URL", f"http://127.0.0.1:{late.port}")
+        began = time.monotonic()
+        assert client.connect().eth.block_number >= 0
+        assert time.monotonic() - began >= 1.0  # it did wait for the port to open
+    finally:
+        late.close()
+    monkeypatch.setattr(client, "CONNECT_GRACE", 1.0)
+    never = LateListener(live_env["ACADEMY_RPC_URL"], delay=3600)
+    try:
+        monkeypatch.setenv("ACADEMY_RPC_URL", f"http://127.0.0.1:{never.port}")
+        began = time.monotonic()
+        with pytest.raises(requests.ConnectionError):
+            client.connect().eth.block_number  # noqa: B018
+        assert 0.5 <= time.monotonic() - began < 10
+    finally:
+        never.close()
