@@ -36,21 +36,32 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _is_our_node(pid: int | None) -> bool:
-    """True when ``pid`` is alive and is a minichain node (pids get reused)."""
+def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> bool:
+    """True when ``pid`` is alive and is validator ``index`` of this network.
+
+    Pids get reused, also by another network's validator: a stale ``network.json`` must never
+    make ``stop_network`` kill, or ``wait_ready`` wait on, a validator of another network. So
+    the check reads the process's own ``--network`` and ``--index`` arguments.
+    """
     if not pid:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"labs.minichain.node" not in args:
+            return False
+        root = Path(os.fsdecode(args[args.index(b"--network") + 1]))
+        theirs = int(args[args.index(b"--index") + 1])
+        if not root.is_absolute():
+            root = Path(os.readlink(f"/proc/{pid}/cwd")) / root
+    except (OSError, ValueError, IndexError):
         return False
-    return b"labs.minichain.node" in cmdline
+    return theirs == index and root.resolve() == cfg.root.resolve()
 
 
 def assign_ports(cfg: NetworkConfig) -> None:
     """Give every node that is not running ports that are free now (keeps them when still free)."""
-    for node in cfg.nodes:
-        if _is_our_node(node.pid):
+    for i, node in enumerate(cfg.nodes):
+        if _is_our_node(node.pid, cfg, i):
             continue
         if not (_port_free(cfg.host, node.p2p_port) and _port_free(cfg.host, node.rpc_port)):
             node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
@@ -59,7 +70,7 @@ def assign_ports(cfg: NetworkConfig) -> None:
 def start_node(cfg: NetworkConfig, index: int) -> int:
     """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready."""
     node = cfg.nodes[index]
-    if _is_our_node(node.pid):
+    if _is_our_node(node.pid, cfg, index):
         return node.pid  # type: ignore[return-value]
     home = cfg.node_home(index)
     logf = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
@@ -70,7 +81,7 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
             "-m",
             "labs.minichain.node",
             "--network",
-            str(cfg.root),
+            str(cfg.root.resolve()),
             "--index",
             str(index),
         ],
@@ -112,7 +123,7 @@ def wait_ready(
     while pending:
         for i in sorted(pending):
             pid = cfg.nodes[i].pid
-            if not _is_our_node(pid):
+            if not _is_our_node(pid, cfg, i):
                 raise NetworkError(f"node{i} exited while starting: {_log_tail(cfg, i)}")
             try:
                 rpc(cfg.rpc_url(i), "web3_clientVersion", timeout=1.0)
@@ -138,19 +149,19 @@ def start_network(root: Path, wait: bool = True) -> NetworkConfig:
 
 def kill_node(cfg: NetworkConfig, index: int, sig: int = signal.SIGKILL) -> None:
     pid = cfg.nodes[index].pid
-    if _is_our_node(pid):
+    if _is_our_node(pid, cfg, index):
         os.kill(pid, sig)  # type: ignore[arg-type]
-        _reap(pid)  # type: ignore[arg-type]
+        _reap(pid, cfg, index)  # type: ignore[arg-type]
     cfg.nodes[index].pid = None
     cfg.save()
 
 
-def _reap(pid: int, timeout: float = 10.0) -> bool:
+def _reap(pid: int, cfg: NetworkConfig, index: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _is_our_node(pid):
+        if not _is_our_node(pid, cfg, index):
             return True
         time.sleep(0.02)
     return False
@@ -159,13 +170,13 @@ def _reap(pid: int, timeout: float = 10.0) -> bool:
 def stop_network(root: Path) -> int:
     """Stop every running node (SIGTERM, then SIGKILL after a grace period). Returns how many."""
     cfg = NetworkConfig.load(root)
-    running = [(i, n.pid) for i, n in enumerate(cfg.nodes) if _is_our_node(n.pid)]
+    running = [(i, n.pid) for i, n in enumerate(cfg.nodes) if _is_our_node(n.pid, cfg, i)]
     for _, pid in running:
         os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
     for i, pid in running:
-        if not _reap(pid, 5.0):  # type: ignore[arg-type]
+        if not _reap(pid, cfg, i, 5.0):  # type: ignore[arg-type]
             os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            _reap(pid)  # type: ignore[arg-type]
+            _reap(pid, cfg, i)  # type: ignore[arg-type]
         cfg.nodes[i].pid = None
     for n in cfg.nodes:
         n.pid = None
@@ -178,7 +189,7 @@ def network_status(root: Path) -> list[dict]:
     out = []
     for i, n in enumerate(cfg.nodes):
         row: dict = {"index": i, "id": n.id, "rpc_url": cfg.rpc_url(i), "pid": n.pid}
-        row["running"] = _is_our_node(n.pid)
+        row["running"] = _is_our_node(n.pid, cfg, i)
         if row["running"]:
             try:
                 st = rpc(cfg.rpc_url(i), "minichain_status", timeout=2.0)
