@@ -69,19 +69,28 @@ def signed_transfer(url: str, private_key: str, to: str, value: int) -> str:
 
 
 # What a learner's container can reach: each (host, port) is "open", "no-name" (the name does not
-# resolve) or the error a connection got; also whether any default route exists.
+# resolve) or the error a connection got; also whether any default route exists. A lookup that
+# fails with EAI_AGAIN ("temporary failure": the network's DNS server dropped the query, as
+# podman 4.3's aardvark-dns does while it reloads for another container's start) is asked again
+# for a while; an unknown name fails at once with EAI_NONAME.
 PROBE = r"""
-import json, socket, sys
+import json, socket, sys, time
 out = {}
 for host, port in json.loads(sys.argv[1]):
     key = f"{host}:{port}"
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            out[key] = "open"
-    except socket.gaierror:
-        out[key] = "no-name"
-    except OSError as exc:
-        out[key] = type(exc).__name__
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=3):
+                out[key] = "open"
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_AGAIN and time.monotonic() < deadline:
+                time.sleep(0.3)
+                continue
+            out[key] = "no-name"
+        except OSError as exc:
+            out[key] = type(exc).__name__
+        break
 routes = open("/proc/net/route").read().splitlines()[1:]
 out["default_route"] = any(r.split()[1] == "00000000" for r in routes)
 print(json.dumps(out))
