@@ -35,9 +35,12 @@ log() { echo "images: $*" >&2; }
 exists() { "$CLI" image inspect "$1" >/dev/null 2>&1; }
 
 # A digest of every file under the given paths (bytecode, build trees and the labext's own npm tree
-# left out), so an image is rebuilt exactly when something that goes into it changed.
+# left out), so an image is rebuilt exactly when something that goes into it changed. The built
+# JupyterLab extension is left out too: its bundle names differ with the folder it was built in,
+# so every clone would rebuild the images; its sources and the stamp of them stand for it.
 inputs_hash() {
-  { echo "$BASE"; find "$@" \( -name __pycache__ -o -name node_modules -o -name '*.egg-info' \) -prune \
+  { echo "$BASE"; find "$@" \( -name __pycache__ -o -name node_modules -o -name '*.egg-info' \
+      -o -path '*/labext/share/labextensions' \) -prune \
       -o -type f ! -name '*.pyc' -print 2>/dev/null | LC_ALL=C sort | xargs -d '\n' sha256sum; } \
     | sha256sum | cut -c1-12
 }
