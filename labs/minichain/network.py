@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from . import procfs
 from .httpclient import client
 from .netconfig import NetworkConfig, NetworkError, free_ports
 
@@ -72,10 +73,10 @@ def _exec_pending(pid: int | None) -> bool:
     try:
         if Path(f"/proc/{pid}/cmdline").read_bytes():
             return False
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+    except OSError:
         return False
-    return fields[0] != "Z" and int(fields[1]) == os.getpid()
+    st = procfs.stat(pid)
+    return st is not None and st[0] != "Z" and st[1] == os.getpid()
 
 
 def assign_ports(cfg: NetworkConfig) -> None:

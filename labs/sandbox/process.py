@@ -23,6 +23,8 @@ from typing import Any
 
 from traitlets import Bool, Float
 
+from labs.minichain import procfs
+
 from . import launcher
 from .backend import Backend, BackendError
 from .forkserver import answers
@@ -34,11 +36,10 @@ def _alive_launcher(pid: int | None) -> bool:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
-    return b"labs.sandbox.launcher" in cmdline and not zombie
+    st = procfs.stat(pid)
+    return b"labs.sandbox.launcher" in cmdline and st is not None and st[0] != "Z"
 
 
 def _read_pid(path: Path) -> int | None:
@@ -54,9 +55,9 @@ def _pause(pid: int | None) -> None:
             os.killpg(pid, signal.SIGSTOP)  # type: ignore[arg-type]
         deadline = time.monotonic() + 2  # the signal lands asynchronously: see it land
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, IndexError):
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
-                    return
+            st = procfs.stat(pid)  # type: ignore[arg-type]
+            if st is not None and st[0] == "T":
+                return
             time.sleep(0.01)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from academy.hub.embedded_config import public_url
+from labs.minichain import procfs
 
 CONFIG = Path(__file__).with_name("embedded_config.py")
 
@@ -138,12 +139,9 @@ def _descendants(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
+        st = procfs.stat(int(entry))
+        if st is not None:
+            parents.setdefault(st[1], []).append(int(entry))
     found, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):
@@ -166,11 +164,8 @@ def _terminate(pids: list[int], grace: float = 10.0) -> None:
 
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    st = procfs.stat(pid)
+    return st is not None and st[0] != "Z"
 
 
 def _signal(pid: int, sig: int) -> bool:
