@@ -16,7 +16,10 @@ every cell's status from what it observes itself:
   gets its pid namespace killed, like a cell that killed its sandbox.
 * After a sandbox ended that way, a fresh one re-runs the earlier cells (their outcomes stay as
   first observed), skips the offending cell and goes on, so every cell that can be scored is.
-* ``not_run`` only for cells after the submission's wall time or MAX_RESTARTS, saying why.
+  An earlier cell that had failed and does not finish when re-run is left out of the re-runs
+  too; one that had completed and does not finish stops the grading of the cells after it.
+* ``not_run`` only for cells after the submission's wall time, MAX_RESTARTS, or such a completed
+  cell, saying why.
 
 Hidden test cells are sent only when they run (never written to disk), kept out of In/linecache
 afterwards, and run with pristine builtins, output hooks, IPython/runner/json/socket namespaces
@@ -607,21 +610,37 @@ def execute(
         try:
             if not box.ready:
                 _hello(box, start)
-            if not _replay(box, cells, outcomes, skipped, sub_deadline):
-                first = len(outcomes)
+            failed = _replay(box, cells, outcomes, skipped, sub_deadline)
+            if failed is None:
+                _run_cells(box, cells, outcomes, skipped, sub_deadline)
+            elif outcomes[failed].status == "ok":
+                # its state is what later cells were graded against: without it they would be
+                # graded against something else, so they are not graded at all
                 _rest_not_run(
                     outcomes,
                     cells,
-                    f"not run: after cell {first - 1} ended its sandbox, re-running the cells "
-                    "before it in a fresh one did not finish",
+                    f"not run: after cell {len(outcomes) - 1} ended its sandbox, cell {failed}, "
+                    "which had completed, did not finish when re-run in a fresh one",
                 )
                 break
-            _run_cells(box, cells, outcomes, skipped, sub_deadline)
+            else:
+                _leave_out_of_replays(outcomes[failed], skipped, failed)
         finally:
             if spares is None or not spares.close_later(box):
                 box.close()
         restarts += 1
     return outcomes
+
+
+def _leave_out_of_replays(outcome: CellOutcome, skipped: set[int], index: int) -> None:
+    """A cell that failed the first time (raised, or was interrupted) and then did not finish
+    in a replay either is left out of later replays, as a cell that hung or killed its sandbox
+    is. How far a failing cell gets depends on the host's load (a recursion bomb raises just
+    inside its time or runs past it, and its interrupt may take longer than the grace to unwind),
+    so giving up every cell after it would make a learner's score depend on that load. Its own
+    outcome stays as first observed; its reason says that it was left out."""
+    skipped.add(index)
+    outcome.reason += "; left out when the cells before a later crash were re-run"
 
 
 class _Spares:
@@ -757,9 +776,9 @@ def _replay(
     outcomes: list[CellOutcome],
     skipped: set[int],
     sub_deadline: float,
-) -> bool:
-    """Re-run the cells already graded (except skipped ones) to rebuild state; False if that
-    failed. A cell that did not finish normally the first time (it ran out of time, or raised)
+) -> int | None:
+    """Re-run the cells already graded (except skipped ones) to rebuild state; the index of
+    the cell whose re-run did not finish, or None when all did. A cell that did not finish normally the first time (it ran out of time, or raised)
     is interrupted when it runs out of time now: a recursion bomb before a crashing cell must not
     cost the cells after the crash, and whether it raises RecursionError just inside its time or
     runs just past it depends on the host's load."""
@@ -773,8 +792,8 @@ def _replay(
             kind, _obj = _await_interrupted(box, token, cap)
         box.take_native()
         if kind != "msg":
-            return False
-    return True
+            return index
+    return None
 
 
 def _await_interrupted(box: _Sandbox, token: str, cap: int) -> tuple[str, Any]:

@@ -116,6 +116,30 @@ def test_loop_ignoring_sigint_is_skipped_and_the_cells_after_it_still_run() -> N
     assert [o.status for o in out] == ["ok", "timeout"]
 
 
+def test_a_failed_cell_whose_rerun_crashes_is_left_out_and_a_completed_one_stops_grading() -> None:
+    """After a crash, the earlier cells are re-run in a fresh sandbox. Here cell 0 behaves one
+    way before a wall-clock moment and crashes its sandbox after it, and cell 1 crashes its own
+    after that moment, so cell 0's re-run crashes too (as a recursion bomb's may on a loaded
+    host). A cell that had failed is then left out and the grading goes on; one that had
+    completed built the state the cells after it need, so they are not graded without it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    moment = time.time() + 6  # both first runs of cell 0 happen well before it
+    limits = Limits(cell_timeout=15.0, submission_timeout=60.0)
+    crash_after = f"import os, time\nif time.time() > {moment}:\n    os._exit(7)\n"
+    crash_later = f"import os, time\ntime.sleep(max(0, {moment} - time.time()) + 0.2)\nos._exit(3)"
+    failed = (crash_after + "raise ValueError('first run')", crash_later, "b = 2\nb")
+    completed = (crash_after + "a = 1", crash_later, "a")
+    with ThreadPoolExecutor(2) as pool:
+        left_out, stopped = pool.map(lambda cells: run(*cells, limits=limits), (failed, completed))
+    assert [o.status for o in left_out] == ["error", "killed", "ok"]
+    assert left_out[0].error["evalue"] == "first run"  # its outcome is the first run's
+    assert "left out when the cells before a later crash were re-run" in left_out[0].reason
+    assert left_out[2].outputs[0]["data"]["text/plain"] == "2"
+    assert [o.status for o in stopped] == ["ok", "killed", "not_run"]
+    assert "cell 0, which had completed, did not finish" in stopped[2].reason
+
+
 def test_submission_wall_time_limit() -> None:
     limits = Limits(cell_timeout=10.0, submission_timeout=1.5)
     out = run("import time; time.sleep(1)", "time.sleep(1)", "1", limits=limits)
