@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+from labs.minichain import procfs
 from labs.sandbox import SandboxManager
 from labs.sandbox.launcher import _rpc
 
@@ -28,10 +29,8 @@ def _cmdline(pid: int) -> bytes:
 
 
 def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
+    st = procfs.stat(pid)
+    return st[1] if st is not None else 0
 
 
 class OursHub:

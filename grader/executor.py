@@ -624,23 +624,19 @@ def execute(
                 )
                 break
             else:
-                _leave_out_of_replays(outcomes[failed], skipped, failed)
+                # it had failed (raised, or was interrupted) and failed again: how far a failing
+                # cell gets depends on the host's load (a recursion bomb raises just inside its
+                # time or runs past it), so a learner's score must not hang on it. It is left out
+                # of later re-runs, as a cell that hung or killed its sandbox is; its outcome
+                # stays as first observed
+                skipped.add(failed)
+                first = outcomes[failed]
+                first.reason += "; left out when the cells before a later crash were re-run"
         finally:
             if spares is None or not spares.close_later(box):
                 box.close()
         restarts += 1
     return outcomes
-
-
-def _leave_out_of_replays(outcome: CellOutcome, skipped: set[int], index: int) -> None:
-    """A cell that failed the first time (raised, or was interrupted) and then did not finish
-    in a replay either is left out of later replays, as a cell that hung or killed its sandbox
-    is. How far a failing cell gets depends on the host's load (a recursion bomb raises just
-    inside its time or runs past it, and its interrupt may take longer than the grace to unwind),
-    so giving up every cell after it would make a learner's score depend on that load. Its own
-    outcome stays as first observed; its reason says that it was left out."""
-    skipped.add(index)
-    outcome.reason += "; left out when the cells before a later crash were re-run"
 
 
 class _Spares:
@@ -778,10 +774,11 @@ def _replay(
     sub_deadline: float,
 ) -> int | None:
     """Re-run the cells already graded (except skipped ones) to rebuild state; the index of
-    the cell whose re-run did not finish, or None when all did. A cell that did not finish normally the first time (it ran out of time, or raised)
-    is interrupted when it runs out of time now: a recursion bomb before a crashing cell must not
-    cost the cells after the crash, and whether it raises RecursionError just inside its time or
-    runs just past it depends on the host's load."""
+    the cell whose re-run did not finish, or None when all did. A cell that did not finish
+    normally the first time (it ran out of time, or raised) is interrupted when it runs out of
+    time now: a recursion bomb before a crashing cell must not cost the cells after the crash,
+    and whether it raises RecursionError just inside its time or runs just past it depends on
+    the host's load."""
     cap = box.limits.max_output_bytes * 6 + 256 * 1024
     for index in range(len(outcomes)):
         if index in skipped:
