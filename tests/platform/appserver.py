@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from academy.api.deps import AcademyState
 from academy.app import create_app
 from academy.db import upgrade
 from academy.settings import Settings
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 
 def free_port() -> int:
@@ -54,6 +56,13 @@ class Served:
     @property
     def engine(self) -> Any:
         return self.app.state.academy.engine
+
+
+def academy_state(client: TestClient) -> AcademyState:
+    """What the academy app behind a TestClient holds: its settings, engine and workers."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return app.state.academy
 
 
 @contextmanager

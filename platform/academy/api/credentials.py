@@ -18,10 +18,12 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User
+from ..db import referenced
+from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
 from ..services import credentials as svc
 from ..services.access import Principal, require_admin_of
 from ..services.errors import Forbidden, Invalid, NotFound
+from ..settings import Settings
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
 from .schemas import ErrorOut
@@ -91,14 +93,14 @@ class ReportOut(BaseModel):
     checks: list[CheckOut]
 
 
-def _out(session: SessionDep, settings: Any, row: CredentialRecord) -> CredentialOut:
-    user = session.get(User, row.user_id)
-    course = session.get(Course, row.course_id)
+def _out(session: SessionDep, settings: Settings, row: CredentialRecord) -> CredentialOut:
+    user = referenced(session, User, row.user_id)
+    course = referenced(session, Course, row.course_id)
     batch = session.get(CredentialBatch, row.batch_id) if row.batch_id else None
     return CredentialOut(
         id=row.uid,
-        learner=user.username,  # type: ignore[union-attr]
-        course=course.slug,  # type: ignore[union-attr]
+        learner=user.username,
+        course=course.slug,
         cohort_id=row.cohort_id,
         issued_at=row.issued_at.isoformat(),
         anchored=bool(batch and batch.anchored),
@@ -125,8 +127,8 @@ def _record(session: SessionDep, uid: str) -> CredentialRecord:
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
     if row.user_id == principal.user_id:
         return
-    cohort = session.get(Cohort, row.cohort_id)
-    if not principal.admin_of(cohort.institution_id):  # type: ignore[union-attr]
+    cohort = referenced(session, Cohort, row.cohort_id)
+    if not principal.admin_of(cohort.institution_id):
         raise Forbidden("only the learner and the issuing institution's admins see this")
 
 
@@ -162,16 +164,16 @@ async def issue(
                     f"{', '.join(sorted(missing))}"
                 )
             found = [(u, s) for u, s in found if u.username in wanted]
-        institution = session.get(Institution, cohort.institution_id)
+        institution = referenced(session, Institution, cohort.institution_id)
         batch = svc.issue_batch(
-            session, state.settings, institution, [(cohort, u, s) for u, s in found],  # type: ignore[arg-type]
+            session, state.settings, institution, [(cohort, u, s) for u, s in found],
             principal.user_id,
         )  # fmt: skip
         rows = session.exec(
             select(CredentialRecord).where(CredentialRecord.batch_id == batch.id)
         ).all()
         return BatchOut(
-            batch_id=batch.id,  # type: ignore[arg-type]
+            batch_id=batch.id,
             count=batch.count,
             anchored=batch.anchored,
             merkle_root=batch.merkle_root,
@@ -189,7 +191,7 @@ def set_policy(
 ) -> dict:
     """Turn automatic issuing on or off for an institution."""
     institution = institution_by_slug(session, body.institution)
-    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(institution))
     issuer = svc.ensure_issuer(session, state.settings, institution)
     issuer.auto_issue = body.auto_issue
     session.add(issuer)
@@ -201,7 +203,7 @@ def set_policy(
 def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
     """Rotate the institution's signing key (the old one stays valid for what it signed)."""
     institution = institution_by_slug(session, slug)
-    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(institution))
     issuer = svc.ensure_issuer(session, state.settings, institution)
     row = svc.add_key(session, state.settings, issuer)
     session.commit()
@@ -235,7 +237,7 @@ def status_list(
 def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> dict:
     """The issuer profile: its keys with their validity periods, and its ledger registry."""
     institution = institution_by_slug(session, slug)
-    issuer = svc.issuer_of(session, institution.id)  # type: ignore[arg-type]
+    issuer = svc.issuer_of(session, id_of(institution))
     if issuer is None:
         raise NotFound(f"{slug!r} has not issued credentials")
     return svc.issuer_document(session, state.settings, issuer)
@@ -305,8 +307,8 @@ async def change_status(
 
     def work() -> dict:
         row = _record(session, uid)
-        cohort = session.get(Cohort, row.cohort_id)
-        require_admin_of(principal, cohort.institution_id)  # type: ignore[union-attr]
+        cohort = referenced(session, Cohort, row.cohort_id)
+        require_admin_of(principal, cohort.institution_id)
         svc.set_status(session, state.settings, row, body.purpose, body.value)
         return {"id": row.uid, "revoked": row.revoked, "suspended": row.suspended}
 

@@ -12,10 +12,10 @@ from datetime import timedelta
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from ..models import Role
+from ..models import Role, id_of
 from ..services.errors import Forbidden, Unauthorized
 from ..services.identity import check_password, ensure_user, issue_token, roles_of
-from .deps import PrincipalDep, StateDep
+from .deps import AcademyState, PrincipalDep, StateDep
 from .schemas import ErrorOut, LearnerTokenOut, PasswordCheckIn, PasswordCheckOut
 
 router = APIRouter(
@@ -25,14 +25,14 @@ router = APIRouter(
 )
 
 
-def _check(state, username: str, password: str) -> PasswordCheckOut | None:  # type: ignore[no-untyped-def]
+def _check(state: AcademyState, username: str, password: str) -> PasswordCheckOut | None:
     from sqlmodel import Session
 
     with Session(state.engine) as session:
         user = check_password(session, username.strip().lower(), password)
         if user is None:
             return None
-        admin = any(r.role == Role.platform_admin for r in roles_of(session, user.id))  # type: ignore[arg-type]
+        admin = any(r.role == Role.platform_admin for r in roles_of(session, id_of(user)))
         return PasswordCheckOut(name=user.username, admin=admin)
 
 
@@ -48,7 +48,7 @@ async def authenticate(
     return result
 
 
-def _learner_token(state, username: str) -> LearnerTokenOut:  # type: ignore[no-untyped-def]
+def _learner_token(state: AcademyState, username: str) -> LearnerTokenOut:
     from sqlmodel import Session
 
     with Session(state.engine, expire_on_commit=False) as session:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from grader.executor import use_lab_preload
 
@@ -179,16 +179,16 @@ def start_chain(lab: Lab) -> str:
         deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
         height = 0
         while time.monotonic() < deadline:
-            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)  # type: ignore[arg-type]
+            height = max(int(cast(str, rpc(u, "eth_blockNumber")), 16) for u in urls)
             if height >= 1:
                 break
             time.sleep(0.2)
         if height < 1:
             raise RuntimeError(f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s")
         for i, u in enumerate(urls):
-            status = rpc(u, "minichain_status")
-            if status["consensus"] != spec.consensus:  # type: ignore[index]
-                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")  # type: ignore[index]
+            status = cast(dict[str, Any], rpc(u, "minichain_status"))
+            if status["consensus"] != spec.consensus:
+                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")
         missing = {p.name for p in spec.preload} - set(env.contracts)
         if missing:
             raise RuntimeError(f"preloaded contracts missing: {', '.join(sorted(missing))}")

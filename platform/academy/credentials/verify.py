@@ -452,8 +452,9 @@ class _Run:
         self, url: str, purpose: str, facts: LedgerFacts | None
     ) -> tuple[StatusList | None, str]:
         """Fetch and check a status list once: (its bits, "") or (None, why it is unusable)."""
+        assert self.sources is not None  # status() answers without sources before asking here
         try:
-            lst = self.sources.status_list(url)  # type: ignore[union-attr]
+            lst = self.sources.status_list(url)
         except SourceError as exc:
             return None, str(exc)
         if not isinstance(lst, dict) or "BitstringStatusListCredential" not in lst.get("type", []):

@@ -17,14 +17,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from academy.hub.embedded_config import public_url
 from labs.minichain import procfs
+
+if TYPE_CHECKING:
+    from academy.settings import Settings
 
 CONFIG = Path(__file__).with_name("embedded_config.py")
 
@@ -50,7 +54,7 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def with_secrets(settings: Any) -> Any:
+def with_secrets(settings: Settings) -> Settings:
     """Fill the hub<->academy tokens, kept in ``STATE_DIR/hub/secrets.json`` across restarts."""
     path = Path(settings.state_dir) / "hub" / "secrets.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,7 @@ def with_secrets(settings: Any) -> Any:
     return settings
 
 
-def settings_env(settings: Any) -> dict[str, str]:
+def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as the ``ACADEMY_*`` variable that reproduces it in a child process."""
     env: dict[str, str] = {}
     for name in type(settings).model_fields:
@@ -96,7 +100,7 @@ def settings_env(settings: Any) -> dict[str, str]:
 class HubRun:
     """A running hub: its public URL, the process and where it logs."""
 
-    settings: Any
+    settings: Settings
     proc: subprocess.Popen
     log_path: Path
     url: str
@@ -193,7 +197,7 @@ def stop_lab_chains(sandbox_dir: Path) -> int:
     return stopped
 
 
-def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubRun:
+def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) -> HubRun:
     """Start the hub and return once the hub and academy both answer through the proxy."""
     settings = with_secrets(settings)
     for port, what in (
@@ -301,7 +305,7 @@ def run_up(
     data: Path,
     nodes: int,
     consensus: str,
-    say: Any = print,
+    say: Callable[[str], object] = print,
     ledger: bool = True,
 ) -> None:
     """``academy up``: the whole platform in the foreground until Ctrl-C or SIGTERM."""
@@ -317,7 +321,9 @@ def run_up(
             stop_ledger()
 
 
-def _start_ledger(settings: Any, say: Any) -> Any:
+def _start_ledger(
+    settings: Settings, say: Callable[[str], object]
+) -> Callable[[], object] | None:
     """Run the academy ledger under STATE_DIR/ledger unless ACADEMY_LEDGER_RPC_URL names one, so
     certificates are anchored out of the box. Returns what stops it (None: nothing started)."""
     if settings.ledger_rpc_url:
@@ -331,7 +337,14 @@ def _start_ledger(settings: Any, say: Any) -> Any:
     return lambda: stop_network(folder)
 
 
-def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, say: Any) -> None:
+def _run_up(
+    settings: Settings,
+    chains: str,
+    data: Path,
+    nodes: int,
+    consensus: str,
+    say: Callable[[str], object],
+) -> None:
     stop_chain = None
     if chains == "auto":
         chains = (
@@ -381,7 +394,7 @@ def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, 
         say(f"stopped; everything is kept in {settings.state_dir}")
 
 
-def _welcome(run: HubRun, chains: str, say: Any) -> None:
+def _welcome(run: HubRun, chains: str, say: Callable[[str], object]) -> None:
     from academy.services.seed import DEMO_ADMIN, DEMO_INSTRUCTOR, DEMO_LEARNERS
 
     say(f"\nChainAcademy is up: {run.url}/   (Ctrl-C stops it)")

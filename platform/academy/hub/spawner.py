@@ -35,6 +35,11 @@ JUPYTER_CONFIG = Path(academy.__file__).parent / "learner" / "jupyter-config"
 class AcademySpawner(SimpleLocalProcessSpawner):
     """A learner's JupyterLab on this machine, started with academy's environment."""
 
+    # Spawner's traits that start() reads and sets, declared for the type checker: jupyterhub
+    # ships no type information, so mypy would infer them from start()'s own assignments
+    port: int
+    api_token: str
+
     academy_url = Unicode(
         config=True,
         help="academy's URL as the learner's server reaches it, base path included "

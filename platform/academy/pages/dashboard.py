@@ -365,10 +365,10 @@ async def regrade_one(
     cohort_id: int, submission_id: int, state: StateDep, principal: ViewerDep
 ) -> RedirectResponse:
     def work(session: Session) -> None:
-        from ..models import Assignment, Submission
+        from ..models import Submission
 
         sub = get_row(session, Submission, submission_id, "submission")
-        _mine(session, cohort_id, session.get(Assignment, sub.assignment_id).id)  # type: ignore[union-attr]
+        _mine(session, cohort_id, sub.assignment_id)
         teaching.regrade_one(submission_id, session, principal, state)
 
     return await _act(state, cohort_id, principal, "regrade", work)

@@ -26,6 +26,7 @@ from ..models import (
     Enrollment,
     Institution,
     Submission,
+    id_of,
 )
 from ..services import credentials as cred_svc
 from ..services import submissions as subs
@@ -100,7 +101,7 @@ async def my_courses(request: Request, state: StateDep, principal: ViewerDep) ->
             graded = sum(
                 1
                 for a in labs
-                if a.id in latest and subs.latest_grade(session, latest[a.id].id) is not None  # type: ignore[arg-type]
+                if a.id in latest and subs.latest_grade(session, id_of(latest[a.id])) is not None
             )
             rows.append(
                 [
@@ -151,10 +152,10 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
                 .where(Assignment.cohort_id == cohort.id)
                 .order_by(col(Assignment.id))
             ):
-                sub = latest.get(a.id)  # type: ignore[arg-type]
+                sub = latest.get(id_of(a))
                 state_cell = esc(text(lang, "not_submitted"))
                 if sub is not None:
-                    st = subs.status_of(sub, subs.latest_job(session, sub.id))  # type: ignore[arg-type]
+                    st = subs.status_of(sub, subs.latest_job(session, id_of(sub)))
                     state_cell = (
                         f'<a href="{esc(base)}/me/submissions/{sub.id}">'
                         f"{esc(status_text(lang, st))}</a>"

@@ -88,8 +88,10 @@ def _about(lang: str, doc: Any, learner: str) -> str:
     if not isinstance(doc, dict):
         return ""
     name, ident = _issuer(doc)
-    subject = doc.get("credentialSubject") if isinstance(doc.get("credentialSubject"), dict) else {}
-    ach = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    subject: dict[str, Any] = (
+        doc["credentialSubject"] if isinstance(doc.get("credentialSubject"), dict) else {}
+    )
+    ach: dict[str, Any] = subject["achievement"] if isinstance(subject.get("achievement"), dict) else {}
     pairs = [
         (
             text(lang, "issuer"),

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session, select
 
-from ..models import Cohort, Enrollment, Institution, Role, User
+from ..models import Cohort, Enrollment, Institution, Role, User, id_of
 from . import audit
 from .access import Principal
 from .errors import AcademyError, Conflict, Invalid
@@ -38,7 +38,7 @@ def enroll(
         if strict:
             raise Conflict(f"{user.username} is already enrolled in cohort {cohort.slug}")
         return found, False
-    row = Enrollment(cohort_id=cohort.id, user_id=user.id)  # type: ignore[arg-type]
+    row = Enrollment(cohort_id=id_of(cohort), user_id=id_of(user))
     session.add(row)
     session.flush()
     inst = session.get(Institution, cohort.institution_id)

@@ -7,7 +7,7 @@ import io
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User
+from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User, id_of
 
 COLUMNS = [
     "assignment",
@@ -45,7 +45,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
             latest[s.user_id] = s
             counts[s.user_id] = counts.get(s.user_id, 0) + 1
         for user in learners:
-            sub = latest.get(user.id)  # type: ignore[arg-type]
+            sub = latest.get(id_of(user))
             grade = (
                 session.exec(
                     select(Grade)
@@ -64,7 +64,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
                     "late_submission_penalty": grade.late_penalty if grade else 0.0,
                     "score": grade.score if grade else 0.0,
                     "max_score": a.max_score,
-                    "submissions": counts.get(user.id, 0),  # type: ignore[arg-type]
+                    "submissions": counts.get(id_of(user), 0),
                 }
             )
     return out

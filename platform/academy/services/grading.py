@@ -21,18 +21,23 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Grade, GradeJob, JobStatus, Submission, User, utcnow
+from ..models import Assignment, Grade, GradeJob, JobStatus, Submission, User, id_of, utcnow
 from ..settings import Settings
 from . import audit
+from .access import Principal
 from .courses import assignment_dir, source_notebook_path
 from .submissions import blob_path, late_penalty
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger("academy.grading")
 
@@ -49,10 +54,10 @@ class Claim:
     attempts: int
 
 
-def _claimable(now):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
-        and_(GradeJob.status == JobStatus.queued, GradeJob.run_after <= now),
-        and_(GradeJob.status == JobStatus.running, GradeJob.lease_until < now),
+        and_(col(GradeJob.status) == JobStatus.queued, col(GradeJob.run_after) <= now),
+        and_(col(GradeJob.status) == JobStatus.running, col(GradeJob.lease_until) < now),
     )
 
 
@@ -86,13 +91,13 @@ def claim(engine: Engine, settings: Settings) -> Claim | None:
         if job.attempts > settings.grade_max_attempts:
             _finish_failed(
                 engine,
-                job.id,
+                id_of(job),
                 token,
-                "gave up: the grader stopped in the middle "  # type: ignore[arg-type]
+                "gave up: the grader stopped in the middle "
                 f"{job.attempts - 1} times on this submission",
             )
             return None
-        return Claim(job.id, token, job.submission_id, job.attempts)  # type: ignore[arg-type]
+        return Claim(id_of(job), token, job.submission_id, job.attempts)
 
 
 def renew(engine: Engine, settings: Settings, claim_: Claim) -> bool:
@@ -168,7 +173,7 @@ def grade_once(
         student=user.username,
         assignment=assignment.lab,
         notebooks=[(name, source, submitted, "")],
-        files=_side_files(assignment_dir(settings, assignment.id) / "source"),  # type: ignore[arg-type]
+        files=_side_files(assignment_dir(settings, id_of(assignment)) / "source"),
         limits=Limits(cell_timeout=settings.cell_timeout),
     )
     try:
@@ -200,11 +205,11 @@ def grade_once(
     }
 
 
-_DASK: dict[str, object] = {}
+_DASK: dict[str, Client] = {}
 _DASK_LOCK = threading.Lock()
 
 
-def _dask_client(address: str):  # type: ignore[no-untyped-def]
+def _dask_client(address: str) -> Client:
     """One Dask client per scheduler for the whole process (made on first use)."""
     with _DASK_LOCK:
         client = _DASK.get(address)
@@ -373,8 +378,8 @@ def institution_of(session: Session, assignment_id: int) -> int | None:
     return cohort.institution_id if cohort else None
 
 
-def enqueue_regrade(session: Session, actor, submission: Submission) -> GradeJob:  # type: ignore[no-untyped-def]
-    job = GradeJob(submission_id=submission.id, reason="regrade")  # type: ignore[arg-type]
+def enqueue_regrade(session: Session, actor: Principal, submission: Submission) -> GradeJob:
+    job = GradeJob(submission_id=id_of(submission), reason="regrade")
     session.add(job)
     session.flush()
     audit.record(

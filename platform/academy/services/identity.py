@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from ..models import ApiToken, Institution, Role, RoleAssignment, User, utcnow
+from ..models import ApiToken, Institution, Role, RoleAssignment, User, id_of, utcnow
 from . import audit
 from .access import ALL_SCOPES, SCOPES, Principal, roles_of
 from .errors import Conflict, Invalid, NotFound, Unauthorized
@@ -94,7 +94,7 @@ def issue_token(
     """Create a token for ``user``; the secret is returned once and only its hash is kept."""
     secret = token or new_token()
     row = ApiToken(
-        user_id=user.id,  # type: ignore[arg-type]
+        user_id=id_of(user),
         name=name,
         token_hash=token_hash(secret),
         prefix=secret[:8],
@@ -120,11 +120,11 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     if user is None:
         return None
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_EVERY:
-        session.exec(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        session.exec(update(ApiToken).where(col(ApiToken.id) == row.id).values(last_used_at=now))
         session.commit()
     return Principal(
         user=user,
-        roles=roles_of(session, user.id),  # type: ignore[arg-type]
+        roles=roles_of(session, id_of(user)),
         scopes=frozenset(row.scopes.split()),
         token_id=row.id,
         via="token",
@@ -135,7 +135,7 @@ def principal_for_user(session: Session, user: User, via: str) -> Principal:
     """A person signed in through the hub: every scope, limited by the roles they hold."""
     return Principal(
         user=user,
-        roles=roles_of(session, user.id),  # type: ignore[arg-type]
+        roles=roles_of(session, id_of(user)),
         scopes=ALL_SCOPES,
         via=via,
     )
@@ -177,7 +177,7 @@ def grant_role(
     ).first()
     if found is not None:
         return found, False
-    row = RoleAssignment(user_id=user.id, role=role, institution_id=inst_id, course_id=course_id)  # type: ignore[arg-type]
+    row = RoleAssignment(user_id=id_of(user), role=role, institution_id=inst_id, course_id=course_id)
     session.add(row)
     session.flush()
     audit.record(

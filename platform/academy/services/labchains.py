@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Course
+from ..models import Assignment, Cohort, Course, id_of
 from ..settings import Settings
 from .access import Principal
 from .courses import assignment_dir, course_labs
@@ -88,7 +88,7 @@ def lab_toml(
     ).first()
     if released is not None:
         principal.require_scope("learn")
-        snapshot = assignment_dir(settings, released.id) / "source" / "lab.toml"  # type: ignore[arg-type]
+        snapshot = assignment_dir(settings, id_of(released)) / "source" / "lab.toml"
         if snapshot.is_file():
             return snapshot
     elif _teaches_course(session, principal, row):

@@ -10,16 +10,20 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import pytest
-from academy.db import session_scope
-from academy.models import Role
+from academy.db import referenced, session_scope
+from academy.models import Role, id_of
 from academy.services.enrollment import enroll
 from academy.services.identity import ensure_user, grant_role, issue_token
+from httpx import Response
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from .builders import answer
-from .conftest import BASE, World
+from .conftest import BASE, SettingsFor, World, WorldOn
 
 WHO = [
     "anonymous",
@@ -39,8 +43,12 @@ _n = itertools.count()
 
 
 def expect(
-    allowed: set[str], ok: int, denied: int = 403, hidden: set[str] = frozenset(), **extra: int
-) -> dict[str, int]:  # type: ignore[assignment]
+    allowed: AbstractSet[str],
+    ok: int,
+    denied: int = 403,
+    hidden: AbstractSet[str] = frozenset(),
+    **extra: int,
+) -> dict[str, int]:
     """Expected status per caller: ok for ``allowed``, 404 for ``hidden``, else ``denied``."""
     table = {}
     for who in WHO:
@@ -60,8 +68,8 @@ def fresh(prefix: str) -> str:
     return f"{prefix}{next(_n)}"
 
 
-def _engine(world: World):  # type: ignore[no-untyped-def]
-    return world.client.app.state.academy.engine  # type: ignore[attr-defined]
+def _engine(world: World) -> Engine:
+    return world.engine
 
 
 def _victim_enrolled(world: World) -> str:
@@ -70,7 +78,7 @@ def _victim_enrolled(world: World) -> str:
     name = fresh("victim")
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, name)
-        enroll(s, None, s.get(Cohort, world.ids["cohort_a"]), user)
+        enroll(s, None, referenced(s, Cohort, world.ids["cohort_a"]), user)
     return name
 
 
@@ -80,23 +88,25 @@ def _victim_role(world: World) -> int:
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, fresh("staff"))
         row, _ = grant_role(s, None, user, Role.instructor, s.get(Institution, 1))
-        return row.id  # type: ignore[return-value]
+        return id_of(row)
 
 
 def _victim_token(world: World) -> int:
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, fresh("tokenowner"))
         row, _ = issue_token(s, user, ["learn"])
-        return row.id  # type: ignore[return-value]
+        return id_of(row)
 
 
-Call = Callable[[World, dict[str, str], dict], object]
+Headers = dict[str, str]
+Ids = dict[str, Any]  # world.ids plus the setup's notebook (bytes) and submission
+Call = Callable[[World, Headers, Ids], Response]
 
 # (name, method, path template, call, expected statuses)
 MATRIX: list[tuple[str, str, str, Call, dict[str, int]]] = []
 
 
-def case(method: str, path: str, expected: dict[str, int]):  # type: ignore[no-untyped-def]
+def case(method: str, path: str, expected: dict[str, int]) -> Callable[[Call], Call]:
     def register(fn: Call) -> Call:
         MATRIX.append((fn.__name__, method, path, fn, expected))
         return fn
@@ -108,34 +118,34 @@ A_MEMBERS = STAFF_A | {"learner_a", "learner_a2"}
 
 
 @case("GET", "/me", expect(set(WHO), 200))
-def me(w, h, ids):  # type: ignore[no-untyped-def]
+def me(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/me", headers=h)
 
 
 @case("GET", "/assignments", expect(set(WHO), 200))
-def assignments(w, h, ids):  # type: ignore[no-untyped-def]
+def assignments(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/assignments", headers=h)
 
 
 @case("GET", "/assignments/{assignment_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def assignment(w, h, ids):  # type: ignore[no-untyped-def]
+def assignment(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}", headers=h)
 
 
 @case("GET", "/assignments/{assignment_id}/release", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def release(w, h, ids):  # type: ignore[no-untyped-def]
+def release(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release", headers=h)
 
 
 @case("GET", "/assignments/{assignment_id}/release/{path}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def release_file(w, h, ids):  # type: ignore[no-untyped-def]
+def release_file(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb", headers=h)
 
 
 # a lab's chain: learners get the labs released to them, those who teach the course any of its
 # labs (the demo labs need no chain, so nothing starts here: see tests/courses/test_lab_chains.py)
 @case("GET", "/me/labs/{course}/{lab}/env", expect(set(WHO) - {"anonymous"}, 200))
-def lab_env(w, h, ids):  # type: ignore[no-untyped-def]
+def lab_env(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/me/labs/demo-hashing/sha/env", headers=h)
 
 
@@ -146,7 +156,7 @@ def lab_env(w, h, ids):  # type: ignore[no-untyped-def]
         STAFF_A | {"admin_b", "instructor_b"}, 200, hidden={"learner_a", "learner_a2", "learner_b"}
     ),
 )
-def lab_env_unreleased(w, h, ids):  # type: ignore[no-untyped-def]
+def lab_env_unreleased(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=h)
 
 
@@ -155,7 +165,7 @@ def lab_env_unreleased(w, h, ids):  # type: ignore[no-untyped-def]
     "/assignments/{assignment_id}/submissions",
     expect({"learner_a", "learner_a2"}, 202, hidden=B_SIDE),
 )
-def submit(w, h, ids):  # type: ignore[no-untyped-def]
+def submit(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/assignments/{ids['assignment_a']}/submissions",
         headers=h,
@@ -164,7 +174,7 @@ def submit(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("GET", "/assignments/{assignment_id}/submissions", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def submissions(w, h, ids):  # type: ignore[no-untyped-def]
+def submissions(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/submissions", headers=h)
 
 
@@ -173,71 +183,71 @@ NOT_OWN = B_SIDE | {"learner_a2"}
 
 
 @case("GET", "/submissions/{submission_id}", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def submission(w, h, ids):  # type: ignore[no-untyped-def]
+def submission(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/submissions/{ids['submission']}", headers=h)
 
 
 @case("GET", "/submissions/{submission_id}/feedback", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def feedback(w, h, ids):  # type: ignore[no-untyped-def]
+def feedback(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/submissions/{ids['submission']}/feedback", headers=h)
 
 
 @case("GET", "/submissions/{submission_id}/notebook", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def notebook(w, h, ids):  # type: ignore[no-untyped-def]
+def notebook(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/submissions/{ids['submission']}/notebook", headers=h)
 
 
 @case("POST", "/submissions/{submission_id}/regrade", expect(STAFF_A, 202, hidden=NOT_OWN))
-def regrade_one(w, h, ids):  # type: ignore[no-untyped-def]
+def regrade_one(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/submissions/{ids['submission']}/regrade", headers=h)
 
 
 @case("GET", "/courses", expect(set(WHO), 200))
-def courses(w, h, ids):  # type: ignore[no-untyped-def]
+def courses(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/courses", headers=h)
 
 
 @case("POST", "/courses/import", expect({"platform_admin"}, 200))
-def course_import(w, h, ids):  # type: ignore[no-untyped-def]
+def course_import(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/courses/import", headers=h, json={"course": "demo-hashing"})
 
 
 @case("GET", "/cohorts", expect(set(WHO), 200))
-def cohorts(w, h, ids):  # type: ignore[no-untyped-def]
+def cohorts(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/cohorts", headers=h)
 
 
 @case("POST", "/cohorts", expect(ADMINS_A, 201))
-def cohort_create(w, h, ids):  # type: ignore[no-untyped-def]
+def cohort_create(w: World, h: Headers, ids: Ids) -> Response:
     body = {"institution": "uni-a", "course": "demo-hashing", "slug": fresh("cohort-x")}
     return w.client.post(f"{BASE}/cohorts", headers=h, json=body)
 
 
 @case("GET", "/cohorts/{cohort_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def cohort(w, h, ids):  # type: ignore[no-untyped-def]
+def cohort(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}", headers=h)
 
 
 @case("GET", "/cohorts/{cohort_id}/enrollments", expect(STAFF_A, 200, hidden=B_SIDE))
-def enrollments(w, h, ids):  # type: ignore[no-untyped-def]
+def enrollments(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h)
 
 
 @case("POST", "/cohorts/{cohort_id}/enrollments", expect(ADMINS_A, 201, hidden=B_SIDE))
-def enroll_one(w, h, ids):  # type: ignore[no-untyped-def]
+def enroll_one(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h, json={"username": fresh("new")}
     )
 
 
 @case("DELETE", "/cohorts/{cohort_id}/enrollments/{username}", expect(ADMINS_A, 204, hidden=B_SIDE))
-def unenroll(w, h, ids):  # type: ignore[no-untyped-def]
+def unenroll(w: World, h: Headers, ids: Ids) -> Response:
     victim = _victim_enrolled(w)
     return w.client.delete(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/{victim}", headers=h)
 
 
 @case("POST", "/cohorts/{cohort_id}/enrollments/csv", expect(ADMINS_A, 200, hidden=B_SIDE))
-def enroll_csv(w, h, ids):  # type: ignore[no-untyped-def]
+def enroll_csv(w: World, h: Headers, ids: Ids) -> Response:
     body = f"username\n{fresh('csv')}\n"
     return w.client.post(
         f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/csv",
@@ -247,12 +257,12 @@ def enroll_csv(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("GET", "/cohorts/{cohort_id}/assignments", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def cohort_assignments(w, h, ids):  # type: ignore[no-untyped-def]
+def cohort_assignments(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/assignments", headers=h)
 
 
 @case("POST", "/cohorts/{cohort_id}/assignments", expect(STAFF_A, 201, hidden=B_SIDE))
-def release_lab(w, h, ids):  # type: ignore[no-untyped-def]
+def release_lab(w: World, h: Headers, ids: Ids) -> Response:
     from academy.models import Assignment
 
     with session_scope(_engine(w)) as s:  # each allowed caller releases anew
@@ -264,7 +274,7 @@ def release_lab(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("PATCH", "/assignments/{assignment_id}", expect(STAFF_A, 200, hidden=B_SIDE))
-def deadline(w, h, ids):  # type: ignore[no-untyped-def]
+def deadline(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.patch(
         f"{BASE}/assignments/{ids['assignment_a']}",
         headers=h,
@@ -275,7 +285,7 @@ def deadline(w, h, ids):  # type: ignore[no-untyped-def]
 @case(
     "PUT", "/assignments/{assignment_id}/extensions/{username}", expect(STAFF_A, 200, hidden=B_SIDE)
 )
-def extension(w, h, ids):  # type: ignore[no-untyped-def]
+def extension(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.put(
         f"{BASE}/assignments/{ids['assignment_a']}/extensions/learner-a2",
         headers=h,
@@ -284,41 +294,41 @@ def extension(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("POST", "/assignments/{assignment_id}/regrade", expect(STAFF_A, 202, hidden=B_SIDE))
-def regrade_all(w, h, ids):  # type: ignore[no-untyped-def]
+def regrade_all(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/assignments/{ids['assignment_a']}/regrade", headers=h)
 
 
 @case("GET", "/cohorts/{cohort_id}/gradebook.csv", expect(STAFF_A, 200, hidden=B_SIDE))
-def gradebook(w, h, ids):  # type: ignore[no-untyped-def]
+def gradebook(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=h)
 
 
 @case("GET", "/institutions", expect(set(WHO), 200))
-def institutions(w, h, ids):  # type: ignore[no-untyped-def]
+def institutions(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/institutions", headers=h)
 
 
 @case("POST", "/institutions", expect({"platform_admin"}, 201))
-def institution_create(w, h, ids):  # type: ignore[no-untyped-def]
+def institution_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/institutions", headers=h, json={"slug": fresh("inst"), "name": "x"}
     )
 
 
 @case("POST", "/users", expect({"platform_admin", "admin_a", "admin_b"}, 201))
-def user_create(w, h, ids):  # type: ignore[no-untyped-def]
+def user_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/users", headers=h, json={"username": fresh("u"), "password": "pw-1234"}
     )
 
 
 @case("GET", "/roles", expect(ADMINS_A, 200))
-def roles(w, h, ids):  # type: ignore[no-untyped-def]
+def roles(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/roles?institution=uni-a", headers=h)
 
 
 @case("POST", "/roles", expect(ADMINS_A, 201))
-def role_grant(w, h, ids):  # type: ignore[no-untyped-def]
+def role_grant(w: World, h: Headers, ids: Ids) -> Response:
     name = fresh("grantee")
     with session_scope(_engine(w)) as s:
         ensure_user(s, name)
@@ -330,53 +340,53 @@ def role_grant(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("DELETE", "/roles/{role_id}", expect(ADMINS_A, 204, denied=404))
-def role_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+def role_revoke(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.delete(f"{BASE}/roles/{_victim_role(w)}", headers=h)
 
 
 @case("GET", "/tokens", expect(set(WHO), 200))
-def tokens(w, h, ids):  # type: ignore[no-untyped-def]
+def tokens(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/tokens", headers=h)
 
 
 @case("POST", "/tokens", expect(set(WHO), 201))
-def token_create(w, h, ids):  # type: ignore[no-untyped-def]
+def token_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/tokens", headers=h, json={"name": "mine", "scopes": ["learn"]})
 
 
 @case("DELETE", "/tokens/{token_id}", expect({"platform_admin"}, 204, denied=404))
-def token_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+def token_revoke(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.delete(f"{BASE}/tokens/{_victim_token(w)}", headers=h)
 
 
 @case("POST", "/institutions/{institution}/systems", expect(ADMINS_A, 201))
-def system_create(w, h, ids):  # type: ignore[no-untyped-def]
+def system_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/institutions/uni-a/systems", headers=h, json={"name": fresh("sis")}
     )
 
 
 @case("GET", "/audit", expect(ADMINS_A, 200))
-def audit(w, h, ids):  # type: ignore[no-untyped-def]
+def audit(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/audit?institution=uni-a", headers=h)
 
 
 @case("POST", "/internal/authenticate", expect(set(), 200))
-def internal_auth(w, h, ids):  # type: ignore[no-untyped-def]
+def internal_auth(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/internal/authenticate", headers=h, json={"username": "learner-a", "password": "x"}
     )
 
 
 @case("POST", "/internal/users/{username}/token", expect(set(), 201))
-def internal_token(w, h, ids):  # type: ignore[no-untyped-def]
+def internal_token(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/internal/users/learner-a/token", headers=h)
 
 
 @pytest.fixture
-def matrix_world(world_on):  # type: ignore[no-untyped-def]
+def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
     world = world_on("sqlite")
-    ids = dict(world.ids)
+    ids: Ids = dict(world.ids)
     released = world.client.get(
         f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb",
         headers=world.headers("learner_a"),
@@ -402,7 +412,7 @@ def matrix_world(world_on):  # type: ignore[no-untyped-def]
     return world, ids
 
 
-def test_every_endpoint_is_in_the_matrix(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_every_endpoint_is_in_the_matrix(settings_for: SettingsFor) -> None:
     from academy.app import create_app
 
     spec = create_app(settings_for("sqlite")).openapi()
@@ -419,20 +429,20 @@ def test_every_endpoint_is_in_the_matrix(settings_for) -> None:  # type: ignore[
     )
 
 
-def test_authorization_matrix(matrix_world) -> None:  # type: ignore[no-untyped-def]
+def test_authorization_matrix(matrix_world: tuple[World, Ids]) -> None:
     world, ids = matrix_world
     wrong = []
     for name, _method, _path, call, expected in MATRIX:
         for who in WHO:
             r = call(world, world.headers(who), ids)
-            if r.status_code != expected[who]:  # type: ignore[attr-defined]
+            if r.status_code != expected[who]:
                 wrong.append(
                     f"{name} as {who}: {r.status_code} (want {expected[who]}) {r.text[:120]}"
-                )  # type: ignore[attr-defined]
+                )
     assert not wrong, "\n".join(wrong)
 
 
-def test_token_scopes_narrow_roles(matrix_world) -> None:  # type: ignore[no-untyped-def]
+def test_token_scopes_narrow_roles(matrix_world: tuple[World, Ids]) -> None:
     """A platform admin's read-only token cannot release; a learn-only token cannot read grades
     of a cohort its owner teaches; the hub's token reaches only the internal endpoints."""
     world, ids = matrix_world

@@ -13,23 +13,26 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from academy.app import create_app
 from academy.db import session_scope
 from academy.services.identity import ensure_user, issue_token
+from sqlalchemy.engine import Engine
 
 import labs.client as client
 from tests.platform import appserver
 from tests.platform.appserver import free_port
 
-from .conftest import World, build_world
+from .conftest import SettingsFor, World, build_world
+
+#: the served fixture: a world, academy's URL (served on a port) and its engine
+ServedWorld = tuple[World, str, Engine]
 
 
 @pytest.fixture
-def served(settings_for) -> Iterator[tuple[World, str, Any]]:  # type: ignore[no-untyped-def]
+def served(settings_for: SettingsFor) -> Iterator[ServedWorld]:
     settings = settings_for("sqlite", grade_workers=0, credentials_auto_seconds=0)
     app = create_app(settings)
     port = free_port()
@@ -45,7 +48,7 @@ def post(url: str, path: str, token: str) -> httpx.Response:
     return httpx.post(f"{url}/api{path}", headers={"Authorization": f"Bearer {token}"})
 
 
-def test_answers_say_what_to_do(served) -> None:  # type: ignore[no-untyped-def]
+def test_answers_say_what_to_do(served: ServedWorld) -> None:
     world, url, engine = served
     learner = world.tokens["learner_a"]
     r = post(url, "/me/labs/demo-hashing/sha/env", learner)
@@ -80,8 +83,8 @@ def _lab_folder(tmp_path: Path, course: str, lab: str) -> Path:
 
 
 def test_a_notebook_follows_its_lab_and_falls_back_to_the_server_chain(
-    served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    served: ServedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world, url, _engine = served
     monkeypatch.setattr(client, "_labs", {})
     monkeypatch.setenv("ACADEMY_URL", url)

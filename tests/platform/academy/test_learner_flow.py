@@ -9,6 +9,7 @@ import io
 import json
 import time
 
+import httpx
 import pytest
 
 from .builders import SECRET, answer
@@ -34,7 +35,9 @@ def fetch_notebook(world: World, who: str, aid: int) -> dict:
     return json.loads(files["sha.ipynb"])
 
 
-def submit(world: World, who: str, aid: int, data: bytes, name: str = "sha.ipynb"):  # type: ignore[no-untyped-def]
+def submit(
+    world: World, who: str, aid: int, data: bytes, name: str = "sha.ipynb"
+) -> httpx.Response:
     return world.client.post(
         f"{BASE}/assignments/{aid}/submissions",
         headers=world.headers(who),

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from academy.app import create_app
-from academy.db import session_scope, upgrade
-from academy.models import Cohort, LatePolicy, Role
+from academy.db import referenced, session_scope, upgrade
+from academy.models import Cohort, LatePolicy, Role, id_of
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import import_course, release_lab
 from academy.services.credentials import auto_issue_once
@@ -32,6 +32,7 @@ from academy.settings import Settings
 from fastapi.testclient import TestClient
 
 from tests.platform.academy.builders import COURSE, LAB, answer, write_course
+from tests.platform.appserver import academy_state
 
 API = "/services/academy/api"
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -73,20 +74,22 @@ def platform(request, tmp_path: Path, academy_ledger):
 
 
 def build(settings: Settings, client: TestClient) -> dict:
-    engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+    engine = academy_state(client).engine
     w: dict = {"client": client, "settings": settings, "tokens": {}, "assignments": {}}
     with session_scope(engine) as session:
         inst = create_institution(session, None, "uni", "University of Examples")
         other = create_institution(session, None, "other", "Other College")
         course = import_course(session, settings.courses_dir / COURSE)
-        cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+        cohort = Cohort(
+            institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1"
+        )
         session.add(cohort)
         session.flush()
         admin, _ = ensure_user(session, "admin")
         grant_role(session, None, admin, Role.institution_admin, inst)
         stranger, _ = ensure_user(session, "stranger-admin")
         grant_role(session, None, stranger, Role.institution_admin, other)
-        actor = Principal(admin, roles_of(session, admin.id), ALL_SCOPES)  # type: ignore[arg-type]
+        actor = Principal(admin, roles_of(session, id_of(admin)), ALL_SCOPES)
         for lab in (LAB, "second"):
             a = release_lab(session, settings, actor, cohort, lab, opens_at=None, due_at=None,
                             late_policy=LatePolicy.accept, late_penalty_per_day=0.0)  # fmt: skip
@@ -159,7 +162,7 @@ def test_issue_share_verify_revoke(platform) -> None:
     r = client.put(f"{API}/credentials/policy", json={"institution": "uni", "auto_issue": True},
                    headers=headers(w, "admin"))  # fmt: skip
     assert r.json()["auto_issue"] is True
-    engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+    engine = academy_state(client).engine
     assert auto_issue_once(w["settings"], engine) == 1
     assert auto_issue_once(w["settings"], engine) == 0
     again = client.get(f"{API}/credentials/eligible", params={"cohort_id": cohort},
@@ -239,16 +242,18 @@ def test_without_a_ledger_credentials_are_signed_and_checked_against_the_profile
     write_course(settings.courses_dir)
     upgrade(settings)
     with TestClient(create_app(settings)) as client:
-        engine = client.app.state.academy.engine  # type: ignore[attr-defined]
+        engine = academy_state(client).engine
         with session_scope(engine) as session:
             inst = create_institution(session, None, "uni", "University of Examples")
             course = import_course(session, settings.courses_dir / COURSE)
-            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+            cohort = Cohort(
+                institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1"
+            )
             session.add(cohort)
             session.flush()
             user, _ = ensure_user(session, "ada")
             batch = svc.issue_batch(
-                session, settings, session.get(Institution, inst.id),  # type: ignore[arg-type]
+                session, settings, referenced(session, Institution, id_of(inst)),
                 [(cohort, user, {LAB: (3.0, 3.0), "second": (3.0, 3.0)})], None,
             )  # fmt: skip
             assert not batch.anchored and "ACADEMY_LEDGER_RPC_URL" in batch.note

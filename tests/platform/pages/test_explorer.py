@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
 
 
-def rpc(url: str, method: str, *params: object) -> object:
+def rpc(url: str, method: str, *params: object) -> Any:  # the JSON result, any shape
     reply = httpx.post(
         url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
     ).json()
@@ -115,7 +116,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     )
     bump_hash = send(env, counter, data=bump, gas=200_000)
     receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
-    number = int(receipt["blockNumber"], 16)  # type: ignore[index]
+    number = int(receipt["blockNumber"], 16)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     auth = {"Authorization": f"token {served['tokens']['ada']}"}
 
@@ -132,7 +133,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
             assert "Latest blocks" in page.inner_text("main")
             assert page.inner_text("#faults").startswith("None")
             validators = rpc(env.rpc_url, "minichain_validators")
-            assert validators[0]["id"] in page.inner_text("#validators")  # type: ignore[index]
+            assert validators[0]["id"] in page.inner_text("#validators")
             page.screenshot(path=str(ARTIFACTS / "chain-en.png"), full_page=True)
 
             # keyboard only: the labelled search box takes the block number

@@ -17,11 +17,12 @@ import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from academy.db import session_scope
-from academy.models import Cohort, LatePolicy
+from academy.db import referenced, session_scope
+from academy.models import Cohort, LatePolicy, id_of
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import release_lab
 from academy.services.identity import roles_of, user_by_name
@@ -29,7 +30,7 @@ from academy.settings import Settings
 
 from tests.platform import appserver
 from tests.platform.academy.builders import answer, write_course
-from tests.platform.academy.conftest import build_world
+from tests.platform.academy.conftest import World, build_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "pages"
@@ -39,7 +40,7 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 class Site:
     """The served app and a way to call it as any user of the world."""
 
-    def __init__(self, origin: str, base: str, world) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, origin: str, base: str, world: World) -> None:
         self.origin, self.url, self.world = origin, origin + base, world
         self.ids = world.ids
         self.http = httpx.Client(timeout=30)
@@ -47,7 +48,7 @@ class Site:
     def get(self, who: str, path: str, **headers: str) -> httpx.Response:
         return self.http.get(self.url + path, headers={**self.world.headers(who), **headers})
 
-    def post(self, who: str, path: str, **kw) -> httpx.Response:  # type: ignore[no-untyped-def]
+    def post(self, who: str, path: str, **kw: Any) -> httpx.Response:
         return self.http.post(self.url + path, headers=self.world.headers(who), **kw)
 
 
@@ -93,11 +94,11 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         world = build_world(settings, None, served.engine)
         with session_scope(served.engine) as session:
             teacher = user_by_name(session, "instructor-a")
-            actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)  # type: ignore[arg-type]
-            cohort = session.get(Cohort, world.ids["cohort_a"])
-            second = release_lab(session, settings, actor, cohort, "second", opens_at=None,  # type: ignore[arg-type]
+            actor = Principal(teacher, roles_of(session, id_of(teacher)), ALL_SCOPES)
+            cohort = referenced(session, Cohort, world.ids["cohort_a"])
+            second = release_lab(session, settings, actor, cohort, "second", opens_at=None,
                                  due_at=None, late_policy=LatePolicy.accept, late_penalty_per_day=0.0)  # fmt: skip
-            world.ids["second_a"] = second.id  # type: ignore[assignment]
+            world.ids["second_a"] = id_of(second)
         s = Site(served.origin, settings.base_path, world)
         subs = {
             "right": _submit(s, "learner_a", world.ids["assignment_a"], True),
