@@ -345,10 +345,11 @@ def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, 
             )
         settings.hub_lab = Path(lab).resolve()
     elif chains == "shared":
-        from academy.cli import _ensure_init
+        from labs.minichain.netconfig import ensure_network
         from labs.minichain.network import start_network, stop_network
 
-        _ensure_init(data, nodes, consensus)
+        if ensure_network(data, nodes, consensus):
+            say(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
         cfg = start_network(data)
         stop_chain = lambda: stop_network(data)  # noqa: E731
         settings.hub_chain_rpc_urls = ",".join(cfg.rpc_url(i) for i in range(len(cfg.nodes)))
