@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from measuring import pct, process_tree, pss_mib, server_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,54 +47,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def pss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in set(pids):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(k) for k in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return out
-
-
-def server_pids(root: int, home: Path) -> list[int]:
-    """A learner's server and its kernels: the processes below ``root`` working in ``home``.
-
-    By folder, not by environment: a server forked from a warm parent shows the parent's
-    environment in /proc, not the learner's.
-    """
-    home = home.resolve()
-    out: list[int] = []
-    for pid in descendants(root):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")) == home:
-                out.append(pid)
-        except OSError:
-            continue
-    return sorted(set(out))
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -233,7 +186,7 @@ class StockHub:
     def stop(self) -> None:
         import signal
 
-        family = descendants(self.proc.pid)
+        family = process_tree(self.proc.pid)
         self.proc.terminate()
         try:
             self.proc.wait(30)
