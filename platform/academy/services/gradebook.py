@@ -7,18 +7,11 @@ import io
 
 from sqlmodel import Session, col, select
 
+from grader.results import NBGRADER_EXPORT_COLUMNS
+
 from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User
 
-COLUMNS = [
-    "assignment",
-    "timestamp",
-    "student_id",
-    "raw_score",
-    "late_submission_penalty",
-    "score",
-    "max_score",
-    "submissions",
-]
+COLUMNS = [*NBGRADER_EXPORT_COLUMNS, "submissions"]
 
 
 def rows(session: Session, cohort: Cohort) -> list[dict]:
