@@ -9,7 +9,8 @@ from sqlmodel import Session, col, select
 
 from grader.results import NBGRADER_EXPORT_COLUMNS
 
-from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User
+from ..models import Assignment, Cohort, Grade, Submission
+from .enrollment import learners as enrolled
 
 COLUMNS = [*NBGRADER_EXPORT_COLUMNS, "submissions"]
 
@@ -19,12 +20,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
     assignments = session.exec(
         select(Assignment).where(Assignment.cohort_id == cohort.id).order_by(col(Assignment.id))
     ).all()
-    learners = session.exec(
-        select(User)
-        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(col(User.username))
-    ).all()
+    learners = enrolled(session, cohort)
     out: list[dict] = []
     for a in assignments:
         subs = session.exec(

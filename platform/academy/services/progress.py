@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 from ..models import (
     Assignment,
     Cohort,
-    Enrollment,
     Extension,
     Grade,
     GradeJob,
@@ -28,6 +27,7 @@ from ..models import (
     to_utc,
     utcnow,
 )
+from .enrollment import learners as enrolled
 from .submissions import learner_reason, status_of
 
 
@@ -90,14 +90,7 @@ def _latest(session: Session, model: type[Grade] | type[GradeJob], ids: list[int
 
 def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
     """Everything the dashboard shows for one cohort, in a handful of queries."""
-    learners = list(
-        session.exec(
-            select(User)
-            .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-            .where(Enrollment.cohort_id == cohort.id)
-            .order_by(col(User.username))
-        )
-    )
+    learners = enrolled(session, cohort)
     names = {u.id: u.username for u in learners}
     assignments = list(
         session.exec(
