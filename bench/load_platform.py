@@ -27,13 +27,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
-from measuring import command_line, pct, process_cpu_seconds, process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from academy.hub.launcher import HubRun, start_hub  # noqa: E402
 
+from bench.measuring import command_line, pct, process_cpu_seconds, process_tree  # noqa: E402
 from tests.e2e.hubharness import PgDatabase, hub_settings  # noqa: E402
 from tests.platform.academy.builders import answer, write_course  # noqa: E402
 

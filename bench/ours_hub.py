@@ -8,8 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from measuring import children_running, pss_mib, server_pids
-
+from bench.measuring import children_running, pss_mib, server_pids
 from labs.sandbox import SandboxManager
 from labs.sandbox.launcher import _rpc
 

@@ -26,8 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measuring import pss_mib  # noqa: E402
-
+from bench.measuring import pss_mib  # noqa: E402
 from labs.sandbox import LabSpec, SandboxManager  # noqa: E402
 
 

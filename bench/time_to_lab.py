@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from measuring import pct, process_tree, pss_mib, server_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.measuring import pct, process_tree, pss_mib, server_pids  # noqa: E402
 
 PROXY = Path(os.environ.get("CHP", ROOT / "node_modules" / ".bin" / "configurable-http-proxy"))
 
@@ -264,7 +265,7 @@ def main() -> int:
             finally:
                 hub.stop()
         if args.only in (None, "ours"):
-            from ours_hub import OursHub  # bench/ours_hub.py: academy's hub with sandbox chains
+            from bench.ours_hub import OursHub  # academy's hub with sandbox chains
 
             (Path(tmp) / "ours").mkdir()
             hub = OursHub(Path(tmp) / "ours", learners=args.single + args.burst)
