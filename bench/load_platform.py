@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from academy.hub.launcher import HubRun, start_hub  # noqa: E402
 
+from bench.measuring import command_line, pct, process_cpu_seconds, process_tree  # noqa: E402
 from tests.e2e.hubharness import PgDatabase, hub_settings  # noqa: E402
 from tests.platform.academy.builders import answer, write_course  # noqa: E402
 
@@ -54,13 +55,6 @@ class Stats:
     def fail(self, step: str, why: str) -> None:
         self.errors[step] += 1
         self.examples.setdefault(step, why[:200])
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def add_learners(run: HubRun, n: int) -> list[str]:
@@ -231,25 +225,18 @@ async def drive(run: HubRun, names: list[str], rate: float, poll: float, deadlin
 
 
 #: the platform's processes, told apart by their command line
-ROLES = (("hub", b"jupyterhub"), ("proxy", b"configurable-http-proxy"), ("academy", b"academy.cli"))
+ROLES = (("hub", "jupyterhub"), ("proxy", "configurable-http-proxy"), ("academy", "academy.cli"))
 
 
 def cpu_seconds(run: HubRun) -> dict[str, float]:
     """CPU time (user + system, with reaped children: academy's grading sandboxes) of the hub,
     the proxy and academy so far. Per learner, it does not depend on what else the host runs."""
-    from academy.hub.launcher import _descendants
-
-    tick = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = defaultdict(float)
-    for pid in [run.proc.pid, *_descendants(run.proc.pid)]:
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for pid in process_tree(run.proc.pid):
+        cmd = command_line(pid)
         role = next((name for name, marker in ROLES if marker in cmd), None)
         if role is not None:
-            used[role] += sum(int(f) for f in fields[11:15]) / tick
+            used[role] += process_cpu_seconds(pid)
     return used
 
 

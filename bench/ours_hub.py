@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from labs.minichain import procfs
+from bench.measuring import children_running, pss_mib, server_pids
 from labs.sandbox import SandboxManager
 from labs.sandbox.launcher import _rpc
 
@@ -19,18 +19,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _ppid(pid: int) -> int:
-    st = procfs.stat(pid)
-    return st[1] if st is not None else 0
 
 
 class OursHub:
@@ -80,8 +68,6 @@ class OursHub:
         return all(_rpc(url, "eth_blockNumber", timeout=5.0) for url in env.rpc_urls)
 
     def learner_pids(self, user: str) -> list[int]:
-        from time_to_lab import server_pids
-
         home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user
         env = self.sandbox.status(user, "time-to-lab")
         pids = server_pids(self.run.proc.pid, home)
@@ -90,8 +76,6 @@ class OursHub:
     def _idle_chain_mib(self) -> float:
         """PSS of one unclaimed pool chain (the pages the pool's chains share with each other and
         the zygote are divided among all of them)."""
-        from time_to_lab import pss_mib
-
         slots = sorted((self.sandbox.backend.state_path / "_pool").glob("slot-*/ready"))
         self._pool_count = len(slots)
         if not slots:
@@ -101,13 +85,7 @@ class OursHub:
     def pooled_mib(self) -> dict[str, float]:
         """PSS of what is kept warm for learners to come: the server parent, the chain zygote, the
         pool chains nobody claimed (and one pool chain as it idled before the logins)."""
-        from time_to_lab import descendants, pss_mib
-
-        parents = [
-            pid
-            for pid in descendants(self.run.proc.pid)
-            if b"academy.hub.forkserver" in _cmdline(pid) and _ppid(pid) == self.run.proc.pid
-        ]
+        parents = children_running(self.run.proc.pid, "academy.hub.forkserver")
         backend = self.sandbox.backend
         chains = []
         slots = backend.state_path / "_pool"

@@ -39,6 +39,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measuring import pct, process_tree, pss_mib, server_pids  # noqa: E402
+
 PROXY = Path(os.environ.get("CHP", ROOT / "node_modules" / ".bin" / "configurable-http-proxy"))
 
 
@@ -46,54 +48,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def pss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in set(pids):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(k) for k in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return out
-
-
-def server_pids(root: int, home: Path) -> list[int]:
-    """A learner's server and its kernels: the processes below ``root`` working in ``home``.
-
-    By folder, not by environment: a server forked from a warm parent shows the parent's
-    environment in /proc, not the learner's.
-    """
-    home = home.resolve()
-    out: list[int] = []
-    for pid in descendants(root):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")) == home:
-                out.append(pid)
-        except OSError:
-            continue
-    return sorted(set(out))
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -233,7 +187,7 @@ class StockHub:
     def stop(self) -> None:
         import signal
 
-        family = descendants(self.proc.pid)
+        family = process_tree(self.proc.pid)
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -311,7 +265,7 @@ def main() -> int:
             finally:
                 hub.stop()
         if args.only in (None, "ours"):
-            from ours_hub import OursHub  # bench/ours_hub.py: academy's hub with sandbox chains
+            from bench.ours_hub import OursHub  # academy's hub with sandbox chains
 
             (Path(tmp) / "ours").mkdir()
             hub = OursHub(Path(tmp) / "ours", learners=args.single + args.burst)

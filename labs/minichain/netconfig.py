@@ -169,3 +169,21 @@ def init_network(
     cfg = NetworkConfig(nodes=entries, root=root)
     cfg.save()
     return cfg
+
+
+def ensure_network(root: Path, nodes: int = 4, consensus: str = "tbft") -> NetworkConfig | None:
+    """Initialise ``root`` as ``academy chain init`` would by default, unless it holds a chain.
+
+    Returns the new network, or None when ``root`` already held one (it is then left as it is).
+    ``academy chain up`` and ``academy up --chains shared`` start on a folder that may be empty;
+    both get the same chain here. An unknown consensus fails before anything is written.
+    """
+    if (root / "genesis.json").exists():
+        return None
+    from .consensus import EngineNotFound, load_engine
+
+    try:
+        load_engine(consensus)
+    except EngineNotFound as exc:
+        raise NetworkError(str(exc)) from None
+    return init_network(root, nodes, consensus)

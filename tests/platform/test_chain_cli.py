@@ -110,3 +110,12 @@ def test_bad_init_options_are_one_line(tmp_path: Path) -> None:
     assert "--force" in one_line_error(
         run("chain", "init", "--data", str(tmp_path / "c"), check=False)
     )
+
+
+def test_up_on_an_empty_folder_with_an_unknown_consensus_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "chain"
+    line = one_line_error(
+        run("chain", "up", "--data", str(data), "--consensus", "pbft", "--detach", check=False)
+    )
+    assert "use one of solo, raft, tbft" in line
+    assert not (data / "genesis.json").exists()

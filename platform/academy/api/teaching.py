@@ -13,11 +13,9 @@ from ..models import (
     Assignment,
     Cohort,
     Course,
-    Enrollment,
     Extension,
     Institution,
     Submission,
-    User,
     id_of,
     to_utc,
 )
@@ -151,15 +149,9 @@ def list_enrollments(
     """Learners of a cohort (its instructors and admins)."""
     cohort = _cohort_for(session, principal, cohort_id)
     require_teacher(principal, cohort, "read")
-    rows = session.exec(
-        select(User)
-        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(col(User.username))
-    ).all()
     return [
         EnrollOut(cohort_id=cohort_id, username=u.username, display_name=u.display_name)
-        for u in rows
+        for u in enroll_svc.learners(session, cohort)
     ]
 
 
@@ -194,9 +186,7 @@ def unenroll(cohort_id: int, username: str, session: SessionDep, principal: Prin
     """Remove a learner from a cohort (submissions and grades are kept)."""
     cohort = _enroller(session, principal, cohort_id)
     user = user_by_name(session, username)
-    row = session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first()
+    row = enroll_svc.enrollment_of(session, cohort, user)
     if row is None:
         raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
     enroll_svc.unenroll(session, principal, cohort, row)
@@ -362,9 +352,7 @@ def extend_for(
     """Give one learner a later due date on one assignment."""
     a, cohort = _teacher_assignment(session, principal, assignment_id)
     user = user_by_name(session, username)
-    if not session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first():
+    if enroll_svc.enrollment_of(session, cohort, user) is None:
         raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
     due = to_utc(body.due_at)
     if due <= a.opens_at:

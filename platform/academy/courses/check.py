@@ -85,12 +85,6 @@ class CheckReport:
         )
 
 
-def _side_files(folder: Path) -> dict[str, bytes]:
-    from grader.autograde import _side_files as side
-
-    return side(folder)
-
-
 def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
     """(points, max autograded points, manual points, autograded results)."""
     auto = [r for r in results.values() if r.status != "manual"]
@@ -101,11 +95,11 @@ def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
 def grade_lab(lab: Lab, report: LabReport, limits: Any = None) -> None:
     """Grade the reference solution and the released starter of every notebook of ``lab``."""
     from grader.assignment import AssignmentError, parse_node, read_node
-    from grader.autograde import grade_notebook
     from grader.executor import SandboxError
+    from grader.jobs import grade_notebook, side_files
     from grader.release import release_node
 
-    files = _side_files(lab.folder)
+    files = side_files(lab.folder)
     sol_got = sol_max = start_got = start_max = manual = 0.0
     for path in lab.notebooks:
         name = path.stem

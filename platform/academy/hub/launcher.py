@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import psutil
 
 from academy.hub.embedded_config import public_url
-from labs.minichain import procfs
 
 if TYPE_CHECKING:
     from academy.settings import Settings
@@ -138,20 +138,12 @@ class HubRun:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children first found through /proc's parent links)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        st = procfs.stat(int(entry))
-        if st is not None:
-            parents.setdefault(st[1], []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process below ``pid``, also those a learner's server or a chain daemonised (their
+    parent links are followed for the whole host); empty when ``pid`` is gone."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _terminate(pids: list[int], grace: float = 10.0) -> None:
@@ -168,8 +160,10 @@ def _terminate(pids: list[int], grace: float = 10.0) -> None:
 
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent to reap it counts as gone)."""
-    st = procfs.stat(pid)
-    return st is not None and st[0] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal(pid: int, sig: int) -> bool:
@@ -358,10 +352,11 @@ def _run_up(
             )
         settings.hub_lab = Path(lab).resolve()
     elif chains == "shared":
-        from academy.cli import _ensure_init
+        from labs.minichain.netconfig import ensure_network
         from labs.minichain.network import start_network, stop_network
 
-        _ensure_init(data, nodes, consensus)
+        if ensure_network(data, nodes, consensus):
+            say(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
         cfg = start_network(data)
         stop_chain = lambda: stop_network(data)  # noqa: E731
         settings.hub_chain_rpc_urls = ",".join(cfg.rpc_url(i) for i in range(len(cfg.nodes)))

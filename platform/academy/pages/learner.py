@@ -31,7 +31,7 @@ from ..models import (
 from ..services import credentials as cred_svc
 from ..services import submissions as subs
 from ..services.access import Principal
-from .explorer import _my_envs
+from ..services.labchains import learner_envs
 from .i18n import MESSAGES, text
 from .layout import ViewerDep, esc, facts, in_session, lang_of, notice, page, table
 
@@ -130,7 +130,7 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
     """Every lab released to me: its due date, my latest submission and my chain for it."""
     lang, base, settings = lang_of(request), state.settings.base_path, state.settings
     principal.require_scope("learn")
-    envs = await run_in_threadpool(_my_envs, settings, principal.user.username)
+    envs = await run_in_threadpool(learner_envs, settings, principal.user.username)
     by_lab = {e.lab_id: e for e in envs}
 
     def chain_cell(env: Any) -> str:

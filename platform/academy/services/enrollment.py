@@ -6,7 +6,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ..models import Cohort, Enrollment, Institution, Role, User, id_of
 from . import audit
@@ -27,13 +27,31 @@ class RowReport:
     message: str = ""
 
 
+def learners(session: Session, cohort: Cohort) -> list[User]:
+    """The learners enrolled in ``cohort``, by username: the gradebook, the dashboard and the
+    enrollment list show the same people in the same order."""
+    return list(
+        session.exec(
+            select(User)
+            .join(Enrollment, col(Enrollment.user_id) == col(User.id))
+            .where(Enrollment.cohort_id == cohort.id)
+            .order_by(col(User.username))
+        )
+    )
+
+
+def enrollment_of(session: Session, cohort: Cohort, user: User) -> Enrollment | None:
+    """``user``'s enrollment in ``cohort``, if enrolled."""
+    return session.exec(
+        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
+    ).first()
+
+
 def enroll(
     session: Session, actor: Principal | None, cohort: Cohort, user: User, *, strict: bool = True
 ) -> tuple[Enrollment, bool]:
     """Enroll ``user`` in ``cohort`` and give the learner role there; audited."""
-    found = session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first()
+    found = enrollment_of(session, cohort, user)
     if found is not None:
         if strict:
             raise Conflict(f"{user.username} is already enrolled in cohort {cohort.slug}")

@@ -7,18 +7,12 @@ import io
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User, id_of
+from grader.results import NBGRADER_EXPORT_COLUMNS
 
-COLUMNS = [
-    "assignment",
-    "timestamp",
-    "student_id",
-    "raw_score",
-    "late_submission_penalty",
-    "score",
-    "max_score",
-    "submissions",
-]
+from ..models import Assignment, Cohort, Grade, Submission, id_of
+from .enrollment import learners as enrolled
+
+COLUMNS = [*NBGRADER_EXPORT_COLUMNS, "submissions"]
 
 
 def rows(session: Session, cohort: Cohort) -> list[dict]:
@@ -26,12 +20,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
     assignments = session.exec(
         select(Assignment).where(Assignment.cohort_id == cohort.id).order_by(col(Assignment.id))
     ).all()
-    learners = session.exec(
-        select(User)
-        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(col(User.username))
-    ).all()
+    learners = enrolled(session, cohort)
     out: list[dict] = []
     for a in assignments:
         subs = session.exec(

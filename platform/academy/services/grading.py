@@ -153,11 +153,11 @@ def grade_once(
 ) -> dict:
     """Run the grader on one stored submission: scores, per-cell results and feedback HTML.
 
-    The submission travels as a :class:`grader.autograde.Job` (data only) to
-    :func:`grader.autograde.run_job`, here or on a Dask worker: the same code grades both ways.
+    The submission travels as a :class:`grader.jobs.Job` (data only) to
+    :func:`grader.jobs.run_job`, here or on a Dask worker: the same code grades both ways.
     """
     from grader.assignment import AssignmentError, read_node, reads_node
-    from grader.autograde import Job, run_job
+    from grader.jobs import Job, run_job, side_files
     from grader.limits import Limits
     from grader.results import feedback_html, totals
 
@@ -173,7 +173,7 @@ def grade_once(
         student=user.username,
         assignment=assignment.lab,
         notebooks=[(name, source, submitted, "")],
-        files=_side_files(assignment_dir(settings, id_of(assignment)) / "source"),
+        files=side_files(assignment_dir(settings, id_of(assignment)) / "source"),
         limits=Limits(cell_timeout=settings.cell_timeout),
     )
     try:
@@ -222,19 +222,6 @@ def _dask_client(address: str) -> Client:
             client = Client(address, timeout="10s", set_as_default=False)
             _DASK[address] = client
         return client
-
-
-def _side_files(folder: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    total = 0
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
-                total += path.stat().st_size
-                if total > 32 * 1024**2:
-                    break
-                files[path.name] = path.read_bytes()
-    return files
 
 
 def complete(engine: Engine, claim_: Claim, result: dict) -> bool:

@@ -53,6 +53,12 @@ def sandbox_manager(settings: Settings) -> SandboxManager:
     )
 
 
+def learner_envs(settings: Settings, learner: str) -> list[LabEnv]:
+    """Every lab chain ``labs.sandbox`` recorded for ``learner``, started at spawn or for a lab:
+    the explorer and the learner's own pages list the same ones."""
+    return sandbox_manager(settings).list(learner)
+
+
 @dataclass
 class LabChain:
     """A learner's environment for one lab; ``env`` is None for a lab that needs no chain."""

@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 from ..models import (
     Assignment,
     Cohort,
-    Enrollment,
     Extension,
     Grade,
     GradeJob,
@@ -29,6 +28,7 @@ from ..models import (
     to_utc,
     utcnow,
 )
+from .enrollment import learners as enrolled
 from .submissions import learner_reason, status_of
 
 
@@ -94,14 +94,7 @@ def _latest(session: Session, model: type[Latest], ids: list[int]) -> dict[int, 
 
 def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
     """Everything the dashboard shows for one cohort, in a handful of queries."""
-    learners = list(
-        session.exec(
-            select(User)
-            .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-            .where(Enrollment.cohort_id == cohort.id)
-            .order_by(col(User.username))
-        )
-    )
+    learners = enrolled(session, cohort)
     names = {u.id: u.username for u in learners}
     assignments = list(
         session.exec(

@@ -95,6 +95,10 @@ def test_release_fetch_submit_graded_feedback_gradebook(world_on, backend: str) 
         headers=world.headers("instructor_a"),
     )
     assert gb.status_code == 200 and gb.headers["content-type"].startswith("text/csv")
+    assert gb.text.splitlines()[0] == (  # nbgrader export's columns, as the grader's CSV
+        "assignment,timestamp,student_id,raw_score,late_submission_penalty,score,max_score,"
+        "submissions"
+    )
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(gb.text))}
     assert rows["learner-a"]["score"] == "3.0" and rows["learner-a"]["submissions"] == "2"
     assert rows["learner-a2"]["score"] == "0.0" and rows["learner-a2"]["submissions"] == "0"
