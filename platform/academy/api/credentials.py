@@ -84,10 +84,23 @@ class CheckOut(BaseModel):
     detail: str
 
 
+class IssuerCheckOut(BaseModel):
+    id: str | None
+    known: bool | None = Field(
+        description="true: an issuer academy holds, signing with one of its keys; false: "
+        "academy does not know it (its name in the document is unverified)"
+    )
+    name: str | None = Field(description="the issuer's name as academy holds it (known only)")
+
+
 class ReportOut(BaseModel):
     credential: str | None
-    verdict: str = Field(description="valid | revoked | suspended | invalid")
-    valid: bool
+    verdict: str = Field(
+        description="valid | issuer_unknown (every check passed, but academy does not know "
+        "the issuer: not valid) | revoked | suspended | invalid"
+    )
+    valid: bool = Field(description="true only for the verdict valid")
+    issuer: IssuerCheckOut
     checks: list[CheckOut]
 
 
@@ -256,7 +269,11 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
     "/verify", response_model=ReportOut, tags=["public"], responses={422: {"model": ErrorOut}}
 )
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
-    """Verify a credential (public): every check with its outcome, as `academy verify` prints."""
+    """Verify a credential (public): every check with its outcome, as `academy verify` prints.
+
+    Only what academy holds is used (its issuers' keys and status lists, its own ledger node):
+    nothing is fetched from an address the credential names. A credential from an issuer academy
+    does not know is never ``valid``: its verdict is ``issuer_unknown``."""
     report = await run_in_threadpool(svc.verify_document, session, state.settings, document)
     return ReportOut(**report.to_json())
 

@@ -229,6 +229,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "v_invalid": {"en": "invalid", "zh": "无效"},
     "v_revoked": {"en": "revoked", "zh": "已撤销"},
     "v_suspended": {"en": "suspended", "zh": "已暂停"},
+    "v_issuer_unknown": {
+        "en": "signature valid, issuer unknown",
+        "zh": "签名有效，颁发机构未知",
+    },
+    "issuer_unknown_note": {
+        "en": "unverified: this name is written in the certificate itself, and academy does not "
+        "know this issuer or its key; anyone can sign a certificate with a name of their choice",
+        "zh": "未经核实：该名称取自证书本身，本平台不认识此颁发机构及其密钥；任何人都可以用自选的名称签署证书",
+    },
+    "issuer_known_note": {
+        "en": "verified: an issuer academy holds, signing with one of its keys",
+        "zh": "已核实：本平台登记的颁发机构，使用其密钥签署",
+    },
+    "wrongly_typed": {
+        "en": "This is not a certificate: {why}",
+        "zh": "这不是证书：{why}",
+    },
     "failed_checks": {"en": "Failed checks", "zh": "未通过的检查"},
     "issuer": {"en": "Issuer", "zh": "颁发机构"},
     "identity_hashed": {
