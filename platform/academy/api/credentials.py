@@ -136,11 +136,24 @@ def _record(session: SessionDep, uid: str) -> CredentialRecord:
 
 
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
+    """The learner (scope learn) or an admin of the issuing institution (scope read); anyone
+    else is told nothing (404)."""
     if row.user_id == principal.user_id:
+        principal.require_scope("learn")
         return
     cohort = session.get(Cohort, row.cohort_id)
     if not principal.admin_of(cohort.institution_id):  # type: ignore[union-attr]
-        raise Forbidden("only the learner and the issuing institution's admins see this")
+        raise NotFound(f"no credential {row.uid}")
+    principal.require_scope("read")
+
+
+def _own(session: SessionDep, principal: Principal, uid: str) -> CredentialRecord:
+    """My credential, to share or unshare (scope learn)."""
+    row = _record(session, uid)
+    principal.require_scope("learn")
+    if row.user_id != principal.user_id:
+        raise Forbidden("only the learner shares their credential")
+    return row
 
 
 @router.get("/eligible", response_model=list[EligibleOut])
@@ -224,6 +237,7 @@ def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: S
 @router.get("/mine", response_model=list[CredentialOut])
 def mine(session: SessionDep, principal: PrincipalDep, state: StateDep) -> list[CredentialOut]:
     """The certificates issued to me."""
+    principal.require_scope("learn")
     rows = session.exec(
         select(CredentialRecord)
         .where(CredentialRecord.user_id == principal.user_id)
@@ -293,9 +307,7 @@ def download(uid: str, session: SessionDep, principal: PrincipalDep) -> JSONResp
 @router.post("/{uid}/share")
 def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
     """Make (or return) the share link of my credential: anyone with it can see and verify it."""
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     if not row.share_token:
         row.share_token = secrets.token_urlsafe(18)
         session.add(row)
@@ -305,9 +317,7 @@ def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDe
 
 @router.delete("/{uid}/share")
 def unshare(uid: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     row.share_token = None
     session.add(row)
     session.commit()
