@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Course
+from ..models import Assignment, Cohort, Course, to_utc, utcnow
 from ..settings import Settings
 from .access import Principal
 from .courses import assignment_dir, course_labs
-from .errors import Conflict, NotFound, Unavailable
+from .errors import Conflict, Forbidden, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from labs.sandbox import LabEnv, LabSpec, SandboxManager
@@ -88,6 +88,12 @@ def lab_toml(
     ).first()
     if released is not None:
         principal.require_scope("learn")
+        opens = to_utc(released.opens_at)
+        if utcnow() < opens and not _teaches_course(session, principal, row):
+            raise Forbidden(
+                f"lab {course}/{lab} opens at {opens.isoformat()}; "
+                "its chain starts from then on"
+            )
         snapshot = assignment_dir(settings, released.id) / "source" / "lab.toml"  # type: ignore[arg-type]
         if snapshot.is_file():
             return snapshot
