@@ -73,7 +73,7 @@ def _resolve(host: str, port: int, limits: FetchLimits, deadline: _Deadline) -> 
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise FetchError(f"cannot resolve {host}") from exc
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise FetchError(f"cannot resolve {host}")
     refused = [a for a in addresses if not address_allowed(a, limits.allow_private)]

@@ -207,6 +207,35 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Certificates issued.",
         "zh": "证书已颁发。",
     },
+    # outcomes of a failed dashboard action: fixed texts chosen by key, never text from the URL
+    "err_bad_date": {
+        "en": "That is not a date and time: use the date picker (YYYY-MM-DD HH:MM).",
+        "zh": "这不是有效的日期和时间：请使用日期选择器（YYYY-MM-DD HH:MM）。",
+    },
+    "err_nobody_eligible": {
+        "en": "Nobody to issue to: no learner meets the completion rule yet.",
+        "zh": "没有可颁发的学员：尚无学员满足结业规则。",
+    },
+    "err_invalid": {
+        "en": "That was not done: a value is not allowed here. Check the form and try again.",
+        "zh": "操作未完成：有不允许的取值。请检查表单后重试。",
+    },
+    "err_forbidden": {
+        "en": "That was not done: you may not do this here.",
+        "zh": "操作未完成：你无权在此执行该操作。",
+    },
+    "err_conflict": {
+        "en": "That was not done: it clashes with what is already there.",
+        "zh": "操作未完成：与已有内容冲突。",
+    },
+    "err_unavailable": {
+        "en": "That was not done: a service academy needs is unreachable. Try again shortly.",
+        "zh": "操作未完成：所需的服务暂时无法访问，请稍后重试。",
+    },
+    "err_failed": {
+        "en": "That was not done.",
+        "zh": "操作未完成。",
+    },
     # -- public verification page
     "verify_title": {"en": "Verify a certificate", "zh": "验证证书"},
     "verify_lead": {

@@ -91,13 +91,16 @@ _SHAPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_TYPE_NAMES: dict[type, str] = {str: "text", dict: "an object", list: "a list"}
+
+
 def type_problem(doc: Any) -> str | None:
     """Why ``doc`` cannot be a credential at all (wrong JSON types), or None."""
     if not isinstance(doc, dict):
         return "a certificate is a JSON object"
     for member, types in _SHAPES.items():
         if member in doc and not isinstance(doc[member], types):
-            names = " or ".join({str: "text", dict: "an object", list: "a list"}[t] for t in types)
+            names = " or ".join(_TYPE_NAMES[t] for t in types)
             return f"{member} must be {names}"
     return None
 

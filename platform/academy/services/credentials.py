@@ -394,7 +394,10 @@ def issue_batch(
 ) -> CredentialBatch:
     """Sign a credential for each (cohort, learner, lab scores) and anchor them as one batch."""
     if not learners:
-        raise Invalid("nobody to issue to: no learner meets the completion rule yet")
+        raise Invalid(
+            "nobody to issue to: no learner meets the completion rule yet",
+            detail={"key": "nobody_eligible"},
+        )
     issuer = ensure_issuer(session, settings, institution)
     lists = {p: _list(session, issuer, p) for p in PURPOSES}
     taken: dict[str, set[int]] = {p: set() for p in PURPOSES}
@@ -407,7 +410,9 @@ def issue_batch(
         indexes = {p: _free_index(session, lists[p], taken[p]) for p in PURPOSES}
         doc = build_credential(
             issuer={"id": issuer.issuer_url, "name": issuer.name, "url": base},
-            subject_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, issuer.issuer_url + '/' + user.username)}",
+            # random: a uuid5 of the issuer and username could be recomputed by anyone who
+            # guesses the login, and would link a learner's certificates to each other
+            subject_id=f"urn:uuid:{uuid.uuid4()}",
             identity=user.username,
             achievement={
                 "id": f"{base}/api/credentials/achievements/{rule.id}",
