@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 from academy.credentials.anchoring import Anchor, anchor_proof, leaf_of
 from academy.credentials.credential import build_credential
+from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time, verify_signature
 from academy.credentials.ledger import Registry
@@ -260,7 +261,8 @@ def main() -> None:
                 issuer.status_list(purpose)
             )
         cache = root / "cache"
-        fill_cache(cache, [first], rpc)
+        # the status lists are served on loopback here: fetching there must be asked for
+        fill_cache(cache, [first], rpc, limits=FetchLimits(allow_private=True))
 
         print(f"verifying {len(final):,} offline...", flush=True)
         totals: dict[str, float] = {}

@@ -99,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.academy = state
+    from .security_headers import SecurityHeaders
+
+    app.add_middleware(SecurityHeaders, base=base)
     _error_handlers(app)
     api = APIRouter(prefix=f"{base}/api")
     for router in routers():
@@ -166,8 +169,10 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
     def health() -> dict:
         return {"ok": True}
 
+    from .security_headers import cookie_secure
+
     @router.get("/login")
-    def login(next: str = "") -> Response:  # noqa: A002
+    def login(request: Request, next: str = "") -> Response:  # noqa: A002
         if state.hub is None:
             return JSONResponse({"detail": "not running behind JupyterHub: use an API token"}, 404)
         target = next if next.startswith("/") and not next.startswith("//") else base + "/"
@@ -180,6 +185,7 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
             path=base + "/",
             httponly=True,
             samesite="lax",
+            secure=cookie_secure(request, state.settings.public_url),
         )
         return response
 
@@ -199,7 +205,12 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
         response = RedirectResponse(next_url or base + "/", status_code=302)
         response.delete_cookie(state.hub.auth.state_cookie_name, path=base + "/")
         response.set_cookie(
-            state.hub.cookie_name, token, path=base + "/", httponly=True, samesite="lax"
+            state.hub.cookie_name,
+            token,
+            path=base + "/",
+            httponly=True,
+            samesite="lax",
+            secure=cookie_secure(request, state.settings.public_url),
         )
         return response
 

@@ -17,6 +17,7 @@ from ..services.identity import (
     create_institution,
     ensure_user,
     grant_role,
+    is_system_of,
     issue_token,
     parse_scopes,
     revoke_role,
@@ -133,6 +134,10 @@ def add_role(body: RoleIn, session: SessionDep, principal: PrincipalDep) -> Role
         require_platform_admin(principal)
     else:
         require_admin_of(principal, id_of(inst))
+    if user.is_service:
+        # the hub's account and institution systems hold exactly the role they were made with;
+        # widening one would hand its token-holder (another institution, the hub) new reach
+        raise Forbidden(f"{user.username!r} is a service account: its roles are fixed")
     course_id = course_by_slug(session, body.course).id if body.course else None
     row, _created = grant_role(session, principal, user, body.role, inst, course_id)
     session.commit()
@@ -221,9 +226,17 @@ def create_system(
     require_admin_of(principal, id_of(inst))
     check_slug(body.name, "system name")
     scopes = parse_scopes(
-        body.scopes or ["read", "enroll"], frozenset({"read", "enroll", "teach", "admin"})
+        body.scopes or ["read", "enroll"],
+        frozenset({"read", "enroll", "teach", "admin"}) & principal.scopes,
     )
-    user, _ = ensure_user(session, f"{inst.slug}.{body.name}", f"{inst.name} {body.name}")
+    user, created = ensure_user(session, f"{inst.slug}.{body.name}", f"{inst.name} {body.name}")
+    if not created and not is_system_of(session, user, id_of(inst)):
+        # a person, the hub, or anything holding a role elsewhere: a token for it would hand the
+        # caller that account and every role it holds
+        raise Conflict(
+            f"user {user.username!r} already exists and is not a system of {inst.slug}; "
+            "choose another system name"
+        )
     user.is_service = True
     session.add(user)
     grant_role(session, principal, user, Role.institution_admin, inst)

@@ -15,6 +15,8 @@ from ..models import (
     Submission,
     User,
     id_of,
+    to_utc,
+    utcnow,
 )
 from ..services import submissions as subs
 from ..services.access import Principal
@@ -77,6 +79,15 @@ def visible_assignment(
     if cohort.id not in principal.enrolled_cohorts(session):
         raise NotFound(f"no assignment {assignment_id}")
     return a, cohort
+
+
+def require_open(session: Session, principal: Principal, a: Assignment, cohort: Cohort) -> None:
+    """Learners get an assignment's files only from ``opens_at`` on; those who teach it, any
+    time (they prepare it)."""
+    if principal.teaches(cohort):
+        return
+    if utcnow() < to_utc(a.opens_at):
+        raise Forbidden(f"assignment {a.id} opens at {to_utc(a.opens_at).isoformat()}")
 
 
 def assignment_out(session: Session, a: Assignment, user_id: int | None = None) -> AssignmentOut:

@@ -86,10 +86,23 @@ class CheckOut(BaseModel):
     detail: str
 
 
+class IssuerCheckOut(BaseModel):
+    id: str | None
+    known: bool | None = Field(
+        description="true: an issuer academy holds, signing with one of its keys; false: "
+        "academy does not know it (its name in the document is unverified)"
+    )
+    name: str | None = Field(description="the issuer's name as academy holds it (known only)")
+
+
 class ReportOut(BaseModel):
     credential: str | None
-    verdict: str = Field(description="valid | revoked | suspended | invalid")
-    valid: bool
+    verdict: str = Field(
+        description="valid | issuer_unknown (every check passed, but academy does not know "
+        "the issuer: not valid) | revoked | suspended | invalid"
+    )
+    valid: bool = Field(description="true only for the verdict valid")
+    issuer: IssuerCheckOut
     checks: list[CheckOut]
 
 
@@ -125,11 +138,24 @@ def _record(session: SessionDep, uid: str) -> CredentialRecord:
 
 
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
+    """The learner (scope learn) or an admin of the issuing institution (scope read); anyone
+    else is told nothing (404)."""
     if row.user_id == principal.user_id:
+        principal.require_scope("learn")
         return
     cohort = referenced(session, Cohort, row.cohort_id)
     if not principal.admin_of(cohort.institution_id):
-        raise Forbidden("only the learner and the issuing institution's admins see this")
+        raise NotFound(f"no credential {row.uid}")
+    principal.require_scope("read")
+
+
+def _own(session: SessionDep, principal: Principal, uid: str) -> CredentialRecord:
+    """My credential, to share or unshare (scope learn)."""
+    row = _record(session, uid)
+    principal.require_scope("learn")
+    if row.user_id != principal.user_id:
+        raise Forbidden("only the learner shares their credential")
+    return row
 
 
 @router.get("/eligible", response_model=list[EligibleOut])
@@ -213,6 +239,7 @@ def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: S
 @router.get("/mine", response_model=list[CredentialOut])
 def mine(session: SessionDep, principal: PrincipalDep, state: StateDep) -> list[CredentialOut]:
     """The certificates issued to me."""
+    principal.require_scope("learn")
     rows = session.exec(
         select(CredentialRecord)
         .where(CredentialRecord.user_id == principal.user_id)
@@ -258,7 +285,11 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
     "/verify", response_model=ReportOut, tags=["public"], responses={422: {"model": ErrorOut}}
 )
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
-    """Verify a credential (public): every check with its outcome, as `academy verify` prints."""
+    """Verify a credential (public): every check with its outcome, as `academy verify` prints.
+
+    Only what academy holds is used (its issuers' keys and status lists, its own ledger node):
+    nothing is fetched from an address the credential names. A credential from an issuer academy
+    does not know is never ``valid``: its verdict is ``issuer_unknown``."""
     report = await run_in_threadpool(svc.verify_document, session, state.settings, document)
     return ReportOut(**report.to_json())
 
@@ -278,9 +309,7 @@ def download(uid: str, session: SessionDep, principal: PrincipalDep) -> JSONResp
 @router.post("/{uid}/share")
 def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
     """Make (or return) the share link of my credential: anyone with it can see and verify it."""
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     if not row.share_token:
         row.share_token = secrets.token_urlsafe(18)
         session.add(row)
@@ -290,9 +319,7 @@ def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDe
 
 @router.delete("/{uid}/share")
 def unshare(uid: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     row.share_token = None
     session.add(row)
     session.commit()

@@ -67,6 +67,10 @@ def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
         user, created = ensure_user(session, model["name"])
         if created:  # most requests come from known users: no write, no commit round trip
             session.commit()
+        if user.is_service:
+            # a hub user who happens to share a service account's name (an institution system,
+            # the hub itself) must not become that account
+            raise Unauthorized(f"{user.username!r} is a service account; use its API token")
         return principal_for_user(session, user, via)
 
 

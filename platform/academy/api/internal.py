@@ -14,7 +14,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ..models import Role, id_of
 from ..services.errors import Forbidden, Unauthorized
-from ..services.identity import check_password, ensure_user, issue_token, roles_of
+from ..services.identity import (
+    check_password,
+    ensure_user,
+    issue_token,
+    revoke_tokens,
+    roles_of,
+)
 from .deps import AcademyState, PrincipalDep, StateDep
 from .schemas import ErrorOut, LearnerTokenOut, PasswordCheckIn, PasswordCheckOut
 
@@ -55,6 +61,9 @@ def _learner_token(state: AcademyState, username: str) -> LearnerTokenOut:
         user, _ = ensure_user(session, username)
         if user.is_service:
             raise Forbidden("service accounts get no learner token")
+        # one live JupyterLab token per learner: the server that asks now replaces any earlier
+        # one, so tokens left in stopped servers' environments stop working
+        revoke_tokens(session, user, "jupyterlab")
         _row, secret = issue_token(session, user, ["learn"], "jupyterlab", timedelta(days=14))
         session.commit()
         return LearnerTokenOut(username=user.username, token=secret, scopes=["learn"])
@@ -62,6 +71,7 @@ def _learner_token(state: AcademyState, username: str) -> LearnerTokenOut:
 
 @router.post("/users/{username}/token", response_model=LearnerTokenOut, status_code=201)
 async def learner_token(username: str, principal: PrincipalDep, state: StateDep) -> LearnerTokenOut:
-    """A 14-day token with scope ``learn`` for the user's JupyterLab (``ACADEMY_TOKEN``)."""
+    """A 14-day token with scope ``learn`` for the user's JupyterLab (``ACADEMY_TOKEN``); the
+    user's earlier JupyterLab tokens are revoked."""
     principal.require_scope("hub")
     return await run_in_threadpool(_learner_token, state, username)

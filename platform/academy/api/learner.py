@@ -22,6 +22,7 @@ from ..services.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from .common import (
     assignment_out,
     get_row,
+    require_open,
     submission_out,
     visible_assignment,
     visible_submission,
@@ -110,7 +111,8 @@ def release_files(
     assignment_id: int, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> ReleaseOut:
     """The learner files of one assignment (solutions and hidden tests removed), base64."""
-    a, _cohort = visible_assignment(session, principal, assignment_id)
+    a, cohort = visible_assignment(session, principal, assignment_id)
+    require_open(session, principal, a, cohort)
     root = course_svc.assignment_dir(state.settings, id_of(a)) / "release"
     files = [
         ReleaseFile(
@@ -132,7 +134,8 @@ def release_file(
     assignment_id: int, path: str, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> FileResponse:
     """One learner file of an assignment, as it is."""
-    a, _cohort = visible_assignment(session, principal, assignment_id)
+    a, cohort = visible_assignment(session, principal, assignment_id)
+    require_open(session, principal, a, cohort)
     root = (course_svc.assignment_dir(state.settings, id_of(a)) / "release").resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():

@@ -27,10 +27,10 @@ from ..credentials.anchoring import Anchor, anchor_batch, sign_all
 from ..credentials.completion import Course as CourseRule
 from ..credentials.credential import build_credential
 from ..credentials.keys import IssuerKey, KeyHistory, KeyRecord, format_time
-from ..credentials.ledger import LedgerError, Registry, rpc_call
+from ..credentials.ledger import LedgerError, LedgerFacts, Registry, rpc_call
 from ..credentials.proofs import sign
 from ..credentials.statuslist import StatusList, status_entry, status_list_credential
-from ..credentials.verify import OnlineSources, Report, verify_credential
+from ..credentials.verify import OnlineSources, Report, SourceError, verify_credential
 from ..db import referenced
 from ..models import (
     Cohort,
@@ -401,7 +401,10 @@ def issue_batch(
 ) -> CredentialBatch:
     """Sign a credential for each (cohort, learner, lab scores) and anchor them as one batch."""
     if not learners:
-        raise Invalid("nobody to issue to: no learner meets the completion rule yet")
+        raise Invalid(
+            "nobody to issue to: no learner meets the completion rule yet",
+            detail={"key": "nobody_eligible"},
+        )
     issuer = ensure_issuer(session, settings, institution)
     lists = {p: _list(session, issuer, p) for p in PURPOSES}
     taken: dict[str, set[int]] = {p: set() for p in PURPOSES}
@@ -414,7 +417,9 @@ def issue_batch(
         indexes = {p: _free_index(session, lists[p], taken[p]) for p in PURPOSES}
         doc = build_credential(
             issuer={"id": issuer.issuer_url, "name": issuer.name, "url": base},
-            subject_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, issuer.issuer_url + '/' + user.username)}",
+            # random: a uuid5 of the issuer and username could be recomputed by anyone who
+            # guesses the login, and would link a learner's certificates to each other
+            subject_id=f"urn:uuid:{uuid.uuid4()}",
             identity=user.username,
             achievement={
                 "id": f"{base}/api/credentials/achievements/{rule.id}",
@@ -528,20 +533,48 @@ class AutoIssuer:
 
 
 class AcademySources(OnlineSources):
-    """Online sources where academy's own status lists are read from its database directly."""
+    """What academy's public page and API verify against: only what academy holds.
+
+    Nothing is fetched from an address a credential names (an issuer profile, a status list):
+    those addresses come from whoever wrote the document, and fetching them would let anyone make
+    academy call into its own network or hold its threads on a slow server. Issuer keys and
+    status lists come from academy's database; ledger evidence from academy's own node, and only
+    for a registry academy deployed. Errors never repeat what a node or server answered."""
 
     def __init__(self, session: Session, settings: Settings) -> None:
         super().__init__(settings.ledger_rpc_url or None)
         self.session, self.settings = session, settings
         self.prefix = f"{public_base(settings)}/api/credentials/status/"
 
-    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
-        issuer = self.session.exec(
+    def _issuer(self, issuer_id: str) -> IssuerProfile | None:
+        return self.session.exec(
             select(IssuerProfile).where(IssuerProfile.issuer_url == issuer_id)
         ).first()
-        if issuer is not None:
-            return key_history(self.session, issuer)
-        return super().issuer_keys(issuer_id)
+
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+        issuer = self._issuer(issuer_id)
+        return key_history(self.session, issuer) if issuer is not None else None
+
+    def known_issuer(self, issuer_id: str, signer: str) -> str | None:
+        """The name academy holds for ``issuer_id`` when it is one of academy's issuers and
+        ``signer`` one of its keys; None: academy does not know who signed this."""
+        issuer = self._issuer(issuer_id)
+        if issuer is None or key_history(self.session, issuer).find(signer) is None:
+            return None
+        return issuer.name
+
+    def _known_registry(self, registry: str) -> bool:
+        rows = self.session.exec(select(LedgerRegistryRecord)).all()
+        return any(r.address.lower() == str(registry).lower() for r in rows)
+
+    def ledger_facts(self, registry: str) -> LedgerFacts:
+        if not self._known_registry(registry):
+            raise LedgerError("the anchor names a ledger registry academy does not hold")
+        try:
+            return super().ledger_facts(registry)
+        except LedgerError as exc:
+            log.warning("verify: reading academy's ledger failed: %s", exc)
+            raise LedgerError("academy's ledger could not be read; try again later") from None
 
     def trusted_genesis(self, registry: str) -> str | None:
         """ACADEMY_LEDGER_GENESIS, else the genesis academy recorded when it deployed that
@@ -559,7 +592,10 @@ class AcademySources(OnlineSources):
                 row = own_list(self.session, parts[0], parts[1], int(parts[2]))
                 if row is not None:
                     return status_list_document(self.session, self.settings, row)
-        return super().status_list(url)
+        raise SourceError(
+            "this status list is not one academy holds (academy fetches nothing from the "
+            "addresses a credential names; `academy verify` on the command line can)"
+        )
 
 
 def own_list(session: Session, slug: str, purpose: str, seq: int) -> StatusListRecord | None:

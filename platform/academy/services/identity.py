@@ -12,7 +12,13 @@ from ..models import ApiToken, Institution, Role, RoleAssignment, User, id_of, u
 from . import audit
 from .access import ALL_SCOPES, SCOPES, Principal, roles_of
 from .errors import Conflict, Invalid, NotFound, Unauthorized
-from .security import hash_password, new_token, token_hash, verify_password
+from .security import (
+    burn_password_check,
+    hash_password,
+    new_token,
+    token_hash,
+    verify_password,
+)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -56,6 +62,18 @@ def ensure_user(
     return user, True
 
 
+def is_system_of(session: Session, user: User, institution_id: int) -> bool:
+    """Whether ``user`` is an institution system of that institution and nothing else: a service
+    account whose only roles are institution_admin there."""
+    if not user.is_service:
+        return False
+    roles = roles_of(session, id_of(user))
+    return all(
+        r.role == Role.institution_admin and r.institution_id == institution_id and r.course_id is None
+        for r in roles
+    ) and bool(roles)
+
+
 def set_password(session: Session, user: User, password: str) -> None:
     if len(password) < 4:
         raise Invalid("a password needs at least 4 characters")
@@ -66,8 +84,8 @@ def set_password(session: Session, user: User, password: str) -> None:
 def check_password(session: Session, username: str, password: str) -> User | None:
     """The user when the password matches the embedded demo login's stored hash."""
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or user.is_service:
-        verify_password(password, None)
+    if user is None or user.is_service or not user.password_hash:
+        burn_password_check(password)  # as slow as a wrong password: names do not leak
         return None
     return user if verify_password(password, user.password_hash, user.username) else None
 
@@ -151,6 +169,27 @@ def register_service_token(session: Session, secret: str) -> None:
     ).first()
     if existing is None:
         issue_token(session, user, ["hub"], name="hub service token", token=secret)
+    # a rotated ACADEMY_SERVICE_TOKEN replaces the old one: the old secret stops working
+    revoke_tokens(session, user, "hub service token", keep=token_hash(secret))
+
+
+def revoke_tokens(session: Session, user: User, name: str, keep: str | None = None) -> int:
+    """Revoke ``user``'s live tokens called ``name`` (all but the one hashed ``keep``)."""
+    rows = session.exec(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.name == name,
+            col(ApiToken.revoked_at).is_(None),
+        )
+    ).all()
+    now = utcnow()
+    count = 0
+    for row in rows:
+        if row.token_hash != keep:
+            row.revoked_at = now
+            session.add(row)
+            count += 1
+    return count
 
 
 def grant_role(

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Course, id_of
+from ..models import Assignment, Cohort, Course, id_of, to_utc, utcnow
 from ..settings import Settings
 from .access import Principal
 from .courses import assignment_dir, course_labs
-from .errors import Conflict, NotFound, Unavailable
+from .errors import Conflict, Forbidden, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from labs.sandbox import LabEnv, LabSpec, SandboxManager
@@ -94,6 +94,12 @@ def lab_toml(
     ).first()
     if released is not None:
         principal.require_scope("learn")
+        opens = to_utc(released.opens_at)
+        if utcnow() < opens and not _teaches_course(session, principal, row):
+            raise Forbidden(
+                f"lab {course}/{lab} opens at {opens.isoformat()}; "
+                "its chain starts from then on"
+            )
         snapshot = assignment_dir(settings, id_of(released)) / "source" / "lab.toml"
         if snapshot.is_file():
             return snapshot

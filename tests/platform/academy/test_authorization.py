@@ -383,6 +383,96 @@ def internal_token(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/internal/users/learner-a/token", headers=h)
 
 
+# certificates: learner_a holds one issued by A; the public endpoints answer anyone
+EVERYONE = expect(set(WHO), 200, anonymous=200)
+
+
+@case("GET", "/credentials/eligible", expect(ADMINS_A, 200))
+def cred_eligible(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/eligible?cohort_id={ids['cohort_a']}", headers=h)
+
+
+@case("POST", "/credentials/issue", expect(ADMINS_A, 422))  # 422: nobody named is eligible
+def cred_issue(w, h, ids):  # type: ignore[no-untyped-def]
+    body = {"cohort_id": ids["cohort_a"], "learners": []}
+    return w.client.post(f"{BASE}/credentials/issue", headers=h, json=body)
+
+
+@case("PUT", "/credentials/policy", expect(ADMINS_A, 200))
+def cred_policy(w, h, ids):  # type: ignore[no-untyped-def]
+    body = {"institution": "uni-a", "auto_issue": False}
+    return w.client.put(f"{BASE}/credentials/policy", headers=h, json=body)
+
+
+@case("POST", "/credentials/issuers/{slug}/keys", expect(ADMINS_A, 201))
+def cred_rotate_key(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/credentials/issuers/uni-a/keys", headers=h)
+
+
+@case("GET", "/credentials/mine", expect(set(WHO), 200))
+def cred_mine(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/mine", headers=h)
+
+
+@case("GET", "/credentials/status/{slug}/{purpose}/{seq}", EVERYONE)
+def cred_status_list(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/status/uni-a/revocation/1", headers=h)
+
+
+@case("GET", "/credentials/issuers/{slug}", EVERYONE)
+def cred_issuer(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/issuers/uni-a", headers=h)
+
+
+@case("GET", "/credentials/shared/{token}", EVERYONE)
+def cred_shared(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/shared/{ids['share_token']}", headers=h)
+
+
+@case("POST", "/credentials/verify", EVERYONE)
+def cred_verify(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/credentials/verify", headers=h, json=ids["credential_doc"])
+
+
+@case("GET", "/credentials/{uid}", expect(ADMINS_A | {"learner_a"}, 200, hidden=set(WHO)))
+def cred_download(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.get(f"{BASE}/credentials/{ids['credential']}", headers=h)
+
+
+@case("POST", "/credentials/{uid}/share", expect({"learner_a"}, 200))
+def cred_share(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.post(f"{BASE}/credentials/{ids['credential']}/share", headers=h)
+
+
+@case("DELETE", "/credentials/{uid}/share", expect({"learner_a"}, 200))
+def cred_unshare(w, h, ids):  # type: ignore[no-untyped-def]
+    return w.client.delete(f"{BASE}/credentials/{ids['credential']}/share", headers=h)
+
+
+@case("POST", "/credentials/{uid}/status", expect(ADMINS_A, 200))
+def cred_status_change(w, h, ids):  # type: ignore[no-untyped-def]
+    body = {"purpose": "suspension", "value": False}
+    return w.client.post(f"{BASE}/credentials/{ids['credential']}/status", headers=h, json=body)
+
+
+def _issue_to_learner_a(world: World, ids: dict) -> None:
+    import json
+
+    from academy.models import Cohort, CredentialRecord, Institution, User
+    from academy.services import credentials as svc
+
+    with session_scope(_engine(world)) as s:
+        cohort = s.get(Cohort, ids["cohort_a"])
+        user = s.exec(select(User).where(User.username == "learner-a")).one()
+        inst = s.get(Institution, cohort.institution_id)  # type: ignore[union-attr]
+        svc.issue_batch(s, world.settings, inst, [(cohort, user, {"sha": (1.0, 1.0)})], None)  # type: ignore[arg-type, list-item]
+        row = s.exec(select(CredentialRecord)).one()
+        row.share_token = ids["share_token"] = "matrix-share-token"
+        s.add(row)
+        ids["credential"] = row.uid
+        ids["credential_doc"] = json.loads(row.document)
+
+
 @pytest.fixture
 def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
     world = world_on("sqlite")
@@ -400,6 +490,7 @@ def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
         files={"notebook": ("sha.ipynb", ids["notebook"], "application/json")},
     )
     ids["submission"] = r.json()["id"]
+    _issue_to_learner_a(world, ids)
     deadline = time.monotonic() + 60
     while (
         world.client.get(
@@ -416,7 +507,7 @@ def test_every_endpoint_is_in_the_matrix(settings_for: SettingsFor) -> None:
     from academy.app import create_app
 
     spec = create_app(settings_for("sqlite")).openapi()
-    ours = {"learner", "teaching", "admin", "internal"}
+    ours = {"learner", "teaching", "admin", "internal", "credentials"}
     routes = {
         (method.upper(), path.removeprefix(BASE))
         for path, item in spec["paths"].items()
@@ -490,6 +581,20 @@ def test_token_scopes_narrow_roles(matrix_world: tuple[World, Ids]) -> None:
         == 204
     )
     assert world.client.get(f"{BASE}/me", headers=mine).status_code == 401
+    # the credentials router checks scopes too: a read-only token is not a learner's
+    own_read = {"Authorization": "Bearer " + world.token("learner-a", ["read"])}
+    assert world.client.get(f"{BASE}/credentials/mine", headers=own_read).status_code == 403
+    r = world.client.get(f"{BASE}/credentials/{ids['credential']}", headers=own_read)
+    assert r.status_code == 403
+    r = world.client.post(f"{BASE}/credentials/{ids['credential']}/share", headers=own_read)
+    assert r.status_code == 403
+    admin_learn = {"Authorization": "Bearer " + world.token("admin-a", ["learn"])}
+    r = world.client.get(f"{BASE}/credentials/{ids['credential']}", headers=admin_learn)
+    assert r.status_code == 403
+    r = world.client.put(
+        f"{BASE}/credentials/policy", headers=admin_learn, json={"institution": "uni-a", "auto_issue": True}
+    )
+    assert r.status_code == 403
     # a learner cannot mint a token with more scopes than the one it uses
     r = world.client.post(f"{BASE}/tokens", headers=learner, json={"scopes": ["admin"]})
     assert r.status_code == 422

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from academy.credentials import proofs
 from academy.credentials.anchoring import Anchor, anchor_batch
+from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time
 from academy.credentials.statuslist import StatusList
@@ -106,11 +107,12 @@ def world(academy_ledger, status_server, tmp_path_factory):
         status_server.publish(issuer.lists[purpose].url, issuer.status_list(purpose, at=t3))
     cache = tmp_path_factory.mktemp("certs_tamper_cache")
     everything = batch_a + batch_b + batch_c + [rotated_out, revoked_key_doc, backdated]
-    fill_cache(cache, everything, academy_ledger.rpc_url)
+    loopback = FetchLimits(allow_private=True)  # the test status server listens on loopback
+    fill_cache(cache, everything, academy_ledger.rpc_url, limits=loopback)
     w.update(
         a=batch_a, b=batch_b, c=batch_c, rotated_out=rotated_out, revoked_key=revoked_key_doc,
         backdated=backdated, keys=(k1, k2, k3, k4), cache=cache,
-        online=OnlineSources(academy_ledger.rpc_url),
+        online=OnlineSources(academy_ledger.rpc_url, limits=loopback),
     )  # fmt: skip
     return w
 
