@@ -87,7 +87,7 @@ def _top_level_names(path: Path) -> set[str]:
 
 
 def module_missing(token: str) -> bool:
-    """Whether a dotted name the page gives (``grader.autograde.run_job``) does not resolve: the
+    """Whether a dotted name the page gives (``grader.jobs.run_job``) does not resolve: the
     longest prefix that is a module must exist, and the next part be defined at its top level."""
     parts = token.removesuffix("()").split(".")
     files = tracked()
@@ -111,7 +111,7 @@ def test_the_checks_catch_a_name_that_is_not_there() -> None:
     assert module_missing("labs.no_such_module")
     assert not path_missing("grader/autograde.py")
     assert not path_missing("lab.toml")
-    assert not module_missing("grader.autograde.run_job")
+    assert not module_missing("grader.jobs.run_job")
     assert not module_missing("labs.client.connect()")
 
 
