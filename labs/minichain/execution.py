@@ -69,6 +69,7 @@ from .blocks import (
     tx_hash,
     tx_json,
 )
+from .consensus.base import Block
 from .genesis import Genesis
 from .storage import BlockRecord, Store, StoreError
 
@@ -894,11 +895,11 @@ class ExecutionApp(ReadApi):
             self._remember(ex)
             return ex.block
 
-    def validate_block(self, block: MiniBlock) -> bool:
+    def validate_block(self, block: Block) -> bool:
         """True when ``block`` is a valid next block on top of the committed head."""
         return self.why_invalid(block) is None
 
-    def why_invalid(self, block: MiniBlock) -> str | None:
+    def why_invalid(self, block: Block) -> str | None:
         """None for a valid next block, else one line saying what is wrong with it."""
         if not isinstance(block, MiniBlock):
             try:
