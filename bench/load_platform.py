@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,12 @@ class Stats:
         self.examples: dict[str, str] = {}
         self.to_graded: list[float] = []
         self.graded = 0
+        self.wall = 0.0
+        """Seconds the whole run took."""
+        self.cpu: dict[str, float] = {}
+        """CPU seconds per process role over the run (measured from outside the run)."""
+        self.load: tuple[float, float] = (0.0, 0.0)
+        """The 1-minute load average at the start and at the end."""
 
     def ok(self, step: str, seconds: float) -> None:
         self.times[step].append(seconds)
@@ -90,7 +97,9 @@ def add_learners(run: HubRun, n: int) -> list[str]:
     return names
 
 
-async def timed(stats: Stats, step: str, call) -> httpx.Response | None:  # type: ignore[no-untyped-def]
+async def timed(
+    stats: Stats, step: str, call: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response | None:
     t0 = time.perf_counter()
     try:
         reply = await call()
@@ -125,10 +134,11 @@ async def learner(run: HubRun, name: str, stats: Stats, poll: float, stop: async
         if reply is None or reply.status_code != 302:
             return stats.fail("login", f"{reply and reply.status_code}") if reply else None
         # 2. academy's HubOAuth sign-in: academy -> hub authorize -> academy callback -> /api/me
+        location = reply.headers["location"]
         reply = await timed(
             stats,
             "academy sign-in",
-            lambda: http.get(reply.headers["location"], follow_redirects=True),
+            lambda: http.get(location, follow_redirects=True),
         )
         if reply is None or reply.status_code != 200:
             return (
@@ -220,7 +230,7 @@ async def drive(run: HubRun, names: list[str], rate: float, poll: float, deadlin
     anchor_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await anchor_task
-    stats.wall = time.perf_counter() - started  # type: ignore[attr-defined]
+    stats.wall = time.perf_counter() - started
     return stats
 
 
@@ -255,12 +265,12 @@ def report(stats: Stats, n: int, rate: float) -> int:
             f"submit -> graded: p50 {statistics.median(stats.to_graded):.1f} s, "
             f"p99 {pct(stats.to_graded, 0.99):.1f} s"
         )
-    cpu = getattr(stats, "cpu", {})
+    cpu = stats.cpu
     if cpu:
         print(
             "CPU per learner: "
             + ", ".join(f"{role} {cpu.get(role, 0.0) * 1000 / n:.0f} ms" for role, _ in ROLES)
-            + f"   load average {' / '.join(f'{x:.1f}' for x in stats.load)} (start / end)"  # type: ignore[attr-defined]
+            + f"   load average {' / '.join(f'{x:.1f}' for x in stats.load)} (start / end)"
         )
     errors = sum(stats.errors.values())
     for step, why in stats.examples.items():
@@ -292,7 +302,7 @@ def main() -> int:
     db = PgDatabase() if args.db == "postgresql" else contextlib.nullcontext()
     try:
         with db:
-            url = db.url if args.db == "postgresql" else ""
+            url = db.url if isinstance(db, PgDatabase) else ""
             print(f"starting the platform ({args.db}) ...", flush=True)
             settings = hub_settings(
                 work / "state", work / "courses", url, grade_workers=args.workers
@@ -304,8 +314,8 @@ def main() -> int:
                 before, load = cpu_seconds(run), os.getloadavg()[0]
                 stats = asyncio.run(drive(run, names, args.rate, args.poll, args.deadline))
                 after = cpu_seconds(run)
-                stats.cpu = {k: after[k] - before.get(k, 0.0) for k in after}  # type: ignore[attr-defined]
-                stats.load = (load, os.getloadavg()[0])  # type: ignore[attr-defined]
+                stats.cpu = {k: after[k] - before.get(k, 0.0) for k in after}
+                stats.load = (load, os.getloadavg()[0])
             finally:
                 run.stop()
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.measuring import children_running, pss_mib, server_pids
 from labs.sandbox import SandboxManager
 from labs.sandbox.launcher import _rpc
+from labs.sandbox.process import ProcessBackend
 
 LAB = '[lab]\nid = "time-to-lab"\n\n[chain]\nvalidators = 4\nconsensus = "tbft"\n'
 
@@ -71,7 +72,7 @@ class OursHub:
         home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user
         env = self.sandbox.status(user, "time-to-lab")
         pids = server_pids(self.run.proc.pid, home)
-        return pids + self.sandbox.backend.pids(env.env_id)  # type: ignore[attr-defined]
+        return pids + self._process_backend().pids(env.env_id)
 
     def _idle_chain_mib(self) -> float:
         """PSS of one unclaimed pool chain (the pages the pool's chains share with each other and
@@ -80,24 +81,30 @@ class OursHub:
         self._pool_count = len(slots)
         if not slots:
             return 0.0
-        return pss_mib(self.sandbox.backend.pids(f"_pool/{slots[0].parent.name}"))  # type: ignore[attr-defined]
+        return pss_mib(self._process_backend().pids(f"_pool/{slots[0].parent.name}"))
 
     def pooled_mib(self) -> dict[str, float]:
         """PSS of what is kept warm for learners to come: the server parent, the chain zygote, the
         pool chains nobody claimed (and one pool chain as it idled before the logins)."""
         parents = children_running(self.run.proc.pid, "academy.hub.forkserver")
-        backend = self.sandbox.backend
+        backend = self._process_backend()
         chains = []
         slots = backend.state_path / "_pool"
         unclaimed = [s for s in slots.glob("slot-*") if (s / "ready").exists()]
         for slot in unclaimed:
-            chains.extend(backend.pids(f"_pool/{slot.name}"))  # type: ignore[attr-defined]
+            chains.extend(backend.pids(f"_pool/{slot.name}"))
         return {
             f"one idle pool chain, before the logins (of {self._pool_count})": self.idle_chain_mib,
             "server parent (1)": pss_mib(parents),
-            "chain zygote (1)": pss_mib(backend.zygote_pids()),  # type: ignore[attr-defined]
+            "chain zygote (1)": pss_mib(backend.zygote_pids()),
             f"unclaimed pool chains ({len(unclaimed)})": pss_mib(chains),
         }
+
+    def _process_backend(self) -> ProcessBackend:
+        """The sandbox's backend: the process one, whose chains' pids this benchmark measures."""
+        backend = self.sandbox.backend
+        assert isinstance(backend, ProcessBackend), "the benchmark measures the process backend"
+        return backend
 
     def stop(self) -> None:
         self._lock.close()

@@ -55,8 +55,8 @@ def autograde(
         from .cluster import autograde_on_cluster
 
         jobs = (load_job(course, assignment, s, limits, sources) for s in todo)
-        results = autograde_on_cluster(scheduler, jobs, on_done)
-        return dict(sorted(results.items()))
+        on_cluster = autograde_on_cluster(scheduler, jobs, on_done)
+        return dict(sorted(on_cluster.items()))
     results: dict[str, SubmissionResult] = {}
     with (
         prestart(limits or Limits(), count=max(1, workers)),

@@ -93,7 +93,7 @@ def autograde_on_cluster(
         def submit(job: Job, attempt: int) -> None:
             key = f"grade-{job.assignment}-{job.student}-{run_id}-{attempt}"
             future = client.submit(run_job, job, key=key, pure=False)
-            pending[future.key] = (job, attempt)
+            pending[key] = (job, attempt)  # future.key is this key
             running.add(future)
 
         for job in islice(source, window):

@@ -309,6 +309,7 @@ def connect(url: str | None = None) -> Web3:
 
 def _chain_provider(lab: str | None) -> Any:
     import requests
+    from eth_typing import URI
     from web3 import HTTPProvider
 
     class LabChainProvider(HTTPProvider):
@@ -321,14 +322,16 @@ def _chain_provider(lab: str | None) -> Any:
         that never reached the chain are repeated."""
 
         def _make_request(self, method: Any, request_data: bytes) -> bytes:
-            self.endpoint_uri = lab_env(lab).get("ACADEMY_RPC_URL") or self.endpoint_uri
+            current = lab_env(lab).get("ACADEMY_RPC_URL")
+            if current:
+                self.endpoint_uri = URI(current)
             try:
                 return super()._make_request(method, request_data)
             except requests.ConnectionError:
                 fresh = lab_env(lab, refresh=True).get("ACADEMY_RPC_URL")
                 if not fresh:
                     raise
-                self.endpoint_uri = fresh
+                self.endpoint_uri = URI(fresh)
             deadline = time.monotonic() + CONNECT_GRACE
             pause = 0.2
             while True:

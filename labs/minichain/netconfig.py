@@ -158,7 +158,7 @@ def init_network(
         genesis = Genesis(
             chain_id=chain_id,
             consensus=ConsensusConfig(engine=consensus, params=params or {}),
-            identity_mode=identity_mode,  # type: ignore[arg-type]
+            identity_mode=identity_mode,
             ca_cert=cert_pem(ca_cert) if identity_mode == "permissionedWithCert" else None,
             validators=validators,
             alloc={a.address: Account(balance=DEV_BALANCE) for a in dev},

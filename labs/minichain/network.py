@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -37,7 +38,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> bool:
+def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> TypeGuard[int]:
     """True when ``pid`` is alive and is validator ``index`` of this network.
 
     Pids get reused, also by another network's validator: a stale ``network.json`` must never
@@ -92,7 +93,7 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
     """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready."""
     node = cfg.nodes[index]
     if _is_our_node(node.pid, cfg, index):
-        return node.pid  # type: ignore[return-value]
+        return node.pid
     home = cfg.node_home(index)
     logf = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -118,7 +119,7 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
     return proc.pid
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> object:
+def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call; raises RuntimeError with the node's error message."""
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
     reply = client().post(url, json=body, timeout=timeout).json()
@@ -173,8 +174,8 @@ def start_network(root: Path, wait: bool = True) -> NetworkConfig:
 def kill_node(cfg: NetworkConfig, index: int, sig: int = signal.SIGKILL) -> None:
     pid = cfg.nodes[index].pid
     if _is_our_node(pid, cfg, index):
-        os.kill(pid, sig)  # type: ignore[arg-type]
-        _reap(pid, cfg, index)  # type: ignore[arg-type]
+        os.kill(pid, sig)
+        _reap(pid, cfg, index)
     cfg.nodes[index].pid = None
     cfg.save()
 
@@ -195,11 +196,11 @@ def stop_network(root: Path) -> int:
     cfg = NetworkConfig.load(root)
     running = [(i, n.pid) for i, n in enumerate(cfg.nodes) if _is_our_node(n.pid, cfg, i)]
     for _, pid in running:
-        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        os.kill(pid, signal.SIGTERM)
     for i, pid in running:
-        if not _reap(pid, cfg, i, 5.0):  # type: ignore[arg-type]
-            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            _reap(pid, cfg, i)  # type: ignore[arg-type]
+        if not _reap(pid, cfg, i, 5.0):
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid, cfg, i)
         cfg.nodes[i].pid = None
     for n in cfg.nodes:
         n.pid = None
@@ -216,7 +217,7 @@ def network_status(root: Path) -> list[dict]:
         if row["running"]:
             try:
                 st = rpc(cfg.rpc_url(i), "minichain_status", timeout=2.0)
-                row.update(height=st["height"], peers=len(st["peers"]), halted=st["halted"])  # type: ignore[index]
+                row.update(height=st["height"], peers=len(st["peers"]), halted=st["halted"])
             except (httpx.HTTPError, RuntimeError, ValueError):
                 row["height"] = None
         out.append(row)

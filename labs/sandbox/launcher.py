@@ -236,6 +236,8 @@ def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0
     per call (TLS context and all) cost ~0.2 s each on a busy machine.
     """
     parts = urlsplit(url)
+    if parts.hostname is None:
+        raise LaunchError(f"{method}: {url!r} names no host")
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:

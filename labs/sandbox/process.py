@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from traitlets import Bool, Float
 
@@ -31,7 +31,8 @@ from .forkserver import answers
 from .spec import LabSpec
 
 
-def _alive_launcher(pid: int | None) -> bool:
+def _alive_launcher(pid: int | None) -> TypeGuard[int]:
+    """True when ``pid`` is a live chain launcher (so, for the type checker, a pid and not None)."""
     if not pid:
         return False
     try:
@@ -52,10 +53,10 @@ def _pause(pid: int | None) -> None:
     """Stop a chain's launcher and validators (one process group) where they stand."""
     if _alive_launcher(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGSTOP)  # type: ignore[arg-type]
+            os.killpg(pid, signal.SIGSTOP)
         deadline = time.monotonic() + 2  # the signal lands asynchronously: see it land
         while time.monotonic() < deadline:
-            st = procfs.stat(pid)  # type: ignore[arg-type]
+            st = procfs.stat(pid)
             if st is not None and st[0] == "T":
                 return
             time.sleep(0.01)
@@ -285,18 +286,18 @@ class ProcessBackend(Backend):
     def _stop_pid(pid: int | None) -> bool:
         if not _alive_launcher(pid):
             return False
-        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        os.kill(pid, signal.SIGTERM)
         _resume(pid)  # a paused pool chain handles the signal only once it runs
         deadline = time.monotonic() + 10
         while _alive_launcher(pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
+                os.waitpid(pid, os.WNOHANG)
             time.sleep(0.02)
         if _alive_launcher(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
+                os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
+            os.waitpid(pid, os.WNOHANG)
         return True
 
     def destroy(self, env_id: str) -> None:
@@ -318,9 +319,9 @@ class ProcessBackend(Backend):
         pid = self._pid(env_id)
         if not _alive_launcher(pid):
             return []
-        kids = []
+        kids: list[int] = []
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 text = (task / "children").read_text().split()
                 kids.extend(int(k) for k in text)
-        return [pid, *kids]  # type: ignore[list-item]
+        return [pid, *kids]

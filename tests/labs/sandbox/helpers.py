@@ -6,6 +6,7 @@ import shutil
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 from eth_account import Account
@@ -39,7 +40,8 @@ def make_lab(folder: Path, lab_id: str = "counters", validators: int = 4) -> Pat
     return path
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> object:
+def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> Any:
+    """The call's JSON result (any JSON value, as the method defines)."""
     reply = httpx.post(
         url,
         json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
@@ -65,7 +67,7 @@ def signed_transfer(url: str, private_key: str, to: str, value: int) -> str:
         "chainId": int(rpc(url, "eth_chainId"), 16),
     }
     raw = acct.sign_transaction(tx).raw_transaction
-    return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[return-value]
+    return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])
 
 
 # What a learner's container can reach: each (host, port) is "open", "no-name" (the name does not

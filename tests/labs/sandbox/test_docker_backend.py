@@ -58,7 +58,8 @@ def envs(manager: SandboxManager, spec: LabSpec) -> dict[str, Any]:
 
 
 def _container(manager: SandboxManager, learner: str) -> Any:
-    backend: DockerBackend = manager.backend  # type: ignore[assignment]
+    backend = manager.backend
+    assert isinstance(backend, DockerBackend)
     (ct,) = backend._containers(manager.status(learner, "counters").env_id)
     return ct
 
@@ -177,9 +178,11 @@ def test_stop_start_and_recreate_keep_contracts_and_balances(
     assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
     assert again.contracts == env.contracts and counter_value(url, counter) == 7
     # the engine host is rebuilt: containers gone, the volume stays
-    for ct in manager.backend._containers(env.env_id):  # type: ignore[attr-defined]
+    backend = manager.backend
+    assert isinstance(backend, DockerBackend)
+    for ct in backend._containers(env.env_id):
         ct.stop(timeout=5)
-        manager.backend._remove(ct)  # type: ignore[attr-defined]
+        backend._remove(ct)
     again = manager.ensure(A, spec)
     url = f"http://{_ip(_container(manager, A), net)}:8546"
     assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
@@ -210,7 +213,8 @@ def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
     own keys. Stop and start keep the claimed chain's state."""
     run = engine["run"]
     m = SandboxManager(state_dir=str(tmp_path / "sandbox"), backend_class="docker")
-    b: DockerBackend = m.backend  # type: ignore[assignment]
+    b = m.backend
+    assert isinstance(b, DockerBackend)
     b.base_url, b.image = engine["base_url"], engine["image"]
     b.extra_labels = {RUN_LABEL: run}
     b.network_prefix = f"ca-{run}-"  # its own pool network, not another run's
