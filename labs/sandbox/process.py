@@ -24,6 +24,7 @@ from typing import Any
 from traitlets import Bool, Float
 
 from labs.minichain import procfs
+from labs.minichain.waiting import wait_until
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -53,12 +54,13 @@ def _pause(pid: int | None) -> None:
     if _alive_launcher(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGSTOP)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 2  # the signal lands asynchronously: see it land
-        while time.monotonic() < deadline:
+
+        def stopped() -> bool:
             st = procfs.stat(pid)  # type: ignore[arg-type]
-            if st is not None and st[0] == "T":
-                return
-            time.sleep(0.01)
+            return st is not None and st[0] == "T"
+
+        with contextlib.suppress(TimeoutError):  # the signal lands asynchronously: see it land
+            wait_until(stopped, 2, interval=0.01)
 
 
 def _resume(pid: int | None) -> None:
@@ -102,12 +104,23 @@ class ProcessBackend(Backend):
         )
         log.close()
         (self.state_path / "zygote.pid").write_text(str(self._zygote_proc.pid))
-        deadline = time.monotonic() + self.start_timeout
-        while not answers(sock):
-            if self._zygote_proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
-                raise BackendError(f"the chain zygote did not start: {tail}")
-            time.sleep(0.05)
+        proc = self._zygote_proc
+
+        def failed() -> BackendError:
+            tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
+            return BackendError(f"the chain zygote did not start: {tail}")
+
+        def started() -> bool:
+            if answers(sock):
+                return True
+            if proc.poll() is not None:
+                raise failed()
+            return False
+
+        try:
+            wait_until(started, self.start_timeout, interval=0.05)
+        except TimeoutError:
+            raise failed() from None
         return sock
 
     def close(self) -> None:
@@ -287,11 +300,14 @@ class ProcessBackend(Backend):
             return False
         os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
         _resume(pid)  # a paused pool chain handles the signal only once it runs
-        deadline = time.monotonic() + 10
-        while _alive_launcher(pid) and time.monotonic() < deadline:
+
+        def gone() -> bool:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
-            time.sleep(0.02)
+            return not _alive_launcher(pid)
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(gone, 10, interval=0.02)
         if _alive_launcher(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
