@@ -158,6 +158,7 @@ def start_chain(lab: Lab) -> str:
     Raises RuntimeError with one line when the chain does not come up as specified.
     """
     from labs.minichain.network import rpc
+    from labs.minichain.waiting import wait_until
     from labs.sandbox import LabSpec, SandboxManager
     from labs.sandbox.backend import BackendError
     from labs.sandbox.spec import SpecError
@@ -176,19 +177,19 @@ def start_chain(lab: Lab) -> str:
         urls = env.rpc_urls
         if len(urls) != spec.validators:
             raise RuntimeError(f"chain has {len(urls)} validators, lab.toml asks {spec.validators}")
-        deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
-        height = 0
-        while time.monotonic() < deadline:
-            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)  # type: ignore[arg-type]
-            if height >= 1:
-                break
-            time.sleep(0.2)
-        if height < 1:
-            raise RuntimeError(f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s")
+        try:
+            wait_until(
+                lambda: max(int(rpc(u, "eth_blockNumber"), 16) for u in urls) >= 1,
+                CHAIN_BLOCK_TIMEOUT,
+                interval=0.2,
+                message=f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s",
+            )
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from None
         for i, u in enumerate(urls):
             status = rpc(u, "minichain_status")
-            if status["consensus"] != spec.consensus:  # type: ignore[index]
-                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")  # type: ignore[index]
+            if status["consensus"] != spec.consensus:
+                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")
         missing = {p.name for p in spec.preload} - set(env.contracts)
         if missing:
             raise RuntimeError(f"preloaded contracts missing: {', '.join(sorted(missing))}")

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,29 +24,13 @@ import httpx
 
 from academy.hub.embedded_config import public_url
 from labs.minichain import procfs
+from labs.minichain.ports import port_free
 
 CONFIG = Path(__file__).with_name("embedded_config.py")
 
 
 class HubError(RuntimeError):
     """The hub could not start; the message says why and what to do."""
-
-
-def free_port() -> int:
-    """A free loopback port (the tests run many hubs side by side on one machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def with_secrets(settings: Any) -> Any:
@@ -202,7 +185,7 @@ def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubR
         (settings.hub_proxy_api_port, "HUB_PROXY_API_PORT"),
         (settings.port, "PORT"),
     ):
-        if port_in_use(port):
+        if not port_free(port):
             raise HubError(
                 f"port {port} is in use: stop what runs there or set ACADEMY_{what} to a free port"
             )
