@@ -24,7 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from academy.hub.launcher import HubRun, free_port, start_hub
+from academy.hub.launcher import HubRun, start_hub
+
+from labs.minichain.ports import free_port
 
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -182,10 +182,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
 
 
 def test_an_unreachable_scheduler_is_one_clear_error() -> None:
-    import socket
+    from labs.minichain.ports import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler at tcp://127.0.0.1"):
         autograde_on_cluster(f"tcp://127.0.0.1:{port}", [], connect_timeout=1.0)

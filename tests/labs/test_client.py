@@ -18,6 +18,7 @@ import pytest
 import requests
 
 import labs.client as client
+from labs.minichain.ports import free_port
 from labs.sandbox import LabSpec, SandboxManager
 
 
@@ -125,10 +126,7 @@ class LateListener:
 
         url = urlparse(target)
         self.target = (url.hostname, url.port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
         self.timer = threading.Timer(delay, self._open)
         self.timer.start()
         self.server: socket.socket | None = None

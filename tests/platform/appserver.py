@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,12 +16,7 @@ from academy.db import upgrade
 from academy.settings import Settings
 from fastapi import FastAPI
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from labs.minichain.ports import free_port
 
 
 def start(app: FastAPI, port: int) -> Callable[[], None]:

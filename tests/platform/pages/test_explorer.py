@@ -23,6 +23,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
+from labs.minichain.jsonrpc import call
 from labs.sandbox import SandboxManager
 from tests.platform import appserver
 
@@ -32,11 +33,7 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
 
 
 def rpc(url: str, method: str, *params: object) -> object:
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+    return call(url, method, list(params))
 
 
 @pytest.fixture
