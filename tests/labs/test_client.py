@@ -19,6 +19,7 @@ import requests
 
 import labs.client as client
 from labs.minichain.ports import free_port
+from labs.minichain.waiting import wait_until
 from labs.sandbox import LabSpec, SandboxManager
 
 
@@ -75,10 +76,7 @@ def live_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 
 
 def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+    wait_until(predicate, timeout, interval=0.2)
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ staff of A may act, staff of B see nothing (404, so ids do not leak), learners s
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +16,8 @@ from academy.models import Role
 from academy.services.enrollment import enroll
 from academy.services.identity import ensure_user, grant_role, issue_token
 from sqlmodel import select
+
+from labs.minichain.waiting import wait_until
 
 from .builders import answer
 from .conftest import BASE, World
@@ -390,15 +391,14 @@ def matrix_world(world_on):  # type: ignore[no-untyped-def]
         files={"notebook": ("sha.ipynb", ids["notebook"], "application/json")},
     )
     ids["submission"] = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while (
-        world.client.get(
+    wait_until(
+        lambda: world.client.get(
             f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
         ).json()["status"]
-        != "graded"
-    ):
-        assert time.monotonic() < deadline, "the setup submission was not graded"
-        time.sleep(0.1)
+        == "graded",
+        60,
+        message="the setup submission was not graded",
+    )
     return world, ids
 
 

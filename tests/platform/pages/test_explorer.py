@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from labs.minichain.jsonrpc import call
+from labs.minichain.waiting import wait_until
 from labs.sandbox import SandboxManager
 from tests.platform import appserver
 
@@ -93,10 +93,12 @@ def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> st
     }
     raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
     tx_hash = rpc(url, "eth_sendRawTransaction", raw)
-    deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", tx_hash) is None:
-        assert time.monotonic() < deadline, "the transfer was not mined in 30 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: rpc(url, "eth_getTransactionReceipt", tx_hash),
+        30,
+        interval=0.2,
+        message="the transfer was not mined in 30 s",
+    )
     return str(tx_hash)
 
 
