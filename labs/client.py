@@ -417,7 +417,7 @@ class ChainFaults:
     def _rpc(self, index: int, method: str, params: list | None = None) -> Any:
         import httpx
 
-        from labs.minichain.jsonrpc import RpcError, call
+        from labs.minichain.jsonrpc import RpcReplyError, call
 
         if not 0 <= index < len(self.urls):
             raise IndexError(
@@ -433,7 +433,7 @@ class ChainFaults:
                     raise
                 self.urls = fresh
                 return call(self.urls[index], method, params, timeout=10.0)
-        except RpcError as exc:
+        except RpcReplyError as exc:
             raise RuntimeError(f"validator {index}: {exc}") from None
 
     @property

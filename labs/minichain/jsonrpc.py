@@ -6,7 +6,7 @@ times a second. ``pooled=False`` sends it over a plain :mod:`http.client` connec
 for the chain launcher, which is forked once per chain from a zygote that never imports httpx,
 so that a chain start pays neither the import nor a client (with its CA bundle) per fork.
 
-An error reply raises :class:`RpcError` (a ``RuntimeError`` whose text is the node's message).
+An error reply raises :class:`RpcReplyError` (a ``RuntimeError`` whose text is the node's message).
 Transport failures propagate as the transport raises them: ``httpx.HTTPError`` when pooled,
 ``OSError`` or ``http.client.HTTPException`` when not; a reply that is not JSON raises
 ``ValueError``. Callers turn these into their own error types.
@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
-class RpcError(RuntimeError):
-    """The node answered the call with a JSON-RPC error object."""
+class RpcReplyError(RuntimeError):
+    """The node answered the call with a JSON-RPC error object (the client's side of what
+    :class:`labs.minichain.rpc.RpcError` is on the server's)."""
 
     def __init__(self, error: Any) -> None:
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
@@ -42,7 +43,7 @@ def call(
     else:
         reply = _post_plain(url, json.dumps(body), timeout)
     if "error" in reply:
-        raise RpcError(reply["error"])
+        raise RpcReplyError(reply["error"])
     return reply.get("result")
 
 

@@ -33,7 +33,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from labs.minichain.jsonrpc import RpcError, call
+from labs.minichain.jsonrpc import RpcReplyError, call
 from labs.minichain.waiting import wait_until
 
 RPC_PORT = 8545
@@ -238,7 +238,7 @@ def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0
     """
     try:
         return call(url, method, params, timeout, pooled=False)
-    except RpcError as exc:
+    except RpcReplyError as exc:
         raise LaunchError(f"{method}: {exc}") from None
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from labs.minichain.jsonrpc import RpcError, call
+from labs.minichain.jsonrpc import RpcReplyError, call
 from labs.minichain.ports import free_port, free_ports, port_free
+from labs.minichain.rpc import RpcDispatcher
 from labs.minichain.waiting import wait_until
+
+try:
+    from ._devchain import CHAIN_ID, RpcServer, open_app
+except ImportError:  # collected without a package (rootdir-relative imports)
+    from _devchain import CHAIN_ID, RpcServer, open_app
 
 # -- wait_until ------------------------------------------------------------------------------------
 
@@ -89,63 +92,32 @@ def test_port_zero_is_never_free() -> None:
 # -- JSON-RPC --------------------------------------------------------------------------------------
 
 
-class _Node(BaseHTTPRequestHandler):
-    """Answers eth_chainId, fails everything else with a JSON-RPC error, and says what it got."""
-
-    seen: list[dict] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append(body)
-        if body["method"] == "eth_chainId":
-            reply = {"jsonrpc": "2.0", "id": body["id"], "result": "0x539"}
-        elif body["method"] == "broken":
-            reply = None
-        else:
-            error = {"code": -32601, "message": f"method not found: {body['method']}"}
-            reply = {"jsonrpc": "2.0", "id": body["id"], "error": error}
-        data = b"not json" if reply is None else json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def node_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Node)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real minichain JSON-RPC server (one ExecutionApp, no consensus) on a loopback port."""
+    app = open_app(tmp_path_factory.mktemp("jsonrpc"))
+    with RpcServer(RpcDispatcher(app)) as server:
+        yield server.url + "/"
 
 
 @pytest.mark.parametrize("pooled", [True, False])
 def test_call_returns_the_result(node_url: str, pooled: bool) -> None:
-    _Node.seen.clear()
-    assert call(node_url, "eth_chainId", pooled=pooled) == "0x539"
-    assert _Node.seen == [{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}]
+    assert call(node_url, "eth_chainId", pooled=pooled) == hex(CHAIN_ID)
+    assert call(node_url, "eth_getBalance", ["0x" + "00" * 20, "latest"], pooled=pooled) == "0x0"
 
 
 @pytest.mark.parametrize("pooled", [True, False])
 def test_call_raises_the_nodes_error(node_url: str, pooled: bool) -> None:
-    with pytest.raises(RpcError, match="^method not found: eth_nope$") as caught:
+    with pytest.raises(RpcReplyError, match="eth_nope") as caught:
         call(node_url, "eth_nope", ["0x1"], pooled=pooled)
-    assert caught.value.code == -32601
+    assert caught.value.code == -32601  # method not found
     assert isinstance(caught.value, RuntimeError)
 
 
 @pytest.mark.parametrize("pooled", [True, False])
 def test_call_rejects_a_reply_that_is_not_json(node_url: str, pooled: bool) -> None:
-    with pytest.raises(ValueError):
-        call(node_url, "broken", pooled=pooled)
+    with pytest.raises(ValueError):  # the server's plain-text 404 for a path it does not serve
+        call(node_url + "elsewhere", "eth_chainId", pooled=pooled)
 
 
 def test_call_to_a_closed_port_raises_the_transports_error() -> None:

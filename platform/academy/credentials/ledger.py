@@ -75,7 +75,7 @@ def rpc_call(url: str, method: str, params: list | None = None, timeout: float =
     """One JSON-RPC call; LedgerError with the reason on any failure."""
     try:
         return jsonrpc.call(url, method, params, timeout)
-    except jsonrpc.RpcError as exc:
+    except jsonrpc.RpcReplyError as exc:
         raise LedgerError(f"ledger node {url}: {method}: {exc}") from None
     except (httpx.HTTPError, ValueError) as exc:
         raise LedgerError(f"ledger node {url} did not answer {method}: {exc}") from exc
