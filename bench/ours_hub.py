@@ -5,21 +5,17 @@ clock starts (the issue allows pre-started servers and chains)."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 from bench.measuring import children_running, pss_mib, server_pids
+from labs.minichain.jsonrpc import call
+from labs.minichain.ports import free_port
 from labs.sandbox import SandboxManager
-from labs.sandbox.launcher import _rpc
 from labs.sandbox.process import ProcessBackend
 
 LAB = '[lab]\nid = "time-to-lab"\n\n[chain]\nvalidators = 4\nconsensus = "tbft"\n'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OursHub:
@@ -37,10 +33,10 @@ class OursHub:
             state_dir=state / "state",
             courses_dir=state / "courses",
             seed_demo=True,
-            hub_port=_free_port(),
-            hub_api_port=_free_port(),
-            hub_proxy_api_port=_free_port(),
-            port=_free_port(),
+            hub_port=free_port(),
+            hub_api_port=free_port(),
+            hub_proxy_api_port=free_port(),
+            port=free_port(),
             hub_lab=lab,
             hub_chain_rpc_urls="",
         )
@@ -66,7 +62,7 @@ class OursHub:
         env = self.sandbox.status(user, "time-to-lab")
         if env.status != "running" or len(env.rpc_urls) != 4:
             return False
-        return all(_rpc(url, "eth_blockNumber", timeout=5.0) for url in env.rpc_urls)
+        return all(call(url, "eth_blockNumber", timeout=5.0, pooled=False) for url in env.rpc_urls)
 
     def learner_pids(self, user: str) -> list[int]:
         home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,14 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.measuring import pct, process_tree, pss_mib, server_pids  # noqa: E402
+from labs.minichain.ports import free_port  # noqa: E402
+from labs.minichain.waiting import wait_until  # noqa: E402
 
 PROXY = Path(os.environ.get("CHP", ROOT / "node_modules" / ".bin" / "configurable-http-proxy"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -74,14 +69,18 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
     progress = re.search(r'new EventSource\("([^"]+)"\)', reply.text)
     if progress:
         _wait_ready_event(client, progress.group(1), timeout)
-    deadline = t0 + timeout
-    while True:
-        lab = client.get(f"/user/{user}/lab")
-        if lab.status_code == 200 and f"/user/{user}/lab" in str(lab.url):
-            return time.perf_counter() - t0, client
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({lab.status_code})")
-        time.sleep(0.1)
+    last: list[httpx.Response] = []
+
+    def lab_open() -> bool:
+        last[:] = [client.get(f"/user/{user}/lab")]
+        return last[0].status_code == 200 and f"/user/{user}/lab" in str(last[0].url)
+
+    try:
+        wait_until(lab_open, t0 + timeout - time.perf_counter())
+    except TimeoutError:
+        status = last[0].status_code if last else None
+        raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({status})") from None
+    return time.perf_counter() - t0, client
 
 
 def _wait_ready_event(client: httpx.Client, url: str, timeout: float) -> None:
@@ -162,18 +161,22 @@ class StockHub:
             start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
+
+        def failed() -> RuntimeError:
+            return RuntimeError("stock hub did not start: " + (state / "hub.log").read_text()[-800:])
+
+        def answers() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/hub/api", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "stock hub did not start: " + (state / "hub.log").read_text()[-800:]
-                )
-            time.sleep(0.2)
+                    return True
+            if self.proc.poll() is not None:
+                raise failed()
+            return False
+
+        try:
+            wait_until(answers, 180, interval=0.2)
+        except TimeoutError:
+            raise failed() from None
 
     def learner(self, i: int) -> tuple[str, str]:
         return f"stock{i}", "bench-password"

@@ -420,25 +420,24 @@ class ChainFaults:
     def _rpc(self, index: int, method: str, params: list | None = None) -> Any:
         import httpx
 
-        from labs.minichain.httpclient import client
+        from labs.minichain.jsonrpc import RpcReplyError, call
 
         if not 0 <= index < len(self.urls):
             raise IndexError(
                 f"validator {index}: this chain has validators 0..{len(self.urls) - 1}"
             )
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
         try:
-            reply = client().post(self.urls[index], json=body, timeout=10.0).json()
-        except httpx.ConnectError:
-            # the whole chain stopped (idle) and started again elsewhere: follow it once
-            fresh = list(self._refresh()) if self._refresh else []
-            if len(fresh) != len(self.urls) or fresh == self.urls:
-                raise
-            self.urls = fresh
-            reply = client().post(self.urls[index], json=body, timeout=10.0).json()
-        if "error" in reply:
-            raise RuntimeError(f"validator {index}: {reply['error'].get('message')}")
-        return reply["result"]
+            try:
+                return call(self.urls[index], method, params, timeout=10.0)
+            except httpx.ConnectError:
+                # the whole chain stopped (idle) and started again elsewhere: follow it once
+                fresh = list(self._refresh()) if self._refresh else []
+                if len(fresh) != len(self.urls) or fresh == self.urls:
+                    raise
+                self.urls = fresh
+                return call(self.urls[index], method, params, timeout=10.0)
+        except RpcReplyError as exc:
+            raise RuntimeError(f"validator {index}: {exc}") from None
 
     @property
     def ids(self) -> list[str]:

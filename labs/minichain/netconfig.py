@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 from eth_account import Account as EthAccount
@@ -88,20 +87,6 @@ class NetworkConfig(BaseModel):
     def accounts(self) -> list[dict]:
         path = self.root / "accounts.json"
         return json.loads(path.read_text()) if path.exists() else []
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports the OS says are free right now (bound together so they are distinct)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def init_network(

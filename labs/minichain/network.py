@@ -10,32 +10,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 import httpx
 
 from . import procfs
-from .httpclient import client
-from .netconfig import NetworkConfig, NetworkError, free_ports
+from .jsonrpc import call as rpc
+from .netconfig import NetworkConfig, NetworkError
+from .ports import free_ports, port_free
+from .waiting import wait_until
 
 READY_TIMEOUT = 60.0
-
-
-def _port_free(host: str, port: int) -> bool:
-    if port <= 0:
-        return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> TypeGuard[int]:
@@ -85,7 +73,7 @@ def assign_ports(cfg: NetworkConfig) -> None:
     for i, node in enumerate(cfg.nodes):
         if _is_our_node(node.pid, cfg, i):
             continue
-        if not (_port_free(cfg.host, node.p2p_port) and _port_free(cfg.host, node.rpc_port)):
+        if not (port_free(node.p2p_port, cfg.host) and port_free(node.rpc_port, cfg.host)):
             node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
 
 
@@ -119,15 +107,6 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
     return proc.pid
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> Any:
-    """One JSON-RPC call; raises RuntimeError with the node's error message."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    reply = client().post(url, json=body, timeout=timeout).json()
-    if "error" in reply:
-        raise RuntimeError(reply["error"].get("message", str(reply["error"])))
-    return reply["result"]
-
-
 def _log_tail(cfg: NetworkConfig, index: int, lines: int = 5) -> str:
     try:
         text = (cfg.node_home(index) / "node.log").read_text(errors="replace").strip().splitlines()
@@ -141,8 +120,8 @@ def wait_ready(
 ) -> None:
     """Block until every given node answers JSON-RPC; fail with the node's last log lines."""
     pending = set(range(len(cfg.nodes)) if indices is None else indices)
-    deadline = time.monotonic() + timeout
-    while pending:
+
+    def all_answer() -> bool:
         for i in sorted(pending):
             pid = cfg.nodes[i].pid
             if _exec_pending(pid):
@@ -154,10 +133,16 @@ def wait_ready(
                 pending.discard(i)
             except (httpx.HTTPError, RuntimeError, ValueError):
                 pass
-        if pending:
-            if time.monotonic() > deadline:
-                raise NetworkError(f"nodes {sorted(pending)} did not answer within {timeout:.0f} s")
-            time.sleep(0.1)
+        return not pending
+
+    try:
+        wait_until(
+            all_answer,
+            timeout,
+            message=lambda: f"nodes {sorted(pending)} did not answer within {timeout:.0f} s",
+        )
+    except TimeoutError as exc:
+        raise NetworkError(str(exc)) from None
 
 
 def start_network(root: Path, wait: bool = True) -> NetworkConfig:
@@ -181,14 +166,15 @@ def kill_node(cfg: NetworkConfig, index: int, sig: int = signal.SIGKILL) -> None
 
 
 def _reap(pid: int, cfg: NetworkConfig, index: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _is_our_node(pid, cfg, index):
-            return True
-        time.sleep(0.02)
-    return False
+        return not _is_our_node(pid, cfg, index)
+
+    try:
+        return wait_until(gone, timeout, interval=0.02)
+    except TimeoutError:
+        return False
 
 
 def stop_network(root: Path) -> int:

@@ -24,6 +24,7 @@ from typing import Any, TypeGuard
 from traitlets import Bool, Float
 
 from labs.minichain import procfs
+from labs.minichain.waiting import wait_until
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -54,12 +55,13 @@ def _pause(pid: int | None) -> None:
     if _alive_launcher(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 2  # the signal lands asynchronously: see it land
-        while time.monotonic() < deadline:
+
+        def stopped() -> bool:
             st = procfs.stat(pid)
-            if st is not None and st[0] == "T":
-                return
-            time.sleep(0.01)
+            return st is not None and st[0] == "T"
+
+        with contextlib.suppress(TimeoutError):  # the signal lands asynchronously: see it land
+            wait_until(stopped, 2, interval=0.01)
 
 
 def _resume(pid: int | None) -> None:
@@ -103,12 +105,23 @@ class ProcessBackend(Backend):
         )
         log.close()
         (self.state_path / "zygote.pid").write_text(str(self._zygote_proc.pid))
-        deadline = time.monotonic() + self.start_timeout
-        while not answers(sock):
-            if self._zygote_proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
-                raise BackendError(f"the chain zygote did not start: {tail}")
-            time.sleep(0.05)
+        proc = self._zygote_proc
+
+        def failed() -> BackendError:
+            tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
+            return BackendError(f"the chain zygote did not start: {tail}")
+
+        def started() -> bool:
+            if answers(sock):
+                return True
+            if proc.poll() is not None:
+                raise failed()
+            return False
+
+        try:
+            wait_until(started, self.start_timeout, interval=0.05)
+        except TimeoutError:
+            raise failed() from None
         return sock
 
     def close(self) -> None:
@@ -288,11 +301,14 @@ class ProcessBackend(Backend):
             return False
         os.kill(pid, signal.SIGTERM)
         _resume(pid)  # a paused pool chain handles the signal only once it runs
-        deadline = time.monotonic() + 10
-        while _alive_launcher(pid) and time.monotonic() < deadline:
+
+        def gone() -> bool:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.02)
+            return not _alive_launcher(pid)
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(gone, 10, interval=0.02)
         if _alive_launcher(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nbformat
 import pytest
 from academy.client import AcademyClient
@@ -37,6 +36,7 @@ from academy.services.identity import (
 from academy.settings import Settings
 from nbclient import NotebookClient
 
+from labs.minichain.jsonrpc import call
 from tests.platform import appserver
 
 pytestmark = pytest.mark.slow
@@ -46,11 +46,7 @@ LABS = {"sha256": "crypto-foundations", "tbft": "consensus"}
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+    return call(url, method, list(params))
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,9 @@ def write_chain_course(courses: Path) -> Path:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """The platform with a ledger: hub, proxy, academy (PostgreSQL), a chain per learner."""
-    from academy.hub.launcher import free_port, start_hub
+    from academy.hub.launcher import start_hub
+
+    from labs.minichain.ports import free_port
 
     root = tmp_path_factory.mktemp("journey")
     lab_toml = write_chain_course(root / "courses")

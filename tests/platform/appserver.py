@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,12 +17,8 @@ from academy.settings import Settings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from labs.minichain.ports import free_port
+from labs.minichain.waiting import wait_until
 
 
 def start(app: FastAPI, port: int) -> Callable[[], None]:
@@ -32,10 +26,7 @@ def start(app: FastAPI, port: int) -> Callable[[], None]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "academy did not start"
-        time.sleep(0.05)
+    wait_until(lambda: server.started, 30, interval=0.05, message="academy did not start")
 
     def stop() -> None:
         server.should_exit = True

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from grader.executor import use_lab_preload
 
@@ -152,6 +152,7 @@ def start_chain(lab: Lab) -> str:
     Raises RuntimeError with one line when the chain does not come up as specified.
     """
     from labs.minichain.network import rpc
+    from labs.minichain.waiting import wait_until
     from labs.sandbox import LabSpec, SandboxManager
     from labs.sandbox.backend import BackendError
     from labs.sandbox.spec import SpecError
@@ -170,17 +171,17 @@ def start_chain(lab: Lab) -> str:
         urls = env.rpc_urls
         if len(urls) != spec.validators:
             raise RuntimeError(f"chain has {len(urls)} validators, lab.toml asks {spec.validators}")
-        deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
-        height = 0
-        while time.monotonic() < deadline:
-            height = max(int(cast(str, rpc(u, "eth_blockNumber")), 16) for u in urls)
-            if height >= 1:
-                break
-            time.sleep(0.2)
-        if height < 1:
-            raise RuntimeError(f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s")
+        try:
+            wait_until(
+                lambda: max(int(rpc(u, "eth_blockNumber"), 16) for u in urls) >= 1,
+                CHAIN_BLOCK_TIMEOUT,
+                interval=0.2,
+                message=f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s",
+            )
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from None
         for i, u in enumerate(urls):
-            status = cast(dict[str, Any], rpc(u, "minichain_status"))
+            status = rpc(u, "minichain_status")
             if status["consensus"] != spec.consensus:
                 raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")
         missing = {p.name for p in spec.preload} - set(env.contracts)

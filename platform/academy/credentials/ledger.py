@@ -28,7 +28,7 @@ import httpx
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from labs.minichain.httpclient import client
+from labs.minichain import jsonrpc
 
 from .keys import KeyHistory, KeyRecord
 
@@ -77,17 +77,11 @@ def _hex(value: str) -> bytes:
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 15.0) -> Any:
     """One JSON-RPC call; LedgerError with the reason on any failure."""
     try:
-        r = client().post(
-            url,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-            timeout=timeout,
-        )
-        body = r.json()
+        return jsonrpc.call(url, method, params, timeout)
+    except jsonrpc.RpcReplyError as exc:
+        raise LedgerError(f"ledger node {url}: {method}: {exc}") from None
     except (httpx.HTTPError, ValueError) as exc:
         raise LedgerError(f"ledger node {url} did not answer {method}: {exc}") from exc
-    if "error" in body:
-        raise LedgerError(f"ledger node {url}: {method}: {body['error'].get('message')}")
-    return body.get("result")
 
 
 # -- evidence -------------------------------------------------------------------------------------

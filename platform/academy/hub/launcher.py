@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import httpx
 import psutil
 
 from academy.hub.embedded_config import public_url
+from labs.minichain.ports import port_free
 
 if TYPE_CHECKING:
     from academy.settings import Settings
@@ -35,23 +35,6 @@ CONFIG = Path(__file__).with_name("embedded_config.py")
 
 class HubError(RuntimeError):
     """The hub could not start; the message says why and what to do."""
-
-
-def free_port() -> int:
-    """A free loopback port (the tests run many hubs side by side on one machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def with_secrets(settings: Settings) -> Settings:
@@ -200,7 +183,7 @@ def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) ->
         (settings.hub_proxy_api_port, "HUB_PROXY_API_PORT"),
         (settings.port, "PORT"),
     ):
-        if port_in_use(port):
+        if not port_free(port):
             raise HubError(
                 f"port {port} is in use: stop what runs there or set ACADEMY_{what} to a free port"
             )

@@ -8,9 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 from eth_account import Account
 from eth_utils import to_checksum_address
+
+from labs.minichain.jsonrpc import call
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 
@@ -41,14 +42,7 @@ def make_lab(folder: Path, lab_id: str = "counters", validators: int = 4) -> Pat
 
 
 def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> Any:
-    """The call's JSON result (any JSON value, as the method defines)."""
-    reply = httpx.post(
-        url,
-        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-        timeout=timeout,
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+    return call(url, method, params, timeout)
 
 
 def counter_value(url: str, address: str) -> int:

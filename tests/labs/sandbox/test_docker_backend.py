@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox import LabSpec, SandboxManager
 from labs.sandbox.docker_backend import DockerBackend
 
@@ -199,10 +200,11 @@ def test_cull_stops_only_the_idle(manager: SandboxManager, envs: dict[str, Any])
 
 
 def _wait_receipt(url: str, tx: str) -> None:
-    deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", [tx]) is None:
-        assert time.monotonic() < deadline, "transaction never committed"
-        time.sleep(0.1)
+    wait_until(
+        lambda: rpc(url, "eth_getTransactionReceipt", [tx]),
+        30,
+        message="transaction never committed",
+    )
 
 
 def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
@@ -230,10 +232,12 @@ def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
         assert set(ct.attrs["NetworkSettings"]["Networks"]) == {cy.network}
         url = f"http://{_ip(ct, cy.network)}:8545"
         assert counter_value(url, cy.contracts["Counter"]["address"]) == 7  # preloaded
-        deadline = time.monotonic() + 120  # refilled in the background
-        while not [c for c in b._pool_chains() if c.status == "paused"]:
-            assert time.monotonic() < deadline, "the pool was not refilled"
-            time.sleep(0.5)
+        wait_until(  # refilled in the background
+            lambda: [c for c in b._pool_chains() if c.status == "paused"],
+            120,
+            interval=0.5,
+            message="the pool was not refilled",
+        )
         dee = m.ensure("dee", spec)
         assert b._containers(dee.env_id)[0].name != ct.name
         mine = {a["address"] for a in cy.accounts}

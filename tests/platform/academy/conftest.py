@@ -4,6 +4,7 @@ after) or a fresh SQLite file per test, the app on either, and a small world of 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import uuid
@@ -31,6 +32,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from labs.minichain.waiting import wait_until
 from tests.platform.appserver import academy_state, free_port
 
 from .builders import LAB, write_course
@@ -282,7 +284,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def start_server(settings: Settings, log: Path) -> Server:
     """Start academy in a new session (process group) on a free loopback port; wait until up."""
     import sys
-    import time
 
     import httpx
 
@@ -297,18 +298,20 @@ def start_server(settings: Settings, log: Path) -> Server:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/services/academy"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"academy exited early: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return Server(proc, url, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    Server(proc, url, log).stop(9)
-    raise AssertionError(f"academy did not start in 90 s: {log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        return False
+
+    try:
+        wait_until(healthy, 90, interval=0.2)
+    except TimeoutError:
+        Server(proc, url, log).stop(9)
+        raise AssertionError(f"academy did not start in 90 s: {log.read_text()[-2000:]}") from None
+    return Server(proc, url, log)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ staff of A may act, staff of B see nothing (404, so ids do not leak), learners s
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -21,6 +20,8 @@ from academy.services.identity import ensure_user, grant_role, issue_token
 from httpx import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+
+from labs.minichain.waiting import wait_until
 
 from .builders import answer
 from .conftest import BASE, SettingsFor, World, WorldOn
@@ -491,15 +492,14 @@ def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
     )
     ids["submission"] = r.json()["id"]
     _issue_to_learner_a(world, ids)
-    deadline = time.monotonic() + 60
-    while (
-        world.client.get(
+    wait_until(
+        lambda: world.client.get(
             f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
         ).json()["status"]
-        != "graded"
-    ):
-        assert time.monotonic() < deadline, "the setup submission was not graded"
-        time.sleep(0.1)
+        == "graded",
+        60,
+        message="the setup submission was not graded",
+    )
     return world, ids
 
 

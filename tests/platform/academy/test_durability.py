@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from academy.settings import Settings
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+
+from labs.minichain.waiting import wait_until
 
 from .builders import answer
 from .conftest import Server, SettingsFor, build_world, start_server
@@ -80,10 +81,12 @@ def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
         with Session(engine) as s:
             return list(s.exec(select(GradeJob).order_by(col(GradeJob.id))))
 
-    deadline = time.monotonic() + 120
-    while not any(j.status == JobStatus.running for j in jobs()):
-        assert time.monotonic() < deadline, "no job started grading"
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(j.status == JobStatus.running for j in jobs()),
+        120,
+        interval=0.05,
+        message="no job started grading",
+    )
     os.killpg(server.proc.pid, signal.SIGKILL)
     server.proc.wait(10)
     at_kill = jobs()
@@ -98,12 +101,12 @@ def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
         assert hashlib.sha256(uploads[sub.id]).hexdigest() == sub.sha256
 
     servers.append(start_server(settings, tmp_path / "academy.log"))
-    deadline = time.monotonic() + 180
-    while not all(j.status == JobStatus.done for j in jobs()):
-        assert time.monotonic() < deadline, (
-            f"jobs not finished: {[(j.id, j.status, j.last_error) for j in jobs()]}"
-        )
-        time.sleep(0.2)
+    wait_until(
+        lambda: all(j.status == JobStatus.done for j in jobs()),
+        180,
+        interval=0.2,
+        message=lambda: f"jobs not finished: {[(j.id, j.status, j.last_error) for j in jobs()]}",
+    )
     final = jobs()
     assert len(final) == len(uploads), "a restart must not create or lose jobs"
     with Session(engine) as s:

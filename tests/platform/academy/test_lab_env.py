@@ -10,7 +10,6 @@ notebook in a lab folder, beside academy, that follows what academy says over th
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from academy.services.identity import ensure_user, issue_token
 from sqlalchemy.engine import Engine
 
 import labs.client as client
+from labs.minichain.waiting import wait_until
 from tests.platform import appserver
 from tests.platform.appserver import free_port
 
@@ -177,10 +177,12 @@ def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
         assert env.rpc_url == spawn["ACADEMY_RPC_URL"]
         height = client.connect(env.rpc_url).eth.block_number
         chains.start_culler()
-        deadline = time.monotonic() + 30
-        while chains.manager.status("ada", "solo").status == "running":
-            assert time.monotonic() < deadline, "the idle chain was not stopped"
-            time.sleep(0.5)
+        wait_until(
+            lambda: chains.manager.status("ada", "solo").status != "running",
+            30,
+            interval=0.5,
+            message="the idle chain was not stopped",
+        )
         chains.close()  # no second cull while we look at it again
         back = chains.ensure("ada", "course", "solo", lab).env
         assert back is not None and back.status == "running" and back.env_id == env.env_id

@@ -7,23 +7,26 @@ import base64
 import csv
 import io
 import json
-import time
 
 import httpx
 import pytest
+
+from labs.minichain.waiting import wait_until
 
 from .builders import SECRET, answer
 from .conftest import BASE, World
 
 
 def wait_graded(world: World, who: str, sid: int, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json()
-        if body["status"] in ("graded", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"submission {sid} not graded in {timeout}s: {body}")
+    last: dict = {}
+
+    def settled() -> dict | None:
+        last.update(world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json())
+        return dict(last) if last["status"] in ("graded", "failed") else None
+
+    return wait_until(
+        settled, timeout, message=lambda: f"submission {sid} not graded in {timeout}s: {last}"
+    )
 
 
 def fetch_notebook(world: World, who: str, aid: int) -> dict:
@@ -80,14 +83,13 @@ def test_release_fetch_submit_graded_feedback_gradebook(world_on, backend: str) 
         f"{BASE}/assignments/{aid}/regrade", headers=world.headers("instructor_a")
     )
     assert r.status_code == 202 and r.json() == {"queued": 2}
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    def all_graded() -> list | None:
         subs = world.client.get(
             f"{BASE}/assignments/{aid}/submissions", headers=world.headers("instructor_a")
         ).json()
-        if all(s["status"] == "graded" for s in subs):
-            break
-        time.sleep(0.1)
+        return subs if all(s["status"] == "graded" for s in subs) else None
+
+    subs = wait_until(all_graded, 90, message="the regrade did not finish")
     assert [s["score"] for s in subs] == [0.0, 3.0]
 
     gb = world.client.get(

@@ -31,6 +31,7 @@ from academy.services.identity import (
 from academy.settings import Settings
 from fastapi.testclient import TestClient
 
+from labs.minichain.waiting import wait_until
 from tests.platform.academy.builders import COURSE, LAB, answer, write_course
 from tests.platform.appserver import academy_state
 
@@ -126,13 +127,15 @@ def grade_everyone(w: dict) -> None:
             pending.append((name, r.json()["id"]))
     deadline = time.monotonic() + 180
     for name, sid in pending:
-        while True:
+
+        def settled(name: str = name, sid: int = sid) -> dict | None:
             body = client.get(f"{API}/submissions/{sid}", headers=headers(w, name)).json()
-            if body["status"] in ("graded", "failed"):
-                assert body["status"] == "graded", body
-                break
-            assert time.monotonic() < deadline, body
-            time.sleep(0.2)
+            return body if body["status"] in ("graded", "failed") else None
+
+        body = wait_until(
+            settled, deadline - time.monotonic(), interval=0.2, message=f"{sid} not graded"
+        )
+        assert body["status"] == "graded", body
 
 
 def test_issue_share_verify_revoke(platform) -> None:

@@ -11,7 +11,6 @@ import copy
 import datetime as dt
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,8 @@ from academy.credentials.verify import (
     fill_cache,
     verify_credential,
 )
+
+from labs.minichain.waiting import wait_until
 
 ACHIEVEMENT = {
     "id": "https://academy.example/courses/crypto-foundations",
@@ -97,8 +98,12 @@ def world(academy_ledger, status_server, tmp_path_factory):
     backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2))
     t3 = issuer.revoke_key(k3.multikey, now_utc() + dt.timedelta(seconds=2))
     k4 = issuer.add_key(t3)
-    while academy_ledger.registry.head_time() <= t3:  # the ledger must see the revocation pass
-        time.sleep(0.2)
+    wait_until(  # the ledger must see the revocation pass
+        lambda: academy_ledger.registry.head_time() > t3,
+        60,
+        interval=0.2,
+        message="the ledger's head never passed the key's revocation time",
+    )
     after = proofs.sign(draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)))
     (revoked_key_doc, backdated) = anchored(issuer, [after, backdated_doc], format_time(t3))
     issuer.set_status(batch_a[2]["id"], "revocation")

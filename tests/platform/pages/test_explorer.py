@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
+from labs.minichain.jsonrpc import call
+from labs.minichain.waiting import wait_until
 from labs.sandbox import SandboxManager
 from tests.platform import appserver
 
@@ -32,12 +33,8 @@ COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
 
 
-def rpc(url: str, method: str, *params: object) -> Any:  # the JSON result, any shape
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+def rpc(url: str, method: str, *params: object) -> Any:
+    return call(url, method, list(params))
 
 
 @pytest.fixture
@@ -97,10 +94,12 @@ def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> st
     }
     raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
     tx_hash = rpc(url, "eth_sendRawTransaction", raw)
-    deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", tx_hash) is None:
-        assert time.monotonic() < deadline, "the transfer was not mined in 30 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: rpc(url, "eth_getTransactionReceipt", tx_hash),
+        30,
+        interval=0.2,
+        message="the transfer was not mined in 30 s",
+    )
     return str(tx_hash)
 
 

@@ -28,6 +28,7 @@ from academy.services.courses import release_lab
 from academy.services.identity import roles_of, user_by_name
 from academy.settings import Settings
 
+from labs.minichain.waiting import wait_until
 from tests.platform import appserver
 from tests.platform.academy.builders import answer, write_course
 from tests.platform.academy.conftest import World, build_world
@@ -53,13 +54,13 @@ class Site:
 
 
 def _wait_graded(site: Site, who: str, sid: int) -> dict:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        body = site.get(who, f"/api/submissions/{sid}").json()
-        if body["status"] in ("graded", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"submission {sid} not graded: {body}")
+    last: dict = {}
+
+    def settled() -> dict | None:
+        last.update(site.get(who, f"/api/submissions/{sid}").json())
+        return dict(last) if last["status"] in ("graded", "failed") else None
+
+    return wait_until(settled, 90, message=lambda: f"submission {sid} not graded: {last}")
 
 
 def _submit(site: Site, who: str, aid: int, correct: bool) -> int:
