@@ -15,8 +15,16 @@ from pathlib import Path
 import psycopg
 import pytest
 from academy.app import create_app
-from academy.db import make_engine, session_scope
-from academy.models import Cohort, LatePolicy, Role, id_of
+from academy.db import make_engine, referenced, session_scope
+from academy.models import (
+    Cohort,
+    CredentialRecord,
+    Institution,
+    LatePolicy,
+    Role,
+    User,
+    id_of,
+)
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import import_course, release_lab
 from academy.services.enrollment import enroll
@@ -31,6 +39,7 @@ from academy.settings import Settings
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from labs.minichain.waiting import wait_until
 from tests.platform.appserver import academy_state, free_port
@@ -150,6 +159,29 @@ class World:
     @property
     def engine(self) -> Engine:
         return academy_state(self.client).engine
+
+    def issue_credential(self, cohort: str, username: str, lab: str, points: float) -> CredentialRecord:
+        """Certify ``username`` in the cohort ``ids[cohort]`` through the issuing service, full
+        marks on ``lab``; the stored record (uid, document, share token)."""
+        from academy.services import credentials as svc
+
+        with session_scope(self.engine) as session:
+            row = referenced(session, Cohort, self.ids[cohort])
+            user = session.exec(select(User).where(User.username == username)).one()
+            inst = referenced(session, Institution, row.institution_id)
+            learners: list[tuple[Cohort, User, dict[str, tuple[float, float]]]] = [
+                (row, user, {lab: (points, points)})
+            ]
+            svc.issue_batch(session, self.settings, inst, learners, None)
+            record = session.exec(
+                select(CredentialRecord)
+                .where(CredentialRecord.user_id == id_of(user))
+                .order_by(col(CredentialRecord.id).desc())
+            ).first()
+            assert record is not None, f"no credential was issued to {username}"
+            session.refresh(record)
+            session.expunge(record)
+        return record
 
     def token(self, username: str, scopes: list[str]) -> str:
         with session_scope(self.engine) as session:

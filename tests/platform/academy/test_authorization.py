@@ -389,69 +389,69 @@ EVERYONE = expect(set(WHO), 200, anonymous=200)
 
 
 @case("GET", "/credentials/eligible", expect(ADMINS_A, 200))
-def cred_eligible(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_eligible(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/eligible?cohort_id={ids['cohort_a']}", headers=h)
 
 
 @case("POST", "/credentials/issue", expect(ADMINS_A, 422))  # 422: nobody named is eligible
-def cred_issue(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_issue(w: World, h: Headers, ids: Ids) -> Response:
     body = {"cohort_id": ids["cohort_a"], "learners": []}
     return w.client.post(f"{BASE}/credentials/issue", headers=h, json=body)
 
 
 @case("PUT", "/credentials/policy", expect(ADMINS_A, 200))
-def cred_policy(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_policy(w: World, h: Headers, ids: Ids) -> Response:
     body = {"institution": "uni-a", "auto_issue": False}
     return w.client.put(f"{BASE}/credentials/policy", headers=h, json=body)
 
 
 @case("POST", "/credentials/issuers/{slug}/keys", expect(ADMINS_A, 201))
-def cred_rotate_key(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_rotate_key(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/credentials/issuers/uni-a/keys", headers=h)
 
 
 @case("GET", "/credentials/mine", expect(set(WHO), 200))
-def cred_mine(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_mine(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/mine", headers=h)
 
 
 @case("GET", "/credentials/status/{slug}/{purpose}/{seq}", EVERYONE)
-def cred_status_list(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_status_list(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/status/uni-a/revocation/1", headers=h)
 
 
 @case("GET", "/credentials/issuers/{slug}", EVERYONE)
-def cred_issuer(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_issuer(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/issuers/uni-a", headers=h)
 
 
 @case("GET", "/credentials/shared/{token}", EVERYONE)
-def cred_shared(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_shared(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/shared/{ids['share_token']}", headers=h)
 
 
 @case("POST", "/credentials/verify", EVERYONE)
-def cred_verify(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_verify(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/credentials/verify", headers=h, json=ids["credential_doc"])
 
 
 @case("GET", "/credentials/{uid}", expect(ADMINS_A | {"learner_a"}, 200, hidden=set(WHO)))
-def cred_download(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_download(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.get(f"{BASE}/credentials/{ids['credential']}", headers=h)
 
 
 @case("POST", "/credentials/{uid}/share", expect({"learner_a"}, 200))
-def cred_share(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_share(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/credentials/{ids['credential']}/share", headers=h)
 
 
 @case("DELETE", "/credentials/{uid}/share", expect({"learner_a"}, 200))
-def cred_unshare(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_unshare(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.delete(f"{BASE}/credentials/{ids['credential']}/share", headers=h)
 
 
 @case("POST", "/credentials/{uid}/status", expect(ADMINS_A, 200))
-def cred_status_change(w, h, ids):  # type: ignore[no-untyped-def]
+def cred_status_change(w: World, h: Headers, ids: Ids) -> Response:
     body = {"purpose": "suspension", "value": False}
     return w.client.post(f"{BASE}/credentials/{ids['credential']}/status", headers=h, json=body)
 
@@ -459,15 +459,11 @@ def cred_status_change(w, h, ids):  # type: ignore[no-untyped-def]
 def _issue_to_learner_a(world: World, ids: dict) -> None:
     import json
 
-    from academy.models import Cohort, CredentialRecord, Institution, User
-    from academy.services import credentials as svc
+    from academy.models import CredentialRecord
 
-    with session_scope(_engine(world)) as s:
-        cohort = s.get(Cohort, ids["cohort_a"])
-        user = s.exec(select(User).where(User.username == "learner-a")).one()
-        inst = s.get(Institution, cohort.institution_id)  # type: ignore[union-attr]
-        svc.issue_batch(s, world.settings, inst, [(cohort, user, {"sha": (1.0, 1.0)})], None)  # type: ignore[arg-type, list-item]
-        row = s.exec(select(CredentialRecord)).one()
+    record = world.issue_credential("cohort_a", "learner-a", "sha", 1.0)
+    with session_scope(world.engine) as s:
+        row = referenced(s, CredentialRecord, id_of(record))
         row.share_token = ids["share_token"] = "matrix-share-token"
         s.add(row)
         ids["credential"] = row.uid

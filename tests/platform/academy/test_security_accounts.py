@@ -10,22 +10,18 @@ from academy.services.errors import Unauthorized
 from academy.services.identity import ensure_user, grant_role
 from sqlmodel import select
 
-from .conftest import BASE
+from .conftest import BASE, World, WorldOn
 
 
 @pytest.fixture
-def world(world_on):  # type: ignore[no-untyped-def]
+def world(world_on: WorldOn) -> World:
     return world_on("sqlite", grade_workers=0)
-
-
-def _engine(world):  # type: ignore[no-untyped-def]
-    return world.client.app.state.academy.engine
 
 
 def test_a_system_account_never_takes_over_an_existing_user(world) -> None:
     """An institution admin names a "system" after a platform admin's login: refused, and that
     user keeps exactly what it had."""
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         boss, _ = ensure_user(s, "uni-a.boss")
         grant_role(s, None, boss, Role.platform_admin, None)
     r = world.client.post(
@@ -33,7 +29,7 @@ def test_a_system_account_never_takes_over_an_existing_user(world) -> None:
     )
     assert r.status_code == 409, r.text
     assert "token" not in r.json()
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         boss = s.exec(select(User).where(User.username == "uni-a.boss")).one()
         roles = s.exec(select(RoleAssignment).where(RoleAssignment.user_id == boss.id)).all()
         assert not boss.is_service
@@ -41,7 +37,7 @@ def test_a_system_account_never_takes_over_an_existing_user(world) -> None:
 
 
 def test_a_person_of_the_same_name_is_not_reused(world) -> None:
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         ensure_user(s, "uni-a.jo")  # an ordinary person whose login happens to look like that
     r = world.client.post(
         f"{BASE}/institutions/uni-a/systems", headers=world.headers("admin_a"), json={"name": "jo"}
@@ -85,7 +81,7 @@ def test_service_accounts_get_no_new_roles(world) -> None:
         json={"username": "uni-b.sis", "role": "institution_admin", "institution": "uni-a"},
     )
     assert r.status_code == 403, r.text
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         sis = s.exec(select(User).where(User.username == "uni-b.sis")).one()
         roles = s.exec(select(RoleAssignment).where(RoleAssignment.user_id == sis.id)).all()
         assert {(r.role, r.institution_id) for r in roles} == {
@@ -114,12 +110,12 @@ def test_a_rotated_service_token_is_revoked(world) -> None:
     from academy.services.security import new_token
 
     old, new = new_token(), new_token()
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         register_service_token(s, old)
     hub_old = {"Authorization": f"Bearer {old}"}
     path = f"{BASE}/internal/users/learner-a/token"
     assert world.client.post(path, headers=hub_old).status_code == 201
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         register_service_token(s, new)  # academy restarted with ACADEMY_SERVICE_TOKEN rotated
     assert world.client.post(path, headers=hub_old).status_code == 401
     assert world.client.post(path, headers={"Authorization": f"Bearer {new}"}).status_code == 201
@@ -148,14 +144,14 @@ def test_an_unknown_user_costs_the_same_password_hash_as_a_wrong_password(
     calls: list[int] = []
     real = security._scrypt
     monkeypatch.setattr(security, "_scrypt", lambda *a: calls.append(1) or real(*a))
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         set_password(s, s.exec(select(User).where(User.username == "learner-a")).one(), "pw-right")
     r = world.client.post(
         f"{BASE}/institutions/uni-a/systems", headers=world.headers("admin_a"), json={"name": "sis"}
     )
     assert r.status_code == 201
     calls.clear()
-    with session_scope(_engine(world)) as s:
+    with session_scope(world.engine) as s:
         for name in ("learner-a", "nobody-here", "uni-a.sis", "learner-b"):
             before = len(calls)
             assert check_password(s, name, "pw-wrong") is None

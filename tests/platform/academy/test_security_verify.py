@@ -19,13 +19,10 @@ from academy.credentials.fetch import FetchError, FetchLimits, address_allowed, 
 from academy.credentials.keys import IssuerKey, did_key, format_time
 from academy.credentials.statuslist import status_entry
 from academy.credentials.verify import OnlineSources, verify_credential
-from academy.db import session_scope
-from academy.models import Cohort, CredentialRecord, Institution, User
 from academy.services import credentials as svc
-from sqlmodel import select
 
 from .builders import LAB
-from .conftest import BASE
+from .conftest import BASE, World, WorldOn
 
 PAGE = BASE.removesuffix("/api")
 
@@ -93,18 +90,10 @@ def target() -> Iterator[Target]:
 
 
 @pytest.fixture
-def issued(world_on):  # type: ignore[no-untyped-def]
+def issued(world_on: WorldOn) -> tuple[World, dict]:
     """The world, with one certificate academy issued to learner-a (University A)."""
     world = world_on("sqlite", grade_workers=0, credentials_auto_seconds=0)
-    engine = world.client.app.state.academy.engine  # type: ignore[attr-defined]
-    with session_scope(engine) as session:
-        cohort = session.get(Cohort, world.ids["cohort_a"])
-        user = session.exec(select(User).where(User.username == "learner-a")).one()
-        inst = session.get(Institution, cohort.institution_id)  # type: ignore[union-attr]
-        svc.issue_batch(
-            session, world.settings, inst, [(cohort, user, {LAB: (3.0, 3.0)})], None  # type: ignore[arg-type, list-item]
-        )
-        doc = json.loads(session.exec(select(CredentialRecord)).one().document)
+    doc = json.loads(world.issue_credential("cohort_a", "learner-a", LAB, 3.0).document)
     return world, doc
 
 
@@ -122,13 +111,13 @@ def forged(original: dict, issuer: dict, status: list | None = None) -> dict:
     return proofs.sign(doc, key, format_time(svc._now()))
 
 
-def verify_api(world, doc: dict) -> dict:  # type: ignore[no-untyped-def]
+def verify_api(world: World, doc: dict) -> dict:
     r = world.client.post(f"{BASE}/credentials/verify", json=doc)
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def verify_page(world, doc: dict) -> str:  # type: ignore[no-untyped-def]
+def verify_page(world: World, doc: dict) -> str:
     r = world.client.post(f"{PAGE}/verify", data={"document": json.dumps(doc)})
     assert r.status_code == 200, r.text
     return r.text

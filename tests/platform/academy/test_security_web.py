@@ -11,30 +11,26 @@ import re
 import uuid
 from types import SimpleNamespace
 
+import httpx
 import pytest
-from academy.db import session_scope
-from academy.models import Cohort, CredentialRecord, Institution, User
+from academy.db import referenced, session_scope
+from academy.models import Cohort
 from academy.services import credentials as svc
 from fastapi.testclient import TestClient
-from sqlmodel import select
 
 from .builders import LAB
-from .conftest import BASE
+from .conftest import BASE, World, WorldOn
 
 PAGES = BASE.removesuffix("/api")
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 
 @pytest.fixture
-def world(world_on):  # type: ignore[no-untyped-def]
+def world(world_on: WorldOn) -> World:
     return world_on("sqlite", grade_workers=0, credentials_auto_seconds=0)
 
 
-def _engine(world):  # type: ignore[no-untyped-def]
-    return world.client.app.state.academy.engine
-
-
-def _assert_headers(r, frame: str = "'none'") -> None:  # type: ignore[no-untyped-def]
+def _assert_headers(r: httpx.Response, frame: str = "'none'") -> None:
     csp = r.headers.get("content-security-policy", "")
     assert f"frame-ancestors {frame}" in csp, (r.url, csp)
     assert "object-src" in csp or "default-src 'none'" in csp
@@ -146,14 +142,12 @@ def test_learners_get_nothing_of_an_assignment_before_it_opens(world) -> None:
 
 
 def test_certificate_subject_ids_are_random(world) -> None:
-    with session_scope(_engine(world)) as s:
-        cohort = s.get(Cohort, world.ids["cohort_a"])
-        user = s.exec(select(User).where(User.username == "learner-a")).one()
-        inst = s.get(Institution, cohort.institution_id)  # type: ignore[union-attr]
-        svc.issue_batch(s, world.settings, inst, [(cohort, user, {LAB: (3.0, 3.0)})], None)  # type: ignore[arg-type, list-item]
-        doc = json.loads(s.exec(select(CredentialRecord)).one().document)
-        issuer = svc.issuer_of(s, inst.id)  # type: ignore[union-attr, arg-type]
-        guessable = uuid.uuid5(uuid.NAMESPACE_URL, issuer.issuer_url + "/learner-a")  # type: ignore[union-attr]
+    doc = json.loads(world.issue_credential("cohort_a", "learner-a", LAB, 3.0).document)
+    with session_scope(world.engine) as s:
+        cohort = referenced(s, Cohort, world.ids["cohort_a"])
+        issuer = svc.issuer_of(s, cohort.institution_id)
+        assert issuer is not None
+        guessable = uuid.uuid5(uuid.NAMESPACE_URL, issuer.issuer_url + "/learner-a")
     subject = doc["credentialSubject"]["id"]
     assert subject != f"urn:uuid:{guessable}"
     assert uuid.UUID(subject.removeprefix("urn:uuid:")).version == 4
