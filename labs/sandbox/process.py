@@ -285,7 +285,8 @@ class ProcessBackend(Backend):
     def _stop_pid(pid: int | None) -> bool:
         if not _alive_launcher(pid):
             return False
-        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        with contextlib.suppress(ProcessLookupError):  # it ended since: someone else stopped it
+            os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
         _resume(pid)  # a paused pool chain handles the signal only once it runs
         deadline = time.monotonic() + 10
         while _alive_launcher(pid) and time.monotonic() < deadline:
