@@ -2,7 +2,9 @@
 
 Each validator is its own OS process (so a test or a lab can ``kill -9`` one), started detached in its
 own session with its log in ``node<i>/node.log``; pids are kept in ``network.json`` so that
-``academy chain down`` finds them from any shell.
+``academy chain down`` finds them from any shell. A caller that runs the network only while it runs
+itself (``academy up``) asks for ``follow_caller``: the nodes then stop when it dies, even by
+``kill -9`` (:mod:`labs.minichain.lifetime`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 
 from . import procfs
 from .jsonrpc import call as rpc
+from .lifetime import follow_parent_preexec
 from .netconfig import NetworkConfig, NetworkError
 from .ports import free_ports, port_free
 from .waiting import wait_until
@@ -77,8 +80,12 @@ def assign_ports(cfg: NetworkConfig) -> None:
             node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
 
 
-def start_node(cfg: NetworkConfig, index: int) -> int:
-    """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready."""
+def start_node(cfg: NetworkConfig, index: int, follow_caller: bool = False) -> int:
+    """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready.
+
+    With ``follow_caller`` the node gets SIGTERM (its ordinary stop) when the calling thread's
+    process dies; call it from the main thread then (see :mod:`labs.minichain.lifetime`).
+    """
     node = cfg.nodes[index]
     if _is_our_node(node.pid, cfg, index):
         return node.pid
@@ -100,6 +107,7 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         env=env,
+        preexec_fn=follow_parent_preexec() if follow_caller else None,
     )
     logf.close()
     node.pid = proc.pid
@@ -145,12 +153,13 @@ def wait_ready(
         raise NetworkError(str(exc)) from None
 
 
-def start_network(root: Path, wait: bool = True) -> NetworkConfig:
+def start_network(root: Path, wait: bool = True, follow_caller: bool = False) -> NetworkConfig:
+    """Start every node that does not run yet (``follow_caller``: see :func:`start_node`)."""
     cfg = NetworkConfig.load(root)
     assign_ports(cfg)
     cfg.save()
     for i in range(len(cfg.nodes)):
-        start_node(cfg, i)
+        start_node(cfg, i, follow_caller)
     if wait:
         wait_ready(cfg)
     return cfg

@@ -121,14 +121,6 @@ def _run_node(
     asyncio.run(node.run())
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies, so no validator outlives its launcher."""
-    import ctypes
-
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def run_network(data: Path, listen: str = "0.0.0.0") -> int:
     """Run every validator of ``data`` as a forked child; exit when told to or when all are gone.
 
@@ -139,6 +131,7 @@ def run_network(data: Path, listen: str = "0.0.0.0") -> int:
     import gc
 
     import labs.minichain.node  # noqa: F401 - imported before fork on purpose
+    from labs.minichain.lifetime import follow_parent
     from labs.minichain.netconfig import NetworkConfig
 
     gc.collect()
@@ -146,13 +139,14 @@ def run_network(data: Path, listen: str = "0.0.0.0") -> int:
 
     cfg = NetworkConfig.load(data)
     children: dict[int, int] = {}
+    launcher = os.getpid()
     for i in range(len(cfg.nodes)):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _die_with_parent()
+                follow_parent(launcher, signal.SIGKILL)  # no validator outlives its launcher
                 _run_node(data, i, listen=listen)
             except BaseException as exc:  # the child must never return into the parent's loop
                 print(f"node{i}: {exc!r}", file=sys.stderr)

@@ -299,7 +299,8 @@ class ProcessBackend(Backend):
     def _stop_pid(pid: int | None) -> bool:
         if not _alive_launcher(pid):
             return False
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it ended since: someone else stopped it
+            os.kill(pid, signal.SIGTERM)
         _resume(pid)  # a paused pool chain handles the signal only once it runs
 
         def gone() -> bool:

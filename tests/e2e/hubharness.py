@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -100,11 +100,28 @@ def chain_lab(folder: Path) -> Path:
     return lab
 
 
+class _BasePath(Protocol):
+    @property
+    def base_path(self) -> str: ...
+
+
+class HubEndpoint(Protocol):
+    """What a browser needs of a running hub: a HubRun, or a hub that ``academy up`` started."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def settings(self) -> _BasePath: ...
+
+    def log_tail(self) -> str: ...
+
+
 class HubBrowser:
     """One user acting through the hub the way a browser does: the real login form, cookies,
     OAuth redirects to academy and to the user's own server, XSRF headers."""
 
-    def __init__(self, run: HubRun, timeout: float = 30.0) -> None:
+    def __init__(self, run: HubEndpoint, timeout: float = 30.0) -> None:
         self.run = run
         self.http = httpx.Client(base_url=run.url, follow_redirects=True, timeout=timeout)
         self.name = ""

@@ -352,11 +352,14 @@ LEDGER_CHAIN_ID = 7431
 LEDGER_PARAMS = {"timeout_propose": 1.5, "empty_block_interval": 5.0}
 
 
-def start_local_ledger(folder: Path, validators: int = 1) -> tuple[str, str]:
+def start_local_ledger(
+    folder: Path, validators: int = 1, follow_caller: bool = False
+) -> tuple[str, str]:
     """Start the academy ledger kept in ``folder`` (made there on first use): a TBFT minichain,
     whose commits carry validator signatures a verifier can check. Returns (JSON-RPC URL of a
     node, private key of the account academy writes the registry with). ``academy up`` runs one
-    so that issued certificates are anchored out of the box; stop it with ``stop_network``."""
+    so that issued certificates are anchored out of the box; stop it with ``stop_network``.
+    ``follow_caller``: the nodes stop when this process dies (``start_network``)."""
     from labs.minichain.netconfig import init_network
     from labs.minichain.network import start_network
 
@@ -365,7 +368,7 @@ def start_local_ledger(folder: Path, validators: int = 1) -> tuple[str, str]:
             folder, nodes=validators, consensus="tbft", accounts=2, chain_id=LEDGER_CHAIN_ID,
             params=LEDGER_PARAMS,
         )  # fmt: skip
-    cfg = start_network(folder)
+    cfg = start_network(folder, follow_caller=follow_caller)
     return cfg.rpc_url(0), cfg.accounts()[0]["private_key"]
 
 

@@ -5,13 +5,19 @@ One machine, nothing else installed: the hub and its configurable-http-proxy on
 ``STATE_DIR/hub/users``), academy as a hub-managed service at ``/services/academy/`` that grades in
 its own local pool. Every value comes from :class:`academy.settings.Settings` (``ACADEMY_*`` env
 vars), which ``academy up`` and the tests set. The production configuration is in ``deploy/``.
+
+Nothing the hub starts outlives it: the proxy and academy get SIGTERM from the kernel when the hub
+dies (:mod:`labs.minichain.lifetime`), however it dies; learners' servers and their chains are
+stopped by the hub when it stops (SIGTERM or SIGINT), and the warm parent watches the hub's pid.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +27,8 @@ if TYPE_CHECKING:
 
     def get_config() -> Config: ...  # JupyterHub puts it in a config file's namespace
 
+
+from labs.minichain.lifetime import following
 
 #: the repository root: configurable-http-proxy is installed into its node_modules by bootstrap
 ROOT = Path(__file__).resolve().parents[3]
@@ -111,7 +119,8 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
-    c.ConfigurableHTTPProxy.command = [str(PROXY)]
+    # the hub starts the proxy and academy in sessions of their own: they follow the hub's death
+    c.ConfigurableHTTPProxy.command = following(os.getpid(), [str(PROXY)])
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.hub_proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
     c.ConfigurableHTTPProxy.debug = False
@@ -144,6 +153,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
             Path(s.sandbox_dir or state / "sandbox"),
             explorer_base=s.base_path,
             config=c,
+            stop_at_exit=True,
         )
     elif s.hub_chain_rpc_urls:
         urls = [u.strip() for u in s.hub_chain_rpc_urls.split(",") if u.strip()]
@@ -165,7 +175,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
         {
             "name": "academy",
             "url": f"http://127.0.0.1:{s.port}",
-            "command": [sys.executable, "-m", "academy.cli", "serve"],
+            "command": following(os.getpid(), [sys.executable, "-m", "academy.cli", "serve"]),
             "cwd": os.getcwd(),
             "api_token": s.hub_api_token,
             "environment": environment,
@@ -188,7 +198,18 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     ]
 
 
+def exit_on_sigterm() -> None:
+    """Until JupyterHub installs its own handlers (once it runs), SIGTERM would end the hub at
+    once, skipping the at-exit stop of the lab chains; make it a ``SystemExit`` instead."""
+
+    def _exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 if "get_config" in globals():  # loaded by JupyterHub as its config file
+    exit_on_sigterm()
     configure(get_config())
     from academy.hub.spawner import warm_parent
 

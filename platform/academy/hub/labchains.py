@@ -11,15 +11,24 @@ Two sources, chosen by what the machine has:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labs.sandbox import SandboxManager
 
 LabEnvFn = Callable[[str], Awaitable[dict[str, str]]]
 
 
 def sandbox_chains(
-    lab_toml: Path, state_dir: Path, explorer_base: str = "", config: Any = None
+    lab_toml: Path,
+    state_dir: Path,
+    explorer_base: str = "",
+    config: Any = None,
+    stop_at_exit: bool = False,
 ) -> LabEnvFn:
     """Per-learner chains for the lab in ``lab_toml`` through ``labs.sandbox``.
 
@@ -29,6 +38,9 @@ def sandbox_chains(
     ``c.ProcessBackend.pool_size`` and so on. A warm pool is kept in the lab's own shape (its
     validators and consensus) and filled in the background from now on, so the first learners
     after the hub starts claim a running chain instead of waiting for one to start.
+
+    With ``stop_at_exit`` every chain in ``state_dir`` is stopped when this process exits (the
+    embedded hub: its learners' servers stop with it, and so do their chains).
     """
     from labs.sandbox import LabSpec, SandboxManager
 
@@ -42,6 +54,8 @@ def sandbox_chains(
         backend.pool_validators = spec.chain.validators
         backend.pool_consensus = spec.chain.consensus
         manager.warm()
+    if stop_at_exit:
+        atexit.register(_stop_at_exit, manager)
     # courses/<course>/source/<lab>/lab.toml: labs.client asks academy for this lab's chain by
     # name, so a notebook outside any lab folder still follows it when it restarts
     folder = Path(lab_toml).resolve().parent
@@ -66,3 +80,22 @@ def shared_chain(rpc_urls: list[str]) -> LabEnvFn:
         return {"ACADEMY_RPC_URL": rpc_urls[0], "ACADEMY_RPC_URLS": ",".join(rpc_urls)}
 
     return lab_env
+
+
+def stop_chains(manager: SandboxManager) -> int:
+    """Stop every learner's lab chain in the manager's folder (their state is kept), the
+    pre-started chains nobody claimed, and the chain zygote; returns how many learners' chains."""
+    stopped = 0
+    for env in manager.list():
+        if env.status == "running":
+            manager.stop(env.learner, env.lab_id)
+            stopped += 1
+    manager.close(drain=True)
+    return stopped
+
+
+def _stop_at_exit(manager: SandboxManager) -> None:
+    try:
+        stop_chains(manager)
+    except Exception:  # at exit nobody else would report it
+        logging.getLogger(__name__).exception("stopping the lab chains at exit failed")

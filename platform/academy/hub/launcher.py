@@ -4,6 +4,12 @@ The hub runs as a child process (``jupyterhub -f embedded_config.py``) that star
 academy (a hub-managed service) and, on login, each learner's JupyterLab. Everything it needs comes
 in ``ACADEMY_*`` environment variables made from one :class:`~academy.settings.Settings`, so the hub,
 academy and this launcher always agree on ports, paths and tokens.
+
+Lifetimes: the hub, and the chains ``academy up`` starts, run in sessions of their own (a Ctrl-C at
+the terminal reaches only ``academy up``, which stops them in order) and follow the process that
+started them when it dies without stopping them (``kill -9``): the kernel sends them SIGTERM
+(:mod:`labs.minichain.lifetime`), and the hub then stops its proxy, academy, learners' servers and
+their chains as on any SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import httpx
 import psutil
 
 from academy.hub.embedded_config import public_url
+from labs.minichain.lifetime import follow_parent_preexec
 from labs.minichain.ports import port_free
 
 if TYPE_CHECKING:
@@ -162,20 +170,18 @@ def stop_lab_chains(sandbox_dir: Path) -> int:
     chains pre-started for learners to come."""
     if not sandbox_available() or not sandbox_dir.exists():
         return 0
+    from academy.hub.labchains import stop_chains
     from labs.sandbox import SandboxManager
 
-    manager = SandboxManager(state_dir=str(sandbox_dir))
-    stopped = 0
-    for env in manager.list():
-        if env.status == "running":
-            manager.stop(env.learner, env.lab_id)
-            stopped += 1
-    manager.close(drain=True)  # the pre-started chains nobody claimed, and the chain zygote
-    return stopped
+    return stop_chains(SandboxManager(state_dir=str(sandbox_dir)))
 
 
 def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) -> HubRun:
-    """Start the hub and return once the hub and academy both answer through the proxy."""
+    """Start the hub and return once the hub and academy both answer through the proxy.
+
+    The hub gets SIGTERM when the calling thread's process dies (call this from the main thread:
+    see :mod:`labs.minichain.lifetime`), so it never outlives its caller holding the ports.
+    """
     settings = with_secrets(settings)
     for port, what in (
         (settings.hub_port, "HUB_PORT"),
@@ -202,6 +208,7 @@ def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) ->
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=follow_parent_preexec(),
     )
     log.close()
     run = HubRun(settings, proc, log_path, public_url(settings))
@@ -277,6 +284,38 @@ def settings_help() -> str:
     return "\n\n".join(lines)
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (its terminal closed) stop ``academy up`` in order,
+    whenever they come, also while it is still starting: the first one raises
+    ``KeyboardInterrupt`` in the main thread, so every clean-up registered so far runs. From then
+    on (and from :meth:`shield` on) they are ignored: a second Ctrl-C must not cut the stopping
+    short and leave half of the platform running."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self) -> _Interrupts:
+        self._previous = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self.shield()
+        raise KeyboardInterrupt
+
+    def shield(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._ignore)
+
+    @staticmethod
+    def _ignore(signum: int, frame: FrameType | None) -> None:
+        pass
+
+
 def run_up(
     chains: str,
     data: Path,
@@ -285,33 +324,50 @@ def run_up(
     say: Callable[[str], object] = print,
     ledger: bool = True,
 ) -> None:
-    """``academy up``: the whole platform in the foreground until Ctrl-C or SIGTERM."""
+    """``academy up``: the whole platform in the foreground until Ctrl-C, SIGTERM or SIGHUP.
+
+    Each part's stop is registered before the part starts, so a signal that comes while it starts
+    stops it too. Killed outright, ``academy up`` leaves nothing behind either: what it started
+    follows it (see the module docstring).
+    """
     from academy.settings import Settings
 
     settings = Settings()
     settings.seed_demo = True
-    stop_ledger = _start_ledger(settings, say) if ledger else None
-    try:
-        _run_up(settings, chains, data, nodes, consensus, say)
-    finally:
-        if stop_ledger:
-            stop_ledger()
+    with _Interrupts() as interrupts, contextlib.ExitStack() as cleanup:
+        try:
+            if ledger:
+                _start_ledger(settings, say, cleanup)
+            _run_up(settings, chains, data, nodes, consensus, say, cleanup)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            interrupts.shield()
+    say(f"stopped; everything is kept in {settings.state_dir}")
 
 
-def _start_ledger(
-    settings: Settings, say: Callable[[str], object]
-) -> Callable[[], object] | None:
+def _start_ledger(settings: Settings, say: Callable[[str], object], cleanup: contextlib.ExitStack) -> None:
     """Run the academy ledger under STATE_DIR/ledger unless ACADEMY_LEDGER_RPC_URL names one, so
-    certificates are anchored out of the box. Returns what stops it (None: nothing started)."""
+    certificates are anchored out of the box; ``cleanup`` stops it."""
     if settings.ledger_rpc_url:
-        return None
+        return
     from academy.credentials.ledger import start_local_ledger
-    from labs.minichain.network import stop_network
 
     folder = Path(settings.state_dir).resolve() / "ledger"
-    settings.ledger_rpc_url, settings.ledger_private_key = start_local_ledger(folder)
+    cleanup.callback(_stop_chain, folder)
+    settings.ledger_rpc_url, settings.ledger_private_key = start_local_ledger(
+        folder, follow_caller=True
+    )
     say(f"academy ledger (certificates are anchored there): {settings.ledger_rpc_url}")
-    return lambda: stop_network(folder)
+
+
+def _stop_chain(data: Path) -> None:
+    """Stop the nodes of the network in ``data`` that run (none, if it never started)."""
+    from labs.minichain.netconfig import NetworkError
+    from labs.minichain.network import stop_network
+
+    with contextlib.suppress(NetworkError, OSError):
+        stop_network(data)
 
 
 def _run_up(
@@ -321,8 +377,8 @@ def _run_up(
     nodes: int,
     consensus: str,
     say: Callable[[str], object],
+    cleanup: contextlib.ExitStack,
 ) -> None:
-    stop_chain = None
     if chains == "auto":
         chains = (
             "sandbox" if sandbox_available() and first_chain_lab(settings.courses_dir) else "shared"
@@ -336,40 +392,29 @@ def _run_up(
         settings.hub_lab = Path(lab).resolve()
     elif chains == "shared":
         from labs.minichain.netconfig import ensure_network
-        from labs.minichain.network import start_network, stop_network
+        from labs.minichain.network import start_network
 
         if ensure_network(data, nodes, consensus):
             say(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
-        cfg = start_network(data)
-        stop_chain = lambda: stop_network(data)  # noqa: E731
+        cleanup.callback(_stop_chain, data)
+        cfg = start_network(data, follow_caller=True)
         settings.hub_chain_rpc_urls = ",".join(cfg.rpc_url(i) for i in range(len(cfg.nodes)))
     elif chains != "none":
         raise HubError(f"--chains {chains!r}: use auto, sandbox, shared or none")
-    try:
-        say(
-            f"starting JupyterHub and academy (log: {Path(settings.state_dir) / 'hub' / 'jupyterhub.log'}) ..."
-        )
-        run = start_hub(settings)
-    except BaseException:
-        if stop_chain:
-            stop_chain()
-        raise
-    try:
-        _welcome(run, chains, say)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while run.proc.poll() is None:
-            time.sleep(1)
-        say(
-            f"JupyterHub stopped by itself ({run.proc.returncode}); its log ends:\n{run.log_tail()}"
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        say("stopping JupyterHub, academy and learners' servers ...")
-        run.stop()
-        if stop_chain:
-            stop_chain()
-        say(f"stopped; everything is kept in {settings.state_dir}")
+    say(
+        f"starting JupyterHub and academy (log: {Path(settings.state_dir) / 'hub' / 'jupyterhub.log'}) ..."
+    )
+    run = start_hub(settings)  # stops what it started if it fails or is interrupted
+    cleanup.callback(_stop_hub, run, say)
+    _welcome(run, chains, say)
+    while run.proc.poll() is None:
+        time.sleep(1)
+    say(f"JupyterHub stopped by itself ({run.proc.returncode}); its log ends:\n{run.log_tail()}")
+
+
+def _stop_hub(run: HubRun, say: Callable[[str], object]) -> None:
+    say("stopping JupyterHub, academy and learners' servers ...")
+    run.stop()
 
 
 def _welcome(run: HubRun, chains: str, say: Callable[[str], object]) -> None:
