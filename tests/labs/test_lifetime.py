@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
 
 from labs.minichain.lifetime import following
+from labs.minichain.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
 
@@ -27,13 +28,10 @@ def _gone(pid: int) -> bool:
 
 
 def _wait_gone(pids: list[int]) -> list[int]:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        left = [p for p in pids if not _gone(p)]
-        if not left:
-            return []
-        time.sleep(0.1)
-    return left
+    """The pids still running after DEADLINE seconds (none, once all are gone)."""
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: all(_gone(p) for p in pids), DEADLINE)
+    return [p for p in pids if not _gone(p)]
 
 
 def test_children_in_their_own_session_follow_a_parent_killed_with_sigkill() -> None:

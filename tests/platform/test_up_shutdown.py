@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +27,7 @@ import psutil
 import pytest
 
 from labs.minichain.ports import free_port, port_free
+from labs.minichain.waiting import wait_until
 from tests.e2e.hubharness import HubBrowser, chain_lab
 from tests.platform.academy.builders import write_course
 
@@ -80,17 +80,22 @@ class Up:
 
     def wait_serving(self) -> None:
         """Until the hub and academy both answer through the proxy."""
-        deadline = time.monotonic() + START_TIMEOUT
         checks = [self.url + "/hub/health", self.url + "/services/academy/health"]
         with httpx.Client(timeout=10.0) as http:
-            while checks:
+
+            def serving() -> bool:
                 assert self.proc.poll() is None, f"academy up exited:\n{self.output()}"
-                assert time.monotonic() < deadline, f"not serving:\n{self.output()}"
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(checks[0]).status_code == 200:
-                        checks.pop(0)
-                        continue
-                time.sleep(0.5)
+                while checks and http.get(checks[0]).status_code == 200:
+                    checks.pop(0)
+                return not checks
+
+            wait_until(
+                serving,
+                START_TIMEOUT,
+                interval=0.5,
+                ignore=(httpx.HTTPError,),
+                message=lambda: f"not serving:\n{self.output()}",
+            )
 
     def browser(self) -> HubBrowser:
         run = SimpleNamespace(
@@ -138,23 +143,29 @@ def _describe(proc: psutil.Process) -> str:
 def wait_all_gone(up: Up, family: set[psutil.Process], ports: set[int]) -> None:
     """Within GONE_WITHIN seconds: none of ``family``, no process of this platform, nothing
     listening on ``ports``."""
-    deadline = time.monotonic() + GONE_WITHIN
-    while True:
+    left: set[psutil.Process] = set()
+    busy: set[int] = set()
+
+    def all_gone() -> bool:
+        nonlocal left, busy
         # a stopped academy up is our child: reap it, or it stays a zombie
         with contextlib.suppress(subprocess.TimeoutExpired):
             up.proc.wait(0)
         left = {p for p in family if _running(p)}
         left |= {p for p in psutil.process_iter() if _running(p) and _ours(p, up.state)}
         busy = {port for port in ports if not port_free(port)}
-        if not left and not busy:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"still running {GONE_WITHIN:.0f} s after the stop:\n"
-                + "\n".join(_describe(p) for p in left)
-                + f"\nports in use: {sorted(busy)}\n{up.output()}"
-            )
-        time.sleep(0.5)
+        return not left and not busy
+
+    wait_until(
+        all_gone,
+        GONE_WITHIN,
+        interval=0.5,
+        message=lambda: (
+            f"still running {GONE_WITHIN:.0f} s after the stop:\n"
+            + "\n".join(_describe(p) for p in left)
+            + f"\nports in use: {sorted(busy)}\n{up.output()}"
+        ),
+    )
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ import psutil
 from academy.hub.embedded_config import public_url
 from labs.minichain.lifetime import follow_parent_preexec
 from labs.minichain.ports import port_free
+from labs.minichain.waiting import wait_until
 
 if TYPE_CHECKING:
     from academy.settings import Settings
@@ -138,15 +139,15 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _terminate(pids: list[int], grace: float = 10.0) -> None:
+    """SIGTERM to each, SIGKILL to whoever still runs ``grace`` seconds later."""
     alive = [p for p in pids if _signal(p, signal.SIGTERM)]
     for p in alive:
         _signal(p, signal.SIGCONT)  # paused ones (the sandbox's idle pool chains) act on it too
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
-        alive = [p for p in alive if _alive(p)]
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not any(_alive(p) for p in alive), grace, interval=0.2)
     for p in alive:
-        _signal(p, signal.SIGKILL)
+        if _alive(p):
+            _signal(p, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
@@ -221,26 +222,27 @@ def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) ->
 
 
 def wait_ready(run: HubRun, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     checks = [run.url + "/hub/api", run.academy_url + "/health"]
     with httpx.Client(timeout=5.0) as http:
-        while checks:
+
+        def answered() -> bool:
             run.family.update(_descendants(run.proc.pid))
             if run.proc.poll() is not None:
                 raise HubError(
                     f"JupyterHub exited ({run.proc.returncode}); its log {run.log_path} ends:\n"
                     + run.log_tail()
                 )
-            if time.monotonic() > deadline:
-                raise HubError(
-                    f"{checks[0]} did not answer within {timeout:.0f}s; see {run.log_path}:\n"
-                    + run.log_tail()
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(checks[0]).status_code == 200:
-                    checks.pop(0)
-                    continue
-            time.sleep(0.3)
+            while checks and http.get(checks[0]).status_code == 200:
+                checks.pop(0)
+            return not checks
+
+        try:
+            wait_until(answered, timeout, interval=0.3, ignore=(httpx.HTTPError,))
+        except TimeoutError:
+            raise HubError(
+                f"{checks[0]} did not answer within {timeout:.0f}s; see {run.log_path}:\n"
+                + run.log_tail()
+            ) from None
 
 
 def first_chain_lab(courses_dir: Path) -> Path | None:
