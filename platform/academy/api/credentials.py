@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User
 from ..services import credentials as svc
 from ..services.access import Principal, require_admin_of
-from ..services.errors import Forbidden, Invalid, NotFound
+from ..services.errors import Forbidden, Invalid, NotFound, found
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
 from .schemas import ErrorOut
@@ -117,9 +117,7 @@ def _cohort_admin(session: SessionDep, principal: Principal, cohort_id: int) -> 
 
 def _record(session: SessionDep, uid: str) -> CredentialRecord:
     row = session.exec(select(CredentialRecord).where(CredentialRecord.uid == uid)).first()
-    if row is None:
-        raise NotFound(f"no credential {uid}")
-    return row
+    return found(row, f"no credential {uid}")
 
 
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:

@@ -23,7 +23,7 @@ from ..services import audit, gradebook
 from ..services import courses as course_svc
 from ..services import enrollment as enroll_svc
 from ..services.access import require_admin_of, require_platform_admin, require_teacher
-from ..services.errors import Invalid, NotFound, TooLarge
+from ..services.errors import Invalid, NotFound, TooLarge, found
 from ..services.grading import enqueue_regrade
 from ..services.identity import ensure_user, user_by_name
 from .common import (
@@ -184,16 +184,17 @@ def enroll_one(
     return EnrollOut(cohort_id=cohort_id, username=user.username, display_name=user.display_name)
 
 
+def _enrolled(session: SessionDep, cohort: Cohort, username: str) -> tuple[User, Enrollment]:
+    user = user_by_name(session, username)
+    row = enroll_svc.enrollment_of(session, cohort, user)
+    return user, found(row, f"{username} is not enrolled in cohort {cohort.slug}")
+
+
 @router.delete("/cohorts/{cohort_id}/enrollments/{username}", status_code=204)
 def unenroll(cohort_id: int, username: str, session: SessionDep, principal: PrincipalDep) -> None:
     """Remove a learner from a cohort (submissions and grades are kept)."""
     cohort = _enroller(session, principal, cohort_id)
-    user = user_by_name(session, username)
-    row = session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first()
-    if row is None:
-        raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
+    _user, row = _enrolled(session, cohort, username)
     enroll_svc.unenroll(session, principal, cohort, row)
     session.commit()
 
@@ -352,11 +353,7 @@ def extend_for(
 ) -> ExtensionOut:
     """Give one learner a later due date on one assignment."""
     a, cohort = _teacher_assignment(session, principal, assignment_id)
-    user = user_by_name(session, username)
-    if not session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first():
-        raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
+    user, _row = _enrolled(session, cohort, username)
     due = to_utc(body.due_at)
     if due <= a.opens_at:
         raise Invalid("due_at must be after the assignment opens")

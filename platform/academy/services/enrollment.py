@@ -27,13 +27,17 @@ class RowReport:
     message: str = ""
 
 
+def enrollment_of(session: Session, cohort: Cohort, user: User) -> Enrollment | None:
+    return session.exec(
+        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
+    ).first()
+
+
 def enroll(
     session: Session, actor: Principal | None, cohort: Cohort, user: User, *, strict: bool = True
 ) -> tuple[Enrollment, bool]:
     """Enroll ``user`` in ``cohort`` and give the learner role there; audited."""
-    found = session.exec(
-        select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
-    ).first()
+    found = enrollment_of(session, cohort, user)
     if found is not None:
         if strict:
             raise Conflict(f"{user.username} is already enrolled in cohort {cohort.slug}")
