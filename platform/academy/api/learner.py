@@ -11,10 +11,11 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..models import Assignment, Cohort, Course, Enrollment, Institution, Submission, User
+from ..models import Assignment, Cohort, Course, Institution, Submission, User
 from ..services import courses as course_svc
 from ..services import submissions as subs
 from ..services.access import Principal
+from ..services.enrollment import cohorts_named
 from ..services.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from .common import (
     assignment_out,
@@ -56,14 +57,7 @@ def me(session: SessionDep, principal: PrincipalDep) -> MeOut:
             )  # type: ignore[arg-type]
         )
     enrollments = []
-    rows = session.exec(
-        select(Cohort, Institution, Course)
-        .join(Enrollment, col(Enrollment.cohort_id) == col(Cohort.id))
-        .join(Institution, col(Institution.id) == col(Cohort.institution_id))
-        .join(Course, col(Course.id) == col(Cohort.course_id))
-        .where(Enrollment.user_id == principal.user_id)
-    ).all()
-    for cohort, inst, course in rows:
+    for cohort, inst, course in cohorts_named(session, principal.user_id):
         enrollments.append(
             EnrollmentOut(
                 cohort_id=cohort.id, cohort=cohort.slug, institution=inst.slug, course=course.slug
