@@ -183,6 +183,17 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     assert mine.status_code == 200 and "no lab chain yet" in mine.text
     assert httpx.get(f"{served['url']}/explorer/{env.env_id}").status_code == 401
 
+    # nothing to show: the status says so, and the page leads back to the chain
+    ada = {"Authorization": f"token {served['tokens']['ada']}"}
+    chain_url = f"{served['url']}/explorer/{env.env_id}"
+    missing = httpx.get(f"{chain_url}/block/99999", headers=ada)
+    assert missing.status_code == 404 and "Not found on this chain." in missing.text
+    assert f'/explorer/{env.env_id}">Back to the chain</a>' in missing.text
+    no_tx = httpx.get(f"{chain_url}/tx/0x{'ab' * 32}", headers=ada)
+    assert no_tx.status_code == 404 and "Back to the chain" in no_tx.text
+    assert httpx.get(f"{chain_url}/tx/0x12", headers=ada).status_code == 422
+    assert httpx.get(f"{chain_url}/find?q=nonsense", headers=ada).status_code == 422
+
 
 def test_language_follows_accept_language() -> None:
     assert pick_language("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
