@@ -36,11 +36,12 @@ from .schemas import (
     TokenOut,
     UserIn,
     UserOut,
+    error_bodies,
 )
 
 router = APIRouter(
     tags=["admin"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 
 

@@ -24,12 +24,12 @@ from ..services.access import Principal, require_admin_of
 from ..services.errors import Forbidden, Invalid, NotFound, found
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
-from .schemas import ErrorOut
+from .schemas import ErrorOut, error_bodies
 
 router = APIRouter(
     prefix="/credentials",
     tags=["credentials"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 
 

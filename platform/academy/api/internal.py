@@ -16,12 +16,12 @@ from ..models import Role
 from ..services.errors import Forbidden, Unauthorized
 from ..services.identity import check_password, ensure_user, issue_token, roles_of
 from .deps import PrincipalDep, StateDep
-from .schemas import ErrorOut, LearnerTokenOut, PasswordCheckIn, PasswordCheckOut
+from .schemas import LearnerTokenOut, PasswordCheckIn, PasswordCheckOut, error_bodies
 
 router = APIRouter(
     prefix="/internal",
     tags=["internal"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    responses=error_bodies(401, 403),
 )
 
 

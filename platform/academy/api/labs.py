@@ -14,16 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from ..services.access import Principal
 from ..services.labchains import LabChain, lab_toml
 from .deps import PrincipalDep, StateDep
-from .schemas import ErrorOut, LabEnvOut
+from .schemas import ErrorOut, LabEnvOut, error_bodies
 
 router = APIRouter(
     tags=["learner"],
-    responses={
-        401: {"model": ErrorOut},
-        403: {"model": ErrorOut},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut},
-    },
+    responses=error_bodies(401, 403, 404, 409),
 )
 
 

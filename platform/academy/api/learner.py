@@ -34,10 +34,11 @@ from .schemas import (
     ReleaseOut,
     RoleOut,
     SubmissionOut,
+    error_bodies,
 )
 
-router = APIRouter(tags=["learner"], responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-ERRORS = {404: {"model": ErrorOut}}
+router = APIRouter(tags=["learner"], responses=error_bodies(401, 403))
+ERRORS = error_bodies(404)
 
 
 @router.get("/me", response_model=MeOut)

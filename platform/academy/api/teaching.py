@@ -50,11 +50,12 @@ from .schemas import (
     ExtensionOut,
     RegradeOut,
     ReleaseIn,
+    error_bodies,
 )
 
 router = APIRouter(
     tags=["teaching"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
