@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 import nbformat
+from academy.models import Cohort, Institution
+from academy.services.courses import import_course
+from academy.services.identity import create_institution
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from sqlmodel import Session
 
 COURSE = "demo-hashing"
 LAB = "sha"
@@ -79,6 +83,17 @@ def write_course(courses_dir: Path) -> Path:
         (folder / "README.md").write_text("Hash things.\n")
         (folder / "lab.toml").write_text(f'[lab]\nid = "{lab}"\ntitle = "{lab}"\n')
     return root
+
+
+def uni_cohort(session: Session, courses_dir: Path) -> tuple[Institution, Cohort]:
+    """Institution ``uni`` with the course of ``write_course`` imported and one cohort ``c1`` of
+    it: where every certificate test starts."""
+    inst = create_institution(session, None, "uni", "University of Examples")
+    course = import_course(session, courses_dir / COURSE)
+    cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+    session.add(cohort)
+    session.flush()
+    return inst, cohort
 
 
 def answer(released: dict, correct: bool = True) -> bytes:

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from academy.app import create_app
 from academy.db import session_scope, upgrade
-from academy.models import Cohort, LatePolicy, Role
+from academy.models import LatePolicy, Role
 from academy.services.access import ALL_SCOPES, Principal
-from academy.services.courses import import_course, release_lab
+from academy.services.courses import release_lab
 from academy.services.credentials import auto_issue_once
 from academy.services.enrollment import enroll
 from academy.services.identity import (
@@ -31,7 +31,7 @@ from academy.services.identity import (
 from academy.settings import Settings
 from fastapi.testclient import TestClient
 
-from tests.platform.academy.builders import COURSE, LAB, answer, write_course
+from tests.platform.academy.builders import COURSE, LAB, answer, uni_cohort, write_course
 
 API = "/services/academy/api"
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -76,12 +76,8 @@ def build(settings: Settings, client: TestClient) -> dict:
     engine = client.app.state.academy.engine  # type: ignore[attr-defined]
     w: dict = {"client": client, "settings": settings, "tokens": {}, "assignments": {}}
     with session_scope(engine) as session:
-        inst = create_institution(session, None, "uni", "University of Examples")
+        inst, cohort = uni_cohort(session, settings.courses_dir)
         other = create_institution(session, None, "other", "Other College")
-        course = import_course(session, settings.courses_dir / COURSE)
-        cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
-        session.add(cohort)
-        session.flush()
         admin, _ = ensure_user(session, "admin")
         grant_role(session, None, admin, Role.institution_admin, inst)
         stranger, _ = ensure_user(session, "stranger-admin")
@@ -241,11 +237,7 @@ def test_without_a_ledger_credentials_are_signed_and_checked_against_the_profile
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.academy.engine  # type: ignore[attr-defined]
         with session_scope(engine) as session:
-            inst = create_institution(session, None, "uni", "University of Examples")
-            course = import_course(session, settings.courses_dir / COURSE)
-            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
-            session.add(cohort)
-            session.flush()
+            inst, cohort = uni_cohort(session, settings.courses_dir)
             user, _ = ensure_user(session, "ada")
             batch = svc.issue_batch(
                 session, settings, session.get(Institution, inst.id),  # type: ignore[arg-type]
