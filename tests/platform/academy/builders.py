@@ -9,8 +9,10 @@ import nbformat
 from academy.models import Cohort, Institution
 from academy.services.courses import import_course
 from academy.services.identity import create_institution
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from sqlmodel import Session
+
+from tests.grader.coursegen import python_notebook
 
 COURSE = "demo-hashing"
 LAB = "sha"
@@ -28,8 +30,8 @@ def _graded(source: str, grade_id: str, kind: str, points: float = 0) -> nbforma
 
 
 def source_notebook() -> nbformat.NotebookNode:
-    nb = new_notebook(
-        cells=[
+    return python_notebook(
+        [
             new_markdown_cell("# SHA-256\nImplement `sha_hex`."),
             _graded(
                 "import hashlib\n\ndef sha_hex(data: bytes) -> str:\n"
@@ -56,12 +58,6 @@ def source_notebook() -> nbformat.NotebookNode:
             ),
         ]
     )
-    nb.metadata["kernelspec"] = {
-        "display_name": "Python 3",
-        "language": "python",
-        "name": "python3",
-    }
-    return nb
 
 
 def write_course(courses_dir: Path) -> Path:
