@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import resource
 import shutil
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,9 @@ from academy.credentials.verify import CacheSources, fill_cache, verify_credenti
 
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.platform.credentials.harness import StatusServer  # noqa: E402
 
 ISSUER = "https://academy.example/issuers/bench"
 ACHIEVEMENT = {
@@ -166,24 +167,6 @@ def _verify_chunk(docs: list[bytes]) -> dict[str, float]:
 # -- main -----------------------------------------------------------------------------------------
 
 
-def _serve(docs: dict[str, dict]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            body = json.dumps(docs[self.path]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -205,9 +188,8 @@ def main() -> None:
         rpc = cfg.rpc_url(0)
         registry = Registry.deploy(rpc, cfg.accounts()[0]["private_key"])
         ident = registry.identity()
-        issuer_obj: dict[str, dict] = {}
-        server = _serve(issuer_obj)
-        base = f"http://127.0.0.1:{server.server_address[1]}/status"
+        server = StatusServer()
+        base = f"{server.base_url}/status"
         issuer = Issuer(ISSUER, "Bench Institute", base, registry)
         key = issuer.add_key(now_utc() - dt.timedelta(minutes=1))
         lists = {p: s.url for p, s in issuer.lists.items()}
@@ -256,9 +238,7 @@ def main() -> None:
         issuer.by_credential[first["id"]] = {"revocation": rev[0], "suspension": sus[0]}
         issuer.set_status(first["id"], "revocation")
         for purpose, state in issuer.lists.items():
-            issuer_obj[state.url.removeprefix(f"http://127.0.0.1:{server.server_address[1]}")] = (
-                issuer.status_list(purpose)
-            )
+            server.publish(state.url, issuer.status_list(purpose))
         cache = root / "cache"
         fill_cache(cache, [first], rpc)
 
@@ -275,7 +255,7 @@ def main() -> None:
             verify_cpu = totals.pop("cpu") + cpu_seconds() - main_cpu
     finally:
         if server is not None:
-            server.shutdown()
+            server.close()
         stop_network(root / "ledger")
         shutil.rmtree(root, ignore_errors=True)
 
