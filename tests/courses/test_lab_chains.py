@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nbformat
 import pytest
 from academy.client import AcademyClient
@@ -37,20 +36,13 @@ from academy.services.identity import (
 from academy.settings import Settings
 from nbclient import NotebookClient
 
+from tests.labs.sandbox.helpers import rpc
 from tests.platform import appserver
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = {"sha256": "crypto-foundations", "tbft": "consensus"}
-
-
-def rpc(url: str, method: str, *params: Any) -> Any:
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
 
 
 @pytest.fixture(scope="module")

@@ -24,19 +24,12 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from labs.sandbox import SandboxManager
+from tests.labs.sandbox.helpers import rpc
 from tests.platform import appserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.vy"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
-
-
-def rpc(url: str, method: str, *params: object) -> object:
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
 
 
 @pytest.fixture
@@ -91,13 +84,13 @@ def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> st
         "data": data,
         "gas": gas,
         "gasPrice": 2 * 10**9,
-        "nonce": int(rpc(url, "eth_getTransactionCount", sender.address, "pending"), 16),
+        "nonce": int(rpc(url, "eth_getTransactionCount", [sender.address, "pending"]), 16),
         "chainId": int(rpc(url, "eth_chainId"), 16),
     }
     raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
-    tx_hash = rpc(url, "eth_sendRawTransaction", raw)
+    tx_hash = rpc(url, "eth_sendRawTransaction", [raw])
     deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", tx_hash) is None:
+    while rpc(url, "eth_getTransactionReceipt", [tx_hash]) is None:
         assert time.monotonic() < deadline, "the transfer was not mined in 30 s"
         time.sleep(0.2)
     return str(tx_hash)
@@ -114,7 +107,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
         + (function_signature_to_4byte_selector("bump(uint256)") + encode(["uint256"], [5])).hex()
     )
     bump_hash = send(env, counter, data=bump, gas=200_000)
-    receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
+    receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", [tx_hash])
     number = int(receipt["blockNumber"], 16)  # type: ignore[index]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     auth = {"Authorization": f"token {served['tokens']['ada']}"}
