@@ -104,50 +104,59 @@ def case(method: str, path: str, expected: dict[str, int]):  # type: ignore[no-u
     return register
 
 
+def plain(method: str, path: str, expected: dict[str, int], url: str = "") -> None:
+    """A case that only calls ``url`` (``path`` when it is the same) with no body; A's ids stand
+    in for ``{assignment_id}``, ``{cohort_id}`` and ``{submission_id}``."""
+
+    def call(w: World, h: dict[str, str], ids: dict) -> object:
+        filled = (url or path).format(
+            assignment_id=ids["assignment_a"],
+            cohort_id=ids["cohort_a"],
+            submission_id=ids["submission"],
+        )
+        return w.client.request(method, f"{BASE}{filled}", headers=h)
+
+    MATRIX.append((f"{method} {path}", method, path, call, expected))
+
+
 A_MEMBERS = STAFF_A | {"learner_a", "learner_a2"}
+ANYONE = expect(set(WHO), 200)
+A_SEES = expect(A_MEMBERS, 200, hidden=B_SIDE)
+A_TEACHES = expect(STAFF_A, 200, hidden=B_SIDE)
 
 
-@case("GET", "/me", expect(set(WHO), 200))
-def me(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/me", headers=h)
+plain("GET", "/me", ANYONE)
+plain("GET", "/assignments", ANYONE)
+plain("GET", "/assignments/{assignment_id}", A_SEES)
+plain("GET", "/assignments/{assignment_id}/release", A_SEES)
 
 
-@case("GET", "/assignments", expect(set(WHO), 200))
-def assignments(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/assignments", headers=h)
-
-
-@case("GET", "/assignments/{assignment_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def assignment(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}", headers=h)
-
-
-@case("GET", "/assignments/{assignment_id}/release", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def release(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release", headers=h)
-
-
-@case("GET", "/assignments/{assignment_id}/release/{path}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def release_file(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb", headers=h)
+plain(
+    "GET",
+    "/assignments/{assignment_id}/release/{path}",
+    A_SEES,
+    url="/assignments/{assignment_id}/release/sha.ipynb",
+)
 
 
 # a lab's chain: learners get the labs released to them, those who teach the course any of its
 # labs (the demo labs need no chain, so nothing starts here: see tests/courses/test_lab_chains.py)
-@case("GET", "/me/labs/{course}/{lab}/env", expect(set(WHO) - {"anonymous"}, 200))
-def lab_env(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/me/labs/demo-hashing/sha/env", headers=h)
+plain(
+    "GET",
+    "/me/labs/{course}/{lab}/env",
+    expect(set(WHO) - {"anonymous"}, 200),
+    url="/me/labs/demo-hashing/sha/env",
+)
 
 
-@case(
+plain(
     "POST",
     "/me/labs/{course}/{lab}/env",
     expect(
         STAFF_A | {"admin_b", "instructor_b"}, 200, hidden={"learner_a", "learner_a2", "learner_b"}
     ),
+    url="/me/labs/demo-hashing/second/env",
 )
-def lab_env_unreleased(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=h)
 
 
 @case(
@@ -163,38 +172,18 @@ def submit(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("GET", "/assignments/{assignment_id}/submissions", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def submissions(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/assignments/{ids['assignment_a']}/submissions", headers=h)
+plain("GET", "/assignments/{assignment_id}/submissions", A_SEES)
 
 
 OWN_SUB = STAFF_A | {"learner_a"}
 NOT_OWN = B_SIDE | {"learner_a2"}
 
 
-@case("GET", "/submissions/{submission_id}", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def submission(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/submissions/{ids['submission']}", headers=h)
-
-
-@case("GET", "/submissions/{submission_id}/feedback", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def feedback(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/submissions/{ids['submission']}/feedback", headers=h)
-
-
-@case("GET", "/submissions/{submission_id}/notebook", expect(OWN_SUB, 200, hidden=NOT_OWN))
-def notebook(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/submissions/{ids['submission']}/notebook", headers=h)
-
-
-@case("POST", "/submissions/{submission_id}/regrade", expect(STAFF_A, 202, hidden=NOT_OWN))
-def regrade_one(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.post(f"{BASE}/submissions/{ids['submission']}/regrade", headers=h)
-
-
-@case("GET", "/courses", expect(set(WHO), 200))
-def courses(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/courses", headers=h)
+plain("GET", "/submissions/{submission_id}", expect(OWN_SUB, 200, hidden=NOT_OWN))
+plain("GET", "/submissions/{submission_id}/feedback", expect(OWN_SUB, 200, hidden=NOT_OWN))
+plain("GET", "/submissions/{submission_id}/notebook", expect(OWN_SUB, 200, hidden=NOT_OWN))
+plain("POST", "/submissions/{submission_id}/regrade", expect(STAFF_A, 202, hidden=NOT_OWN))
+plain("GET", "/courses", ANYONE)
 
 
 @case("POST", "/courses/import", expect({"platform_admin"}, 200))
@@ -202,9 +191,7 @@ def course_import(w, h, ids):  # type: ignore[no-untyped-def]
     return w.client.post(f"{BASE}/courses/import", headers=h, json={"course": "demo-hashing"})
 
 
-@case("GET", "/cohorts", expect(set(WHO), 200))
-def cohorts(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/cohorts", headers=h)
+plain("GET", "/cohorts", ANYONE)
 
 
 @case("POST", "/cohorts", expect(ADMINS_A, 201))
@@ -213,14 +200,8 @@ def cohort_create(w, h, ids):  # type: ignore[no-untyped-def]
     return w.client.post(f"{BASE}/cohorts", headers=h, json=body)
 
 
-@case("GET", "/cohorts/{cohort_id}", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def cohort(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}", headers=h)
-
-
-@case("GET", "/cohorts/{cohort_id}/enrollments", expect(STAFF_A, 200, hidden=B_SIDE))
-def enrollments(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h)
+plain("GET", "/cohorts/{cohort_id}", A_SEES)
+plain("GET", "/cohorts/{cohort_id}/enrollments", A_TEACHES)
 
 
 @case("POST", "/cohorts/{cohort_id}/enrollments", expect(ADMINS_A, 201, hidden=B_SIDE))
@@ -246,9 +227,7 @@ def enroll_csv(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("GET", "/cohorts/{cohort_id}/assignments", expect(A_MEMBERS, 200, hidden=B_SIDE))
-def cohort_assignments(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/assignments", headers=h)
+plain("GET", "/cohorts/{cohort_id}/assignments", A_SEES)
 
 
 @case("POST", "/cohorts/{cohort_id}/assignments", expect(STAFF_A, 201, hidden=B_SIDE))
@@ -283,19 +262,9 @@ def extension(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("POST", "/assignments/{assignment_id}/regrade", expect(STAFF_A, 202, hidden=B_SIDE))
-def regrade_all(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.post(f"{BASE}/assignments/{ids['assignment_a']}/regrade", headers=h)
-
-
-@case("GET", "/cohorts/{cohort_id}/gradebook.csv", expect(STAFF_A, 200, hidden=B_SIDE))
-def gradebook(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=h)
-
-
-@case("GET", "/institutions", expect(set(WHO), 200))
-def institutions(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/institutions", headers=h)
+plain("POST", "/assignments/{assignment_id}/regrade", expect(STAFF_A, 202, hidden=B_SIDE))
+plain("GET", "/cohorts/{cohort_id}/gradebook.csv", A_TEACHES)
+plain("GET", "/institutions", ANYONE)
 
 
 @case("POST", "/institutions", expect({"platform_admin"}, 201))
@@ -312,9 +281,7 @@ def user_create(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("GET", "/roles", expect(ADMINS_A, 200))
-def roles(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/roles?institution=uni-a", headers=h)
+plain("GET", "/roles", expect(ADMINS_A, 200), url="/roles?institution=uni-a")
 
 
 @case("POST", "/roles", expect(ADMINS_A, 201))
@@ -334,9 +301,7 @@ def role_revoke(w, h, ids):  # type: ignore[no-untyped-def]
     return w.client.delete(f"{BASE}/roles/{_victim_role(w)}", headers=h)
 
 
-@case("GET", "/tokens", expect(set(WHO), 200))
-def tokens(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/tokens", headers=h)
+plain("GET", "/tokens", ANYONE)
 
 
 @case("POST", "/tokens", expect(set(WHO), 201))
@@ -356,9 +321,7 @@ def system_create(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("GET", "/audit", expect(ADMINS_A, 200))
-def audit(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.get(f"{BASE}/audit?institution=uni-a", headers=h)
+plain("GET", "/audit", expect(ADMINS_A, 200), url="/audit?institution=uni-a")
 
 
 @case("POST", "/internal/authenticate", expect(set(), 200))
@@ -368,9 +331,12 @@ def internal_auth(w, h, ids):  # type: ignore[no-untyped-def]
     )
 
 
-@case("POST", "/internal/users/{username}/token", expect(set(), 201))
-def internal_token(w, h, ids):  # type: ignore[no-untyped-def]
-    return w.client.post(f"{BASE}/internal/users/learner-a/token", headers=h)
+plain(
+    "POST",
+    "/internal/users/{username}/token",
+    expect(set(), 201),
+    url="/internal/users/learner-a/token",
+)
 
 
 @pytest.fixture
