@@ -405,19 +405,10 @@ def test_token_scopes_narrow_roles(matrix_world) -> None:  # type: ignore[no-unt
     read_only = {"Authorization": "Bearer " + world.token("platform-admin", ["read"])}
     r = world.client.post(f"{BASE}/assignments/{ids['assignment_a']}/regrade", headers=read_only)
     assert r.status_code == 403 and "'teach' scope" in r.json()["detail"]
-    assert (
-        world.client.get(
-            f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=read_only
-        ).status_code
-        == 200
-    )
+    gradebook = f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv"
+    assert world.client.get(gradebook, headers=read_only).status_code == 200
     learn_only = {"Authorization": "Bearer " + world.token("instructor-a", ["learn"])}
-    assert (
-        world.client.get(
-            f"{BASE}/cohorts/{ids['cohort_a']}/gradebook.csv", headers=learn_only
-        ).status_code
-        == 403
-    )
+    assert world.client.get(gradebook, headers=learn_only).status_code == 403
     hub = {"Authorization": "Bearer " + world.token("jupyterhub", ["hub"])}
     assert world.client.get(f"{BASE}/assignments", headers=hub).status_code == 403
     r = world.client.post(
