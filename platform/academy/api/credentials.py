@@ -24,7 +24,7 @@ from ..services.access import Principal, require_admin_of
 from ..services.errors import Forbidden, Invalid, NotFound, found
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
-from .schemas import ErrorOut, error_bodies
+from .schemas import error_bodies
 
 router = APIRouter(
     prefix="/credentials",
@@ -141,7 +141,7 @@ def list_eligible(
 
 
 @router.post(
-    "/issue", response_model=BatchOut, status_code=201, responses={422: {"model": ErrorOut}}
+    "/issue", response_model=BatchOut, status_code=201, responses=error_bodies(422)
 )
 async def issue(
     body: IssueIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -251,7 +251,7 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
 
 
 @router.post(
-    "/verify", response_model=ReportOut, tags=["public"], responses={422: {"model": ErrorOut}}
+    "/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422)
 )
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
     """Verify a credential (public): every check with its outcome, as `academy verify` prints."""

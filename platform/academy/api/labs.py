@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ..services.access import Principal
 from ..services.labchains import LabChain, lab_toml
 from .deps import PrincipalDep, StateDep
-from .schemas import ErrorOut, LabEnvOut, error_bodies
+from .schemas import LabEnvOut, error_bodies
 
 router = APIRouter(
     tags=["learner"],
@@ -49,7 +49,7 @@ def _out(chain: LabChain) -> LabEnvOut:
 @router.post(
     "/me/labs/{course}/{lab}/env",
     response_model=LabEnvOut,
-    responses={503: {"model": ErrorOut}},
+    responses=error_bodies(503),
 )
 async def ensure_lab_env(
     course: str, lab: str, principal: PrincipalDep, state: StateDep

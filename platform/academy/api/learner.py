@@ -28,7 +28,6 @@ from .deps import PrincipalDep, SessionDep, StateDep
 from .schemas import (
     AssignmentOut,
     EnrollmentOut,
-    ErrorOut,
     MeOut,
     ReleaseFile,
     ReleaseOut,
@@ -210,12 +209,7 @@ MULTIPART = {
     status_code=202,
     response_model=SubmissionOut,
     openapi_extra=MULTIPART,
-    responses={
-        **ERRORS,
-        409: {"model": ErrorOut},
-        413: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-    },
+    responses=error_bodies(404, 409, 413, 422),
 )
 async def submit(
     assignment_id: int, request: Request, principal: PrincipalDep, state: StateDep
@@ -284,7 +278,7 @@ def one_submission(
 @router.get(
     "/submissions/{submission_id}/feedback",
     response_class=HTMLResponse,
-    responses={**ERRORS, 409: {"model": ErrorOut}, 200: {"content": {"text/html": {}}}},
+    responses={**error_bodies(404, 409), 200: {"content": {"text/html": {}}}},
 )
 def feedback(submission_id: int, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
     """HTML feedback of the latest grade (test names, points, messages; hidden tests never shown)."""

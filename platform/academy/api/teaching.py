@@ -78,7 +78,7 @@ def list_courses(session: SessionDep, principal: PrincipalDep) -> list[CourseOut
     return [_course_out(c) for c in session.exec(select(Course).order_by(col(Course.slug))).all()]
 
 
-@router.post("/courses/import", response_model=CourseOut, responses={422: {"model": ErrorOut}})
+@router.post("/courses/import", response_model=CourseOut, responses=error_bodies(422))
 def import_course(
     body: CourseImportIn, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> CourseOut:
@@ -103,7 +103,7 @@ def list_cohorts(session: SessionDep, principal: PrincipalDep) -> list[CohortOut
 
 
 @router.post(
-    "/cohorts", response_model=CohortOut, status_code=201, responses={409: {"model": ErrorOut}}
+    "/cohorts", response_model=CohortOut, status_code=201, responses=error_bodies(409)
 )
 def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) -> CohortOut:
     """Create a cohort of an institution for one course (institution admin)."""
@@ -169,7 +169,7 @@ def _enroller(session, principal, cohort_id: int) -> Cohort:  # type: ignore[no-
     "/cohorts/{cohort_id}/enrollments",
     response_model=EnrollOut,
     status_code=201,
-    responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_bodies(409, 422),
 )
 def enroll_one(
     cohort_id: int, body: EnrollIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -279,7 +279,7 @@ def cohort_assignments(
     "/cohorts/{cohort_id}/assignments",
     response_model=AssignmentOut,
     status_code=201,
-    responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_bodies(409, 422),
 )
 def release(
     cohort_id: int, body: ReleaseIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -314,7 +314,7 @@ def _teacher_assignment(session, principal, assignment_id: int) -> tuple[Assignm
 @router.patch(
     "/assignments/{assignment_id}",
     response_model=AssignmentOut,
-    responses={422: {"model": ErrorOut}},
+    responses=error_bodies(422),
 )
 def set_deadline(
     assignment_id: int, body: DeadlineIn, session: SessionDep, principal: PrincipalDep
@@ -343,7 +343,7 @@ def set_deadline(
 @router.put(
     "/assignments/{assignment_id}/extensions/{username}",
     response_model=ExtensionOut,
-    responses={422: {"model": ErrorOut}},
+    responses=error_bodies(422),
 )
 def extend_for(
     assignment_id: int,
