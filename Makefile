@@ -12,14 +12,16 @@ setup:
 up: setup
 	.venv/bin/academy up --data $(DATA) --nodes $(NODES) --consensus $(CONSENSUS)
 
-## make test: set everything up and run the whole test suite
-test: setup
-	.venv/bin/ruff check .
+## make test: set everything up, run the same checks as make lint, then the whole test suite
+test: lint
 	.venv/bin/python -m pytest
 
+## make lint: ruff, its formatter, the import contract (academy -> grader -> labs, no cycles), mypy
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python bench/consensus_sim.py

@@ -25,6 +25,7 @@ from labs.minichain.execution import raw_apply_rate
 from labs.minichain.genesis import load_genesis
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
+from labs.minichain.waiting import wait_until
 
 BLOCK_SIZE = 500
 BATCH = 100
@@ -96,22 +97,27 @@ def run_network(consensus: str, nodes: int, senders: int, per_sender: int, param
                             errors += sum(1 for r in _post(client, u, batch) if "error" in r)
                 sent_at = time.perf_counter()
                 addresses = [a["address"] for a in accounts]
-                while True:
-                    batch = [
-                        {
-                            "jsonrpc": "2.0",
-                            "id": i,
-                            "method": "eth_getTransactionCount",
-                            "params": [addr, "latest"],
-                        }
-                        for i, addr in enumerate(addresses)
-                    ]
-                    done = sum(int(r["result"], 16) for r in _post(client, urls[0], batch))
-                    if done >= total - errors:
-                        break
-                    if time.perf_counter() - started > 600:
-                        raise SystemExit(f"{consensus}: only {done}/{total} committed after 600 s")
-                    time.sleep(0.05)
+                batch = [
+                    {
+                        "jsonrpc": "2.0",
+                        "id": i,
+                        "method": "eth_getTransactionCount",
+                        "params": [addr, "latest"],
+                    }
+                    for i, addr in enumerate(addresses)
+                ]
+                done = [0]
+
+                def all_committed() -> bool:
+                    done[0] = sum(int(r["result"], 16) for r in _post(client, urls[0], batch))
+                    return done[0] >= total - errors
+
+                try:
+                    wait_until(all_committed, started + 600 - time.perf_counter(), interval=0.05)
+                except TimeoutError:
+                    raise SystemExit(
+                        f"{consensus}: only {done[0]}/{total} committed after 600 s"
+                    ) from None
                 elapsed = time.perf_counter() - started
         finally:
             stop_network(root)

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from academy.credentials.anchoring import Anchor, anchor_proof, leaf_of
 from academy.credentials.credential import build_credential
+from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time, verify_signature
 from academy.credentials.ledger import Registry
@@ -240,7 +241,8 @@ def main() -> None:
         for purpose, state in issuer.lists.items():
             server.publish(state.url, issuer.status_list(purpose))
         cache = root / "cache"
-        fill_cache(cache, [first], rpc)
+        # the status lists are served on loopback here: fetching there must be asked for
+        fill_cache(cache, [first], rpc, limits=FetchLimits(allow_private=True))
 
         print(f"verifying {len(final):,} offline...", flush=True)
         totals: dict[str, float] = {}

@@ -25,11 +25,11 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from grader.assignment import read_node
-from grader.autograde import _side_files, grade_notebook
+from grader.jobs import grade_notebook, side_files
 from grader.executor import warm
 folder, lab, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 src = read_node(folder / f"{lab}.ipynb")
-files = _side_files(folder)
+files = side_files(folder)
 warm()
 times = []
 for _ in range(n):

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from academy.hub.launcher import HubRun, start_hub  # noqa: E402
 
+from bench.measuring import command_line, pct, process_cpu_seconds, process_tree  # noqa: E402
 from tests.e2e.hubharness import PgDatabase, hub_settings  # noqa: E402
 from tests.platform.academy.builders import answer, write_course  # noqa: E402
 
@@ -47,6 +49,12 @@ class Stats:
         self.examples: dict[str, str] = {}
         self.to_graded: list[float] = []
         self.graded = 0
+        self.wall = 0.0
+        """Seconds the whole run took."""
+        self.cpu: dict[str, float] = {}
+        """CPU seconds per process role over the run (measured from outside the run)."""
+        self.load: tuple[float, float] = (0.0, 0.0)
+        """The 1-minute load average at the start and at the end."""
 
     def ok(self, step: str, seconds: float) -> None:
         self.times[step].append(seconds)
@@ -54,13 +62,6 @@ class Stats:
     def fail(self, step: str, why: str) -> None:
         self.errors[step] += 1
         self.examples.setdefault(step, why[:200])
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def add_learners(run: HubRun, n: int) -> list[str]:
@@ -96,7 +97,9 @@ def add_learners(run: HubRun, n: int) -> list[str]:
     return names
 
 
-async def timed(stats: Stats, step: str, call) -> httpx.Response | None:  # type: ignore[no-untyped-def]
+async def timed(
+    stats: Stats, step: str, call: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response | None:
     t0 = time.perf_counter()
     try:
         reply = await call()
@@ -131,10 +134,11 @@ async def learner(run: HubRun, name: str, stats: Stats, poll: float, stop: async
         if reply is None or reply.status_code != 302:
             return stats.fail("login", f"{reply and reply.status_code}") if reply else None
         # 2. academy's HubOAuth sign-in: academy -> hub authorize -> academy callback -> /api/me
+        location = reply.headers["location"]
         reply = await timed(
             stats,
             "academy sign-in",
-            lambda: http.get(reply.headers["location"], follow_redirects=True),
+            lambda: http.get(location, follow_redirects=True),
         )
         if reply is None or reply.status_code != 200:
             return (
@@ -226,30 +230,23 @@ async def drive(run: HubRun, names: list[str], rate: float, poll: float, deadlin
     anchor_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await anchor_task
-    stats.wall = time.perf_counter() - started  # type: ignore[attr-defined]
+    stats.wall = time.perf_counter() - started
     return stats
 
 
 #: the platform's processes, told apart by their command line
-ROLES = (("hub", b"jupyterhub"), ("proxy", b"configurable-http-proxy"), ("academy", b"academy.cli"))
+ROLES = (("hub", "jupyterhub"), ("proxy", "configurable-http-proxy"), ("academy", "academy.cli"))
 
 
 def cpu_seconds(run: HubRun) -> dict[str, float]:
     """CPU time (user + system, with reaped children: academy's grading sandboxes) of the hub,
     the proxy and academy so far. Per learner, it does not depend on what else the host runs."""
-    from academy.hub.launcher import _descendants
-
-    tick = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = defaultdict(float)
-    for pid in [run.proc.pid, *_descendants(run.proc.pid)]:
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for pid in process_tree(run.proc.pid):
+        cmd = command_line(pid)
         role = next((name for name, marker in ROLES if marker in cmd), None)
         if role is not None:
-            used[role] += sum(int(f) for f in fields[11:15]) / tick
+            used[role] += process_cpu_seconds(pid)
     return used
 
 
@@ -268,12 +265,12 @@ def report(stats: Stats, n: int, rate: float) -> int:
             f"submit -> graded: p50 {statistics.median(stats.to_graded):.1f} s, "
             f"p99 {pct(stats.to_graded, 0.99):.1f} s"
         )
-    cpu = getattr(stats, "cpu", {})
+    cpu = stats.cpu
     if cpu:
         print(
             "CPU per learner: "
             + ", ".join(f"{role} {cpu.get(role, 0.0) * 1000 / n:.0f} ms" for role, _ in ROLES)
-            + f"   load average {' / '.join(f'{x:.1f}' for x in stats.load)} (start / end)"  # type: ignore[attr-defined]
+            + f"   load average {' / '.join(f'{x:.1f}' for x in stats.load)} (start / end)"
         )
     errors = sum(stats.errors.values())
     for step, why in stats.examples.items():
@@ -305,7 +302,7 @@ def main() -> int:
     db = PgDatabase() if args.db == "postgresql" else contextlib.nullcontext()
     try:
         with db:
-            url = db.url if args.db == "postgresql" else ""
+            url = db.url if isinstance(db, PgDatabase) else ""
             print(f"starting the platform ({args.db}) ...", flush=True)
             settings = hub_settings(
                 work / "state", work / "courses", url, grade_workers=args.workers
@@ -317,8 +314,8 @@ def main() -> int:
                 before, load = cpu_seconds(run), os.getloadavg()[0]
                 stats = asyncio.run(drive(run, names, args.rate, args.poll, args.deadline))
                 after = cpu_seconds(run)
-                stats.cpu = {k: after[k] - before.get(k, 0.0) for k in after}  # type: ignore[attr-defined]
-                stats.load = (load, os.getloadavg()[0])  # type: ignore[attr-defined]
+                stats.cpu = {k: after[k] - before.get(k, 0.0) for k in after}
+                stats.load = (load, os.getloadavg()[0])
             finally:
                 run.stop()
     finally:

@@ -5,32 +5,17 @@ clock starts (the issue allows pre-started servers and chains)."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
-from labs.minichain import procfs
+from bench.measuring import children_running, pss_mib, server_pids
+from labs.minichain.jsonrpc import call
+from labs.minichain.ports import free_port
 from labs.sandbox import SandboxManager
-from labs.sandbox.launcher import _rpc
+from labs.sandbox.process import ProcessBackend
 
 LAB = '[lab]\nid = "time-to-lab"\n\n[chain]\nvalidators = 4\nconsensus = "tbft"\n'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _ppid(pid: int) -> int:
-    st = procfs.stat(pid)
-    return st[1] if st is not None else 0
 
 
 class OursHub:
@@ -48,10 +33,10 @@ class OursHub:
             state_dir=state / "state",
             courses_dir=state / "courses",
             seed_demo=True,
-            hub_port=_free_port(),
-            hub_api_port=_free_port(),
-            hub_proxy_api_port=_free_port(),
-            port=_free_port(),
+            hub_port=free_port(),
+            hub_api_port=free_port(),
+            hub_proxy_api_port=free_port(),
+            port=free_port(),
             hub_lab=lab,
             hub_chain_rpc_urls="",
         )
@@ -77,49 +62,45 @@ class OursHub:
         env = self.sandbox.status(user, "time-to-lab")
         if env.status != "running" or len(env.rpc_urls) != 4:
             return False
-        return all(_rpc(url, "eth_blockNumber", timeout=5.0) for url in env.rpc_urls)
+        return all(call(url, "eth_blockNumber", timeout=5.0, pooled=False) for url in env.rpc_urls)
 
     def learner_pids(self, user: str) -> list[int]:
-        from time_to_lab import server_pids
-
         home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user
         env = self.sandbox.status(user, "time-to-lab")
         pids = server_pids(self.run.proc.pid, home)
-        return pids + self.sandbox.backend.pids(env.env_id)  # type: ignore[attr-defined]
+        return pids + self._process_backend().pids(env.env_id)
 
     def _idle_chain_mib(self) -> float:
         """PSS of one unclaimed pool chain (the pages the pool's chains share with each other and
         the zygote are divided among all of them)."""
-        from time_to_lab import pss_mib
-
         slots = sorted((self.sandbox.backend.state_path / "_pool").glob("slot-*/ready"))
         self._pool_count = len(slots)
         if not slots:
             return 0.0
-        return pss_mib(self.sandbox.backend.pids(f"_pool/{slots[0].parent.name}"))  # type: ignore[attr-defined]
+        return pss_mib(self._process_backend().pids(f"_pool/{slots[0].parent.name}"))
 
     def pooled_mib(self) -> dict[str, float]:
         """PSS of what is kept warm for learners to come: the server parent, the chain zygote, the
         pool chains nobody claimed (and one pool chain as it idled before the logins)."""
-        from time_to_lab import descendants, pss_mib
-
-        parents = [
-            pid
-            for pid in descendants(self.run.proc.pid)
-            if b"academy.hub.forkserver" in _cmdline(pid) and _ppid(pid) == self.run.proc.pid
-        ]
-        backend = self.sandbox.backend
+        parents = children_running(self.run.proc.pid, "academy.hub.forkserver")
+        backend = self._process_backend()
         chains = []
         slots = backend.state_path / "_pool"
         unclaimed = [s for s in slots.glob("slot-*") if (s / "ready").exists()]
         for slot in unclaimed:
-            chains.extend(backend.pids(f"_pool/{slot.name}"))  # type: ignore[attr-defined]
+            chains.extend(backend.pids(f"_pool/{slot.name}"))
         return {
             f"one idle pool chain, before the logins (of {self._pool_count})": self.idle_chain_mib,
             "server parent (1)": pss_mib(parents),
-            "chain zygote (1)": pss_mib(backend.zygote_pids()),  # type: ignore[attr-defined]
+            "chain zygote (1)": pss_mib(backend.zygote_pids()),
             f"unclaimed pool chains ({len(unclaimed)})": pss_mib(chains),
         }
+
+    def _process_backend(self) -> ProcessBackend:
+        """The sandbox's backend: the process one, whose chains' pids this benchmark measures."""
+        backend = self.sandbox.backend
+        assert isinstance(backend, ProcessBackend), "the benchmark measures the process backend"
+        return backend
 
     def stop(self) -> None:
         self._lock.close()

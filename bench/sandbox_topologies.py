@@ -26,19 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measuring import pss_mib  # noqa: E402
 from labs.sandbox import LabSpec, SandboxManager  # noqa: E402
-
-
-def pss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
 
 
 def per_learner_pss(manager: SandboxManager, pids_of, extra_pids, learners: int) -> float:

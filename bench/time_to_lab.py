@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,61 +38,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measuring import pct, process_tree, pss_mib, server_pids  # noqa: E402
+from labs.minichain.ports import free_port  # noqa: E402
+from labs.minichain.waiting import wait_until  # noqa: E402
+
 PROXY = Path(os.environ.get("CHP", ROOT / "node_modules" / ".bin" / "configurable-http-proxy"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in set(pids):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(k) for k in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return out
-
-
-def server_pids(root: int, home: Path) -> list[int]:
-    """A learner's server and its kernels: the processes below ``root`` working in ``home``.
-
-    By folder, not by environment: a server forked from a warm parent shows the parent's
-    environment in /proc, not the learner's.
-    """
-    home = home.resolve()
-    out: list[int] = []
-    for pid in descendants(root):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")) == home:
-                out.append(pid)
-        except OSError:
-            continue
-    return sorted(set(out))
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -120,14 +69,18 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
     progress = re.search(r'new EventSource\("([^"]+)"\)', reply.text)
     if progress:
         _wait_ready_event(client, progress.group(1), timeout)
-    deadline = t0 + timeout
-    while True:
-        lab = client.get(f"/user/{user}/lab")
-        if lab.status_code == 200 and f"/user/{user}/lab" in str(lab.url):
-            return time.perf_counter() - t0, client
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({lab.status_code})")
-        time.sleep(0.1)
+    last: list[httpx.Response] = []
+
+    def lab_open() -> bool:
+        last[:] = [client.get(f"/user/{user}/lab")]
+        return last[0].status_code == 200 and f"/user/{user}/lab" in str(last[0].url)
+
+    try:
+        wait_until(lab_open, t0 + timeout - time.perf_counter())
+    except TimeoutError:
+        status = last[0].status_code if last else None
+        raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({status})") from None
+    return time.perf_counter() - t0, client
 
 
 def _wait_ready_event(client: httpx.Client, url: str, timeout: float) -> None:
@@ -208,18 +161,22 @@ class StockHub:
             start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
+
+        def failed() -> RuntimeError:
+            return RuntimeError("stock hub did not start: " + (state / "hub.log").read_text()[-800:])
+
+        def answers() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/hub/api", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "stock hub did not start: " + (state / "hub.log").read_text()[-800:]
-                )
-            time.sleep(0.2)
+                    return True
+            if self.proc.poll() is not None:
+                raise failed()
+            return False
+
+        try:
+            wait_until(answers, 180, interval=0.2)
+        except TimeoutError:
+            raise failed() from None
 
     def learner(self, i: int) -> tuple[str, str]:
         return f"stock{i}", "bench-password"
@@ -233,7 +190,7 @@ class StockHub:
     def stop(self) -> None:
         import signal
 
-        family = descendants(self.proc.pid)
+        family = process_tree(self.proc.pid)
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -311,7 +268,7 @@ def main() -> int:
             finally:
                 hub.stop()
         if args.only in (None, "ours"):
-            from ours_hub import OursHub  # bench/ours_hub.py: academy's hub with sandbox chains
+            from bench.ours_hub import OursHub  # academy's hub with sandbox chains
 
             (Path(tmp) / "ours").mkdir()
             hub = OursHub(Path(tmp) / "ours", learners=args.single + args.burst)

@@ -50,4 +50,9 @@ if [ "$(cat $labext/share/.chainacademy-built 2>/dev/null)" != "$ext_sum" ]; the
     && ../../../.venv/bin/jupyter-builder build . >/dev/null)
   echo "$ext_sum" > $labext/share/.chainacademy-built
 fi
+# Commit messages: a short subject and a body (deploy/git-hooks/commit-msg), in a git checkout only.
+if [ -d .git ] || [ -f .git ]; then
+  [ "$(git config --local core.hooksPath 2>/dev/null)" = deploy/git-hooks ] \
+    || git config --local core.hooksPath deploy/git-hooks
+fi
 echo "bootstrap: ready"

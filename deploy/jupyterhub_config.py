@@ -34,12 +34,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockerspawner import DockerSpawner
 from traitlets.config import Config
 
 from labs.sandbox import LabSpec, SandboxManager
+
+if TYPE_CHECKING:
+    from labs.sandbox.docker_backend import DockerBackend
+
+    def get_config() -> Config: ...  # JupyterHub puts it in a config file's namespace
 
 
 def env(name: str, default: str) -> str:
@@ -116,12 +121,12 @@ async def pre_spawn_hook(spawner: Any) -> None:
     learner = spawner.user.name
     spec = lab_spec_for(spawner)
     manager = sandbox()
-    network = manager.backend.network_name(learner)
+    network = _docker(manager).network_name(learner)
     if spec is not None:
         lab = await asyncio.to_thread(manager.ensure, learner, spec)
         spawner.environment.update(lab.environment())
     else:
-        await asyncio.to_thread(manager.backend._ensure_network, learner)  # type: ignore[attr-defined]
+        await asyncio.to_thread(_docker(manager)._ensure_network, learner)
     await asyncio.to_thread(_connect_platform, manager, network)
     spawner.network_name = network  # DockerSpawner: network_mode and the IP it connects to
     spawner.environment.update(
@@ -129,11 +134,20 @@ async def pre_spawn_hook(spawner: Any) -> None:
     )
 
 
+def _docker(manager: SandboxManager) -> DockerBackend:
+    """The docker backend that :func:`sandbox_config` chooses (hooks use its network calls)."""
+    from labs.sandbox.docker_backend import DockerBackend
+
+    backend = manager.backend
+    assert isinstance(backend, DockerBackend), "deploy/ runs lab chains on the docker backend"
+    return backend
+
+
 def _connect_platform(manager: SandboxManager, network: str) -> None:
     """The hub, proxy and academy must reach the learner's server: join them to its network."""
     import docker.errors
 
-    client = manager.backend.client  # type: ignore[attr-defined]
+    client = _docker(manager).client
     net = client.networks.get(network)
     attached = {c.name for c in net.containers}
     for name in PLATFORM_CONTAINERS:
@@ -156,7 +170,7 @@ class AcademyDockerSpawner(DockerSpawner):
     """DockerSpawner whose containers join only their learner's lab network (set per spawn)."""
 
 
-c = get_config()  # type: ignore[name-defined]  # noqa: F821
+c = get_config()
 
 # -- the hub ------------------------------------------------------------------------------------
 c.JupyterHub.bind_url = "http://:8000"

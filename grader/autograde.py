@@ -2,167 +2,22 @@
 
 Small steps, each in its own module, in nbgrader's order: ``scoring.prepare`` (restore tests and
 locked cells from the source), ``executor.execute`` (every code cell, in one sandboxed interpreter,
-no kernel), ``scoring.score_notebook`` (nbgrader's points rules). The same ``grade_notebook`` serves
-the command line (a whole course folder) and the platform (one notebook as it is submitted).
+no kernel), ``scoring.score_notebook`` (nbgrader's points rules). One submission is a job
+(:mod:`grader.jobs`): the same ``grade_notebook`` and ``run_job`` serve the command line (a whole
+course folder, here) and the platform (one notebook as it is submitted).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .assignment import AssignmentError, Course, imported_modules, read_node
-from .executor import CellSpec, SandboxError, execute, preload_for, prestart, warm
+from .assignment import AssignmentError, Course, imported_modules
+from .executor import SandboxError, preload_for, prestart, warm
+from .jobs import SubmissionResult, grade_submission, load_job, load_sources
 from .limits import Limits
-from .scoring import CellResult, prepare, score_notebook
-
-MAX_SIDE_FILES = 32 * 1024**2
-"""Bytes of non-notebook files (data the notebook reads) copied into one sandbox."""
-
-
-@dataclass
-class SubmissionResult:
-    """One learner's grades for one assignment, notebook by notebook."""
-
-    student: str
-    notebooks: dict[str, dict[str, CellResult]] = field(default_factory=dict)
-    seconds: float = 0.0
-    problem: str | None = None
-    """Set when the submission could not be graded at all (e.g. a notebook that is not JSON)."""
-
-
-def _side_files(folder: Path) -> dict[str, bytes]:
-    """Data files beside the notebooks (not the notebooks themselves), within a size budget."""
-    files: dict[str, bytes] = {}
-    total = 0
-    if not folder.is_dir():
-        return files
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
-            size = path.stat().st_size
-            if total + size > MAX_SIDE_FILES:
-                break
-            files[path.name] = path.read_bytes()
-            total += size
-    return files
-
-
-def grade_notebook(
-    source_nb: Any,
-    submitted_nb: Any,
-    name: str,
-    *,
-    limits: Limits | None = None,
-    files: Mapping[str, bytes] | None = None,
-) -> dict[str, CellResult]:
-    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``."""
-    prepared = prepare(source_nb, submitted_nb, name)
-    code = prepared.code_cells
-    outcomes = execute(
-        [CellSpec(c.source, hidden=c.hidden) for c in code],
-        files=dict(files or {}),
-        limits=limits or Limits(),
-    )
-    return score_notebook(
-        prepared,
-        [o.outputs for o in outcomes],
-        [o.status for o in outcomes],
-        [o.reason for o in outcomes],
-    )
-
-
-@dataclass
-class Job:
-    """Everything needed to grade one submission, as data: it travels to a Dask worker, which
-    then needs neither the course folder nor the submissions on its own disk."""
-
-    student: str
-    assignment: str
-    notebooks: list[tuple[str, Any, Any | None, str]] = field(default_factory=list)
-    """(notebook name, source notebook, submitted notebook or None, why it is None)."""
-    files: dict[str, bytes] = field(default_factory=dict)
-    limits: Limits | None = None
-
-
-def load_sources(course: Course, assignment: str) -> list[tuple[Path, Any]]:
-    """The assignment's source notebooks, read once for a whole batch."""
-    return [(p, read_node(p)) for p in course.source_notebooks(assignment)]
-
-
-def load_job(
-    course: Course,
-    assignment: str,
-    student: str,
-    limits: Limits | None = None,
-    sources: list[tuple[Path, Any]] | None = None,
-) -> Job:
-    """Read one learner's submission (and the side files) into a :class:`Job`."""
-    job = Job(student, assignment, limits=limits)
-    folder = course.submitted_dir(student, assignment)
-    job.files = {**_side_files(course.source_dir(assignment)), **_side_files(folder)}
-    for source_path, source in sources or load_sources(course, assignment):
-        submitted_path = folder / source_path.name
-        if not submitted_path.exists():
-            job.notebooks.append(
-                (source_path.stem, source, None, f"{source_path.name} was not submitted")
-            )
-            continue
-        try:
-            job.notebooks.append((source_path.stem, source, read_node(submitted_path), ""))
-        except AssignmentError as exc:
-            job.notebooks.append((source_path.stem, source, None, str(exc)))
-    return job
-
-
-def run_job(job: Job) -> SubmissionResult:
-    """Grade every notebook of a job; a missing or unreadable notebook scores 0 with a reason."""
-    started = time.monotonic()
-    result = SubmissionResult(job.student)
-    for name, source, submitted, why in job.notebooks:
-        if submitted is None:
-            result.notebooks[name] = _missing(source, name, why)
-            continue
-        result.notebooks[name] = grade_notebook(
-            source, submitted, name, limits=job.limits, files=job.files
-        )
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def grade_submission(
-    course: Course,
-    assignment: str,
-    student: str,
-    limits: Limits | None = None,
-    sources: list[tuple[Path, Any]] | None = None,
-) -> SubmissionResult:
-    """Every notebook of one learner's submission; a missing notebook scores 0 with a reason."""
-    return run_job(load_job(course, assignment, student, limits, sources))
-
-
-def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
-    """Zero for every graded cell of a notebook that could not be graded, saying why."""
-    prepared = prepare(source, source, name)
-    return {
-        c.grade_id or "": CellResult(
-            c.grade_id or "", 0, float(c.points or 0), "error", why, c.hidden
-        )
-        for c in prepared.graded
-        if c.grade
-    }
-
-
-def _ungraded(job: Job, why: str) -> SubmissionResult:
-    """A submission the cluster could not grade: every cell 0 with the reason, never dropped."""
-    result = SubmissionResult(job.student, problem=why)
-    for name, source, _submitted, _why in job.notebooks:
-        result.notebooks[name] = _missing(source, name, why)
-    return result
 
 
 def _warm_sandbox(course: Course, assignment: str) -> None:
@@ -200,8 +55,8 @@ def autograde(
         from .cluster import autograde_on_cluster
 
         jobs = (load_job(course, assignment, s, limits, sources) for s in todo)
-        results = autograde_on_cluster(scheduler, jobs, on_done)
-        return dict(sorted(results.items()))
+        on_cluster = autograde_on_cluster(scheduler, jobs, on_done)
+        return dict(sorted(on_cluster.items()))
     results: dict[str, SubmissionResult] = {}
     with (
         prestart(limits or Limits(), count=max(1, workers)),

@@ -3,8 +3,8 @@
 Why Dask: it already does what a grading cluster needs: workers join and leave, a worker that
 dies has its unfinished tasks run again on another worker (the scheduler notices the lost
 connection), and a client gets each task's result exactly once. Each worker grades with the very
-same :func:`grader.autograde.run_job` as the local pool, so each worker process keeps its own
-warm sandbox zygote; jobs travel as data (:class:`grader.autograde.Job`), so workers need the
+same :func:`grader.jobs.run_job` as the local pool, so each worker process keeps its own
+warm sandbox zygote; jobs travel as data (:class:`grader.jobs.Job`), so workers need the
 repository's environment but not the course folder.
 
 Exactly once, also when workers die: every job is submitted under a unique key; a result is
@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from itertools import islice
 
-from .autograde import Job, SubmissionResult, _ungraded, run_job
+from .jobs import Job, SubmissionResult, run_job, ungraded
 
 RESUBMITS = 2
 """Fresh submissions of a job whose workers kept dying, before it is recorded as ungraded."""
@@ -93,7 +93,7 @@ def autograde_on_cluster(
         def submit(job: Job, attempt: int) -> None:
             key = f"grade-{job.assignment}-{job.student}-{run_id}-{attempt}"
             future = client.submit(run_job, job, key=key, pure=False)
-            pending[future.key] = (job, attempt)
+            pending[key] = (job, attempt)  # future.key is this key
             running.add(future)
 
         for job in islice(source, window):
@@ -107,7 +107,7 @@ def autograde_on_cluster(
                     submit(job, attempt + 1)
                     continue
                 why = f"not graded: the cluster failed on it {attempt + 1} times ({type(exc).__name__})"
-                result = _ungraded(job, why)
+                result = ungraded(job, why)
             future.release()
             if result.student not in results:  # exactly once per student
                 results[result.student] = result

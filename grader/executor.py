@@ -76,7 +76,7 @@ __all__ = [
 
 Status = Literal["ok", "error", "timeout", "killed", "not_run"]
 _OUTPUT_TYPES = {"stream", "execute_result", "display_data", "error"}
-_SIGNAL_HINT = {
+_SIGNAL_HINT: dict[int, str] = {  # by number: a wait status gives one
     signal.SIGXCPU: "CPU time limit reached",
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "segmentation fault",
@@ -364,6 +364,7 @@ class _Sandbox:
             wait = deadline - now if died_at is None else 0.05
             if wait <= 0:
                 return "timeout", None
+            fds: list[socket.socket | int]
             fds = [self.sock] if died_at is not None else [self.sock, self.pidfd]
             if self.out_r >= 0:
                 fds.append(self.out_r)
@@ -818,7 +819,9 @@ def _run_cells(
         deadline = min(per_cell, sub_deadline)
         kind, obj, token = _send_cell(box, cells[index], deadline)
         if kind == "msg":
-            status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+            reply = _clean_reply(obj, token)
+            assert reply is not None  # _send_cell gives "msg" only with this cell's clean reply
+            status, outputs, error = reply
             outputs = box.take_native() + outputs
             reason = "completed" if status == "ok" else _one_line(error)
             outcomes.append(CellOutcome(status, outputs, error, reason))
@@ -830,7 +833,9 @@ def _run_cells(
             if which == "cell" and box.interrupt():
                 kind, obj = _await_interrupted(box, token, cap)
                 if kind == "msg":  # interrupted, as nbgrader does: go on in this interpreter
-                    _status, outputs, error = _clean_reply(obj, token)  # type: ignore[misc]
+                    reply = _clean_reply(obj, token)
+                    assert reply is not None  # as from _send_cell: "msg" is a clean reply
+                    _status, outputs, error = reply
                     outputs = box.take_native() + outputs
                     outcomes.append(
                         CellOutcome("timeout", outputs, error, reason + "; interrupted")

@@ -19,7 +19,7 @@ from grader.scoring import CellResult, results_json
 # {student: {notebook: {grade_id: CellResult}}}
 Scores = Mapping[str, Mapping[str, Mapping[str, CellResult]]]
 
-CSV_COLUMNS = [
+NBGRADER_EXPORT_COLUMNS = [
     "assignment",
     "timestamp",
     "student_id",
@@ -27,8 +27,12 @@ CSV_COLUMNS = [
     "late_submission_penalty",
     "score",
     "max_score",
-    "needs_manual_grade",
 ]
+"""Columns of ``nbgrader export``'s grade CSV, in its order, that every gradebook export here
+starts with (this one and the platform's cohort gradebook), so a sheet made for nbgrader reads
+either."""
+
+CSV_COLUMNS = [*NBGRADER_EXPORT_COLUMNS, "needs_manual_grade"]
 
 
 def write_results(path: Path | str, scores: Scores) -> Path:

@@ -45,7 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import io
 
 CHUNK = 32 * 1024
 # Inside a sandbox /tmp is its scratch folder, so /tmp/sandbox-home is private and writable there;
@@ -188,8 +191,11 @@ def make_shell() -> Any:
     _warm_up(InteractiveShell.instance(config=cfg))
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance(config=cfg)
+    formatter = shell.display_formatter
+    if formatter is None:  # the shell sets one when it starts; the trait is typed optional
+        raise RuntimeError("the IPython shell has no display formatter")
     for value in (1, "text", [1.5, None], {"key": (1, 2)}):
-        shell.display_formatter.format(value)  # per-instance formatter lookups, no history
+        formatter.format(value)  # per-instance formatter lookups, no history
     return shell
 
 
@@ -348,8 +354,10 @@ class _Runner:
             stderr=subprocess.STDOUT,
         ) as proc:
             assert proc.stdout is not None
+            # cast: a pipe with default buffering is a BufferedReader (typeshed: IO[bytes]).
+            stdout = cast("io.BufferedReader", proc.stdout)
             try:  # streamed, so the output cap stops an endless command early
-                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                for chunk in iter(lambda: stdout.read1(65536), b""):
                     self.add_stream("stdout", chunk.decode("utf-8", "replace"))
             except BaseException:
                 proc.kill()
@@ -634,6 +642,10 @@ def _dict_versions() -> tuple[Any, Any] | None:
 _DICT_VERSIONS = _dict_versions()
 
 
+def _no_versions(tag: Any) -> int:
+    raise AssertionError("no dict versions here: every snapshot's tag is None and is never read")
+
+
 def _snap(live: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any], Any, list[int]]:
     """(live dict, its copy, its version view or None, [version when copied])."""
     if _DICT_VERSIONS is None:
@@ -701,7 +713,8 @@ def _make_restorer(runner: _Runner) -> Any:
     ]
     mod_snaps = [_snap(m.__dict__) for m in modules]
     cls_snaps = [_class_snap(c) for c in classes]
-    read = _DICT_VERSIONS[1] if _DICT_VERSIONS is not None else None
+    # Without dict versions every snapshot's tag is None, and only a tag is ever read.
+    read = _DICT_VERSIONS[1] if _DICT_VERSIONS is not None else _no_versions
     inst = runner.__dict__
     runner_methods = frozenset(k for k, v in vars(_Runner).items() if callable(v))
     set_attr, del_attr, as_list, class_vars = setattr, delattr, list, vars
@@ -712,7 +725,7 @@ def _make_restorer(runner: _Runner) -> Any:
     prot_modules = protected.modules
     mod_snaps = mod_snaps + protected.dicts
     cls_snaps = cls_snaps + protected.classes
-    import_lists = [
+    import_lists: list[tuple[list[Any], list[Any]]] = [
         (sys.meta_path, protected.meta_path),
         (sys.path_hooks, protected.path_hooks),
         (sys.path, protected.path),
@@ -743,12 +756,12 @@ def _make_restorer(runner: _Runner) -> Any:
         for cls, snap, tag, seen in cls_snaps:
             if tag is not None and read(tag) == seen[0]:
                 continue
-            live = class_vars(cls)
-            for key in as_list(live):
+            namespace = class_vars(cls)
+            for key in as_list(namespace):
                 if key not in snap:
                     del_attr(cls, key)
             for key, value in snap.items():
-                if key not in skip and live.get(key) is not value:
+                if key not in skip and namespace.get(key) is not value:
                     set_attr(cls, key, value)
             if tag is not None:
                 seen[0] = read(tag)

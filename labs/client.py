@@ -309,6 +309,7 @@ def connect(url: str | None = None) -> Web3:
 
 def _chain_provider(lab: str | None) -> Any:
     import requests
+    from eth_typing import URI
     from web3 import HTTPProvider
 
     class LabChainProvider(HTTPProvider):
@@ -321,14 +322,16 @@ def _chain_provider(lab: str | None) -> Any:
         that never reached the chain are repeated."""
 
         def _make_request(self, method: Any, request_data: bytes) -> bytes:
-            self.endpoint_uri = lab_env(lab).get("ACADEMY_RPC_URL") or self.endpoint_uri
+            current = lab_env(lab).get("ACADEMY_RPC_URL")
+            if current:
+                self.endpoint_uri = URI(current)
             try:
                 return super()._make_request(method, request_data)
             except requests.ConnectionError:
                 fresh = lab_env(lab, refresh=True).get("ACADEMY_RPC_URL")
                 if not fresh:
                     raise
-                self.endpoint_uri = fresh
+                self.endpoint_uri = URI(fresh)
             deadline = time.monotonic() + CONNECT_GRACE
             pause = 0.2
             while True:
@@ -417,25 +420,24 @@ class ChainFaults:
     def _rpc(self, index: int, method: str, params: list | None = None) -> Any:
         import httpx
 
-        from labs.minichain.httpclient import client
+        from labs.minichain.jsonrpc import RpcReplyError, call
 
         if not 0 <= index < len(self.urls):
             raise IndexError(
                 f"validator {index}: this chain has validators 0..{len(self.urls) - 1}"
             )
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
         try:
-            reply = client().post(self.urls[index], json=body, timeout=10.0).json()
-        except httpx.ConnectError:
-            # the whole chain stopped (idle) and started again elsewhere: follow it once
-            fresh = list(self._refresh()) if self._refresh else []
-            if len(fresh) != len(self.urls) or fresh == self.urls:
-                raise
-            self.urls = fresh
-            reply = client().post(self.urls[index], json=body, timeout=10.0).json()
-        if "error" in reply:
-            raise RuntimeError(f"validator {index}: {reply['error'].get('message')}")
-        return reply["result"]
+            try:
+                return call(self.urls[index], method, params, timeout=10.0)
+            except httpx.ConnectError:
+                # the whole chain stopped (idle) and started again elsewhere: follow it once
+                fresh = list(self._refresh()) if self._refresh else []
+                if len(fresh) != len(self.urls) or fresh == self.urls:
+                    raise
+                self.urls = fresh
+                return call(self.urls[index], method, params, timeout=10.0)
+        except RpcReplyError as exc:
+            raise RuntimeError(f"validator {index}: {exc}") from None
 
     @property
     def ids(self) -> list[str]:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labs.minichain.contracts import (
     CompiledContract,
@@ -53,6 +53,9 @@ from labs.minichain.contracts import (
     compile_solidity,
     compile_vyper,
 )
+
+if TYPE_CHECKING:  # eth_typing comes with web3, which only a Chain loads
+    from eth_typing import ChecksumAddress
 
 __all__ = ["ACCOUNT_NAMES", "Chain", "CompiledContract", "compile_contract"]
 
@@ -85,6 +88,7 @@ def compile_contract(
 
     ``language`` is guessed when omitted (``pragma solidity`` or ``contract X {`` means Solidity).
     """
+    files: str | dict[str, str]
     if isinstance(source, Mapping):
         files = {str(k): _text(v, f"source file {k!r}") for k, v in source.items()}
         lang = language or "solidity"
@@ -119,11 +123,11 @@ class Chain:
         self.backend = PyEVMBackend()
         self.w3 = Web3(EthereumTesterProvider(EthereumTester(self.backend)))
         accounts = self.w3.eth.accounts
-        self.accounts: dict[str, str] = dict(zip(ACCOUNT_NAMES, accounts, strict=False))
+        self.accounts: dict[str, ChecksumAddress] = dict(zip(ACCOUNT_NAMES, accounts, strict=False))
         self._gas: dict[str, list[int]] = {}
 
     # -- accounts and state (plain data read from the EVM) ---------------------------------------
-    def address(self, who: str) -> str:
+    def address(self, who: str) -> ChecksumAddress:
         """The checksummed address of a named account (or an address, checked and returned)."""
         if who in self.accounts:
             return self.accounts[who]
@@ -166,8 +170,12 @@ class Chain:
         if receipt["status"] != 1:
             raise AssertionError(f"deploying {compiled.name} reverted")
         self._gas.setdefault(f"{compiled.name}.<deploy>", []).append(int(receipt["gasUsed"]))
-        deployed = self.w3.eth.contract(address=receipt["contractAddress"], abi=compiled.abi)
-        deployed.contract_name = compiled.name  # type: ignore[attr-defined]
+        address = receipt["contractAddress"]
+        if address is None:  # a successful creation always has one; web3 types it optional
+            raise AssertionError(f"deploying {compiled.name} gave no contract address")
+        deployed = self.w3.eth.contract(address=address, abi=compiled.abi)
+        # web3's Contract declares no contract_name; the label helpers below read it if present.
+        vars(deployed)["contract_name"] = compiled.name
         return deployed
 
     def transact(
@@ -184,7 +192,7 @@ class Chain:
             raise AssertionError(
                 f"{self._label(contract, function)} failed: {_reason(exc)}"
             ) from None
-        receipt = dict(self.w3.eth.get_transaction_receipt(tx_hash))
+        receipt: dict[str, Any] = dict(self.w3.eth.get_transaction_receipt(tx_hash))
         if receipt["status"] != 1:
             raise AssertionError(f"{self._label(contract, function)} reverted")
         self._gas.setdefault(self._label(contract, function), []).append(int(receipt["gasUsed"]))
@@ -202,9 +210,11 @@ class Chain:
 
     def send_ether(self, to: str, value: int, *, sender: str = "deployer") -> dict[str, Any]:
         """A plain value transfer (to an account or a contract's receive/fallback)."""
+        from web3.types import Wei  # web3 is loaded: this Chain's w3 is a Web3
+
         try:
             tx_hash = self.w3.eth.send_transaction(
-                {"from": self.address(sender), "to": self.address(to), "value": int(value)}
+                {"from": self.address(sender), "to": self.address(to), "value": Wei(int(value))}
             )
         except Exception as exc:  # noqa: BLE001
             raise AssertionError(f"sending {value} wei to {to} failed: {_reason(exc)}") from None

@@ -67,7 +67,7 @@ def plain(value: Any, what: str = "the result") -> Any:
     if kind in (bytearray, memoryview):
         return bytes(value)
     if kind in (list, tuple):
-        return kind(plain(v, what) for v in list.__iter__(list(value)))  # type: ignore[arg-type]
+        return kind(plain(v, what) for v in list.__iter__(list(value)))
     if kind is dict:
         return {plain(k, what): plain(v, what) for k, v in dict.items(value)}
     raise AssertionError(

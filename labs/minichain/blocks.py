@@ -13,28 +13,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import rlp
 from eth._utils.db import apply_state_dict
-from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import (
+    BlockAPI,
+    BlockHeaderAPI,
+    ChainDatabaseAPI,
+    LegacyTransactionFieldsAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+)
 from eth.chains.base import ChainContext
 from eth.consensus.context import ConsensusContext
 from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, ZERO_ADDRESS
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound
 from eth.rlp.headers import BlockHeader
+from eth.typing import AccountDetails
 from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.blocks import CancunBlock, CancunBlockHeader
+from eth.vm.forks.cancun.receipts import CancunReceiptBuilder
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth_typing import Address
 from eth_utils import ValidationError, keccak
 
 from .genesis import Genesis
 
 VM = CancunVM
 """The EVM fork every minichain block runs under (Cancun: PUSH0, MCOPY, transient storage)."""
-BLOCK_CLASS = VM.get_block_class()
-HEADER_CLASS = dict(BLOCK_CLASS._meta.fields)["header"]
-TX_BUILDER = VM.get_transaction_builder()
-RECEIPT_BUILDER = VM.get_receipt_builder()
+# The VM's classes, named concretely: py-evm's getters (VM.get_block_class() and the like) return
+# the abstract API types, which hide the Cancun transaction builder's typed-transaction methods.
+# tests/labs/test_blocks.py checks that these are the ones the VM uses.
+BLOCK_CLASS = CancunBlock
+HEADER_CLASS = CancunBlockHeader
+TX_BUILDER = CancunTransactionBuilder
+RECEIPT_BUILDER = CancunReceiptBuilder
 SUPPORTED_TX_TYPES = (0, 1, 2)
 MAX_EXTRA_DATA = 32
 
@@ -125,9 +140,9 @@ def chain_id_problem(tx: SignedTransactionAPI, chain_id: int) -> str | None:
 # -------------------------------------------------------------------------------------------------
 
 
-def genesis_accounts(genesis: Genesis) -> dict[bytes, dict[str, Any]]:
+def genesis_accounts(genesis: Genesis) -> dict[Address, AccountDetails]:
     """The alloc of ``genesis`` as py-evm's account-state dict."""
-    accounts: dict[bytes, dict[str, Any]] = {}
+    accounts: dict[Address, AccountDetails] = {}
     for address, acct in genesis.alloc.items():
         code = bytes.fromhex(acct.code[2:] if acct.code.startswith("0x") else acct.code)
         storage = {
@@ -136,7 +151,7 @@ def genesis_accounts(genesis: Genesis) -> dict[bytes, dict[str, Any]]:
             else int(v)
             for k, v in acct.storage.items()
         }
-        accounts[bytes.fromhex(address.removeprefix("0x"))] = {
+        accounts[Address(bytes.fromhex(address.removeprefix("0x")))] = {
             "balance": acct.balance,
             "nonce": acct.nonce,
             "code": code,
@@ -173,7 +188,11 @@ def build_genesis(db: AtomicDB, genesis: Genesis) -> MiniBlock:
 
 
 class RecentHeaders:
-    """The little of a chain database the EVM needs: the state db and headers for BLOCKHASH."""
+    """The little of a chain database the EVM needs: the state db and headers for BLOCKHASH.
+
+    py-evm asks for a whole ``ChainDatabaseAPI`` where it reads only ``db`` and
+    ``get_block_header_by_hash``; :meth:`as_chaindb` hands this object over under that type.
+    """
 
     def __init__(self, db: AtomicDB, load: Callable[[bytes], BlockHeaderAPI | None]) -> None:
         self.db = db
@@ -193,6 +212,11 @@ class RecentHeaders:
             if header is None:
                 raise HeaderNotFound(f"no header 0x{block_hash.hex()}")
         return header
+
+    def as_chaindb(self) -> ChainDatabaseAPI:
+        # cast: the VM and VM.get_prev_hashes only read db and get_block_header_by_hash, which
+        # this class has; the rest of ChainDatabaseAPI (writes, canonical chain) is never called.
+        return cast(ChainDatabaseAPI, self)
 
 
 @dataclass
@@ -237,7 +261,7 @@ def execute(
     Otherwise (building): failing transactions are skipped and listed in ``Executed.skipped``.
     State trie nodes go to ``chain.db`` (buffered by the store until the block commits).
     """
-    vm = VM(template, chain, ChainContext(chain_id), ConsensusContext(chain.db))
+    vm = VM(template, chain.as_chaindb(), ChainContext(chain_id), ConsensusContext(chain.db))
     empty = BLOCK_CLASS(template, transactions=[], uncles=[], withdrawals=[])
     vm.block_preprocessing(empty)
     state = vm.state
@@ -251,7 +275,7 @@ def execute(
     for tx, h in candidates:
         if not strict and (len(included) >= max_txs or header.gas_limit - header.gas_used < 21000):
             break
-        sender: bytes | None = None
+        sender: Address | None = None
         problem = chain_id_problem(tx, chain_id)
         if problem is None:
             try:
@@ -272,10 +296,11 @@ def execute(
             if sender is not None:
                 blocked.add(sender)
             continue
+        assert sender is not None  # no problem means the sender was recovered
         header = vm.add_receipt_to_header(header, receipt)
         included.append(tx)
         receipts.append(receipt)
-        senders.append(sender)  # type: ignore[arg-type]
+        senders.append(sender)
         hashes.append(h)
     vm._assign_block_rewards(empty)  # post-merge reward is 0 but the coinbase is touched (EIP-161)
     witness = state.persist()
@@ -364,6 +389,14 @@ def decode_receipts(data: bytes) -> list[ReceiptAPI]:
     return [RECEIPT_BUILDER.decode(item) for item in rlp.decode(data)]
 
 
+def base_fee(header: BlockHeaderAPI) -> int:
+    """The header's base fee per gas; py-evm types it optional because pre-London headers lack it."""
+    fee = header.base_fee_per_gas
+    if fee is None:
+        raise InvalidBlock(f"header of block {header.block_number} has no base fee (pre-London)")
+    return fee
+
+
 def effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
     """What the sender paid per gas: the legacy price, or base fee plus the capped tip."""
     if tx.type_id == 2:
@@ -392,6 +425,13 @@ def hex_word(n: int) -> str:
     return "0x" + n.to_bytes(32, "big").hex()
 
 
+def _cancun_root(root: bytes | None, name: str) -> bytes:
+    """A root every Cancun header carries; py-evm types it optional for the forks before it."""
+    if root is None:
+        raise InvalidBlock(f"header has no {name}: minichain blocks are Cancun blocks")
+    return root
+
+
 def block_json(block: MiniBlock, transactions: list[Any]) -> dict[str, Any]:
     """A block as ``eth_getBlockByNumber`` returns it; ``transactions`` already shaped."""
     h = block.header
@@ -414,12 +454,14 @@ def block_json(block: MiniBlock, transactions: list[Any]) -> dict[str, Any]:
         "gasLimit": hex_int(h.gas_limit),
         "gasUsed": hex_int(h.gas_used),
         "timestamp": hex_int(h.timestamp),
-        "baseFeePerGas": hex_int(h.base_fee_per_gas),
-        "withdrawalsRoot": hex_data(h.withdrawals_root),
+        "baseFeePerGas": hex_int(base_fee(h)),
+        "withdrawalsRoot": hex_data(_cancun_root(h.withdrawals_root, "withdrawals_root")),
         "withdrawals": [],
         "blobGasUsed": hex_int(h.blob_gas_used),
         "excessBlobGas": hex_int(h.excess_blob_gas),
-        "parentBeaconBlockRoot": hex_data(h.parent_beacon_block_root),
+        "parentBeaconBlockRoot": hex_data(
+            _cancun_root(h.parent_beacon_block_root, "parent_beacon_block_root")
+        ),
         "transactions": transactions,
         "uncles": [],
     }
@@ -449,13 +491,14 @@ def tx_json(
         "r": hex_int(tx.r),
         "s": hex_int(tx.s),
     }
-    if type_id == 0:
+    if isinstance(tx, LegacyTransactionFieldsAPI):  # type 0, the only one with a ``v`` field
         out["gasPrice"] = hex_int(tx.gas_price)
         out["v"] = hex_int(tx.v)
         if tx.chain_id is not None:
             out["chainId"] = hex_int(tx.chain_id)
         return out
-    out["chainId"] = hex_int(tx.chain_id)
+    if tx.chain_id is not None:  # always set on a typed transaction; py-evm types it optional
+        out["chainId"] = hex_int(tx.chain_id)
     out["v"] = hex_int(tx.y_parity)
     out["yParity"] = hex_int(tx.y_parity)
     out["accessList"] = [
@@ -496,7 +539,7 @@ def receipt_json(
         "to": None if created else hex_data(tx.to),
         "cumulativeGasUsed": hex_int(receipt.gas_used),
         "gasUsed": hex_int(receipt.gas_used - previous),
-        "effectiveGasPrice": hex_int(effective_gas_price(tx, block.header.base_fee_per_gas)),
+        "effectiveGasPrice": hex_int(effective_gas_price(tx, base_fee(block.header))),
         "contractAddress": None if created is None else hex_data(created),
         "logs": [
             log_json(log, block, h, index, first_log_index + i)

@@ -248,8 +248,9 @@ class _SolcServer:
         if proc is None or self._owner_pid != os.getpid():
             self._discard()
             return
-        with contextlib.suppress(OSError):
-            proc.stdin.close()  # type: ignore[union-attr]
+        if proc.stdin is not None:  # always a pipe: the node is started with stdin=PIPE
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         try:
             proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
@@ -329,8 +330,9 @@ class _SolcServer:
         process itself belongs to the parent."""
         if self._proc is not None:
             for stream in (self._proc.stdin, self._proc.stdout):
-                with contextlib.suppress(OSError):
-                    stream.close()  # type: ignore[union-attr]
+                if stream is not None:  # both are pipes
+                    with contextlib.suppress(OSError):
+                        stream.close()
         if self._proc is not None and self._owner_pid == os.getpid():
             if self._proc.poll() is None:
                 self._proc.kill()
@@ -573,9 +575,9 @@ def compile_vyper(
         compiler_version=version,
         language="vyper",
         warnings=tuple(
-            _vyper_headline(w.message, name)  # type: ignore[arg-type]
+            _vyper_headline(w.message, name)
             for w in caught
-            if issubclass(w.category, VyperWarning)
+            if isinstance(w.message, VyperWarning)  # a recorded warning's message is the instance
         ),
     )
     _cache_put(key, compiled, cache_dir)
@@ -644,7 +646,7 @@ def deploy(
             f"{compiled.name} uses libraries that are not linked: make their functions internal"
         )
     try:
-        signer = account if hasattr(account, "sign_transaction") else Account.from_key(account)
+        signer = Account.from_key(account) if isinstance(account, str | bytes) else account
     except (TypeError, ValueError):
         raise DeployError("account must be a LocalAccount or a 32-byte private key") from None
     factory = w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
@@ -680,7 +682,13 @@ def deploy(
             f"deployment of {compiled.name} reverted in transaction {tx_hash.to_0x_hex()} "
             f"(gas used {receipt['gasUsed']} of {tx['gas']}): check the constructor arguments"
         )
-    return w3.eth.contract(address=receipt["contractAddress"], abi=compiled.abi)
+    address = receipt["contractAddress"]
+    if address is None:  # a successful creation always has one; web3 types it optional
+        raise DeployError(
+            f"the receipt of the deployment of {compiled.name} ({tx_hash.to_0x_hex()}) has no "
+            "contract address"
+        )
+    return w3.eth.contract(address=address, abi=compiled.abi)
 
 
 def contract_at(w3: Web3, compiled: CompiledContract, address: str) -> Contract:

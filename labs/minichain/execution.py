@@ -21,15 +21,25 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import rlp
-from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
+from eth.abc import (
+    BlockHeaderAPI,
+    ComputationAPI,
+    LogAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+    StateAPI,
+    UnsignedTransactionAPI,
+)
 from eth.chains.base import ChainContext
 from eth.exceptions import OutOfGas, Revert
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as decode_abi
 from eth_bloom import BloomFilter
+from eth_typing import Address
 from eth_utils import ValidationError, keccak, to_checksum_address
 
 from .blocks import (
@@ -41,6 +51,7 @@ from .blocks import (
     InvalidBlock,
     MiniBlock,
     RecentHeaders,
+    base_fee,
     block_json,
     build_genesis,
     chain_id_problem,
@@ -58,6 +69,7 @@ from .blocks import (
     tx_hash,
     tx_json,
 )
+from .consensus.base import Block
 from .genesis import Genesis
 from .storage import BlockRecord, Store, StoreError
 
@@ -75,7 +87,7 @@ class PendingTx:
     raw: bytes
     tx: SignedTransactionAPI
     hash: bytes
-    sender: bytes
+    sender: Address
     nonce: int
 
 
@@ -150,6 +162,9 @@ BlockRef = int | str | bytes
 """A block named the JSON-RPC way: a number, a tag (latest, earliest, pending, safe, finalized) or
 a 32-byte hash."""
 
+Bundle = tuple[MiniBlock, list[ReceiptAPI], list[bytes]]
+"""A committed block with its receipts and its transactions' senders, in transaction order."""
+
 TAGS_AT_HEAD = ("latest", "pending", "safe", "finalized")
 MAX_LOG_RANGE = 10_000
 MAX_FEE_HISTORY = 1024
@@ -190,8 +205,8 @@ def revert_reason(data: bytes) -> str | None:
 class CallRequest:
     """The transaction object of ``eth_call`` / ``eth_estimateGas`` with its fields parsed."""
 
-    sender: bytes
-    to: bytes
+    sender: Address
+    to: Address
     gas: int | None
     gas_price: int | None
     max_fee: int | None
@@ -237,8 +252,8 @@ class CallRequest:
         if payload is None:
             payload = data("data") or b""
         return cls(
-            sender=sender,
-            to=to,
+            sender=Address(sender),
+            to=Address(to),
             gas=quantity("gas"),
             gas_price=quantity("gasPrice"),
             max_fee=quantity("maxFeePerGas"),
@@ -267,7 +282,7 @@ class ReadApi:
 
     def __init__(self) -> None:
         self._headers: dict[int, BlockHeaderAPI] = {}
-        self._bundles: dict[int, tuple[MiniBlock, list, list[bytes]]] = {}
+        self._bundles: dict[int, Bundle] = {}
 
     def head_state(self) -> StateAPI:  # provided by ExecutionApp
         raise NotImplementedError
@@ -282,7 +297,7 @@ class ReadApi:
             self._headers.clear()
         self._headers[height] = header
 
-    def _bundle_cache_put(self, height: int, bundle: tuple[MiniBlock, list, list[bytes]]) -> None:
+    def _bundle_cache_put(self, height: int, bundle: Bundle) -> None:
         if len(self._bundles) > 16:  # a 1000-transaction block with receipts is megabytes
             self._bundles.clear()
         self._bundles[height] = bundle
@@ -301,7 +316,7 @@ class ReadApi:
             self._headers_cache_put(height, header)
         return header
 
-    def bundle(self, height: int) -> tuple[MiniBlock, list, list[bytes]] | None:
+    def bundle(self, height: int) -> Bundle | None:
         """(block, receipts, senders) of a committed block."""
         found = self._bundles.get(height)
         if found is None:
@@ -316,6 +331,13 @@ class ReadApi:
                 [senders[i : i + 20] for i in range(0, len(senders), 20)],
             )
             self._bundle_cache_put(height, found)
+        return found
+
+    def _committed_bundle(self, height: int) -> Bundle:
+        """The bundle of a height the store lists as committed (missing only if it is damaged)."""
+        found = self.bundle(height)
+        if found is None:
+            raise StoreError(f"block {height} is committed but its body or receipts are missing")
         return found
 
     # --- blocks by reference -------------------------------------------------------------------
@@ -345,27 +367,30 @@ class ReadApi:
             raise QueryError("header not found")
         if height == self.head.height:
             return self.head_state()
-        return self._state_for(self.header_at(height))  # type: ignore[arg-type]
+        header = self.header_at(height)
+        if header is None:
+            raise QueryError("header not found")
+        return self._state_for(header)
 
     def get_balance(self, address: bytes, block: BlockRef = "latest") -> int:
         with self._lock:
-            return self._state_at(block).get_balance(address)
+            return self._state_at(block).get_balance(Address(address))
 
     def get_nonce(self, address: bytes, block: BlockRef = "latest") -> int:
         """The account nonce; at "pending" it counts the sender's transactions in the mempool."""
         with self._lock:
-            nonce = self._state_at(block).get_nonce(address)
+            nonce = self._state_at(block).get_nonce(Address(address))
             if block == "pending":
                 nonce += self.mempool.count(bytes(address))
             return nonce
 
     def get_code(self, address: bytes, block: BlockRef = "latest") -> bytes:
         with self._lock:
-            return self._state_at(block).get_code(address)
+            return self._state_at(block).get_code(Address(address))
 
     def get_storage_at(self, address: bytes, slot: int, block: BlockRef = "latest") -> bytes:
         with self._lock:
-            return self._state_at(block).get_storage(address, slot).to_bytes(32, "big")
+            return self._state_at(block).get_storage(Address(address), slot).to_bytes(32, "big")
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -377,11 +402,12 @@ class ReadApi:
             self.store.atomic_db,
             header,
             self._context,
-            VM.get_prev_hashes(header.parent_hash, self._chain),
+            VM.get_prev_hashes(header.parent_hash, self._chain.as_chaindb()) or (),
         )
         nonce = state.get_nonce(req.sender)
+        unsigned: UnsignedTransactionAPI
         if req.max_fee is not None or req.max_priority_fee is not None:
-            max_fee = req.max_fee if req.max_fee is not None else header.base_fee_per_gas
+            max_fee = req.max_fee if req.max_fee is not None else base_fee(header)
             tip = req.max_priority_fee if req.max_priority_fee is not None else 0
             unsigned = TX_BUILDER.new_unsigned_dynamic_fee_transaction(
                 self.chain_id,
@@ -403,8 +429,11 @@ class ReadApi:
                 value=req.value,
                 data=req.data,
             )
+        # cast: a SpoofTransaction stands in for a signed one by forwarding every attribute to
+        # ``unsigned`` except the sender it is given; py-evm's own gas estimator casts it the same.
+        spoofed = cast(SignedTransactionAPI, SpoofTransaction(unsigned, from_=req.sender))
         try:
-            return state.apply_transaction(SpoofTransaction(unsigned, from_=req.sender))
+            return state.apply_transaction(spoofed)
         except ValidationError as exc:
             raise QueryError(_call_validation_message(str(exc), req)) from exc
 
@@ -412,7 +441,10 @@ class ReadApi:
         height = self.resolve_height(block)
         if height is None:
             raise QueryError("header not found")
-        return self.header_at(height)  # type: ignore[return-value]
+        header = self.header_at(height)
+        if header is None:
+            raise QueryError("header not found")
+        return header
 
     def call(self, tx: object, block: BlockRef = "latest") -> bytes:
         """``eth_call``: the return data, or ExecutionReverted / QueryError."""
@@ -477,6 +509,7 @@ class ReadApi:
             return None
         block, _, senders = found
         txs = block.evm.transactions
+        shaped: list[dict[str, Any]] | list[str]
         if full:
             shaped = [tx_json(tx, senders[i], tx_hash(tx), block, i) for i, tx in enumerate(txs)]
         else:
@@ -514,10 +547,10 @@ class ReadApi:
         with self._lock:
             where = self.store.tx_location(bytes(h))
             found = None if where is None else self.bundle(where[0])
-        if found is None:
+        if found is None or where is None:
             return None
         block, receipts, senders = found
-        index = where[1]  # type: ignore[index]
+        index = where[1]
         first_log = sum(len(r.logs) for r in receipts[:index])
         return receipt_json(block, receipts, senders, index, first_log)
 
@@ -533,6 +566,8 @@ class ReadApi:
     ) -> list[dict]:
         """``eth_getLogs``: addresses OR-ed; topics by position, None = any, a list = any of."""
         with self._lock:
+            first: int | None
+            last: int | None
             if block_hash is not None:
                 height = self.store.height_of(block_hash)
                 if height is None:
@@ -570,7 +605,7 @@ class ReadApi:
             ]
             out: list[dict] = []
             for height in heights:
-                block, receipts, _ = self.bundle(height)  # type: ignore[misc]
+                block, receipts, _ = self._committed_bundle(height)
                 log_index = 0
                 for i, receipt in enumerate(receipts):
                     h = None
@@ -609,19 +644,20 @@ class ReadApi:
             for height in range(first, last + 1):
                 header = self.header_at(height)
                 assert header is not None
-                base_fees.append(hex_int(header.base_fee_per_gas))
+                base_fees.append(hex_int(base_fee(header)))
                 ratios.append(header.gas_used / header.gas_limit)
                 if percentiles:
                     rewards.append([hex_int(r) for r in self._rewards(height, percentiles)])
             if count:
                 following = self.header_at(last + 1)
-                base_fees.append(
-                    hex_int(
-                        following.base_fee_per_gas
-                        if following is not None
-                        else calculate_expected_base_fee_per_gas(self.header_at(last))
+                if following is not None:
+                    base_fees.append(hex_int(base_fee(following)))
+                else:
+                    newest_header = self.header_at(last)
+                    assert newest_header is not None  # ``last`` was resolved to a committed block
+                    base_fees.append(
+                        hex_int(calculate_expected_base_fee_per_gas(newest_header))
                     )
-                )
         out: dict = {
             "oldestBlock": hex_int(first),
             "baseFeePerGas": base_fees,
@@ -632,8 +668,8 @@ class ReadApi:
         return out
 
     def _rewards(self, height: int, percentiles: Sequence[float]) -> list[int]:
-        block, receipts, _ = self.bundle(height)  # type: ignore[misc]
-        base = block.header.base_fee_per_gas
+        block, receipts, _ = self._committed_bundle(height)
+        base = base_fee(block.header)
         spent: list[tuple[int, int]] = []
         previous = 0
         for tx, receipt in zip(block.evm.transactions, receipts, strict=True):
@@ -685,10 +721,10 @@ def _bloom_may_match(
     return True
 
 
-def _log_matches(log: object, addresses: set[bytes], positions: list[set[int] | None]) -> bool:
-    if addresses and log.address not in addresses:  # type: ignore[attr-defined]
+def _log_matches(log: LogAPI, addresses: set[bytes], positions: list[set[int] | None]) -> bool:
+    if addresses and log.address not in addresses:
         return False
-    topics = log.topics  # type: ignore[attr-defined]
+    topics = log.topics
     if len(positions) > len(topics):
         return False
     return all(want is None or topics[i] in want for i, want in enumerate(positions))
@@ -735,8 +771,10 @@ class ExecutionApp(ReadApi):
                     f"this genesis.json gives 0x{genesis_block.hash.hex()[:16]}): use the genesis "
                     "it was created with, or a fresh data folder"
                 )
-            block_bytes, _ = store.block_at(head)  # type: ignore[misc]
-            self._set_head(MiniBlock.decode(block_bytes))
+            stored_head = store.block_at(head)
+            if stored_head is None:
+                raise StoreError(f"{store.path} names block {head} as its head but does not hold it")
+            self._set_head(MiniBlock.decode(stored_head[0]))
 
     # --- consensus host calls ------------------------------------------------------------------
 
@@ -857,11 +895,11 @@ class ExecutionApp(ReadApi):
             self._remember(ex)
             return ex.block
 
-    def validate_block(self, block: MiniBlock) -> bool:
+    def validate_block(self, block: Block) -> bool:
         """True when ``block`` is a valid next block on top of the committed head."""
         return self.why_invalid(block) is None
 
-    def why_invalid(self, block: MiniBlock) -> str | None:
+    def why_invalid(self, block: Block) -> str | None:
         """None for a valid next block, else one line saying what is wrong with it."""
         if not isinstance(block, MiniBlock):
             try:
@@ -908,7 +946,7 @@ class ExecutionApp(ReadApi):
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _recover_sender(self, tx: SignedTransactionAPI) -> bytes:
+    def _recover_sender(self, tx: SignedTransactionAPI) -> Address:
         if not (0 < tx.r < 2**256 and 0 < tx.s <= SECP256K1_HALF_N):
             raise TxError("invalid signature: r or s out of range (s must be in the lower half)")
         try:
@@ -982,7 +1020,7 @@ class ExecutionApp(ReadApi):
         )
         mine = ex.block.header
         if mine.hash != h.hash:
-            for name, _ in type(h)._meta.fields:
+            for name, _ in HEADER_CLASS._meta.fields:
                 if getattr(mine, name) != getattr(h, name):
                     ours, theirs = getattr(mine, name), getattr(h, name)
                     show = (lambda v: "0x" + v.hex()) if isinstance(ours, bytes) else str
@@ -1033,7 +1071,7 @@ class ExecutionApp(ReadApi):
         if self.mempool.by_sender:
             state = self.head_state()
             check = set(ex.senders) | set(ex.touched)
-            for sender in [s for s in self.mempool.by_sender if s in check]:
+            for sender in [Address(s) for s in self.mempool.by_sender if s in check]:
                 self.mempool.keep_valid(sender, state.get_nonce(sender), state.get_balance(sender))
 
     def _set_head(self, block: MiniBlock) -> None:
@@ -1066,17 +1104,19 @@ def raw_apply_rate(genesis: Genesis, raw_txs: Sequence[bytes], block_size: int) 
     """
     from eth.chains.base import MiningChain
     from eth.db.atomic import AtomicDB
+    from eth.typing import HeaderParams
 
     from .blocks import TX_BUILDER, genesis_accounts
 
     chain_class = MiningChain.configure(vm_configuration=((0, VM),), chain_id=genesis.chain_id)
-    params = {
+    params: dict[str, HeaderParams] = {
         "difficulty": 0,
         "gas_limit": genesis.gas_limit,
         "timestamp": genesis.timestamp,
         "base_fee_per_gas": genesis.base_fee_per_gas,
     }
     chain = chain_class.from_genesis(AtomicDB(), params, genesis_accounts(genesis))
+    assert isinstance(chain, MiningChain)  # from_genesis builds a chain_class, typed as BaseChain
     started = time.perf_counter()
     txs = [TX_BUILDER.decode(raw) for raw in raw_txs]
     timestamp = genesis.timestamp

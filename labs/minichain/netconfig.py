@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 from eth_account import Account as EthAccount
@@ -90,20 +89,6 @@ class NetworkConfig(BaseModel):
         return json.loads(path.read_text()) if path.exists() else []
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports the OS says are free right now (bound together so they are distinct)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def init_network(
     root: Path,
     nodes: int = 4,
@@ -158,7 +143,7 @@ def init_network(
         genesis = Genesis(
             chain_id=chain_id,
             consensus=ConsensusConfig(engine=consensus, params=params or {}),
-            identity_mode=identity_mode,  # type: ignore[arg-type]
+            identity_mode=identity_mode,
             ca_cert=cert_pem(ca_cert) if identity_mode == "permissionedWithCert" else None,
             validators=validators,
             alloc={a.address: Account(balance=DEV_BALANCE) for a in dev},
@@ -169,3 +154,21 @@ def init_network(
     cfg = NetworkConfig(nodes=entries, root=root)
     cfg.save()
     return cfg
+
+
+def ensure_network(root: Path, nodes: int = 4, consensus: str = "tbft") -> NetworkConfig | None:
+    """Initialise ``root`` as ``academy chain init`` would by default, unless it holds a chain.
+
+    Returns the new network, or None when ``root`` already held one (it is then left as it is).
+    ``academy chain up`` and ``academy up --chains shared`` start on a folder that may be empty;
+    both get the same chain here. An unknown consensus fails before anything is written.
+    """
+    if (root / "genesis.json").exists():
+        return None
+    from .consensus import EngineNotFound, load_engine
+
+    try:
+        load_engine(consensus)
+    except EngineNotFound as exc:
+        raise NetworkError(str(exc)) from None
+    return init_network(root, nodes, consensus)

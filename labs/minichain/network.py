@@ -10,34 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TypeGuard
 
 import httpx
 
 from . import procfs
-from .httpclient import client
-from .netconfig import NetworkConfig, NetworkError, free_ports
+from .jsonrpc import call as rpc
+from .netconfig import NetworkConfig, NetworkError
+from .ports import free_ports, port_free
+from .waiting import wait_until
 
 READY_TIMEOUT = 60.0
 
 
-def _port_free(host: str, port: int) -> bool:
-    if port <= 0:
-        return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> bool:
+def _is_our_node(pid: int | None, cfg: NetworkConfig, index: int) -> TypeGuard[int]:
     """True when ``pid`` is alive and is validator ``index`` of this network.
 
     Pids get reused, also by another network's validator: a stale ``network.json`` must never
@@ -84,7 +73,7 @@ def assign_ports(cfg: NetworkConfig) -> None:
     for i, node in enumerate(cfg.nodes):
         if _is_our_node(node.pid, cfg, i):
             continue
-        if not (_port_free(cfg.host, node.p2p_port) and _port_free(cfg.host, node.rpc_port)):
+        if not (port_free(node.p2p_port, cfg.host) and port_free(node.rpc_port, cfg.host)):
             node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
 
 
@@ -92,7 +81,7 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
     """Spawn validator ``index`` (detached); returns its pid. Does not wait for it to be ready."""
     node = cfg.nodes[index]
     if _is_our_node(node.pid, cfg, index):
-        return node.pid  # type: ignore[return-value]
+        return node.pid
     home = cfg.node_home(index)
     logf = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -118,15 +107,6 @@ def start_node(cfg: NetworkConfig, index: int) -> int:
     return proc.pid
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> object:
-    """One JSON-RPC call; raises RuntimeError with the node's error message."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    reply = client().post(url, json=body, timeout=timeout).json()
-    if "error" in reply:
-        raise RuntimeError(reply["error"].get("message", str(reply["error"])))
-    return reply["result"]
-
-
 def _log_tail(cfg: NetworkConfig, index: int, lines: int = 5) -> str:
     try:
         text = (cfg.node_home(index) / "node.log").read_text(errors="replace").strip().splitlines()
@@ -140,8 +120,8 @@ def wait_ready(
 ) -> None:
     """Block until every given node answers JSON-RPC; fail with the node's last log lines."""
     pending = set(range(len(cfg.nodes)) if indices is None else indices)
-    deadline = time.monotonic() + timeout
-    while pending:
+
+    def all_answer() -> bool:
         for i in sorted(pending):
             pid = cfg.nodes[i].pid
             if _exec_pending(pid):
@@ -153,10 +133,16 @@ def wait_ready(
                 pending.discard(i)
             except (httpx.HTTPError, RuntimeError, ValueError):
                 pass
-        if pending:
-            if time.monotonic() > deadline:
-                raise NetworkError(f"nodes {sorted(pending)} did not answer within {timeout:.0f} s")
-            time.sleep(0.1)
+        return not pending
+
+    try:
+        wait_until(
+            all_answer,
+            timeout,
+            message=lambda: f"nodes {sorted(pending)} did not answer within {timeout:.0f} s",
+        )
+    except TimeoutError as exc:
+        raise NetworkError(str(exc)) from None
 
 
 def start_network(root: Path, wait: bool = True) -> NetworkConfig:
@@ -173,21 +159,22 @@ def start_network(root: Path, wait: bool = True) -> NetworkConfig:
 def kill_node(cfg: NetworkConfig, index: int, sig: int = signal.SIGKILL) -> None:
     pid = cfg.nodes[index].pid
     if _is_our_node(pid, cfg, index):
-        os.kill(pid, sig)  # type: ignore[arg-type]
-        _reap(pid, cfg, index)  # type: ignore[arg-type]
+        os.kill(pid, sig)
+        _reap(pid, cfg, index)
     cfg.nodes[index].pid = None
     cfg.save()
 
 
 def _reap(pid: int, cfg: NetworkConfig, index: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _is_our_node(pid, cfg, index):
-            return True
-        time.sleep(0.02)
-    return False
+        return not _is_our_node(pid, cfg, index)
+
+    try:
+        return wait_until(gone, timeout, interval=0.02)
+    except TimeoutError:
+        return False
 
 
 def stop_network(root: Path) -> int:
@@ -195,11 +182,11 @@ def stop_network(root: Path) -> int:
     cfg = NetworkConfig.load(root)
     running = [(i, n.pid) for i, n in enumerate(cfg.nodes) if _is_our_node(n.pid, cfg, i)]
     for _, pid in running:
-        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        os.kill(pid, signal.SIGTERM)
     for i, pid in running:
-        if not _reap(pid, cfg, i, 5.0):  # type: ignore[arg-type]
-            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            _reap(pid, cfg, i)  # type: ignore[arg-type]
+        if not _reap(pid, cfg, i, 5.0):
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid, cfg, i)
         cfg.nodes[i].pid = None
     for n in cfg.nodes:
         n.pid = None
@@ -216,7 +203,7 @@ def network_status(root: Path) -> list[dict]:
         if row["running"]:
             try:
                 st = rpc(cfg.rpc_url(i), "minichain_status", timeout=2.0)
-                row.update(height=st["height"], peers=len(st["peers"]), halted=st["halted"])  # type: ignore[index]
+                row.update(height=st["height"], peers=len(st["peers"]), halted=st["halted"])
             except (httpx.HTTPError, RuntimeError, ValueError):
                 row["height"] = None
         out.append(row)

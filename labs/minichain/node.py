@@ -19,13 +19,14 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgpack
 from aiohttp import web
 
-from .consensus import ConsensusEngine, from_wire, load_engine, to_wire
+from .consensus import Block, ConsensusEngine, from_wire, load_engine, to_wire
 from .execution import ExecutionApp, MiniBlock, TxError
 from .genesis import Genesis, load_genesis
 from .identity import Membership, load_key
@@ -46,7 +47,7 @@ class NodeHost:
         self.node = node
         self.generation = generation
         self.node_id = node.id
-        self.validators = [v.id for v in node.genesis.validators]
+        self.validators: Sequence[str] = [v.id for v in node.genesis.validators]
         self.engine: ConsensusEngine | None = None
 
     # -- clock, timers, messages --------------------------------------------------------------
@@ -103,12 +104,14 @@ class NodeHost:
             variant=variant,
         )
 
-    def validate_block(self, block: MiniBlock) -> bool:
+    def validate_block(self, block: Block) -> bool:
         return self.node.app.validate_block(block)
 
-    def commit_block(self, block: MiniBlock, proof: Any) -> None:
-        self.node.app.commit_block(block, msgpack.packb(to_wire(proof), use_bin_type=True))
-        self.node.on_commit(block)
+    def commit_block(self, block: Block, proof: Any) -> None:
+        # Engines commit what this host built or decoded, so a MiniBlock; re-decode anything else.
+        mini = block if isinstance(block, MiniBlock) else MiniBlock.decode(block.encode())
+        self.node.app.commit_block(mini, msgpack.packb(to_wire(proof), use_bin_type=True))
+        self.node.on_commit(mini)
 
     def save_state(self, state: dict) -> None:
         self.node.store.save_consensus_state(msgpack.packb(to_wire(state), use_bin_type=True))

@@ -503,7 +503,8 @@ class RpcDispatcher:
         if first > head:
             return []
         if found["kind"] == "blocks":
-            return [self.app.block(h)["hash"] for h in range(first, head + 1)]  # type: ignore[index]
+            blocks = [self.app.block(h) for h in range(first, head + 1)]
+            return [b["hash"] for b in blocks if b is not None]  # all committed: none is None
         f: LogFilter = found["filter"]
         if f.block_hash is not None:
             return []

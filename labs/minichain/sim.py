@@ -24,8 +24,9 @@ import heapq
 import hmac
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import msgpack
 
@@ -120,7 +121,7 @@ class SimHost:
         self.node = node
         self.generation = generation
         self.node_id = node.id
-        self.validators = sim.ids
+        self.validators: Sequence[str] = sim.ids
 
     def now(self) -> float:
         return self.sim.time
@@ -200,12 +201,29 @@ class SimHost:
             self.sim.trace.append((round(self.sim.time, 6), self.node.index, event, fields))
 
 
+class SimOptions(TypedDict):
+    """A run's options as :class:`Simulation` records them: its keyword arguments, engine named."""
+
+    engine: str
+    n: int
+    params: dict
+    delay: tuple[float, float]
+    drop: float
+    byzantine: dict[int, str]
+    crashes: list[tuple[float, int]]
+    restarts: list[tuple[float, int]]
+    partitions: list[tuple[float, float, list[list[int]]]]
+    pending_transactions: bool
+    tx_interval: float
+    wire_check: bool
+
+
 @dataclass
 class SimResult:
     """What one run did. ``digest`` summarises every commit and fault: equal digests, equal runs."""
 
     seed: int
-    options: dict
+    options: SimOptions
     time: float
     events: int
     heights: list[int]
@@ -285,7 +303,7 @@ class Simulation:
         import random
 
         self.engine_cls = load_engine(engine) if isinstance(engine, str) else engine
-        self.options = {
+        self.options: SimOptions = {
             "engine": engine
             if isinstance(engine, str)
             else f"{engine.__module__}:{engine.__qualname__}",

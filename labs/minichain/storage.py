@@ -167,7 +167,7 @@ class Store:
             self._set_meta_now("schema", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} has storage schema {version}, this node reads {SCHEMA_VERSION}: "
+                f"{self.path} has storage schema {version!r}, this node reads {SCHEMA_VERSION}: "
                 "use a fresh data folder"
             )
         self.state_db = StateDB(self, cache_entries)
@@ -181,7 +181,7 @@ class Store:
             row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def _meta(self, key: str) -> object:
+    def _meta(self, key: str) -> int | float | str | bytes | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
@@ -263,7 +263,9 @@ class Store:
     def genesis_hash(self) -> bytes | None:
         with self._lock:
             value = self._meta("genesis")
-        return None if value is None else bytes(value)
+        if value is not None and not isinstance(value, bytes):
+            raise StoreError(f"{self.path} holds {value!r} as its genesis hash, not bytes")
+        return value
 
     def block_at(self, height: int) -> tuple[bytes, bytes] | None:
         """(block bytes, proof bytes) of a committed block."""

@@ -42,6 +42,8 @@ from typing import Any
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
+from labs.minichain.waiting import wait_until
+
 from . import launcher
 from .backend import Backend, BackendError
 from .env import learner_slug
@@ -251,9 +253,9 @@ class DockerBackend(Backend):
 
     def _wait_ready(self, env_id: str, marks: dict[str, int]) -> None:
         """Wait until each (re)started container logs its ready line once more than before."""
-        deadline = time.monotonic() + self.start_timeout
         pending = dict(marks)
-        while pending:
+
+        def all_ready() -> bool:
             for name, before in list(pending.items()):
                 ct = self.client.containers.get(name)
                 if ct.status not in ("running", "created"):
@@ -261,12 +263,14 @@ class DockerBackend(Backend):
                     raise BackendError(f"{name} stopped while starting ({ct.status}): {tail}")
                 if ct.logs().count(self._ready_text()) > before:
                     del pending[name]
-            if pending:
-                if time.monotonic() > deadline:
-                    raise BackendError(
-                        f"{env_id}: {sorted(pending)} not ready after {self.start_timeout:.0f} s"
-                    )
-                time.sleep(0.1)
+            return not pending
+
+        try:
+            wait_until(all_ready, self.start_timeout)
+        except TimeoutError:
+            raise BackendError(
+                f"{env_id}: {sorted(pending)} not ready after {self.start_timeout:.0f} s"
+            ) from None
 
     def _run_once(self, env_id: str, command: list[str], kwargs: dict[str, Any]) -> str:
         """Run a one-off container to completion: detach, wait, read logs, remove (with retries)."""

@@ -24,16 +24,17 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import http.client
+import functools
 import json
 import os
 import signal
 import sys
-import time
 import zlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from labs.minichain.jsonrpc import RpcReplyError, call
+from labs.minichain.waiting import wait_until
 
 RPC_PORT = 8545
 P2P_PORT = 26656
@@ -230,22 +231,15 @@ def zygote_request(sock_path: Path, data: Path, listen: str, log: Path) -> int:
 
 
 def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> Any:
-    """One JSON-RPC call over a plain HTTP connection.
+    """One JSON-RPC call; LaunchError with the node's message when it answers with an error.
 
-    http.client rather than an HTTP library: readiness polls make many calls, and a client object
-    per call (TLS context and all) cost ~0.2 s each on a busy machine.
+    Over a plain HTTP connection (``pooled=False``): a chain launcher forked from the zygote must
+    not import httpx or build a client per fork just to see its validators answer.
     """
-    parts = urlsplit(url)
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
-        conn.request("POST", parts.path or "/", body, {"Content-Type": "application/json"})
-        reply = json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
-    if "error" in reply:
-        raise LaunchError(f"{method}: {reply['error'].get('message', reply['error'])}")
-    return reply["result"]
+        return call(url, method, params, timeout, pooled=False)
+    except RpcReplyError as exc:
+        raise LaunchError(f"{method}: {exc}") from None
 
 
 def local_urls(data: Path, host: str = "127.0.0.1") -> list[str]:
@@ -259,18 +253,25 @@ def local_urls(data: Path, host: str = "127.0.0.1") -> list[str]:
 def wait_answering(urls: list[str], timeout: float = 60.0, abort: Any = None) -> None:
     """Block until every URL answers JSON-RPC (or ``abort()`` turns true)."""
     pending = list(urls)
-    deadline = time.monotonic() + timeout
-    while pending:
-        url = pending[0]
-        try:
-            _rpc(url, "web3_clientVersion", timeout=1.0)
+
+    def late() -> str:
+        return f"{pending[0]} did not answer within {timeout:.0f} s"
+
+    def all_answer() -> bool:
+        while pending:
+            try:
+                _rpc(pending[0], "web3_clientVersion", timeout=1.0)
+            except (OSError, LaunchError, ValueError):
+                if abort is not None and abort():
+                    raise LaunchError(late()) from None
+                return False
             pending.pop(0)
-            continue
-        except (OSError, LaunchError, ValueError):
-            pass
-        if time.monotonic() > deadline or (abort is not None and abort()):
-            raise LaunchError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.05)
+        return True
+
+    try:
+        wait_until(all_answer, timeout, interval=0.05, message=late)
+    except TimeoutError as exc:
+        raise LaunchError(str(exc)) from None
 
 
 def info(data: Path, urls: list[str] | None = None) -> dict:
@@ -328,14 +329,15 @@ def preload(data: Path, items: list[dict], url: str | None = None, timeout: floa
         }
         raw = signer.sign_transaction(tx).raw_transaction
         tx_hash = _rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])
-        deadline = time.monotonic() + timeout
-        while True:
-            receipt = _rpc(url, "eth_getTransactionReceipt", [tx_hash])
-            if receipt:
-                break
-            if time.monotonic() > deadline:
-                raise LaunchError(f"no receipt for the deployment of {item['name']}")
-            time.sleep(0.05)
+        try:
+            receipt = wait_until(
+                functools.partial(_rpc, url, "eth_getTransactionReceipt", [tx_hash]),
+                timeout,
+                interval=0.05,
+                message=f"no receipt for the deployment of {item['name']}",
+            )
+        except TimeoutError as exc:
+            raise LaunchError(str(exc)) from None
         if int(receipt["status"], 16) != 1:
             raise LaunchError(f"deployment of {item['name']} reverted: check its constructor args")
         deployed[item["name"]] = {"address": receipt["contractAddress"], "abi": item.get("abi", [])}

@@ -9,6 +9,7 @@ spawns twenty learners at once and a culler running beside it never corrupt each
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -23,7 +24,7 @@ from traitlets import Instance, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .backend import Backend
-from .env import LabEnv, env_id
+from .env import LabEnv, Status, env_id
 from .spec import LabSpec, SpecError
 
 BACKENDS = {
@@ -95,7 +96,9 @@ class SandboxManager(LoggingConfigurable):
         eid = record["env_id"]
         if running is None:
             running = self.backend.is_running(eid)
-        status = "running" if running else ("stopped" if self.backend.exists(eid) else "missing")
+        status: Status = (
+            "running" if running else ("stopped" if self.backend.exists(eid) else "missing")
+        )
         explorer = None
         if self.explorer_url_template:
             explorer = self.explorer_url_template.format(
@@ -106,7 +109,7 @@ class SandboxManager(LoggingConfigurable):
             learner=record["learner"],
             lab_id=record["lab_id"],
             backend=self.backend.name,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             rpc_urls=record.get("rpc_urls", []) if running else [],
             explorer_url=explorer,
             network=self.backend.network_name(record["learner"]),
@@ -178,11 +181,12 @@ class SandboxManager(LoggingConfigurable):
             with contextlib.suppress(FileNotFoundError):
                 (self._records / f"{eid}.json").unlink()
 
+    # Below this method ``list`` in the class body names it, so annotations say builtins.list.
     def list(self, learner: str | None = None) -> list[LabEnv]:
         """Every known environment (of one learner when given), running or not."""
         return [self._env(r) for r in self._all(learner)]
 
-    def cull(self, idle_for: float) -> list[LabEnv]:
+    def cull(self, idle_for: float) -> builtins.list[LabEnv]:
         """Stop running environments with no activity for ``idle_for`` seconds; returns them.
 
         Activity is what callers report: ``ensure`` and ``touch`` (the hub forwards a learner's
@@ -201,7 +205,7 @@ class SandboxManager(LoggingConfigurable):
         return culled
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _all(self, learner: str | None = None) -> list[dict[str, Any]]:
+    def _all(self, learner: str | None = None) -> builtins.list[dict[str, Any]]:
         out = []
         for path in sorted(self._records.glob("*.json")):
             record = self._load(path.stem)
@@ -209,7 +213,7 @@ class SandboxManager(LoggingConfigurable):
                 out.append(record)
         return out
 
-    def _preload_items(self, spec: LabSpec) -> list[dict[str, Any]]:
+    def _preload_items(self, spec: LabSpec) -> builtins.list[dict[str, Any]]:
         """Compile the lab's preload contracts here (once, cached) and encode their constructors."""
         if spec.chain is None or not spec.chain.preload:
             return []

@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from traitlets import Bool, Float
 
 from labs.minichain import procfs
+from labs.minichain.waiting import wait_until
 
 from . import launcher
 from .backend import Backend, BackendError
@@ -31,7 +32,8 @@ from .forkserver import answers
 from .spec import LabSpec
 
 
-def _alive_launcher(pid: int | None) -> bool:
+def _alive_launcher(pid: int | None) -> TypeGuard[int]:
+    """True when ``pid`` is a live chain launcher (so, for the type checker, a pid and not None)."""
     if not pid:
         return False
     try:
@@ -52,13 +54,14 @@ def _pause(pid: int | None) -> None:
     """Stop a chain's launcher and validators (one process group) where they stand."""
     if _alive_launcher(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGSTOP)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 2  # the signal lands asynchronously: see it land
-        while time.monotonic() < deadline:
-            st = procfs.stat(pid)  # type: ignore[arg-type]
-            if st is not None and st[0] == "T":
-                return
-            time.sleep(0.01)
+            os.killpg(pid, signal.SIGSTOP)
+
+        def stopped() -> bool:
+            st = procfs.stat(pid)
+            return st is not None and st[0] == "T"
+
+        with contextlib.suppress(TimeoutError):  # the signal lands asynchronously: see it land
+            wait_until(stopped, 2, interval=0.01)
 
 
 def _resume(pid: int | None) -> None:
@@ -102,12 +105,23 @@ class ProcessBackend(Backend):
         )
         log.close()
         (self.state_path / "zygote.pid").write_text(str(self._zygote_proc.pid))
-        deadline = time.monotonic() + self.start_timeout
-        while not answers(sock):
-            if self._zygote_proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
-                raise BackendError(f"the chain zygote did not start: {tail}")
-            time.sleep(0.05)
+        proc = self._zygote_proc
+
+        def failed() -> BackendError:
+            tail = (self.state_path / "zygote.log").read_text(errors="replace")[-300:]
+            return BackendError(f"the chain zygote did not start: {tail}")
+
+        def started() -> bool:
+            if answers(sock):
+                return True
+            if proc.poll() is not None:
+                raise failed()
+            return False
+
+        try:
+            wait_until(started, self.start_timeout, interval=0.05)
+        except TimeoutError:
+            raise failed() from None
         return sock
 
     def close(self) -> None:
@@ -285,18 +299,21 @@ class ProcessBackend(Backend):
     def _stop_pid(pid: int | None) -> bool:
         if not _alive_launcher(pid):
             return False
-        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        os.kill(pid, signal.SIGTERM)
         _resume(pid)  # a paused pool chain handles the signal only once it runs
-        deadline = time.monotonic() + 10
-        while _alive_launcher(pid) and time.monotonic() < deadline:
+
+        def gone() -> bool:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
-            time.sleep(0.02)
+                os.waitpid(pid, os.WNOHANG)
+            return not _alive_launcher(pid)
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(gone, 10, interval=0.02)
         if _alive_launcher(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
+                os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # type: ignore[arg-type]
+            os.waitpid(pid, os.WNOHANG)
         return True
 
     def destroy(self, env_id: str) -> None:
@@ -318,9 +335,9 @@ class ProcessBackend(Backend):
         pid = self._pid(env_id)
         if not _alive_launcher(pid):
             return []
-        kids = []
+        kids: list[int] = []
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 text = (task / "children").read_text().split()
                 kids.extend(int(k) for k in text)
-        return [pid, *kids]  # type: ignore[list-item]
+        return [pid, *kids]

@@ -7,7 +7,9 @@ the demo, and starts the in-process grading workers; on stop it lets them finish
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.hub = HubIdentity(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from starlette.concurrency import run_in_threadpool
 
         await run_in_threadpool(_startup, state)
@@ -97,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.academy = state
+    from .security_headers import SecurityHeaders
+
+    app.add_middleware(SecurityHeaders, base=base)
     _error_handlers(app)
     api = APIRouter(prefix=f"{base}/api")
     for router in routers():
@@ -148,7 +153,7 @@ def _wants_page(request: Request) -> bool:
     )
 
 
-def _plain(errors: list) -> list:
+def _plain(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
 
 
@@ -164,10 +169,12 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
     def health() -> dict:
         return {"ok": True}
 
+    from .security_headers import cookie_secure
+
     @router.get("/login")
-    def login(next: str = "") -> RedirectResponse:  # noqa: A002
+    def login(request: Request, next: str = "") -> Response:  # noqa: A002
         if state.hub is None:
-            return JSONResponse({"detail": "not running behind JupyterHub: use an API token"}, 404)  # type: ignore[return-value]
+            return JSONResponse({"detail": "not running behind JupyterHub: use an API token"}, 404)
         target = next if next.startswith("/") and not next.startswith("//") else base + "/"
         url, state_id, _verifier = state.hub.login_redirect(target)
         response = RedirectResponse(url, status_code=302)
@@ -178,26 +185,32 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
             path=base + "/",
             httponly=True,
             samesite="lax",
+            secure=cookie_secure(request, state.settings.public_url),
         )
         return response
 
     @router.get("/oauth_callback")
     async def oauth_callback(
         request: Request, code: str = "", state_param: str = ""
-    ) -> RedirectResponse:
+    ) -> Response:
         if state.hub is None:
-            return JSONResponse({"detail": "not running behind JupyterHub"}, 404)  # type: ignore[return-value]
+            return JSONResponse({"detail": "not running behind JupyterHub"}, 404)
         state_id = request.query_params.get("state", "")
         cookie_state = request.cookies.get(state.hub.auth.state_cookie_name)
         if not code or not state_id or state_id != cookie_state:
             return JSONResponse(
                 {"detail": "OAuth state mismatch: start again at the login page"}, 400
-            )  # type: ignore[return-value]
+            )
         token, next_url = await state.hub.finish_login(code, state_id)
         response = RedirectResponse(next_url or base + "/", status_code=302)
         response.delete_cookie(state.hub.auth.state_cookie_name, path=base + "/")
         response.set_cookie(
-            state.hub.cookie_name, token, path=base + "/", httponly=True, samesite="lax"
+            state.hub.cookie_name,
+            token,
+            path=base + "/",
+            httponly=True,
+            samesite="lax",
+            secure=cookie_secure(request, state.settings.public_url),
         )
         return response
 

@@ -21,7 +21,7 @@ from academy.credentials.cli import credentials_app, verify_command
 from labs.minichain.consensus import BUILTIN, EngineNotFound, load_engine
 from labs.minichain.genesis import GenesisError, load_genesis
 from labs.minichain.identity import IdentityError
-from labs.minichain.netconfig import NetworkConfig, NetworkError, init_network
+from labs.minichain.netconfig import NetworkConfig, NetworkError, ensure_network, init_network
 
 app = typer.Typer(
     help="ChainAcademy: blockchain labs, autograding and certificates.",
@@ -93,20 +93,6 @@ def chain_init(
     out.print(f"initialised a {nodes}-node {consensus} chain in {cfg.root} ({identity})")
 
 
-def _ensure_init(data: Path, nodes: int, consensus: str) -> None:
-    if not (data / "genesis.json").exists():
-        chain_init(
-            data=data,
-            nodes=nodes,
-            consensus=consensus,
-            identity="permissionedWithCert",
-            accounts=10,
-            chain_id=1337,
-            param=None,
-            force=False,
-        )
-
-
 def _summary(cfg: NetworkConfig) -> dict:
     return {
         "nodes": [
@@ -133,7 +119,11 @@ def chain_up(
     from labs.minichain.network import start_network, stop_network
 
     try:
-        _ensure_init(data, nodes, consensus)
+        if ensure_network(data, nodes, consensus):
+            out.print(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
+    except (NetworkError, GenesisError, IdentityError, OSError) as exc:
+        raise fail(str(exc)) from None
+    try:
         load_genesis(data / "genesis.json")
         cfg = start_network(data)
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:

@@ -17,11 +17,12 @@ import contextlib
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from labs.minichain.waiting import wait_until
 
 FINAL = ("graded", "failed")
 
@@ -174,12 +175,16 @@ class AcademyClient:
         self, submission_id: str | int, timeout: float = 180.0, poll: float = 0.5
     ) -> dict[str, Any]:
         """Poll until the submission is graded or failed (or ``timeout`` seconds pass)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.submission(submission_id)
-            if state.get("status") in FINAL or time.monotonic() > deadline:
-                return state
-            time.sleep(poll)
+        last: dict[str, Any] = {}
+
+        def settled() -> bool:
+            last.clear()
+            last.update(self.submission(submission_id))
+            return last.get("status") in FINAL
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(settled, timeout, interval=poll)
+        return last
 
 
 def _safe(name: str) -> str:

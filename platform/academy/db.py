@@ -10,14 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+Row = TypeVar("Row")
 
 
 def _sqlite_folder(settings: Settings) -> None:
@@ -36,7 +44,7 @@ def make_engine(settings: Settings) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -48,7 +56,7 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def alembic_config(settings: Settings):  # type: ignore[no-untyped-def]
+def alembic_config(settings: Settings) -> Config:
     """Alembic's Config built in code (no alembic.ini to keep in sync)."""
     from alembic.config import Config
 
@@ -64,6 +72,14 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
     _sqlite_folder(settings)
     command.upgrade(alembic_config(settings), revision)
+
+
+def referenced(session: Session, model: type[Row], key: int) -> Row:
+    """A row that must exist (a foreign key points at it, or it was just read): a miss is a bug."""
+    row = session.get(model, key)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key} is referenced but missing")
+    return row
 
 
 @contextmanager

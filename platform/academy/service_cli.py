@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import typer
@@ -33,8 +33,10 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _load(**overrides: object) -> Settings:
+    # keyword arguments, not model_validate: only Settings() also reads the ACADEMY_* environment
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**given)
     except Exception as exc:
         raise _fail(f"bad setting: {str(exc).splitlines()[0]}") from None
 

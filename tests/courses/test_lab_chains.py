@@ -63,11 +63,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                 inst = create_institution(session, None, "uni", "University")
                 teacher, _ = ensure_user(session, "teacher")
                 grant_role(session, None, teacher, Role.instructor, inst)
-                actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)  # type: ignore[arg-type]
+                assert teacher.id is not None and inst.id is not None  # flushed rows have ids
+                actor = Principal(teacher, roles_of(session, teacher.id), ALL_SCOPES)
                 ada, _ = ensure_user(session, "ada")
                 for lab, course_id in LABS.items():
                     course = import_course(session, ROOT / "courses" / course_id)
-                    cohort = Cohort(institution_id=inst.id, course_id=course.id, slug=course_id, name="c")  # type: ignore[arg-type]  # fmt: skip
+                    assert course.id is not None
+                    cohort = Cohort(institution_id=inst.id, course_id=course.id, slug=course_id, name="c")  # fmt: skip
                     session.add(cohort)
                     session.flush()
                     enroll(session, None, cohort, ada)

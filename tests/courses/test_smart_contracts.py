@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import read_node
-from grader.autograde import grade_notebook
+from grader.jobs import grade_notebook
 from grader.limits import Limits
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labs.sandbox import launcher
@@ -33,7 +34,7 @@ def test_dask_values_parse() -> None:
     assert "--nthreads" in values["worker"]["custom_args"]
 
 
-def test_hub_config_reaches_academy_inside_the_cluster(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_hub_config_reaches_academy_inside_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     """Learner pods may reach nothing outside the cluster, so their academy is the in-cluster
     address; the authenticator's and the server token's settings are real traits."""
     from types import SimpleNamespace

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from academy.hub.launcher import HubRun, free_port, start_hub
+from academy.hub.launcher import HubRun, start_hub
+
+from labs.minichain.ports import free_port
+from labs.minichain.waiting import wait_until
 
 PG_ADMIN = os.environ.get("ACADEMY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -125,15 +127,19 @@ class HubBrowser:
     def spawn(self, timeout: float = 180.0) -> httpx.Response:
         """Start my server (as the hub's Start button does); return its JupyterLab page."""
         self.http.get(f"/hub/spawn/{self.name}", timeout=timeout)
-        deadline = time.monotonic() + timeout
         lab = f"/user/{self.name}/lab"
-        while time.monotonic() < deadline:
+
+        def lab_page() -> httpx.Response | None:
             # the page (not the API) walks the OAuth redirects that give us the server's cookie
             reply = self.http.get(lab)
-            if reply.status_code == 200 and reply.url.path.startswith(lab):
-                return reply
-            time.sleep(0.5)
-        raise AssertionError(f"{self.name}'s server did not start; hub log:\n{self.run.log_tail()}")
+            return reply if reply.status_code == 200 and reply.url.path.startswith(lab) else None
+
+        return wait_until(
+            lab_page,
+            timeout,
+            interval=0.5,
+            message=lambda: f"{self.name}'s server did not start; hub log:\n{self.run.log_tail()}",
+        )
 
     def server(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call my own Jupyter server (``/user/<me>/...``) with its XSRF token, as JupyterLab does."""

@@ -12,12 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from labs.minichain.waiting import wait_until
 from tests.e2e.hubharness import HubBrowser
 from tests.platform.academy.builders import COURSE, LAB, SECRET
 
@@ -113,13 +113,18 @@ def _server_env(platform_hub, name: str, password: str) -> dict[str, str]:
 
 
 def _wait_graded(learner: HubBrowser, submission_id: int, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = learner.server("GET", f"academy/submissions/{submission_id}").json()
-        if state["status"] in ("graded", "failed"):
-            return state
-        time.sleep(0.3)
-    raise AssertionError(f"submission {submission_id} still {state['status']} after {timeout}s")
+    state: dict = {}
+
+    def settled() -> dict | None:
+        state.update(learner.server("GET", f"academy/submissions/{submission_id}").json())
+        return dict(state) if state["status"] in ("graded", "failed") else None
+
+    return wait_until(
+        settled,
+        timeout,
+        interval=0.3,
+        message=lambda: f"submission {submission_id} still {state['status']} after {timeout}s",
+    )
 
 
 def test_wrong_password_is_refused_at_the_login_form(platform_hub) -> None:
@@ -349,10 +354,12 @@ def test_academy_creates_hub_accounts_before_the_first_login(platform_hub) -> No
         timeout=60.0,
     )
     try:
-        deadline = time.monotonic() + 30
-        while hub.get("/users/learner3").status_code != 200:
-            assert time.monotonic() < deadline, "demo learner3 has no hub account"
-            time.sleep(0.3)
+        wait_until(
+            lambda: hub.get("/users/learner3").status_code == 200,
+            30,
+            interval=0.3,
+            message="demo learner3 has no hub account",
+        )
         assert hub.get("/users/early1").status_code == 404
         made = academy.post("/users", json={"username": "early1", "password": "early1-pass"})
         assert made.status_code == 201, made.text

@@ -18,6 +18,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import nbformat
@@ -31,6 +32,10 @@ from tests.e2e.test_hub_learner_flow import CHROMIUM_ARGS
 from tests.grader.coursegen import python_notebook
 from tests.platform.academy.builders import _graded
 from tests.platform.credentials.harness import LEDGER_PARAMS
+
+if TYPE_CHECKING:
+    from academy.hub.launcher import HubRun
+    from playwright.sync_api import Browser, Locator, Page
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +125,9 @@ def write_chain_course(courses: Path) -> Path:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """The platform with a ledger: hub, proxy, academy (PostgreSQL), a chain per learner."""
-    from academy.hub.launcher import free_port, start_hub
+    from academy.hub.launcher import start_hub
+
+    from labs.minichain.ports import free_port
 
     root = tmp_path_factory.mktemp("journey")
     lab_toml = write_chain_course(root / "courses")
@@ -163,7 +170,7 @@ def browser():
             chromium.close()
 
 
-LANGS = {
+LANGS: dict[str, dict[str, Any]] = {  # keyword arguments of browser.new_context
     "en": {"locale": "en-US", "extra_http_headers": {"Accept-Language": "en-US,en;q=0.9"}},
     "zh": {"locale": "zh-CN", "extra_http_headers": {"Accept-Language": "zh-CN,zh;q=0.9"}},
 }
@@ -185,21 +192,21 @@ class Shots:
         self.lang, self.n = lang, 0
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, page: Page, name: str) -> None:
         self.n += 1
         page.screenshot(
             path=str(ARTIFACTS / f"{self.lang}-{self.n:02d}-{name}.png"), full_page=True
         )
 
 
-def _login(page, hub, user: str, password: str, next_url: str = "") -> None:  # type: ignore[no-untyped-def]
+def _login(page: Page, hub: HubRun, user: str, password: str, next_url: str = "") -> None:
     page.goto(hub.url + "/hub/login" + (f"?next={quote(next_url)}" if next_url else ""))
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
 
 
-def _run_cell(page, cell, tries: int = 4) -> None:  # type: ignore[no-untyped-def]
+def _run_cell(page: Page, cell: Locator, tries: int = 4) -> None:
     """Shift+Enter in ``cell`` until the kernel takes it (a kernel still starting may drop the
     first request without a trace: the prompt stays ``[ ]``)."""
     from playwright.sync_api import TimeoutError as NotYet
@@ -222,8 +229,8 @@ def _run_cell(page, cell, tries: int = 4) -> None:  # type: ignore[no-untyped-de
 
 @pytest.mark.parametrize(("lang", "learner"), [("en", "learner2"), ("zh", "learner3")])
 def test_learner_instructor_institution_and_public_journey(
-    hub, browser, lang, learner, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    hub: HubRun, browser: Browser, lang: str, learner: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     words, shot = WORDS[lang], Shots(lang)
@@ -312,7 +319,7 @@ def test_learner_instructor_institution_and_public_journey(
         missing = teacher.locator("ul[id^=missing-], section p").all_inner_texts()
         assert not any(learner in m for m in missing)
         top = teacher.locator("svg[id^=dist-] rect[data-band='9']").first
-        assert int(top.get_attribute("data-count")) >= 1
+        assert int(top.get_attribute("data-count") or "0") >= 1
         assert "hidden" in teacher.inner_text("#heat")
         shot(teacher, "dashboard")
         teacher.context.close()
@@ -335,6 +342,7 @@ def test_learner_instructor_institution_and_public_journey(
         mine.goto(f"{academy}/me/certificates")
         mine.get_by_role("button", name=words["share"]).click()
         link = mine.locator("a.share").get_attribute("href")
+        assert link, "the certificates page shows no share link"
         with mine.expect_download() as got:
             mine.click("a.download")
         saved = tmp_path / "credential.json"

@@ -20,6 +20,7 @@ from grader.autograde import autograde
 from grader.cluster import ClusterError, autograde_on_cluster
 from grader.executor import SANDBOX_UIDS, leftover_pids
 from grader.limits import Limits
+from labs.minichain.waiting import wait_until
 from tests.grader.coursegen import KERNELSPEC, _cell
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
@@ -84,10 +85,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
         )
     ]
     try:
-        deadline = time.monotonic() + 60
-        while not info.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert info.exists(), log.read_text()[-3000:]
+        wait_until(info.exists, 60, message=lambda: log.read_text()[-3000:])
         for _ in range(2):
             procs.append(
                 _spawn(
@@ -120,10 +118,12 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    deadline = time.monotonic() + 10
-    while leftover_pids(SANDBOX_UIDS) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert leftover_pids(SANDBOX_UIDS) == [], "a sandbox process outlived its worker"
+    wait_until(
+        lambda: leftover_pids(SANDBOX_UIDS) == [],
+        10,
+        interval=0.2,
+        message="a sandbox process outlived its worker",
+    )
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
@@ -182,10 +182,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
 
 
 def test_an_unreachable_scheduler_is_one_clear_error() -> None:
-    import socket
+    from labs.minichain.ports import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler at tcp://127.0.0.1"):
         autograde_on_cluster(f"tcp://127.0.0.1:{port}", [], connect_timeout=1.0)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from grader.executor import CellSpec, Limits, execute, leftover_pids, uids_taken
+from labs.minichain.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
 
@@ -526,10 +527,9 @@ def test_prestarted_sandboxes_are_fresh_and_all_gone_after_the_batch() -> None:
         with_files = run("open('data.txt').read()", files={"data.txt": b"side file"})
         other_limits = run("1 + 1", limits=Limits(cell_timeout=9.0))
         spares = executor._SPARES
-        deadline = time.monotonic() + 10
-        while spares is not None and len(spares.ready) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert spares is not None and len(spares.ready) == 2  # kept ready for the next ones
+        assert spares is not None
+        wait_until(lambda: len(spares.ready) >= 2, 10, interval=0.05, message="no spares")
+        assert len(spares.ready) == 2  # kept ready for the next ones
     assert first[1].outputs[0]["data"]["text/plain"] == "1"  # pid 1 of its own namespace
     assert second[0].outputs[0]["data"]["text/plain"] == "(False, False)"
     assert [o.status for o in hidden] == ["ok", "ok"]

@@ -232,7 +232,12 @@ def test_results_json_csv_and_feedback(tmp_path: Path) -> None:
     assert data["raising"]["blocks"]["test_mine"]["status"] == "timeout"
     assert data["raising"]["hashing"]["test_sha_empty"]["reason"] == "ValueError: not yet"
 
-    rows = list(csv.DictReader(export_csv(tmp_path / "grades.csv", "ledger", scores).open()))
+    exported = export_csv(tmp_path / "grades.csv", "ledger", scores)
+    assert exported.read_text().splitlines()[0] == (
+        "assignment,timestamp,student_id,raw_score,late_submission_penalty,score,max_score,"
+        "needs_manual_grade"
+    )
+    rows = list(csv.DictReader(exported.open()))
     assert [(r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows] == [
         ("correct", 10.0, 12.0),
         ("raising", 0.0, 12.0),

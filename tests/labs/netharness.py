@@ -20,6 +20,7 @@ from labs.minichain.network import (
     stop_network,
     wait_ready,
 )
+from labs.minichain.waiting import wait_until
 
 
 class Net:
@@ -68,14 +69,19 @@ class Net:
     def wait_height(
         self, target: int, nodes: list[int] | None = None, timeout: float = 60.0
     ) -> dict[int, int]:
-        deadline = time.monotonic() + timeout
-        while True:
-            hs = self.heights(nodes)
-            if all(h >= target for h in hs.values()):
-                return hs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"heights {hs} did not reach {target} within {timeout} s")
-            time.sleep(0.2)
+        hs: dict[int, int] = {}
+
+        def reached() -> dict[int, int] | None:
+            hs.clear()
+            hs.update(self.heights(nodes))
+            return dict(hs) if all(h >= target for h in hs.values()) else None
+
+        return wait_until(
+            reached,
+            timeout,
+            interval=0.2,
+            message=lambda: f"heights {hs} did not reach {target} within {timeout} s",
+        )
 
     def assert_same_chain(self, nodes: list[int], upto: int) -> None:
         for h in range(1, upto + 1):

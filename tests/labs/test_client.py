@@ -18,6 +18,8 @@ import pytest
 import requests
 
 import labs.client as client
+from labs.minichain.ports import free_port
+from labs.minichain.waiting import wait_until
 from labs.sandbox import LabSpec, SandboxManager
 
 
@@ -74,10 +76,7 @@ def live_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 
 
 def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+    wait_until(predicate, timeout, interval=0.2)
 
 
 @pytest.mark.slow
@@ -125,10 +124,7 @@ class LateListener:
 
         url = urlparse(target)
         self.target = (url.hostname, url.port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
         self.timer = threading.Timer(delay, self._open)
         self.timer.start()
         self.server: socket.socket | None = None

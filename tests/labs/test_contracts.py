@@ -37,6 +37,7 @@ from labs.minichain.contracts import (
     solc_server_pid,
     stop_solc_server,
 )
+from labs.minichain.waiting import wait_until
 
 CONTRACTS = Path(__file__).parent / "contracts"
 REPO = Path(__file__).resolve().parents[2]
@@ -363,10 +364,12 @@ def test_node_process_ends_with_the_python_process() -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     )
     pid = int(result.stdout)
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not Path(f"/proc/{pid}").exists(), f"node process {pid} outlived its Python process"
+    wait_until(
+        lambda: not Path(f"/proc/{pid}").exists(),
+        5,
+        interval=0.05,
+        message=f"node process {pid} outlived its Python process",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

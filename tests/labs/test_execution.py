@@ -12,6 +12,7 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from labs.minichain import blocks
 from labs.minichain.blocks import InvalidBlock, MiniBlock, ordered_trie_root
 from labs.minichain.execution import ExecutionApp, TxError
 from labs.minichain.storage import Store
@@ -34,6 +35,14 @@ def addr(a: str) -> bytes:
 @pytest.fixture()
 def app(tmp_path: Path) -> ExecutionApp:
     return open_app(tmp_path / "a")
+
+
+def test_the_named_block_classes_are_the_ones_the_vm_uses() -> None:
+    """blocks.py names the Cancun classes directly (for their types); they must stay the VM's."""
+    assert blocks.BLOCK_CLASS is blocks.VM.get_block_class()
+    assert blocks.HEADER_CLASS is dict(blocks.BLOCK_CLASS._meta.fields)["header"]
+    assert blocks.TX_BUILDER is blocks.VM.get_transaction_builder()
+    assert blocks.RECEIPT_BUILDER is blocks.VM.get_receipt_builder()
 
 
 def test_genesis_allocates_balances_and_is_deterministic(tmp_path: Path) -> None:

@@ -70,15 +70,14 @@ def test_one_byzantine_validator_cannot_fork_or_stop_the_chain(net: Net, mode: s
 
 
 def test_bad_switch_arguments_are_invalid_params(net: Net) -> None:
-    import httpx
+    from labs.minichain.jsonrpc import RpcReplyError, call
 
     for method, params in (
         ("minichain_setByzantine", ["lying"]),
         ("minichain_partition", ["not-a-list"]),
         ("minichain_partition", [["0xunknown"]]),
     ):
-        reply = httpx.post(
-            net.url(0), json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        ).json()
-        assert reply["error"]["code"] == -32602, reply
-        assert reply["error"]["message"]
+        with pytest.raises(RpcReplyError) as caught:
+            call(net.url(0), method, params)
+        assert caught.value.code == -32602, caught.value.error
+        assert str(caught.value)

@@ -115,7 +115,7 @@ def test_two_down_then_one_back_commits_resume() -> None:
         assert min(end.heights[i] for i in (0, 1, 3)) > max(stuck), end
 
 
-def test_kill_at_any_instant_never_double_signs() -> None:
+def test_kill_at_any_instant_never_double_signs(monkeypatch: pytest.MonkeyPatch) -> None:
     """kill -9 and restart at random instants: no honest validator ever signs two different votes
     for one (height, round, kind). This is what the write-ahead state is for."""
     for seed in range(40):
@@ -141,7 +141,7 @@ def test_kill_at_any_instant_never_double_signs() -> None:
                 assert first == msg.block_hash, f"double-signed {key} (seed {seed})"
             send(src, dst, msg)
 
-        s._send = watch  # type: ignore[method-assign]
+        monkeypatch.setattr(s, "_send", watch)
         result = s.run(until_time=16.0)
         assert result.safe, result
         assert min(result.heights) > 2, result

@@ -3,26 +3,22 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from academy.api.deps import AcademyState
 from academy.app import create_app
 from academy.db import upgrade
 from academy.settings import Settings
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from labs.minichain.ports import free_port
+from labs.minichain.waiting import wait_until
 
 
 def start(app: FastAPI, port: int) -> Callable[[], None]:
@@ -30,10 +26,7 @@ def start(app: FastAPI, port: int) -> Callable[[], None]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "academy did not start"
-        time.sleep(0.05)
+    wait_until(lambda: server.started, 30, interval=0.05, message="academy did not start")
 
     def stop() -> None:
         server.should_exit = True
@@ -54,6 +47,13 @@ class Served:
     @property
     def engine(self) -> Any:
         return self.app.state.academy.engine
+
+
+def academy_state(client: TestClient) -> AcademyState:
+    """What the academy app behind a TestClient holds: its settings, engine and workers."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return app.state.academy
 
 
 @contextmanager

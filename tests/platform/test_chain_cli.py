@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
+from labs.minichain.jsonrpc import call
 
 ACADEMY = [sys.executable, "-m", "academy.cli"]
 
@@ -44,10 +44,7 @@ def test_up_detach_prints_json_then_down_stops(tmp_path: Path) -> None:
         for node in summary["nodes"]:
             assert node["rpc_url"].startswith("http://127.0.0.1:")
             os.kill(node["pid"], 0)  # alive
-            reply = httpx.post(
-                node["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
-            )
-            assert reply.json()["result"] == hex(1337)
+            assert call(node["rpc_url"], "eth_chainId") == hex(1337)
         acct = summary["accounts"][0]
         assert acct["address"].startswith("0x") and len(acct["private_key"]) in (64, 66)
         status = json.loads(run("chain", "status", "--data", str(data), "--json").stdout)
@@ -110,3 +107,12 @@ def test_bad_init_options_are_one_line(tmp_path: Path) -> None:
     assert "--force" in one_line_error(
         run("chain", "init", "--data", str(tmp_path / "c"), check=False)
     )
+
+
+def test_up_on_an_empty_folder_with_an_unknown_consensus_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "chain"
+    line = one_line_error(
+        run("chain", "up", "--data", str(data), "--consensus", "pbft", "--detach", check=False)
+    )
+    assert "use one of solo, raft, tbft" in line
+    assert not (data / "genesis.json").exists()

@@ -67,7 +67,7 @@ def test_autograde_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_autograde_scheduler_errors_are_one_line(tmp_path: Path) -> None:
-    import socket
+    from labs.minichain.ports import free_port
 
     course = tmp_path / "course"
     for path in cg.write_source(course):  # one learner handed in the source as it is
@@ -78,9 +78,6 @@ def test_autograde_scheduler_errors_are_one_line(tmp_path: Path) -> None:
     assert "--scheduler must look like tcp://HOST:PORT" in one_line_error(
         run(*args, "localhost:8786", check=False)
     )
-    with socket.socket() as s:  # a free port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     assert "cannot reach the Dask scheduler" in one_line_error(
-        run(*args, f"tcp://127.0.0.1:{port}", check=False)
+        run(*args, f"tcp://127.0.0.1:{free_port()}", check=False)  # a port nobody listens on
     )

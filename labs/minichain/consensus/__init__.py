@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Block, ConsensusEngine, Host, from_wire, message, to_wire
+from .base import Block, ConsensusEngine, Host, float_param, from_wire, message, to_wire
 
 BUILTIN = {
     "solo": "labs.minichain.consensus.solo:SoloEngine",
@@ -44,6 +44,7 @@ __all__ = [
     "ConsensusEngine",
     "EngineNotFound",
     "Host",
+    "float_param",
     "from_wire",
     "load_engine",
     "message",

@@ -149,6 +149,20 @@ class ConsensusEngine(ABC):
         return (2 * n) // 3 + 1
 
 
+def float_param(engine: str, params: dict, name: str, default: float) -> float:
+    """Read one number >= 0 from the genesis consensus params, or fail with one clear line.
+
+    Every engine reads its timeouts this way, so a wrong value in genesis.json fails the same way
+    whichever engine it is for (learners' engines included)."""
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(
+            f"{engine} parameter {name} must be a number >= 0 (seconds), got {value!r}: "
+            "fix consensus.params in genesis.json"
+        )
+    return float(value)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Messages and their wire format
 # ---------------------------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from .base import ConsensusEngine, Host
+from .base import Block, ConsensusEngine, Host
 from .tbft import TbftProposal, TbftVote
 
 MODES = ("equivocate", "silent", "bad_votes")
@@ -60,9 +61,9 @@ class ByzantineHost:
                 other = self._signed_vote(msg, self._other_hash(msg.block_hash))
                 return [(t, msg) for t in first] + [(t, other) for t in second]
             if isinstance(msg, TbftProposal):
-                other = self._other_proposal(msg)
-                if other is not None:
-                    return [(t, msg) for t in first] + [(t, other) for t in second]
+                other_proposal = self._other_proposal(msg)
+                if other_proposal is not None:
+                    return [(t, msg) for t in first] + [(t, other_proposal) for t in second]
         return [(t, msg) for t in targets]
 
     def _other_hash(self, block_hash: bytes) -> bytes:
@@ -78,7 +79,9 @@ class ByzantineHost:
     def _other_proposal(self, p: TbftProposal) -> TbftProposal | None:
         try:
             variant = self._rng.randrange(1, 1 << 30)
-            block = self._host.create_block(p.height, variant=variant)  # type: ignore[call-arg]
+            # The node's and the simulator's hosts take a variant; the Host protocol does not.
+            build: Callable[..., Block] = self._host.create_block
+            block = build(p.height, variant=variant)
         except TypeError:
             return None  # this host cannot build a second block: send the honest one
         if block.hash == p.block.hash:
@@ -111,10 +114,14 @@ def make_byzantine(engine_cls: type[ConsensusEngine], mode: str) -> type[Consens
     if mode not in MODES:
         raise ValueError(f"unknown byzantine mode {mode!r}: use one of {', '.join(MODES)}")
 
-    class Byzantine(engine_cls):  # type: ignore[valid-type,misc]
-        def __init__(self, host: Host, **params: Any) -> None:
-            super().__init__(ByzantineHost(host, mode), **params)  # type: ignore[arg-type]
+    def __init__(self: ConsensusEngine, host: Host, **params: Any) -> None:
+        engine_cls.__init__(self, ByzantineHost(host, mode), **params)
 
-    Byzantine.__name__ = f"Byzantine{engine_cls.__name__}"
-    Byzantine.byzantine_mode = mode  # type: ignore[attr-defined]
-    return Byzantine
+    # type() does what a class statement would (engine_cls's metaclass, ABCMeta, takes over), but
+    # mypy cannot check a class statement whose base is a variable; the cast says what it builds.
+    byzantine = type(
+        f"Byzantine{engine_cls.__name__}",
+        (engine_cls,),
+        {"__init__": __init__, "byzantine_mode": mode, "__module__": __name__},
+    )
+    return cast(type[ConsensusEngine], byzantine)

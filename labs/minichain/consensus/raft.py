@@ -26,8 +26,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Block, ConsensusEngine, Host, message
-from .solo import float_param
+from .base import Block, ConsensusEngine, Host, float_param, message
 
 MAX_ENTRIES_PER_APPEND = 64
 """Blocks per AppendEntries: a follower far behind catches up in batches this size."""

@@ -10,18 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ConsensusEngine, Host
-
-
-def float_param(engine: str, params: dict, name: str, default: float) -> float:
-    """Read one number >= 0 from the genesis consensus params, or fail with one clear line."""
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(
-            f"{engine} parameter {name} must be a number >= 0 (seconds), got {value!r}: "
-            "fix consensus.params in genesis.json"
-        )
-    return float(value)
+from .base import ConsensusEngine, Host, float_param
 
 
 class SoloEngine(ConsensusEngine):

@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Block, ConsensusEngine, Host, message
-from .solo import float_param
+from .base import Block, ConsensusEngine, Host, float_param, message
 
 PREVOTE, PRECOMMIT = "prevote", "precommit"
 PROPOSE_STEP, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2

@@ -6,9 +6,10 @@ import json
 from datetime import timedelta
 
 from fastapi import APIRouter, Query
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from ..models import ApiToken, AuditEvent, Institution, Role, RoleAssignment, User, utcnow
+from ..db import referenced
+from ..models import ApiToken, AuditEvent, Institution, Role, RoleAssignment, User, id_of, utcnow
 from ..services import audit
 from ..services.access import ALL_SCOPES, require_admin_of, require_platform_admin
 from ..services.errors import Conflict, Forbidden, NotFound
@@ -16,6 +17,7 @@ from ..services.identity import (
     create_institution,
     ensure_user,
     grant_role,
+    is_system_of,
     issue_token,
     parse_scopes,
     revoke_role,
@@ -50,7 +52,7 @@ def list_institutions(session: SessionDep, principal: PrincipalDep) -> list[Inst
     rows = session.exec(select(Institution).order_by(col(Institution.slug))).all()
     mine = principal.institutions()
     return [
-        InstitutionOut(id=i.id, slug=i.slug, name=i.name)  # type: ignore[arg-type]
+        InstitutionOut(id=i.id, slug=i.slug, name=i.name)
         for i in rows
         if principal.is_platform_admin or i.id in mine
     ]
@@ -68,7 +70,7 @@ def add_institution(
     require_platform_admin(principal)
     inst = create_institution(session, principal, body.slug, body.name)
     session.commit()
-    return InstitutionOut(id=inst.id, slug=inst.slug, name=inst.name)  # type: ignore[arg-type]
+    return InstitutionOut(id=inst.id, slug=inst.slug, name=inst.name)
 
 
 @router.post(
@@ -94,7 +96,7 @@ def add_user(
     return UserOut(username=user.username, display_name=user.display_name, email=user.email)
 
 
-def _role_out(session, r: RoleAssignment) -> RoleOut:  # type: ignore[no-untyped-def]
+def _role_out(session: Session, r: RoleAssignment) -> RoleOut:
     from ..models import Course
 
     inst = session.get(Institution, r.institution_id) if r.institution_id else None
@@ -104,7 +106,7 @@ def _role_out(session, r: RoleAssignment) -> RoleOut:  # type: ignore[no-untyped
         role=r.role,
         institution=inst.slug if inst else None,
         course=course.slug if course else None,
-    )  # type: ignore[arg-type]
+    )
 
 
 @router.get("/roles", response_model=list[RoleOut])
@@ -113,7 +115,7 @@ def list_roles(
 ) -> list[RoleOut]:
     """Roles held at an institution (its admins)."""
     inst = institution_by_slug(session, institution)
-    require_admin_of(principal, inst.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(inst))
     rows = session.exec(
         select(RoleAssignment).where(RoleAssignment.institution_id == inst.id)
     ).all()
@@ -131,7 +133,11 @@ def add_role(body: RoleIn, session: SessionDep, principal: PrincipalDep) -> Role
     if body.role == Role.platform_admin or inst is None:
         require_platform_admin(principal)
     else:
-        require_admin_of(principal, inst.id)  # type: ignore[arg-type]
+        require_admin_of(principal, id_of(inst))
+    if user.is_service:
+        # the hub's account and institution systems hold exactly the role they were made with;
+        # widening one would hand its token-holder (another institution, the hub) new reach
+        raise Forbidden(f"{user.username!r} is a service account: its roles are fixed")
     course_id = course_by_slug(session, body.course).id if body.course else None
     row, _created = grant_role(session, principal, user, body.role, inst, course_id)
     session.commit()
@@ -153,7 +159,7 @@ def delete_role(role_id: int, session: SessionDep, principal: PrincipalDep) -> N
 
 def _token_out(row: ApiToken, username: str, secret: str | None = None) -> TokenOut:
     return TokenOut(
-        id=row.id,  # type: ignore[arg-type]
+        id=row.id,
         name=row.name,
         prefix=row.prefix,
         scopes=row.scopes.split(),
@@ -181,7 +187,7 @@ def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
 def create_token(body: TokenIn, session: SessionDep, principal: PrincipalDep) -> TokenOut:
     """A personal API token with at most the scopes of the credentials you used."""
     scopes = parse_scopes(body.scopes, frozenset(principal.scopes) & ALL_SCOPES)
-    user = session.get(User, principal.user_id)
+    user = referenced(session, User, principal.user_id)
     row, secret = issue_token(
         session,
         user,
@@ -217,12 +223,20 @@ def create_system(
     from ..services.identity import check_slug
 
     inst = institution_by_slug(session, institution)
-    require_admin_of(principal, inst.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(inst))
     check_slug(body.name, "system name")
     scopes = parse_scopes(
-        body.scopes or ["read", "enroll"], frozenset({"read", "enroll", "teach", "admin"})
+        body.scopes or ["read", "enroll"],
+        frozenset({"read", "enroll", "teach", "admin"}) & principal.scopes,
     )
-    user, _ = ensure_user(session, f"{inst.slug}.{body.name}", f"{inst.name} {body.name}")
+    user, created = ensure_user(session, f"{inst.slug}.{body.name}", f"{inst.name} {body.name}")
+    if not created and not is_system_of(session, user, id_of(inst)):
+        # a person, the hub, or anything holding a role elsewhere: a token for it would hand the
+        # caller that account and every role it holds
+        raise Conflict(
+            f"user {user.username!r} already exists and is not a system of {inst.slug}; "
+            "choose another system name"
+        )
     user.is_service = True
     session.add(user)
     grant_role(session, principal, user, Role.institution_admin, inst)
@@ -242,7 +256,7 @@ def audit_log(
     query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if institution:
         inst = institution_by_slug(session, institution)
-        require_admin_of(principal, inst.id)  # type: ignore[arg-type]
+        require_admin_of(principal, id_of(inst))
         query = query.where(AuditEvent.institution_id == inst.id)
     else:
         require_platform_admin(principal)
@@ -254,7 +268,7 @@ def audit_log(
                 id=e.id,
                 at=e.at,
                 actor=actor.username if actor else None,
-                action=e.action,  # type: ignore[arg-type]
+                action=e.action,
                 entity=e.entity,
                 entity_id=e.entity_id,
                 detail=json.loads(e.detail or "{}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from sqlmodel import Session, select
 
@@ -13,6 +14,9 @@ from ..models import (
     Institution,
     Submission,
     User,
+    id_of,
+    to_utc,
+    utcnow,
 )
 from ..services import submissions as subs
 from ..services.access import Principal
@@ -21,8 +25,10 @@ from .schemas import AssignmentOut, CohortOut, SubmissionOut
 
 MAX_ID = 2**31 - 1
 
+Row = TypeVar("Row")
 
-def get_row(session: Session, model, row_id: int, what: str):  # type: ignore[no-untyped-def]
+
+def get_row(session: Session, model: type[Row], row_id: int, what: str) -> Row:
     row = session.get(model, row_id) if 0 < row_id <= MAX_ID else None
     if row is None:
         raise NotFound(f"no {what} {row_id}")
@@ -43,7 +49,7 @@ def cohort_out(session: Session, cohort: Cohort) -> CohortOut:
     inst = session.get(Institution, cohort.institution_id)
     course = session.get(Course, cohort.course_id)
     return CohortOut(
-        id=cohort.id,  # type: ignore[arg-type]
+        id=cohort.id,
         slug=cohort.slug,
         name=cohort.name,
         institution=inst.slug if inst else "",
@@ -71,10 +77,19 @@ def visible_assignment(
     return a, cohort
 
 
+def require_open(session: Session, principal: Principal, a: Assignment, cohort: Cohort) -> None:
+    """Learners get an assignment's files only from ``opens_at`` on; those who teach it, any
+    time (they prepare it)."""
+    if principal.teaches(cohort):
+        return
+    if utcnow() < to_utc(a.opens_at):
+        raise Forbidden(f"assignment {a.id} opens at {to_utc(a.opens_at).isoformat()}")
+
+
 def assignment_out(session: Session, a: Assignment, user_id: int | None = None) -> AssignmentOut:
     course = session.get(Course, a.course_id)
     return AssignmentOut(
-        id=a.id,  # type: ignore[arg-type]
+        id=a.id,
         cohort_id=a.cohort_id,
         course=course.slug if course else "",
         lab=a.lab,
@@ -107,8 +122,8 @@ def visible_submission(
 
 
 def submission_out(session: Session, sub: Submission) -> SubmissionOut:
-    job = subs.latest_job(session, sub.id)  # type: ignore[arg-type]
-    grade = subs.latest_grade(session, sub.id)  # type: ignore[arg-type]
+    job = subs.latest_job(session, id_of(sub))
+    grade = subs.latest_grade(session, id_of(sub))
     user = session.get(User, sub.user_id)
     status = subs.status_of(sub, job)
     cells = None
@@ -118,7 +133,7 @@ def submission_out(session: Session, sub: Submission) -> SubmissionOut:
             if cell.get("hidden"):
                 cell["reason"] = subs.learner_reason(cell)
     return SubmissionOut(
-        id=sub.id,  # type: ignore[arg-type]
+        id=sub.id,
         assignment_id=sub.assignment_id,
         username=user.username if user else "",
         filename=sub.filename,
@@ -127,7 +142,7 @@ def submission_out(session: Session, sub: Submission) -> SubmissionOut:
         submitted_at=sub.submitted_at,
         late=sub.late_seconds > 0,
         late_seconds=sub.late_seconds,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         score=grade.score if grade else None,
         raw_score=grade.raw_score if grade else None,
         late_penalty=grade.late_penalty if grade else None,

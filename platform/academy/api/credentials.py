@@ -18,10 +18,12 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User
+from ..db import referenced
+from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
 from ..services import credentials as svc
 from ..services.access import Principal, require_admin_of
 from ..services.errors import Forbidden, Invalid, NotFound, found
+from ..settings import Settings
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
 from .schemas import error_bodies
@@ -84,21 +86,34 @@ class CheckOut(BaseModel):
     detail: str
 
 
+class IssuerCheckOut(BaseModel):
+    id: str | None
+    known: bool | None = Field(
+        description="true: an issuer academy holds, signing with one of its keys; false: "
+        "academy does not know it (its name in the document is unverified)"
+    )
+    name: str | None = Field(description="the issuer's name as academy holds it (known only)")
+
+
 class ReportOut(BaseModel):
     credential: str | None
-    verdict: str = Field(description="valid | revoked | suspended | invalid")
-    valid: bool
+    verdict: str = Field(
+        description="valid | issuer_unknown (every check passed, but academy does not know "
+        "the issuer: not valid) | revoked | suspended | invalid"
+    )
+    valid: bool = Field(description="true only for the verdict valid")
+    issuer: IssuerCheckOut
     checks: list[CheckOut]
 
 
-def _out(session: SessionDep, settings: Any, row: CredentialRecord) -> CredentialOut:
-    user = session.get(User, row.user_id)
-    course = session.get(Course, row.course_id)
+def _out(session: SessionDep, settings: Settings, row: CredentialRecord) -> CredentialOut:
+    user = referenced(session, User, row.user_id)
+    course = referenced(session, Course, row.course_id)
     batch = session.get(CredentialBatch, row.batch_id) if row.batch_id else None
     return CredentialOut(
         id=row.uid,
-        learner=user.username,  # type: ignore[union-attr]
-        course=course.slug,  # type: ignore[union-attr]
+        learner=user.username,
+        course=course.slug,
         cohort_id=row.cohort_id,
         issued_at=row.issued_at.isoformat(),
         anchored=bool(batch and batch.anchored),
@@ -121,11 +136,24 @@ def _record(session: SessionDep, uid: str) -> CredentialRecord:
 
 
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
+    """The learner (scope learn) or an admin of the issuing institution (scope read); anyone
+    else is told nothing (404)."""
     if row.user_id == principal.user_id:
+        principal.require_scope("learn")
         return
-    cohort = session.get(Cohort, row.cohort_id)
-    if not principal.admin_of(cohort.institution_id):  # type: ignore[union-attr]
-        raise Forbidden("only the learner and the issuing institution's admins see this")
+    cohort = referenced(session, Cohort, row.cohort_id)
+    if not principal.admin_of(cohort.institution_id):
+        raise NotFound(f"no credential {row.uid}")
+    principal.require_scope("read")
+
+
+def _own(session: SessionDep, principal: Principal, uid: str) -> CredentialRecord:
+    """My credential, to share or unshare (scope learn)."""
+    row = _record(session, uid)
+    principal.require_scope("learn")
+    if row.user_id != principal.user_id:
+        raise Forbidden("only the learner shares their credential")
+    return row
 
 
 @router.get("/eligible", response_model=list[EligibleOut])
@@ -160,16 +188,16 @@ async def issue(
                     f"{', '.join(sorted(missing))}"
                 )
             found = [(u, s) for u, s in found if u.username in wanted]
-        institution = session.get(Institution, cohort.institution_id)
+        institution = referenced(session, Institution, cohort.institution_id)
         batch = svc.issue_batch(
-            session, state.settings, institution, [(cohort, u, s) for u, s in found],  # type: ignore[arg-type]
+            session, state.settings, institution, [(cohort, u, s) for u, s in found],
             principal.user_id,
         )  # fmt: skip
         rows = session.exec(
             select(CredentialRecord).where(CredentialRecord.batch_id == batch.id)
         ).all()
         return BatchOut(
-            batch_id=batch.id,  # type: ignore[arg-type]
+            batch_id=batch.id,
             count=batch.count,
             anchored=batch.anchored,
             merkle_root=batch.merkle_root,
@@ -187,7 +215,7 @@ def set_policy(
 ) -> dict:
     """Turn automatic issuing on or off for an institution."""
     institution = institution_by_slug(session, body.institution)
-    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(institution))
     issuer = svc.ensure_issuer(session, state.settings, institution)
     issuer.auto_issue = body.auto_issue
     session.add(issuer)
@@ -199,7 +227,7 @@ def set_policy(
 def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
     """Rotate the institution's signing key (the old one stays valid for what it signed)."""
     institution = institution_by_slug(session, slug)
-    require_admin_of(principal, institution.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(institution))
     issuer = svc.ensure_issuer(session, state.settings, institution)
     row = svc.add_key(session, state.settings, issuer)
     session.commit()
@@ -209,6 +237,7 @@ def rotate_key(slug: str, session: SessionDep, principal: PrincipalDep, state: S
 @router.get("/mine", response_model=list[CredentialOut])
 def mine(session: SessionDep, principal: PrincipalDep, state: StateDep) -> list[CredentialOut]:
     """The certificates issued to me."""
+    principal.require_scope("learn")
     rows = session.exec(
         select(CredentialRecord)
         .where(CredentialRecord.user_id == principal.user_id)
@@ -233,7 +262,7 @@ def status_list(
 def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> dict:
     """The issuer profile: its keys with their validity periods, and its ledger registry."""
     institution = institution_by_slug(session, slug)
-    issuer = svc.issuer_of(session, institution.id)  # type: ignore[arg-type]
+    issuer = svc.issuer_of(session, id_of(institution))
     if issuer is None:
         raise NotFound(f"{slug!r} has not issued credentials")
     return svc.issuer_document(session, state.settings, issuer)
@@ -254,7 +283,11 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
     "/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422)
 )
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
-    """Verify a credential (public): every check with its outcome, as `academy verify` prints."""
+    """Verify a credential (public): every check with its outcome, as `academy verify` prints.
+
+    Only what academy holds is used (its issuers' keys and status lists, its own ledger node):
+    nothing is fetched from an address the credential names. A credential from an issuer academy
+    does not know is never ``valid``: its verdict is ``issuer_unknown``."""
     report = await run_in_threadpool(svc.verify_document, session, state.settings, document)
     return ReportOut(**report.to_json())
 
@@ -274,9 +307,7 @@ def download(uid: str, session: SessionDep, principal: PrincipalDep) -> JSONResp
 @router.post("/{uid}/share")
 def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
     """Make (or return) the share link of my credential: anyone with it can see and verify it."""
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     if not row.share_token:
         row.share_token = secrets.token_urlsafe(18)
         session.add(row)
@@ -286,9 +317,7 @@ def share(uid: str, session: SessionDep, principal: PrincipalDep, state: StateDe
 
 @router.delete("/{uid}/share")
 def unshare(uid: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    row = _record(session, uid)
-    if row.user_id != principal.user_id:
-        raise Forbidden("only the learner shares their credential")
+    row = _own(session, principal, uid)
     row.share_token = None
     session.add(row)
     session.commit()
@@ -303,8 +332,8 @@ async def change_status(
 
     def work() -> dict:
         row = _record(session, uid)
-        cohort = session.get(Cohort, row.cohort_id)
-        require_admin_of(principal, cohort.institution_id)  # type: ignore[union-attr]
+        cohort = referenced(session, Cohort, row.cohort_id)
+        require_admin_of(principal, cohort.institution_id)
         svc.set_status(session, state.settings, row, body.purpose, body.value)
         return {"id": row.uid, "revoked": row.revoked, "suspended": row.suspended}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -20,6 +20,10 @@ from ..services.identity import ensure_user, principal_for_token, principal_for_
 from ..services.security import TOKEN_PREFIX
 from ..settings import Settings
 
+if TYPE_CHECKING:
+    from ..services.credentials import AutoIssuer
+    from ..services.labchains import LabChains
+
 AUTH_RE = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -27,10 +31,10 @@ AUTH_RE = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 class AcademyState:
     settings: Settings
     engine: Engine
+    labchains: LabChains  # each learner's chain per lab
     hub: HubIdentity | None = None
     pool: WorkerPool | None = None
-    auto_issuer: Any = None  # services.credentials.AutoIssuer when automatic issuing runs
-    labchains: Any = None  # services.labchains.LabChains: each learner's chain per lab
+    auto_issuer: AutoIssuer | None = None  # when automatic issuing runs
 
 
 def hub_accounts(state: AcademyState, names: list[str]) -> None:
@@ -63,6 +67,10 @@ def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
         user, created = ensure_user(session, model["name"])
         if created:  # most requests come from known users: no write, no commit round trip
             session.commit()
+        if user.is_service:
+            # a hub user who happens to share a service account's name (an institution system,
+            # the hub itself) must not become that account
+            raise Unauthorized(f"{user.username!r} is a service account; use its API token")
         return principal_for_user(session, user, via)
 
 

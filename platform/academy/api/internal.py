@@ -12,10 +12,16 @@ from datetime import timedelta
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from ..models import Role
+from ..models import Role, id_of
 from ..services.errors import Forbidden, Unauthorized
-from ..services.identity import check_password, ensure_user, issue_token, roles_of
-from .deps import PrincipalDep, StateDep
+from ..services.identity import (
+    check_password,
+    ensure_user,
+    issue_token,
+    revoke_tokens,
+    roles_of,
+)
+from .deps import AcademyState, PrincipalDep, StateDep
 from .schemas import LearnerTokenOut, PasswordCheckIn, PasswordCheckOut, error_bodies
 
 router = APIRouter(
@@ -25,14 +31,14 @@ router = APIRouter(
 )
 
 
-def _check(state, username: str, password: str) -> PasswordCheckOut | None:  # type: ignore[no-untyped-def]
+def _check(state: AcademyState, username: str, password: str) -> PasswordCheckOut | None:
     from sqlmodel import Session
 
     with Session(state.engine) as session:
         user = check_password(session, username.strip().lower(), password)
         if user is None:
             return None
-        admin = any(r.role == Role.platform_admin for r in roles_of(session, user.id))  # type: ignore[arg-type]
+        admin = any(r.role == Role.platform_admin for r in roles_of(session, id_of(user)))
         return PasswordCheckOut(name=user.username, admin=admin)
 
 
@@ -48,13 +54,16 @@ async def authenticate(
     return result
 
 
-def _learner_token(state, username: str) -> LearnerTokenOut:  # type: ignore[no-untyped-def]
+def _learner_token(state: AcademyState, username: str) -> LearnerTokenOut:
     from sqlmodel import Session
 
     with Session(state.engine, expire_on_commit=False) as session:
         user, _ = ensure_user(session, username)
         if user.is_service:
             raise Forbidden("service accounts get no learner token")
+        # one live JupyterLab token per learner: the server that asks now replaces any earlier
+        # one, so tokens left in stopped servers' environments stop working
+        revoke_tokens(session, user, "jupyterlab")
         _row, secret = issue_token(session, user, ["learn"], "jupyterlab", timedelta(days=14))
         session.commit()
         return LearnerTokenOut(username=user.username, token=secret, scopes=["learn"])
@@ -62,6 +71,7 @@ def _learner_token(state, username: str) -> LearnerTokenOut:  # type: ignore[no-
 
 @router.post("/users/{username}/token", response_model=LearnerTokenOut, status_code=201)
 async def learner_token(username: str, principal: PrincipalDep, state: StateDep) -> LearnerTokenOut:
-    """A 14-day token with scope ``learn`` for the user's JupyterLab (``ACADEMY_TOKEN``)."""
+    """A 14-day token with scope ``learn`` for the user's JupyterLab (``ACADEMY_TOKEN``); the
+    user's earlier JupyterLab tokens are revoked."""
     principal.require_scope("hub")
     return await run_in_threadpool(_learner_token, state, username)

@@ -7,13 +7,15 @@ four TBFT validators with fault switches for the consensus labs, and so on.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from ..services.access import Principal
 from ..services.labchains import LabChain, lab_toml
-from .deps import PrincipalDep, StateDep
+from .deps import AcademyState, PrincipalDep, StateDep
 from .schemas import LabEnvOut, error_bodies
 
 router = APIRouter(
@@ -22,7 +24,7 @@ router = APIRouter(
 )
 
 
-def _path(state, principal: Principal, course: str, lab: str):  # type: ignore[no-untyped-def]
+def _path(state: AcademyState, principal: Principal, course: str, lab: str) -> Path:
     with Session(state.engine) as session:
         return lab_toml(session, state.settings, principal, course, lab)
 

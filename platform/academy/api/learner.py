@@ -10,8 +10,10 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
-from ..models import Assignment, Cohort, Course, Institution, Submission, User
+from ..db import referenced
+from ..models import Assignment, Cohort, Course, Institution, Submission, User, id_of
 from ..services import courses as course_svc
 from ..services import submissions as subs
 from ..services.access import Principal
@@ -20,11 +22,12 @@ from ..services.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from .common import (
     assignment_out,
     get_row,
+    require_open,
     submission_out,
     visible_assignment,
     visible_submission,
 )
-from .deps import PrincipalDep, SessionDep, StateDep
+from .deps import AcademyState, PrincipalDep, SessionDep, StateDep
 from .schemas import (
     AssignmentOut,
     EnrollmentOut,
@@ -54,14 +57,14 @@ def me(session: SessionDep, principal: PrincipalDep) -> MeOut:
                 role=r.role,
                 institution=inst.slug if inst else None,
                 course=course.slug if course else None,
-            )  # type: ignore[arg-type]
+            )
         )
     enrollments = []
     for cohort, inst, course in cohorts_named(session, principal.user_id):
         enrollments.append(
             EnrollmentOut(
                 cohort_id=cohort.id, cohort=cohort.slug, institution=inst.slug, course=course.slug
-            )  # type: ignore[arg-type]
+            )
         )
     return MeOut(
         username=user.username,
@@ -101,8 +104,9 @@ def release_files(
     assignment_id: int, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> ReleaseOut:
     """The learner files of one assignment (solutions and hidden tests removed), base64."""
-    a, _cohort = visible_assignment(session, principal, assignment_id)
-    root = course_svc.assignment_dir(state.settings, a.id) / "release"  # type: ignore[arg-type]
+    a, cohort = visible_assignment(session, principal, assignment_id)
+    require_open(session, principal, a, cohort)
+    root = course_svc.assignment_dir(state.settings, id_of(a)) / "release"
     files = [
         ReleaseFile(
             path=str(p.relative_to(root)),
@@ -111,7 +115,7 @@ def release_files(
         )
         for p in course_svc.released_files(state.settings, a)
     ]
-    return ReleaseOut(assignment_id=a.id, lab=a.lab, files=files)  # type: ignore[arg-type]
+    return ReleaseOut(assignment_id=a.id, lab=a.lab, files=files)
 
 
 @router.get(
@@ -123,8 +127,9 @@ def release_file(
     assignment_id: int, path: str, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> FileResponse:
     """One learner file of an assignment, as it is."""
-    a, _cohort = visible_assignment(session, principal, assignment_id)
-    root = (course_svc.assignment_dir(state.settings, a.id) / "release").resolve()  # type: ignore[arg-type]
+    a, cohort = visible_assignment(session, principal, assignment_id)
+    require_open(session, principal, a, cohort)
+    root = (course_svc.assignment_dir(state.settings, id_of(a)) / "release").resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise NotFound(f"assignment {assignment_id} has no file {path!r}")
@@ -135,7 +140,7 @@ class _Oversize(Exception):
     pass
 
 
-def _check_can_submit(state, principal: Principal, assignment_id: int) -> Assignment:  # type: ignore[no-untyped-def]
+def _check_can_submit(state: AcademyState, principal: Principal, assignment_id: int) -> Assignment:
     principal.require_scope("learn")
     with Session(state.engine) as session:
         a = get_row(session, Assignment, assignment_id, "assignment")
@@ -147,7 +152,9 @@ def _check_can_submit(state, principal: Principal, assignment_id: int) -> Assign
         raise NotFound(f"no assignment {assignment_id}")
 
 
-def _store(state, principal: Principal, a: Assignment, upload: UploadFile) -> SubmissionOut:  # type: ignore[no-untyped-def]
+def _store(
+    state: AcademyState, principal: Principal, a: Assignment, upload: UploadFile
+) -> SubmissionOut:
     filename = Path(upload.filename or "notebook.ipynb").name or "notebook.ipynb"
     upload.file.seek(0)
     data = upload.file.read(state.settings.max_upload_bytes + 1)
@@ -156,9 +163,9 @@ def _store(state, principal: Principal, a: Assignment, upload: UploadFile) -> Su
     subs.check_notebook(data, filename)
     blob = subs.store_stream(state.settings, [data])
     with Session(state.engine, expire_on_commit=False) as session:
-        user = session.get(User, principal.user_id)
-        assignment = session.get(Assignment, a.id)
-        sub, _job = subs.create_submission(session, assignment, user, blob, filename)  # type: ignore[arg-type]
+        user = referenced(session, User, principal.user_id)
+        assignment = referenced(session, Assignment, id_of(a))
+        sub, _job = subs.create_submission(session, assignment, user, blob, filename)
         session.commit()
         out = submission_out(session, sub)
     if state.pool is not None:
@@ -228,7 +235,7 @@ async def submit(
     received = 0
     outer = request.receive
 
-    async def capped():  # type: ignore[no-untyped-def]
+    async def capped() -> Message:
         nonlocal received
         message = await outer()
         if message["type"] == "http.request":
@@ -283,9 +290,9 @@ def one_submission(
 def feedback(submission_id: int, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
     """HTML feedback of the latest grade (test names, points, messages; hidden tests never shown)."""
     sub, _a, _c = visible_submission(session, principal, submission_id)
-    grade = subs.latest_grade(session, sub.id)  # type: ignore[arg-type]
+    grade = subs.latest_grade(session, id_of(sub))
     if grade is None:
-        status = subs.status_of(sub, subs.latest_job(session, sub.id))  # type: ignore[arg-type]
+        status = subs.status_of(sub, subs.latest_job(session, id_of(sub)))
         raise Conflict(f"no feedback yet: submission {sub.id} is {status}")
     return HTMLResponse(grade.feedback_html)
 

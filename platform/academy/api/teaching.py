@@ -6,8 +6,9 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from ..db import referenced
 from ..models import (
     Assignment,
     Cohort,
@@ -17,12 +18,13 @@ from ..models import (
     Institution,
     Submission,
     User,
+    id_of,
     to_utc,
 )
 from ..services import audit, gradebook
 from ..services import courses as course_svc
 from ..services import enrollment as enroll_svc
-from ..services.access import require_admin_of, require_platform_admin, require_teacher
+from ..services.access import Principal, require_admin_of, require_platform_admin, require_teacher
 from ..services.errors import Invalid, NotFound, TooLarge, found
 from ..services.grading import enqueue_regrade
 from ..services.identity import ensure_user, user_by_name
@@ -35,7 +37,7 @@ from .common import (
     institution_by_slug,
     visible_submission,
 )
-from .deps import PrincipalDep, SessionDep, StateDep, hub_accounts
+from .deps import AcademyState, PrincipalDep, SessionDep, StateDep, hub_accounts
 from .schemas import (
     AssignmentOut,
     CohortIn,
@@ -62,7 +64,7 @@ MAX_CSV_BYTES = 5 * 1024 * 1024
 
 def _course_out(c: Course) -> CourseOut:
     return CourseOut(
-        id=c.id,  # type: ignore[arg-type]
+        id=c.id,
         slug=c.slug,
         title=c.title,
         title_zh=c.title_zh,
@@ -111,7 +113,7 @@ def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) 
     from ..services.identity import check_slug
 
     inst = institution_by_slug(session, body.institution)
-    require_admin_of(principal, inst.id)  # type: ignore[arg-type]
+    require_admin_of(principal, id_of(inst))
     course = course_by_slug(session, body.course)
     check_slug(body.slug, "cohort slug")
     if session.exec(
@@ -119,8 +121,11 @@ def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) 
     ).first():
         raise Conflict(f"cohort {body.slug!r} already exists at {inst.slug}")
     cohort = Cohort(
-        institution_id=inst.id, course_id=course.id, slug=body.slug, name=body.name or body.slug
-    )  # type: ignore[arg-type]
+        institution_id=id_of(inst),
+        course_id=id_of(course),
+        slug=body.slug,
+        name=body.name or body.slug,
+    )
     session.add(cohort)
     session.flush()
     audit.record(session, principal, "cohort.create", "cohort", cohort.id, inst.id, slug=body.slug)
@@ -128,7 +133,7 @@ def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) 
     return cohort_out(session, cohort)
 
 
-def _cohort_for(session, principal, cohort_id: int) -> Cohort:  # type: ignore[no-untyped-def]
+def _cohort_for(session: Session, principal: Principal, cohort_id: int) -> Cohort:
     cohort = get_row(session, Cohort, cohort_id, "cohort")
     if not can_see_cohort(session, principal, cohort):
         raise NotFound(f"no cohort {cohort_id}")
@@ -147,19 +152,13 @@ def list_enrollments(
     """Learners of a cohort (its instructors and admins)."""
     cohort = _cohort_for(session, principal, cohort_id)
     require_teacher(principal, cohort, "read")
-    rows = session.exec(
-        select(User)
-        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(col(User.username))
-    ).all()
     return [
         EnrollOut(cohort_id=cohort_id, username=u.username, display_name=u.display_name)
-        for u in rows
+        for u in enroll_svc.learners(session, cohort)
     ]
 
 
-def _enroller(session, principal, cohort_id: int) -> Cohort:  # type: ignore[no-untyped-def]
+def _enroller(session: Session, principal: Principal, cohort_id: int) -> Cohort:
     cohort = _cohort_for(session, principal, cohort_id)
     require_admin_of(principal, cohort.institution_id, "enroll")
     return cohort
@@ -185,7 +184,7 @@ def enroll_one(
     return EnrollOut(cohort_id=cohort_id, username=user.username, display_name=user.display_name)
 
 
-def _enrolled(session: SessionDep, cohort: Cohort, username: str) -> tuple[User, Enrollment]:
+def _enrolled(session: Session, cohort: Cohort, username: str) -> tuple[User, Enrollment]:
     user = user_by_name(session, username)
     row = enroll_svc.enrollment_of(session, cohort, user)
     return user, found(row, f"{username} is not enrolled in cohort {cohort.slug}")
@@ -233,7 +232,9 @@ async def enroll_csv(
     return await run_in_threadpool(_apply_csv, state, principal, cohort_id, text)
 
 
-def _apply_csv(state, principal, cohort_id: int, text: str) -> JSONResponse:  # type: ignore[no-untyped-def]
+def _apply_csv(
+    state: AcademyState, principal: Principal, cohort_id: int, text: str
+) -> JSONResponse:
     from sqlmodel import Session
 
     with Session(state.engine, expire_on_commit=False) as session:
@@ -302,9 +303,11 @@ def release(
     return assignment_out(session, a)
 
 
-def _teacher_assignment(session, principal, assignment_id: int) -> tuple[Assignment, Cohort]:  # type: ignore[no-untyped-def]
+def _teacher_assignment(
+    session: Session, principal: Principal, assignment_id: int
+) -> tuple[Assignment, Cohort]:
     a = get_row(session, Assignment, assignment_id, "assignment")
-    cohort = session.get(Cohort, a.cohort_id)
+    cohort = referenced(session, Cohort, a.cohort_id)
     if not can_see_cohort(session, principal, cohort):
         raise NotFound(f"no assignment {assignment_id}")
     require_teacher(principal, cohort)
@@ -362,7 +365,7 @@ def extend_for(
         select(Extension).where(Extension.assignment_id == a.id, Extension.user_id == user.id)
     ).first()
     before = ext.due_at if ext else None
-    ext = ext or Extension(assignment_id=a.id, user_id=user.id, due_at=due)  # type: ignore[arg-type]
+    ext = ext or Extension(assignment_id=id_of(a), user_id=id_of(user), due_at=due)
     ext.due_at = due
     session.add(ext)
     audit.record(
@@ -377,7 +380,7 @@ def extend_for(
         after=due,
     )
     session.commit()
-    return ExtensionOut(assignment_id=a.id, username=username, due_at=due)  # type: ignore[arg-type]
+    return ExtensionOut(assignment_id=a.id, username=username, due_at=due)
 
 
 @router.post("/assignments/{assignment_id}/regrade", response_model=RegradeOut, status_code=202)

@@ -85,12 +85,6 @@ class CheckReport:
         )
 
 
-def _side_files(folder: Path) -> dict[str, bytes]:
-    from grader.autograde import _side_files as side
-
-    return side(folder)
-
-
 def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
     """(points, max autograded points, manual points, autograded results)."""
     auto = [r for r in results.values() if r.status != "manual"]
@@ -101,11 +95,11 @@ def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
 def grade_lab(lab: Lab, report: LabReport, limits: Any = None) -> None:
     """Grade the reference solution and the released starter of every notebook of ``lab``."""
     from grader.assignment import AssignmentError, parse_node, read_node
-    from grader.autograde import grade_notebook
     from grader.executor import SandboxError
+    from grader.jobs import grade_notebook, side_files
     from grader.release import release_node
 
-    files = _side_files(lab.folder)
+    files = side_files(lab.folder)
     sol_got = sol_max = start_got = start_max = manual = 0.0
     for path in lab.notebooks:
         name = path.stem
@@ -158,6 +152,7 @@ def start_chain(lab: Lab) -> str:
     Raises RuntimeError with one line when the chain does not come up as specified.
     """
     from labs.minichain.network import rpc
+    from labs.minichain.waiting import wait_until
     from labs.sandbox import LabSpec, SandboxManager
     from labs.sandbox.backend import BackendError
     from labs.sandbox.spec import SpecError
@@ -176,19 +171,19 @@ def start_chain(lab: Lab) -> str:
         urls = env.rpc_urls
         if len(urls) != spec.validators:
             raise RuntimeError(f"chain has {len(urls)} validators, lab.toml asks {spec.validators}")
-        deadline = time.monotonic() + CHAIN_BLOCK_TIMEOUT
-        height = 0
-        while time.monotonic() < deadline:
-            height = max(int(rpc(u, "eth_blockNumber"), 16) for u in urls)  # type: ignore[arg-type]
-            if height >= 1:
-                break
-            time.sleep(0.2)
-        if height < 1:
-            raise RuntimeError(f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s")
+        try:
+            wait_until(
+                lambda: max(int(rpc(u, "eth_blockNumber"), 16) for u in urls) >= 1,
+                CHAIN_BLOCK_TIMEOUT,
+                interval=0.2,
+                message=f"chain committed no block within {CHAIN_BLOCK_TIMEOUT:.0f} s",
+            )
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from None
         for i, u in enumerate(urls):
             status = rpc(u, "minichain_status")
-            if status["consensus"] != spec.consensus:  # type: ignore[index]
-                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")  # type: ignore[index]
+            if status["consensus"] != spec.consensus:
+                raise RuntimeError(f"node{i} runs {status['consensus']}, not {spec.consensus}")
         missing = {p.name for p in spec.preload} - set(env.contracts)
         if missing:
             raise RuntimeError(f"preloaded contracts missing: {', '.join(sorted(missing))}")

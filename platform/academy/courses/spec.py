@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 """Course and lab ids: lower-case words joined by hyphens (they become folder and URL names)."""
@@ -158,7 +159,7 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind = err.get("type", "")
     if kind == "missing":
         return "missing: add it"
@@ -186,7 +187,12 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
         return None
 
 
-def _validate(model: type[_Strict], data: dict[str, Any], path: Path, problems: list[str]) -> Any:
+Model = TypeVar("Model", bound=_Strict)
+
+
+def _validate(
+    model: type[Model], data: dict[str, Any], path: Path, problems: list[str]
+) -> Model | None:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -210,11 +216,12 @@ def load_lab_spec(path: Path | str) -> LabSpec:
         problems += _lab_problems(spec, path.parent, path)
     if problems:
         raise CourseError(problems)
+    assert spec is not None  # each way to no spec added a problem
     return spec
 
 
 def _lab_problems(spec: LabSpec, folder: Path, path: Path) -> list[str]:
-    problems = []
+    problems: list[str] = []
     chain = spec.chain
     if chain is None:
         return problems

@@ -35,6 +35,31 @@ GenesisOpt = Annotated[
     ),
 ]
 
+AllowPrivateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private-fetch",
+        help="let status lists and issuer profiles be fetched from private, loopback and "
+        "link-local addresses (refused by default: a credential chooses those addresses)",
+    ),
+]
+DeadlineOpt = Annotated[
+    float,
+    typer.Option(
+        "--fetch-deadline",
+        min=0.1,
+        help="seconds for each fetch of a status list or issuer profile, all reads and "
+        "redirects included",
+    ),
+]
+
+
+def _limits(deadline: float, allow_private: bool) -> Any:
+    from .fetch import FetchLimits
+
+    return FetchLimits(deadline=deadline, allow_private=allow_private)
+
+
 STYLE = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]", "n/a": "[dim]n/a [/]"}
 
 
@@ -73,6 +98,8 @@ def verify_command(
     ] = None,
     genesis: GenesisOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    allow_private: AllowPrivateOpt = False,
+    fetch_deadline: DeadlineOpt = 10.0,
 ) -> None:
     """Verify a certificate: print every check with its outcome; exit 1 if any check fails."""
     from .keys import KeyFormatError
@@ -84,7 +111,11 @@ def verify_command(
     if offline:
         sources: Any = CacheSources(cache or DEFAULT_CACHE, genesis=genesis)
     else:
-        sources = OnlineSources(rpc or os.environ.get(RPC_ENV), genesis=genesis)
+        sources = OnlineSources(
+            rpc or os.environ.get(RPC_ENV),
+            genesis=genesis,
+            limits=_limits(fetch_deadline, allow_private),
+        )
     try:
         reports = [verify_credential(doc, sources, key=key) for doc in documents]
     except KeyFormatError as exc:
@@ -112,6 +143,8 @@ def cache_command(
         typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
     ] = None,
     genesis: GenesisOpt = None,
+    allow_private: AllowPrivateOpt = False,
+    fetch_deadline: DeadlineOpt = 10.0,
 ) -> None:
     """Fetch (online) what `academy verify --offline` needs: the ledger's signed commit evidence
     for the registry and the issuers' signed status lists."""
@@ -120,7 +153,13 @@ def cache_command(
 
     documents = [_read(f) for f in files]
     try:
-        counts = fill_cache(cache, documents, rpc or os.environ.get(RPC_ENV), genesis)
+        counts = fill_cache(
+            cache,
+            documents,
+            rpc or os.environ.get(RPC_ENV),
+            genesis,
+            _limits(fetch_deadline, allow_private),
+        )
     except (LedgerError, SourceError) as exc:
         raise _fail(str(exc)) from None
     out.print(

@@ -206,16 +206,17 @@ def _closest(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
     """(path, message) of a schema failure. When no alternative of an ``anyOf`` fits, says what
     is wrong with the alternative of the value's own type ("credentialStatus[0].type must be
     ...") rather than only that no alternative fits."""
+    name = exc.name or "data"  # fastjsonschema names the document's root "data"
     if exc.rule == "anyOf":
         for branch in exc.definition["anyOf"]:
             try:
                 _branch_validator(json.dumps(branch))(exc.value)
             except fastjsonschema.JsonSchemaValueException as inner:
                 if not (inner.name == "data" and inner.rule == "type"):
-                    return _closest_in(exc.name, inner)
+                    return _closest_in(name, inner)
         kinds = " or ".join(str(b.get("type")) for b in exc.definition["anyOf"])
-        return exc.name, f"{exc.name} must be {kinds}"
-    return exc.name, exc.message
+        return name, f"{name} must be {kinds}"
+    return name, exc.message
 
 
 def _closest_in(prefix: str, inner: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:

@@ -22,15 +22,18 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from labs.minichain.httpclient import client
+from labs.minichain import jsonrpc
 
 from .keys import KeyHistory, KeyRecord
+
+if TYPE_CHECKING:
+    from web3.contract import Contract
 
 PURPOSE_CODES = {"revocation": 0, "suspension": 1}
 EVENTS = {
@@ -74,17 +77,11 @@ def _hex(value: str) -> bytes:
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 15.0) -> Any:
     """One JSON-RPC call; LedgerError with the reason on any failure."""
     try:
-        r = client().post(
-            url,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-            timeout=timeout,
-        )
-        body = r.json()
+        return jsonrpc.call(url, method, params, timeout)
+    except jsonrpc.RpcReplyError as exc:
+        raise LedgerError(f"ledger node {url}: {method}: {exc}") from None
     except (httpx.HTTPError, ValueError) as exc:
         raise LedgerError(f"ledger node {url} did not answer {method}: {exc}") from exc
-    if "error" in body:
-        raise LedgerError(f"ledger node {url}: {method}: {body['error'].get('message')}")
-    return body.get("result")
 
 
 # -- evidence -------------------------------------------------------------------------------------
@@ -420,6 +417,12 @@ class Registry:
         assert self.contract is not None, "deploy the registry or give its address"
         return self.contract.address
 
+    @property
+    def deployed(self) -> Contract:
+        """The registry contract, to call: deployed here or given by its address."""
+        assert self.contract is not None, "deploy the registry or give its address"
+        return self.contract
+
     def head_time(self) -> dt.datetime:
         """Timestamp of the newest block (may run ahead of the wall clock)."""
         return _utc(self.w3.eth.get_block("latest")["timestamp"])
@@ -455,32 +458,32 @@ class Registry:
         return out
 
     def add_key(self, issuer_id: str, multikey: str, valid_from: dt.datetime) -> TxResult:
-        fn = self.contract.functions.addKey(
+        fn = self.deployed.functions.addKey(
             issuer_tag(issuer_id), multikey, int(valid_from.timestamp())
         )
         return self._send([fn])[0]
 
     def retire_key(self, issuer_id: str, multikey: str, valid_until: dt.datetime) -> TxResult:
-        fn = self.contract.functions.retireKey(
+        fn = self.deployed.functions.retireKey(
             issuer_tag(issuer_id), multikey, int(valid_until.timestamp())
         )
         return self._send([fn])[0]
 
     def revoke_key(self, issuer_id: str, multikey: str, revoked_at: dt.datetime) -> TxResult:
-        fn = self.contract.functions.revokeKey(
+        fn = self.deployed.functions.revokeKey(
             issuer_tag(issuer_id), multikey, int(revoked_at.timestamp())
         )
         return self._send([fn])[0]
 
     def anchor(self, issuer_id: str, root: bytes, count: int) -> TxResult:
-        return self._send([self.contract.functions.anchor(issuer_tag(issuer_id), root, count)])[0]
+        return self._send([self.deployed.functions.anchor(issuer_tag(issuer_id), root, count)])[0]
 
     def set_statuses(
         self, issuer_id: str, changes: list[tuple[str, int, str, bool]]
     ) -> list[TxResult]:
         """Record status changes ``(list url, index, purpose, value)``."""
         calls = [
-            self.contract.functions.setStatus(
+            self.deployed.functions.setStatus(
                 issuer_tag(issuer_id), list_tag(url), index, PURPOSE_CODES[purpose], value
             )
             for url, index, purpose, value in changes

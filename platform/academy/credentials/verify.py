@@ -14,8 +14,14 @@ The checks, in order (the same in the CLI, the API and the web page):
 
 A check that cannot apply (a signature-only credential has no Merkle path) is ``n/a``, never a
 silent pass. Where data comes from is a :class:`Sources`: :class:`OnlineSources` (the ledger's
-JSON-RPC and the status list URLs) or :class:`CacheSources` (a folder filled beforehand; no network
-call at all). Both feed the very same checks.
+JSON-RPC and the status list URLs, fetched within :class:`~.fetch.FetchLimits`) or
+:class:`CacheSources` (a folder filled beforehand; no network call at all). Both feed the very same
+checks.
+
+A source may also judge the issuer (``known_issuer``): academy's own sources know which issuers
+and keys academy holds. A credential that passes every check but whose issuer (or signing key) the
+source does not know gets the verdict ``issuer_unknown``, never ``valid``: anyone can sign a
+document with a key of their own and write any name into it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Protocol
 
 from .anchoring import is_anchor_proof, leaf_of
 from .credential import issuer_id_of, schema_problem, status_entries
+from .fetch import FetchError, FetchLimits, fetch_json
 from .keys import (
     KeyFormatError,
     KeyHistory,
@@ -74,6 +81,12 @@ class Check:
 class Report:
     credential_id: str | None
     checks: list[Check] = field(default_factory=list)
+    issuer_id: str | None = None
+    issuer_known: bool | None = None
+    """True: the verifier holds this issuer and its signing key; False: it does not (the name in
+    the document is unverified); None: the sources do not judge issuers (the CLI)."""
+    issuer_name: str | None = None
+    """The issuer's name as the verifier holds it (only when ``issuer_known``)."""
 
     @property
     def ok(self) -> bool:
@@ -88,9 +101,10 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """``valid``, ``revoked``, ``suspended``, or ``invalid``."""
+        """``valid``, ``issuer_unknown`` (every check passed, but the verifier does not know
+        who the issuer is), ``revoked``, ``suspended``, or ``invalid``."""
         if self.ok:
-            return "valid"
+            return "issuer_unknown" if self.issuer_known is False else "valid"
         if self.failed == ["status"]:
             detail = self.check("status").detail
             for word in ("revoked", "suspended"):
@@ -102,7 +116,8 @@ class Report:
         return {
             "credential": self.credential_id,
             "verdict": self.verdict,
-            "valid": self.ok,
+            "valid": self.verdict == "valid",
+            "issuer": {"id": self.issuer_id, "known": self.issuer_known, "name": self.issuer_name},
             "checks": [c.__dict__ for c in self.checks],
         }
 
@@ -125,16 +140,21 @@ class Sources(Protocol):
 
 class OnlineSources:
     """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
-    status lists from their URLs. Results are kept for the life of this object."""
+    status lists and issuer profiles from their URLs, fetched within ``limits`` (a deadline for
+    the whole fetch, a size cap, few redirects, no private addresses unless allowed). Results
+    are kept for the life of this object."""
 
     offline = False
 
     def __init__(
-        self, rpc_url: str | None, timeout: float = 15.0, genesis: str | None = None
+        self,
+        rpc_url: str | None,
+        genesis: str | None = None,
+        limits: FetchLimits | None = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.timeout = timeout
         self.genesis = genesis
+        self.limits = limits or FetchLimits()
         self._facts: dict[str, LedgerFacts] = {}
         self._lists: dict[str, dict[str, Any]] = {}
         self.memo: dict[tuple, Any] = {}
@@ -169,13 +189,9 @@ class OnlineSources:
 
     def status_list(self, url: str) -> dict[str, Any]:
         if url not in self._lists:
-            import httpx
-
             try:
-                r = httpx.get(url, timeout=self.timeout, follow_redirects=True)
-                r.raise_for_status()
-                self._lists[url] = r.json()
-            except (httpx.HTTPError, ValueError) as exc:
+                self._lists[url] = fetch_json(url, self.limits)
+            except FetchError as exc:
                 raise SourceError(f"cannot fetch the status list {url}: {exc}") from exc
         return self._lists[url]
 
@@ -452,8 +468,9 @@ class _Run:
         self, url: str, purpose: str, facts: LedgerFacts | None
     ) -> tuple[StatusList | None, str]:
         """Fetch and check a status list once: (its bits, "") or (None, why it is unusable)."""
+        assert self.sources is not None  # status() answers without sources before asking here
         try:
-            lst = self.sources.status_list(url)  # type: ignore[union-attr]
+            lst = self.sources.status_list(url)
         except SourceError as exc:
             return None, str(exc)
         if not isinstance(lst, dict) or "BitstringStatusListCredential" not in lst.get("type", []):
@@ -497,6 +514,7 @@ def verify_credential(
         key = multikey_from_reference(key)
     run = _Run(document, sources, key, now or dt.datetime.now(dt.UTC))
     report = Report(document.get("id") if isinstance(document, dict) else None)
+    report.issuer_id = run.issuer if isinstance(run.issuer, str) else None
     steps = [
         ("schema", run.schema),
         ("dates", run.dates),
@@ -518,6 +536,11 @@ def verify_credential(
         report.checks.append(Check(name, outcome, detail))
         if name == "schema" and outcome == FAIL:
             schema_ok = False
+    judge = getattr(sources, "known_issuer", None)
+    if callable(judge):
+        known = judge(report.issuer_id, run.signer) if report.issuer_id and run.signer else None
+        report.issuer_known = known is not None
+        report.issuer_name = known
     return report
 
 
@@ -526,12 +549,12 @@ def fill_cache(
     documents: list[dict[str, Any]],
     rpc_url: str | None,
     genesis: str | None = None,
+    limits: FetchLimits | None = None,
 ) -> dict[str, int]:
     """Fetch, while online, everything offline verification of ``documents`` needs: ledger
-    evidence for each registry they are anchored in, and each status list they point to.
-    ``genesis``: the ledger's pinned genesis hash; evidence of another ledger is refused."""
-    import httpx
-
+    evidence for each registry they are anchored in, and each status list they point to
+    (within ``limits``). ``genesis``: the ledger's pinned genesis hash; evidence of another
+    ledger is refused."""
     folder = Path(folder)
     (folder / "ledger").mkdir(parents=True, exist_ok=True)
     (folder / "status").mkdir(parents=True, exist_ok=True)
@@ -555,10 +578,8 @@ def fill_cache(
         (folder / "ledger" / cache_name(registry.lower())).write_text(json.dumps(bundle))
     for url in sorted(lists):
         try:
-            r = httpx.get(url, timeout=15.0, follow_redirects=True)
-            r.raise_for_status()
-            body = r.json()
-        except (httpx.HTTPError, ValueError) as exc:
+            body = fetch_json(url, limits)
+        except FetchError as exc:
             raise SourceError(f"cannot fetch the status list {url}: {exc}") from exc
         (folder / "status" / cache_name(url)).write_text(json.dumps(body))
     return {"registries": len(registries), "status_lists": len(lists)}

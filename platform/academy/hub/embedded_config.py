@@ -12,7 +12,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
+
+    from academy.settings import Settings
+
+    def get_config() -> Config: ...  # JupyterHub puts it in a config file's namespace
+
 
 #: the repository root: configurable-http-proxy is installed into its node_modules by bootstrap
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,12 +30,12 @@ PROXY = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 POOL_SIZE = 2
 
 
-def academy_internal_url(settings: Any) -> str:
+def academy_internal_url(settings: Settings) -> str:
     """academy as the hub reaches it directly (no proxy hop), base path included."""
     return f"http://127.0.0.1:{settings.port}{settings.base_path}"
 
 
-def public_url(settings: Any) -> str:
+def public_url(settings: Settings) -> str:
     return f"http://{settings.hub_ip}:{settings.hub_port}"
 
 
@@ -60,7 +68,7 @@ def fast_sqlite(db_file: Path) -> None:
             cur.close()
 
 
-def fast_service_tokens(c: Any) -> None:
+def fast_service_tokens(c: Config) -> None:
     """Hash the service's token and OAuth client secret once, as the hub does its own tokens.
 
     Tokens the hub did not generate itself are stretched by 16,384 rounds of SHA-512 in Python
@@ -79,7 +87,7 @@ def fast_service_tokens(c: Any) -> None:
     provider.hash_token = partial(hash_token, rounds=1)
 
 
-def configure(c: Any, settings: Any | None = None) -> None:
+def configure(c: Config, settings: Settings | None = None) -> None:
     """Fill the traitlets config ``c`` from the academy settings."""
     from academy.hub.authenticator import AcademyAuthenticator
     from academy.hub.labchains import sandbox_chains, shared_chain
@@ -181,7 +189,7 @@ def configure(c: Any, settings: Any | None = None) -> None:
 
 
 if "get_config" in globals():  # loaded by JupyterHub as its config file
-    configure(get_config())  # type: ignore[name-defined]  # noqa: F821
+    configure(get_config())
     from academy.hub.spawner import warm_parent
 
     warm_parent()  # imports JupyterLab while the hub starts: no learner waits for that

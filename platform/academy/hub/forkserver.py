@@ -23,10 +23,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox.forkserver import answers, fork_request, serve_forks
 
 #: what a learner's server imports before it listens (the server extensions it loads included)
@@ -151,14 +151,20 @@ class WarmParent:
     def ready(self, timeout: float | None = None) -> bool:
         """Wait (blocking) until the parent answers; False when it died or took too long."""
         self.start()
-        deadline = time.monotonic() + (self.start_timeout if timeout is None else timeout)
-        while not answers(self.sock_path):
-            if (self._proc is not None and self._proc.poll() is not None) or (
-                time.monotonic() > deadline
-            ):
-                return False
-            time.sleep(0.05)
-        return True
+
+        def up() -> bool:
+            if answers(self.sock_path):
+                return True
+            if self._proc is not None and self._proc.poll() is not None:
+                raise ChildProcessError  # the parent died: no point waiting
+            return False
+
+        try:
+            return wait_until(
+                up, self.start_timeout if timeout is None else timeout, interval=0.05
+            )
+        except (TimeoutError, ChildProcessError):
+            return False
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
         """Fork a learner's server; returns its pid. Raises ``OSError``/``RuntimeError`` if the

@@ -39,8 +39,8 @@ def sandbox_chains(
     )
     backend = manager.backend
     if spec.chain is not None and getattr(backend, "pool_size", 0) > 0:
-        backend.pool_validators = spec.chain.validators  # type: ignore[attr-defined]
-        backend.pool_consensus = spec.chain.consensus  # type: ignore[attr-defined]
+        backend.pool_validators = spec.chain.validators
+        backend.pool_consensus = spec.chain.consensus
         manager.warm()
     # courses/<course>/source/<lab>/lab.toml: labs.client asks academy for this lab's chain by
     # name, so a notebook outside any lab folder still follows it when it restarts

@@ -13,18 +13,22 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
+import psutil
 
 from academy.hub.embedded_config import public_url
-from labs.minichain import procfs
+from labs.minichain.ports import port_free
+
+if TYPE_CHECKING:
+    from academy.settings import Settings
 
 CONFIG = Path(__file__).with_name("embedded_config.py")
 
@@ -33,24 +37,7 @@ class HubError(RuntimeError):
     """The hub could not start; the message says why and what to do."""
 
 
-def free_port() -> int:
-    """A free loopback port (the tests run many hubs side by side on one machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def with_secrets(settings: Any) -> Any:
+def with_secrets(settings: Settings) -> Settings:
     """Fill the hub<->academy tokens, kept in ``STATE_DIR/hub/secrets.json`` across restarts."""
     path = Path(settings.state_dir) / "hub" / "secrets.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +62,7 @@ def with_secrets(settings: Any) -> Any:
     return settings
 
 
-def settings_env(settings: Any) -> dict[str, str]:
+def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as the ``ACADEMY_*`` variable that reproduces it in a child process."""
     env: dict[str, str] = {}
     for name in type(settings).model_fields:
@@ -96,7 +83,7 @@ def settings_env(settings: Any) -> dict[str, str]:
 class HubRun:
     """A running hub: its public URL, the process and where it logs."""
 
-    settings: Any
+    settings: Settings
     proc: subprocess.Popen
     log_path: Path
     url: str
@@ -134,20 +121,12 @@ class HubRun:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children first found through /proc's parent links)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        st = procfs.stat(int(entry))
-        if st is not None:
-            parents.setdefault(st[1], []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process below ``pid``, also those a learner's server or a chain daemonised (their
+    parent links are followed for the whole host); empty when ``pid`` is gone."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _terminate(pids: list[int], grace: float = 10.0) -> None:
@@ -164,8 +143,10 @@ def _terminate(pids: list[int], grace: float = 10.0) -> None:
 
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent to reap it counts as gone)."""
-    st = procfs.stat(pid)
-    return st is not None and st[0] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal(pid: int, sig: int) -> bool:
@@ -193,7 +174,7 @@ def stop_lab_chains(sandbox_dir: Path) -> int:
     return stopped
 
 
-def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubRun:
+def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) -> HubRun:
     """Start the hub and return once the hub and academy both answer through the proxy."""
     settings = with_secrets(settings)
     for port, what in (
@@ -202,7 +183,7 @@ def start_hub(settings: Any, timeout: float = 180.0, quiet: bool = True) -> HubR
         (settings.hub_proxy_api_port, "HUB_PROXY_API_PORT"),
         (settings.port, "PORT"),
     ):
-        if port_in_use(port):
+        if not port_free(port):
             raise HubError(
                 f"port {port} is in use: stop what runs there or set ACADEMY_{what} to a free port"
             )
@@ -301,7 +282,7 @@ def run_up(
     data: Path,
     nodes: int,
     consensus: str,
-    say: Any = print,
+    say: Callable[[str], object] = print,
     ledger: bool = True,
 ) -> None:
     """``academy up``: the whole platform in the foreground until Ctrl-C or SIGTERM."""
@@ -317,7 +298,9 @@ def run_up(
             stop_ledger()
 
 
-def _start_ledger(settings: Any, say: Any) -> Any:
+def _start_ledger(
+    settings: Settings, say: Callable[[str], object]
+) -> Callable[[], object] | None:
     """Run the academy ledger under STATE_DIR/ledger unless ACADEMY_LEDGER_RPC_URL names one, so
     certificates are anchored out of the box. Returns what stops it (None: nothing started)."""
     if settings.ledger_rpc_url:
@@ -331,7 +314,14 @@ def _start_ledger(settings: Any, say: Any) -> Any:
     return lambda: stop_network(folder)
 
 
-def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, say: Any) -> None:
+def _run_up(
+    settings: Settings,
+    chains: str,
+    data: Path,
+    nodes: int,
+    consensus: str,
+    say: Callable[[str], object],
+) -> None:
     stop_chain = None
     if chains == "auto":
         chains = (
@@ -345,10 +335,11 @@ def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, 
             )
         settings.hub_lab = Path(lab).resolve()
     elif chains == "shared":
-        from academy.cli import _ensure_init
+        from labs.minichain.netconfig import ensure_network
         from labs.minichain.network import start_network, stop_network
 
-        _ensure_init(data, nodes, consensus)
+        if ensure_network(data, nodes, consensus):
+            say(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
         cfg = start_network(data)
         stop_chain = lambda: stop_network(data)  # noqa: E731
         settings.hub_chain_rpc_urls = ",".join(cfg.rpc_url(i) for i in range(len(cfg.nodes)))
@@ -381,7 +372,7 @@ def _run_up(settings: Any, chains: str, data: Path, nodes: int, consensus: str, 
         say(f"stopped; everything is kept in {settings.state_dir}")
 
 
-def _welcome(run: HubRun, chains: str, say: Any) -> None:
+def _welcome(run: HubRun, chains: str, say: Callable[[str], object]) -> None:
     from academy.services.seed import DEMO_ADMIN, DEMO_INSTRUCTOR, DEMO_LEARNERS
 
     say(f"\nChainAcademy is up: {run.url}/   (Ctrl-C stops it)")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Any as AnyTrait
@@ -34,6 +35,11 @@ JUPYTER_CONFIG = Path(academy.__file__).parent / "learner" / "jupyter-config"
 
 class AcademySpawner(SimpleLocalProcessSpawner):
     """A learner's JupyterLab on this machine, started with academy's environment."""
+
+    # Spawner's traits that start() reads and sets, declared for the type checker: jupyterhub
+    # ships no type information, so mypy would infer them from start()'s own assignments
+    port: int
+    api_token: str
 
     academy_url = Unicode(
         config=True,
@@ -242,29 +248,11 @@ def _draw_port() -> int:
 
 def _listens(pid: int, port: int) -> bool:
     """Process ``pid`` holds the listening TCP socket on ``port`` (not some other program)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            f = row.split()
-            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{f[9]}]")
-    if not inodes:
-        return False
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
         return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                return True
-        except OSError:
-            continue
-    return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets)
 
 
 _HTTP: httpx.AsyncClient | None = None

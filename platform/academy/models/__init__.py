@@ -4,7 +4,7 @@ A new area adds ``models/<area>.py`` and one import line below, then one Alembic
 """
 
 from .audit import AuditEvent
-from .base import metadata, to_utc, utcnow
+from .base import id_of, metadata, to_utc, utcnow
 from .courses import Assignment, Cohort, Course, Enrollment, Extension, LatePolicy
 from .credentials import (
     CredentialBatch,
@@ -40,6 +40,7 @@ __all__ = [
     "RoleAssignment",
     "Submission",
     "User",
+    "id_of",
     "metadata",
     "to_utc",
     "utcnow",

@@ -27,7 +27,7 @@ from ..models import Cohort, Course, CredentialRecord, User
 from ..services import credentials as cred_svc
 from ..services.access import Principal, require_teacher
 from ..services.enrollment import cohorts_named
-from ..services.errors import AcademyError, Invalid, NotFound
+from ..services.errors import AcademyError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..services.progress import AssignmentProgress, cohort_progress, histogram
 from .charts import heat_style, histogram_svg
 from .i18n import text
@@ -286,10 +286,12 @@ async def cohort_dashboard(
         progress = cohort_progress(session, cohort)
         title = f"{text(lang, 'dashboard')} · {cohort.name or cohort.slug}"
         body = ""
-        if done:
-            body += notice(text(lang, f"done_{done}") if f"done_{done}" in _DONE else done)
+        # only fixed texts chosen by key: a link to this page cannot put words on it
+        if f"done_{done}" in _DONE:
+            body += notice(text(lang, f"done_{done}"))
         if error:
-            body += notice(error, bad=True)
+            key = f"err_{error}" if f"err_{error}" in _ERRORS else "err_failed"
+            body += notice(text(lang, key), bad=True)
         body += f'<p>{esc(text(lang, "learners"))}: <strong id="enrolled">{len(progress.learners)}</strong> · '
         body += f'<a href="{esc(base)}/api/cohorts/{cohort.id}/gradebook.csv">{esc(text(lang, "gradebook_csv"))}</a></p>'
         body += _progress_table(lang, progress.assignments, titles)
@@ -307,6 +309,24 @@ async def cohort_dashboard(
 
 
 _DONE = {"done_regrade", "done_deadline", "done_extension", "done_issue"}
+_ERRORS = {
+    "err_bad_date",
+    "err_nobody_eligible",
+    "err_invalid",
+    "err_forbidden",
+    "err_conflict",
+    "err_unavailable",
+    "err_failed",
+}
+_ERROR_KEYS = {Invalid: "invalid", Forbidden: "forbidden", Conflict: "conflict",
+               Unavailable: "unavailable"}  # fmt: skip
+
+
+def _error_key(exc: AcademyError) -> str:
+    """The message key for a failed action: the error's own key, else its kind."""
+    if isinstance(exc.detail, dict) and f"err_{exc.detail.get('key')}" in _ERRORS:
+        return str(exc.detail["key"])
+    return next((k for cls, k in _ERROR_KEYS.items() if isinstance(exc, cls)), "failed")
 
 
 async def _act(
@@ -333,7 +353,7 @@ async def _act(
     except NotFound:
         raise
     except AcademyError as exc:
-        query = {"error": exc.message}
+        query = {"error": _error_key(exc)}
     return RedirectResponse(
         f"{state.settings.base_path}/dashboard/{cohort_id}?{urlencode(query)}", 303
     )
@@ -344,7 +364,8 @@ def _due(value: str) -> DeadlineIn:
         return DeadlineIn(due_at=datetime.fromisoformat(value))
     except ValueError:
         raise Invalid(
-            f"not a date and time: {value!r}; use the date picker (YYYY-MM-DD HH:MM)"
+            f"not a date and time: {value!r}; use the date picker (YYYY-MM-DD HH:MM)",
+            detail={"key": "bad_date"},
         ) from None
 
 
@@ -361,10 +382,10 @@ async def regrade_one(
     cohort_id: int, submission_id: int, state: StateDep, principal: ViewerDep
 ) -> RedirectResponse:
     def work(session: Session) -> None:
-        from ..models import Assignment, Submission
+        from ..models import Submission
 
         sub = get_row(session, Submission, submission_id, "submission")
-        _mine(session, cohort_id, session.get(Assignment, sub.assignment_id).id)  # type: ignore[union-attr]
+        _mine(session, cohort_id, sub.assignment_id)
         teaching.regrade_one(submission_id, session, principal, state)
 
     return await _act(state, cohort_id, principal, "regrade", work)

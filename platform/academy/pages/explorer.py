@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.deps import StateDep
 from ..services.errors import NotFound
-from ..services.labchains import sandbox_manager
+from ..services.labchains import learner_envs
 from ..settings import Settings
 from .abi import decode_call, decode_log
 from .i18n import text
@@ -37,12 +37,8 @@ class ChainUnavailable(Exception):
     """The learner's chain did not answer (stopped, or busy restarting)."""
 
 
-def _my_envs(settings: Settings, learner: str) -> list[Any]:
-    return sandbox_manager(settings).list(learner)
-
-
 async def _my_env(settings: Settings, learner: str, env_id: str) -> Any:
-    for env in await run_in_threadpool(_my_envs, settings, learner):
+    for env in await run_in_threadpool(learner_envs, settings, learner):
         if env.env_id == env_id:
             return env
     raise NotFound(f"no lab chain {env_id!r} of yours: open {settings.base_path}/explorer/")
@@ -101,7 +97,7 @@ def _link(settings: Settings, env_id: str) -> str:
 async def my_chains(request: Request, state: StateDep, principal: ViewerDep) -> HTMLResponse:
     """The learner's lab chains, each linking to its explorer."""
     lang, settings = lang_of(request), state.settings
-    envs = await run_in_threadpool(_my_envs, settings, principal.user.username)
+    envs = await run_in_threadpool(learner_envs, settings, principal.user.username)
     if not envs:
         body = f"<p>{esc(text(lang, 'no_chains'))}</p>"
     else:

@@ -207,6 +207,35 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Certificates issued.",
         "zh": "证书已颁发。",
     },
+    # outcomes of a failed dashboard action: fixed texts chosen by key, never text from the URL
+    "err_bad_date": {
+        "en": "That is not a date and time: use the date picker (YYYY-MM-DD HH:MM).",
+        "zh": "这不是有效的日期和时间：请使用日期选择器（YYYY-MM-DD HH:MM）。",
+    },
+    "err_nobody_eligible": {
+        "en": "Nobody to issue to: no learner meets the completion rule yet.",
+        "zh": "没有可颁发的学员：尚无学员满足结业规则。",
+    },
+    "err_invalid": {
+        "en": "That was not done: a value is not allowed here. Check the form and try again.",
+        "zh": "操作未完成：有不允许的取值。请检查表单后重试。",
+    },
+    "err_forbidden": {
+        "en": "That was not done: you may not do this here.",
+        "zh": "操作未完成：你无权在此执行该操作。",
+    },
+    "err_conflict": {
+        "en": "That was not done: it clashes with what is already there.",
+        "zh": "操作未完成：与已有内容冲突。",
+    },
+    "err_unavailable": {
+        "en": "That was not done: a service academy needs is unreachable. Try again shortly.",
+        "zh": "操作未完成：所需的服务暂时无法访问，请稍后重试。",
+    },
+    "err_failed": {
+        "en": "That was not done.",
+        "zh": "操作未完成。",
+    },
     # -- public verification page
     "verify_title": {"en": "Verify a certificate", "zh": "验证证书"},
     "verify_lead": {
@@ -229,6 +258,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "v_invalid": {"en": "invalid", "zh": "无效"},
     "v_revoked": {"en": "revoked", "zh": "已撤销"},
     "v_suspended": {"en": "suspended", "zh": "已暂停"},
+    "v_issuer_unknown": {
+        "en": "signature valid, issuer unknown",
+        "zh": "签名有效，颁发机构未知",
+    },
+    "issuer_unknown_note": {
+        "en": "unverified: this name is written in the certificate itself, and academy does not "
+        "know this issuer or its key; anyone can sign a certificate with a name of their choice",
+        "zh": "未经核实：该名称取自证书本身，本平台不认识此颁发机构及其密钥；任何人都可以用自选的名称签署证书",
+    },
+    "issuer_known_note": {
+        "en": "verified: an issuer academy holds, signing with one of its keys",
+        "zh": "已核实：本平台登记的颁发机构，使用其密钥签署",
+    },
+    "wrongly_typed": {
+        "en": "This is not a certificate: {why}",
+        "zh": "这不是证书：{why}",
+    },
     "failed_checks": {"en": "Failed checks", "zh": "未通过的检查"},
     "issuer": {"en": "Issuer", "zh": "颁发机构"},
     "identity_hashed": {

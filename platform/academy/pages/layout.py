@@ -41,6 +41,7 @@ td.heat{text-align:center;min-width:3rem}#heat-grid{width:auto}
 .verdict{font-weight:700;padding:.15rem .6rem;border-radius:4px}
 .verdict.valid{background:#d7f5dd;color:#11602a}
 .verdict.invalid,.verdict.revoked,.verdict.suspended{background:#fbdcdc;color:#8a1414}
+.verdict.issuer_unknown{background:#fff1c2;color:#6b4a00}
 .pass{color:#11602a;font-weight:700}.fail{color:#8a1414;font-weight:700}.na{color:#666}
 #drop{border:2px dashed #99a;border-radius:8px;padding:1rem;margin:.5rem 0}#drop.over{background:#eef3ff}
 #checks td:first-child,#checks th:first-child{white-space:nowrap}dt{font-weight:600}

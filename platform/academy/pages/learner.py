@@ -23,12 +23,13 @@ from ..models import (
     Course,
     CredentialRecord,
     Submission,
+    id_of,
 )
 from ..services import credentials as cred_svc
 from ..services import submissions as subs
 from ..services.access import Principal
 from ..services.enrollment import cohorts_named
-from .explorer import _my_envs
+from ..services.labchains import learner_envs
 from .i18n import MESSAGES, text
 from .layout import ViewerDep, esc, facts, in_session, lang_of, notice, page, table
 
@@ -85,7 +86,7 @@ async def my_courses(request: Request, state: StateDep, principal: ViewerDep) ->
             graded = sum(
                 1
                 for a in labs
-                if a.id in latest and subs.latest_grade(session, latest[a.id].id) is not None  # type: ignore[arg-type]
+                if a.id in latest and subs.latest_grade(session, id_of(latest[a.id])) is not None
             )
             rows.append(
                 [
@@ -114,7 +115,7 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
     """Every lab released to me: its due date, my latest submission and my chain for it."""
     lang, base, settings = lang_of(request), state.settings.base_path, state.settings
     principal.require_scope("learn")
-    envs = await run_in_threadpool(_my_envs, settings, principal.user.username)
+    envs = await run_in_threadpool(learner_envs, settings, principal.user.username)
     by_lab = {e.lab_id: e for e in envs}
 
     def chain_cell(env: Any) -> str:
@@ -136,10 +137,10 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
                 .where(Assignment.cohort_id == cohort.id)
                 .order_by(col(Assignment.id))
             ):
-                sub = latest.get(a.id)  # type: ignore[arg-type]
+                sub = latest.get(id_of(a))
                 state_cell = esc(text(lang, "not_submitted"))
                 if sub is not None:
-                    st = subs.status_of(sub, subs.latest_job(session, sub.id))  # type: ignore[arg-type]
+                    st = subs.status_of(sub, subs.latest_job(session, id_of(sub)))
                     state_cell = (
                         f'<a href="{esc(base)}/me/submissions/{sub.id}">'
                         f"{esc(status_text(lang, st))}</a>"

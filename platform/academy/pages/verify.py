@@ -66,38 +66,92 @@ def _form(lang: str, base: str, pasted: str = "", learner: str = "") -> str:
     )
 
 
+def _str(value: Any) -> str:
+    """Text the page shows from the document: only strings (a number or list shows nothing)."""
+    return value if isinstance(value, str) else ""
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+# the members the page shows, and the JSON type each must have when present
+_SHAPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "name": (str,),
+    "issuer": (str, dict),
+    "credentialSubject": (dict, list),
+    "validFrom": (str,),
+    "validUntil": (str,),
+    "evidence": (list, dict),
+}
+
+
+_TYPE_NAMES: dict[type, str] = {str: "text", dict: "an object", list: "a list"}
+
+
+def type_problem(doc: Any) -> str | None:
+    """Why ``doc`` cannot be a credential at all (wrong JSON types), or None."""
+    if not isinstance(doc, dict):
+        return "a certificate is a JSON object"
+    for member, types in _SHAPES.items():
+        if member in doc and not isinstance(doc[member], types):
+            names = " or ".join(_TYPE_NAMES[t] for t in types)
+            return f"{member} must be {names}"
+    return None
+
+
 def _issuer(doc: dict) -> tuple[str, str]:
     issuer = doc.get("issuer")
     if isinstance(issuer, str):
         return issuer, issuer
     if isinstance(issuer, dict):
-        return str(issuer.get("name") or issuer.get("id") or ""), str(issuer.get("id") or "")
+        return _str(issuer.get("name")) or _str(issuer.get("id")), _str(issuer.get("id"))
     return "", ""
 
 
 def _identity_matches(subject: dict, learner: str) -> bool | None:
-    for ident in subject.get("identifier") or []:
-        if isinstance(ident, dict) and str(ident.get("identityHash", "")).startswith("sha256$"):
-            digest = hashlib.sha256((learner + str(ident.get("salt", ""))).encode()).hexdigest()
-            return ident["identityHash"] == f"sha256${digest}"
+    for ident in _dicts(subject.get("identifier")):
+        stored = _str(ident.get("identityHash"))
+        if stored.startswith("sha256$"):
+            digest = hashlib.sha256((learner + _str(ident.get("salt"))).encode()).hexdigest()
+            return stored == f"sha256${digest}"
     return None
 
 
-def _about(lang: str, doc: Any, learner: str) -> str:
-    """Issuer, learner and achievement as the document states them (the checks say if it is true)."""
+def _issuer_cell(lang: str, doc: dict, report: dict) -> str:
+    """The issuer: the name academy holds when it knows the issuer and its key; otherwise the
+    name the document gives, marked as unverified (anyone can write any name and sign it)."""
+    name, ident = _issuer(doc)
+    known = (report.get("issuer") or {}).get("known")
+    if known:
+        held = (report.get("issuer") or {}).get("name") or name
+        return (
+            f'<span id="issuer" data-known="yes">{esc(held)}</span><br><code>{esc(ident)}</code>'
+            f'<br><span class="ok" id="issuer-note">{esc(text(lang, "issuer_known_note"))}</span>'
+        )
+    return (
+        f'<span id="issuer" data-known="no">{esc(name)}</span><br><code>{esc(ident)}</code>'
+        f'<br><span class="bad" id="issuer-note">{esc(text(lang, "issuer_unknown_note"))}</span>'
+    )
+
+
+def _about(lang: str, doc: Any, learner: str, report: dict) -> str:
+    """Issuer, learner and achievement as the document states them (the checks say if it is
+    true; the issuer's name is shown as academy holds it, or marked unverified)."""
     if not isinstance(doc, dict):
         return ""
-    name, ident = _issuer(doc)
-    subject = doc.get("credentialSubject") if isinstance(doc.get("credentialSubject"), dict) else {}
-    ach = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    subject = _dict(doc.get("credentialSubject"))
+    ach = _dict(subject.get("achievement"))
     pairs = [
-        (
-            text(lang, "issuer"),
-            f'<span id="issuer">{esc(name)}</span><br><code>{esc(ident)}</code>',
-        ),
+        (text(lang, "issuer"), _issuer_cell(lang, doc, report)),
         (
             text(lang, "learner"),
-            f'<code id="subject">{esc(subject.get("id", ""))}</code>'
+            f'<code id="subject">{esc(_str(subject.get("id")))}</code>'
             f'<br><span class="muted">{esc(text(lang, "identity_hashed"))}</span>',
         ),
     ]
@@ -112,23 +166,23 @@ def _about(lang: str, doc: Any, learner: str) -> str:
             )
         )
     level = ""
-    for align in ach.get("alignment") or []:
-        if isinstance(align, dict) and align.get("targetName"):
+    for align in _dicts(ach.get("alignment")):
+        if _str(align.get("targetName")):
             level = f" · {align['targetName']}"
     pairs.append(
         (
             text(lang, "achievement"),
-            f'<span id="achievement">{esc(ach.get("name") or doc.get("name") or "")}</span>'
-            f"{esc(level)}<br>{esc(ach.get('description', ''))}",
+            f'<span id="achievement">{esc(_str(ach.get("name")) or _str(doc.get("name")))}</span>'
+            f"{esc(level)}<br>{esc(_str(ach.get('description')))}",
         )
     )
-    pairs.append((text(lang, "valid_from"), esc(doc.get("validFrom", ""))))
-    if doc.get("validUntil"):
+    pairs.append((text(lang, "valid_from"), esc(_str(doc.get("validFrom")))))
+    if _str(doc.get("validUntil")):
         pairs.append((text(lang, "valid_until"), esc(doc["validUntil"])))
-    evidence = [e.get("description", "") for e in doc.get("evidence") or [] if isinstance(e, dict)]
+    evidence = [_str(e.get("description")) for e in _dicts(doc.get("evidence"))]
     if evidence:
         pairs.append((text(lang, "evidence"), "<br>".join(esc(e) for e in evidence)))
-    pairs.append((text(lang, "credential_id"), f"<code>{esc(doc.get('id', ''))}</code>"))
+    pairs.append((text(lang, "credential_id"), f"<code>{esc(_str(doc.get('id')))}</code>"))
     return facts(pairs, "about")
 
 
@@ -144,7 +198,7 @@ def _report(lang: str, report: dict, doc: Any, learner: str) -> str:
             text(lang, CHECK_KEYS.get(n, "")) if n in CHECK_KEYS else n for n in failed
         )
         out += f'<p role="alert" id="failed">{esc(text(lang, "failed_checks"))}: {esc(names)}</p>'
-    out += _about(lang, doc, learner)
+    out += _about(lang, doc, learner, report)
     rows, attrs = [], []
     for c in report["checks"]:
         cls = {"pass": "pass", "fail": "fail"}.get(c["outcome"], "na")
@@ -239,4 +293,8 @@ async def verify_posted(request: Request, state: StateDep) -> HTMLResponse:
         doc = json.loads(raw)
     except ValueError as exc:
         return _problem(request, state, text(lang, "not_json").format(why=exc), raw, 422)
+    problem = type_problem(doc)
+    if problem is not None:
+        message = text(lang, "wrongly_typed").format(why=problem)
+        return _problem(request, state, message, raw, 422)
     return await _render(request, state, doc, raw, learner)

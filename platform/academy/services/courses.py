@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from ..models import Assignment, Cohort, Course, LatePolicy, to_utc, utcnow
+from ..models import Assignment, Cohort, Course, LatePolicy, id_of, to_utc, utcnow
 from ..settings import Settings
 from .access import Principal
 from .errors import Conflict, Invalid, NotFound
@@ -110,8 +110,8 @@ def release_lab(
     notebook = next((p.name for p in sources if p.stem == lab), sources[0].name)
     title = next((item["title"] for item in course_labs(course) if item["id"] == lab), lab)
     row = Assignment(
-        cohort_id=cohort.id,  # type: ignore[arg-type]
-        course_id=course.id,  # type: ignore[arg-type]
+        cohort_id=id_of(cohort),
+        course_id=id_of(course),
         lab=lab,
         title=title,
         notebook=notebook,
@@ -124,7 +124,7 @@ def release_lab(
     )
     session.add(row)
     session.flush()
-    _snapshot(settings, row.id, grader_course.source_dir(lab), learner)  # type: ignore[arg-type]
+    _snapshot(settings, id_of(row), grader_course.source_dir(lab), learner)
     audit.record(
         session, actor, "assignment.release", "assignment", row.id, cohort.institution_id, lab=lab
     )
@@ -153,11 +153,11 @@ def _snapshot(settings: Settings, assignment_id: int, src: Path, learner: list) 
 
 def released_files(settings: Settings, assignment: Assignment) -> list[Path]:
     """The learner files of an assignment, in name order."""
-    folder = assignment_dir(settings, assignment.id) / "release"  # type: ignore[arg-type]
+    folder = assignment_dir(settings, id_of(assignment)) / "release"
     if not folder.is_dir():
         raise NotFound(f"the files of assignment {assignment.id} are missing on the server")
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def source_notebook_path(settings: Settings, assignment: Assignment) -> Path:
-    return assignment_dir(settings, assignment.id) / "source" / assignment.notebook  # type: ignore[arg-type]
+    return assignment_dir(settings, id_of(assignment)) / "source" / assignment.notebook

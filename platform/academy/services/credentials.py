@@ -18,7 +18,7 @@ import secrets
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -27,10 +27,11 @@ from ..credentials.anchoring import Anchor, anchor_batch, sign_all
 from ..credentials.completion import Course as CourseRule
 from ..credentials.credential import build_credential
 from ..credentials.keys import IssuerKey, KeyHistory, KeyRecord, format_time
-from ..credentials.ledger import LedgerError, Registry, rpc_call
+from ..credentials.ledger import LedgerError, LedgerFacts, Registry, rpc_call
 from ..credentials.proofs import sign
 from ..credentials.statuslist import StatusList, status_entry, status_list_credential
-from ..credentials.verify import OnlineSources, Report, verify_credential
+from ..credentials.verify import OnlineSources, Report, SourceError, verify_credential
+from ..db import referenced
 from ..models import (
     Cohort,
     Course,
@@ -42,6 +43,7 @@ from ..models import (
     LedgerRegistryRecord,
     StatusListRecord,
     User,
+    id_of,
     utcnow,
 )
 from ..settings import Settings
@@ -132,11 +134,11 @@ def issuer_of(session: Session, institution_id: int) -> IssuerProfile | None:
 
 def ensure_issuer(session: Session, settings: Settings, institution: Institution) -> IssuerProfile:
     """The institution's issuer profile, created with its first key and status lists if new."""
-    found = issuer_of(session, institution.id)  # type: ignore[arg-type]
+    found = issuer_of(session, id_of(institution))
     if found is not None:
         return found
     issuer = IssuerProfile(
-        institution_id=institution.id,  # type: ignore[arg-type]
+        institution_id=id_of(institution),
         issuer_url=f"{public_base(settings)}/api/credentials/issuers/{institution.slug}",
         name=institution.name,
     )
@@ -145,7 +147,7 @@ def ensure_issuer(session: Session, settings: Settings, institution: Institution
     for purpose in PURPOSES:
         session.add(
             StatusListRecord(
-                issuer_id=issuer.id,  # type: ignore[arg-type]
+                issuer_id=id_of(issuer),
                 purpose=purpose,
                 bits=bytes(StatusList().bits),
             )
@@ -154,6 +156,10 @@ def ensure_issuer(session: Session, settings: Settings, institution: Institution
     return issuer
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: dt.datetime | None) -> dt.datetime | None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -166,7 +172,7 @@ def key_history(session: Session, issuer: IssuerProfile) -> KeyHistory:
         [
             KeyRecord(
                 r.multikey,
-                _utc(r.valid_from),  # type: ignore[arg-type]
+                _utc(r.valid_from),
                 _utc(r.valid_until),
                 _utc(r.revoked_at),
                 r.encrypted_private,
@@ -201,7 +207,7 @@ def add_key(session: Session, settings: Settings, issuer: IssuerProfile) -> Issu
             registry.retire_key(issuer.issuer_url, row.multikey, retired_at)
     key = IssuerKey.generate()
     row = IssuerKeyRecord(
-        issuer_id=issuer.id,  # type: ignore[arg-type]
+        issuer_id=id_of(issuer),
         multikey=key.multikey,
         valid_from=now,
         encrypted_private=key.encrypt(passphrase(settings)),
@@ -231,7 +237,7 @@ def revoke_key(
         at = max(at, registry.head_time() + dt.timedelta(seconds=1))
         registry.revoke_key(issuer.issuer_url, multikey, at)
     row.revoked_at = at
-    if row.valid_until is None or _utc(row.valid_until) > at:  # type: ignore[operator]
+    if row.valid_until is None or _utc(row.valid_until) > at:
         row.valid_until = at
     session.add(row)
     session.flush()
@@ -242,7 +248,8 @@ def signing_key(session: Session, settings: Settings, issuer: IssuerProfile) -> 
     record = key_history(session, issuer).active(_now())
     if record is None:
         record = key_history(session, issuer).find(add_key(session, settings, issuer).multikey)
-    return IssuerKey.decrypt(record.encrypted_private, passphrase(settings))  # type: ignore[union-attr, arg-type]
+    assert record is not None and record.encrypted_private is not None  # active or just added
+    return IssuerKey.decrypt(record.encrypted_private, passphrase(settings))
 
 
 def issuer_document(session: Session, settings: Settings, issuer: IssuerProfile) -> dict:
@@ -273,7 +280,7 @@ def _list(session: Session, issuer: IssuerProfile, purpose: str) -> StatusListRe
     ).first()
     if row is None or row.used >= row.size * 3 // 4:  # keep indexes sparse (herd privacy)
         row = StatusListRecord(
-            issuer_id=issuer.id,  # type: ignore[arg-type]
+            issuer_id=id_of(issuer),
             purpose=purpose,
             seq=(row.seq + 1) if row else 1,
             bits=bytes(StatusList().bits),
@@ -306,18 +313,18 @@ def status_list_document(session: Session, settings: Settings, row: StatusListRe
     """The signed BitstringStatusListCredential (re-signed only after a change)."""
     if row.signed_json:
         return json.loads(row.signed_json)
-    issuer = session.get(IssuerProfile, row.issuer_id)
-    institution = session.get(Institution, issuer.institution_id)  # type: ignore[union-attr]
-    url = status_url(settings, institution.slug, row.purpose, row.seq)  # type: ignore[union-attr]
+    issuer = referenced(session, IssuerProfile, row.issuer_id)
+    institution = referenced(session, Institution, issuer.institution_id)
+    url = status_url(settings, institution.slug, row.purpose, row.seq)
     now = format_time(_now())
     doc = status_list_credential(
         url,
         issuer.issuer_url,
         row.purpose,
         StatusList(row.size, row.bits),
-        now,  # type: ignore[union-attr]
+        now,
     )
-    signed = sign(doc, signing_key(session, settings, issuer), now)  # type: ignore[arg-type]
+    signed = sign(doc, signing_key(session, settings, issuer), now)
     row.signed_json = json.dumps(signed)
     session.add(row)
     session.commit()
@@ -334,19 +341,19 @@ def set_status(
         raise Invalid("a revocation is final: issue a new credential instead")
     list_id = record.revocation_list_id if purpose == "revocation" else record.suspension_list_id
     index = record.revocation_index if purpose == "revocation" else record.suspension_index
-    row = session.get(StatusListRecord, list_id)
-    bits = StatusList(row.size, row.bits)  # type: ignore[union-attr]
+    row = referenced(session, StatusListRecord, list_id)
+    bits = StatusList(row.size, row.bits)
     bits.set(index, value)
-    row.bits, row.signed_json, row.updated_at = bytes(bits.bits), "", utcnow()  # type: ignore[union-attr]
+    row.bits, row.signed_json, row.updated_at = bytes(bits.bits), "", utcnow()
     setattr(record, "revoked" if purpose == "revocation" else "suspended", value)
-    session.add(row)  # type: ignore[arg-type]
+    session.add(row)
     session.add(record)
     registry = registry_for(session, settings)
     if registry is not None:
-        issuer = session.get(IssuerProfile, record.issuer_id)
-        institution = session.get(Institution, issuer.institution_id)  # type: ignore[union-attr]
-        url = status_url(settings, institution.slug, purpose, row.seq)  # type: ignore[union-attr]
-        registry.set_statuses(issuer.issuer_url, [(url, index, purpose, value)])  # type: ignore[union-attr]
+        issuer = referenced(session, IssuerProfile, record.issuer_id)
+        institution = referenced(session, Institution, issuer.institution_id)
+        url = status_url(settings, institution.slug, purpose, row.seq)
+        registry.set_statuses(issuer.issuer_url, [(url, index, purpose, value)])
     session.commit()
     return record
 
@@ -366,8 +373,8 @@ def course_rule(course: Course) -> CourseRule:
 
 def eligible(session: Session, cohort: Cohort) -> list[tuple[User, dict[str, tuple[float, float]]]]:
     """Learners of ``cohort`` who meet the course's completion rule and hold no credential yet."""
-    course = session.get(Course, cohort.course_id)
-    rule = course_rule(course)  # type: ignore[arg-type]
+    course = referenced(session, Course, cohort.course_id)
+    rule = course_rule(course)
     scores: dict[str, dict[str, tuple[float, float]]] = {}
     for r in gradebook.rows(session, cohort):
         if r["submissions"]:
@@ -394,20 +401,25 @@ def issue_batch(
 ) -> CredentialBatch:
     """Sign a credential for each (cohort, learner, lab scores) and anchor them as one batch."""
     if not learners:
-        raise Invalid("nobody to issue to: no learner meets the completion rule yet")
+        raise Invalid(
+            "nobody to issue to: no learner meets the completion rule yet",
+            detail={"key": "nobody_eligible"},
+        )
     issuer = ensure_issuer(session, settings, institution)
     lists = {p: _list(session, issuer, p) for p in PURPOSES}
     taken: dict[str, set[int]] = {p: set() for p in PURPOSES}
     drafts, rows = [], []
     base = public_base(settings)
     for cohort, user, labs in learners:
-        course = session.get(Course, cohort.course_id)
-        rule = course_rule(course)  # type: ignore[arg-type]
+        course = referenced(session, Course, cohort.course_id)
+        rule = course_rule(course)
         titles = dict(rule.labs)
         indexes = {p: _free_index(session, lists[p], taken[p]) for p in PURPOSES}
         doc = build_credential(
             issuer={"id": issuer.issuer_url, "name": issuer.name, "url": base},
-            subject_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, issuer.issuer_url + '/' + user.username)}",
+            # random: a uuid5 of the issuer and username could be recomputed by anyone who
+            # guesses the login, and would link a learner's certificates to each other
+            subject_id=f"urn:uuid:{uuid.uuid4()}",
             identity=user.username,
             achievement={
                 "id": f"{base}/api/credentials/achievements/{rule.id}",
@@ -434,7 +446,7 @@ def issue_batch(
         rows.append((cohort, user, indexes))
     created = format_time(_now())
     signed = sign_all(drafts, signing_key(session, settings, issuer), created)
-    batch = CredentialBatch(issuer_id=issuer.id, count=len(signed), issued_by=actor_id)  # type: ignore[arg-type]
+    batch = CredentialBatch(issuer_id=id_of(issuer), count=len(signed), issued_by=actor_id)
     registry = registry_for(session, settings)
     if registry is not None:
         ident = registry.identity()
@@ -457,14 +469,14 @@ def issue_batch(
         session.add(
             CredentialRecord(
                 uid=doc["id"],
-                issuer_id=issuer.id,  # type: ignore[arg-type]
+                issuer_id=id_of(issuer),
                 batch_id=batch.id,
-                user_id=user.id,  # type: ignore[arg-type]
+                user_id=id_of(user),
                 course_id=cohort.course_id,
-                cohort_id=cohort.id,  # type: ignore[arg-type]
-                revocation_list_id=lists["revocation"].id,  # type: ignore[arg-type]
+                cohort_id=id_of(cohort),
+                revocation_list_id=id_of(lists["revocation"]),
                 revocation_index=indexes["revocation"],
-                suspension_list_id=lists["suspension"].id,  # type: ignore[arg-type]
+                suspension_list_id=id_of(lists["suspension"]),
                 suspension_index=indexes["suspension"],
                 document=json.dumps(doc),
             )
@@ -482,13 +494,13 @@ def auto_issue_once(settings: Settings, engine: Engine) -> int:
     with Session(engine, expire_on_commit=False) as session:
         issuers = session.exec(select(IssuerProfile).where(col(IssuerProfile.auto_issue))).all()
         for issuer in issuers:
-            institution = session.get(Institution, issuer.institution_id)
+            institution = referenced(session, Institution, issuer.institution_id)
             cohorts = session.exec(
                 select(Cohort).where(Cohort.institution_id == issuer.institution_id)
             ).all()
             learners = [(c, u, s) for c in cohorts for u, s in eligible(session, c)]
             if learners:
-                issue_batch(session, settings, institution, learners, None)  # type: ignore[arg-type]
+                issue_batch(session, settings, institution, learners, None)
                 issued += len(learners)
     return issued
 
@@ -521,20 +533,48 @@ class AutoIssuer:
 
 
 class AcademySources(OnlineSources):
-    """Online sources where academy's own status lists are read from its database directly."""
+    """What academy's public page and API verify against: only what academy holds.
+
+    Nothing is fetched from an address a credential names (an issuer profile, a status list):
+    those addresses come from whoever wrote the document, and fetching them would let anyone make
+    academy call into its own network or hold its threads on a slow server. Issuer keys and
+    status lists come from academy's database; ledger evidence from academy's own node, and only
+    for a registry academy deployed. Errors never repeat what a node or server answered."""
 
     def __init__(self, session: Session, settings: Settings) -> None:
         super().__init__(settings.ledger_rpc_url or None)
         self.session, self.settings = session, settings
         self.prefix = f"{public_base(settings)}/api/credentials/status/"
 
-    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
-        issuer = self.session.exec(
+    def _issuer(self, issuer_id: str) -> IssuerProfile | None:
+        return self.session.exec(
             select(IssuerProfile).where(IssuerProfile.issuer_url == issuer_id)
         ).first()
-        if issuer is not None:
-            return key_history(self.session, issuer)
-        return super().issuer_keys(issuer_id)
+
+    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+        issuer = self._issuer(issuer_id)
+        return key_history(self.session, issuer) if issuer is not None else None
+
+    def known_issuer(self, issuer_id: str, signer: str) -> str | None:
+        """The name academy holds for ``issuer_id`` when it is one of academy's issuers and
+        ``signer`` one of its keys; None: academy does not know who signed this."""
+        issuer = self._issuer(issuer_id)
+        if issuer is None or key_history(self.session, issuer).find(signer) is None:
+            return None
+        return issuer.name
+
+    def _known_registry(self, registry: str) -> bool:
+        rows = self.session.exec(select(LedgerRegistryRecord)).all()
+        return any(r.address.lower() == str(registry).lower() for r in rows)
+
+    def ledger_facts(self, registry: str) -> LedgerFacts:
+        if not self._known_registry(registry):
+            raise LedgerError("the anchor names a ledger registry academy does not hold")
+        try:
+            return super().ledger_facts(registry)
+        except LedgerError as exc:
+            log.warning("verify: reading academy's ledger failed: %s", exc)
+            raise LedgerError("academy's ledger could not be read; try again later") from None
 
     def trusted_genesis(self, registry: str) -> str | None:
         """ACADEMY_LEDGER_GENESIS, else the genesis academy recorded when it deployed that
@@ -552,12 +592,15 @@ class AcademySources(OnlineSources):
                 row = own_list(self.session, parts[0], parts[1], int(parts[2]))
                 if row is not None:
                     return status_list_document(self.session, self.settings, row)
-        return super().status_list(url)
+        raise SourceError(
+            "this status list is not one academy holds (academy fetches nothing from the "
+            "addresses a credential names; `academy verify` on the command line can)"
+        )
 
 
 def own_list(session: Session, slug: str, purpose: str, seq: int) -> StatusListRecord | None:
     institution = session.exec(select(Institution).where(Institution.slug == slug)).first()
-    issuer = issuer_of(session, institution.id) if institution else None  # type: ignore[arg-type]
+    issuer = issuer_of(session, id_of(institution)) if institution else None
     if issuer is None:
         return None
     return session.exec(

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session, col, select
 
-from ..models import Cohort, Course, Enrollment, Institution, Role, User
+from ..models import Cohort, Course, Enrollment, Institution, Role, User, id_of
 from . import audit
 from .access import Principal
 from .errors import AcademyError, Conflict, Invalid
@@ -45,7 +45,21 @@ def cohorts_named(
     return list(session.exec(query))
 
 
+def learners(session: Session, cohort: Cohort) -> list[User]:
+    """The learners enrolled in ``cohort``, by username: the gradebook, the dashboard and the
+    enrollment list show the same people in the same order."""
+    return list(
+        session.exec(
+            select(User)
+            .join(Enrollment, col(Enrollment.user_id) == col(User.id))
+            .where(Enrollment.cohort_id == cohort.id)
+            .order_by(col(User.username))
+        )
+    )
+
+
 def enrollment_of(session: Session, cohort: Cohort, user: User) -> Enrollment | None:
+    """``user``'s enrollment in ``cohort``, if enrolled."""
     return session.exec(
         select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.user_id == user.id)
     ).first()
@@ -60,7 +74,7 @@ def enroll(
         if strict:
             raise Conflict(f"{user.username} is already enrolled in cohort {cohort.slug}")
         return found, False
-    row = Enrollment(cohort_id=cohort.id, user_id=user.id)  # type: ignore[arg-type]
+    row = Enrollment(cohort_id=id_of(cohort), user_id=id_of(user))
     session.add(row)
     session.flush()
     inst = session.get(Institution, cohort.institution_id)

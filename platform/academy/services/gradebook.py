@@ -7,18 +7,12 @@ import io
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Enrollment, Grade, Submission, User
+from grader.results import NBGRADER_EXPORT_COLUMNS
 
-COLUMNS = [
-    "assignment",
-    "timestamp",
-    "student_id",
-    "raw_score",
-    "late_submission_penalty",
-    "score",
-    "max_score",
-    "submissions",
-]
+from ..models import Assignment, Cohort, Grade, Submission, id_of
+from .enrollment import learners as enrolled
+
+COLUMNS = [*NBGRADER_EXPORT_COLUMNS, "submissions"]
 
 
 def rows(session: Session, cohort: Cohort) -> list[dict]:
@@ -26,12 +20,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
     assignments = session.exec(
         select(Assignment).where(Assignment.cohort_id == cohort.id).order_by(col(Assignment.id))
     ).all()
-    learners = session.exec(
-        select(User)
-        .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(col(User.username))
-    ).all()
+    learners = enrolled(session, cohort)
     out: list[dict] = []
     for a in assignments:
         subs = session.exec(
@@ -45,7 +34,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
             latest[s.user_id] = s
             counts[s.user_id] = counts.get(s.user_id, 0) + 1
         for user in learners:
-            sub = latest.get(user.id)  # type: ignore[arg-type]
+            sub = latest.get(id_of(user))
             grade = (
                 session.exec(
                     select(Grade)
@@ -64,7 +53,7 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
                     "late_submission_penalty": grade.late_penalty if grade else 0.0,
                     "score": grade.score if grade else 0.0,
                     "max_score": a.max_score,
-                    "submissions": counts.get(user.id, 0),  # type: ignore[arg-type]
+                    "submissions": counts.get(id_of(user), 0),
                 }
             )
     return out

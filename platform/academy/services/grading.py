@@ -21,18 +21,23 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Grade, GradeJob, JobStatus, Submission, User, utcnow
+from ..models import Assignment, Grade, GradeJob, JobStatus, Submission, User, id_of, utcnow
 from ..settings import Settings
 from . import audit
+from .access import Principal
 from .courses import assignment_dir, source_notebook_path
 from .submissions import blob_path, late_penalty
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger("academy.grading")
 
@@ -49,10 +54,10 @@ class Claim:
     attempts: int
 
 
-def _claimable(now):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
-        and_(GradeJob.status == JobStatus.queued, GradeJob.run_after <= now),
-        and_(GradeJob.status == JobStatus.running, GradeJob.lease_until < now),
+        and_(col(GradeJob.status) == JobStatus.queued, col(GradeJob.run_after) <= now),
+        and_(col(GradeJob.status) == JobStatus.running, col(GradeJob.lease_until) < now),
     )
 
 
@@ -86,13 +91,13 @@ def claim(engine: Engine, settings: Settings) -> Claim | None:
         if job.attempts > settings.grade_max_attempts:
             _finish_failed(
                 engine,
-                job.id,
+                id_of(job),
                 token,
-                "gave up: the grader stopped in the middle "  # type: ignore[arg-type]
+                "gave up: the grader stopped in the middle "
                 f"{job.attempts - 1} times on this submission",
             )
             return None
-        return Claim(job.id, token, job.submission_id, job.attempts)  # type: ignore[arg-type]
+        return Claim(id_of(job), token, job.submission_id, job.attempts)
 
 
 def renew(engine: Engine, settings: Settings, claim_: Claim) -> bool:
@@ -148,11 +153,11 @@ def grade_once(
 ) -> dict:
     """Run the grader on one stored submission: scores, per-cell results and feedback HTML.
 
-    The submission travels as a :class:`grader.autograde.Job` (data only) to
-    :func:`grader.autograde.run_job`, here or on a Dask worker: the same code grades both ways.
+    The submission travels as a :class:`grader.jobs.Job` (data only) to
+    :func:`grader.jobs.run_job`, here or on a Dask worker: the same code grades both ways.
     """
     from grader.assignment import AssignmentError, read_node, reads_node
-    from grader.autograde import Job, run_job
+    from grader.jobs import Job, run_job, side_files
     from grader.limits import Limits
     from grader.results import feedback_html, totals
 
@@ -168,7 +173,7 @@ def grade_once(
         student=user.username,
         assignment=assignment.lab,
         notebooks=[(name, source, submitted, "")],
-        files=_side_files(assignment_dir(settings, assignment.id) / "source"),  # type: ignore[arg-type]
+        files=side_files(assignment_dir(settings, id_of(assignment)) / "source"),
         limits=Limits(cell_timeout=settings.cell_timeout),
     )
     try:
@@ -200,11 +205,11 @@ def grade_once(
     }
 
 
-_DASK: dict[str, object] = {}
+_DASK: dict[str, Client] = {}
 _DASK_LOCK = threading.Lock()
 
 
-def _dask_client(address: str):  # type: ignore[no-untyped-def]
+def _dask_client(address: str) -> Client:
     """One Dask client per scheduler for the whole process (made on first use)."""
     with _DASK_LOCK:
         client = _DASK.get(address)
@@ -217,19 +222,6 @@ def _dask_client(address: str):  # type: ignore[no-untyped-def]
             client = Client(address, timeout="10s", set_as_default=False)
             _DASK[address] = client
         return client
-
-
-def _side_files(folder: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    total = 0
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
-                total += path.stat().st_size
-                if total > 32 * 1024**2:
-                    break
-                files[path.name] = path.read_bytes()
-    return files
 
 
 def complete(engine: Engine, claim_: Claim, result: dict) -> bool:
@@ -373,8 +365,8 @@ def institution_of(session: Session, assignment_id: int) -> int | None:
     return cohort.institution_id if cohort else None
 
 
-def enqueue_regrade(session: Session, actor, submission: Submission) -> GradeJob:  # type: ignore[no-untyped-def]
-    job = GradeJob(submission_id=submission.id, reason="regrade")  # type: ignore[arg-type]
+def enqueue_regrade(session: Session, actor: Principal, submission: Submission) -> GradeJob:
+    job = GradeJob(submission_id=id_of(submission), reason="regrade")
     session.add(job)
     session.flush()
     audit.record(

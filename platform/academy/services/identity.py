@@ -6,13 +6,19 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from ..models import ApiToken, Institution, Role, RoleAssignment, User, utcnow
+from ..models import ApiToken, Institution, Role, RoleAssignment, User, id_of, utcnow
 from . import audit
 from .access import ALL_SCOPES, SCOPES, Principal, roles_of
 from .errors import Conflict, Invalid, Unauthorized, found
-from .security import hash_password, new_token, token_hash, verify_password
+from .security import (
+    burn_password_check,
+    hash_password,
+    new_token,
+    token_hash,
+    verify_password,
+)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -54,6 +60,18 @@ def ensure_user(
     return user, True
 
 
+def is_system_of(session: Session, user: User, institution_id: int) -> bool:
+    """Whether ``user`` is an institution system of that institution and nothing else: a service
+    account whose only roles are institution_admin there."""
+    if not user.is_service:
+        return False
+    roles = roles_of(session, id_of(user))
+    return all(
+        r.role == Role.institution_admin and r.institution_id == institution_id and r.course_id is None
+        for r in roles
+    ) and bool(roles)
+
+
 def set_password(session: Session, user: User, password: str) -> None:
     if len(password) < 4:
         raise Invalid("a password needs at least 4 characters")
@@ -64,8 +82,8 @@ def set_password(session: Session, user: User, password: str) -> None:
 def check_password(session: Session, username: str, password: str) -> User | None:
     """The user when the password matches the embedded demo login's stored hash."""
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or user.is_service:
-        verify_password(password, None)
+    if user is None or user.is_service or not user.password_hash:
+        burn_password_check(password)  # as slow as a wrong password: names do not leak
         return None
     return user if verify_password(password, user.password_hash, user.username) else None
 
@@ -92,7 +110,7 @@ def issue_token(
     """Create a token for ``user``; the secret is returned once and only its hash is kept."""
     secret = token or new_token()
     row = ApiToken(
-        user_id=user.id,  # type: ignore[arg-type]
+        user_id=id_of(user),
         name=name,
         token_hash=token_hash(secret),
         prefix=secret[:8],
@@ -118,11 +136,11 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     if user is None:
         return None
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_EVERY:
-        session.exec(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        session.exec(update(ApiToken).where(col(ApiToken.id) == row.id).values(last_used_at=now))
         session.commit()
     return Principal(
         user=user,
-        roles=roles_of(session, user.id),  # type: ignore[arg-type]
+        roles=roles_of(session, id_of(user)),
         scopes=frozenset(row.scopes.split()),
         token_id=row.id,
         via="token",
@@ -133,7 +151,7 @@ def principal_for_user(session: Session, user: User, via: str) -> Principal:
     """A person signed in through the hub: every scope, limited by the roles they hold."""
     return Principal(
         user=user,
-        roles=roles_of(session, user.id),  # type: ignore[arg-type]
+        roles=roles_of(session, id_of(user)),
         scopes=ALL_SCOPES,
         via=via,
     )
@@ -149,6 +167,27 @@ def register_service_token(session: Session, secret: str) -> None:
     ).first()
     if existing is None:
         issue_token(session, user, ["hub"], name="hub service token", token=secret)
+    # a rotated ACADEMY_SERVICE_TOKEN replaces the old one: the old secret stops working
+    revoke_tokens(session, user, "hub service token", keep=token_hash(secret))
+
+
+def revoke_tokens(session: Session, user: User, name: str, keep: str | None = None) -> int:
+    """Revoke ``user``'s live tokens called ``name`` (all but the one hashed ``keep``)."""
+    rows = session.exec(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.name == name,
+            col(ApiToken.revoked_at).is_(None),
+        )
+    ).all()
+    now = utcnow()
+    count = 0
+    for row in rows:
+        if row.token_hash != keep:
+            row.revoked_at = now
+            session.add(row)
+            count += 1
+    return count
 
 
 def grant_role(
@@ -175,7 +214,7 @@ def grant_role(
     ).first()
     if found is not None:
         return found, False
-    row = RoleAssignment(user_id=user.id, role=role, institution_id=inst_id, course_id=course_id)  # type: ignore[arg-type]
+    row = RoleAssignment(user_id=id_of(user), role=role, institution_id=inst_id, course_id=course_id)
     session.add(row)
     session.flush()
     audit.record(

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from ..models import Assignment, Cohort, Course
+from ..models import Assignment, Cohort, Course, id_of, to_utc, utcnow
 from ..settings import Settings
 from .access import Principal
 from .courses import assignment_dir, course_labs
-from .errors import Conflict, NotFound, Unavailable
+from .errors import Conflict, Forbidden, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from labs.sandbox import LabEnv, LabSpec, SandboxManager
@@ -51,6 +51,12 @@ def sandbox_manager(settings: Settings) -> SandboxManager:
         explorer_url_template=mine.get("explorer_url_template")
         or f"{settings.base_path}/explorer/{{env_id}}",
     )
+
+
+def learner_envs(settings: Settings, learner: str) -> list[LabEnv]:
+    """Every lab chain ``labs.sandbox`` recorded for ``learner``, started at spawn or for a lab:
+    the explorer and the learner's own pages list the same ones."""
+    return sandbox_manager(settings).list(learner)
 
 
 @dataclass
@@ -88,7 +94,13 @@ def lab_toml(
     ).first()
     if released is not None:
         principal.require_scope("learn")
-        snapshot = assignment_dir(settings, released.id) / "source" / "lab.toml"  # type: ignore[arg-type]
+        opens = to_utc(released.opens_at)
+        if utcnow() < opens and not _teaches_course(session, principal, row):
+            raise Forbidden(
+                f"lab {course}/{lab} opens at {opens.isoformat()}; "
+                "its chain starts from then on"
+            )
+        snapshot = assignment_dir(settings, id_of(released)) / "source" / "lab.toml"
         if snapshot.is_file():
             return snapshot
     elif _teaches_course(session, principal, row):

@@ -12,22 +12,23 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
 from ..models import (
     Assignment,
     Cohort,
-    Enrollment,
     Extension,
     Grade,
     GradeJob,
     Submission,
     User,
+    id_of,
     to_utc,
     utcnow,
 )
+from .enrollment import learners as enrolled
 from .submissions import learner_reason, status_of
 
 
@@ -78,11 +79,14 @@ class CohortProgress:
     hidden: list[HiddenTest]  # most failed first
 
 
-def _latest(session: Session, model: type[Grade] | type[GradeJob], ids: list[int]) -> dict:
+Latest = TypeVar("Latest", Grade, GradeJob)
+
+
+def _latest(session: Session, model: type[Latest], ids: list[int]) -> dict[int, Latest]:
     """The newest ``model`` row (Grade or GradeJob) of each submission in ``ids``."""
-    latest: dict[int, Any] = {}
+    latest: dict[int, Latest] = {}
     if ids:
-        column = model.submission_id  # type: ignore[union-attr]
+        column = model.submission_id
         for row in session.exec(select(model).where(col(column).in_(ids)).order_by(col(model.id))):
             latest[row.submission_id] = row
     return latest
@@ -90,14 +94,7 @@ def _latest(session: Session, model: type[Grade] | type[GradeJob], ids: list[int
 
 def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
     """Everything the dashboard shows for one cohort, in a handful of queries."""
-    learners = list(
-        session.exec(
-            select(User)
-            .join(Enrollment, col(Enrollment.user_id) == col(User.id))
-            .where(Enrollment.cohort_id == cohort.id)
-            .order_by(col(User.username))
-        )
-    )
+    learners = enrolled(session, cohort)
     names = {u.id: u.username for u in learners}
     assignments = list(
         session.exec(
@@ -132,29 +129,29 @@ def cohort_progress(session: Session, cohort: Cohort) -> CohortProgress:
         latest_any[(s.assignment_id, s.user_id)] = s
         if s.accepted:
             latest[(s.assignment_id, s.user_id)] = s
-    ids = [s.id for s in latest_any.values()]  # type: ignore[misc]
-    grades, jobs = _latest(session, Grade, ids), _latest(session, GradeJob, ids)  # type: ignore[arg-type]
+    ids = [id_of(s) for s in latest_any.values()]
+    grades, jobs = _latest(session, Grade, ids), _latest(session, GradeJob, ids)
     now = utcnow()
     hidden: dict[tuple[str, str], HiddenTest] = {}
     out = []
     for a in assignments:
         row = AssignmentProgress(a, a.due_at, len(learners))
         for user in learners:
-            key = (a.id, user.id)
-            sub = latest_any.get(key)  # type: ignore[arg-type]
+            key = (id_of(a), id_of(user))
+            sub = latest_any.get(key)
             if sub is None:
-                due = ext.get(key) or a.due_at  # type: ignore[arg-type]
+                due = ext.get(key) or a.due_at
                 row.missing.append((user.username, due is not None and to_utc(due) < now))
                 continue
             if sub.late_seconds > 0:
-                row.late.append(LateRow(sub.id, user.username, sub.late_seconds, sub.accepted))  # type: ignore[arg-type]
-            sub = latest.get(key)  # type: ignore[arg-type]
+                row.late.append(LateRow(id_of(sub), user.username, sub.late_seconds, sub.accepted))
+            sub = latest.get(key)
             if sub is None:
                 continue
             row.submitted += 1
-            grade = grades.get(sub.id)  # type: ignore[arg-type]
+            grade = grades.get(id_of(sub))
             if grade is None:
-                if status_of(sub, jobs.get(sub.id)) in ("queued", "running"):  # type: ignore[arg-type]
+                if status_of(sub, jobs.get(id_of(sub))) in ("queued", "running"):
                     row.pending += 1
                 continue
             row.graded += 1

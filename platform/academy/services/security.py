@@ -57,6 +57,15 @@ def _verified_id(password: str, stored: str, who: str) -> bytes:
     return hmac.new(_verified_key, message, hashlib.sha256).digest()
 
 
+_DUMMY_SALT = secrets.token_bytes(16)
+
+
+def burn_password_check(password: str) -> None:
+    """The work of one wrong-password check, for a login whose user does not exist (or has no
+    password): without it that answer comes back at once, and the delay tells which names do."""
+    _scrypt(password, _DUMMY_SALT, 32)
+
+
 def verify_password(password: str, stored: str | None, who: str = "") -> bool:
     """Constant-time check; a user without a password never matches. ``who`` (the user name)
     keeps one user's remembered login from vouching for another's, even with equal hashes."""

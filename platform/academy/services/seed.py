@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from ..db import session_scope
-from ..models import Assignment, Cohort, Institution, LatePolicy, Role
+from ..models import Assignment, Cohort, Institution, LatePolicy, Role, id_of
 from ..settings import Settings
 from .access import ALL_SCOPES, Principal
 from .courses import course_labs, discover, import_course, release_lab
@@ -59,7 +59,7 @@ def seed_demo(settings: Settings, engine: Engine, learners: int = 3) -> SeedRepo
                 grant_role(session, None, user, role, inst)
         actor = Principal(
             user=users["instructor"],
-            roles=roles_of(session, users["instructor"].id),
+            roles=roles_of(session, id_of(users["instructor"])),
             scopes=ALL_SCOPES,
         )
         for root in discover(settings.courses_dir):
@@ -76,11 +76,11 @@ def seed_demo(settings: Settings, engine: Engine, learners: int = 3) -> SeedRepo
             ).first()
             if cohort is None:
                 cohort = Cohort(
-                    institution_id=inst.id,
-                    course_id=course.id,
+                    institution_id=id_of(inst),
+                    course_id=id_of(course),
                     slug=f"{course.slug}-demo"[:64],
                     name=f"{course.title} (demo)",
-                )  # type: ignore[arg-type]
+                )
                 session.add(cohort)
                 session.flush()
             for name, user in users.items():
@@ -108,5 +108,5 @@ def seed_demo(settings: Settings, engine: Engine, learners: int = 3) -> SeedRepo
                     except Exception as exc:
                         log.warning("could not release %s/%s: %s", course.slug, lab["id"], exc)
                         continue
-                report.assignments.append(existing.id)  # type: ignore[arg-type]
+                report.assignments.append(id_of(existing))
     return report

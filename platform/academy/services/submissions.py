@@ -12,7 +12,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -26,6 +28,7 @@ from ..models import (
     LatePolicy,
     Submission,
     User,
+    id_of,
     utcnow,
 )
 from ..settings import Settings
@@ -45,7 +48,7 @@ def blob_path(settings: Settings, sha256: str) -> Path:
     return settings.state_dir / "submissions" / sha256[:2] / sha256
 
 
-def store_stream(settings: Settings, chunks) -> StoredBlob:  # type: ignore[no-untyped-def]
+def store_stream(settings: Settings, chunks: Iterable[bytes]) -> StoredBlob:
     """Write an iterable of byte chunks content-addressed; returns its hash, size and path."""
     tmp_dir = settings.state_dir / "submissions" / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,7 @@ def check_notebook(data: bytes, filename: str) -> None:
         raise Invalid(f"{exc}; save the notebook in JupyterLab and upload it again") from None
 
 
-def effective_due(session: Session, assignment: Assignment, user_id: int):  # type: ignore[no-untyped-def]
+def effective_due(session: Session, assignment: Assignment, user_id: int) -> datetime | None:
     ext = session.exec(
         select(Extension).where(
             Extension.assignment_id == assignment.id, Extension.user_id == user_id
@@ -123,12 +126,12 @@ def create_submission(
     now = utcnow()
     if now < assignment.opens_at:
         raise Forbidden(f"assignment {assignment.id} opens at {assignment.opens_at.isoformat()}")
-    due = effective_due(session, assignment, user.id)  # type: ignore[arg-type]
+    due = effective_due(session, assignment, id_of(user))
     late = max(0.0, (now - due).total_seconds()) if due is not None else 0.0
     accepted = not (late > 0 and assignment.late_policy == LatePolicy.reject)
     sub = Submission(
-        assignment_id=assignment.id,  # type: ignore[arg-type]
-        user_id=user.id,  # type: ignore[arg-type]
+        assignment_id=id_of(assignment),
+        user_id=id_of(user),
         sha256=blob.sha256,
         size=blob.size,
         filename=filename[:255],
@@ -140,7 +143,7 @@ def create_submission(
     session.flush()
     job = None
     if accepted:
-        job = GradeJob(submission_id=sub.id)  # type: ignore[arg-type]
+        job = GradeJob(submission_id=id_of(sub))
         session.add(job)
         session.flush()
     return sub, job

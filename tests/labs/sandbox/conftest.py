@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox.docker_backend import DockerBackend
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,11 +56,14 @@ def engine() -> Iterator[dict[str, str]]:
             env=env,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while not _answers(sock):
+
+        def up() -> bool:
+            if _answers(sock):
+                return True
             assert service.poll() is None, (engine_dir / "service.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "podman service did not answer in 30 s"
-            time.sleep(0.1)
+            return False
+
+        wait_until(up, 30, message="podman service did not answer in 30 s")
     # like Docker Engine's root:docker 0660: a platform container given the socket's group
     # (group_add, as the hub in deploy/compose.yaml) may drive the engine
     sock.chmod(0o660)

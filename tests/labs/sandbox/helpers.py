@@ -6,10 +6,12 @@ import shutil
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
-import httpx
 from eth_account import Account
 from eth_utils import to_checksum_address
+
+from labs.minichain.jsonrpc import call
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 
@@ -39,14 +41,8 @@ def make_lab(folder: Path, lab_id: str = "counters", validators: int = 4) -> Pat
     return path
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> object:
-    reply = httpx.post(
-        url,
-        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-        timeout=timeout,
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0) -> Any:
+    return call(url, method, params, timeout)
 
 
 def counter_value(url: str, address: str) -> int:
@@ -65,7 +61,7 @@ def signed_transfer(url: str, private_key: str, to: str, value: int) -> str:
         "chainId": int(rpc(url, "eth_chainId"), 16),
     }
     raw = acct.sign_transaction(tx).raw_transaction
-    return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[return-value]
+    return rpc(url, "eth_sendRawTransaction", ["0x" + raw.hex()])
 
 
 # What a learner's container can reach: each (host, port) is "open", "no-name" (the name does not

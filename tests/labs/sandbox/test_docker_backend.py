@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox import LabSpec, SandboxManager
 from labs.sandbox.docker_backend import DockerBackend
 
@@ -58,7 +59,8 @@ def envs(manager: SandboxManager, spec: LabSpec) -> dict[str, Any]:
 
 
 def _container(manager: SandboxManager, learner: str) -> Any:
-    backend: DockerBackend = manager.backend  # type: ignore[assignment]
+    backend = manager.backend
+    assert isinstance(backend, DockerBackend)
     (ct,) = backend._containers(manager.status(learner, "counters").env_id)
     return ct
 
@@ -177,9 +179,11 @@ def test_stop_start_and_recreate_keep_contracts_and_balances(
     assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
     assert again.contracts == env.contracts and counter_value(url, counter) == 7
     # the engine host is rebuilt: containers gone, the volume stays
-    for ct in manager.backend._containers(env.env_id):  # type: ignore[attr-defined]
+    backend = manager.backend
+    assert isinstance(backend, DockerBackend)
+    for ct in backend._containers(env.env_id):
         ct.stop(timeout=5)
-        manager.backend._remove(ct)  # type: ignore[attr-defined]
+        backend._remove(ct)
     again = manager.ensure(A, spec)
     url = f"http://{_ip(_container(manager, A), net)}:8546"
     assert int(rpc(url, "eth_getBalance", [receiver, "latest"]), 16) == 4242
@@ -196,10 +200,11 @@ def test_cull_stops_only_the_idle(manager: SandboxManager, envs: dict[str, Any])
 
 
 def _wait_receipt(url: str, tx: str) -> None:
-    deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", [tx]) is None:
-        assert time.monotonic() < deadline, "transaction never committed"
-        time.sleep(0.1)
+    wait_until(
+        lambda: rpc(url, "eth_getTransactionReceipt", [tx]),
+        30,
+        message="transaction never committed",
+    )
 
 
 def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
@@ -210,7 +215,8 @@ def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
     own keys. Stop and start keep the claimed chain's state."""
     run = engine["run"]
     m = SandboxManager(state_dir=str(tmp_path / "sandbox"), backend_class="docker")
-    b: DockerBackend = m.backend  # type: ignore[assignment]
+    b = m.backend
+    assert isinstance(b, DockerBackend)
     b.base_url, b.image = engine["base_url"], engine["image"]
     b.extra_labels = {RUN_LABEL: run}
     b.network_prefix = f"ca-{run}-"  # its own pool network, not another run's
@@ -226,10 +232,12 @@ def test_pool_hands_a_learner_a_started_chain_on_their_network_only(
         assert set(ct.attrs["NetworkSettings"]["Networks"]) == {cy.network}
         url = f"http://{_ip(ct, cy.network)}:8545"
         assert counter_value(url, cy.contracts["Counter"]["address"]) == 7  # preloaded
-        deadline = time.monotonic() + 120  # refilled in the background
-        while not [c for c in b._pool_chains() if c.status == "paused"]:
-            assert time.monotonic() < deadline, "the pool was not refilled"
-            time.sleep(0.5)
+        wait_until(  # refilled in the background
+            lambda: [c for c in b._pool_chains() if c.status == "paused"],
+            120,
+            interval=0.5,
+            message="the pool was not refilled",
+        )
         dee = m.ensure("dee", spec)
         assert b._containers(dee.env_id)[0].name != ct.name
         mine = {a["address"] for a in cy.accounts}

@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +37,7 @@ import httpx
 import pytest
 import yaml
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox.docker_backend import LABEL, DockerBackend
 from labs.sandbox.env import learner_slug
 
@@ -180,17 +180,18 @@ class Platform:
         self._add_learners()
 
     def _wait_up(self, ct: Any, path: str) -> None:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
+
+        def up() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + path, timeout=3).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+                    return True
             ct.reload()
             assert ct.status == "running", ct.logs()[-4000:].decode()
-            assert time.monotonic() < deadline, f"{ct.name} not up: " + ct.logs()[-4000:].decode()
-            time.sleep(0.5)
+            return False
+
+        wait_until(
+            up, 180, interval=0.5, message=lambda: f"{ct.name} not up: " + ct.logs()[-4000:].decode()
+        )
 
     def _add_learners(self) -> None:
         """Two learners in every demo cohort (as an institution's CSV enrollment makes them)."""
@@ -308,15 +309,18 @@ class Browser:
         assert r.status_code in (201, 202), f"{r.text}\n{self.log()}"
 
     def wait_ready(self) -> dict[str, Any]:
-        deadline = time.monotonic() + SPAWN_TIMEOUT
-        while True:
-            model = self.api("GET", f"/users/{self.learner}").json()
+        model: dict[str, Any] = {}
+
+        def ready() -> dict[str, Any] | None:
+            model.clear()
+            model.update(self.api("GET", f"/users/{self.learner}").json())
             server = model.get("servers", {}).get("")
-            if server and server.get("ready"):
-                return server
             assert server is not None, f"{self.learner}'s spawn failed: {model}\n{self.log()}"
-            assert time.monotonic() < deadline, f"not ready: {model}\n{self.log()}"
-            time.sleep(0.5)
+            return server if server.get("ready") else None
+
+        return wait_until(
+            ready, SPAWN_TIMEOUT, interval=0.5, message=lambda: f"not ready: {model}\n{self.log()}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -369,17 +373,16 @@ def test_lab_culler_keeps_a_pool_chain_ready_like_the_hub_would_start_it(
     """The lab-culler service (a process the hub starts) fills the pool with the hub's settings:
     the deployment's node image, limits and networks, not the defaults."""
     pool_net = f"ca-{platform.run}-pool"
-    deadline = time.monotonic() + 120
-    while True:
-        paused = [
+    paused = wait_until(
+        lambda: [
             ct
             for ct in platform.client.containers.list(all=True, filters={"name": "ca-pool-"})
             if pool_net in (ct.attrs["NetworkSettings"]["Networks"] or {}) and ct.status == "paused"
-        ]
-        if paused:
-            break
-        assert time.monotonic() < deadline, "no pool chain: " + platform.hub_log()
-        time.sleep(1)
+        ],
+        120,
+        interval=1,
+        message=lambda: "no pool chain: " + platform.hub_log(),
+    )
     ct = paused[0]
     assert ct.image.tags[0] == platform.images["node"]
     assert ct.attrs["HostConfig"]["Memory"] == 384 * 2**20  # ACADEMY_CHAIN_MEM_LIMIT
@@ -499,10 +502,12 @@ def test_a_server_stop_stops_its_chain_only(
     ada, bo = platform.learners
     r = browsers[ada].api("DELETE", f"/users/{ada}/server")
     assert r.status_code in (202, 204), r.text
-    deadline = time.monotonic() + 60
-    while browsers[ada].api("GET", f"/users/{ada}").json().get("servers"):
-        assert time.monotonic() < deadline, "A's server did not stop"
-        time.sleep(0.5)
+    wait_until(
+        lambda: not browsers[ada].api("GET", f"/users/{ada}").json().get("servers"),
+        60,
+        interval=0.5,
+        message="A's server did not stop",
+    )
     assert {c.status for c in platform.chains(ada)} == {"exited"}  # post-stop hook: chain stopped
     assert {c.status for c in platform.chains(bo)} == {"running"}
     assert platform.server(bo).status == "running"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
-from academy.models import Cohort, Institution
+from academy.models import Cohort, Institution, id_of
 from academy.services.courses import import_course
 from academy.services.identity import create_institution
 from nbformat.v4 import new_code_cell, new_markdown_cell
@@ -86,7 +86,7 @@ def uni_cohort(session: Session, courses_dir: Path) -> tuple[Institution, Cohort
     it: where every certificate test starts."""
     inst = create_institution(session, None, "uni", "University of Examples")
     course = import_course(session, courses_dir / COURSE)
-    cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="c1")  # type: ignore[arg-type]
+    cohort = Cohort(institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1")
     session.add(cohort)
     session.flush()
     return inst, cohort

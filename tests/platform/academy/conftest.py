@@ -4,17 +4,27 @@ after) or a fresh SQLite file per test, the app on either, and a small world of 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import pytest
 from academy.app import create_app
-from academy.db import make_engine, session_scope
-from academy.models import Cohort, LatePolicy, Role
+from academy.db import make_engine, referenced, session_scope
+from academy.models import (
+    Cohort,
+    CredentialRecord,
+    Institution,
+    LatePolicy,
+    Role,
+    User,
+    id_of,
+)
 from academy.services.access import ALL_SCOPES, Principal
 from academy.services.courses import import_course, release_lab
 from academy.services.enrollment import enroll
@@ -28,8 +38,11 @@ from academy.services.identity import (
 from academy.settings import Settings
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
-from tests.platform.appserver import free_port
+from labs.minichain.waiting import wait_until
+from tests.platform.appserver import academy_state, free_port
 
 from .builders import LAB, write_course
 
@@ -92,8 +105,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+#: the settings_for fixture: settings_for(backend="sqlite", **overrides) -> Settings
+SettingsFor = Callable[..., Settings]
+
+
 @pytest.fixture
-def settings_for(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def settings_for(tmp_path: Path, request: pytest.FixtureRequest) -> SettingsFor:
     """Build Settings on the chosen backend; state and courses under tmp_path."""
 
     def make(backend: str = "sqlite", **overrides: object) -> Settings:
@@ -127,32 +144,71 @@ class World:
     """Two institutions, one course, a cohort at each, and one person in every role."""
 
     settings: Settings
-    client: TestClient
+    test_client: TestClient | None  # None when the app is served another way (ids, tokens only)
     ids: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def client(self) -> TestClient:
+        assert self.test_client is not None, "this world was built without a TestClient"
+        return self.test_client
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"} if who != "anonymous" else {}
 
+    @property
+    def engine(self) -> Engine:
+        return academy_state(self.client).engine
+
+    def issue_credential(self, cohort: str, username: str, lab: str, points: float) -> CredentialRecord:
+        """Certify ``username`` in the cohort ``ids[cohort]`` through the issuing service, full
+        marks on ``lab``; the stored record (uid, document, share token)."""
+        from academy.services import credentials as svc
+
+        with session_scope(self.engine) as session:
+            row = referenced(session, Cohort, self.ids[cohort])
+            user = session.exec(select(User).where(User.username == username)).one()
+            inst = referenced(session, Institution, row.institution_id)
+            learners: list[tuple[Cohort, User, dict[str, tuple[float, float]]]] = [
+                (row, user, {lab: (points, points)})
+            ]
+            svc.issue_batch(session, self.settings, inst, learners, None)
+            record = session.exec(
+                select(CredentialRecord)
+                .where(CredentialRecord.user_id == id_of(user))
+                .order_by(col(CredentialRecord.id).desc())
+            ).first()
+            assert record is not None, f"no credential was issued to {username}"
+            session.refresh(record)
+            session.expunge(record)
+        return record
+
     def token(self, username: str, scopes: list[str]) -> str:
-        engine = self.client.app.state.academy.engine  # type: ignore[attr-defined]
-        with session_scope(engine) as session:
+        with session_scope(self.engine) as session:
             user, _ = ensure_user(session, username)
             _row, secret = issue_token(session, user, scopes, "test")
         return secret
 
 
-def build_world(settings: Settings, client: TestClient | None, engine=None) -> World:  # type: ignore[no-untyped-def]
-    """Create the two-institution world through the services (on ``engine`` or the app's)."""
-    world = World(settings, client)  # type: ignore[arg-type]
-    engine = engine or client.app.state.academy.engine  # type: ignore[union-attr]
+def build_world(
+    settings: Settings, client: TestClient | None, engine: Engine | None = None
+) -> World:
+    """Create the two-institution world through the services (on ``engine`` or the app's).
+
+    Without a client (the app served another way) the world only gives ids and tokens."""
+    if engine is None:
+        assert client is not None, "give the app's client or an engine"
+        engine = academy_state(client).engine
+    world = World(settings, client)
     with session_scope(engine) as session:
         a = create_institution(session, None, "uni-a", "University A")
         b = create_institution(session, None, "uni-b", "University B")
         course = import_course(session, settings.courses_dir / "demo-hashing")
         cohorts = {}
         for inst in (a, b):
-            cohort = Cohort(institution_id=inst.id, course_id=course.id, slug="c1", name="cohort")  # type: ignore[arg-type]
+            cohort = Cohort(
+                institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="cohort"
+            )
             session.add(cohort)
             session.flush()
             cohorts[inst.slug] = cohort
@@ -164,17 +220,17 @@ def build_world(settings: Settings, client: TestClient | None, engine=None) -> W
             "instructor_b": (Role.instructor, b),
         }
         users = {}
-        for name, (role, inst) in people.items():
+        for name, (role, where) in people.items():
             user, _ = ensure_user(session, name.replace("_", "-"))
-            grant_role(session, None, user, role, inst)
+            grant_role(session, None, user, role, where)
             users[name] = user
-        for name, inst in (("learner_a", "uni-a"), ("learner_a2", "uni-a"), ("learner_b", "uni-b")):
+        for name, slug in (("learner_a", "uni-a"), ("learner_a2", "uni-a"), ("learner_b", "uni-b")):
             user, _ = ensure_user(session, name.replace("_", "-"))
-            enroll(session, None, cohorts[inst], user)
+            enroll(session, None, cohorts[slug], user)
             users[name] = user
         actor = Principal(
-            users["instructor_a"], roles_of(session, users["instructor_a"].id), ALL_SCOPES
-        )  # type: ignore[arg-type]
+            users["instructor_a"], roles_of(session, id_of(users["instructor_a"])), ALL_SCOPES
+        )
         for slug, cohort in cohorts.items():
             asg = release_lab(
                 session,
@@ -187,17 +243,21 @@ def build_world(settings: Settings, client: TestClient | None, engine=None) -> W
                 late_policy=LatePolicy.accept,
                 late_penalty_per_day=0.0,
             )
-            world.ids[f"assignment_{slug[-1]}"] = asg.id  # type: ignore[assignment]
-            world.ids[f"cohort_{slug[-1]}"] = cohort.id  # type: ignore[assignment]
-        world.ids["course"] = course.id  # type: ignore[assignment]
+            world.ids[f"assignment_{slug[-1]}"] = id_of(asg)
+            world.ids[f"cohort_{slug[-1]}"] = id_of(cohort)
+        world.ids["course"] = id_of(course)
         for name, user in users.items():
             _row, secret = issue_token(session, user, sorted(ALL_SCOPES), "test")
             world.tokens[name] = secret
     return world
 
 
+#: the world_on fixture: world_on(backend="sqlite", **settings) -> World
+WorldOn = Callable[..., World]
+
+
 @pytest.fixture
-def world_on(settings_for):  # type: ignore[no-untyped-def]
+def world_on(settings_for: SettingsFor) -> Iterator[WorldOn]:
     """world_on(backend, **settings) -> World, with the app running (lifespan) until test end."""
     clients: list[TestClient] = []
 
@@ -217,7 +277,7 @@ def world_on(settings_for):  # type: ignore[no-untyped-def]
 class Server:
     """``academy serve`` running as its own process (so it can be killed like a real one)."""
 
-    proc: object
+    proc: subprocess.Popen[bytes]
     url: str
     log: Path
 
@@ -225,16 +285,16 @@ class Server:
         import signal as _signal
 
         proc = self.proc
-        if proc.poll() is None:  # type: ignore[attr-defined]
+        if proc.poll() is None:
             try:
-                os.killpg(proc.pid, sig)  # type: ignore[attr-defined]
+                os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 return
             try:
-                proc.wait(20)  # type: ignore[attr-defined]
+                proc.wait(20)
             except Exception:
-                os.killpg(proc.pid, _signal.SIGKILL)  # type: ignore[attr-defined]
-                proc.wait(10)  # type: ignore[attr-defined]
+                os.killpg(proc.pid, _signal.SIGKILL)
+                proc.wait(10)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -255,9 +315,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def start_server(settings: Settings, log: Path) -> Server:
     """Start academy in a new session (process group) on a free loopback port; wait until up."""
-    import subprocess
     import sys
-    import time
 
     import httpx
 
@@ -272,18 +330,20 @@ def start_server(settings: Settings, log: Path) -> Server:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/services/academy"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"academy exited early: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return Server(proc, url, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    Server(proc, url, log).stop(9)
-    raise AssertionError(f"academy did not start in 90 s: {log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        return False
+
+    try:
+        wait_until(healthy, 90, interval=0.2)
+    except TimeoutError:
+        Server(proc, url, log).stop(9)
+        raise AssertionError(f"academy did not start in 90 s: {log.read_text()[-2000:]}") from None
+    return Server(proc, url, log)
 
 
 @pytest.fixture

@@ -8,18 +8,23 @@ staff of A may act, staff of B see nothing (404, so ids do not leak), learners s
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import pytest
-from academy.db import session_scope
-from academy.models import Role
+from academy.db import referenced, session_scope
+from academy.models import Role, id_of
 from academy.services.enrollment import enroll
 from academy.services.identity import ensure_user, grant_role, issue_token
+from httpx import Response
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from labs.minichain.waiting import wait_until
+
 from .builders import answer
-from .conftest import BASE, World
+from .conftest import BASE, SettingsFor, World, WorldOn
 
 WHO = [
     "anonymous",
@@ -39,8 +44,12 @@ _n = itertools.count()
 
 
 def expect(
-    allowed: set[str], ok: int, denied: int = 403, hidden: set[str] = frozenset(), **extra: int
-) -> dict[str, int]:  # type: ignore[assignment]
+    allowed: AbstractSet[str],
+    ok: int,
+    denied: int = 403,
+    hidden: AbstractSet[str] = frozenset(),
+    **extra: int,
+) -> dict[str, int]:
     """Expected status per caller: ok for ``allowed``, 404 for ``hidden``, else ``denied``."""
     table = {}
     for who in WHO:
@@ -60,8 +69,8 @@ def fresh(prefix: str) -> str:
     return f"{prefix}{next(_n)}"
 
 
-def _engine(world: World):  # type: ignore[no-untyped-def]
-    return world.client.app.state.academy.engine  # type: ignore[attr-defined]
+def _engine(world: World) -> Engine:
+    return world.engine
 
 
 def _victim_enrolled(world: World) -> str:
@@ -70,7 +79,7 @@ def _victim_enrolled(world: World) -> str:
     name = fresh("victim")
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, name)
-        enroll(s, None, s.get(Cohort, world.ids["cohort_a"]), user)
+        enroll(s, None, referenced(s, Cohort, world.ids["cohort_a"]), user)
     return name
 
 
@@ -80,23 +89,25 @@ def _victim_role(world: World) -> int:
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, fresh("staff"))
         row, _ = grant_role(s, None, user, Role.instructor, s.get(Institution, 1))
-        return row.id  # type: ignore[return-value]
+        return id_of(row)
 
 
 def _victim_token(world: World) -> int:
     with session_scope(_engine(world)) as s:
         user, _ = ensure_user(s, fresh("tokenowner"))
         row, _ = issue_token(s, user, ["learn"])
-        return row.id  # type: ignore[return-value]
+        return id_of(row)
 
 
-Call = Callable[[World, dict[str, str], dict], object]
+Headers = dict[str, str]
+Ids = dict[str, Any]  # world.ids plus the setup's notebook (bytes) and submission
+Call = Callable[[World, Headers, Ids], Response]
 
 # (name, method, path template, call, expected statuses)
 MATRIX: list[tuple[str, str, str, Call, dict[str, int]]] = []
 
 
-def case(method: str, path: str, expected: dict[str, int]):  # type: ignore[no-untyped-def]
+def case(method: str, path: str, expected: dict[str, int]) -> Callable[[Call], Call]:
     def register(fn: Call) -> Call:
         MATRIX.append((fn.__name__, method, path, fn, expected))
         return fn
@@ -106,13 +117,16 @@ def case(method: str, path: str, expected: dict[str, int]):  # type: ignore[no-u
 
 def plain(method: str, path: str, expected: dict[str, int], url: str = "") -> None:
     """A case that only calls ``url`` (``path`` when it is the same) with no body; A's ids stand
-    in for ``{assignment_id}``, ``{cohort_id}`` and ``{submission_id}``."""
+    in for ``{assignment_id}``, ``{cohort_id}`` and ``{submission_id}``, learner_a's certificate
+    for ``{uid}`` and its share link for ``{token}``."""
 
-    def call(w: World, h: dict[str, str], ids: dict) -> object:
+    def call(w: World, h: Headers, ids: Ids) -> Response:
         filled = (url or path).format(
             assignment_id=ids["assignment_a"],
             cohort_id=ids["cohort_a"],
             submission_id=ids["submission"],
+            uid=ids["credential"],
+            token=ids["share_token"],
         )
         return w.client.request(method, f"{BASE}{filled}", headers=h)
 
@@ -129,8 +143,6 @@ plain("GET", "/me", ANYONE)
 plain("GET", "/assignments", ANYONE)
 plain("GET", "/assignments/{assignment_id}", A_SEES)
 plain("GET", "/assignments/{assignment_id}/release", A_SEES)
-
-
 plain(
     "GET",
     "/assignments/{assignment_id}/release/{path}",
@@ -147,8 +159,6 @@ plain(
     expect(set(WHO) - {"anonymous"}, 200),
     url="/me/labs/demo-hashing/sha/env",
 )
-
-
 plain(
     "POST",
     "/me/labs/{course}/{lab}/env",
@@ -164,7 +174,7 @@ plain(
     "/assignments/{assignment_id}/submissions",
     expect({"learner_a", "learner_a2"}, 202, hidden=B_SIDE),
 )
-def submit(w, h, ids):  # type: ignore[no-untyped-def]
+def submit(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/assignments/{ids['assignment_a']}/submissions",
         headers=h,
@@ -187,7 +197,7 @@ plain("GET", "/courses", ANYONE)
 
 
 @case("POST", "/courses/import", expect({"platform_admin"}, 200))
-def course_import(w, h, ids):  # type: ignore[no-untyped-def]
+def course_import(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/courses/import", headers=h, json={"course": "demo-hashing"})
 
 
@@ -195,7 +205,7 @@ plain("GET", "/cohorts", ANYONE)
 
 
 @case("POST", "/cohorts", expect(ADMINS_A, 201))
-def cohort_create(w, h, ids):  # type: ignore[no-untyped-def]
+def cohort_create(w: World, h: Headers, ids: Ids) -> Response:
     body = {"institution": "uni-a", "course": "demo-hashing", "slug": fresh("cohort-x")}
     return w.client.post(f"{BASE}/cohorts", headers=h, json=body)
 
@@ -205,20 +215,20 @@ plain("GET", "/cohorts/{cohort_id}/enrollments", A_TEACHES)
 
 
 @case("POST", "/cohorts/{cohort_id}/enrollments", expect(ADMINS_A, 201, hidden=B_SIDE))
-def enroll_one(w, h, ids):  # type: ignore[no-untyped-def]
+def enroll_one(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/cohorts/{ids['cohort_a']}/enrollments", headers=h, json={"username": fresh("new")}
     )
 
 
 @case("DELETE", "/cohorts/{cohort_id}/enrollments/{username}", expect(ADMINS_A, 204, hidden=B_SIDE))
-def unenroll(w, h, ids):  # type: ignore[no-untyped-def]
+def unenroll(w: World, h: Headers, ids: Ids) -> Response:
     victim = _victim_enrolled(w)
     return w.client.delete(f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/{victim}", headers=h)
 
 
 @case("POST", "/cohorts/{cohort_id}/enrollments/csv", expect(ADMINS_A, 200, hidden=B_SIDE))
-def enroll_csv(w, h, ids):  # type: ignore[no-untyped-def]
+def enroll_csv(w: World, h: Headers, ids: Ids) -> Response:
     body = f"username\n{fresh('csv')}\n"
     return w.client.post(
         f"{BASE}/cohorts/{ids['cohort_a']}/enrollments/csv",
@@ -231,7 +241,7 @@ plain("GET", "/cohorts/{cohort_id}/assignments", A_SEES)
 
 
 @case("POST", "/cohorts/{cohort_id}/assignments", expect(STAFF_A, 201, hidden=B_SIDE))
-def release_lab(w, h, ids):  # type: ignore[no-untyped-def]
+def release_lab(w: World, h: Headers, ids: Ids) -> Response:
     from academy.models import Assignment
 
     with session_scope(_engine(w)) as s:  # each allowed caller releases anew
@@ -243,7 +253,7 @@ def release_lab(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("PATCH", "/assignments/{assignment_id}", expect(STAFF_A, 200, hidden=B_SIDE))
-def deadline(w, h, ids):  # type: ignore[no-untyped-def]
+def deadline(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.patch(
         f"{BASE}/assignments/{ids['assignment_a']}",
         headers=h,
@@ -254,7 +264,7 @@ def deadline(w, h, ids):  # type: ignore[no-untyped-def]
 @case(
     "PUT", "/assignments/{assignment_id}/extensions/{username}", expect(STAFF_A, 200, hidden=B_SIDE)
 )
-def extension(w, h, ids):  # type: ignore[no-untyped-def]
+def extension(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.put(
         f"{BASE}/assignments/{ids['assignment_a']}/extensions/learner-a2",
         headers=h,
@@ -268,14 +278,14 @@ plain("GET", "/institutions", ANYONE)
 
 
 @case("POST", "/institutions", expect({"platform_admin"}, 201))
-def institution_create(w, h, ids):  # type: ignore[no-untyped-def]
+def institution_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/institutions", headers=h, json={"slug": fresh("inst"), "name": "x"}
     )
 
 
 @case("POST", "/users", expect({"platform_admin", "admin_a", "admin_b"}, 201))
-def user_create(w, h, ids):  # type: ignore[no-untyped-def]
+def user_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/users", headers=h, json={"username": fresh("u"), "password": "pw-1234"}
     )
@@ -285,7 +295,7 @@ plain("GET", "/roles", expect(ADMINS_A, 200), url="/roles?institution=uni-a")
 
 
 @case("POST", "/roles", expect(ADMINS_A, 201))
-def role_grant(w, h, ids):  # type: ignore[no-untyped-def]
+def role_grant(w: World, h: Headers, ids: Ids) -> Response:
     name = fresh("grantee")
     with session_scope(_engine(w)) as s:
         ensure_user(s, name)
@@ -297,7 +307,7 @@ def role_grant(w, h, ids):  # type: ignore[no-untyped-def]
 
 
 @case("DELETE", "/roles/{role_id}", expect(ADMINS_A, 204, denied=404))
-def role_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+def role_revoke(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.delete(f"{BASE}/roles/{_victim_role(w)}", headers=h)
 
 
@@ -305,17 +315,17 @@ plain("GET", "/tokens", ANYONE)
 
 
 @case("POST", "/tokens", expect(set(WHO), 201))
-def token_create(w, h, ids):  # type: ignore[no-untyped-def]
+def token_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(f"{BASE}/tokens", headers=h, json={"name": "mine", "scopes": ["learn"]})
 
 
 @case("DELETE", "/tokens/{token_id}", expect({"platform_admin"}, 204, denied=404))
-def token_revoke(w, h, ids):  # type: ignore[no-untyped-def]
+def token_revoke(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.delete(f"{BASE}/tokens/{_victim_token(w)}", headers=h)
 
 
 @case("POST", "/institutions/{institution}/systems", expect(ADMINS_A, 201))
-def system_create(w, h, ids):  # type: ignore[no-untyped-def]
+def system_create(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/institutions/uni-a/systems", headers=h, json={"name": fresh("sis")}
     )
@@ -325,7 +335,7 @@ plain("GET", "/audit", expect(ADMINS_A, 200), url="/audit?institution=uni-a")
 
 
 @case("POST", "/internal/authenticate", expect(set(), 200))
-def internal_auth(w, h, ids):  # type: ignore[no-untyped-def]
+def internal_auth(w: World, h: Headers, ids: Ids) -> Response:
     return w.client.post(
         f"{BASE}/internal/authenticate", headers=h, json={"username": "learner-a", "password": "x"}
     )
@@ -339,10 +349,81 @@ plain(
 )
 
 
+# certificates: learner_a holds one issued by A; the public endpoints answer anyone
+EVERYONE = expect(set(WHO), 200, anonymous=200)
+
+
+plain(
+    "GET",
+    "/credentials/eligible",
+    expect(ADMINS_A, 200),
+    url="/credentials/eligible?cohort_id={cohort_id}",
+)
+
+
+@case("POST", "/credentials/issue", expect(ADMINS_A, 422))  # 422: nobody named is eligible
+def cred_issue(w: World, h: Headers, ids: Ids) -> Response:
+    body = {"cohort_id": ids["cohort_a"], "learners": []}
+    return w.client.post(f"{BASE}/credentials/issue", headers=h, json=body)
+
+
+@case("PUT", "/credentials/policy", expect(ADMINS_A, 200))
+def cred_policy(w: World, h: Headers, ids: Ids) -> Response:
+    body = {"institution": "uni-a", "auto_issue": False}
+    return w.client.put(f"{BASE}/credentials/policy", headers=h, json=body)
+
+
+plain(
+    "POST",
+    "/credentials/issuers/{slug}/keys",
+    expect(ADMINS_A, 201),
+    url="/credentials/issuers/uni-a/keys",
+)
+plain("GET", "/credentials/mine", ANYONE)
+plain(
+    "GET",
+    "/credentials/status/{slug}/{purpose}/{seq}",
+    EVERYONE,
+    url="/credentials/status/uni-a/revocation/1",
+)
+plain("GET", "/credentials/issuers/{slug}", EVERYONE, url="/credentials/issuers/uni-a")
+plain("GET", "/credentials/shared/{token}", EVERYONE)
+
+
+@case("POST", "/credentials/verify", EVERYONE)
+def cred_verify(w: World, h: Headers, ids: Ids) -> Response:
+    return w.client.post(f"{BASE}/credentials/verify", headers=h, json=ids["credential_doc"])
+
+
+plain("GET", "/credentials/{uid}", expect(ADMINS_A | {"learner_a"}, 200, hidden=set(WHO)))
+plain("POST", "/credentials/{uid}/share", expect({"learner_a"}, 200))
+plain("DELETE", "/credentials/{uid}/share", expect({"learner_a"}, 200))
+
+
+@case("POST", "/credentials/{uid}/status", expect(ADMINS_A, 200))
+def cred_status_change(w: World, h: Headers, ids: Ids) -> Response:
+    body = {"purpose": "suspension", "value": False}
+    return w.client.post(f"{BASE}/credentials/{ids['credential']}/status", headers=h, json=body)
+
+
+def _issue_to_learner_a(world: World, ids: dict) -> None:
+    import json
+
+    from academy.models import CredentialRecord
+
+    record = world.issue_credential("cohort_a", "learner-a", "sha", 1.0)
+    with session_scope(world.engine) as s:
+        row = referenced(s, CredentialRecord, id_of(record))
+        row.share_token = ids["share_token"] = "matrix-share-token"
+        s.add(row)
+        ids["credential"] = row.uid
+        ids["credential_doc"] = json.loads(row.document)
+
+
 @pytest.fixture
-def matrix_world(world_on):  # type: ignore[no-untyped-def]
+def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
     world = world_on("sqlite")
-    ids = dict(world.ids)
+    ids: Ids = dict(world.ids)
     released = world.client.get(
         f"{BASE}/assignments/{ids['assignment_a']}/release/sha.ipynb",
         headers=world.headers("learner_a"),
@@ -356,23 +437,23 @@ def matrix_world(world_on):  # type: ignore[no-untyped-def]
         files={"notebook": ("sha.ipynb", ids["notebook"], "application/json")},
     )
     ids["submission"] = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while (
-        world.client.get(
+    _issue_to_learner_a(world, ids)
+    wait_until(
+        lambda: world.client.get(
             f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
         ).json()["status"]
-        != "graded"
-    ):
-        assert time.monotonic() < deadline, "the setup submission was not graded"
-        time.sleep(0.1)
+        == "graded",
+        60,
+        message="the setup submission was not graded",
+    )
     return world, ids
 
 
-def test_every_endpoint_is_in_the_matrix(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_every_endpoint_is_in_the_matrix(settings_for: SettingsFor) -> None:
     from academy.app import create_app
 
     spec = create_app(settings_for("sqlite")).openapi()
-    ours = {"learner", "teaching", "admin", "internal"}
+    ours = {"learner", "teaching", "admin", "internal", "credentials"}
     routes = {
         (method.upper(), path.removeprefix(BASE))
         for path, item in spec["paths"].items()
@@ -385,20 +466,20 @@ def test_every_endpoint_is_in_the_matrix(settings_for) -> None:  # type: ignore[
     )
 
 
-def test_authorization_matrix(matrix_world) -> None:  # type: ignore[no-untyped-def]
+def test_authorization_matrix(matrix_world: tuple[World, Ids]) -> None:
     world, ids = matrix_world
     wrong = []
     for name, _method, _path, call, expected in MATRIX:
         for who in WHO:
             r = call(world, world.headers(who), ids)
-            if r.status_code != expected[who]:  # type: ignore[attr-defined]
+            if r.status_code != expected[who]:
                 wrong.append(
                     f"{name} as {who}: {r.status_code} (want {expected[who]}) {r.text[:120]}"
-                )  # type: ignore[attr-defined]
+                )
     assert not wrong, "\n".join(wrong)
 
 
-def test_token_scopes_narrow_roles(matrix_world) -> None:  # type: ignore[no-untyped-def]
+def test_token_scopes_narrow_roles(matrix_world: tuple[World, Ids]) -> None:
     """A platform admin's read-only token cannot release; a learn-only token cannot read grades
     of a cohort its owner teaches; the hub's token reaches only the internal endpoints."""
     world, ids = matrix_world
@@ -437,6 +518,20 @@ def test_token_scopes_narrow_roles(matrix_world) -> None:  # type: ignore[no-unt
         == 204
     )
     assert world.client.get(f"{BASE}/me", headers=mine).status_code == 401
+    # the credentials router checks scopes too: a read-only token is not a learner's
+    own_read = {"Authorization": "Bearer " + world.token("learner-a", ["read"])}
+    assert world.client.get(f"{BASE}/credentials/mine", headers=own_read).status_code == 403
+    r = world.client.get(f"{BASE}/credentials/{ids['credential']}", headers=own_read)
+    assert r.status_code == 403
+    r = world.client.post(f"{BASE}/credentials/{ids['credential']}/share", headers=own_read)
+    assert r.status_code == 403
+    admin_learn = {"Authorization": "Bearer " + world.token("admin-a", ["learn"])}
+    r = world.client.get(f"{BASE}/credentials/{ids['credential']}", headers=admin_learn)
+    assert r.status_code == 403
+    r = world.client.put(
+        f"{BASE}/credentials/policy", headers=admin_learn, json={"institution": "uni-a", "auto_issue": True}
+    )
+    assert r.status_code == 403
     # a learner cannot mint a token with more scopes than the one it uses
     r = world.client.post(f"{BASE}/tokens", headers=learner, json={"scopes": ["admin"]})
     assert r.status_code == 422

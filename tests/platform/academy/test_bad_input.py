@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .builders import answer
-from .conftest import BASE, World, build_world, start_server
+from .conftest import BASE, World, WorldOn, build_world, start_server
 from .test_learner_flow import submit, wait_graded
 
 
@@ -30,7 +30,7 @@ def released(world: World, aid: int) -> dict:
     return json.loads(r.content)
 
 
-def test_uploads_that_are_not_notebooks(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_uploads_that_are_not_notebooks(world_on: WorldOn) -> None:
     world = world_on("sqlite", grade_workers=0)
     aid = world.ids["assignment_a"]
     good = answer(released(world, aid))
@@ -73,7 +73,7 @@ def test_uploads_that_are_not_notebooks(world_on) -> None:  # type: ignore[no-un
     assert not tmp.exists() or not any(tmp.iterdir())
 
 
-def test_duplicate_enrollment_and_broken_csv_rows(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_enrollment_and_broken_csv_rows(world_on: WorldOn) -> None:
     world = world_on("sqlite", grade_workers=0)
     cid = world.ids["cohort_a"]
     h = world.headers("admin_a")
@@ -129,7 +129,7 @@ def test_duplicate_enrollment_and_broken_csv_rows(world_on) -> None:  # type: ig
     assert sorted(enrolled()) == sorted({*before, "new-1", "new-2"})
 
 
-def test_unknown_names_get_a_404_naming_them(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_names_get_a_404_naming_them(world_on: WorldOn) -> None:
     world = world_on("sqlite", grade_workers=0)
     cid, aid = world.ids["cohort_a"], world.ids["assignment_a"]
     h = world.headers("admin_a")
@@ -158,7 +158,7 @@ def test_unknown_names_get_a_404_naming_them(world_on) -> None:  # type: ignore[
     ]
 
 
-def test_late_submissions_under_each_policy(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_late_submissions_under_each_policy(world_on: WorldOn) -> None:
     world = world_on("sqlite")
     cid = world.ids["cohort_a"]
     r = world.client.post(
@@ -215,11 +215,11 @@ def test_late_submissions_under_each_policy(world_on) -> None:  # type: ignore[n
         json={"due_at": "2099-01-01T00:00:00Z"},
     )
     assert r.status_code == 200
-    from academy.db import session_scope
+    from academy.db import referenced, session_scope
     from academy.models import Assignment, LatePolicy, utcnow
 
-    with session_scope(world.client.app.state.academy.engine) as s:  # type: ignore[attr-defined]
-        a = s.get(Assignment, world.ids["assignment_a"])
+    with session_scope(world.engine) as s:
+        a = referenced(s, Assignment, world.ids["assignment_a"])
         a.late_policy, a.late_penalty_per_day = LatePolicy.penalty, 0.25
         a.opens_at = utcnow().replace(year=2020)
         a.due_at = utcnow().replace(microsecond=0) - __import__("datetime").timedelta(
@@ -259,7 +259,7 @@ def test_200_mb_upload_is_refused_while_streaming(settings_for, servers, tmp_pat
     client = httpx.Client(base_url=server.url + "/api", headers=auth, timeout=120)
 
     def rss_peak_kib() -> int:
-        status = Path(f"/proc/{server.proc.pid}/status").read_text()  # type: ignore[attr-defined]
+        status = Path(f"/proc/{server.proc.pid}/status").read_text()
         return int(
             next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
         )

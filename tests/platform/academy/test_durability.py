@@ -9,21 +9,24 @@ import json
 import os
 import signal
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from academy.db import make_engine, session_scope, upgrade
-from academy.models import Grade, GradeJob, JobStatus, Submission, utcnow
+from academy.db import make_engine, referenced, session_scope, upgrade
+from academy.models import Grade, GradeJob, JobStatus, Submission, id_of, utcnow
 from academy.services import grading
 from academy.services.submissions import blob_path, store_stream
+from academy.settings import Settings
 from sqlalchemy import func, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from labs.minichain.waiting import wait_until
+
 from .builders import answer
-from .conftest import build_world, start_server
+from .conftest import Server, SettingsFor, build_world, start_server
 
 
 def slow_answer(released: dict, seconds: float) -> bytes:
@@ -43,8 +46,8 @@ def slow_answer(released: dict, seconds: float) -> bytes:
 
 @pytest.mark.slow
 def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
-    settings_for, servers, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor, servers: list[Server], tmp_path: Path
+) -> None:
     settings = settings_for(
         "postgresql", grade_workers=2, grade_lease_seconds=3.0, grade_poll_seconds=0.2
     )
@@ -78,12 +81,14 @@ def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
         with Session(engine) as s:
             return list(s.exec(select(GradeJob).order_by(col(GradeJob.id))))
 
-    deadline = time.monotonic() + 120
-    while not any(j.status == JobStatus.running for j in jobs()):
-        assert time.monotonic() < deadline, "no job started grading"
-        time.sleep(0.05)
-    os.killpg(server.proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
-    server.proc.wait(10)  # type: ignore[attr-defined]
+    wait_until(
+        lambda: any(j.status == JobStatus.running for j in jobs()),
+        120,
+        interval=0.05,
+        message="no job started grading",
+    )
+    os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
     at_kill = jobs()
     interrupted = [j.id for j in at_kill if j.status == JobStatus.running]
     assert interrupted, "the kill should land while a job is running"
@@ -96,12 +101,12 @@ def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
         assert hashlib.sha256(uploads[sub.id]).hexdigest() == sub.sha256
 
     servers.append(start_server(settings, tmp_path / "academy.log"))
-    deadline = time.monotonic() + 180
-    while not all(j.status == JobStatus.done for j in jobs()):
-        assert time.monotonic() < deadline, (
-            f"jobs not finished: {[(j.id, j.status, j.last_error) for j in jobs()]}"
-        )
-        time.sleep(0.2)
+    wait_until(
+        lambda: all(j.status == JobStatus.done for j in jobs()),
+        180,
+        interval=0.2,
+        message=lambda: f"jobs not finished: {[(j.id, j.status, j.last_error) for j in jobs()]}",
+    )
     final = jobs()
     assert len(final) == len(uploads), "a restart must not create or lose jobs"
     with Session(engine) as s:
@@ -114,7 +119,7 @@ def test_kill_9_mid_grading_then_restart_grades_each_job_exactly_once(
             assert j.attempts == 2, "an interrupted job is taken over once"
 
 
-def _fresh_jobs(settings, engine, n: int) -> int:  # type: ignore[no-untyped-def]
+def _fresh_jobs(settings: Settings, engine: Engine, n: int) -> int:
     world = build_world(settings, None, engine)
     blob = store_stream(settings, [b'{"cells": []}'])
     with session_scope(engine) as s:
@@ -128,8 +133,8 @@ def _fresh_jobs(settings, engine, n: int) -> int:  # type: ignore[no-untyped-def
         s.add(sub)
         s.flush()
         for _ in range(n):
-            s.add(GradeJob(submission_id=sub.id))  # type: ignore[arg-type]
-        return sub.id  # type: ignore[return-value]
+            s.add(GradeJob(submission_id=id_of(sub)))
+        return id_of(sub)
 
 
 RESULT = {
@@ -143,7 +148,7 @@ RESULT = {
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_racing_workers_claim_each_job_once(settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+def test_racing_workers_claim_each_job_once(settings_for: SettingsFor, backend: str) -> None:
     settings = settings_for(backend, grade_workers=0)
     upgrade(settings)
     engine = make_engine(settings)
@@ -169,7 +174,7 @@ def test_racing_workers_claim_each_job_once(settings_for, backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_worker_whose_lease_ran_out_cannot_write_its_grade(settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_whose_lease_ran_out_cannot_write_its_grade(settings_for: SettingsFor, backend: str) -> None:
     settings = settings_for(backend, grade_workers=0, grade_max_attempts=3)
     upgrade(settings)
     engine = make_engine(settings)
@@ -189,5 +194,5 @@ def test_a_worker_whose_lease_ran_out_cannot_write_its_grade(settings_for, backe
     assert not grading.complete(engine, fast, RESULT), "a finished job takes no second grade"
     with Session(engine) as s:
         assert s.exec(select(func.count()).select_from(Grade)).one() == 1
-        assert s.get(GradeJob, fast.job_id).status == JobStatus.done  # type: ignore[union-attr]
+        assert referenced(s, GradeJob, fast.job_id).status == JobStatus.done
     engine.dispose()

@@ -10,11 +10,11 @@ from academy.cli import app as cli
 from typer.testing import CliRunner
 
 from .builders import answer
-from .conftest import BASE, settings_env
+from .conftest import BASE, SettingsFor, World, WorldOn, settings_env
 from .test_learner_flow import submit, wait_graded
 
 
-def _submit_one(world) -> int:  # type: ignore[no-untyped-def]
+def _submit_one(world: World) -> int:
     aid = world.ids["assignment_a"]
     nb = json.loads(
         world.client.get(
@@ -26,7 +26,7 @@ def _submit_one(world) -> int:  # type: ignore[no-untyped-def]
     return r.json()["id"]
 
 
-def test_worker_command_grades_what_is_queued(world_on, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_worker_command_grades_what_is_queued(world_on: WorldOn, monkeypatch: pytest.MonkeyPatch) -> None:
     world = world_on("sqlite", grade_workers=0)
     sid = _submit_one(world)
     assert (
@@ -44,7 +44,7 @@ def test_worker_command_grades_what_is_queued(world_on, monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-def test_dask_backend_grades_through_the_same_queue(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_dask_backend_grades_through_the_same_queue(world_on: WorldOn) -> None:
     from distributed import LocalCluster
 
     with LocalCluster(
@@ -65,6 +65,6 @@ def test_dask_backend_grades_through_the_same_queue(world_on) -> None:  # type: 
         )
 
 
-def test_dask_backend_needs_a_scheduler(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_dask_backend_needs_a_scheduler(settings_for: SettingsFor) -> None:
     with pytest.raises(ValueError, match="ACADEMY_DASK_SCHEDULER"):
         settings_for("sqlite", grader_backend="dask")

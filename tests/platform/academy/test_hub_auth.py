@@ -3,16 +3,17 @@ one clear 503 line; the browser login starts the hub's OAuth flow with PKCE and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.platform.appserver import free_port
 
-from .conftest import BASE
+from .conftest import BASE, SettingsFor, WorldOn
 
 
-def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on) -> None:  # type: ignore[no-untyped-def]
+def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on: WorldOn) -> None:
     dead_hub = f"http://127.0.0.1:{free_port()}/hub/api"
     world = world_on(
         "sqlite", grade_workers=0, hub_api_token="secret-of-the-service", hub_api_url=dead_hub
@@ -40,7 +41,7 @@ def test_without_the_hub_academy_tokens_work_and_hub_tokens_get_503(world_on) ->
     assert r.status_code == 400 and "state" in r.json()["detail"]
 
 
-def test_demo_seed_is_idempotent_and_its_logins_work(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_demo_seed_is_idempotent_and_its_logins_work(settings_for: SettingsFor) -> None:
     from academy.app import create_app
     from fastapi.testclient import TestClient
 
@@ -77,7 +78,7 @@ def test_demo_seed_is_idempotent_and_its_logins_work(settings_for) -> None:  # t
             assert [a["lab"] for a in mine] == ["sha", "second"]
 
 
-def test_a_service_token_without_academys_prefix_is_refused_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_token_without_academys_prefix_is_refused_at_start(tmp_path: Path) -> None:
     """Without the prefix academy would ask the hub whose token it is, and refuse every login."""
     from academy.settings import Settings
 

@@ -24,7 +24,8 @@ def test_a_listener_counts_only_for_the_process_that_holds_it() -> None:
         text=True,
     )
     try:
-        port = int(other.stdout.readline())  # type: ignore[union-attr]
+        assert other.stdout is not None  # stdout=PIPE
+        port = int(other.stdout.readline())
         assert _listens(other.pid, port)
         assert not _listens(os.getpid(), port)
         with socket.socket() as mine:

@@ -10,26 +10,29 @@ notebook in a lab folder, beside academy, that follows what academy says over th
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from academy.app import create_app
 from academy.db import session_scope
 from academy.services.identity import ensure_user, issue_token
+from sqlalchemy.engine import Engine
 
 import labs.client as client
+from labs.minichain.waiting import wait_until
 from tests.platform import appserver
 from tests.platform.appserver import free_port
 
-from .conftest import World, build_world
+from .conftest import SettingsFor, World, build_world
+
+#: the served fixture: a world, academy's URL (served on a port) and its engine
+ServedWorld = tuple[World, str, Engine]
 
 
 @pytest.fixture
-def served(settings_for) -> Iterator[tuple[World, str, Any]]:  # type: ignore[no-untyped-def]
+def served(settings_for: SettingsFor) -> Iterator[ServedWorld]:
     settings = settings_for("sqlite", grade_workers=0, credentials_auto_seconds=0)
     app = create_app(settings)
     port = free_port()
@@ -45,7 +48,7 @@ def post(url: str, path: str, token: str) -> httpx.Response:
     return httpx.post(f"{url}/api{path}", headers={"Authorization": f"Bearer {token}"})
 
 
-def test_answers_say_what_to_do(served) -> None:  # type: ignore[no-untyped-def]
+def test_answers_say_what_to_do(served: ServedWorld) -> None:
     world, url, engine = served
     learner = world.tokens["learner_a"]
     r = post(url, "/me/labs/demo-hashing/sha/env", learner)
@@ -80,8 +83,8 @@ def _lab_folder(tmp_path: Path, course: str, lab: str) -> Path:
 
 
 def test_a_notebook_follows_its_lab_and_falls_back_to_the_server_chain(
-    served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    served: ServedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world, url, _engine = served
     monkeypatch.setattr(client, "_labs", {})
     monkeypatch.setenv("ACADEMY_URL", url)
@@ -174,10 +177,12 @@ def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
         assert env.rpc_url == spawn["ACADEMY_RPC_URL"]
         height = client.connect(env.rpc_url).eth.block_number
         chains.start_culler()
-        deadline = time.monotonic() + 30
-        while chains.manager.status("ada", "solo").status == "running":
-            assert time.monotonic() < deadline, "the idle chain was not stopped"
-            time.sleep(0.5)
+        wait_until(
+            lambda: chains.manager.status("ada", "solo").status != "running",
+            30,
+            interval=0.5,
+            message="the idle chain was not stopped",
+        )
         chains.close()  # no second cull while we look at it again
         back = chains.ensure("ada", "course", "solo", lab).env
         assert back is not None and back.status == "running" and back.env_id == env.env_id

@@ -7,22 +7,26 @@ import base64
 import csv
 import io
 import json
-import time
 
+import httpx
 import pytest
+
+from labs.minichain.waiting import wait_until
 
 from .builders import SECRET, answer
 from .conftest import BASE, World
 
 
 def wait_graded(world: World, who: str, sid: int, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json()
-        if body["status"] in ("graded", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"submission {sid} not graded in {timeout}s: {body}")
+    last: dict = {}
+
+    def settled() -> dict | None:
+        last.update(world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json())
+        return dict(last) if last["status"] in ("graded", "failed") else None
+
+    return wait_until(
+        settled, timeout, message=lambda: f"submission {sid} not graded in {timeout}s: {last}"
+    )
 
 
 def fetch_notebook(world: World, who: str, aid: int) -> dict:
@@ -34,7 +38,9 @@ def fetch_notebook(world: World, who: str, aid: int) -> dict:
     return json.loads(files["sha.ipynb"])
 
 
-def submit(world: World, who: str, aid: int, data: bytes, name: str = "sha.ipynb"):  # type: ignore[no-untyped-def]
+def submit(
+    world: World, who: str, aid: int, data: bytes, name: str = "sha.ipynb"
+) -> httpx.Response:
     return world.client.post(
         f"{BASE}/assignments/{aid}/submissions",
         headers=world.headers(who),
@@ -77,14 +83,13 @@ def test_release_fetch_submit_graded_feedback_gradebook(world_on, backend: str) 
         f"{BASE}/assignments/{aid}/regrade", headers=world.headers("instructor_a")
     )
     assert r.status_code == 202 and r.json() == {"queued": 2}
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    def all_graded() -> list | None:
         subs = world.client.get(
             f"{BASE}/assignments/{aid}/submissions", headers=world.headers("instructor_a")
         ).json()
-        if all(s["status"] == "graded" for s in subs):
-            break
-        time.sleep(0.1)
+        return subs if all(s["status"] == "graded" for s in subs) else None
+
+    subs = wait_until(all_graded, 90, message="the regrade did not finish")
     assert [s["score"] for s in subs] == [0.0, 3.0]
 
     gb = world.client.get(
@@ -92,6 +97,10 @@ def test_release_fetch_submit_graded_feedback_gradebook(world_on, backend: str) 
         headers=world.headers("instructor_a"),
     )
     assert gb.status_code == 200 and gb.headers["content-type"].startswith("text/csv")
+    assert gb.text.splitlines()[0] == (  # nbgrader export's columns, as the grader's CSV
+        "assignment,timestamp,student_id,raw_score,late_submission_penalty,score,max_score,"
+        "submissions"
+    )
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(gb.text))}
     assert rows["learner-a"]["score"] == "3.0" and rows["learner-a"]["submissions"] == "2"
     assert rows["learner-a2"]["score"] == "0.0" and rows["learner-a2"]["submissions"] == "0"

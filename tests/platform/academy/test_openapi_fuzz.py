@@ -8,22 +8,24 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from academy.app import create_app
 from academy.db import make_engine, upgrade
 from academy.settings import Settings
+from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import APIOperation, Case, GenerationMode
 
 from .builders import write_course
-from .conftest import build_world
+from .conftest import World, build_world
 
-_CACHE: dict = {}
+_CACHE: dict[str, Any] = {}
 
 
-def _world():  # type: ignore[no-untyped-def]
+def _world() -> tuple[FastAPI, World]:
     """One app and world for every operation (built on first use, removed at exit)."""
     if not _CACHE:
         root = Path(tempfile.mkdtemp(prefix="academy-fuzz-"))
@@ -60,7 +62,7 @@ def test_no_server_error_for_generated_input() -> None:
     assert not errors, "\n".join(errors[:20])
 
 
-def _fuzz(op, mode: GenerationMode, auth: dict[str, str], errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _fuzz(op: APIOperation, mode: GenerationMode, auth: dict[str, str], errors: list[str]) -> None:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -70,7 +72,7 @@ def _fuzz(op, mode: GenerationMode, auth: dict[str, str], errors: list[str]) -> 
         database=None,
     )
     @given(case=op.as_strategy(generation_mode=mode))
-    def run(case) -> None:  # type: ignore[no-untyped-def]
+    def run(case: Case) -> None:
         response = case.call(headers=auth)
         if response.status_code >= 500:
             errors.append(

@@ -17,7 +17,7 @@ def test_a_correct_password_is_checked_once_then_remembered_and_a_wrong_one_neve
         calls.append(1)
         return real(password, salt, dklen)
 
-    security._scrypt = counting  # type: ignore[assignment]
+    security._scrypt = counting
     try:
         assert security.verify_password("right horse battery", stored)
         t0 = time.perf_counter()
@@ -38,4 +38,4 @@ def test_a_correct_password_is_checked_once_then_remembered_and_a_wrong_one_neve
         assert not security.verify_password("right horse battery", None)
         assert not security.verify_password("right horse battery", "md5$x$y")
     finally:
-        security._scrypt = real  # type: ignore[assignment]
+        security._scrypt = real

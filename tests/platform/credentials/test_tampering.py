@@ -11,12 +11,12 @@ import copy
 import datetime as dt
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from academy.credentials import proofs
 from academy.credentials.anchoring import Anchor, anchor_batch
+from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time
 from academy.credentials.statuslist import StatusList
@@ -27,6 +27,8 @@ from academy.credentials.verify import (
     fill_cache,
     verify_credential,
 )
+
+from labs.minichain.waiting import wait_until
 
 ACHIEVEMENT = {
     "id": "https://academy.example/courses/crypto-foundations",
@@ -96,8 +98,12 @@ def world(academy_ledger, status_server, tmp_path_factory):
     backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2))
     t3 = issuer.revoke_key(k3.multikey, now_utc() + dt.timedelta(seconds=2))
     k4 = issuer.add_key(t3)
-    while academy_ledger.registry.head_time() <= t3:  # the ledger must see the revocation pass
-        time.sleep(0.2)
+    wait_until(  # the ledger must see the revocation pass
+        lambda: academy_ledger.registry.head_time() > t3,
+        60,
+        interval=0.2,
+        message="the ledger's head never passed the key's revocation time",
+    )
     after = proofs.sign(draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)))
     (revoked_key_doc, backdated) = anchored(issuer, [after, backdated_doc], format_time(t3))
     issuer.set_status(batch_a[2]["id"], "revocation")
@@ -106,11 +112,12 @@ def world(academy_ledger, status_server, tmp_path_factory):
         status_server.publish(issuer.lists[purpose].url, issuer.status_list(purpose, at=t3))
     cache = tmp_path_factory.mktemp("certs_tamper_cache")
     everything = batch_a + batch_b + batch_c + [rotated_out, revoked_key_doc, backdated]
-    fill_cache(cache, everything, academy_ledger.rpc_url)
+    loopback = FetchLimits(allow_private=True)  # the test status server listens on loopback
+    fill_cache(cache, everything, academy_ledger.rpc_url, limits=loopback)
     w.update(
         a=batch_a, b=batch_b, c=batch_c, rotated_out=rotated_out, revoked_key=revoked_key_doc,
         backdated=backdated, keys=(k1, k2, k3, k4), cache=cache,
-        online=OnlineSources(academy_ledger.rpc_url),
+        online=OnlineSources(academy_ledger.rpc_url, limits=loopback),
     )  # fmt: skip
     return w
 

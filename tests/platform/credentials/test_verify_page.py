@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from academy.db import session_scope
-from academy.models import CredentialRecord, Institution, User
+from academy.db import referenced, session_scope
+from academy.models import CredentialRecord, Institution, User, id_of
 from academy.services import credentials as svc
 from academy.services.identity import ensure_user
 from academy.settings import Settings
@@ -40,16 +40,16 @@ def served(tmp_path: Path, academy_ledger):
             inst, cohort = uni_cohort(session, settings.courses_dir)
             learner, _ = ensure_user(session, "ada")
             session.commit()
-            inst = session.get(Institution, inst.id)
+            inst = referenced(session, Institution, id_of(inst))
             svc.issue_batch(
-                session, settings, inst, [(cohort, learner, {LAB: (3.0, 3.0), "second": (2.5, 3.0)})],  # type: ignore[arg-type]
+                session, settings, inst, [(cohort, learner, {LAB: (3.0, 3.0), "second": (2.5, 3.0)})],
                 None,
             )  # fmt: skip
             record = session.exec(select(CredentialRecord)).one()
             record.share_token = "share-token-for-ada"
             session.add(record)
-            assert session.get(User, record.user_id).username == "ada"  # type: ignore[union-attr]
-            document = json.loads(record.document)  # type: ignore[union-attr]
+            assert referenced(session, User, record.user_id).username == "ada"
+            document = json.loads(record.document)
         yield {"url": served.url, "document": document}
 
 

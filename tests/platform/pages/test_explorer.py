@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
+from labs.minichain.waiting import wait_until
 from labs.sandbox import SandboxManager
 from tests.labs.sandbox.helpers import rpc
 from tests.platform import appserver
@@ -89,10 +89,12 @@ def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> st
     }
     raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
     tx_hash = rpc(url, "eth_sendRawTransaction", [raw])
-    deadline = time.monotonic() + 30
-    while rpc(url, "eth_getTransactionReceipt", [tx_hash]) is None:
-        assert time.monotonic() < deadline, "the transfer was not mined in 30 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: rpc(url, "eth_getTransactionReceipt", [tx_hash]),
+        30,
+        interval=0.2,
+        message="the transfer was not mined in 30 s",
+    )
     return str(tx_hash)
 
 
@@ -108,7 +110,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     )
     bump_hash = send(env, counter, data=bump, gas=200_000)
     receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", [tx_hash])
-    number = int(receipt["blockNumber"], 16)  # type: ignore[index]
+    number = int(receipt["blockNumber"], 16)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     auth = {"Authorization": f"token {served['tokens']['ada']}"}
 
@@ -125,7 +127,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
             assert "Latest blocks" in page.inner_text("main")
             assert page.inner_text("#faults").startswith("None")
             validators = rpc(env.rpc_url, "minichain_validators")
-            assert validators[0]["id"] in page.inner_text("#validators")  # type: ignore[index]
+            assert validators[0]["id"] in page.inner_text("#validators")
             page.screenshot(path=str(ARTIFACTS / "chain-en.png"), full_page=True)
 
             # keyboard only: the labelled search box takes the block number

@@ -1,0 +1,166 @@
+"""One submission as a grading job: the data a job carries and the code that grades it.
+
+A :class:`Job` holds everything needed to grade one learner's submission, as data, so the same
+:func:`run_job` grades it in this process (``autograde``'s local pool, the platform's grading
+worker) or on a Dask worker (:mod:`grader.cluster`). Batches over a course folder live in
+:mod:`grader.autograde`; both it and the cluster build on this module, never on each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .assignment import AssignmentError, Course, read_node
+from .executor import CellSpec, execute
+from .limits import Limits
+from .scoring import CellResult, prepare, score_notebook
+
+MAX_SIDE_FILES = 32 * 1024**2
+"""Bytes of non-notebook files (data the notebook reads) copied into one sandbox."""
+
+
+@dataclass
+class SubmissionResult:
+    """One learner's grades for one assignment, notebook by notebook."""
+
+    student: str
+    notebooks: dict[str, dict[str, CellResult]] = field(default_factory=dict)
+    seconds: float = 0.0
+    problem: str | None = None
+    """Set when the submission could not be graded at all (e.g. a notebook that is not JSON)."""
+
+
+def side_files(folder: Path) -> dict[str, bytes]:
+    """Data files beside the notebooks (not the notebooks themselves), within a size budget.
+
+    The course folder, the platform and the course checks copy the same files into a sandbox."""
+    files: dict[str, bytes] = {}
+    total = 0
+    if not folder.is_dir():
+        return files
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
+            size = path.stat().st_size
+            if total + size > MAX_SIDE_FILES:
+                break
+            files[path.name] = path.read_bytes()
+            total += size
+    return files
+
+
+def grade_notebook(
+    source_nb: Any,
+    submitted_nb: Any,
+    name: str,
+    *,
+    limits: Limits | None = None,
+    files: Mapping[str, bytes] | None = None,
+) -> dict[str, CellResult]:
+    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``."""
+    prepared = prepare(source_nb, submitted_nb, name)
+    code = prepared.code_cells
+    outcomes = execute(
+        [CellSpec(c.source, hidden=c.hidden) for c in code],
+        files=dict(files or {}),
+        limits=limits or Limits(),
+    )
+    return score_notebook(
+        prepared,
+        [o.outputs for o in outcomes],
+        [o.status for o in outcomes],
+        [o.reason for o in outcomes],
+    )
+
+
+@dataclass
+class Job:
+    """Everything needed to grade one submission, as data: it travels to a Dask worker, which
+    then needs neither the course folder nor the submissions on its own disk."""
+
+    student: str
+    assignment: str
+    notebooks: list[tuple[str, Any, Any | None, str]] = field(default_factory=list)
+    """(notebook name, source notebook, submitted notebook or None, why it is None)."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    limits: Limits | None = None
+
+
+def load_sources(course: Course, assignment: str) -> list[tuple[Path, Any]]:
+    """The assignment's source notebooks, read once for a whole batch."""
+    return [(p, read_node(p)) for p in course.source_notebooks(assignment)]
+
+
+def load_job(
+    course: Course,
+    assignment: str,
+    student: str,
+    limits: Limits | None = None,
+    sources: list[tuple[Path, Any]] | None = None,
+) -> Job:
+    """Read one learner's submission (and the side files) into a :class:`Job`."""
+    job = Job(student, assignment, limits=limits)
+    folder = course.submitted_dir(student, assignment)
+    job.files = {**side_files(course.source_dir(assignment)), **side_files(folder)}
+    for source_path, source in sources or load_sources(course, assignment):
+        submitted_path = folder / source_path.name
+        if not submitted_path.exists():
+            job.notebooks.append(
+                (source_path.stem, source, None, f"{source_path.name} was not submitted")
+            )
+            continue
+        try:
+            job.notebooks.append((source_path.stem, source, read_node(submitted_path), ""))
+        except AssignmentError as exc:
+            job.notebooks.append((source_path.stem, source, None, str(exc)))
+    return job
+
+
+def run_job(job: Job) -> SubmissionResult:
+    """Grade every notebook of a job; a missing or unreadable notebook scores 0 with a reason."""
+    started = time.monotonic()
+    result = SubmissionResult(job.student)
+    for name, source, submitted, why in job.notebooks:
+        if submitted is None:
+            result.notebooks[name] = _missing(source, name, why)
+            continue
+        result.notebooks[name] = grade_notebook(
+            source, submitted, name, limits=job.limits, files=job.files
+        )
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def grade_submission(
+    course: Course,
+    assignment: str,
+    student: str,
+    limits: Limits | None = None,
+    sources: list[tuple[Path, Any]] | None = None,
+) -> SubmissionResult:
+    """Every notebook of one learner's submission; a missing notebook scores 0 with a reason."""
+    return run_job(load_job(course, assignment, student, limits, sources))
+
+
+def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
+    """Zero for every graded cell of a notebook that could not be graded, saying why."""
+    prepared = prepare(source, source, name)
+    return {
+        c.grade_id or "": CellResult(
+            c.grade_id or "", 0, float(c.points or 0), "error", why, c.hidden
+        )
+        for c in prepared.graded
+        if c.grade
+    }
+
+
+def ungraded(job: Job, why: str) -> SubmissionResult:
+    """A submission that could not be graded (the cluster kept failing on it): every cell 0 with
+    the reason, so it is reported, never dropped."""
+    result = SubmissionResult(job.student, problem=why)
+    for name, source, _submitted, _why in job.notebooks:
+        result.notebooks[name] = _missing(source, name, why)
+    return result
