@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import resource
 import shutil
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,9 @@ from academy.credentials.verify import CacheSources, fill_cache, verify_credenti
 
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.platform.credentials.harness import StatusServer  # noqa: E402
 
 ISSUER = "https://academy.example/issuers/bench"
 ACHIEVEMENT = {
@@ -167,24 +168,6 @@ def _verify_chunk(docs: list[bytes]) -> dict[str, float]:
 # -- main -----------------------------------------------------------------------------------------
 
 
-def _serve(docs: dict[str, dict]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            body = json.dumps(docs[self.path]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -206,9 +189,8 @@ def main() -> None:
         rpc = cfg.rpc_url(0)
         registry = Registry.deploy(rpc, cfg.accounts()[0]["private_key"])
         ident = registry.identity()
-        issuer_obj: dict[str, dict] = {}
-        server = _serve(issuer_obj)
-        base = f"http://127.0.0.1:{server.server_address[1]}/status"
+        server = StatusServer()
+        base = f"{server.base_url}/status"
         issuer = Issuer(ISSUER, "Bench Institute", base, registry)
         key = issuer.add_key(now_utc() - dt.timedelta(minutes=1))
         lists = {p: s.url for p, s in issuer.lists.items()}
@@ -257,9 +239,7 @@ def main() -> None:
         issuer.by_credential[first["id"]] = {"revocation": rev[0], "suspension": sus[0]}
         issuer.set_status(first["id"], "revocation")
         for purpose, state in issuer.lists.items():
-            issuer_obj[state.url.removeprefix(f"http://127.0.0.1:{server.server_address[1]}")] = (
-                issuer.status_list(purpose)
-            )
+            server.publish(state.url, issuer.status_list(purpose))
         cache = root / "cache"
         # the status lists are served on loopback here: fetching there must be asked for
         fill_cache(cache, [first], rpc, limits=FetchLimits(allow_private=True))
@@ -277,7 +257,7 @@ def main() -> None:
             verify_cpu = totals.pop("cpu") + cpu_seconds() - main_cpu
     finally:
         if server is not None:
-            server.shutdown()
+            server.close()
         stop_network(root / "ledger")
         shutil.rmtree(root, ignore_errors=True)
 

@@ -36,17 +36,13 @@ from academy.services.identity import (
 from academy.settings import Settings
 from nbclient import NotebookClient
 
-from labs.minichain.jsonrpc import call
+from tests.labs.sandbox.helpers import rpc
 from tests.platform import appserver
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = {"sha256": "crypto-foundations", "tbft": "consensus"}
-
-
-def rpc(url: str, method: str, *params: Any) -> Any:
-    return call(url, method, list(params))
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,13 @@ from urllib.parse import quote
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network
 from tests.e2e.hubharness import PgDatabase, hub_settings
 from tests.e2e.test_hub_learner_flow import CHROMIUM_ARGS
+from tests.grader.coursegen import python_notebook
 from tests.platform.academy.builders import _graded
 from tests.platform.credentials.harness import LEDGER_PARAMS
 
@@ -97,8 +98,8 @@ def write_chain_course(courses: Path) -> Path:
         '[chain]\nvalidators = 1\nconsensus = "solo"\n'
     )
     (lab / "README.md").write_text("Deploy a counter on your chain.\n")
-    nb = new_notebook(
-        cells=[
+    nb = python_notebook(
+        [
             new_markdown_cell("# Deploy a counter\nRun the next cell: it deploys on your chain."),
             new_code_cell(DEPLOY),
             _graded(
@@ -117,11 +118,6 @@ def write_chain_course(courses: Path) -> Path:
             ),
         ]
     )
-    nb.metadata["kernelspec"] = {
-        "display_name": "Python 3",
-        "language": "python",
-        "name": "python3",
-    }
     nbformat.write(nb, lab / f"{LAB}.ipynb")
     return lab / "lab.toml"
 

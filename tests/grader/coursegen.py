@@ -27,6 +27,11 @@ KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3
 HIDDEN_SECRET = "HIDDEN-abc-ba7816bf"  # appears only inside the hidden test region
 
 
+def python_notebook(cells: list[NotebookNode]) -> NotebookNode:
+    """A notebook of ``cells`` on the Python 3 kernel, as every test course's notebooks are."""
+    return new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC})
+
+
 def _cell(kind: str, source: str, grade_id: str | None = None, points: float = 0) -> NotebookNode:
     if kind == "markdown":
         return new_markdown_cell(source)
@@ -86,7 +91,7 @@ def hashing_notebook() -> NotebookNode:
             2,
         ),
     ]
-    return new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC})
+    return python_notebook(cells)
 
 
 def blocks_notebook() -> NotebookNode:
@@ -136,7 +141,7 @@ def blocks_notebook() -> NotebookNode:
             1,
         ),
     ]
-    return new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC})
+    return python_notebook(cells)
 
 
 NOTEBOOKS: dict[str, Callable[[], NotebookNode]] = {

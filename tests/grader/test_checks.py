@@ -14,15 +14,7 @@ from grader.checks import consensus, contracts, hashing
 from grader.executor import CellSpec, Limits, execute, leftover_pids, uids_taken
 from labs.minichain.consensus.tbft import TBFTEngine
 from labs.minichain.sim import Simulation
-
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_prevote": 0.4,
-    "timeout_precommit": 0.4,
-    "timeout_delta": 0.2,
-    "empty_block_interval": 0.2,
-    "gossip_interval": 0.3,
-}
+from tests.labs.simparams import TBFT_FAST
 
 
 def sha256_hex(data: bytes) -> str:
@@ -91,7 +83,7 @@ class OneVoteTBFT(TBFTEngine):
 
 def test_consensus_passes_tbft_under_every_fault_schedule() -> None:
     runs = consensus.check_engine(
-        "tbft", params=FAST, seeds=range(8), faults=consensus.FAULTS, height=4
+        "tbft", params=TBFT_FAST, seeds=range(8), faults=consensus.FAULTS, height=4
     )
     assert len(runs) == 8 * len(consensus.FAULTS)
     assert all(r.safe for r in runs)
@@ -101,7 +93,7 @@ def test_consensus_passes_tbft_under_every_fault_schedule() -> None:
 
 def test_consensus_failure_names_the_seed_and_a_replay_that_reproduces_it() -> None:
     with pytest.raises(AssertionError) as err:
-        consensus.check_engine(OneVoteTBFT, params=FAST, seeds=range(20), faults=("partition",))
+        consensus.check_engine(OneVoteTBFT, params=TBFT_FAST, seeds=range(20), faults=("partition",))
     message = str(err.value)
     assert message.startswith("safety: "), message
     assert "under 'partition' (seed " in message and "replay: " in message
@@ -121,7 +113,7 @@ def test_consensus_liveness_and_crashing_engines() -> None:
             raise KeyError("round")
 
     with pytest.raises(AssertionError, match=r"the engine raised KeyError: 'round' under 'none'"):
-        consensus.check_engine(Raises, params=FAST, seeds=range(1), faults=("none",))
+        consensus.check_engine(Raises, params=TBFT_FAST, seeds=range(1), faults=("none",))
     with pytest.raises(AssertionError, match="not a ConsensusEngine subclass|expected a"):
         not_an_engine: Any = dict  # Any: the check is for what a learner may really pass
         consensus.check_engine(not_an_engine, seeds=range(1))
@@ -136,7 +128,7 @@ def test_consensus_judges_the_chains_not_the_simulators_bookkeeping() -> None:
             self.host.sim.violations.clear()
 
     with pytest.raises(AssertionError, match="safety: fork at height"):
-        consensus.check_engine(Hides, params=FAST, seeds=range(20), faults=("partition",))
+        consensus.check_engine(Hides, params=TBFT_FAST, seeds=range(20), faults=("partition",))
 
 
 # ----------------------------------------------------------------------------------- contracts
@@ -265,7 +257,7 @@ check_function(sha256_hex, lambda d: hashlib.sha256(d).hexdigest(), messages(), 
 """
 HIDDEN_CONSENSUS = f"""
 from grader.checks.consensus import check_engine
-check_engine(MyBFT, params={FAST!r}, seeds=range(3), faults=("crash", "byzantine"))
+check_engine(MyBFT, params={TBFT_FAST!r}, seeds=range(3), faults=("crash", "byzantine"))
 """
 HIDDEN_CONTRACT = f"""
 from grader.checks.contracts import Chain

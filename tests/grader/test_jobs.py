@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-
 from grader import jobs
 from grader.jobs import Job, side_files, ungraded
-from tests.grader.coursegen import KERNELSPEC, _cell
+from tests.grader.coursegen import _cell, python_notebook
 
 
 def test_side_files_are_the_data_beside_the_notebooks_within_a_budget(
@@ -27,12 +25,13 @@ def test_side_files_are_the_data_beside_the_notebooks_within_a_budget(
 
 
 def test_an_ungraded_job_scores_every_graded_cell_zero_with_the_reason() -> None:
-    source = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
-    source.cells = [
-        _cell("solution", "x = 42", "answer"),
-        _cell("test", "assert x == 42", "check", points=2),
-        _cell("test", "assert x > 0", "positive", points=1),
-    ]
+    source = python_notebook(
+        [
+            _cell("solution", "x = 42", "answer"),
+            _cell("test", "assert x == 42", "check", points=2),
+            _cell("test", "assert x > 0", "positive", points=1),
+        ]
+    )
     job = Job("learner01", "lab", notebooks=[("lab", source, source, "")])
     result = ungraded(job, "not graded: the cluster failed on it 3 times (KilledWorker)")
     assert result.student == "learner01"

@@ -13,20 +13,13 @@ import pytest
 from labs.minichain.consensus.tbft import PRECOMMIT, TBFTEngine, TbftVote
 from labs.minichain.sim import Simulation
 
-# Short timeouts keep each run short in virtual time; the protocol is the same at any scale.
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_prevote": 0.4,
-    "timeout_precommit": 0.4,
-    "timeout_delta": 0.2,
-    "empty_block_interval": 0.2,
-    "gossip_interval": 0.3,
-}
+from .simparams import TBFT_FAST
+
 SEEDS = range(200)
 
 
 def sim(seed: int, **options) -> Simulation:
-    options.setdefault("params", FAST)
+    options.setdefault("params", TBFT_FAST)
     options.setdefault("delay", (0.001, 0.08))
     return Simulation("tbft", n=4, seed=seed, **options)
 
@@ -208,7 +201,7 @@ def test_the_safety_check_catches_a_broken_engine() -> None:
     unsafe = []
     for seed in range(20):
         result = Simulation(
-            OneVoteTBFT, n=4, seed=seed, params=FAST, byzantine={0: "equivocate"}
+            OneVoteTBFT, n=4, seed=seed, params=TBFT_FAST, byzantine={0: "equivocate"}
         ).run(until_time=8.0)
         if not result.safe:
             unsafe.append(result)

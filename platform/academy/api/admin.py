@@ -28,7 +28,6 @@ from .common import course_by_slug, get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep, hub_accounts
 from .schemas import (
     AuditOut,
-    ErrorOut,
     InstitutionIn,
     InstitutionOut,
     RoleIn,
@@ -38,11 +37,12 @@ from .schemas import (
     TokenOut,
     UserIn,
     UserOut,
+    error_bodies,
 )
 
 router = APIRouter(
     tags=["admin"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 
 
@@ -62,7 +62,7 @@ def list_institutions(session: SessionDep, principal: PrincipalDep) -> list[Inst
     "/institutions",
     response_model=InstitutionOut,
     status_code=201,
-    responses={409: {"model": ErrorOut}},
+    responses=error_bodies(409),
 )
 def add_institution(
     body: InstitutionIn, session: SessionDep, principal: PrincipalDep
@@ -74,7 +74,7 @@ def add_institution(
 
 
 @router.post(
-    "/users", response_model=UserOut, status_code=201, responses={409: {"model": ErrorOut}}
+    "/users", response_model=UserOut, status_code=201, responses=error_bodies(409)
 )
 def add_user(
     body: UserIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -123,7 +123,7 @@ def list_roles(
 
 
 @router.post(
-    "/roles", response_model=RoleOut, status_code=201, responses={422: {"model": ErrorOut}}
+    "/roles", response_model=RoleOut, status_code=201, responses=error_bodies(422)
 )
 def add_role(body: RoleIn, session: SessionDep, principal: PrincipalDep) -> RoleOut:
     """Grant a role: platform_admin (platform admins only) or a role at an institution
@@ -182,7 +182,7 @@ def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
 
 
 @router.post(
-    "/tokens", response_model=TokenOut, status_code=201, responses={422: {"model": ErrorOut}}
+    "/tokens", response_model=TokenOut, status_code=201, responses=error_bodies(422)
 )
 def create_token(body: TokenIn, session: SessionDep, principal: PrincipalDep) -> TokenOut:
     """A personal API token with at most the scopes of the credentials you used."""
@@ -213,7 +213,7 @@ def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) ->
     "/institutions/{institution}/systems",
     response_model=TokenOut,
     status_code=201,
-    responses={422: {"model": ErrorOut}},
+    responses=error_bodies(422),
 )
 def create_system(
     institution: str, body: SystemIn, session: SessionDep, principal: PrincipalDep

@@ -20,7 +20,7 @@ from ..models import (
 )
 from ..services import submissions as subs
 from ..services.access import Principal
-from ..services.errors import Forbidden, NotFound
+from ..services.errors import Forbidden, NotFound, found
 from .schemas import AssignmentOut, CohortOut, SubmissionOut
 
 MAX_ID = 2**31 - 1
@@ -36,17 +36,13 @@ def get_row(session: Session, model: type[Row], row_id: int, what: str) -> Row:
 
 
 def institution_by_slug(session: Session, slug: str) -> Institution:
-    inst = session.exec(select(Institution).where(Institution.slug == slug)).first()
-    if inst is None:
-        raise NotFound(f"no institution {slug!r}")
-    return inst
+    row = session.exec(select(Institution).where(Institution.slug == slug)).first()
+    return found(row, f"no institution {slug!r}")
 
 
 def course_by_slug(session: Session, slug: str) -> Course:
-    course = session.exec(select(Course).where(Course.slug == slug)).first()
-    if course is None:
-        raise NotFound(f"no course {slug!r}; import it first")
-    return course
+    row = session.exec(select(Course).where(Course.slug == slug)).first()
+    return found(row, f"no course {slug!r}; import it first")
 
 
 def cohort_out(session: Session, cohort: Cohort) -> CohortOut:

@@ -22,16 +22,16 @@ from ..db import referenced
 from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
 from ..services import credentials as svc
 from ..services.access import Principal, require_admin_of
-from ..services.errors import Forbidden, Invalid, NotFound
+from ..services.errors import Forbidden, Invalid, NotFound, found
 from ..settings import Settings
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
-from .schemas import ErrorOut
+from .schemas import error_bodies
 
 router = APIRouter(
     prefix="/credentials",
     tags=["credentials"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 
 
@@ -132,9 +132,7 @@ def _cohort_admin(session: SessionDep, principal: Principal, cohort_id: int) -> 
 
 def _record(session: SessionDep, uid: str) -> CredentialRecord:
     row = session.exec(select(CredentialRecord).where(CredentialRecord.uid == uid)).first()
-    if row is None:
-        raise NotFound(f"no credential {uid}")
-    return row
+    return found(row, f"no credential {uid}")
 
 
 def _may_read(session: SessionDep, principal: Principal, row: CredentialRecord) -> None:
@@ -171,7 +169,7 @@ def list_eligible(
 
 
 @router.post(
-    "/issue", response_model=BatchOut, status_code=201, responses={422: {"model": ErrorOut}}
+    "/issue", response_model=BatchOut, status_code=201, responses=error_bodies(422)
 )
 async def issue(
     body: IssueIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -282,7 +280,7 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
 
 
 @router.post(
-    "/verify", response_model=ReportOut, tags=["public"], responses={422: {"model": ErrorOut}}
+    "/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422)
 )
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
     """Verify a credential (public): every check with its outcome, as `academy verify` prints.

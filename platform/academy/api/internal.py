@@ -22,12 +22,12 @@ from ..services.identity import (
     roles_of,
 )
 from .deps import AcademyState, PrincipalDep, StateDep
-from .schemas import ErrorOut, LearnerTokenOut, PasswordCheckIn, PasswordCheckOut
+from .schemas import LearnerTokenOut, PasswordCheckIn, PasswordCheckOut, error_bodies
 
 router = APIRouter(
     prefix="/internal",
     tags=["internal"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    responses=error_bodies(401, 403),
 )
 
 

@@ -16,16 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from ..services.access import Principal
 from ..services.labchains import LabChain, lab_toml
 from .deps import AcademyState, PrincipalDep, StateDep
-from .schemas import ErrorOut, LabEnvOut
+from .schemas import LabEnvOut, error_bodies
 
 router = APIRouter(
     tags=["learner"],
-    responses={
-        401: {"model": ErrorOut},
-        403: {"model": ErrorOut},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut},
-    },
+    responses=error_bodies(401, 403, 404, 409),
 )
 
 
@@ -56,7 +51,7 @@ def _out(chain: LabChain) -> LabEnvOut:
 @router.post(
     "/me/labs/{course}/{lab}/env",
     response_model=LabEnvOut,
-    responses={503: {"model": ErrorOut}},
+    responses=error_bodies(503),
 )
 async def ensure_lab_env(
     course: str, lab: str, principal: PrincipalDep, state: StateDep

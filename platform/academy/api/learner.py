@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -14,10 +13,11 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from ..db import referenced
-from ..models import Assignment, Cohort, Course, Enrollment, Institution, Submission, User, id_of
+from ..models import Assignment, Cohort, Course, Institution, Submission, User, id_of
 from ..services import courses as course_svc
 from ..services import submissions as subs
 from ..services.access import Principal
+from ..services.enrollment import cohorts_named
 from ..services.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from .common import (
     assignment_out,
@@ -31,16 +31,16 @@ from .deps import AcademyState, PrincipalDep, SessionDep, StateDep
 from .schemas import (
     AssignmentOut,
     EnrollmentOut,
-    ErrorOut,
     MeOut,
     ReleaseFile,
     ReleaseOut,
     RoleOut,
     SubmissionOut,
+    error_bodies,
 )
 
-router = APIRouter(tags=["learner"], responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+router = APIRouter(tags=["learner"], responses=error_bodies(401, 403))
+ERRORS = error_bodies(404)
 
 
 @router.get("/me", response_model=MeOut)
@@ -60,14 +60,7 @@ def me(session: SessionDep, principal: PrincipalDep) -> MeOut:
             )
         )
     enrollments = []
-    rows = session.exec(
-        select(Cohort, Institution, Course)
-        .join(Enrollment, col(Enrollment.cohort_id) == col(Cohort.id))
-        .join(Institution, col(Institution.id) == col(Cohort.institution_id))
-        .join(Course, col(Course.id) == col(Cohort.course_id))
-        .where(Enrollment.user_id == principal.user_id)
-    ).all()
-    for cohort, inst, course in rows:
+    for cohort, inst, course in cohorts_named(session, principal.user_id):
         enrollments.append(
             EnrollmentOut(
                 cohort_id=cohort.id, cohort=cohort.slug, institution=inst.slug, course=course.slug
@@ -223,12 +216,7 @@ MULTIPART = {
     status_code=202,
     response_model=SubmissionOut,
     openapi_extra=MULTIPART,
-    responses={
-        **ERRORS,
-        409: {"model": ErrorOut},
-        413: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-    },
+    responses=error_bodies(404, 409, 413, 422),
 )
 async def submit(
     assignment_id: int, request: Request, principal: PrincipalDep, state: StateDep
@@ -297,7 +285,7 @@ def one_submission(
 @router.get(
     "/submissions/{submission_id}/feedback",
     response_class=HTMLResponse,
-    responses={**ERRORS, 409: {"model": ErrorOut}, 200: {"content": {"text/html": {}}}},
+    responses={**error_bodies(404, 409), 200: {"content": {"text/html": {}}}},
 )
 def feedback(submission_id: int, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
     """HTML feedback of the latest grade (test names, points, messages; hidden tests never shown)."""

@@ -14,6 +14,11 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="one line saying what went wrong and what to do")
 
 
+def error_bodies(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``statuses``: every error answers with the same ErrorOut body."""
+    return {status: {"model": ErrorOut} for status in statuses}
+
+
 class RoleOut(BaseModel):
     id: int
     role: Role

@@ -13,9 +13,11 @@ from ..models import (
     Assignment,
     Cohort,
     Course,
+    Enrollment,
     Extension,
     Institution,
     Submission,
+    User,
     id_of,
     to_utc,
 )
@@ -23,7 +25,7 @@ from ..services import audit, gradebook
 from ..services import courses as course_svc
 from ..services import enrollment as enroll_svc
 from ..services.access import Principal, require_admin_of, require_platform_admin, require_teacher
-from ..services.errors import Invalid, NotFound, TooLarge
+from ..services.errors import Invalid, NotFound, TooLarge, found
 from ..services.grading import enqueue_regrade
 from ..services.identity import ensure_user, user_by_name
 from .common import (
@@ -50,11 +52,12 @@ from .schemas import (
     ExtensionOut,
     RegradeOut,
     ReleaseIn,
+    error_bodies,
 )
 
 router = APIRouter(
     tags=["teaching"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_bodies(401, 403, 404),
 )
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -77,7 +80,7 @@ def list_courses(session: SessionDep, principal: PrincipalDep) -> list[CourseOut
     return [_course_out(c) for c in session.exec(select(Course).order_by(col(Course.slug))).all()]
 
 
-@router.post("/courses/import", response_model=CourseOut, responses={422: {"model": ErrorOut}})
+@router.post("/courses/import", response_model=CourseOut, responses=error_bodies(422))
 def import_course(
     body: CourseImportIn, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> CourseOut:
@@ -102,7 +105,7 @@ def list_cohorts(session: SessionDep, principal: PrincipalDep) -> list[CohortOut
 
 
 @router.post(
-    "/cohorts", response_model=CohortOut, status_code=201, responses={409: {"model": ErrorOut}}
+    "/cohorts", response_model=CohortOut, status_code=201, responses=error_bodies(409)
 )
 def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) -> CohortOut:
     """Create a cohort of an institution for one course (institution admin)."""
@@ -165,7 +168,7 @@ def _enroller(session: Session, principal: Principal, cohort_id: int) -> Cohort:
     "/cohorts/{cohort_id}/enrollments",
     response_model=EnrollOut,
     status_code=201,
-    responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_bodies(409, 422),
 )
 def enroll_one(
     cohort_id: int, body: EnrollIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -181,14 +184,17 @@ def enroll_one(
     return EnrollOut(cohort_id=cohort_id, username=user.username, display_name=user.display_name)
 
 
+def _enrolled(session: Session, cohort: Cohort, username: str) -> tuple[User, Enrollment]:
+    user = user_by_name(session, username)
+    row = enroll_svc.enrollment_of(session, cohort, user)
+    return user, found(row, f"{username} is not enrolled in cohort {cohort.slug}")
+
+
 @router.delete("/cohorts/{cohort_id}/enrollments/{username}", status_code=204)
 def unenroll(cohort_id: int, username: str, session: SessionDep, principal: PrincipalDep) -> None:
     """Remove a learner from a cohort (submissions and grades are kept)."""
     cohort = _enroller(session, principal, cohort_id)
-    user = user_by_name(session, username)
-    row = enroll_svc.enrollment_of(session, cohort, user)
-    if row is None:
-        raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
+    _user, row = _enrolled(session, cohort, username)
     enroll_svc.unenroll(session, principal, cohort, row)
     session.commit()
 
@@ -274,7 +280,7 @@ def cohort_assignments(
     "/cohorts/{cohort_id}/assignments",
     response_model=AssignmentOut,
     status_code=201,
-    responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_bodies(409, 422),
 )
 def release(
     cohort_id: int, body: ReleaseIn, session: SessionDep, principal: PrincipalDep, state: StateDep
@@ -311,7 +317,7 @@ def _teacher_assignment(
 @router.patch(
     "/assignments/{assignment_id}",
     response_model=AssignmentOut,
-    responses={422: {"model": ErrorOut}},
+    responses=error_bodies(422),
 )
 def set_deadline(
     assignment_id: int, body: DeadlineIn, session: SessionDep, principal: PrincipalDep
@@ -340,7 +346,7 @@ def set_deadline(
 @router.put(
     "/assignments/{assignment_id}/extensions/{username}",
     response_model=ExtensionOut,
-    responses={422: {"model": ErrorOut}},
+    responses=error_bodies(422),
 )
 def extend_for(
     assignment_id: int,
@@ -351,9 +357,7 @@ def extend_for(
 ) -> ExtensionOut:
     """Give one learner a later due date on one assignment."""
     a, cohort = _teacher_assignment(session, principal, assignment_id)
-    user = user_by_name(session, username)
-    if enroll_svc.enrollment_of(session, cohort, user) is None:
-        raise NotFound(f"{username} is not enrolled in cohort {cohort.slug}")
+    user, _row = _enrolled(session, cohort, username)
     due = to_utc(body.due_at)
     if due <= a.opens_at:
         raise Invalid("due_at must be after the assignment opens")

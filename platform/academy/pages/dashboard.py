@@ -23,9 +23,10 @@ from ..api import teaching
 from ..api.common import get_row
 from ..api.deps import AcademyState, StateDep
 from ..api.schemas import DeadlineIn
-from ..models import Cohort, Course, CredentialRecord, Institution, User
+from ..models import Cohort, Course, CredentialRecord, User
 from ..services import credentials as cred_svc
 from ..services.access import Principal, require_teacher
+from ..services.enrollment import cohorts_named
 from ..services.errors import AcademyError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..services.progress import AssignmentProgress, cohort_progress, histogram
 from .charts import heat_style, histogram_svg
@@ -52,12 +53,7 @@ async def my_cohorts(request: Request, state: StateDep, principal: ViewerDep) ->
 
     def work(session: Session) -> str:
         rows = []
-        for cohort, inst, course in session.exec(
-            select(Cohort, Institution, Course)
-            .join(Institution, col(Institution.id) == col(Cohort.institution_id))
-            .join(Course, col(Course.id) == col(Cohort.course_id))
-            .order_by(col(Cohort.id))
-        ):
+        for cohort, inst, course in cohorts_named(session):
             if principal.teaches(cohort):
                 rows.append(
                     [

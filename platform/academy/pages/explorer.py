@@ -114,13 +114,19 @@ async def my_chains(request: Request, state: StateDep, principal: ViewerDep) -> 
 
 async def _chain_or_notice(
     request: Request, state: StateDep, principal: ViewerDep, env_id: str
-) -> tuple[str, Any, HTMLResponse | None]:
-    lang = lang_of(request)
+) -> tuple[str, Any, str, str, HTMLResponse | None]:
+    """What every page of one chain starts from: the language, the environment, the base path and
+    the chain's own link; or, when the chain is not running, the page that says so."""
+    lang, base = lang_of(request), state.settings.base_path
     env = await _my_env(state.settings, principal.user.username, env_id)
     if env.status != "running" or not env.rpc_urls:
         notice = f'<p role="status">{esc(text(lang, "not_running"))}</p>'
-        return lang, env, page(lang, env.lab_id, notice, state.settings.base_path)
-    return lang, env, None
+        return lang, env, base, "", page(lang, env.lab_id, notice, base)
+    return lang, env, base, _link(state.settings, env_id), None
+
+
+def _back(lang: str, link: str) -> str:
+    return f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>' + find_form(lang, link)
 
 
 def _unavailable(lang: str, title: str, base: str) -> HTMLResponse:
@@ -133,10 +139,9 @@ async def chain_overview(
     env_id: str, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """Status, latest blocks, validators, fault switches and the consensus state of one chain."""
-    lang, env, notice = await _chain_or_notice(request, state, principal, env_id)
+    lang, env, base, link, notice = await _chain_or_notice(request, state, principal, env_id)
     if notice is not None:
         return notice
-    base, link = state.settings.base_path, _link(state.settings, env_id)
     title = f"{text(lang, 'chain')} · {env.lab_id}"
     try:
         async with Rpc(env.rpc_url) as rpc:
@@ -235,9 +240,7 @@ async def find(env_id: str, q: str, request: Request, state: StateDep, principal
     lang = lang_of(request)
     await _my_env(state.settings, principal.user.username, env_id)
     body = find_form(lang, link) + f'<p role="alert" class="bad">{esc(text(lang, "bad_query"))}</p>'
-    resp = page(lang, text(lang, "find"), body, state.settings.base_path)
-    resp.status_code = 422
-    return resp
+    return page(lang, text(lang, "find"), body, state.settings.base_path, 422)
 
 
 @router.get("/{env_id}/block/{number}", response_class=HTMLResponse)
@@ -245,21 +248,18 @@ async def block_page(
     env_id: str, number: int, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """One block and its transactions."""
-    lang, env, notice = await _chain_or_notice(request, state, principal, env_id)
+    lang, env, base, link, notice = await _chain_or_notice(request, state, principal, env_id)
     if notice is not None:
         return notice
-    base, link = state.settings.base_path, _link(state.settings, env_id)
     title = f"{text(lang, 'block')} {number}"
     try:
         async with Rpc(env.rpc_url) as rpc:
             block = await rpc.call("eth_getBlockByNumber", hex(number), True)
     except ChainUnavailable:
         return _unavailable(lang, title, base)
-    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>' + find_form(lang, link)
+    back = _back(lang, link)
     if not block:
-        resp = page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base)
-        resp.status_code = 404
-        return resp
+        return page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base, 404)
     body = back + facts(
         [
             (text(lang, "hash"), f"<code>{esc(block['hash'])}</code>"),
@@ -293,26 +293,21 @@ async def tx_page(
     env_id: str, tx_hash: str, request: Request, state: StateDep, principal: ViewerDep
 ) -> HTMLResponse:
     """One transaction with its receipt and the logs (events) it emitted."""
-    lang, env, notice = await _chain_or_notice(request, state, principal, env_id)
+    lang, env, base, link, notice = await _chain_or_notice(request, state, principal, env_id)
     if notice is not None:
         return notice
-    base, link = state.settings.base_path, _link(state.settings, env_id)
     title = f"{text(lang, 'transaction')} {tx_hash[:10]}…"
     if not TX_HASH.match(tx_hash):
-        resp = page(lang, title, f'<p role="alert">{esc(text(lang, "bad_query"))}</p>', base)
-        resp.status_code = 422
-        return resp
+        return page(lang, title, f'<p role="alert">{esc(text(lang, "bad_query"))}</p>', base, 422)
     try:
         async with Rpc(env.rpc_url) as rpc:
             tx = await rpc.call("eth_getTransactionByHash", tx_hash)
             receipt = await rpc.call("eth_getTransactionReceipt", tx_hash) if tx else None
     except ChainUnavailable:
         return _unavailable(lang, title, base)
-    back = f'<p><a href="{esc(link)}">{esc(text(lang, "back"))}</a></p>' + find_form(lang, link)
+    back = _back(lang, link)
     if not tx:
-        resp = page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base)
-        resp.status_code = 404
-        return resp
+        return page(lang, title, back + f"<p>{esc(text(lang, 'not_found'))}</p>", base, 404)
     number = _int(tx.get("blockNumber"))
     pairs = [
         (text(lang, "hash"), f"<code>{esc(tx['hash'])}</code>"),

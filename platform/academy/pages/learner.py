@@ -20,17 +20,15 @@ from ..api.credentials import share as share_credential
 from ..api.deps import StateDep
 from ..models import (
     Assignment,
-    Cohort,
     Course,
     CredentialRecord,
-    Enrollment,
-    Institution,
     Submission,
     id_of,
 )
 from ..services import credentials as cred_svc
 from ..services import submissions as subs
 from ..services.access import Principal
+from ..services.enrollment import cohorts_named
 from ..services.labchains import learner_envs
 from .i18n import MESSAGES, text
 from .layout import ViewerDep, esc, facts, in_session, lang_of, notice, page, table
@@ -63,19 +61,6 @@ def status_text(lang: str, status: str, prefix: str = "st_") -> str:
     return text(lang, prefix + status) if prefix + status in MESSAGES else status
 
 
-def _my_cohorts(session: Session, principal: Principal) -> list[tuple[Cohort, Institution, Course]]:
-    return list(
-        session.exec(
-            select(Cohort, Institution, Course)
-            .join(Enrollment, col(Enrollment.cohort_id) == col(Cohort.id))
-            .join(Institution, col(Institution.id) == col(Cohort.institution_id))
-            .join(Course, col(Course.id) == col(Cohort.course_id))
-            .where(Enrollment.user_id == principal.user_id)
-            .order_by(col(Cohort.id))
-        )
-    )
-
-
 def _latest_mine(session: Session, principal: Principal) -> dict[int, Submission]:
     latest: dict[int, Submission] = {}
     for s in session.exec(
@@ -96,7 +81,7 @@ async def my_courses(request: Request, state: StateDep, principal: ViewerDep) ->
     def work(session: Session) -> str:
         latest = _latest_mine(session, principal)
         rows = []
-        for cohort, inst, course in _my_cohorts(session, principal):
+        for cohort, inst, course in cohorts_named(session, principal.user_id):
             labs = session.exec(select(Assignment).where(Assignment.cohort_id == cohort.id)).all()
             graded = sum(
                 1
@@ -145,7 +130,7 @@ async def my_labs(request: Request, state: StateDep, principal: ViewerDep) -> HT
     def work(session: Session) -> str:
         latest = _latest_mine(session, principal)
         rows, used = [], set()
-        for cohort, _inst, course in _my_cohorts(session, principal):
+        for cohort, _inst, course in cohorts_named(session, principal.user_id):
             titles = lab_titles(course, lang)
             for a in session.exec(
                 select(Assignment)

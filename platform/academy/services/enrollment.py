@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session, col, select
 
-from ..models import Cohort, Enrollment, Institution, Role, User, id_of
+from ..models import Cohort, Course, Enrollment, Institution, Role, User, id_of
 from . import audit
 from .access import Principal
 from .errors import AcademyError, Conflict, Invalid
@@ -25,6 +25,24 @@ class RowReport:
     username: str
     status: str  # enrolled | already_enrolled | error
     message: str = ""
+
+
+def cohorts_named(
+    session: Session, learner_id: int | None = None
+) -> list[tuple[Cohort, Institution, Course]]:
+    """Every cohort, or only those ``learner_id`` is enrolled in, with its institution and course
+    in cohort id order: a list of cohorts always shows the three together."""
+    query = (
+        select(Cohort, Institution, Course)
+        .join(Institution, col(Institution.id) == col(Cohort.institution_id))
+        .join(Course, col(Course.id) == col(Cohort.course_id))
+        .order_by(col(Cohort.id))
+    )
+    if learner_id is not None:
+        query = query.join(Enrollment, col(Enrollment.cohort_id) == col(Cohort.id)).where(
+            Enrollment.user_id == learner_id
+        )
+    return list(session.exec(query))
 
 
 def learners(session: Session, cohort: Cohort) -> list[User]:

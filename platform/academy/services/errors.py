@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class AcademyError(Exception):
     """A request that cannot be done as asked; ``status`` is the HTTP status it maps to."""
@@ -42,3 +46,11 @@ class Unavailable(AcademyError):
     """Something academy depends on (JupyterHub) cannot be reached; the client may retry."""
 
     status = 503
+
+
+def found(row: T | None, message: str) -> T:
+    """``row``, or NotFound(message) when the lookup that fetched it came back empty: every
+    "no such thing" answer of a lookup by name or slug reads the same way."""
+    if row is None:
+        raise NotFound(message)
+    return row

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from ..models import ApiToken, Institution, Role, RoleAssignment, User, id_of, utcnow
 from . import audit
 from .access import ALL_SCOPES, SCOPES, Principal, roles_of
-from .errors import Conflict, Invalid, NotFound, Unauthorized
+from .errors import Conflict, Invalid, Unauthorized, found
 from .security import (
     burn_password_check,
     hash_password,
@@ -42,10 +42,8 @@ def check_slug(slug: str, what: str = "slug") -> str:
 
 
 def user_by_name(session: Session, username: str) -> User:
-    user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        raise NotFound(f"no user {username!r}")
-    return user
+    row = session.exec(select(User).where(User.username == username)).first()
+    return found(row, f"no user {username!r}")
 
 
 def ensure_user(

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from academy.models import Cohort, Institution, id_of
+from academy.services.courses import import_course
+from academy.services.identity import create_institution
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from sqlmodel import Session
+
+from tests.grader.coursegen import python_notebook
 
 COURSE = "demo-hashing"
 LAB = "sha"
@@ -24,8 +30,8 @@ def _graded(source: str, grade_id: str, kind: str, points: float = 0) -> nbforma
 
 
 def source_notebook() -> nbformat.NotebookNode:
-    nb = new_notebook(
-        cells=[
+    return python_notebook(
+        [
             new_markdown_cell("# SHA-256\nImplement `sha_hex`."),
             _graded(
                 "import hashlib\n\ndef sha_hex(data: bytes) -> str:\n"
@@ -52,12 +58,6 @@ def source_notebook() -> nbformat.NotebookNode:
             ),
         ]
     )
-    nb.metadata["kernelspec"] = {
-        "display_name": "Python 3",
-        "language": "python",
-        "name": "python3",
-    }
-    return nb
 
 
 def write_course(courses_dir: Path) -> Path:
@@ -79,6 +79,17 @@ def write_course(courses_dir: Path) -> Path:
         (folder / "README.md").write_text("Hash things.\n")
         (folder / "lab.toml").write_text(f'[lab]\nid = "{lab}"\ntitle = "{lab}"\n')
     return root
+
+
+def uni_cohort(session: Session, courses_dir: Path) -> tuple[Institution, Cohort]:
+    """Institution ``uni`` with the course of ``write_course`` imported and one cohort ``c1`` of
+    it: where every certificate test starts."""
+    inst = create_institution(session, None, "uni", "University of Examples")
+    course = import_course(session, courses_dir / COURSE)
+    cohort = Cohort(institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1")
+    session.add(cohort)
+    session.flush()
+    return inst, cohort
 
 
 def answer(released: dict, correct: bool = True) -> bytes:

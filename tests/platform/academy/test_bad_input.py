@@ -129,6 +129,35 @@ def test_duplicate_enrollment_and_broken_csv_rows(world_on: WorldOn) -> None:
     assert sorted(enrolled()) == sorted({*before, "new-1", "new-2"})
 
 
+def test_unknown_names_get_a_404_naming_them(world_on: WorldOn) -> None:
+    world = world_on("sqlite", grade_workers=0)
+    cid, aid = world.ids["cohort_a"], world.ids["assignment_a"]
+    h = world.headers("admin_a")
+    r = world.client.get(f"{BASE}/roles?institution=nope", headers=h)
+    assert one_line(r, 404) == "no institution 'nope'"
+    body = {"institution": "uni-a", "course": "nope", "slug": "c9"}
+    r = world.client.post(f"{BASE}/cohorts", headers=h, json=body)
+    assert one_line(r, 404) == "no course 'nope'; import it first"
+    r = world.client.delete(f"{BASE}/cohorts/{cid}/enrollments/nobody", headers=h)
+    assert one_line(r, 404) == "no user 'nobody'"
+    # a user who exists but learns elsewhere is not enrolled here, for unenrolling or extending
+    r = world.client.delete(f"{BASE}/cohorts/{cid}/enrollments/learner-b", headers=h)
+    assert one_line(r, 404) == "learner-b is not enrolled in cohort c1"
+    r = world.client.put(
+        f"{BASE}/assignments/{aid}/extensions/learner-b",
+        headers=world.headers("instructor_a"),
+        json={"due_at": "2099-02-01T00:00:00Z"},
+    )
+    assert one_line(r, 404) == "learner-b is not enrolled in cohort c1"
+    r = world.client.get(f"{BASE}/credentials/nope", headers=h)
+    assert one_line(r, 404) == "no credential nope"
+    # and the cohorts a learner is in come with their institution and course
+    me = world.client.get(f"{BASE}/me", headers=world.headers("learner_a")).json()
+    assert me["enrollments"] == [
+        {"cohort_id": cid, "cohort": "c1", "institution": "uni-a", "course": "demo-hashing"}
+    ]
+
+
 def test_late_submissions_under_each_policy(world_on: WorldOn) -> None:
     world = world_on("sqlite")
     cid = world.ids["cohort_a"]

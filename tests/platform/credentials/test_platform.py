@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from academy.app import create_app
 from academy.db import referenced, session_scope, upgrade
-from academy.models import Cohort, LatePolicy, Role, id_of
+from academy.models import LatePolicy, Role, id_of
 from academy.services.access import ALL_SCOPES, Principal
-from academy.services.courses import import_course, release_lab
+from academy.services.courses import release_lab
 from academy.services.credentials import auto_issue_once
 from academy.services.enrollment import enroll
 from academy.services.identity import (
@@ -32,7 +32,7 @@ from academy.settings import Settings
 from fastapi.testclient import TestClient
 
 from labs.minichain.waiting import wait_until
-from tests.platform.academy.builders import COURSE, LAB, answer, write_course
+from tests.platform.academy.builders import COURSE, LAB, answer, uni_cohort, write_course
 from tests.platform.appserver import academy_state
 
 API = "/services/academy/api"
@@ -78,14 +78,8 @@ def build(settings: Settings, client: TestClient) -> dict:
     engine = academy_state(client).engine
     w: dict = {"client": client, "settings": settings, "tokens": {}, "assignments": {}}
     with session_scope(engine) as session:
-        inst = create_institution(session, None, "uni", "University of Examples")
+        inst, cohort = uni_cohort(session, settings.courses_dir)
         other = create_institution(session, None, "other", "Other College")
-        course = import_course(session, settings.courses_dir / COURSE)
-        cohort = Cohort(
-            institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1"
-        )
-        session.add(cohort)
-        session.flush()
         admin, _ = ensure_user(session, "admin")
         grant_role(session, None, admin, Role.institution_admin, inst)
         stranger, _ = ensure_user(session, "stranger-admin")
@@ -248,13 +242,7 @@ def test_without_a_ledger_credentials_are_signed_and_checked_against_the_profile
     with TestClient(create_app(settings)) as client:
         engine = academy_state(client).engine
         with session_scope(engine) as session:
-            inst = create_institution(session, None, "uni", "University of Examples")
-            course = import_course(session, settings.courses_dir / COURSE)
-            cohort = Cohort(
-                institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1"
-            )
-            session.add(cohort)
-            session.flush()
+            inst, cohort = uni_cohort(session, settings.courses_dir)
             user, _ = ensure_user(session, "ada")
             batch = svc.issue_batch(
                 session, settings, referenced(session, Institution, id_of(inst)),

@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 from academy.db import referenced, session_scope
-from academy.models import Cohort, CredentialRecord, Institution, User, id_of
+from academy.models import CredentialRecord, Institution, User, id_of
 from academy.services import credentials as svc
-from academy.services.courses import import_course
-from academy.services.identity import create_institution, ensure_user
+from academy.services.identity import ensure_user
 from academy.settings import Settings
 from sqlmodel import select
 
 from tests.platform import appserver
-from tests.platform.academy.builders import COURSE, LAB, write_course
+from tests.platform.academy.builders import LAB, uni_cohort, write_course
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -38,13 +37,7 @@ def served(tmp_path: Path, academy_ledger):
     write_course(settings.courses_dir)
     with appserver.serve(settings, port) as served:
         with session_scope(served.engine) as session:
-            inst = create_institution(session, None, "uni", "University of Examples")
-            course = import_course(session, settings.courses_dir / COURSE)
-            cohort = Cohort(
-                institution_id=id_of(inst), course_id=id_of(course), slug="c1", name="c1"
-            )
-            session.add(cohort)
-            session.flush()
+            inst, cohort = uni_cohort(session, settings.courses_dir)
             learner, _ = ensure_user(session, "ada")
             session.commit()
             inst = referenced(session, Institution, id_of(inst))

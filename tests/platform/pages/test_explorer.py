@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,18 +22,14 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from labs.minichain.jsonrpc import call
 from labs.minichain.waiting import wait_until
 from labs.sandbox import SandboxManager
+from tests.labs.sandbox.helpers import rpc
 from tests.platform import appserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COUNTER = Path(__file__).resolve().parents[2] / "labs" / "contracts" / "Counter.vy"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "explorer"
-
-
-def rpc(url: str, method: str, *params: object) -> Any:
-    return call(url, method, list(params))
 
 
 @pytest.fixture
@@ -89,13 +84,13 @@ def send(env, to: str, value: int = 0, data: str = "0x", gas: int = 21000) -> st
         "data": data,
         "gas": gas,
         "gasPrice": 2 * 10**9,
-        "nonce": int(rpc(url, "eth_getTransactionCount", sender.address, "pending"), 16),
+        "nonce": int(rpc(url, "eth_getTransactionCount", [sender.address, "pending"]), 16),
         "chainId": int(rpc(url, "eth_chainId"), 16),
     }
     raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex().removeprefix("0x")
-    tx_hash = rpc(url, "eth_sendRawTransaction", raw)
+    tx_hash = rpc(url, "eth_sendRawTransaction", [raw])
     wait_until(
-        lambda: rpc(url, "eth_getTransactionReceipt", tx_hash),
+        lambda: rpc(url, "eth_getTransactionReceipt", [tx_hash]),
         30,
         interval=0.2,
         message="the transfer was not mined in 30 s",
@@ -114,7 +109,7 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
         + (function_signature_to_4byte_selector("bump(uint256)") + encode(["uint256"], [5])).hex()
     )
     bump_hash = send(env, counter, data=bump, gas=200_000)
-    receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", tx_hash)
+    receipt = rpc(env.rpc_url, "eth_getTransactionReceipt", [tx_hash])
     number = int(receipt["blockNumber"], 16)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     auth = {"Authorization": f"token {served['tokens']['ada']}"}
@@ -182,6 +177,17 @@ def test_learner_finds_their_transaction_in_the_explorer(served, chain) -> None:
     mine = httpx.get(f"{served['url']}/explorer/", headers=bob)
     assert mine.status_code == 200 and "no lab chain yet" in mine.text
     assert httpx.get(f"{served['url']}/explorer/{env.env_id}").status_code == 401
+
+    # nothing to show: the status says so, and the page leads back to the chain
+    ada = {"Authorization": f"token {served['tokens']['ada']}"}
+    chain_url = f"{served['url']}/explorer/{env.env_id}"
+    missing = httpx.get(f"{chain_url}/block/99999", headers=ada)
+    assert missing.status_code == 404 and "Not found on this chain." in missing.text
+    assert f'/explorer/{env.env_id}">Back to the chain</a>' in missing.text
+    no_tx = httpx.get(f"{chain_url}/tx/0x{'ab' * 32}", headers=ada)
+    assert no_tx.status_code == 404 and "Back to the chain" in no_tx.text
+    assert httpx.get(f"{chain_url}/tx/0x12", headers=ada).status_code == 422
+    assert httpx.get(f"{chain_url}/find?q=nonsense", headers=ada).status_code == 422
 
 
 def test_language_follows_accept_language() -> None:
