@@ -16,8 +16,6 @@ from labs.sandbox.process import ProcessBackend
 LAB = '[lab]\nid = "time-to-lab"\n\n[chain]\nvalidators = 4\nconsensus = "tbft"\n'
 
 
-
-
 class OursHub:
     def __init__(self, state: Path, learners: int) -> None:
         from academy.db import make_engine

@@ -163,7 +163,9 @@ class StockHub:
         self.url = f"http://127.0.0.1:{self.port}"
 
         def failed() -> RuntimeError:
-            return RuntimeError("stock hub did not start: " + (state / "hub.log").read_text()[-800:])
+            return RuntimeError(
+                "stock hub did not start: " + (state / "hub.log").read_text()[-800:]
+            )
 
         def answers() -> bool:
             with contextlib.suppress(httpx.HTTPError):

@@ -655,9 +655,7 @@ class ReadApi:
                 else:
                     newest_header = self.header_at(last)
                     assert newest_header is not None  # ``last`` was resolved to a committed block
-                    base_fees.append(
-                        hex_int(calculate_expected_base_fee_per_gas(newest_header))
-                    )
+                    base_fees.append(hex_int(calculate_expected_base_fee_per_gas(newest_header)))
         out: dict = {
             "oldestBlock": hex_int(first),
             "baseFeePerGas": base_fees,
@@ -773,7 +771,9 @@ class ExecutionApp(ReadApi):
                 )
             stored_head = store.block_at(head)
             if stored_head is None:
-                raise StoreError(f"{store.path} names block {head} as its head but does not hold it")
+                raise StoreError(
+                    f"{store.path} names block {head} as its head but does not hold it"
+                )
             self._set_head(MiniBlock.decode(stored_head[0]))
 
     # --- consensus host calls ------------------------------------------------------------------

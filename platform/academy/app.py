@@ -190,9 +190,7 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
         return response
 
     @router.get("/oauth_callback")
-    async def oauth_callback(
-        request: Request, code: str = "", state_param: str = ""
-    ) -> Response:
+    async def oauth_callback(request: Request, code: str = "", state_param: str = "") -> Response:
         if state.hub is None:
             return JSONResponse({"detail": "not running behind JupyterHub"}, 404)
         state_id = request.query_params.get("state", "")

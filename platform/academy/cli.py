@@ -120,7 +120,9 @@ def chain_up(
 
     try:
         if ensure_network(data, nodes, consensus):
-            out.print(f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)")
+            out.print(
+                f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)"
+            )
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:
         raise fail(str(exc)) from None
     try:

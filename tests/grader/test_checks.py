@@ -93,7 +93,9 @@ def test_consensus_passes_tbft_under_every_fault_schedule() -> None:
 
 def test_consensus_failure_names_the_seed_and_a_replay_that_reproduces_it() -> None:
     with pytest.raises(AssertionError) as err:
-        consensus.check_engine(OneVoteTBFT, params=TBFT_FAST, seeds=range(20), faults=("partition",))
+        consensus.check_engine(
+            OneVoteTBFT, params=TBFT_FAST, seeds=range(20), faults=("partition",)
+        )
     message = str(err.value)
     assert message.startswith("safety: "), message
     assert "under 'partition' (seed " in message and "replay: " in message

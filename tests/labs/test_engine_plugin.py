@@ -37,13 +37,19 @@ def test_a_wrong_engine_name_says_what_to_write(name: str, says: str) -> None:
 
 @pytest.mark.parametrize(
     ("engine", "validators", "param"),
-    [("solo", 1, "empty_block_interval"), ("raft", 3, "election_timeout"), ("tbft", 4, "timeout_propose")],
+    [
+        ("solo", 1, "empty_block_interval"),
+        ("raft", 3, "election_timeout"),
+        ("tbft", 4, "timeout_propose"),
+    ],
 )
 def test_every_engine_rejects_a_wrong_timing_parameter_in_one_line(
     engine: str, validators: int, param: str
 ) -> None:
     """The built-in engines read their timings through the one reader a plug-in engine uses too."""
-    with pytest.raises(ValueError, match=f"^{engine} parameter {param} must be a number >= 0") as err:
+    with pytest.raises(
+        ValueError, match=f"^{engine} parameter {param} must be a number >= 0"
+    ) as err:
         Simulation(engine, n=validators, seed=1, params={param: "soon"}).run(until_time=0.1)
     assert "\n" not in str(err.value)
 

@@ -73,9 +73,7 @@ def add_institution(
     return InstitutionOut(id=inst.id, slug=inst.slug, name=inst.name)
 
 
-@router.post(
-    "/users", response_model=UserOut, status_code=201, responses=error_bodies(409)
-)
+@router.post("/users", response_model=UserOut, status_code=201, responses=error_bodies(409))
 def add_user(
     body: UserIn, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> UserOut:
@@ -122,9 +120,7 @@ def list_roles(
     return [_role_out(session, r) for r in rows]
 
 
-@router.post(
-    "/roles", response_model=RoleOut, status_code=201, responses=error_bodies(422)
-)
+@router.post("/roles", response_model=RoleOut, status_code=201, responses=error_bodies(422))
 def add_role(body: RoleIn, session: SessionDep, principal: PrincipalDep) -> RoleOut:
     """Grant a role: platform_admin (platform admins only) or a role at an institution
     (its admins), optionally limited to one course."""
@@ -181,9 +177,7 @@ def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
     return [_token_out(r, principal.user.username) for r in rows]
 
 
-@router.post(
-    "/tokens", response_model=TokenOut, status_code=201, responses=error_bodies(422)
-)
+@router.post("/tokens", response_model=TokenOut, status_code=201, responses=error_bodies(422))
 def create_token(body: TokenIn, session: SessionDep, principal: PrincipalDep) -> TokenOut:
     """A personal API token with at most the scopes of the credentials you used."""
     scopes = parse_scopes(body.scopes, frozenset(principal.scopes) & ALL_SCOPES)

@@ -168,9 +168,7 @@ def list_eligible(
     ]
 
 
-@router.post(
-    "/issue", response_model=BatchOut, status_code=201, responses=error_bodies(422)
-)
+@router.post("/issue", response_model=BatchOut, status_code=201, responses=error_bodies(422))
 async def issue(
     body: IssueIn, session: SessionDep, principal: PrincipalDep, state: StateDep
 ) -> BatchOut:
@@ -279,9 +277,7 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
     return JSONResponse(json.loads(row.document))
 
 
-@router.post(
-    "/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422)
-)
+@router.post("/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422))
 async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
     """Verify a credential (public): every check with its outcome, as `academy verify` prints.
 

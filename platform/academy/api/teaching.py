@@ -104,9 +104,7 @@ def list_cohorts(session: SessionDep, principal: PrincipalDep) -> list[CohortOut
     return [cohort_out(session, c) for c in rows if can_see_cohort(session, principal, c)]
 
 
-@router.post(
-    "/cohorts", response_model=CohortOut, status_code=201, responses=error_bodies(409)
-)
+@router.post("/cohorts", response_model=CohortOut, status_code=201, responses=error_bodies(409))
 def create_cohort(body: CohortIn, session: SessionDep, principal: PrincipalDep) -> CohortOut:
     """Create a cohort of an institution for one course (institution admin)."""
     from ..services.errors import Conflict

@@ -160,9 +160,7 @@ class WarmParent:
             return False
 
         try:
-            return wait_until(
-                up, self.start_timeout if timeout is None else timeout, interval=0.05
-            )
+            return wait_until(up, self.start_timeout if timeout is None else timeout, interval=0.05)
         except (TimeoutError, ChildProcessError):
             return False
 

@@ -348,7 +348,9 @@ def run_up(
     say(f"stopped; everything is kept in {settings.state_dir}")
 
 
-def _start_ledger(settings: Settings, say: Callable[[str], object], cleanup: contextlib.ExitStack) -> None:
+def _start_ledger(
+    settings: Settings, say: Callable[[str], object], cleanup: contextlib.ExitStack
+) -> None:
     """Run the academy ledger under STATE_DIR/ledger unless ACADEMY_LEDGER_RPC_URL names one, so
     certificates are anchored out of the box; ``cleanup`` stops it."""
     if settings.ledger_rpc_url:

@@ -67,7 +67,9 @@ def is_system_of(session: Session, user: User, institution_id: int) -> bool:
         return False
     roles = roles_of(session, id_of(user))
     return all(
-        r.role == Role.institution_admin and r.institution_id == institution_id and r.course_id is None
+        r.role == Role.institution_admin
+        and r.institution_id == institution_id
+        and r.course_id is None
         for r in roles
     ) and bool(roles)
 
@@ -214,7 +216,9 @@ def grant_role(
     ).first()
     if found is not None:
         return found, False
-    row = RoleAssignment(user_id=id_of(user), role=role, institution_id=inst_id, course_id=course_id)
+    row = RoleAssignment(
+        user_id=id_of(user), role=role, institution_id=inst_id, course_id=course_id
+    )
     session.add(row)
     session.flush()
     audit.record(

@@ -97,8 +97,7 @@ def lab_toml(
         opens = to_utc(released.opens_at)
         if utcnow() < opens and not _teaches_course(session, principal, row):
             raise Forbidden(
-                f"lab {course}/{lab} opens at {opens.isoformat()}; "
-                "its chain starts from then on"
+                f"lab {course}/{lab} opens at {opens.isoformat()}; its chain starts from then on"
             )
         snapshot = assignment_dir(settings, id_of(released)) / "source" / "lab.toml"
         if snapshot.is_file():

@@ -190,7 +190,10 @@ class Platform:
             return False
 
         wait_until(
-            up, 180, interval=0.5, message=lambda: f"{ct.name} not up: " + ct.logs()[-4000:].decode()
+            up,
+            180,
+            interval=0.5,
+            message=lambda: f"{ct.name} not up: " + ct.logs()[-4000:].decode(),
         )
 
     def _add_learners(self) -> None:

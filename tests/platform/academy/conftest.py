@@ -160,7 +160,9 @@ class World:
     def engine(self) -> Engine:
         return academy_state(self.client).engine
 
-    def issue_credential(self, cohort: str, username: str, lab: str, points: float) -> CredentialRecord:
+    def issue_credential(
+        self, cohort: str, username: str, lab: str, points: float
+    ) -> CredentialRecord:
         """Certify ``username`` in the cohort ``ids[cohort]`` through the issuing service, full
         marks on ``lab``; the stored record (uid, document, share token)."""
         from academy.services import credentials as svc

@@ -439,10 +439,12 @@ def matrix_world(world_on: WorldOn) -> tuple[World, Ids]:
     ids["submission"] = r.json()["id"]
     _issue_to_learner_a(world, ids)
     wait_until(
-        lambda: world.client.get(
-            f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
-        ).json()["status"]
-        == "graded",
+        lambda: (
+            world.client.get(
+                f"{BASE}/submissions/{ids['submission']}", headers=world.headers("learner_a")
+            ).json()["status"]
+            == "graded"
+        ),
         60,
         message="the setup submission was not graded",
     )
@@ -529,7 +531,9 @@ def test_token_scopes_narrow_roles(matrix_world: tuple[World, Ids]) -> None:
     r = world.client.get(f"{BASE}/credentials/{ids['credential']}", headers=admin_learn)
     assert r.status_code == 403
     r = world.client.put(
-        f"{BASE}/credentials/policy", headers=admin_learn, json={"institution": "uni-a", "auto_issue": True}
+        f"{BASE}/credentials/policy",
+        headers=admin_learn,
+        json={"institution": "uni-a", "auto_issue": True},
     )
     assert r.status_code == 403
     # a learner cannot mint a token with more scopes than the one it uses

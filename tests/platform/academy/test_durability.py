@@ -174,7 +174,9 @@ def test_racing_workers_claim_each_job_once(settings_for: SettingsFor, backend: 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_worker_whose_lease_ran_out_cannot_write_its_grade(settings_for: SettingsFor, backend: str) -> None:
+def test_a_worker_whose_lease_ran_out_cannot_write_its_grade(
+    settings_for: SettingsFor, backend: str
+) -> None:
     settings = settings_for(backend, grade_workers=0, grade_max_attempts=3)
     upgrade(settings)
     engine = make_engine(settings)

@@ -26,7 +26,9 @@ def _submit_one(world: World) -> int:
     return r.json()["id"]
 
 
-def test_worker_command_grades_what_is_queued(world_on: WorldOn, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_command_grades_what_is_queued(
+    world_on: WorldOn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = world_on("sqlite", grade_workers=0)
     sid = _submit_one(world)
     assert (

@@ -21,7 +21,9 @@ def wait_graded(world: World, who: str, sid: int, timeout: float = 90.0) -> dict
     last: dict = {}
 
     def settled() -> dict | None:
-        last.update(world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json())
+        last.update(
+            world.client.get(f"{BASE}/submissions/{sid}", headers=world.headers(who)).json()
+        )
         return dict(last) if last["status"] in ("graded", "failed") else None
 
     return wait_until(
@@ -83,6 +85,7 @@ def test_release_fetch_submit_graded_feedback_gradebook(world_on, backend: str) 
         f"{BASE}/assignments/{aid}/regrade", headers=world.headers("instructor_a")
     )
     assert r.status_code == 202 and r.json() == {"queued": 2}
+
     def all_graded() -> list | None:
         subs = world.client.get(
             f"{BASE}/assignments/{aid}/submissions", headers=world.headers("instructor_a")

@@ -25,7 +25,9 @@ def test_a_system_account_never_takes_over_an_existing_user(world) -> None:
         boss, _ = ensure_user(s, "uni-a.boss")
         grant_role(s, None, boss, Role.platform_admin, None)
     r = world.client.post(
-        f"{BASE}/institutions/uni-a/systems", headers=world.headers("admin_a"), json={"name": "boss"}
+        f"{BASE}/institutions/uni-a/systems",
+        headers=world.headers("admin_a"),
+        json={"name": "boss"},
     )
     assert r.status_code == 409, r.text
     assert "token" not in r.json()
@@ -55,8 +57,14 @@ def test_the_institution_s_own_system_may_get_a_new_token(world) -> None:
         assert r.status_code == 201, r.text
     token = {"Authorization": f"Bearer {r.json()['token']}"}
     assert world.client.get(f"{BASE}/roles?institution=uni-a", headers=token).status_code == 403
-    assert world.client.get(f"{BASE}/cohorts/{world.ids['cohort_a']}", headers=token).status_code == 200
-    assert world.client.get(f"{BASE}/cohorts/{world.ids['cohort_b']}", headers=token).status_code == 404
+    assert (
+        world.client.get(f"{BASE}/cohorts/{world.ids['cohort_a']}", headers=token).status_code
+        == 200
+    )
+    assert (
+        world.client.get(f"{BASE}/cohorts/{world.ids['cohort_b']}", headers=token).status_code
+        == 404
+    )
 
 
 def test_a_system_token_has_no_scope_its_creator_lacks(world) -> None:
@@ -125,10 +133,19 @@ def test_a_new_learner_token_revokes_the_earlier_ones(world) -> None:
     hub = {"Authorization": "Bearer " + world.token("jupyterhub", ["hub"])}
     path = f"{BASE}/internal/users/learner-a/token"
     first = world.client.post(path, headers=hub).json()["token"]
-    assert world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {first}"}).status_code == 200
+    assert (
+        world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {first}"}).status_code
+        == 200
+    )
     second = world.client.post(path, headers=hub).json()["token"]
-    assert world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {first}"}).status_code == 401
-    assert world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    assert (
+        world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {first}"}).status_code
+        == 401
+    )
+    assert (
+        world.client.get(f"{BASE}/me", headers={"Authorization": f"Bearer {second}"}).status_code
+        == 200
+    )
     # other tokens of the learner (made by hand) are not touched
     assert world.client.get(f"{BASE}/me", headers=world.headers("learner_a")).status_code == 200
 

@@ -135,8 +135,14 @@ def test_learners_get_nothing_of_an_assignment_before_it_opens(world) -> None:
     assert world.client.get(paths[0], headers=staff).status_code == 200
     r = world.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=learner)
     assert r.status_code == 403 and "opens at 2099" in r.json()["detail"], r.text
-    assert world.client.get(f"{BASE}/me/labs/demo-hashing/second/env", headers=learner).status_code == 403
-    assert world.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=staff).status_code == 200
+    assert (
+        world.client.get(f"{BASE}/me/labs/demo-hashing/second/env", headers=learner).status_code
+        == 403
+    )
+    assert (
+        world.client.post(f"{BASE}/me/labs/demo-hashing/second/env", headers=staff).status_code
+        == 200
+    )
     # the assignment itself is listed (learners see what is coming), its files are not
     assert world.client.get(f"{BASE}/assignments/{aid}", headers=learner).status_code == 200
 
