@@ -171,6 +171,20 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
 
     from .security_headers import cookie_secure
 
+    def set_cookie(
+        response: Response, request: Request, name: str, value: str, max_age: int | None = None
+    ) -> None:
+        """academy's own cookies: its path only, out of scripts' reach, Secure under https."""
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=base + "/",
+            httponly=True,
+            samesite="lax",
+            secure=cookie_secure(request, state.settings.public_url),
+        )
+
     @router.get("/login")
     def login(request: Request, next: str = "") -> Response:  # noqa: A002
         if state.hub is None:
@@ -178,15 +192,7 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
         target = next if next.startswith("/") and not next.startswith("//") else base + "/"
         url, state_id, _verifier = state.hub.login_redirect(target)
         response = RedirectResponse(url, status_code=302)
-        response.set_cookie(
-            state.hub.auth.state_cookie_name,
-            state_id,
-            max_age=600,
-            path=base + "/",
-            httponly=True,
-            samesite="lax",
-            secure=cookie_secure(request, state.settings.public_url),
-        )
+        set_cookie(response, request, state.hub.auth.state_cookie_name, state_id, max_age=600)
         return response
 
     @router.get("/oauth_callback")
@@ -202,14 +208,7 @@ def _session_routes(state: AcademyState, base: str) -> APIRouter:
         token, next_url = await state.hub.finish_login(code, state_id)
         response = RedirectResponse(next_url or base + "/", status_code=302)
         response.delete_cookie(state.hub.auth.state_cookie_name, path=base + "/")
-        response.set_cookie(
-            state.hub.cookie_name,
-            token,
-            path=base + "/",
-            httponly=True,
-            samesite="lax",
-            secure=cookie_secure(request, state.settings.public_url),
-        )
+        set_cookie(response, request, state.hub.cookie_name, token)
         return response
 
     @router.get("/logout")

@@ -21,6 +21,8 @@ from academy.credentials.statuslist import status_entry
 from academy.credentials.verify import OnlineSources, verify_credential
 from academy.services import credentials as svc
 
+from tests.platform.credentials.harness import send_json
+
 from .builders import LAB
 from .conftest import BASE, World, WorldOn
 
@@ -60,12 +62,7 @@ class Target:
                     self.send_header("Location", "/loop")
                     self.end_headers()
                     return
-                body = json.dumps({"id": self.path}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, 200, {"id": self.path})
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -22,6 +22,16 @@ LEDGER_PARAMS = {
 }
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, doc: Any) -> None:
+    """Answer a test server's request with ``doc`` as JSON."""
+    body = json.dumps(doc).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class AcademyLedger:
     """A running 4-node TBFT network with the AcademyRegistry deployed by account 0."""
 
@@ -51,12 +61,7 @@ class StatusServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 doc = docs.get(self.path)
-                body = json.dumps(doc).encode() if doc is not None else b"{}"
-                self.send_response(200 if doc is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, 200 if doc is not None else 404, doc if doc is not None else {})
 
             def log_message(self, *args: Any) -> None:
                 pass
