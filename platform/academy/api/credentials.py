@@ -12,17 +12,18 @@ import json
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
+from ..credentials.jcs import MAX_DOCUMENT_BYTES, CanonicalizationError, loads
 from ..db import referenced
 from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
 from ..services import credentials as svc
 from ..services.access import Principal, require_admin_of
-from ..services.errors import Forbidden, Invalid, NotFound, found
+from ..services.errors import Forbidden, Invalid, NotFound, TooLarge, found
 from ..settings import Settings
 from .common import get_row, institution_by_slug
 from .deps import PrincipalDep, SessionDep, StateDep
@@ -277,13 +278,33 @@ def shared(token: str, session: SessionDep) -> JSONResponse:
     return JSONResponse(json.loads(row.document))
 
 
-@router.post("/verify", response_model=ReportOut, tags=["public"], responses=error_bodies(422))
-async def verify(session: SessionDep, state: StateDep, document: Any = Body(...)) -> ReportOut:  # noqa: B008
+@router.post(
+    "/verify",
+    response_model=ReportOut,
+    tags=["public"],
+    responses=error_bodies(413, 422),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
+    },
+)
+async def verify(request: Request, session: SessionDep, state: StateDep) -> ReportOut:
     """Verify a credential (public): every check with its outcome, as `academy verify` prints.
 
     Only what academy holds is used (its issuers' keys and status lists, its own ledger node):
     nothing is fetched from an address the credential names. A credential from an issuer academy
-    does not know is never ``valid``: its verdict is ``issuer_unknown``."""
+    does not know is never ``valid``: its verdict is ``issuer_unknown``.
+
+    The body is read up to a size cap and its nesting depth checked before it is parsed (413 or
+    422 past the bounds): parsing recurses once per level, and the endpoint is public."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise TooLarge(f"the credential is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        document = loads(bytes(body))
+    except CanonicalizationError as exc:
+        raise Invalid(f"the body is not a JSON credential: {exc}") from None
     report = await run_in_threadpool(svc.verify_document, session, state.settings, document)
     return ReportOut(**report.to_json())
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import json
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+
+from .jcs import CanonicalizationError, loads
 
 DEFAULT_DEADLINE = 10.0
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -162,8 +163,8 @@ def fetch_json(url: str, limits: FetchLimits | None = None) -> Any:
             if not 200 <= status < 300:
                 raise FetchError(f"answered HTTP {status}")
             try:
-                return json.loads(body)
-            except ValueError as exc:
-                raise FetchError("the answer is not JSON") from exc
+                return loads(body, max_bytes=limits.max_bytes)
+            except CanonicalizationError as exc:
+                raise FetchError(f"the answer is not usable JSON: {exc}") from exc
         url = urljoin(url, location)
     raise FetchError(f"more than {limits.max_redirects} redirects")

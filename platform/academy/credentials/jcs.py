@@ -15,12 +15,19 @@ non-JSON types. The tests hold the two to equal output on generated JSON.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 import rfc8785
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""The largest JSON document a verifier reads (a credential is a few KiB, a status list 20)."""
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects a verifier reads (credentials nest about 6 deep).
+Parsing, canonicalizing and schema checks recurse; this bound keeps them far from the
+interpreter's recursion limit, whatever a library may have raised it to."""
 
 
 class CanonicalizationError(ValueError):
@@ -85,9 +92,73 @@ def reference_canonicalize(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
-def loads(data: bytes | str) -> Any:
+class InputBoundError(CanonicalizationError):
+    """A document larger or deeper than a verifier reads; the message says which bound."""
+
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]++")
+_OPENING = frozenset(b"[{")
+
+
+def depth_of_text(data: bytes, limit: int = MAX_DEPTH) -> int:
+    """The nesting depth of JSON text, counted without parsing (so without recursion): brackets
+    outside strings. Stops counting past ``limit`` (and answers ``limit + 1``)."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", data))
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in _OPENING:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def depth_of(value: Any, limit: int = MAX_DEPTH) -> int:
+    """The nesting depth of a parsed JSON value (a scalar is 0), walked without recursion; stops
+    past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            items: Any = v.values()
+        elif isinstance(v, list):
+            items = v
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        stack.extend((item, depth) for item in items if isinstance(item, (dict, list)))
+    return deepest
+
+
+def bound_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why a parsed document is beyond what a verifier reads (too deep), or None."""
+    if depth_of(value, max_depth) > max_depth:
+        return f"JSON nested deeper than {max_depth} levels"
+    return None
+
+
+def loads(
+    data: bytes | str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_DEPTH
+) -> Any:
     """Parse JSON text for verification: duplicate member names are refused, since JCS (and the
-    signature over it) would silently keep only one of them."""
+    signature over it) would silently keep only one of them. Text over ``max_bytes`` or nested
+    deeper than ``max_depth`` is refused before any parsing (:class:`InputBoundError`): the
+    parser recurses once per level."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if len(raw) > max_bytes:
+        raise InputBoundError(f"the document is larger than {max_bytes} bytes")
+    if depth_of_text(raw, max_depth) > max_depth:
+        raise InputBoundError(f"JSON nested deeper than {max_depth} levels")
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -18,6 +18,9 @@ from typing import Any
 from .credential import VC_V2_CONTEXT
 
 MIN_ENTRIES = 131_072
+MAX_ENTRIES = 16 * 1024 * 1024
+"""The largest list a verifier decodes (2 MiB of bits): a few KiB of GZIP can expand to
+gigabytes, so decompression stops there."""
 PURPOSES = ("revocation", "suspension")
 
 
@@ -64,9 +67,16 @@ class StatusList:
         body = encoded[1:]
         try:
             packed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            bits = gzip.decompress(packed)
-        except (ValueError, OSError, EOFError, zlib.error) as exc:
+            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # GZIP framing
+            bits = inflate.decompress(packed, MAX_ENTRIES // 8 + 1)
+        except (ValueError, zlib.error) as exc:
             raise StatusListError(f"encodedList is not GZIP in base64url: {exc}") from exc
+        if len(bits) * 8 > MAX_ENTRIES:
+            raise StatusListError(
+                f"status list has more than {MAX_ENTRIES} entries: refused (decompression capped)"
+            )
+        if not inflate.eof or inflate.unused_data:
+            raise StatusListError("encodedList is not one whole GZIP stream in base64url")
         if len(bits) * 8 < MIN_ENTRIES:
             raise StatusListError(
                 f"status list has {len(bits) * 8} entries; at least {MIN_ENTRIES} are required"

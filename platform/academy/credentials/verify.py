@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from .anchoring import is_anchor_proof, leaf_of
 from .credential import issuer_id_of, schema_problem, status_entries
 from .fetch import FetchError, FetchLimits, fetch_json
+from .jcs import CanonicalizationError, bound_problem, loads
 from .keys import (
     KeyFormatError,
     KeyHistory,
@@ -227,7 +228,7 @@ class CacheSources:
                     f"no evidence of registry {registry} in the cache {self.folder}: run "
                     "`academy credentials cache` while online"
                 )
-            self._facts[registry] = facts_from_bundle(json.loads(path.read_text()))
+            self._facts[registry] = facts_from_bundle(json.loads(path.read_bytes()))
         return self._facts[registry]
 
     def status_list(self, url: str) -> dict[str, Any]:
@@ -237,7 +238,10 @@ class CacheSources:
                 f"status list {url} is not in the cache {self.folder}: run "
                 "`academy credentials cache` while online"
             )
-        return json.loads(path.read_text())
+        try:
+            return loads(path.read_bytes())
+        except CanonicalizationError as exc:
+            raise SourceError(f"status list {url} in the cache is unusable: {exc}") from exc
 
 
 class _Run:
@@ -293,7 +297,7 @@ class _Run:
     def schema(self) -> tuple[str, str]:
         if not isinstance(self.doc, dict):
             return FAIL, "not a JSON object"
-        problem = schema_problem(self.doc)
+        problem = bound_problem(self.doc) or schema_problem(self.doc)
         if problem:
             return FAIL, problem
         self.proofs = proofs_of(self.doc)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..api.deps import AcademyState, StateDep
+from ..credentials.jcs import loads
 from ..models import CredentialRecord
 from ..services import credentials as svc
 from .i18n import text
@@ -290,7 +291,7 @@ async def verify_posted(request: Request, state: StateDep) -> HTMLResponse:
     if not raw.strip():
         return _problem(request, state, text(lang, "nothing_given"), "", 422)
     try:
-        doc = json.loads(raw)
+        doc = loads(raw)  # bounded: size and depth are checked before parsing
     except ValueError as exc:
         return _problem(request, state, text(lang, "not_json").format(why=exc), raw, 422)
     problem = type_problem(doc)
