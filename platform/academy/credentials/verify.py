@@ -138,6 +138,8 @@ class Sources(Protocol):
 
     def trusted_genesis(self, registry: str) -> str | None: ...
 
+    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]: ...
+
 
 class OnlineSources:
     """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
@@ -174,6 +176,12 @@ class OnlineSources:
     def trusted_genesis(self, registry: str) -> str | None:
         """The genesis hash the verifier pins (--genesis); None: whatever the node reports."""
         return self.genesis
+
+    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]:
+        """The issuer's key records on the ledgers already read here (without an anchor, no
+        registry address is known to ask for more)."""
+        tag = issuer_tag(issuer_id)
+        return [f.keys[tag] for f in self._facts.values() if tag in f.keys]
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
         """The key history an issuer publishes in its profile (for credentials with no ledger
@@ -216,6 +224,24 @@ class CacheSources:
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
         return None  # offline, only the ledger evidence speaks for an issuer's keys
+
+    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]:
+        """The issuer's key records in every ledger evidence the cache holds (of the pinned
+        ledger, when one is pinned): a credential that carries no anchor still meets the
+        revocations recorded there. Evidence that does not hold is skipped."""
+        tag, found = issuer_tag(issuer_id), []
+        folder = self.folder / "ledger"
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                registry = json.loads(path.read_bytes())["registry"]
+                facts = self.ledger_facts(str(registry))
+            except (LedgerError, OSError, ValueError, KeyError, TypeError):
+                continue
+            if self.genesis and facts.genesis_hash.lower() != self.genesis.strip().lower():
+                continue
+            if tag in facts.keys:
+                found.append(facts.keys[tag])
+        return found
 
     def trusted_genesis(self, registry: str) -> str | None:
         return self.genesis
@@ -354,6 +380,9 @@ class _Run:
             self.anchored_at = batch.timestamp if batch else None
             verdict = history.check(self.signer, self.signed_at, self.anchored_at)
             return (PASS if verdict.ok else FAIL), verdict.detail
+        refused = self._ledger_refuses(self.signer, self.signed_at)
+        if refused:
+            return FAIL, refused
         if self.key is not None:
             return PASS, "the key given with --key (no ledger anchor to check it against)"
         history = self.sources.issuer_keys(self.issuer or "") if self.sources else None
@@ -368,6 +397,51 @@ class _Run:
             except KeyFormatError:
                 pass
         return FAIL, "nothing says whose key this is: give the issuer's key with --key"
+
+    def _ledger_refuses(self, multikey: str, signed_at: dt.datetime) -> str | None:
+        """Why the ledger records the sources hold refuse ``multikey`` at ``signed_at`` for a
+        credential with no anchor (revoked, rotated out, not the issuer's), or None. These
+        records only ever refuse here: without an anchor nothing says which registry is the
+        issuer's, so they cannot vouch for a key."""
+        if self.sources is None or not self.issuer:
+            return None
+        for history in self.sources.ledger_key_histories(self.issuer):
+            verdict = history.check(multikey, signed_at, None)
+            if not verdict.ok:
+                return verdict.detail + " (the ledger's key record; no anchor in the credential)"
+        return None
+
+    def _list_signer_problem(
+        self, multikey: str, signed_at: dt.datetime, facts: LedgerFacts | None
+    ) -> str | None:
+        """Why the key that signed a status list is not the issuer's own, or None. The list
+        is checked against the issuer's keys only (the ledger's record when the credential is
+        anchored, else the key given with --key, the keys the sources hold for the issuer, or
+        the issuer's own did:key), never against the key the list itself names."""
+        if self.anchors:
+            if facts is None:
+                return f"cannot check who signed the status list: {self.facts_error}"
+            history = facts.keys.get(issuer_tag(self.issuer or ""))
+            verdict = history.check(multikey, signed_at, None) if history else None
+            if verdict is None or not verdict.ok:
+                return "status list signed by a key that is not the issuer's valid key"
+            return None
+        refused = self._ledger_refuses(multikey, signed_at)
+        if refused:
+            return f"status list key: {refused}"
+        if self.key is not None:
+            return None if multikey == self.key else "status list not signed by the --key"
+        history = self.sources.issuer_keys(self.issuer or "") if self.sources else None
+        if history is not None and history.find(multikey):
+            verdict = history.check(multikey, signed_at, None)
+            return None if verdict.ok else f"status list key: {verdict.detail}"
+        if self.issuer and self.issuer.startswith("did:key:"):
+            try:
+                if multikey_from_reference(self.issuer) == multikey:
+                    return None
+            except KeyFormatError:
+                pass
+        return "status list signed by a key that is not the issuer's"
 
     def _batch(self, facts: LedgerFacts) -> Any:
         try:
@@ -443,7 +517,7 @@ class _Run:
         index = int(entry["statusListIndex"])
         facts = self.ledger() if self.anchors else None
         memo = getattr(self.sources, "memo", None)
-        memo_key = (url, purpose, self.issuer, self.key, id(facts))
+        memo_key = (url, purpose, self.issuer, self.key, bool(self.anchors), id(facts))
         loaded = memo.get(memo_key) if memo is not None else None
         if loaded is None:
             loaded = self._load_list(url, purpose, facts)
@@ -487,15 +561,11 @@ class _Run:
         checked = verify_proof(lst, sig[0], self.key if not self.anchors else None)
         if not checked.ok:
             return None, f"status list signature: {checked.detail}"
-        if facts is not None:
-            history = facts.keys.get(issuer_tag(self.issuer or ""))
-            verdict = (
-                history.check(checked.multikey or "", parse_time(sig[0]["created"]), None)
-                if history
-                else None
-            )
-            if verdict is None or not verdict.ok:
-                return None, "status list signed by a key that is not the issuer's valid key"
+        problem = self._list_signer_problem(
+            checked.multikey or "", parse_time(sig[0]["created"]), facts
+        )
+        if problem:
+            return None, problem
         subject = lst.get("credentialSubject") or {}
         if subject.get("statusPurpose") != purpose:
             return None, f"status list is for {subject.get('statusPurpose')!r}, not {purpose!r}"
