@@ -423,3 +423,44 @@ def test_wrong_key_given_by_the_verifier(world) -> None:
     other = IssuerKey.generate().multikey
     report = verify_credential(world["a"][0], offline(world), key=other)
     assert report.failed[0] == "signature"
+
+
+def unanchored(doc: dict) -> dict:
+    """``doc`` with its LedgerAnchorProof removed (the signature stays as it was)."""
+    return proofs.with_proofs(doc, [sig_proof(doc)])
+
+
+def test_removing_the_anchor_never_skips_the_ledger_s_key_revocation(world) -> None:
+    """Signed by K3 and backdated to before its revocation: with the anchor the ledger dates it
+    after the revocation. Without the anchor, --key K3 --offline still meets the revocation the
+    cache holds (issue 14, finding 3)."""
+    k3 = world["keys"][2]
+    backdated = world["backdated"]
+    assert verify_credential(backdated, offline(world), key=k3.multikey).verdict == "invalid"
+    stripped = unanchored(backdated)
+    for key in (k3.multikey, None):
+        report = verify_credential(stripped, offline(world), key=key)
+        assert report.verdict == "invalid", (key, report.to_json())
+        assert "issuer key" in report.failed
+        assert "revoked" in report.check("issuer key").detail
+    pinned = CacheSources(
+        world["cache"], genesis=world["issuer"].registry.identity()["genesisHash"]
+    )
+    assert verify_credential(stripped, pinned, key=k3.multikey).verdict == "invalid"
+
+
+def test_removing_the_anchor_never_skips_a_rotation_the_cache_holds(world) -> None:
+    """K1, used after it was rotated out: refused with or without its anchor."""
+    k1 = world["keys"][0]
+    stripped = unanchored(world["rotated_out"])
+    report = verify_credential(stripped, offline(world), key=k1.multikey)
+    assert report.verdict == "invalid" and "rotated out" in report.check("issuer key").detail
+
+
+def test_an_unanchored_credential_by_a_valid_key_stays_valid_with_key(world) -> None:
+    """The ledger records only refuse: K2's credential, anchor removed, passes with --key K2
+    (its status list is signed by K4, which the ledger records as the issuer's)."""
+    k2 = world["keys"][1]
+    report = verify_credential(unanchored(world["b"][0]), offline(world), key=k2.multikey)
+    assert report.check("issuer key").outcome == "pass", report.to_json()
+    assert report.check("merkle inclusion").outcome == "n/a"
