@@ -193,6 +193,38 @@ def test_the_verify_page_answers_4xx_to_wrongly_typed_input(issued) -> None:
         assert r.status_code < 500, (value, r.status_code)
 
 
+def test_deep_or_huge_input_gets_a_4xx_from_the_api_and_the_page(issued) -> None:
+    """100,000 levels of arrays or objects, and a body over 1 MiB: one clear 4xx each from the
+    public API and the page, never a crash of the service (issue 14, finding 4)."""
+    world, doc = issued
+    deep_bodies = ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000]
+    for body in deep_bodies:
+        r = world.client.post(
+            f"{BASE}/credentials/verify",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 422 and "nested deeper than 64" in r.text, r.text[:300]
+        r = world.client.post(f"{PAGE}/verify", data={"document": body})
+        assert 400 <= r.status_code < 500  # 400 when the form itself is over its part size
+        upload = {"credential": ("deep.json", body.encode(), "application/json")}
+        r = world.client.post(f"{PAGE}/verify", files=upload)
+        assert r.status_code == 422 and "nested deeper than 64" in r.text
+    nested = copy.deepcopy(doc)
+    inner: list = []
+    for _ in range(100):
+        inner = [inner]
+    nested["credentialSubject"]["deep"] = inner
+    r = world.client.post(f"{BASE}/credentials/verify", json=nested)
+    assert r.status_code == 422 and "nested deeper" in r.text
+    huge = json.dumps({**doc, "padding": "x" * (1024 * 1024)})
+    r = world.client.post(
+        f"{BASE}/credentials/verify", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413, r.text[:300]
+    assert verify_api(world, doc)["verdict"] == "valid"  # the service still answers
+
+
 # -- the command line: fetching within bounds ---------------------------------------------------
 
 
