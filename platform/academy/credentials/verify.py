@@ -209,6 +209,18 @@ def cache_name(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:32] + ".json"
 
 
+MAX_CACHED_LEDGER_BYTES = 256 * 1024 * 1024
+
+
+def _cached_bundle(path: Path) -> Any:
+    """Cached ledger evidence, read within the depth bound like any input (the cache is a folder
+    anyone may have handed over), and a larger size bound: it grows with the ledger."""
+    try:
+        return loads(path.read_bytes(), max_bytes=MAX_CACHED_LEDGER_BYTES)
+    except CanonicalizationError as exc:
+        raise LedgerError(f"malformed ledger cache {path.name}: {exc}") from exc
+
+
 class CacheSources:
     """A cache folder (``academy credentials cache`` fills it): ``ledger.json`` holds the ledger's
     genesis, the registry address and commit evidence; ``status/`` the signed status lists."""
@@ -219,6 +231,7 @@ class CacheSources:
         self.folder = Path(folder)
         self.genesis = genesis
         self._facts: dict[str, LedgerFacts] = {}
+        self._registries: dict[str, str] = {}
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
@@ -233,8 +246,9 @@ class CacheSources:
         folder = self.folder / "ledger"
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
-                registry = json.loads(path.read_bytes())["registry"]
-                facts = self.ledger_facts(str(registry))
+                if path.name not in self._registries:
+                    self._registries[path.name] = str(_cached_bundle(path)["registry"])
+                facts = self.ledger_facts(self._registries[path.name])
             except (LedgerError, OSError, ValueError, KeyError, TypeError):
                 continue
             if self.genesis and facts.genesis_hash.lower() != self.genesis.strip().lower():
@@ -254,7 +268,7 @@ class CacheSources:
                     f"no evidence of registry {registry} in the cache {self.folder}: run "
                     "`academy credentials cache` while online"
                 )
-            self._facts[registry] = facts_from_bundle(json.loads(path.read_bytes()))
+            self._facts[registry] = facts_from_bundle(_cached_bundle(path))
         return self._facts[registry]
 
     def status_list(self, url: str) -> dict[str, Any]:

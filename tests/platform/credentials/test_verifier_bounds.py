@@ -35,6 +35,7 @@ from academy.credentials.statuslist import MAX_ENTRIES, StatusList, StatusListEr
 from academy.credentials.verify import (
     CacheSources,
     OnlineSources,
+    cache_name,
     fill_cache,
     verify_credential,
 )
@@ -245,3 +246,18 @@ def test_a_list_signed_by_a_stranger_is_refused_even_with_the_issuer_s_key_liste
     report = verify_credential(doc, OnlineSources(None, limits=LOOPBACK))
     assert report.check("issuer key").outcome == "pass"
     assert report.failed == ["status"] and "not the issuer's" in report.check("status").detail
+
+
+def test_a_deep_cache_file_is_an_error_not_a_crash(tmp_path) -> None:
+    """A cache folder handed over by someone else: its ledger evidence and status lists are read
+    within the same depth bound."""
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "status").mkdir()
+    (tmp_path / "ledger" / "x.json").write_text(deep_array(DEEP))
+    issuer, key = did_key_issuer("https://status.invalid/deep")
+    doc = issuer.issue([draft(issuer, 1)])[0]
+    for entry in doc["credentialStatus"]:
+        path = tmp_path / "status" / cache_name(entry["statusListCredential"])
+        path.write_text(deep_object(DEEP))
+    report = verify_credential(doc, CacheSources(tmp_path), key=key.multikey)
+    assert report.failed == ["status"] and "nested deeper" in report.check("status").detail
