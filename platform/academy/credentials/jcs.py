@@ -120,24 +120,26 @@ def depth_of_text(data: bytes, limit: int = MAX_DEPTH) -> int:
 
 def depth_of(value: Any, limit: int = MAX_DEPTH) -> int:
     """The nesting depth of a parsed JSON value (a scalar is 0), walked without recursion; stops
-    past ``limit``."""
+    past ``limit``. It runs for every credential verified, so it looks at types only."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    leaves = _LEAVES
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict):
-            items: Any = v.values()
-        elif isinstance(v, list):
-            items = v
-        else:
-            continue
-        depth += 1
+        v, depth = pop()
         if depth > deepest:
             deepest = depth
             if deepest > limit:
                 break
-        stack.extend((item, depth) for item in items if isinstance(item, (dict, list)))
+        for item in v.values() if isinstance(v, dict) else v:
+            if type(item) not in leaves and isinstance(item, (dict, list)):
+                push((item, depth + 1))
     return deepest
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def bound_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:

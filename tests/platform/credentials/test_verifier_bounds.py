@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from academy.credentials.jcs import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     InputBoundError,
+    depth_of,
     depth_of_text,
     loads,
 )
@@ -100,6 +102,9 @@ def test_the_depth_is_counted_outside_strings_only() -> None:
     assert depth_of_text(b'{"a": "[[[[{{{{\\"[[["}') == 1
     assert depth_of_text(deep_object(MAX_DEPTH).encode()) == MAX_DEPTH
     assert loads(deep_object(MAX_DEPTH)) is not None  # at the bound: read
+    assert depth_of(loads(deep_object(MAX_DEPTH))) == MAX_DEPTH
+    assert depth_of(OrderedDict(a=OrderedDict(b=[[]]))) == 4  # subclasses count too
+    assert depth_of("[[[") == 0
     with pytest.raises(InputBoundError, match="nested deeper"):
         loads(deep_object(MAX_DEPTH + 1))
     with pytest.raises(InputBoundError, match="nested deeper"):
