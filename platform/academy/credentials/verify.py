@@ -9,8 +9,13 @@ The checks, in order (the same in the CLI, the API and the web page):
   history; a key revoked before the ledger saw the credential does not count);
 - ``merkle inclusion``: the credential's leaf and path lead to the batch root it names;
 - ``ledger anchor``: that root is recorded by the issuer on the pinned ledger, in the named block;
-- ``status``: the issuer-signed status list says neither revoked nor suspended, and agrees with
-  the status changes recorded on the ledger.
+- ``status``: the status list, signed by one of the issuer's own keys (never merely by the key
+  the list names), says neither revoked nor suspended, and agrees with the status changes
+  recorded on the ledger.
+
+Without an anchor, the key records in the ledger evidence the sources hold still refuse a revoked
+or rotated-out key. Inputs are bounded (:mod:`.jcs`: size and nesting depth; :mod:`.statuslist`:
+the decompressed list), each with its own error, so no document can crash a verifier.
 
 A check that cannot apply (a signature-only credential has no Merkle path) is ``n/a``, never a
 silent pass. Where data comes from is a :class:`Sources`: :class:`OnlineSources` (the ledger's
