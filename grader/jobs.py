@@ -17,7 +17,7 @@ from typing import Any
 from .assignment import AssignmentError, Course, read_node
 from .executor import CellSpec, execute
 from .limits import Limits
-from .scoring import CellResult, prepare, score_notebook
+from .scoring import CellResult, TamperedError, prepare, score_notebook
 
 MAX_SIDE_FILES = 32 * 1024**2
 """Bytes of non-notebook files (data the notebook reads) copied into one sandbox."""
@@ -60,8 +60,14 @@ def grade_notebook(
     limits: Limits | None = None,
     files: Mapping[str, bytes] | None = None,
 ) -> dict[str, CellResult]:
-    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``."""
-    prepared = prepare(source_nb, submitted_nb, name)
+    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``.
+
+    A notebook whose grading metadata nbgrader would refuse scores 0 on every graded cell of
+    the source, with the reason, and is not run at all."""
+    try:
+        prepared = prepare(source_nb, submitted_nb, name)
+    except TamperedError as exc:
+        return _missing(source_nb, name, f"not graded: {exc}")
     code = prepared.code_cells
     outcomes = execute(
         [CellSpec(c.source, hidden=c.hidden) for c in code],
