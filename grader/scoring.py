@@ -271,6 +271,11 @@ def prepare(
             kept.insert(0, restored)
             present[gid] = 0
         else:
+            if source_ids[pos - 1] not in present:  # nbgrader fails on it (a KeyError)
+                raise TamperedError(
+                    f"cell {gid!r} was deleted, and so was the cell it follows "
+                    f"({source_ids[pos - 1]!r})"
+                )
             prev = present[source_ids[pos - 1]] + added
             kept.insert(prev + 1, restored)
             present[gid] = present[source_ids[pos - 1]]

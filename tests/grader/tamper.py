@@ -89,6 +89,11 @@ def deleted_test(nb: NotebookNode) -> None:
     nb.cells.remove(_cell(nb, "test_sha_hidden"))
 
 
+def answer_and_test_deleted(nb: NotebookNode) -> None:
+    nb.cells.remove(_cell(nb, "sha_hex"))
+    nb.cells.remove(_cell(nb, "test_sha_empty"))
+
+
 def answer_unflagged(nb: NotebookNode) -> None:
     _meta(nb, "explain_collision")["solution"] = False
 
@@ -107,6 +112,7 @@ EDITS: dict[str, tuple[Callable[[NotebookNode], None], str]] = {
     "locked_edited": (locked_edited, "restore"),
     "readonly_edited": (readonly_edited, "restore"),
     "deleted_test": (deleted_test, "restore"),
+    "answer_and_test_deleted": (answer_and_test_deleted, "refuse"),
     "answer_unflagged": (answer_unflagged, "refuse"),
 }
 """name: (edit, what stock nbgrader 0.9.6 does with it)."""
