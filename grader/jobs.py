@@ -137,7 +137,7 @@ def grade_notebook(
     try:
         prepared = prepare(source_nb, submitted_nb, name)
     except TamperedError as exc:
-        return _missing(source_nb, name, f"not graded: {exc}")
+        return _missing(source_nb, name, f"not graded: {exc}"[:300])
     code = prepared.code_cells
     outcomes = execute(
         [CellSpec(c.source, hidden=c.hidden) for c in code],

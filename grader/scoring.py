@@ -56,6 +56,8 @@ _FLAGS = ("grade", "solution", "locked", "task")
 def _check_meta(cell: Mapping[str, Any], gid: str) -> None:
     """nbgrader's schema: the flags are booleans and points a number, or it refuses."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
+    if "restored" in meta:  # not in nbgrader's schema; ours marks the cells it restores
+        raise TamperedError(f"cell {gid!r}: its nbgrader metadata is not in nbgrader's format")
     for flag in _FLAGS:
         if flag in meta and not isinstance(meta[flag], bool):
             raise TamperedError(f"cell {gid!r}: its {flag!r} flag is not true or false")
@@ -64,15 +66,36 @@ def _check_meta(cell: Mapping[str, Any], gid: str) -> None:
         raise TamperedError(f"cell {gid!r}: its points are not a number")
 
 
+_SCHEMA: list[Any] = []
+
+
+def _schema_errors(meta: Mapping[str, Any]) -> bool:
+    """True when ``meta`` breaks nbgrader's cell metadata schema (v3), which CheckCellMetadata
+    enforces: the flags and points typed, schema_version 3, no other keys, a plain grade_id."""
+    if not _SCHEMA:
+        import jsonschema
+        from nbgrader.nbgraderformat import MetadataValidator
+
+        schema = MetadataValidator().schema
+        _SCHEMA.append(jsonschema.validators.validator_for(schema)(schema))
+    ours = {k: v for k, v in meta.items() if k != "restored"}  # our own marker, not the learner's
+    return not _SCHEMA[0].is_valid(ours)
+
+
 def _validate(cells: Sequence[Mapping[str, Any]]) -> None:
     """nbgrader's CheckCellMetadata after OverwriteCells: a graded or locked cell without an id,
     a grade cell without points, a markdown cell graded but not an answer (or the reverse), a
     task that is not markdown, or one id twice: nbgrader refuses the notebook."""
-    seen: set[str] = set()
+    seen: set[object] = set()
     for cell in cells:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if not meta:
+        if "nbgrader" not in cell.get("metadata", {}):
             continue
+        meta = cell["metadata"]["nbgrader"]
+        if not isinstance(meta, Mapping) or _schema_errors(meta):
+            if not meta:  # what DeduplicateIds leaves of the earlier copies
+                raise TamperedError("a cell with a grade_id appears more than once")
+            bad = meta.get("grade_id") if isinstance(meta, Mapping) else None
+            raise TamperedError(f"cell {bad!r}: its nbgrader metadata is not in nbgrader's format")
         grade, solution = is_grade(cell), is_solution(cell)
         flagged = grade or solution or bool(meta.get("locked", False))
         gid = meta.get("grade_id")

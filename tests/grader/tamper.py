@@ -8,6 +8,7 @@ records no points for it).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from nbformat import NotebookNode
@@ -94,6 +95,19 @@ def answer_and_test_deleted(nb: NotebookNode) -> None:
     nb.cells.remove(_cell(nb, "test_sha_empty"))
 
 
+def copied_test(nb: NotebookNode) -> None:
+    cell = _cell(nb, "test_sha_empty")
+    nb.cells.insert(nb.cells.index(cell), copy.deepcopy(cell))
+
+
+def schema_version_changed(nb: NotebookNode) -> None:
+    _meta(nb, "sha_hex")["schema_version"] = 2
+
+
+def extra_key(nb: NotebookNode) -> None:
+    _meta(nb, "test_sha_empty")["bonus"] = 5
+
+
 def answer_unflagged(nb: NotebookNode) -> None:
     _meta(nb, "explain_collision")["solution"] = False
 
@@ -114,5 +128,8 @@ EDITS: dict[str, tuple[Callable[[NotebookNode], None], str]] = {
     "deleted_test": (deleted_test, "restore"),
     "answer_and_test_deleted": (answer_and_test_deleted, "refuse"),
     "answer_unflagged": (answer_unflagged, "refuse"),
+    "copied_test": (copied_test, "refuse"),
+    "schema_version_changed": (schema_version_changed, "refuse"),
+    "extra_key": (extra_key, "refuse"),
 }
 """name: (edit, what stock nbgrader 0.9.6 does with it)."""
