@@ -8,6 +8,9 @@ worker) or on a Dask worker (:mod:`grader.cluster`). Batches over a course folde
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from typing import Any
 from .assignment import AssignmentError, Course, read_node
 from .executor import CellSpec, execute
 from .limits import Limits
-from .scoring import CellResult, prepare, score_notebook
+from .scoring import CellResult, TamperedError, prepare, score_notebook
 
 MAX_SIDE_FILES = 32 * 1024**2
 """Bytes of non-notebook files (data the notebook reads) copied into one sandbox."""
@@ -32,12 +35,15 @@ class SubmissionResult:
     seconds: float = 0.0
     problem: str | None = None
     """Set when the submission could not be graded at all (e.g. a notebook that is not JSON)."""
+    notes: list[str] = field(default_factory=list)
+    """Submitted files that were not used, each with the reason (shown in the feedback)."""
 
 
 def side_files(folder: Path) -> dict[str, bytes]:
     """Data files beside the notebooks (not the notebooks themselves), within a size budget.
 
-    The course folder, the platform and the course checks copy the same files into a sandbox."""
+    The course folder, the platform and the course checks copy the same files into a sandbox.
+    These are the instructor's files; a learner's go through :func:`submitted_files`."""
     files: dict[str, bytes] = {}
     total = 0
     if not folder.is_dir():
@@ -52,6 +58,70 @@ def side_files(folder: Path) -> dict[str, bytes]:
     return files
 
 
+def _read_plain(path: Path) -> bytes | str:
+    """The bytes of a plain file of its own, or why it is left out.
+
+    Opened without following a symlink and without blocking on a FIFO, then checked on the open
+    descriptor, so a link swapped in after the listing is not followed either: a symlink, a hard
+    link (it may share its inode with a file the learner cannot read), a FIFO or a device is
+    never read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link"
+        return f"unreadable ({errno.errorcode.get(exc.errno or 0, 'error')})"
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISFIFO(st.st_mode):
+            return "a FIFO"
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            return "a device file"
+        if not stat.S_ISREG(st.st_mode):
+            return "not a plain file"
+        if st.st_nlink != 1:
+            return "a hard link"
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def submitted_files(
+    folder: Path, course_files: Mapping[str, bytes]
+) -> tuple[dict[str, bytes], list[str]]:
+    """A learner's data files beside the notebooks, and a reason for each one left out.
+
+    As in nbgrader, the course's own file wins over a submitted one of the same name. Only plain
+    files are taken (see :func:`_read_plain`): the grader runs as root, so following a link
+    would hand the sandbox whatever it points at."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    budget, total = MAX_SIDE_FILES, 0
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        entries = []
+    for path in entries:
+        if path.suffix == ".ipynb" or path.name.startswith("."):
+            continue
+        if path.name in course_files:
+            notes.append(f"{path.name}: the course's own file is used, not the submitted one")
+            continue
+        if not path.is_symlink() and path.is_dir():
+            continue
+        data = _read_plain(path)
+        if isinstance(data, str):
+            notes.append(f"{path.name}: left out, {data}")
+            continue
+        if total + len(data) > budget:
+            notes.append(f"{path.name}: left out, over the {budget} bytes allowed for data files")
+            continue
+        files[path.name] = data
+        total += len(data)
+    return files, notes
+
+
 def grade_notebook(
     source_nb: Any,
     submitted_nb: Any,
@@ -60,8 +130,14 @@ def grade_notebook(
     limits: Limits | None = None,
     files: Mapping[str, bytes] | None = None,
 ) -> dict[str, CellResult]:
-    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``."""
-    prepared = prepare(source_nb, submitted_nb, name)
+    """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``.
+
+    A notebook whose grading metadata nbgrader would refuse scores 0 on every graded cell of
+    the source, with the reason, and is not run at all."""
+    try:
+        prepared = prepare(source_nb, submitted_nb, name)
+    except TamperedError as exc:
+        return _missing(source_nb, name, f"not graded: {exc}"[:300])
     code = prepared.code_cells
     outcomes = execute(
         [CellSpec(c.source, hidden=c.hidden) for c in code],
@@ -87,6 +163,8 @@ class Job:
     """(notebook name, source notebook, submitted notebook or None, why it is None)."""
     files: dict[str, bytes] = field(default_factory=dict)
     limits: Limits | None = None
+    notes: list[str] = field(default_factory=list)
+    """Submitted files left out of ``files``, each with the reason."""
 
 
 def load_sources(course: Course, assignment: str) -> list[tuple[Path, Any]]:
@@ -104,7 +182,9 @@ def load_job(
     """Read one learner's submission (and the side files) into a :class:`Job`."""
     job = Job(student, assignment, limits=limits)
     folder = course.submitted_dir(student, assignment)
-    job.files = {**side_files(course.source_dir(assignment)), **side_files(folder)}
+    course_files = side_files(course.source_dir(assignment))
+    own, job.notes = submitted_files(folder, course_files)
+    job.files = {**own, **course_files}
     for source_path, source in sources or load_sources(course, assignment):
         submitted_path = folder / source_path.name
         if not submitted_path.exists():
@@ -122,7 +202,7 @@ def load_job(
 def run_job(job: Job) -> SubmissionResult:
     """Grade every notebook of a job; a missing or unreadable notebook scores 0 with a reason."""
     started = time.monotonic()
-    result = SubmissionResult(job.student)
+    result = SubmissionResult(job.student, notes=list(job.notes))
     for name, source, submitted, why in job.notebooks:
         if submitted is None:
             result.notebooks[name] = _missing(source, name, why)
@@ -160,7 +240,7 @@ def _missing(source: Any, name: str, why: str) -> dict[str, CellResult]:
 def ungraded(job: Job, why: str) -> SubmissionResult:
     """A submission that could not be graded (the cluster kept failing on it): every cell 0 with
     the reason, so it is reported, never dropped."""
-    result = SubmissionResult(job.student, problem=why)
+    result = SubmissionResult(job.student, problem=why, notes=list(job.notes))
     for name, source, _submitted, _why in job.notebooks:
         result.notebooks[name] = _missing(source, name, why)
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,13 @@ def _fmt(points: float | None) -> str:
 
 
 def feedback_html(
-    student: str, assignment: str, cells: Mapping[str, Mapping[str, CellResult]]
+    student: str,
+    assignment: str,
+    cells: Mapping[str, Mapping[str, CellResult]],
+    notes: Sequence[str] = (),
 ) -> str:
-    """A self-contained HTML page: per notebook, each test's name, points, status and message."""
+    """A self-contained HTML page: per notebook, each test's name, points, status and message;
+    then ``notes``, e.g. submitted files that were left out and why."""
     score, max_score, manual = totals(cells)
     esc = html.escape
     parts = [
@@ -128,17 +132,29 @@ def feedback_html(
                 f"<td>{esc(result.status)}</td><td>{esc(learner_reason(result))}</td></tr>"
             )
         parts.append("</table>")
+    if notes:
+        parts.append("<h2>Files not used</h2><ul>")
+        parts.extend(f"<li>{esc(note)}</li>" for note in notes)
+        parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_feedback(folder: Path | str, assignment: str, scores: Scores) -> dict[str, Path]:
-    """Write ``<folder>/<student>/<assignment>.html`` for every student; return the paths."""
+def write_feedback(
+    folder: Path | str,
+    assignment: str,
+    scores: Scores,
+    notes: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Path]:
+    """Write ``<folder>/<student>/<assignment>.html`` for every student; return the paths.
+
+    ``notes`` holds, per student, what the grader left out of the submission and why."""
     out: dict[str, Path] = {}
     for student, cells in scores.items():
         path = Path(folder) / student / f"{assignment}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(feedback_html(student, assignment, cells), encoding="utf-8")
+        page = feedback_html(student, assignment, cells, (notes or {}).get(student, ()))
+        path.write_text(page, encoding="utf-8")
         out[student] = path
     return out
 

@@ -43,6 +43,77 @@ class ScoringError(ValueError):
     """Scoring input is inconsistent (e.g. outputs for a different number of cells)."""
 
 
+class TamperedError(ScoringError):
+    """The submission's grading metadata contradicts its source where ``nbgrader autograde``
+    stops on the notebook instead of repairing it (so nbgrader records no points for it).
+
+    The message names the cell and what differs, never the cell's source."""
+
+
+_FLAGS = ("grade", "solution", "locked", "task")
+
+
+def _check_meta(cell: Mapping[str, Any], gid: str) -> None:
+    """nbgrader's schema: the flags are booleans and points a number, or it refuses."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if "restored" in meta:  # not in nbgrader's schema; ours marks the cells it restores
+        raise TamperedError(f"cell {gid!r}: its nbgrader metadata is not in nbgrader's format")
+    for flag in _FLAGS:
+        if flag in meta and not isinstance(meta[flag], bool):
+            raise TamperedError(f"cell {gid!r}: its {flag!r} flag is not true or false")
+    points = meta.get("points")
+    if "points" in meta and (isinstance(points, bool) or not isinstance(points, (int, float))):
+        raise TamperedError(f"cell {gid!r}: its points are not a number")
+
+
+_SCHEMA: list[Any] = []
+
+
+def _schema_errors(meta: Mapping[str, Any]) -> bool:
+    """True when ``meta`` breaks nbgrader's cell metadata schema (v3), which CheckCellMetadata
+    enforces: the flags and points typed, schema_version 3, no other keys, a plain grade_id."""
+    if not _SCHEMA:
+        import jsonschema
+        from nbgrader.nbgraderformat import MetadataValidator
+
+        schema = MetadataValidator().schema
+        _SCHEMA.append(jsonschema.validators.validator_for(schema)(schema))
+    ours = {k: v for k, v in meta.items() if k != "restored"}  # our own marker, not the learner's
+    return not _SCHEMA[0].is_valid(ours)
+
+
+def _validate(cells: Sequence[Mapping[str, Any]]) -> None:
+    """nbgrader's CheckCellMetadata after OverwriteCells: a graded or locked cell without an id,
+    a grade cell without points, a markdown cell graded but not an answer (or the reverse), a
+    task that is not markdown, or one id twice: nbgrader refuses the notebook."""
+    seen: set[object] = set()
+    for cell in cells:
+        if "nbgrader" not in cell.get("metadata", {}):
+            continue
+        meta = cell["metadata"]["nbgrader"]
+        if not isinstance(meta, Mapping) or _schema_errors(meta):
+            if not meta:  # what DeduplicateIds leaves of the earlier copies
+                raise TamperedError("a cell with a grade_id appears more than once")
+            bad = meta.get("grade_id") if isinstance(meta, Mapping) else None
+            raise TamperedError(f"cell {bad!r}: its nbgrader metadata is not in nbgrader's format")
+        grade, solution = is_grade(cell), is_solution(cell)
+        flagged = grade or solution or bool(meta.get("locked", False))
+        gid = meta.get("grade_id")
+        if flagged and not gid:
+            raise TamperedError("a graded, answer or read-only cell has no grade_id")
+        if grade and "points" not in meta:
+            raise TamperedError(f"cell {gid!r} is graded but has no points")
+        if is_task(cell):
+            if cell.get("cell_type") != "markdown":
+                raise TamperedError(f"task cell {gid!r} is not a markdown cell")
+        elif cell.get("cell_type") == "markdown" and grade != solution:
+            raise TamperedError(f"markdown cell {gid!r} must be both graded and an answer")
+        if flagged:
+            if gid in seen:
+                raise TamperedError(f"grade_id {gid!r} appears twice")
+            seen.add(gid)
+
+
 @dataclass(frozen=True)
 class PreparedCell:
     """One cell to execute: the text that will run and how it is graded."""
@@ -154,7 +225,14 @@ def _gradebook_stage(source_nb: NotebookNode, name: str) -> NotebookNode:
 def prepare(
     source_nb: NotebookNode, submitted_nb: NotebookNode, name: str = "notebook"
 ) -> PreparedNotebook:
-    """Restore tests and locked cells from the source into the submission, in run order."""
+    """Restore tests and locked cells from the source into the submission, in run order.
+
+    Where nbgrader's OverwriteCells repairs a cell (points, locked flag, cell type, an edited
+    locked cell, a deleted grade cell) this does too; where nbgrader stops on the notebook (a
+    grade or answer flag that differs on a locked cell, a graded cell the source does not grade,
+    an unknown grade_id on a graded cell, metadata its schema rejects) this raises
+    :class:`TamperedError`, and the notebook scores 0 with that reason.
+    """
     stage = _gradebook_stage(source_nb, name)
     sources = {
         _grade_id(c): c
@@ -171,9 +249,12 @@ def prepare(
         if gid is None:
             kept.append(cell)
             continue
+        _check_meta(cell, gid)
         src = sources.get(gid)
         if src is None:  # unknown to the gradebook: nbgrader drops the id, the cell is plain
             del cell.metadata["nbgrader"]["grade_id"]
+            if is_grade(cell) or is_solution(cell) or is_locked(cell):
+                raise TamperedError(f"cell {gid!r} is not part of the assignment")
             kept.append(cell)
             continue
         if cell.cell_type != src.cell_type:
@@ -182,11 +263,19 @@ def prepare(
         if is_locked(cell) != is_locked(src):
             meta["locked"] = is_locked(src)
         if is_grade(cell):
-            meta["points"] = float(src.metadata["nbgrader"].get("points", meta.get("points", 0)))
+            if not is_grade(src):
+                raise TamperedError(f"cell {gid!r} is marked graded; in the assignment it is not")
+            if "points" not in meta:
+                raise TamperedError(f"cell {gid!r} is graded but has no points")
+            meta["points"] = float(src.metadata["nbgrader"]["points"])
         meta["checksum"] = src.metadata["nbgrader"]["checksum"]
         if is_locked(src) and compute_checksum(cell) != meta["checksum"]:
             cell.source = src.source
             meta["restored"] = True
+            if compute_checksum(cell) != meta["checksum"]:  # nbgrader: "Inconsistent checksums"
+                raise TamperedError(
+                    f"cell {gid!r}: its grade or answer flags differ from the assignment's"
+                )
         kept.append(cell)
 
     # add_missing_cells: re-insert deleted grade cells after the previous source cell
@@ -205,10 +294,16 @@ def prepare(
             kept.insert(0, restored)
             present[gid] = 0
         else:
+            if source_ids[pos - 1] not in present:  # nbgrader fails on it (a KeyError)
+                raise TamperedError(
+                    f"cell {gid!r} was deleted, and so was the cell it follows "
+                    f"({source_ids[pos - 1]!r})"
+                )
             prev = present[source_ids[pos - 1]] + added
             kept.insert(prev + 1, restored)
             present[gid] = present[source_ids[pos - 1]]
         added += 1
+    _validate(kept)
 
     prepared = []
     for cell in kept:

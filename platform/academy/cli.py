@@ -301,7 +301,9 @@ def grade_autograde(
     if export:
         export_csv(export, assignment, scores)
     if feedback:
-        write_feedback(feedback, assignment, scores)
+        write_feedback(
+            feedback, assignment, scores, {student: r.notes for student, r in graded.items()}
+        )
     table = Table(title=f"{assignment}: {len(scores)} submission(s)")
     for col in ("student", "score", "max"):
         table.add_column(col)
