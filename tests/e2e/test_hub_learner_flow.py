@@ -386,3 +386,53 @@ def test_academy_creates_hub_accounts_before_the_first_login(platform_hub) -> No
     finally:
         hub.close()
         academy.close()
+
+
+def test_academy_takes_a_hub_token_only_when_it_grants_access_to_academy(platform_hub) -> None:
+    """A hub token reaches academy's API only when the hub granted it access to academy
+    (``access:services!service=academy``), as the learner's server's own token is; a token made
+    for anything else (here one that may only read its owner's name) is refused."""
+    browser = HubBrowser(platform_hub)
+    api = httpx.Client(base_url=platform_hub.academy_url + "/api", timeout=30.0)
+    try:
+        browser.login("learner2", "learner2-demo")
+        xsrf = next(
+            c.value
+            for c in browser.http.cookies.jar
+            if c.name == "_xsrf" and c.path.startswith("/hub")
+        )
+
+        def hub_token(scopes: list[str]) -> str:
+            made = browser.http.post(
+                "/hub/api/users/learner2/tokens",
+                json={"scopes": scopes, "note": "academy access test"},
+                headers={"X-XSRFToken": xsrf},
+            )
+            assert made.status_code == 201, made.text
+            return str(made.json()["token"])
+
+        name_only = {"Authorization": f"Bearer {hub_token(['read:users:name!user'])}"}
+        refused = api.get("/me", headers=name_only)
+        assert refused.status_code == 401, refused.text
+        assert "access:services!service=academy" in refused.json()["detail"]
+
+        granted = {"Authorization": f"Bearer {hub_token(['access:services!service=academy'])}"}
+        me = api.get("/me", headers=granted)
+        assert me.status_code == 200 and me.json()["username"] == "learner2", me.text
+        # the browser's sign-in to academy (HubOAuth) still works, with every scope
+        page = browser.academy("GET", "/")
+        assert page.status_code == 200 and page.url.path.startswith(browser.run.settings.base_path)
+        signed_in = browser.academy("GET", "/api/me").json()
+        assert signed_in["username"] == "learner2" and "admin" in signed_in["scopes"]
+        # a Bearer hub token acts as a learner only
+        assert me.json()["scopes"] == ["learn"]
+    finally:
+        api.close()
+        browser.close()
+
+    # the learner's server's own hub token (given access by server_token_scopes) reaches academy
+    env = _server_env(platform_hub, "learner1", "learner1-demo")
+    server_token = {"Authorization": f"Bearer {env['JUPYTERHUB_API_TOKEN']}"}
+    me = httpx.get(platform_hub.academy_url + "/api/me", headers=server_token, timeout=30.0)
+    assert me.status_code == 200 and me.json()["username"] == "learner1", me.text
+    assert me.json()["scopes"] == ["learn"]

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from ..services.access import Principal
+from ..services.access import ALL_SCOPES, Principal
 from ..services.errors import Unauthorized
 from ..services.grading import WorkerPool
 from ..services.hubauth import HubIdentity
@@ -62,7 +62,16 @@ def _token_from(request: Request) -> tuple[str | None, str]:
     return None, ""
 
 
-def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
+#: what a hub token sent as a Bearer token may do in academy: a learner's calls. Such a token is
+#: a server's own (``ACADEMY_TOKEN`` in ``deploy/``) or one a user made at the hub; staff reach
+#: further through the browser (academy's own OAuth token) or an academy API token of the scopes
+#: they choose.
+HUB_BEARER_SCOPES = frozenset({"learn"})
+
+
+def _hub_user(
+    state: AcademyState, model: dict, via: str, scopes: frozenset[str] = ALL_SCOPES
+) -> Principal:
     with Session(state.engine, expire_on_commit=False) as session:
         user, created = ensure_user(session, model["name"])
         if created:  # most requests come from known users: no write, no commit round trip
@@ -71,7 +80,7 @@ def _hub_user(state: AcademyState, model: dict, via: str) -> Principal:
             # a hub user who happens to share a service account's name (an institution system,
             # the hub itself) must not become that account
             raise Unauthorized(f"{user.username!r} is a service account; use its API token")
-        return principal_for_user(session, user, via)
+        return principal_for_user(session, user, via, scopes)
 
 
 def _academy_token(state: AcademyState, token: str) -> Principal | None:
@@ -93,14 +102,20 @@ async def get_principal(
         model = await state.hub.user_for_token(token)
         if model is None or not model.get("name"):
             raise Unauthorized("JupyterHub does not know this token; log in again")
-        return await run_in_threadpool(_hub_user, state, model, "hub-token")
+        if not state.hub.grants_access(model):
+            raise Unauthorized(
+                "this JupyterHub token was not granted access to academy "
+                f"({' or '.join(sorted(state.hub.access_scopes))}); use an academy API token"
+            )
+        return await run_in_threadpool(_hub_user, state, model, "hub-token", HUB_BEARER_SCOPES)
     if state.hub is not None:
         cookie = request.cookies.get(state.hub.cookie_name)
         if cookie:
             if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request):
                 raise Unauthorized("cross-site request refused; use an API token")
             model = await state.hub.user_for_token(cookie)
-            if model and model.get("name"):
+            # academy's own OAuth token (its audience is academy): every scope, within the roles
+            if model and model.get("name") and state.hub.grants_access(model):
                 return await run_in_threadpool(_hub_user, state, model, "cookie")
     raise Unauthorized(
         "not signed in: send 'Authorization: Bearer <token>' or log in through JupyterHub"

@@ -1,8 +1,10 @@
 """Who may do what: the principal behind a request and the rules every endpoint asks.
 
 A principal is a user (person, institution system or the hub) with the roles held in academy's
-tables, narrowed by the scopes of the token used.  Browser sessions and JupyterHub tokens carry
-every scope; academy API tokens carry the scopes they were created with.
+tables, narrowed by the scopes of the token used.  Browser sessions (academy's own hub OAuth token)
+carry every scope; a hub token sent as a Bearer token must have been granted access to academy
+(``access:services!service=academy``) and carries ``learn`` only; academy API tokens carry the
+scopes they were created with.
 
 Scopes: ``learn`` (the learner API), ``read`` (cohorts, submissions, gradebook of what one
 teaches or administers), ``teach`` (release, deadlines, regrade), ``enroll`` (enrollments),

@@ -39,6 +39,33 @@ class HubIdentity:
     def cookie_name(self) -> str:
         return self.auth.cookie_name
 
+    @property
+    def access_scopes(self) -> set[str]:
+        """The hub scopes that let a token reach academy: ``access:services!service=academy``.
+
+        A hub-managed academy learns its service name from the hub's environment; one the hub
+        does not start (``deploy/``) goes by its OAuth client id, ``service-<name>``.
+        """
+        if self.auth.access_scopes:
+            return set(self.auth.access_scopes)
+        name = self.auth.oauth_client_id.removeprefix("service-")
+        return {f"access:services!service={name}"}
+
+    def grants_access(self, model: dict) -> bool:
+        """The token behind ``model`` (the hub's answer for it) was granted access to academy.
+
+        The hub knows many tokens a user never meant for academy: the OAuth token a learner's
+        server gets when someone opens it, or an API token with no more than
+        ``read:users:name!user``. Only a token whose scopes include access to academy (or to
+        every service) is academy's to accept.
+        """
+        from jupyterhub.services.auth import check_scopes
+
+        try:
+            return bool(check_scopes(self.access_scopes, set(model.get("scopes") or ())))
+        except ValueError:  # a scope the hub's own parser refuses grants nothing
+            return False
+
     async def user_for_token(self, token: str) -> dict | None:
         """The hub's user model for a hub token, or None when the hub does not know it."""
         try:

@@ -149,12 +149,15 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     )
 
 
-def principal_for_user(session: Session, user: User, via: str) -> Principal:
-    """A person signed in through the hub: every scope, limited by the roles they hold."""
+def principal_for_user(
+    session: Session, user: User, via: str, scopes: frozenset[str] = ALL_SCOPES
+) -> Principal:
+    """A person signed in through the hub: the scopes their hub token implies (every scope for
+    academy's own sign-in), limited by the roles they hold."""
     return Principal(
         user=user,
         roles=roles_of(session, id_of(user)),
-        scopes=ALL_SCOPES,
+        scopes=scopes,
         via=via,
     )
 
