@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -273,13 +274,51 @@ def list_submissions(
     return [submission_out(session, s) for s in rows]
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionOut, responses=ERRORS)
+# Pollers revalidate instead of re-reading the whole answer: never cached unchecked.
+POLL_CACHE = "private, no-cache"
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, RFC 9110 13.1.2).
+
+    Anything unparsable simply does not match, so the full answer comes.
+    """
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/")
+        if tag == wanted:
+            return True
+    return False
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response_model=SubmissionOut,
+    responses={
+        **ERRORS,
+        304: {"description": "unchanged since the ETag sent in If-None-Match; no body"},
+    },
+)
 def one_submission(
-    submission_id: int, session: SessionDep, principal: PrincipalDep
-) -> SubmissionOut:
-    """Status (queued, running, graded, failed, rejected), score and per-cell results."""
+    submission_id: int, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """Status (queued, running, graded, failed, rejected), score and per-cell results.
+
+    The answer carries a strong ``ETag`` (a hash of its body): a poller sending it back in
+    ``If-None-Match`` gets 304 with no body until the submission changes. Visibility is
+    checked first, so a submission the caller may not see stays 404 either way.
+    """
     sub, _a, _c = visible_submission(session, principal, submission_id)
-    return submission_out(session, sub)
+    body = submission_out(session, sub).model_dump_json().encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": POLL_CACHE}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get(
