@@ -60,6 +60,9 @@ class AcademyClient:
         self._http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"token {token}"}, timeout=timeout
         )
+        # submission id -> (ETag, body) of its last full answer, for conditional polls
+        self._seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._seen_lock = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
@@ -93,7 +96,22 @@ class AcademyClient:
         return found[0]
 
     def submission(self, submission_id: str | int) -> dict[str, Any]:
-        return self._call("GET", f"/submissions/{submission_id}").json()
+        """The submission's state; a repeat poll sends the last ETag and reuses the body on 304."""
+        key = str(submission_id)
+        with self._seen_lock:
+            seen = self._seen.get(key)
+        headers = {"If-None-Match": seen[0]} if seen else {}
+        reply = self._call("GET", f"/submissions/{submission_id}", headers=headers)
+        if reply.status_code == 304 and seen:
+            return dict(seen[1])
+        body: dict[str, Any] = reply.json()
+        etag = reply.headers.get("ETag")
+        with self._seen_lock:
+            if etag and body.get("status") not in FINAL:
+                self._seen[key] = (etag, body)
+            else:  # settled: nobody polls it again, so keep no copy
+                self._seen.pop(key, None)
+        return dict(body)
 
     def feedback(self, submission_id: str | int) -> str:
         return self._call("GET", f"/submissions/{submission_id}/feedback").text

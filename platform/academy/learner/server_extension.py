@@ -9,7 +9,9 @@ owner, XSRF-checked like every Jupyter API):
 - ``GET  submissions/<id>``       status, score, and once graded the feedback HTML
 
 Each call goes to academy with the server's own hub token (:class:`academy.client.AcademyClient`),
-so the browser never holds an academy credential.
+so the browser never holds an academy credential. The one client is shared by every request, so
+the Submit button's repeated polls of a submission go to academy as conditional requests
+(``If-None-Match``) and an unchanged state comes back as a bodiless 304.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ checked before the ETag, so another learner's submission stays 404 either way.""
 from __future__ import annotations
 
 import httpx
+from academy.client import AcademyClient
+from fastapi.testclient import TestClient
 
 from .builders import answer
 from .conftest import BASE, World
@@ -80,3 +82,27 @@ def test_grading_changes_the_etag_and_the_body_comes_again(world_on) -> None:
     assert after.status_code == 200 and after.json() == graded
     assert after.headers["etag"] != before.headers["etag"]
     assert _poll(world, "learner_a", sid, after.headers["etag"]).status_code == 304
+
+
+def test_client_polls_conditionally_and_reuses_the_body(world_on) -> None:
+    world = world_on("sqlite", grade_workers=0)
+    sid = _submitted(world)
+    client = AcademyClient(url="http://testserver/services/academy", token="unused")
+    http = TestClient(
+        world.client.app,
+        base_url="http://testserver/services/academy",
+        headers=world.headers("learner_a"),
+    )
+    seen: list[tuple[str | None, int]] = []
+    http.event_hooks = {
+        "response": [lambda r: seen.append((r.request.headers.get("if-none-match"), r.status_code))]
+    }
+    client._http = http
+    first = client.submission(sid)
+    second = client.submission(sid)
+    assert first == second and first["status"] == "queued"
+    assert seen[0] == (None, 200)
+    assert seen[1][0] is not None and seen[1][1] == 304
+    # wait (timed out, still queued) keeps answering from the cached body
+    assert client.wait(sid, timeout=0.2, poll=0.05)["status"] == "queued"
+    assert all(code == 304 for _tag, code in seen[2:]) and len(seen) > 2
