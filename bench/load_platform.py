@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -175,14 +176,18 @@ async def learner(run: HubRun, name: str, stats: Stats, poll: float, stop: async
             )
         sid = reply.json()["id"]
         submitted = time.perf_counter()
+        etag: dict[str, str] = {}  # the last ETag, sent back so an unchanged state costs a 304
         while not stop.is_set():
             await asyncio.sleep(poll)
-            reply = await timed(stats, "poll", lambda: http.get(f"{base}/api/submissions/{sid}"))
-            if reply is None:
+            url = f"{base}/api/submissions/{sid}"
+            reply = await timed(stats, "poll", functools.partial(http.get, url, headers=etag))
+            if reply is None or reply.status_code == 304:
                 continue
             if reply.status_code != 200:
                 stats.fail("poll", str(reply.status_code))
                 continue
+            if "etag" in reply.headers:
+                etag = {"If-None-Match": reply.headers["etag"]}
             status = reply.json()["status"]
             if status in ("graded", "failed"):
                 if status == "graded":
