@@ -278,10 +278,23 @@ class CacheSources:
         self.genesis = genesis
         self.registry = registry
         self._facts: dict[str, LedgerFacts] = {}
+        self._issuers: dict[str, IssuerDocument | SourceError | None] = {}
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
     def issuer_document(self, issuer_id: str) -> IssuerDocument | None:
+        """The issuer's DID document as the cache keeps it (read once per issuer)."""
+        if issuer_id not in self._issuers:
+            try:
+                self._issuers[issuer_id] = self._read_issuer(issuer_id)
+            except SourceError as exc:
+                self._issuers[issuer_id] = exc
+        known = self._issuers[issuer_id]
+        if isinstance(known, SourceError):
+            raise known
+        return known
+
+    def _read_issuer(self, issuer_id: str) -> IssuerDocument | None:
         if issuer_document_url(issuer_id) is None:
             return None
         path = self.folder / "issuers" / cache_name(issuer_id)
@@ -292,7 +305,7 @@ class CacheSources:
             )
         try:
             return read_issuer_document(issuer_id, loads(path.read_bytes()))
-        except CanonicalizationError as exc:
+        except (CanonicalizationError, OSError) as exc:
             raise SourceError(f"the cached document of {issuer_id} is unusable: {exc}") from exc
 
     def trusted_genesis(self, registry: str) -> str | None:
