@@ -138,9 +138,12 @@ class LedgerBinding:
 # -- the document ---------------------------------------------------------------------------------
 
 
-def did_document(did: str, history: KeyHistory, ledger: LedgerBinding | None) -> dict[str, Any]:
+def did_document(
+    did: str, history: KeyHistory, ledgers: LedgerBinding | list[LedgerBinding] | None
+) -> dict[str, Any]:
     """The DID document of an issuer: its keys (all it ever signed with, each with its end of
-    service or revocation) and its ledger registry."""
+    service or revocation) and its ledger registries, the one it writes to now first (older
+    ones stay listed: what was anchored there stays checkable)."""
     methods = []
     for r in sorted(history.records, key=lambda r: r.valid_from):
         vm: dict[str, Any] = {
@@ -160,13 +163,15 @@ def did_document(did: str, history: KeyHistory, ledger: LedgerBinding | None) ->
         "verificationMethod": methods,
         "assertionMethod": [vm["id"] for vm in methods],
     }
-    if ledger is not None:
+    bindings = [ledgers] if isinstance(ledgers, LedgerBinding) else list(ledgers or [])
+    if bindings:
         doc["service"] = [
             {
-                "id": f"{did}#ledger",
+                "id": f"{did}#ledger" + (f"-{n + 1}" if n else ""),
                 "type": LEDGER_SERVICE_TYPE,
-                "serviceEndpoint": ledger.endpoint(),
+                "serviceEndpoint": b.endpoint(),
             }
+            for n, b in enumerate(bindings)
         ]
     return doc
 
@@ -179,7 +184,17 @@ class IssuerDocument:
     keys: KeyHistory = field(default_factory=KeyHistory)
     assertion: set[str] = field(default_factory=set)
     """The verification method ids listed under ``assertionMethod``."""
-    ledger: LedgerBinding | None = None
+    ledgers: list[LedgerBinding] = field(default_factory=list)
+    """The registries the issuer names, the one it writes to now first."""
+
+    @property
+    def ledger(self) -> LedgerBinding | None:
+        """The registry the issuer writes to now."""
+        return self.ledgers[0] if self.ledgers else None
+
+    def registry(self, address: str) -> LedgerBinding | None:
+        """The issuer's binding of the registry at ``address`` (None: not one it names)."""
+        return next((b for b in self.ledgers if b.registry.lower() == address.lower()), None)
 
     def assertion_key(self, verification_method: str) -> str | None:
         """The Multikey of ``verification_method`` if the issuer lists it for assertions."""
@@ -223,5 +238,5 @@ def parse_did_document(doc: Any, did: str) -> IssuerDocument:
             out.assertion.add(item)
     for svc in services:
         if isinstance(svc, dict) and svc.get("type") == LEDGER_SERVICE_TYPE:
-            out.ledger = LedgerBinding.parse(svc.get("serviceEndpoint"))
+            out.ledgers.append(LedgerBinding.parse(svc.get("serviceEndpoint")))
     return out

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from .anchoring import is_anchor_proof, leaf_of
 from .credential import issuer_id_of, schema_problem, status_entries
-from .did import DidError, IssuerDocument, LedgerBinding, did_web_url, parse_did_document
+from .did import DidError, IssuerDocument, did_web_url, parse_did_document
 from .fetch import FetchError, FetchLimits, fetch_json
 from .jcs import CanonicalizationError, bound_problem, loads
 from .keys import (
@@ -379,16 +379,19 @@ class _Run:
         anchor proof names: that proof is unsigned. LedgerError says why none is known."""
         pinned = self.sources.registry if self.sources else None
         doc = self.issuer_document()
-        bound: LedgerBinding | None = doc.ledger if doc else None
-        if pinned and bound and pinned.lower() != bound.registry.lower():
-            raise LedgerError(
-                f"the issuer's DID document names registry {bound.registry}, not the pinned "
-                f"{pinned}"
-            )
-        if pinned:
-            return pinned, bound.genesis_hash if bound else None
-        if bound:
+        if doc is not None and doc.ledgers:
+            wanted = pinned or self._anchor_registry()
+            bound = doc.registry(wanted) if wanted else None
+            if pinned and bound is None:
+                raise LedgerError(
+                    f"the issuer's DID document names registry {doc.ledgers[0].registry}, not "
+                    f"the pinned {pinned}"
+                )
+            # an anchor naming a registry the issuer does not list is held against its own
+            bound = bound or doc.ledgers[0]
             return bound.registry, bound.genesis_hash
+        if pinned:
+            return pinned, None
         why = (
             f"its DID document cannot be read ({self.document_error})"
             if self.document_error
@@ -397,6 +400,12 @@ class _Run:
         raise LedgerError(
             f"nothing the issuer controls names its ledger registry: {why}; pin one with --registry"
         )
+
+    def _anchor_registry(self) -> str | None:
+        """The registry the anchor proof names: only ever matched against the issuer's own."""
+        ledger = self.anchors[0].get("ledger") if self.anchors else None
+        named = ledger.get("registry") if isinstance(ledger, dict) else None
+        return named if isinstance(named, str) else None
 
     def ledger(self) -> LedgerFacts | None:
         """The facts of the issuer's pinned registry (read once; None: ``facts_error``)."""
@@ -798,14 +807,19 @@ def fill_cache(
     for doc in documents:
         anchored = anchored or any(is_anchor_proof(p) for p in proofs_of(doc))
         issuer = issuer_id_of(doc)
+        found = online.issuer_document(issuer) if issuer else None
         if issuer and issuer not in issuers:
             issuers.add(issuer)
-            found = online.issuer_document(issuer)
             if found is not None:
                 body = json.dumps(online.issuer_bodies[issuer])
                 (folder / "issuers" / cache_name(issuer)).write_text(body)
-            if found is not None and found.ledger is not None:
-                registries.setdefault(found.ledger.registry, found.ledger.genesis_hash)
+        if found is not None and found.ledger is not None:
+            registries.setdefault(found.ledger.registry, found.ledger.genesis_hash)
+        named = next((p["ledger"].get("registry") for p in proofs_of(doc) if is_anchor_proof(p)
+                      and isinstance(p.get("ledger"), dict)), None)  # fmt: skip
+        listed = found.registry(str(named)) if found is not None and named else None
+        if listed is not None:  # an older registry the issuer still lists
+            registries.setdefault(listed.registry, listed.genesis_hash)
         for entry in status_entries(doc):
             lists.add(entry["statusListCredential"])
     if anchored and not registries:

@@ -274,18 +274,19 @@ def signing_key(session: Session, settings: Settings, issuer: IssuerProfile) -> 
     return IssuerKey.decrypt(record.encrypted_private, passphrase(settings))
 
 
-def ledger_binding(session: Session) -> LedgerBinding | None:
-    """The registry academy writes to now (the newest one it deployed), as issuers name it."""
-    row = session.exec(
+def ledger_bindings(session: Session) -> list[LedgerBinding]:
+    """The registries academy deployed, the one it writes to now (the newest) first: issuers
+    keep naming the older ones, so what was anchored there stays checkable."""
+    rows = session.exec(
         select(LedgerRegistryRecord).order_by(col(LedgerRegistryRecord.id).desc())
-    ).first()
-    return LedgerBinding(row.chain_id, row.genesis_hash, row.address) if row else None
+    ).all()
+    return [LedgerBinding(r.chain_id, r.genesis_hash, r.address) for r in rows]
 
 
 def issuer_document(session: Session, settings: Settings, issuer: IssuerProfile) -> dict:
     """The issuer's DID document: every key it signed with (rotation as ``expires``,
-    compromise as ``revoked``) under ``assertionMethod``, and the ledger registry it uses."""
-    return did_document(issuer.issuer_url, key_history(session, issuer), ledger_binding(session))
+    compromise as ``revoked``) under ``assertionMethod``, and the ledger registries it uses."""
+    return did_document(issuer.issuer_url, key_history(session, issuer), ledger_bindings(session))
 
 
 # -- status lists ----------------------------------------------------------------------------------

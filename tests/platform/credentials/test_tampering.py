@@ -632,3 +632,25 @@ def test_without_the_issuer_s_document_an_anchor_has_no_registry(world, tmp_path
     report = verify_credential(world["a"][0], CacheSources(folder))
     assert report.verdict == "invalid" and "ledger anchor" in report.failed
     assert "academy credentials cache" in report.check("ledger anchor").detail
+
+
+def test_a_registry_the_issuer_moved_from_stays_checkable(world, forgery, academy_ledger) -> None:
+    """The issuer moves to a new registry and lists it first, the old one after: what the old
+    one anchored stays valid, and a registry it never listed still counts for nothing."""
+    from academy.credentials.did import LedgerBinding, did_document
+
+    issuer, server = world["issuer"], world["server"]
+    moved = Registry.deploy(academy_ledger.rpc_url, academy_ledger.private_key)
+    ident = issuer.registry.identity()
+    old = LedgerBinding(ident["chainId"], ident["genesisHash"], ident["registry"])
+    new = LedgerBinding(ident["chainId"], ident["genesisHash"], moved.address)
+    url = did_web_url(issuer.id, http_loopback=True)
+    server.publish(url, did_document(issuer.id, issuer.history, [new, old]))
+    try:
+        fresh = OnlineSources(academy_ledger.rpc_url, limits=world["loopback"], did_web_http=True)
+        assert verify_credential(world["a"][0], fresh).verdict == "valid"
+        forged = forgery["docs"]["rogue key as the victim's method"]
+        report = verify_credential(forged, fresh)
+        assert report.verdict == "invalid" and "ledger anchor" in report.failed
+    finally:
+        server.publish(url, issuer.did_document())
