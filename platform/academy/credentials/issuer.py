@@ -97,13 +97,16 @@ class Issuer:
             key.verification_method
         )  # fmt: skip
 
+    def did_document_ledgers(self) -> list[LedgerBinding]:
+        """The registry the issuer's DID document names (none without a ledger)."""
+        if self.registry is None:
+            return []
+        ident = self.registry.identity()
+        return [LedgerBinding(ident["chainId"], ident["genesisHash"], ident["registry"])]
+
     def did_document(self) -> dict[str, Any]:
         """What the issuer publishes at its did:web address: its keys and its registry."""
-        ledger = None
-        if self.registry is not None:
-            ident = self.registry.identity()
-            ledger = LedgerBinding(ident["chainId"], ident["genesisHash"], ident["registry"])
-        return did_document(self.id, self.history, ledger)
+        return did_document(self.id, self.history, self.did_document_ledgers())
 
     # -- issuing ----------------------------------------------------------------------------
     def draft(

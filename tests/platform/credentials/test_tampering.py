@@ -654,3 +654,26 @@ def test_a_registry_the_issuer_moved_from_stays_checkable(world, forgery, academ
         assert report.verdict == "invalid" and "ledger anchor" in report.failed
     finally:
         server.publish(url, issuer.did_document())
+
+
+def test_a_stale_did_document_does_not_hide_the_ledger_s_revocation(world, academy_ledger) -> None:
+    """The issuer's web host still serves a DID document from before K3 was revoked: online,
+    the revocation recorded in the issuer's registry refuses K3's backdated credential even
+    with its anchor removed."""
+    from academy.credentials.did import did_document
+    from academy.credentials.keys import KeyHistory, KeyRecord
+
+    issuer, server = world["issuer"], world["server"]
+    stale = KeyHistory([KeyRecord(r.multikey, r.valid_from) for r in issuer.history.records])
+    url = did_web_url(issuer.id, http_loopback=True)
+    served = did_document(issuer.id, stale, issuer.did_document_ledgers())
+    assert "revoked" not in json.dumps(served)
+    server.publish(url, served)
+    try:
+        fresh = OnlineSources(academy_ledger.rpc_url, limits=world["loopback"], did_web_http=True)
+        k3 = world["keys"][2]
+        report = verify_credential(unanchored(world["backdated"]), fresh, key=k3.multikey)
+        assert report.verdict == "invalid", report.to_json()
+        assert "the ledger's key record" in report.check("issuer key").detail
+    finally:
+        server.publish(url, issuer.did_document())
