@@ -16,9 +16,10 @@ The checks, in order (the same in the CLI, the API and the web page):
   the list names), says neither revoked nor suspended, and agrees with the status changes
   recorded on the ledger.
 
-Without an anchor, the key records of the issuer's registry (online too) and of the ledger
-evidence a cache holds still refuse a revoked or rotated-out key, and so does the DID document. Inputs are bounded (:mod:`.jcs`: size and nesting depth; :mod:`.statuslist`:
-the decompressed list), each with its own error, so no document can crash a verifier.
+Without an anchor, the key records of the issuer's registry (read online and offline alike) and
+its DID document still refuse a revoked or rotated-out key. Inputs are bounded (:mod:`.jcs`: size
+and nesting depth; :mod:`.statuslist`: the decompressed list), each with its own error, so no
+document can crash a verifier.
 
 A check that cannot apply (a signature-only credential has no Merkle path) is ``n/a``, never a
 silent pass. Where data comes from is a :class:`Sources`: :class:`OnlineSources` (the ledger's
@@ -431,7 +432,8 @@ class _Run:
             if want and facts.genesis_hash.lower() != want.strip().lower():
                 raise LedgerError(
                     f"the ledger serving the evidence has genesis {facts.genesis_hash[:18]}..., "
-                    f"not {name} {want.strip()[:18]}... (--genesis / ACADEMY_LEDGER_GENESIS)"
+                    f"not {name} {want.strip()[:18]}..."
+                    + (" (--genesis / ACADEMY_LEDGER_GENESIS)" if want is pinned else "")
                 )
         self.genesis_pinned = (
             "genesis pinned" if pinned else "genesis pinned by the issuer's DID document"
