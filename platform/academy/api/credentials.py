@@ -1,5 +1,5 @@
 """Certificates over HTTP: issue (institution admin), list mine, download, share, revoke or
-suspend, the public status lists and issuer profiles, and the verify API (no login needed).
+suspend, the public status lists and issuers' DID documents, and the verify API (no login needed).
 
 Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
 /credentials/issuers/{slug}/did.json`` (where the institution's did:web resolves), ``GET

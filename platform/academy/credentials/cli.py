@@ -56,7 +56,7 @@ AllowPrivateOpt = Annotated[
     bool,
     typer.Option(
         "--allow-private-fetch",
-        help="let status lists and issuer profiles be fetched from private, loopback and "
+        help="let status lists and DID documents be fetched from private, loopback and "
         "link-local addresses (refused by default: a credential chooses those addresses)",
     ),
 ]
@@ -65,7 +65,7 @@ DeadlineOpt = Annotated[
     typer.Option(
         "--fetch-deadline",
         min=0.1,
-        help="seconds for each fetch of a status list or issuer profile, all reads and "
+        help="seconds for each fetch of a status list or DID document, all reads and "
         "redirects included",
     ),
 ]

@@ -557,7 +557,7 @@ class AutoIssuer:
 class AcademySources(OnlineSources):
     """What academy's public page and API verify against: only what academy holds.
 
-    Nothing is fetched from an address a credential names (an issuer profile, a status list):
+    Nothing is fetched from an address a credential names (a DID document, a status list):
     those addresses come from whoever wrote the document, and fetching them would let anyone make
     academy call into its own network or hold its threads on a slow server. Issuer keys and
     status lists come from academy's database; ledger evidence from academy's own node, and only
