@@ -378,7 +378,7 @@ class _Run:
         """(registry address, genesis hash) of the issuer's ledger registry: the ones the
         verifier pins, else the ones the issuer's DID document names. Never the registry an
         anchor proof names: that proof is unsigned. LedgerError says why none is known."""
-        pinned = self.sources.registry if self.sources else None
+        pinned = getattr(self.sources, "registry", None)
         doc = self.issuer_document()
         if doc is not None and doc.ledgers:
             wanted = pinned or self._anchor_registry()

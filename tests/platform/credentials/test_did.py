@@ -230,3 +230,33 @@ def test_an_anchor_of_a_did_key_issuer_needs_a_pinned_registry(tmp_path) -> None
     assert "ledger anchor" in report.failed
     assert "--registry" in report.check("ledger anchor").detail
     assert json.dumps(report.to_json())  # the report stays serialisable
+
+
+def _shapes(did: str, good: dict) -> list:
+    """DID documents of every wrong shape a host could serve."""
+    vm = good["verificationMethod"][0]
+    return [
+        None, [], "did", 7, {}, {"id": did, "verificationMethod": {}},
+        {"id": did, "verificationMethod": [vm, vm]},
+        {"id": did, "verificationMethod": [{**vm, "publicKeyMultibase": "z6Mk"}]},
+        {"id": did, "verificationMethod": [{**vm, "publicKeyMultibase": 5}]},
+        {"id": did, "verificationMethod": [{**vm, "expires": "yesterday"}]},
+        {"id": did, "verificationMethod": [{**vm, "revoked": 17}]},
+        {"id": did, "assertionMethod": "x", "verificationMethod": []},
+        {"id": did, "service": [{"type": LEDGER_SERVICE_TYPE, "serviceEndpoint": {"a": 1}}]},
+        {"id": did, "service": [{"type": LEDGER_SERVICE_TYPE,
+                                 "serviceEndpoint": "urn:chainacademy:ledger:1:0x:0x12"}]},
+    ]  # fmt: skip
+
+
+def test_a_did_document_of_any_shape_is_one_error_never_a_crash(served, status_server) -> None:
+    """Each shape is a DidError when read, and a failed check when verifying, online."""
+    issuer, _key = served
+    doc = issuer.issue([draft(issuer, 6)])[0]
+    for shape in _shapes(issuer.id, issuer.did_document()):
+        with pytest.raises(DidError):
+            parse_did_document(shape, issuer.id)
+        publish(status_server, issuer, shape if shape is not None else {})
+        report = verify_credential(doc, OnlineSources(None, limits=LOOPBACK, did_web_http=True))
+        assert report.verdict == "invalid", shape
+        assert "DID document" in report.check("issuer key").detail, (shape, report.to_json())
