@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from academy.credentials.anchoring import Anchor, anchor_proof, leaf_of
 from academy.credentials.credential import build_credential
+from academy.credentials.did import did_web_for, did_web_url, method_id
 from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time, verify_signature
@@ -52,7 +53,7 @@ from labs.minichain.network import start_network, stop_network
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.platform.credentials.harness import StatusServer  # noqa: E402
 
-ISSUER = "https://academy.example/issuers/bench"
+ISSUER_PATH = "/issuers/bench"  # the issuer is the did:web of this folder on the bench's server
 ACHIEVEMENT = {
     "id": "https://academy.example/courses/crypto-foundations",
     "name": "Cryptographic foundations",
@@ -105,8 +106,10 @@ def library_form(head: bytes, tree: MerkleTree, anchor: dict[str, Any], created:
 _state: dict[str, Any] = {}
 
 
-def _init(secret: str, lists: dict[str, str], created: str) -> None:
-    _state.update(key=IssuerKey.from_secret_multibase(secret), lists=lists, created=created)
+def _init(secret: str, lists: dict[str, str], created: str, issuer: str) -> None:
+    _state.update(
+        key=IssuerKey.from_secret_multibase(secret), lists=lists, created=created, issuer=issuer
+    )
 
 
 def _issue_chunk(chunk: list[tuple[int, int, int]]) -> tuple[list[bytes], list[bytes], float]:
@@ -114,11 +117,17 @@ def _issue_chunk(chunk: list[tuple[int, int, int]]) -> tuple[list[bytes], list[b
     JSON up to its proof set (its closing brace left off) with its signature proof, its leaf, and
     the CPU seconds the chunk took."""
     cpu = cpu_seconds()
-    key, lists, created = _state["key"], _state["lists"], _state["created"]
+    key, lists, created, issuer = (
+        _state["key"],
+        _state["lists"],
+        _state["created"],
+        _state["issuer"],
+    )
+    method = method_id(issuer, key.multikey)
     heads, leaves = [], []
     for serial, rev, sus in chunk:
         draft = build_credential(
-            issuer={"id": ISSUER, "name": "Bench Institute"},
+            issuer={"id": issuer, "name": "Bench Institute"},
             subject_id=f"urn:uuid:00000000-0000-4000-8000-{serial:012d}",
             identity=f"learner{serial}@bench.example",
             achievement=ACHIEVEMENT,
@@ -129,7 +138,7 @@ def _issue_chunk(chunk: list[tuple[int, int, int]]) -> tuple[list[bytes], list[b
                 status_entry(lists["suspension"], sus, "suspension"),
             ],
         )
-        signed = sign(draft, key, created)
+        signed = sign(draft, key, created, method)
         leaves.append(leaf_of(signed))
         heads.append(orjson.dumps(draft)[:-1] + b',"proof":[' + orjson.dumps(signed["proof"]))
     return heads, leaves, cpu_seconds() - cpu
@@ -191,7 +200,9 @@ def main() -> None:
         ident = registry.identity()
         server = StatusServer()
         base = f"{server.base_url}/status"
-        issuer = Issuer(ISSUER, "Bench Institute", base, registry)
+        issuer = Issuer(
+            did_web_for(server.base_url + ISSUER_PATH), "Bench Institute", base, registry
+        )
         key = issuer.add_key(now_utc() - dt.timedelta(minutes=1))
         lists = {p: s.url for p, s in issuer.lists.items()}
         created = format_time(now_utc())
@@ -206,7 +217,9 @@ def main() -> None:
         batches = chunks(work, args.batch)
         anchor_seconds = 0.0
         with ProcessPoolExecutor(
-            args.workers, initializer=_init, initargs=(key.secret_multibase(), lists, created)
+            args.workers,
+            initializer=_init,
+            initargs=(key.secret_multibase(), lists, created, issuer.id),
         ) as pool:
             start, main_cpu, issue_cpu = time.perf_counter(), cpu_seconds(), 0.0
 
@@ -225,7 +238,7 @@ def main() -> None:
                 pending = submit(batches[n + 1]) if n + 1 < len(batches) else []
                 tree = MerkleTree(leaves)
                 sent = time.perf_counter()
-                tx = registry.anchor(ISSUER, tree.root, len(tree))
+                tx = registry.anchor(issuer.id, tree.root, len(tree))
                 anchor_seconds += time.perf_counter() - sent
                 anchor = Anchor(ident["chainId"], ident["genesisHash"], ident["registry"],
                                 tx.tx_hash, tx.block_number, tx.block_hash).to_json()  # fmt: skip
@@ -240,9 +253,11 @@ def main() -> None:
         issuer.set_status(first["id"], "revocation")
         for purpose, state in issuer.lists.items():
             server.publish(state.url, issuer.status_list(purpose))
+        server.publish(did_web_url(issuer.id, http_loopback=True), issuer.did_document())
         cache = root / "cache"
-        # the status lists are served on loopback here: fetching there must be asked for
-        fill_cache(cache, [first], rpc, limits=FetchLimits(allow_private=True))
+        # the status lists and the DID document are served on loopback http here: fetching
+        # there must be asked for
+        fill_cache(cache, [first], rpc, limits=FetchLimits(allow_private=True), did_web_http=True)
 
         print(f"verifying {len(final):,} offline...", flush=True)
         totals: dict[str, float] = {}

@@ -1,8 +1,9 @@
 """Certificates over HTTP: issue (institution admin), list mine, download, share, revoke or
-suspend, the public status lists and issuer profiles, and the verify API (no login needed).
+suspend, the public status lists and issuers' DID documents, and the verify API (no login needed).
 
 Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
-/credentials/issuers/{slug}``, ``GET /credentials/shared/{token}``, ``POST /credentials/verify``.
+/credentials/issuers/{slug}/did.json`` (where the institution's did:web resolves), ``GET
+/credentials/shared/{token}``, ``POST /credentials/verify``.
 The public page that uses them is ``academy.pages.verify``.
 """
 
@@ -257,14 +258,30 @@ def status_list(
     return JSONResponse(doc, headers={"Cache-Control": "max-age=60"})
 
 
-@router.get("/issuers/{slug}", tags=["public"])
-def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> dict:
-    """The issuer profile: its keys with their validity periods, and its ledger registry."""
+def _issuer_document(slug: str, session: SessionDep, state: StateDep) -> JSONResponse:
     institution = institution_by_slug(session, slug)
     issuer = svc.issuer_of(session, id_of(institution))
     if issuer is None:
         raise NotFound(f"{slug!r} has not issued credentials")
-    return svc.issuer_document(session, state.settings, issuer)
+    return JSONResponse(
+        svc.issuer_document(session, state.settings, issuer),
+        media_type="application/did+ld+json",
+        headers={"Cache-Control": "max-age=60"},
+    )
+
+
+@router.get("/issuers/{slug}/did.json", tags=["public"])
+def issuer_did_document(slug: str, session: SessionDep, state: StateDep) -> JSONResponse:
+    """The institution's DID document, where its did:web resolves: every key it signed with
+    (under ``assertionMethod``; ``expires`` once rotated out, ``revoked`` once compromised)
+    and the ledger registry it records keys, anchors and statuses in."""
+    return _issuer_document(slug, session, state)
+
+
+@router.get("/issuers/{slug}", tags=["public"])
+def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> JSONResponse:
+    """The same DID document, at the address issuers had before they were DIDs."""
+    return _issuer_document(slug, session, state)
 
 
 @router.get("/shared/{token}", tags=["public"])

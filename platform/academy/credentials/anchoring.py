@@ -55,9 +55,14 @@ def leaf_of(document: dict[str, Any]) -> bytes:
 
 
 def sign_all(
-    documents: Sequence[dict[str, Any]], key: IssuerKey, created: str
+    documents: Sequence[dict[str, Any]],
+    key: IssuerKey,
+    created: str,
+    verification_method: str | None = None,
 ) -> list[dict[str, Any]]:
-    return [sign(doc, key, created) for doc in documents]
+    """Each document signed by ``key``, its proof naming ``verification_method`` (the key as a
+    method of the issuer's DID; a did:key of its own when None)."""
+    return [sign(doc, key, created, verification_method) for doc in documents]
 
 
 def anchor_batch(

@@ -35,11 +35,28 @@ GenesisOpt = Annotated[
     ),
 ]
 
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="the issuer's registry address on the ledger, pinned: key records, anchors and "
+        "status changes count only from it (unpinned, the issuer's DID document names it)",
+    ),
+]
+DidWebHttpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--did-web-http",
+        help="resolve a did:web whose host is loopback (127.0.0.1, ::1, localhost) over plain "
+        "http, for academy run locally; every other host is resolved over https",
+    ),
+]
+
 AllowPrivateOpt = Annotated[
     bool,
     typer.Option(
         "--allow-private-fetch",
-        help="let status lists and issuer profiles be fetched from private, loopback and "
+        help="let status lists and DID documents be fetched from private, loopback and "
         "link-local addresses (refused by default: a credential chooses those addresses)",
     ),
 ]
@@ -48,7 +65,7 @@ DeadlineOpt = Annotated[
     typer.Option(
         "--fetch-deadline",
         min=0.1,
-        help="seconds for each fetch of a status list or issuer profile, all reads and "
+        help="seconds for each fetch of a status list or DID document, all reads and "
         "redirects included",
     ),
 ]
@@ -97,9 +114,11 @@ def verify_command(
         typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
     ] = None,
     genesis: GenesisOpt = None,
+    registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     allow_private: AllowPrivateOpt = False,
     fetch_deadline: DeadlineOpt = 10.0,
+    did_web_http: DidWebHttpOpt = False,
 ) -> None:
     """Verify a certificate: print every check with its outcome; exit 1 if any check fails."""
     from .keys import KeyFormatError
@@ -109,12 +128,14 @@ def verify_command(
     if cache is not None and not offline:
         raise _fail("--cache goes with --offline (online checks ask the ledger directly)")
     if offline:
-        sources: Any = CacheSources(cache or DEFAULT_CACHE, genesis=genesis)
+        sources: Any = CacheSources(cache or DEFAULT_CACHE, genesis=genesis, registry=registry)
     else:
         sources = OnlineSources(
             rpc or os.environ.get(RPC_ENV),
             genesis=genesis,
             limits=_limits(fetch_deadline, allow_private),
+            registry=registry,
+            did_web_http=did_web_http,
         )
     try:
         reports = [verify_credential(doc, sources, key=key) for doc in documents]
@@ -143,11 +164,13 @@ def cache_command(
         typer.Option("--rpc", help=f"a node of the academy ledger (default ${RPC_ENV})"),
     ] = None,
     genesis: GenesisOpt = None,
+    registry: RegistryOpt = None,
     allow_private: AllowPrivateOpt = False,
     fetch_deadline: DeadlineOpt = 10.0,
+    did_web_http: DidWebHttpOpt = False,
 ) -> None:
-    """Fetch (online) what `academy verify --offline` needs: the ledger's signed commit evidence
-    for the registry and the issuers' signed status lists."""
+    """Fetch (online) what `academy verify --offline` needs: each issuer's DID document, the
+    ledger's signed commit evidence for the registry it names, and the signed status lists."""
     from .ledger import LedgerError
     from .verify import SourceError, fill_cache
 
@@ -159,13 +182,15 @@ def cache_command(
             rpc or os.environ.get(RPC_ENV),
             genesis,
             _limits(fetch_deadline, allow_private),
+            registry,
+            did_web_http,
         )
     except (LedgerError, SourceError) as exc:
         raise _fail(str(exc)) from None
     out.print(
-        f"cached evidence of {counts['registries']} ledger registr"
-        f"{'y' if counts['registries'] == 1 else 'ies'} and {counts['status_lists']} status "
-        f"list(s) in {cache}"
+        f"cached {counts['issuers']} issuer(s), evidence of {counts['registries']} ledger "
+        f"registr{'y' if counts['registries'] == 1 else 'ies'} and {counts['status_lists']} "
+        f"status list(s) in {cache}"
     )
 
 

@@ -1,9 +1,9 @@
 """Fetching JSON from an address a credential names, within bounds.
 
-A credential is data from whoever made it: the addresses it names (an issuer profile, a status
-list) may point at a port on a private network, at a server that answers one byte a minute, or at
-an endless body. Only ``academy verify`` on the command line fetches them (academy's public page
-and API use what academy holds), and it does so here:
+A credential is data from whoever made it: the addresses it names (its issuer's DID document, a
+status list) may point at a port on a private network, at a server that answers one byte a minute,
+or at an endless body. Only ``academy verify`` on the command line fetches them (academy's public
+page and API use what academy holds), and it does so here:
 
 - one deadline for the whole fetch (resolving, connecting, every read, every redirect), not a
   timeout per read, so a slow-drip server cannot hold the caller longer than the deadline;

@@ -1,4 +1,5 @@
-"""An issuing institution in memory: its key history, its status lists, its ledger registry.
+"""An issuing institution in memory: its key history, its status lists, its ledger registry, and
+the DID document that publishes its keys and names that registry.
 
 The pieces the platform persists in its database are exactly these; the platform's service keeps
 them in rows, tests and the benchmark keep them here. Every ledger write goes through
@@ -13,6 +14,7 @@ from typing import Any
 
 from .anchoring import Anchor, anchor_batch, sign_all
 from .credential import build_credential
+from .did import LedgerBinding, did_document, method_id
 from .keys import IssuerKey, KeyHistory, KeyRecord, format_time
 from .ledger import Registry
 from .proofs import sign
@@ -88,6 +90,24 @@ class Issuer:
     def profile(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name}
 
+    def method(self, key: IssuerKey) -> str:
+        """The verification method a proof by ``key`` names: a method of the issuer's DID (a
+        did:key of the key itself when the issuer is not a DID)."""
+        return method_id(self.id, key.multikey) if self.id.startswith("did:web:") else (
+            key.verification_method
+        )  # fmt: skip
+
+    def did_document_ledgers(self) -> list[LedgerBinding]:
+        """The registry the issuer's DID document names (none without a ledger)."""
+        if self.registry is None:
+            return []
+        ident = self.registry.identity()
+        return [LedgerBinding(ident["chainId"], ident["genesisHash"], ident["registry"])]
+
+    def did_document(self) -> dict[str, Any]:
+        """What the issuer publishes at its did:web address: its keys and its registry."""
+        return did_document(self.id, self.history, self.did_document_ledgers())
+
     # -- issuing ----------------------------------------------------------------------------
     def draft(
         self,
@@ -125,7 +145,8 @@ class Issuer:
         """Sign ``drafts`` with the key valid at ``created`` and anchor them as one batch."""
         created = created or now_utc()
         stamp = format_time(created)
-        signed = sign_all(drafts, self.key_at(created), stamp)
+        key = self.key_at(created)
+        signed = sign_all(drafts, key, stamp, self.method(key))
         if self.registry is None:
             return signed
         registry = self.registry
@@ -159,5 +180,6 @@ class Issuer:
         if state.signed is None:
             at = at or now_utc()
             doc = status_list_credential(state.url, self.id, purpose, state.bits, format_time(at))
-            state.signed = sign(doc, self.key_at(at), format_time(at))
+            key = self.key_at(at)
+            state.signed = sign(doc, key, format_time(at), self.method(key))
         return state.signed

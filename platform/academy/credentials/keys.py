@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any
 
 import base58
 import nacl.bindings as nacl_bindings
@@ -234,30 +233,6 @@ class KeyRecord:
     valid_until: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     encrypted_private: str | None = field(default=None, repr=False)
-
-    def to_json(self, controller: str) -> dict[str, Any]:
-        """The Multikey verification method, with its period, as an issuer profile lists it."""
-        out: dict[str, Any] = {
-            "id": verification_method_id(self.multikey),
-            "type": "Multikey",
-            "controller": controller,
-            "publicKeyMultibase": self.multikey,
-            "validFrom": format_time(self.valid_from),
-        }
-        if self.valid_until:
-            out["validUntil"] = format_time(self.valid_until)
-        if self.revoked_at:
-            out["revoked"] = format_time(self.revoked_at)
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> KeyRecord:
-        return cls(
-            multikey=data["publicKeyMultibase"],
-            valid_from=parse_time(data["validFrom"]),
-            valid_until=parse_time(data["validUntil"]) if data.get("validUntil") else None,
-            revoked_at=parse_time(data["revoked"]) if data.get("revoked") else None,
-        )
 
 
 @dataclass

@@ -5,17 +5,21 @@ The checks, in order (the same in the CLI, the API and the web page):
 - ``schema``: a VC 2.0 credential (OB 3.0 shape for an OpenBadgeCredential), pinned contexts only;
 - ``dates``: inside ``validFrom`` .. ``validUntil``; the signature not dated in the future;
 - ``signature``: every eddsa-jcs-2022 proof verifies (against ``--key`` when one is given);
-- ``issuer key``: the signing key was the issuer's and valid when it signed (the ledger's key
-  history; a key revoked before the ledger saw the credential does not count);
+- ``issuer key``: the proof names one of the issuer's own keys (a method of its DID, listed
+  under ``assertionMethod`` in its DID document), and that key was valid when it signed (the
+  ledger's key history; a key revoked before the ledger saw the credential does not count);
 - ``merkle inclusion``: the credential's leaf and path lead to the batch root it names;
-- ``ledger anchor``: that root is recorded by the issuer on the pinned ledger, in the named block;
+- ``ledger anchor``: that root is recorded for the issuer, in the named block, on the ledger and
+  in the registry the issuer's DID document names (or the verifier pins with ``--registry``):
+  never in a registry the unsigned anchor proof alone names, since anyone can deploy one;
 - ``status``: the status list, signed by one of the issuer's own keys (never merely by the key
   the list names), says neither revoked nor suspended, and agrees with the status changes
   recorded on the ledger.
 
-Without an anchor, the key records in the ledger evidence the sources hold still refuse a revoked
-or rotated-out key. Inputs are bounded (:mod:`.jcs`: size and nesting depth; :mod:`.statuslist`:
-the decompressed list), each with its own error, so no document can crash a verifier.
+Without an anchor, the key records of the issuer's registry (read online and offline alike) and
+its DID document still refuse a revoked or rotated-out key. Inputs are bounded (:mod:`.jcs`: size
+and nesting depth; :mod:`.statuslist`: the decompressed list), each with its own error, so no
+document can crash a verifier.
 
 A check that cannot apply (a signature-only credential has no Merkle path) is ``n/a``, never a
 silent pass. Where data comes from is a :class:`Sources`: :class:`OnlineSources` (the ledger's
@@ -40,12 +44,12 @@ from typing import Any, Protocol
 
 from .anchoring import is_anchor_proof, leaf_of
 from .credential import issuer_id_of, schema_problem, status_entries
+from .did import DidError, IssuerDocument, did_web_url, parse_did_document
 from .fetch import FetchError, FetchLimits, fetch_json
 from .jcs import CanonicalizationError, bound_problem, loads
 from .keys import (
     KeyFormatError,
     KeyHistory,
-    KeyRecord,
     format_time,
     multikey_from_reference,
     parse_time,
@@ -134,23 +138,42 @@ class SourceError(Exception):
 
 class Sources(Protocol):
     offline: bool
+    registry: str | None
+    """A registry address the verifier pins itself (``--registry``); None: the issuer's DID
+    document names it."""
 
     def ledger_facts(self, registry: str) -> LedgerFacts: ...
 
     def status_list(self, url: str) -> dict[str, Any]: ...
 
-    def issuer_keys(self, issuer_id: str) -> KeyHistory | None: ...
+    def issuer_document(self, issuer_id: str) -> IssuerDocument | None: ...
 
     def trusted_genesis(self, registry: str) -> str | None: ...
 
-    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]: ...
+
+def issuer_document_url(issuer_id: str, did_web_http: bool = False) -> str | None:
+    """Where an issuer publishes its document: a did:web resolves to its did.json, an https
+    issuer id is its own document; a did:key has none (the DID is the key)."""
+    if issuer_id.startswith("did:web:"):
+        return did_web_url(issuer_id, http_loopback=did_web_http)
+    if issuer_id.startswith(("https://", "http://")):
+        return issuer_id
+    return None
+
+
+def read_issuer_document(issuer_id: str, body: Any) -> IssuerDocument:
+    try:
+        return parse_did_document(body, issuer_id)
+    except DidError as exc:
+        raise SourceError(f"the issuer's document is unusable: {exc}") from exc
 
 
 class OnlineSources:
     """Live data: the ledger through one node's JSON-RPC (its evidence is checked, not trusted),
-    status lists and issuer profiles from their URLs, fetched within ``limits`` (a deadline for
-    the whole fetch, a size cap, few redirects, no private addresses unless allowed). Results
-    are kept for the life of this object."""
+    status lists and issuer DID documents from their URLs, fetched within ``limits`` (a deadline
+    for the whole fetch, a size cap, few redirects, no private addresses unless allowed).
+    ``did_web_http``: resolve a did:web of a loopback host over http (local demos and tests;
+    any other host is always https). Results are kept for the life of this object."""
 
     offline = False
 
@@ -159,12 +182,19 @@ class OnlineSources:
         rpc_url: str | None,
         genesis: str | None = None,
         limits: FetchLimits | None = None,
+        registry: str | None = None,
+        did_web_http: bool = False,
     ) -> None:
         self.rpc_url = rpc_url
         self.genesis = genesis
+        self.registry = registry
+        self.did_web_http = did_web_http
         self.limits = limits or FetchLimits()
         self._facts: dict[str, LedgerFacts] = {}
         self._lists: dict[str, dict[str, Any]] = {}
+        self._issuers: dict[str, IssuerDocument | SourceError | None] = {}
+        self.issuer_bodies: dict[str, Any] = {}
+        """The issuer documents as fetched (what ``fill_cache`` keeps)."""
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
@@ -179,27 +209,36 @@ class OnlineSources:
         return self._facts[registry]
 
     def trusted_genesis(self, registry: str) -> str | None:
-        """The genesis hash the verifier pins (--genesis); None: whatever the node reports."""
+        """The genesis hash the verifier pins (--genesis); None: the issuer's document says."""
         return self.genesis
 
-    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]:
-        """The issuer's key records on the ledgers already read here (without an anchor, no
-        registry address is known to ask for more)."""
-        tag = issuer_tag(issuer_id)
-        return [f.keys[tag] for f in self._facts.values() if tag in f.keys]
+    def issuer_document(self, issuer_id: str) -> IssuerDocument | None:
+        """The issuer's DID document (did:web resolved, an https id fetched); None for a
+        did:key. SourceError when it should exist but cannot be had."""
+        if issuer_id not in self._issuers:
+            try:
+                url = issuer_document_url(issuer_id, self.did_web_http)
+                found: IssuerDocument | SourceError | None = None
+                if url is not None:
+                    self.issuer_bodies[issuer_id] = fetch_json(url, self.limits)
+                    found = read_issuer_document(issuer_id, self.issuer_bodies[issuer_id])
+            except (DidError, FetchError) as exc:
+                found = SourceError(f"cannot resolve the issuer {issuer_id}: {exc}")
+            except SourceError as exc:
+                found = exc
+            self._issuers[issuer_id] = found
+        known = self._issuers[issuer_id]
+        if isinstance(known, SourceError):
+            raise known
+        return known
 
     def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
-        """The key history an issuer publishes in its profile (for credentials with no ledger
-        anchor: weaker than the ledger, since it trusts the issuer's web site)."""
-        if not issuer_id.startswith(("https://", "http://")):
-            return None
+        """The keys the issuer's document lists (None: no usable document)."""
         try:
-            profile = self.status_list(issuer_id)
-            return KeyHistory(
-                [KeyRecord.from_json(vm) for vm in profile.get("verificationMethod", [])]
-            )
-        except (SourceError, KeyError, TypeError, ValueError, AttributeError):
+            doc = self.issuer_document(issuer_id)
+        except SourceError:
             return None
+        return doc.keys if doc is not None else None
 
     def status_list(self, url: str) -> dict[str, Any]:
         if url not in self._lists:
@@ -227,40 +266,48 @@ def _cached_bundle(path: Path) -> Any:
 
 
 class CacheSources:
-    """A cache folder (``academy credentials cache`` fills it): ``ledger.json`` holds the ledger's
-    genesis, the registry address and commit evidence; ``status/`` the signed status lists."""
+    """A cache folder (``academy credentials cache`` fills it): ``ledger/`` holds each pinned
+    registry's ledger genesis, address and commit evidence; ``issuers/`` the issuers' DID
+    documents as resolved while online; ``status/`` the signed status lists."""
 
     offline = True
 
-    def __init__(self, folder: Path, genesis: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, genesis: str | None = None, registry: str | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.genesis = genesis
+        self.registry = registry
         self._facts: dict[str, LedgerFacts] = {}
-        self._registries: dict[str, str] = {}
+        self._issuers: dict[str, IssuerDocument | SourceError | None] = {}
         self.memo: dict[tuple, Any] = {}
         """Checked status lists, so a thousand credentials on one list check it once."""
 
-    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
-        return None  # offline, only the ledger evidence speaks for an issuer's keys
-
-    def ledger_key_histories(self, issuer_id: str) -> list[KeyHistory]:
-        """The issuer's key records in every ledger evidence the cache holds (of the pinned
-        ledger, when one is pinned): a credential that carries no anchor still meets the
-        revocations recorded there. Evidence that does not hold is skipped."""
-        tag, found = issuer_tag(issuer_id), []
-        folder = self.folder / "ledger"
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    def issuer_document(self, issuer_id: str) -> IssuerDocument | None:
+        """The issuer's DID document as the cache keeps it (read once per issuer)."""
+        if issuer_id not in self._issuers:
             try:
-                if path.name not in self._registries:
-                    self._registries[path.name] = str(_cached_bundle(path)["registry"])
-                facts = self.ledger_facts(self._registries[path.name])
-            except (LedgerError, OSError, ValueError, KeyError, TypeError):
-                continue
-            if self.genesis and facts.genesis_hash.lower() != self.genesis.strip().lower():
-                continue
-            if tag in facts.keys:
-                found.append(facts.keys[tag])
-        return found
+                self._issuers[issuer_id] = self._read_issuer(issuer_id)
+            except SourceError as exc:
+                self._issuers[issuer_id] = exc
+        known = self._issuers[issuer_id]
+        if isinstance(known, SourceError):
+            raise known
+        return known
+
+    def _read_issuer(self, issuer_id: str) -> IssuerDocument | None:
+        if issuer_document_url(issuer_id) is None:
+            return None
+        path = self.folder / "issuers" / cache_name(issuer_id)
+        if not path.exists():
+            raise SourceError(
+                f"the issuer {issuer_id} is not in the cache {self.folder}: run "
+                "`academy credentials cache` while online"
+            )
+        try:
+            return read_issuer_document(issuer_id, loads(path.read_bytes()))
+        except (CanonicalizationError, OSError) as exc:
+            raise SourceError(f"the cached document of {issuer_id} is unusable: {exc}") from exc
 
     def trusted_genesis(self, registry: str) -> str | None:
         return self.genesis
@@ -306,36 +353,91 @@ class _Run:
         self.signed_at: dt.datetime | None = None
         self.facts: LedgerFacts | None = None
         self.facts_error: str | None = None
-        self.genesis_pinned = False
+        self.genesis_pinned = ""
         self.anchored_at: dt.datetime | None = None
         self.issuer = issuer_id_of(doc) if isinstance(doc, dict) else None
+        self._document: IssuerDocument | None = None
+        self.document_error: str | None = None
+        self._document_read = False
+
+    def issuer_document(self) -> IssuerDocument | None:
+        """The issuer's own DID document, read once (None: a did:key, or it cannot be had:
+        ``document_error`` then says why)."""
+        if not self._document_read:
+            self._document_read = True
+            if self.sources is None or not self.issuer:
+                self.document_error = "no source to resolve the issuer with"
+            else:
+                try:
+                    self._document = self.sources.issuer_document(self.issuer)
+                except SourceError as exc:
+                    self.document_error = str(exc)
+        return self._document
+
+    def pinned_ledger(self) -> tuple[str, str | None]:
+        """(registry address, genesis hash) of the issuer's ledger registry: the ones the
+        verifier pins, else the ones the issuer's DID document names. Never the registry an
+        anchor proof names: that proof is unsigned. LedgerError says why none is known."""
+        pinned = getattr(self.sources, "registry", None)
+        doc = self.issuer_document()
+        if doc is not None and doc.ledgers:
+            wanted = pinned or self._anchor_registry()
+            bound = doc.registry(wanted) if wanted else None
+            if pinned and bound is None:
+                raise LedgerError(
+                    f"the issuer's DID document names registry {doc.ledgers[0].registry}, not "
+                    f"the pinned {pinned}"
+                )
+            # an anchor naming a registry the issuer does not list is held against its own
+            bound = bound or doc.ledgers[0]
+            return bound.registry, bound.genesis_hash
+        if pinned:
+            return pinned, None
+        why = (
+            f"its DID document cannot be read ({self.document_error})"
+            if self.document_error
+            else "it has no DID document with a ledger service"
+        )
+        raise LedgerError(
+            f"nothing the issuer controls names its ledger registry: {why}; pin one with --registry"
+        )
+
+    def _anchor_registry(self) -> str | None:
+        """The registry the anchor proof names: only ever matched against the issuer's own."""
+        ledger = self.anchors[0].get("ledger") if self.anchors else None
+        named = ledger.get("registry") if isinstance(ledger, dict) else None
+        return named if isinstance(named, str) else None
 
     def ledger(self) -> LedgerFacts | None:
-        """The ledger facts for the registry the anchor names (fetched once)."""
+        """The facts of the issuer's pinned registry (read once; None: ``facts_error``)."""
         if self.facts is None and self.facts_error is None:
-            if not self.anchors:
-                self.facts_error = "the credential carries no ledger anchor"
-            elif self.sources is None:
+            if self.sources is None:
                 self.facts_error = "no ledger source given"
             else:
                 try:
-                    registry = self.anchors[0]["ledger"]["registry"]
-                    self.facts = self._pinned(registry, self.sources.ledger_facts(registry))
+                    registry, genesis = self.pinned_ledger()
+                    self.facts = self._pinned(genesis, self.sources.ledger_facts(registry))
                 except (LedgerError, KeyError, TypeError) as exc:
                     self.facts_error = str(exc)
         return self.facts
 
-    def _pinned(self, registry: str, facts: LedgerFacts) -> LedgerFacts:
+    def _pinned(self, bound: str | None, facts: LedgerFacts) -> LedgerFacts:
         """``facts`` if their ledger is the one the verifier trusts. A ledger is named by its
-        genesis; whoever serves the evidence could serve a whole forged chain of its own, so a
-        pinned genesis (``--genesis``) is checked, and an unpinned one is reported as such."""
-        pinned = self.sources.trusted_genesis(registry) if self.sources else None
-        if pinned and facts.genesis_hash.lower() != pinned.strip().lower():
-            raise LedgerError(
-                f"the ledger serving the evidence has genesis {facts.genesis_hash[:18]}..., not "
-                f"the trusted {pinned.strip()[:18]}... (--genesis / ACADEMY_LEDGER_GENESIS)"
-            )
-        self.genesis_pinned = bool(pinned)
+        genesis; whoever serves the evidence could serve a whole forged chain of its own, so
+        the pinned genesis (``--genesis``, else the one the issuer's DID document names) is
+        checked, and an unpinned one is reported as such."""
+        assert self.sources is not None  # ledger() asks only with sources
+        pinned = self.sources.trusted_genesis(facts.registry)
+        for name, want in (("the trusted", pinned), ("the issuer's DID document's", bound)):
+            if want and facts.genesis_hash.lower() != want.strip().lower():
+                raise LedgerError(
+                    f"the ledger serving the evidence has genesis {facts.genesis_hash[:18]}..., "
+                    f"not {name} {want.strip()[:18]}..."
+                    + (" (--genesis / ACADEMY_LEDGER_GENESIS)" if want is pinned else "")
+                )
+        self.genesis_pinned = (
+            "genesis pinned" if pinned else "genesis pinned by the issuer's DID document"
+        ) if (pinned or bound) else ""  # fmt: skip
         return facts
 
     # -- checks ----------------------------------------------------------------------------
@@ -388,55 +490,96 @@ class _Run:
     def issuer_key(self) -> tuple[str, str]:
         if self.signer is None or self.signed_at is None:
             return FAIL, "no verified signature to attribute"
+        problem = self._method_problem()
+        if problem:
+            return FAIL, problem
         if self.anchors:
             facts = self.ledger()
             if facts is None:
                 return FAIL, f"cannot read the issuer's keys from the ledger: {self.facts_error}"
             history = facts.keys.get(issuer_tag(self.issuer or ""))
             if history is None:
-                return FAIL, f"the ledger records no keys for issuer {self.issuer}"
+                return FAIL, f"the issuer's registry records no keys for {self.issuer}"
             batch = self._batch(facts)
             self.anchored_at = batch.timestamp if batch else None
             verdict = history.check(self.signer, self.signed_at, self.anchored_at)
-            return (PASS if verdict.ok else FAIL), verdict.detail
-        refused = self._ledger_refuses(self.signer, self.signed_at)
+            if not verdict.ok:
+                return FAIL, verdict.detail
+            refused = self._document_refuses(self.signer, self.signed_at, self.anchored_at)
+            return (FAIL, refused) if refused else (PASS, verdict.detail)
+        refused = self._ledger_refuses(self.signer, self.signed_at) or self._document_refuses(
+            self.signer, self.signed_at, None
+        )
         if refused:
             return FAIL, refused
         if self.key is not None:
             return PASS, "the key given with --key (no ledger anchor to check it against)"
-        history = self.sources.issuer_keys(self.issuer or "") if self.sources else None
-        if history is not None and history.find(self.signer):
-            verdict = history.check(self.signer, self.signed_at, None)
-            note = " (from the issuer's profile; the credential has no ledger anchor)"
-            return (PASS if verdict.ok else FAIL), verdict.detail + note
+        doc = self.issuer_document()
+        if doc is not None and doc.keys.find(self.signer):
+            return PASS, "a key the issuer's DID document lists (the credential has no anchor)"
         if self.issuer and self.issuer.startswith("did:key:"):
-            try:
-                if multikey_from_reference(self.issuer) == self.signer:
-                    return PASS, "the issuer is the did:key that signed"
-            except KeyFormatError:
-                pass
+            return PASS, "the issuer is the did:key that signed"
         return FAIL, "nothing says whose key this is: give the issuer's key with --key"
 
-    def _ledger_refuses(self, multikey: str, signed_at: dt.datetime) -> str | None:
-        """Why the ledger records the sources hold refuse ``multikey`` at ``signed_at`` for a
-        credential with no anchor (revoked, rotated out, not the issuer's), or None. These
-        records only ever refuse here: without an anchor nothing says which registry is the
-        issuer's, so they cannot vouch for a key."""
-        if self.sources is None or not self.issuer:
+    def _method_problem(self) -> str | None:
+        """Why a signature proof's verificationMethod is not one of the issuer's assertion
+        keys, or None. A DID issuer controls its keys: each proof names a method of that DID,
+        and a did:web lists it under ``assertionMethod`` in its document (a fragment of any
+        other URL proves nothing). Other issuer ids (https, from before issuers were DIDs)
+        need the key listed in the document they publish."""
+        issuer = self.issuer or ""
+        for p in self.sig_proofs:
+            method = str(p.get("verificationMethod"))
+            if issuer.startswith("did:") and method.split("#", 1)[0] != issuer:
+                return f"the proof's verificationMethod {method[:60]!r} is not a key of {issuer}"
+            if issuer.startswith("did:key:"):
+                continue
+            doc = self.issuer_document()
+            if doc is None:
+                if self.key is not None:
+                    continue  # the verifier named the key; no document to list it
+                why = self.document_error or "the source holds no document of this issuer"
+                return f"cannot read the issuer's DID document: {why}"
+            listed = doc.assertion_key(method) if issuer.startswith("did:") else None
+            if issuer.startswith("did:") and listed is None:
+                return f"{method[:60]!r} is not listed under the issuer's assertionMethod"
+            if not issuer.startswith("did:") and doc.keys.find(self.signer or "") is None:
+                return "the signing key is not one the issuer's document lists"
+        return None
+
+    def _document_refuses(
+        self, multikey: str, signed_at: dt.datetime, anchored_at: dt.datetime | None
+    ) -> str | None:
+        """Why the issuer's DID document refuses ``multikey`` at ``signed_at`` (revoked,
+        expired), or None (also when there is no document)."""
+        doc = self.issuer_document()
+        record = doc.keys.find(multikey) if doc else None
+        if doc is None or record is None:
             return None
-        for history in self.sources.ledger_key_histories(self.issuer):
-            verdict = history.check(multikey, signed_at, None)
-            if not verdict.ok:
-                return verdict.detail + " (the ledger's key record; no anchor in the credential)"
+        verdict = doc.keys.check(multikey, signed_at, anchored_at)
+        return None if verdict.ok else verdict.detail + " (the issuer's DID document)"
+
+    def _ledger_refuses(self, multikey: str, signed_at: dt.datetime) -> str | None:
+        """Why the key records of the issuer's pinned registry refuse ``multikey`` at
+        ``signed_at`` for a credential with no anchor (revoked, rotated out), or None. Read
+        online and offline alike; another registry's records (anyone can deploy one and write
+        anything under any issuer's id) never count. Without an anchor they only ever refuse."""
+        facts = self.ledger() if self.sources is not None and self.issuer else None
+        history = facts.keys.get(issuer_tag(self.issuer or "")) if facts else None
+        if history is None or history.find(multikey) is None:
+            return None
+        verdict = history.check(multikey, signed_at, None)
+        if not verdict.ok:
+            return verdict.detail + " (the ledger's key record; no anchor in the credential)"
         return None
 
     def _list_signer_problem(
         self, multikey: str, signed_at: dt.datetime, facts: LedgerFacts | None
     ) -> str | None:
         """Why the key that signed a status list is not the issuer's own, or None. The list
-        is checked against the issuer's keys only (the ledger's record when the credential is
-        anchored, else the key given with --key, the keys the sources hold for the issuer, or
-        the issuer's own did:key), never against the key the list itself names."""
+        is checked against the issuer's keys only (the pinned registry's record when the
+        credential is anchored, else the key given with --key, the keys the issuer's DID
+        document lists, or the issuer's own did:key), never against the key the list names."""
         if self.anchors:
             if facts is None:
                 return f"cannot check who signed the status list: {self.facts_error}"
@@ -444,16 +587,18 @@ class _Run:
             verdict = history.check(multikey, signed_at, None) if history else None
             if verdict is None or not verdict.ok:
                 return "status list signed by a key that is not the issuer's valid key"
-            return None
-        refused = self._ledger_refuses(multikey, signed_at)
+            refused = self._document_refuses(multikey, signed_at, None)
+            return f"status list key: {refused}" if refused else None
+        refused = self._ledger_refuses(multikey, signed_at) or self._document_refuses(
+            multikey, signed_at, None
+        )
         if refused:
             return f"status list key: {refused}"
         if self.key is not None:
             return None if multikey == self.key else "status list not signed by the --key"
-        history = self.sources.issuer_keys(self.issuer or "") if self.sources else None
-        if history is not None and history.find(multikey):
-            verdict = history.check(multikey, signed_at, None)
-            return None if verdict.ok else f"status list key: {verdict.detail}"
+        doc = self.issuer_document()
+        if doc is not None and doc.keys.find(multikey):
+            return None
         if self.issuer and self.issuer.startswith("did:key:"):
             try:
                 if multikey_from_reference(self.issuer) == multikey:
@@ -492,6 +637,11 @@ class _Run:
         claimed = anchor.get("ledger") or {}
         if str(claimed.get("genesisHash", "")).lower() != facts.genesis_hash.lower():
             return FAIL, "anchored on another ledger than the trusted one (genesis differs)"
+        if str(claimed.get("registry", "")).lower() != facts.registry.lower():
+            return FAIL, (
+                f"anchored in registry {str(claimed.get('registry'))[:42]}, not the issuer's "
+                f"{facts.registry} (named by its DID document or pinned with --registry)"
+            )
         batch = self._batch(facts)
         seen = f"as of block {facts.height}" + (
             f" ({format_time(facts.as_of)})" if facts.as_of else ""
@@ -508,9 +658,8 @@ class _Run:
             return FAIL, "the anchor names another block or transaction than the ledger records"
         where = "cached evidence" if self.sources and self.sources.offline else "live evidence"
         trust = (
-            "genesis pinned"
-            if self.genesis_pinned
-            else "genesis as the evidence states it, not pinned: pass --genesis to pin it"
+            self.genesis_pinned
+            or "genesis as the evidence states it, not pinned: pass --genesis to pin it"
         )
         return PASS, (
             f"root in block {batch.block_number} ({format_time(batch.timestamp)}), finality "
@@ -643,36 +792,56 @@ def fill_cache(
     rpc_url: str | None,
     genesis: str | None = None,
     limits: FetchLimits | None = None,
+    registry: str | None = None,
+    did_web_http: bool = False,
 ) -> dict[str, int]:
-    """Fetch, while online, everything offline verification of ``documents`` needs: ledger
-    evidence for each registry they are anchored in, and each status list they point to
-    (within ``limits``). ``genesis``: the ledger's pinned genesis hash; evidence of another
-    ledger is refused."""
+    """Fetch, while online, everything offline verification of ``documents`` needs: each
+    issuer's DID document, ledger evidence for the registry it names (or ``registry``, pinned by
+    the verifier; never one an anchor proof names), and each status list they point to (within
+    ``limits``). ``genesis``: the ledger's pinned genesis hash; evidence of another ledger, or of
+    another one than the issuer's document names, is refused."""
     folder = Path(folder)
-    (folder / "ledger").mkdir(parents=True, exist_ok=True)
-    (folder / "status").mkdir(parents=True, exist_ok=True)
-    registries, lists = set(), set()
+    for part in ("ledger", "status", "issuers"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    online = OnlineSources(rpc_url, genesis, limits, registry, did_web_http)
+    registries: dict[str, str | None] = {registry: None} if registry else {}
+    lists, issuers, anchored = set(), set(), False
     for doc in documents:
-        for p in proofs_of(doc):
-            if is_anchor_proof(p):
-                registries.add(p["ledger"]["registry"])
+        anchored = anchored or any(is_anchor_proof(p) for p in proofs_of(doc))
+        issuer = issuer_id_of(doc)
+        found = online.issuer_document(issuer) if issuer else None
+        if issuer and issuer not in issuers:
+            issuers.add(issuer)
+            if found is not None:
+                body = json.dumps(online.issuer_bodies[issuer])
+                (folder / "issuers" / cache_name(issuer)).write_text(body)
+        if found is not None and found.ledger is not None:
+            registries.setdefault(found.ledger.registry, found.ledger.genesis_hash)
+        named = next((p["ledger"].get("registry") for p in proofs_of(doc) if is_anchor_proof(p)
+                      and isinstance(p.get("ledger"), dict)), None)  # fmt: skip
+        listed = found.registry(str(named)) if found is not None and named else None
+        if listed is not None:  # an older registry the issuer still lists
+            registries.setdefault(listed.registry, listed.genesis_hash)
         for entry in status_entries(doc):
             lists.add(entry["statusListCredential"])
+    if anchored and not registries:
+        raise LedgerError(
+            "the credentials are anchored, but nothing pins their registry: the issuer's DID "
+            "document names none; pass --registry ADDRESS"
+        )
     if registries and not rpc_url:
         raise LedgerError("the credentials are anchored on a ledger: pass --rpc URL to cache it")
-    for registry in sorted(registries):
-        bundle = fetch_ledger_bundle(rpc_url or "", registry)
+    for address, bound in sorted(registries.items()):
+        bundle = fetch_ledger_bundle(rpc_url or "", address)
         facts = facts_from_bundle(bundle)  # never cache evidence that does not hold
-        if genesis and facts.genesis_hash.lower() != genesis.strip().lower():
-            raise LedgerError(
-                f"the ledger at {rpc_url} has genesis {facts.genesis_hash}, not the trusted "
-                f"{genesis.strip()}: it is another ledger"
-            )
-        (folder / "ledger" / cache_name(registry.lower())).write_text(json.dumps(bundle))
+        for want in (genesis, bound):
+            if want and facts.genesis_hash.lower() != want.strip().lower():
+                raise LedgerError(
+                    f"the ledger at {rpc_url} has genesis {facts.genesis_hash}, not the trusted "
+                    f"{want.strip()}: it is another ledger"
+                )
+        (folder / "ledger" / cache_name(address.lower())).write_text(json.dumps(bundle))
     for url in sorted(lists):
-        try:
-            body = fetch_json(url, limits)
-        except FetchError as exc:
-            raise SourceError(f"cannot fetch the status list {url}: {exc}") from exc
-        (folder / "status" / cache_name(url)).write_text(json.dumps(body))
-    return {"registries": len(registries), "status_lists": len(lists)}
+        status_list = online.status_list(url)
+        (folder / "status" / cache_name(url)).write_text(json.dumps(status_list))
+    return {"registries": len(registries), "status_lists": len(lists), "issuers": len(issuers)}

@@ -26,6 +26,15 @@ from sqlmodel import Session, col, select
 from ..credentials.anchoring import Anchor, anchor_batch, sign_all
 from ..credentials.completion import Course as CourseRule
 from ..credentials.credential import build_credential
+from ..credentials.did import (
+    DidError,
+    IssuerDocument,
+    LedgerBinding,
+    did_document,
+    did_web_for,
+    method_id,
+    parse_did_document,
+)
 from ..credentials.keys import IssuerKey, KeyHistory, KeyRecord, format_time
 from ..credentials.ledger import LedgerError, LedgerFacts, Registry, rpc_call
 from ..credentials.proofs import sign
@@ -61,6 +70,11 @@ def public_base(settings: Settings) -> str:
 
 def status_url(settings: Settings, slug: str, purpose: str, seq: int) -> str:
     return f"{public_base(settings)}/api/credentials/status/{slug}/{purpose}/{seq}"
+
+
+def issuer_home(settings: Settings, slug: str) -> str:
+    """The folder an institution's did:web names: its DID document is ``did.json`` there."""
+    return f"{public_base(settings)}/api/credentials/issuers/{slug}"
 
 
 def share_url(settings: Settings, token: str) -> str:
@@ -139,7 +153,7 @@ def ensure_issuer(session: Session, settings: Settings, institution: Institution
         return found
     issuer = IssuerProfile(
         institution_id=id_of(institution),
-        issuer_url=f"{public_base(settings)}/api/credentials/issuers/{institution.slug}",
+        issuer_url=did_web_for(issuer_home(settings, institution.slug)),
         name=institution.name,
     )
     session.add(issuer)
@@ -244,6 +258,14 @@ def revoke_key(
     return add_key(session, settings, issuer)
 
 
+def key_method(issuer: IssuerProfile, key: IssuerKey) -> str:
+    """The verification method a proof by ``key`` names: the key as a method of the issuer's
+    DID (issuers from before DIDs keep naming the key's own did:key)."""
+    if issuer.issuer_url.startswith("did:"):
+        return method_id(issuer.issuer_url, key.multikey)
+    return key.verification_method
+
+
 def signing_key(session: Session, settings: Settings, issuer: IssuerProfile) -> IssuerKey:
     record = key_history(session, issuer).active(_now())
     if record is None:
@@ -252,21 +274,19 @@ def signing_key(session: Session, settings: Settings, issuer: IssuerProfile) -> 
     return IssuerKey.decrypt(record.encrypted_private, passphrase(settings))
 
 
+def ledger_bindings(session: Session) -> list[LedgerBinding]:
+    """The registries academy deployed, the one it writes to now (the newest) first: issuers
+    keep naming the older ones, so what was anchored there stays checkable."""
+    rows = session.exec(
+        select(LedgerRegistryRecord).order_by(col(LedgerRegistryRecord.id).desc())
+    ).all()
+    return [LedgerBinding(r.chain_id, r.genesis_hash, r.address) for r in rows]
+
+
 def issuer_document(session: Session, settings: Settings, issuer: IssuerProfile) -> dict:
-    """The public issuer profile: its keys with their periods, and where its registry lives."""
-    ledger = session.exec(select(LedgerRegistryRecord)).first()
-    return {
-        "@context": ["https://www.w3.org/ns/credentials/v2"],
-        "id": issuer.issuer_url,
-        "type": ["Profile"],
-        "name": issuer.name,
-        "verificationMethod": [r.to_json(issuer.issuer_url) for r in key_history(session, issuer).records],
-        "ledger": (
-            {"chainId": ledger.chain_id, "genesisHash": ledger.genesis_hash, "registry": ledger.address}
-            if ledger
-            else None
-        ),
-    }  # fmt: skip
+    """The issuer's DID document: every key it signed with (rotation as ``expires``,
+    compromise as ``revoked``) under ``assertionMethod``, and the ledger registries it uses."""
+    return did_document(issuer.issuer_url, key_history(session, issuer), ledger_bindings(session))
 
 
 # -- status lists ----------------------------------------------------------------------------------
@@ -324,7 +344,8 @@ def status_list_document(session: Session, settings: Settings, row: StatusListRe
         StatusList(row.size, row.bits),
         now,
     )
-    signed = sign(doc, signing_key(session, settings, issuer), now)
+    key = signing_key(session, settings, issuer)
+    signed = sign(doc, key, now, key_method(issuer, key))
     row.signed_json = json.dumps(signed)
     session.add(row)
     session.commit()
@@ -445,7 +466,8 @@ def issue_batch(
         drafts.append(doc)
         rows.append((cohort, user, indexes))
     created = format_time(_now())
-    signed = sign_all(drafts, signing_key(session, settings, issuer), created)
+    key = signing_key(session, settings, issuer)
+    signed = sign_all(drafts, key, created, key_method(issuer, key))
     batch = CredentialBatch(issuer_id=id_of(issuer), count=len(signed), issued_by=actor_id)
     registry = registry_for(session, settings)
     if registry is not None:
@@ -535,7 +557,7 @@ class AutoIssuer:
 class AcademySources(OnlineSources):
     """What academy's public page and API verify against: only what academy holds.
 
-    Nothing is fetched from an address a credential names (an issuer profile, a status list):
+    Nothing is fetched from an address a credential names (a DID document, a status list):
     those addresses come from whoever wrote the document, and fetching them would let anyone make
     academy call into its own network or hold its threads on a slow server. Issuer keys and
     status lists come from academy's database; ledger evidence from academy's own node, and only
@@ -551,9 +573,17 @@ class AcademySources(OnlineSources):
             select(IssuerProfile).where(IssuerProfile.issuer_url == issuer_id)
         ).first()
 
-    def issuer_keys(self, issuer_id: str) -> KeyHistory | None:
+    def issuer_document(self, issuer_id: str) -> IssuerDocument | None:
+        """The DID document academy serves for one of its issuers (None: not academy's)."""
         issuer = self._issuer(issuer_id)
-        return key_history(self.session, issuer) if issuer is not None else None
+        if issuer is None:
+            return None
+        try:
+            return parse_did_document(
+                issuer_document(self.session, self.settings, issuer), issuer_id
+            )
+        except DidError as exc:
+            raise SourceError(f"academy's document of {issuer_id} is unusable: {exc}") from exc
 
     def known_issuer(self, issuer_id: str, signer: str) -> str | None:
         """The name academy holds for ``issuer_id`` when it is one of academy's issuers and

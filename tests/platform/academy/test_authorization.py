@@ -387,6 +387,12 @@ plain(
     url="/credentials/status/uni-a/revocation/1",
 )
 plain("GET", "/credentials/issuers/{slug}", EVERYONE, url="/credentials/issuers/uni-a")
+plain(
+    "GET",
+    "/credentials/issuers/{slug}/did.json",
+    EVERYONE,
+    url="/credentials/issuers/uni-a/did.json",
+)
 plain("GET", "/credentials/shared/{token}", EVERYONE)
 
 

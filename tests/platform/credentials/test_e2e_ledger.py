@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from academy.cli import app
 from academy.credentials.completion import Course
+from academy.credentials.did import did_web_for, did_web_url
 from academy.credentials.issuer import Issuer
 from academy.credentials.verify import CacheSources, verify_credential
 from typer.testing import CliRunner
@@ -42,7 +43,8 @@ title = "Hashing and blocks"
 """
 LEARNERS = ["correct", "stderr_noise", "partly_wrong", "raising"]
 SAME_AS_CORRECT = ["li_na", "omar"]  # two more learners who hand in the correct notebooks
-LOOPBACK = "--allow-private-fetch"  # the status list server of these tests is on loopback
+# the status lists and the issuer's DID document of these tests are served on loopback http
+LOOPBACK = ("--allow-private-fetch", "--did-web-http")
 
 
 def academy(*args: str) -> Any:
@@ -77,7 +79,7 @@ def issued(academy_ledger, status_server, tmp_path_factory):
     assert eligible == ["correct", "li_na", "omar", "stderr_noise"], scores
 
     issuer = Issuer(
-        "https://academy.example/issuers/e2e",
+        did_web_for(status_server.base_url + "/e2e"),
         "End-to-End Institute",
         status_server.base_url + "/e2e/status",
         academy_ledger.registry,
@@ -113,6 +115,7 @@ def issued(academy_ledger, status_server, tmp_path_factory):
     issuer.set_status(revoked, "revocation")
     for purpose in ("revocation", "suspension"):
         status_server.publish(issuer.lists[purpose].url, issuer.status_list(purpose))
+    status_server.publish(did_web_url(issuer.id, http_loopback=True), issuer.did_document())
     files = []
     for doc in docs:
         path = folder / f"{doc['id'].rsplit(':', 1)[1]}.json"
@@ -136,7 +139,7 @@ def test_cli_online_then_offline_in_a_network_namespace(issued, academy_ledger) 
     run = academy("verify", *files, "--rpc", academy_ledger.rpc_url)
     assert run.exit_code == 1 and "private, loopback or link-local" in run.output, run.output
     assert run.output.count("FAIL  status") == len(files), run.output
-    run = academy("verify", *files, "--rpc", academy_ledger.rpc_url, LOOPBACK)
+    run = academy("verify", *files, "--rpc", academy_ledger.rpc_url, *LOOPBACK)
     assert run.exit_code == 1, run.output  # one of them is revoked
     verdicts = [line.split()[1] for line in run.output.splitlines() if line.startswith("verdict")]
     assert verdicts == [expected(issued, d) for d in issued["docs"]], run.output
@@ -145,11 +148,11 @@ def test_cli_online_then_offline_in_a_network_namespace(issued, academy_ledger) 
     assert run.output.count("FAIL  status") == 1
     valid = [str(p) for p, d in zip(issued["files"], issued["docs"], strict=True)
              if expected(issued, d) == "valid"]  # fmt: skip
-    assert academy("verify", *valid, "--rpc", academy_ledger.rpc_url, LOOPBACK).exit_code == 0
+    assert academy("verify", *valid, "--rpc", academy_ledger.rpc_url, *LOOPBACK).exit_code == 0
 
     cache = issued["folder"] / "cache"
     run = academy("credentials", "cache", *files, "--cache", str(cache),
-                  "--rpc", academy_ledger.rpc_url, LOOPBACK)  # fmt: skip
+                  "--rpc", academy_ledger.rpc_url, *LOOPBACK)  # fmt: skip
     assert run.exit_code == 0, run.output
     probe = subprocess.run(
         ["unshare", "--net", sys.executable, "-c",
@@ -167,15 +170,16 @@ def test_cli_online_then_offline_in_a_network_namespace(issued, academy_ledger) 
 
 def test_a_pinned_genesis_refuses_another_ledger(issued, academy_ledger) -> None:
     """Whoever serves the evidence could serve a whole chain of its own: with the ledger's genesis
-    pinned, evidence of any other genesis fails; unpinned, the report says it was not pinned."""
+    pinned, evidence of any other genesis fails; not pinned by the verifier, the genesis the
+    issuer's DID document names pins it, and the report says so."""
     good = academy_ledger.registry.genesis_hash()
     wrong = "0x" + "ab" * 32
     doc = str(issued["files"][0])
-    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", good, LOOPBACK)
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", good, *LOOPBACK)
     assert run.exit_code == 0 and "genesis pinned" in run.output, run.output
-    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, LOOPBACK)
-    assert run.exit_code == 0 and "not pinned: pass --genesis" in run.output, run.output
-    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", wrong)
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, *LOOPBACK)
+    assert run.exit_code == 0 and "pinned by the issuer's DID document" in run.output, run.output
+    run = academy("verify", doc, "--rpc", academy_ledger.rpc_url, "--genesis", wrong, *LOOPBACK)
     assert run.exit_code == 1, run.output
     for check in ("issuer key", "ledger anchor"):
         line = next(x for x in run.output.splitlines() if f"FAIL  {check}" in x)
@@ -185,7 +189,7 @@ def test_a_pinned_genesis_refuses_another_ledger(issued, academy_ledger) -> None
     run = academy("verify", doc, "--offline", "--cache", str(cache), "--genesis", wrong)
     assert run.exit_code == 1 and "FAIL  ledger anchor" in run.output, run.output
     run = academy("credentials", "cache", doc, "--cache", str(issued["folder"] / "other"),
-                  "--rpc", academy_ledger.rpc_url, "--genesis", wrong)  # fmt: skip
+                  "--rpc", academy_ledger.rpc_url, "--genesis", wrong, *LOOPBACK)  # fmt: skip
     assert run.exit_code == 2 and "another ledger" in run.output, run.output
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from academy.app import create_app
+from academy.credentials.did import did_web_url, parse_did_document
 from academy.db import referenced, session_scope, upgrade
 from academy.models import LatePolicy, Role, id_of
 from academy.services.access import ALL_SCOPES, Principal
@@ -207,16 +208,31 @@ def test_issue_share_verify_revoke(platform) -> None:
     url = cred["credentialStatus"][0]["statusListCredential"]
     lst = client.get(url.replace("https://academy.example", ""))  # public, signed
     assert lst.status_code == 200 and "BitstringStatusListCredential" in lst.json()["type"]
-    profile = client.get(f"{API}/credentials/issuers/uni").json()
+    # the issuer is the institution's did:web; its DID document is served where did:web says
+    issuer_did = cred["issuer"]["id"]
+    home = "academy.example:services:academy:api:credentials:issuers:uni"
+    assert issuer_did == f"did:web:{home}"
+    where = did_web_url(issuer_did)
+    assert where == "https://academy.example/services/academy/api/credentials/issuers/uni/did.json"
+    served = client.get(where.removeprefix("https://academy.example"))
+    assert served.status_code == 200 and served.headers["content-type"] == "application/did+ld+json"
+    profile = served.json()
+    assert profile == client.get(f"{API}/credentials/issuers/uni").json()
+    assert profile["id"] == issuer_did
     assert profile["verificationMethod"][0]["type"] == "Multikey"
-    assert profile["ledger"]["registry"] == cred["proof"][1]["ledger"]["registry"]
+    assert cred["proof"][0]["verificationMethod"] in profile["assertionMethod"]
+    assert cred["proof"][0]["verificationMethod"].startswith(issuer_did + "#")
+    binding = parse_did_document(profile, issuer_did).ledger
+    assert binding is not None
+    assert binding.registry == cred["proof"][1]["ledger"]["registry"]
+    assert binding.genesis_hash == cred["proof"][1]["ledger"]["genesisHash"]
     # rotating the key: what the old key signed stays valid, new issues use the new key
     old_key = cred["proof"][0]["verificationMethod"]
     r = client.post(f"{API}/credentials/issuers/uni/keys", headers=headers(w, "admin"))
     assert r.status_code == 201 and r.json()["multikey"] not in old_key
     assert client.post(f"{API}/credentials/verify", json=cred).json()["verdict"] == "valid"
     keys = client.get(f"{API}/credentials/issuers/uni").json()["verificationMethod"]
-    assert len(keys) == 2 and "validUntil" in keys[0] and "validUntil" not in keys[1]
+    assert len(keys) == 2 and "expires" in keys[0] and "expires" not in keys[1]
     page = client.get("/services/academy/verify")
     assert page.status_code == 200 and 'id="verify-form"' in page.text  # served by academy
     garbage = client.post(f"{API}/credentials/verify", content=b"{nope",

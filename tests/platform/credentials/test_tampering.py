@@ -1,8 +1,14 @@
 """Tampered, misused and no-longer-valid certificates are rejected, each by the check named.
 
-One issuer on a real academy ledger lives through a timeline: key K1 issues batch A; K1 is
-rotated out for K2, which issues batch B; K3 takes over, issues batch C and is then revoked
-(compromised); K4 signs the status lists. One credential is revoked, one suspended.
+One issuer, a did:web whose DID document a loopback server publishes, on a real academy ledger
+lives through a timeline: key K1 issues batch A; K1 is rotated out for K2, which issues batch B;
+K3 takes over, issues batch C and is then revoked (compromised); K4 signs the status lists. One
+credential is revoked, one suspended.
+
+A forger with a funded account of its own on the same ledger deploys a second registry, records
+a key of its own there under the victim's issuer id and anchors forged credentials in it: nothing
+it writes there counts, online or offline, since the registry a verifier reads is the one the
+issuer's DID document names (or the verifier pins), never the one an unsigned anchor proof names.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from pathlib import Path
 import pytest
 from academy.credentials import proofs
 from academy.credentials.anchoring import Anchor, anchor_batch
+from academy.credentials.did import did_web_for, did_web_url
 from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey, format_time
+from academy.credentials.ledger import Registry
 from academy.credentials.statuslist import StatusList
 from academy.credentials.verify import (
     CacheSources,
@@ -67,7 +75,7 @@ def anchored(issuer: Issuer, docs: list[dict], stamp: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def world(academy_ledger, status_server, tmp_path_factory):
     issuer = Issuer(
-        "https://academy.example/issuers/tamper",
+        did_web_for(status_server.base_url + "/tamper"),
         "Tamper Test Institute",
         status_server.base_url + "/tamper/status",
         academy_ledger.registry,
@@ -90,12 +98,14 @@ def world(academy_ledger, status_server, tmp_path_factory):
     k2 = issuer.add_key(t1)
     batch_b = issuer.issue([draft(issuer, 7), draft(issuer, 8)], created=t1)
     # K1 used after it was rotated out, anchored like any batch:
-    late = proofs.sign(draft(issuer, 9), k1, format_time(t1 + dt.timedelta(seconds=1)))
+    late = proofs.sign(
+        draft(issuer, 9), k1, format_time(t1 + dt.timedelta(seconds=1)), issuer.method(k1)
+    )
     (rotated_out,) = anchored(issuer, [late], format_time(t1))
     t2 = now_utc() + dt.timedelta(seconds=1)
     k3 = issuer.add_key(t2)
     batch_c = issuer.issue([draft(issuer, 10)], created=t2)
-    backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2))
+    backdated_doc = proofs.sign(draft(issuer, 11), k3, format_time(t2), issuer.method(k3))
     t3 = issuer.revoke_key(k3.multikey, now_utc() + dt.timedelta(seconds=2))
     k4 = issuer.add_key(t3)
     wait_until(  # the ledger must see the revocation pass
@@ -104,20 +114,24 @@ def world(academy_ledger, status_server, tmp_path_factory):
         interval=0.2,
         message="the ledger's head never passed the key's revocation time",
     )
-    after = proofs.sign(draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)))
+    after = proofs.sign(
+        draft(issuer, 12), k3, format_time(t3 + dt.timedelta(seconds=1)), issuer.method(k3)
+    )
     (revoked_key_doc, backdated) = anchored(issuer, [after, backdated_doc], format_time(t3))
     issuer.set_status(batch_a[2]["id"], "revocation")
     issuer.set_status(batch_a[3]["id"], "suspension")
     for purpose in ("revocation", "suspension"):
         status_server.publish(issuer.lists[purpose].url, issuer.status_list(purpose, at=t3))
+    status_server.publish(did_web_url(issuer.id, http_loopback=True), issuer.did_document())
     cache = tmp_path_factory.mktemp("certs_tamper_cache")
     everything = batch_a + batch_b + batch_c + [rotated_out, revoked_key_doc, backdated]
     loopback = FetchLimits(allow_private=True)  # the test status server listens on loopback
-    fill_cache(cache, everything, academy_ledger.rpc_url, limits=loopback)
+    fill_cache(cache, everything, academy_ledger.rpc_url, limits=loopback, did_web_http=True)
     w.update(
         a=batch_a, b=batch_b, c=batch_c, rotated_out=rotated_out, revoked_key=revoked_key_doc,
         backdated=backdated, keys=(k1, k2, k3, k4), cache=cache,
-        online=OnlineSources(academy_ledger.rpc_url, limits=loopback),
+        online=OnlineSources(academy_ledger.rpc_url, limits=loopback, did_web_http=True),
+        loopback=loopback,
     )  # fmt: skip
     return w
 
@@ -141,10 +155,11 @@ def test_key_revoked_after_anchoring_keeps_earlier_credentials_valid(world) -> N
     assert report.ok and "valid" in report.check("issuer key").detail
 
 
-def resign(doc: dict, key: IssuerKey) -> dict:
+def resign(doc: dict, key: IssuerKey, method: str | None = None) -> dict:
+    """``doc`` signed again by ``key``, the proof naming ``method`` (its did:key if None)."""
     sig = next(p for p in proofs.proofs_of(doc) if p["type"] == "DataIntegrityProof")
     others = [p for p in proofs.proofs_of(doc) if p is not sig]
-    fresh = proofs.create_proof(proofs.without_proof(doc), key, sig["created"])
+    fresh = proofs.create_proof(proofs.without_proof(doc), key, sig["created"], method)
     return proofs.with_proofs(doc, [fresh, *others])
 
 
@@ -196,8 +211,12 @@ def flipped_side(w) -> dict:
 def root_not_on_ledger(w) -> dict:
     """A well-formed batch whose root was never recorded (the anchor copies a real one's tx)."""
     real = anchor_proof(w["a"][0])["ledger"]
+    k4 = w["keys"][3]
     extra = proofs.sign(
-        draft(w["issuer"], 99), w["keys"][3], format_time(now_utc() - dt.timedelta(seconds=1))
+        draft(w["issuer"], 99),
+        k4,
+        format_time(now_utc() - dt.timedelta(seconds=1)),
+        w["issuer"].method(k4),
     )
 
     def record(root: bytes, count: int) -> Anchor:
@@ -276,14 +295,34 @@ def unpinned_context(w) -> dict:
 
 
 def stranger_key(w) -> dict:
+    stranger = IssuerKey.generate()
+    return resign(w["a"][0], stranger, w["issuer"].method(stranger))
+
+
+def stranger_did_key(w) -> dict:
+    """Signed by a stranger's key named by its own did:key: not a method of the issuer's DID."""
     return resign(w["a"][0], IssuerKey.generate())
+
+
+def stranger_under_any_url(w) -> dict:
+    """A URL whose fragment is a key used to be taken as that key; it names no key of the
+    issuer's (its controller is not the issuer)."""
+    stranger = IssuerKey.generate()
+    return resign(w["a"][0], stranger, f"https://evil.example/profile#{stranger.multikey}")
+
+
+def real_key_under_another_did(w) -> dict:
+    """The issuer's own current key K4, named as a method of another DID: the proof's
+    verificationMethod must be a method of the issuer, whatever key its fragment names."""
+    k4 = w["keys"][3]
+    return resign(w["a"][0], k4, f"did:web:evil.example#{k4.multikey}")
 
 
 def future_signature(w) -> dict:
     doc = copy.deepcopy(w["b"][0])
     sig = sig_proof(doc)
     sig["created"] = "2099-01-01T00:00:00Z"
-    return resign(doc, w["keys"][1])
+    return resign(doc, w["keys"][1], w["issuer"].method(w["keys"][1]))
 
 
 CASES = {
@@ -298,6 +337,9 @@ CASES = {
     "unknown proof type": (unknown_proof_type, "schema"),
     "unpinned @context": (unpinned_context, "schema"),
     "signed by a key that is not the issuer's": (stranger_key, "issuer key"),
+    "signed by a stranger's did:key": (stranger_did_key, "issuer key"),
+    "key named by the fragment of any URL": (stranger_under_any_url, "issuer key"),
+    "issuer's own key named under another DID": (real_key_under_another_did, "issuer key"),
     "signed after the key was rotated out": (lambda w: w["rotated_out"], "issuer key"),
     "signed by a key revoked before issue": (lambda w: w["revoked_key"], "issuer key"),
     "backdated with a revoked key, anchored after": (lambda w: w["backdated"], "issuer key"),
@@ -320,10 +362,11 @@ CASES = {
 def test_tampered_credential_fails_the_named_check(world, case: str) -> None:
     make, check = CASES[case]
     doc = make(world)
-    report = verify_credential(doc, offline(world))
-    assert not report.ok
-    assert check in report.failed, report.to_json()
-    assert report.check(check).detail
+    for sources in (offline(world), world["online"]):
+        report = verify_credential(doc, sources)
+        assert not report.ok
+        assert check in report.failed, (sources.offline, report.to_json())
+        assert report.check(check).detail
 
 
 def test_revoked_and_suspended_verdicts(world) -> None:
@@ -464,3 +507,173 @@ def test_an_unanchored_credential_by_a_valid_key_stays_valid_with_key(world) -> 
     report = verify_credential(unanchored(world["b"][0]), offline(world), key=k2.multikey)
     assert report.check("issuer key").outcome == "pass", report.to_json()
     assert report.check("merkle inclusion").outcome == "n/a"
+
+
+# -- a second registry on the same ledger ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def forgery(world, academy_ledger, status_server, tmp_path_factory):
+    """A forger with another funded account deploys its own AcademyRegistry on the victim's
+    ledger, records a key of its own there under the victim's issuer id (and "revokes" the
+    victim's K2 there), and anchors forged credentials in it, with status lists of its own."""
+    victim = world["issuer"]
+    account = academy_ledger.cfg.accounts()[1]["private_key"]
+    rogue_registry = Registry.deploy(academy_ledger.rpc_url, account)
+    rogue = Issuer(victim.id, victim.name, status_server.base_url + "/rogue/status", rogue_registry)
+    rogue_key = rogue.add_key(now_utc() - dt.timedelta(seconds=5))
+    k2 = world["keys"][1]
+    rogue_registry.revoke_key(victim.id, k2.multikey, now_utc() - dt.timedelta(days=30))
+    (as_victim_method,) = rogue.issue([draft(rogue, 60)])
+    did_key_doc = proofs.sign(draft(rogue, 61), rogue_key, format_time(now_utc()))
+    (as_did_key,) = anchored(rogue, [did_key_doc], format_time(now_utc()))
+    for purpose in ("revocation", "suspension"):
+        status_server.publish(rogue.lists[purpose].url, rogue.status_list(purpose))
+    genesis = academy_ledger.registry.genesis_hash()
+    docs = {"rogue key as the victim's method": as_victim_method, "rogue did:key": as_did_key}
+    cache = tmp_path_factory.mktemp("certs_forgery_cache")
+    # the verifier fills its cache from the forged credentials themselves, while online
+    fill_cache(cache, list(docs.values()), academy_ledger.rpc_url, genesis, world["loopback"],
+               did_web_http=True)  # fmt: skip
+    return {"docs": docs, "cache": cache, "genesis": genesis, "registry": rogue_registry,
+            "rogue": rogue}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["rogue key as the victim's method", "rogue did:key"])
+def test_a_credential_anchored_in_a_second_registry_is_never_valid(world, forgery, case) -> None:
+    doc = forgery["docs"][case]
+    assert anchor_proof(doc)["ledger"]["registry"] == forgery["registry"].address
+    pinned = CacheSources(forgery["cache"], genesis=forgery["genesis"])
+    for sources in (pinned, world["online"]):
+        report = verify_credential(doc, sources)
+        assert report.verdict == "invalid", (sources.offline, report.to_json())
+        assert "issuer key" in report.failed and "ledger anchor" in report.failed
+        assert "not the issuer's" in report.check("ledger anchor").detail
+
+
+def test_cli_says_a_second_registry_s_forgery_is_not_valid(world, forgery, tmp_path) -> None:
+    """As an employer runs it: `academy credentials cache` then `academy verify --offline
+    --cache ... --genesis G`, and `academy verify` online."""
+    from .test_e2e_ledger import academy
+
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(forgery["docs"]["rogue key as the victim's method"]))
+    rpc = world["issuer"].registry.rpc_url
+    cache = tmp_path / "cache"
+    common = ["--genesis", forgery["genesis"], "--allow-private-fetch", "--did-web-http"]
+    run = academy("credentials", "cache", str(path), "--cache", str(cache), "--rpc", rpc, *common)
+    assert run.exit_code == 0, run.output
+    run = academy("verify", str(path), "--offline", "--cache", str(cache),
+                  "--genesis", forgery["genesis"])  # fmt: skip
+    assert run.exit_code == 1 and "verdict: invalid" in run.output, run.output
+    assert "FAIL  ledger anchor" in run.output and "FAIL  issuer key" in run.output
+    run = academy("verify", str(path), "--rpc", rpc, *common)
+    assert run.exit_code == 1 and "verdict: invalid" in run.output, run.output
+
+
+def test_pinning_the_second_registry_by_hand_is_refused(world, forgery) -> None:
+    """--registry cannot override the registry the issuer's own DID document names."""
+    doc = forgery["docs"]["rogue key as the victim's method"]
+    sources = OnlineSources(world["issuer"].registry.rpc_url, limits=world["loopback"],
+                            registry=forgery["registry"].address, did_web_http=True)  # fmt: skip
+    report = verify_credential(doc, sources)
+    assert report.verdict == "invalid" and "names registry" in report.check("ledger anchor").detail
+
+
+def test_a_genuine_anchor_renamed_to_the_second_registry_fails(world, forgery) -> None:
+    """The forger re-anchors a genuine credential's root in its registry and points the anchor
+    there: the root is checked only in the issuer's registry."""
+    doc = copy.deepcopy(world["a"][0])
+    root = bytes.fromhex(anchor_proof(doc)["merkleRoot"])
+    tx = forgery["registry"].anchor(world["issuer"].id, root, 1)
+    anchor_proof(doc)["ledger"].update(
+        registry=forgery["registry"].address, transaction=tx.tx_hash,
+        blockNumber=tx.block_number, blockHash=tx.block_hash,
+    )  # fmt: skip
+    for sources in (offline(world), world["online"]):
+        report = verify_credential(doc, sources)
+        assert report.failed == ["ledger anchor"], report.to_json()
+
+
+def test_the_second_registry_s_key_revocation_counts_for_nothing(world, forgery) -> None:
+    """The forger "revoked" K2 in its own registry; a handed-over cache holding that registry's
+    evidence beside the real one changes nothing: K2's credentials stay valid, with or without
+    their anchor."""
+    from academy.credentials.ledger import fetch_ledger_bundle
+
+    folder = forgery["cache"].parent / "handed-over"
+    shutil.copytree(world["cache"], folder, dirs_exist_ok=True)
+    bundle = fetch_ledger_bundle(world["issuer"].registry.rpc_url, forgery["registry"].address)
+    name = cache_name(forgery["registry"].address.lower())
+    (folder / "ledger" / name).write_text(json.dumps(bundle))
+    k2 = world["keys"][1]
+    for sources in (CacheSources(folder), world["online"]):
+        assert verify_credential(world["b"][0], sources).verdict == "valid"
+        report = verify_credential(unanchored(world["b"][0]), sources, key=k2.multikey)
+        assert report.check("issuer key").outcome == "pass", report.to_json()
+
+
+def test_removing_the_anchor_online_still_meets_the_ledger_s_revocation(world) -> None:
+    """Online, with no anchor to name a registry, the issuer's DID document does: K3's revocation
+    recorded on the ledger refuses the backdated credential, --key or not."""
+    stripped = unanchored(world["backdated"])
+    k3 = world["keys"][2]
+    for key in (k3.multikey, None):
+        report = verify_credential(stripped, world["online"], key=key)
+        assert report.verdict == "invalid" and "revoked" in report.check("issuer key").detail
+
+
+def test_without_the_issuer_s_document_an_anchor_has_no_registry(world, tmp_path) -> None:
+    """Offline with a cache that lacks the issuer's DID document: nothing names the registry, so
+    the anchor is not checked against whatever evidence lies there; one clear reason."""
+    folder = tmp_path / "cache"
+    shutil.copytree(world["cache"], folder)
+    shutil.rmtree(folder / "issuers")
+    report = verify_credential(world["a"][0], CacheSources(folder))
+    assert report.verdict == "invalid" and "ledger anchor" in report.failed
+    assert "academy credentials cache" in report.check("ledger anchor").detail
+
+
+def test_a_registry_the_issuer_moved_from_stays_checkable(world, forgery, academy_ledger) -> None:
+    """The issuer moves to a new registry and lists it first, the old one after: what the old
+    one anchored stays valid, and a registry it never listed still counts for nothing."""
+    from academy.credentials.did import LedgerBinding, did_document
+
+    issuer, server = world["issuer"], world["server"]
+    moved = Registry.deploy(academy_ledger.rpc_url, academy_ledger.private_key)
+    ident = issuer.registry.identity()
+    old = LedgerBinding(ident["chainId"], ident["genesisHash"], ident["registry"])
+    new = LedgerBinding(ident["chainId"], ident["genesisHash"], moved.address)
+    url = did_web_url(issuer.id, http_loopback=True)
+    server.publish(url, did_document(issuer.id, issuer.history, [new, old]))
+    try:
+        fresh = OnlineSources(academy_ledger.rpc_url, limits=world["loopback"], did_web_http=True)
+        assert verify_credential(world["a"][0], fresh).verdict == "valid"
+        forged = forgery["docs"]["rogue key as the victim's method"]
+        report = verify_credential(forged, fresh)
+        assert report.verdict == "invalid" and "ledger anchor" in report.failed
+    finally:
+        server.publish(url, issuer.did_document())
+
+
+def test_a_stale_did_document_does_not_hide_the_ledger_s_revocation(world, academy_ledger) -> None:
+    """The issuer's web host still serves a DID document from before K3 was revoked: online,
+    the revocation recorded in the issuer's registry refuses K3's backdated credential even
+    with its anchor removed."""
+    from academy.credentials.did import did_document
+    from academy.credentials.keys import KeyHistory, KeyRecord
+
+    issuer, server = world["issuer"], world["server"]
+    stale = KeyHistory([KeyRecord(r.multikey, r.valid_from) for r in issuer.history.records])
+    url = did_web_url(issuer.id, http_loopback=True)
+    served = did_document(issuer.id, stale, issuer.did_document_ledgers())
+    assert "revoked" not in json.dumps(served)
+    server.publish(url, served)
+    try:
+        fresh = OnlineSources(academy_ledger.rpc_url, limits=world["loopback"], did_web_http=True)
+        k3 = world["keys"][2]
+        report = verify_credential(unanchored(world["backdated"]), fresh, key=k3.multikey)
+        assert report.verdict == "invalid", report.to_json()
+        assert "the ledger's key record" in report.check("issuer key").detail
+    finally:
+        server.publish(url, issuer.did_document())

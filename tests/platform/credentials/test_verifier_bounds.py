@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from academy.credentials import proofs
+from academy.credentials.did import did_web_for, did_web_url
 from academy.credentials.fetch import FetchError, FetchLimits, fetch_json
 from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.jcs import (
@@ -32,7 +33,7 @@ from academy.credentials.jcs import (
     depth_of_text,
     loads,
 )
-from academy.credentials.keys import IssuerKey, KeyRecord, did_key
+from academy.credentials.keys import IssuerKey, did_key
 from academy.credentials.statuslist import MAX_ENTRIES, StatusList, StatusListError
 from academy.credentials.verify import (
     CacheSources,
@@ -173,14 +174,20 @@ def did_key_issuer(status_base: str) -> tuple[Issuer, IssuerKey]:
 
 
 def url_issuer(status_server, name: str) -> tuple[Issuer, IssuerKey]:
-    """An issuer whose id is an https-style URL serving its profile with its keys."""
+    """An issuer whose id is an https-style URL serving its document with its keys."""
     base = f"{status_server.base_url}/{name}"
     issuer = Issuer(f"{base}/profile", "Profile Academy", f"{base}/status")
     key = issuer.add_key(now_utc() - dt.timedelta(minutes=1))
-    record: KeyRecord = issuer.history.records[0]
-    status_server.publish(
-        issuer.id, {**issuer.profile(), "verificationMethod": [record.to_json(issuer.id)]}
-    )
+    status_server.publish(issuer.id, issuer.did_document())
+    return issuer, key
+
+
+def did_web_issuer(status_server, name: str) -> tuple[Issuer, IssuerKey]:
+    """An issuer whose id is a did:web of the loopback server, its DID document served there."""
+    base = f"{status_server.base_url}/{name}"
+    issuer = Issuer(did_web_for(base), "Did Web Academy", f"{base}/status")
+    key = issuer.add_key(now_utc() - dt.timedelta(minutes=1))
+    status_server.publish(did_web_url(issuer.id, http_loopback=True), issuer.did_document())
     return issuer, key
 
 
@@ -198,13 +205,18 @@ def publish_lists(status_server, issuer: Issuer, stranger: IssuerKey | None) -> 
 def verdicts(doc: dict, tmp_path: Path, key: str | None = None) -> dict[str, str]:
     """The verdict online (fetching the lists) and offline (from a cache filled online)."""
     cache = tmp_path / f"cache-{len(list(tmp_path.iterdir()))}"
-    fill_cache(cache, [doc], None, limits=LOOPBACK)
-    online = verify_credential(doc, OnlineSources(None, limits=LOOPBACK), key=key)
+    fill_cache(cache, [doc], None, limits=LOOPBACK, did_web_http=True)
+    online = verify_credential(doc, online_sources(), key=key)
     offline = verify_credential(doc, CacheSources(cache), key=key)
     return {"online": online.verdict, "offline": offline.verdict}
 
 
-@pytest.mark.parametrize("kind", ["did:key", "profile"])
+def online_sources() -> OnlineSources:
+    """Fetching from the loopback test server, did:web resolved there over http."""
+    return OnlineSources(None, limits=LOOPBACK, did_web_http=True)
+
+
+@pytest.mark.parametrize("kind", ["did:key", "profile", "did:web"])
 def test_a_revoked_credential_with_a_stranger_re_signed_list_is_not_valid(
     status_server, tmp_path, kind
 ) -> None:
@@ -213,6 +225,8 @@ def test_a_revoked_credential_with_a_stranger_re_signed_list_is_not_valid(
     credential valid, online or offline, with or without --key."""
     if kind == "did:key":
         issuer, key = did_key_issuer(f"{status_server.base_url}/stranger-did")
+    elif kind == "did:web":
+        issuer, key = did_web_issuer(status_server, "stranger-did-web")
     else:
         issuer, key = url_issuer(status_server, "stranger-profile")
     doc = issuer.issue([draft(issuer, 1)])[0]
@@ -225,7 +239,7 @@ def test_a_revoked_credential_with_a_stranger_re_signed_list_is_not_valid(
     for key_given in (None, key.multikey):
         for where, verdict in verdicts(doc, tmp_path, key=key_given).items():
             assert verdict == "invalid", (key_given, where, verdict)
-    report = verify_credential(doc, OnlineSources(None, limits=LOOPBACK))
+    report = verify_credential(doc, online_sources())
     assert report.failed == ["status"], report.to_json()
     assert "not the issuer's" in report.check("status").detail
 
