@@ -331,9 +331,17 @@ def course_check(
         bool, typer.Option("--chain/--no-chain", help="start each lab's chain spec")
     ] = True,
     workers: Annotated[int, typer.Option(help="labs graded at once")] = 2,
+    require_variants: Annotated[
+        bool,
+        typer.Option(
+            "--require-variants",
+            help="fail a lab with fewer than 5 mutants or 2 alternatives (see docs/authoring.md)",
+        ),
+    ] = False,
 ) -> None:
-    """Validate every course; grade each lab's solution (full marks) and starter (zero) in the
-    sandbox; start each lab's chain. One line per lab, then a total; exit 1 on any failure."""
+    """Validate every course; grade each lab's solution (full marks), starter (zero), mutants
+    (must lose the points they name) and alternatives (full marks) in the sandbox; start each
+    lab's chain. One line per lab, then a total; exit 1 on any failure."""
     from academy.courses.check import check_courses
     from grader.executor import SandboxError
 
@@ -347,6 +355,7 @@ def course_check(
             course_id=course,
             chain=chain,
             workers=workers,
+            require_variants=require_variants,
             on_lab=lambda r: out.print(r.line(), highlight=False),
         )
     except SandboxError as exc:

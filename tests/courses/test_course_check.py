@@ -165,3 +165,106 @@ def test_loader_checks_chain_spec_against_itself(tmp_path: Path) -> None:
     text = str(info.value)
     assert "solo consensus runs exactly 1 validator" in text
     assert "preload[0].contract:" in text and "Missing.sol does not exist" in text
+
+
+def _variant(course: Path, kind: str, lab: str, name: str, body: str) -> None:
+    folder = course / kind / lab
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.toml").write_text(body)
+
+
+def test_mutants_must_lose_and_alternatives_must_pass(tmp_path: Path) -> None:
+    """The mutation gate: a mutant the tests catch is killed, one they miss is reported with what it
+    gets wrong, a correct alternative the tests refuse is reported, and an edit that no longer
+    applies to the reference is reported rather than skipped."""
+    course = _course(tmp_path, {"good": GOOD})
+    _variant(
+        course,
+        "mutants",
+        "good",
+        "adds",
+        (
+            'what = "adds two instead of doubling"\nbreaks = ["test_double"]\n'
+            '[[edit]]\ncell = "double"\nold = "return 2 * x"\nnew = "return x + 2"\n'
+        ),
+    )
+    # x + 2 equals 2 * x at x = 2 only: the visible test misses it, the hidden one catches it
+    _variant(
+        course,
+        "mutants",
+        "good",
+        "square",
+        (
+            'what = "squares (right at 0 and 2, wrong elsewhere)"\nbreaks = ["test_double"]\n'
+            '[[edit]]\ncell = "double"\nold = "return 2 * x"\nnew = "return x * x if x >= 0 else -6"\n'
+        ),
+    )
+    _variant(
+        course,
+        "alternatives",
+        "good",
+        "shift",
+        (
+            'what = "a left shift"\n[[edit]]\ncell = "double"\n'
+            'source = """def double(x):\\n    return x << 1\\n"""\n'
+        ),
+    )
+    _variant(
+        course,
+        "alternatives",
+        "good",
+        "float",
+        (
+            'what = "returns a float, which the tests refuse"\n[[edit]]\ncell = "double"\n'
+            'old = "return 2 * x"\nnew = "return float(2 * x) + 0.5"\n'
+        ),
+    )
+    _variant(
+        course,
+        "mutants",
+        "good",
+        "stale",
+        (
+            'what = "edits a line the reference no longer has"\nbreaks = ["test_double"]\n'
+            '[[edit]]\ncell = "double"\nold = "return x + x"\nnew = "return 0"\n'
+        ),
+    )
+    report = check_courses(course.parent, chain=False)
+    (lab,) = report.labs
+    assert lab.mutants == (1, 2), lab.problems
+    assert lab.alternatives == (1, 2), lab.problems
+    problems = "\n".join(lab.problems)
+    assert "mutant square survives test_double: squares" in problems
+    assert "alternative float (float.toml) is correct but loses points: test_double 0/2" in problems
+    assert "stale.toml: the text to replace occurs 0 times in cell 'double'" in problems
+    assert "mutant adds" not in problems
+    assert "1/2 mutant(s) killed (50% killed), 1/2 alternative(s) full" in report.summary()
+    strict = check_courses(course.parent, chain=False, require_variants=True)
+    assert any("at least 5 and 2 are needed" in p for p in strict.labs[0].problems)
+
+
+def test_a_mutant_must_say_what_it_breaks(tmp_path: Path) -> None:
+    course = _course(tmp_path, {"good": GOOD})
+    _variant(
+        course,
+        "mutants",
+        "good",
+        "silent",
+        ('[[edit]]\ncell = "double"\nold = "return 2 * x"\nnew = "return 0"\n'),
+    )
+    _variant(course, "mutants", "good", "typo", 'what = "x"\nbreaks = ["test_double"]\nedit = 3\n')
+    _variant(
+        course,
+        "mutants",
+        "good",
+        "nocell",
+        (
+            'what = "no such cell"\nbreaks = ["test_nothing"]\n'
+            '[[edit]]\ncell = "double"\nold = "return 2 * x"\nnew = "return 0"\n'
+        ),
+    )
+    (lab,) = check_courses(course.parent, chain=False).labs
+    problems = "\n".join(lab.problems)
+    assert "silent.toml: a mutant says `what` it gets wrong" in problems
+    assert "typo.toml: edit:" in problems
+    assert "mutant nocell: no test cell 'test_nothing'" in problems

@@ -7,7 +7,11 @@ For each lab, three things that a broken lab would get wrong:
 2. the *released starter* (what ``grader.release`` gives learners: solutions stubbed, hidden tests
    removed) gets zero -- a test that passes on an empty answer grades nothing;
 3. the chain in ``lab.toml`` starts as real validator processes, answers JSON-RPC, commits a
-   block, takes the preloaded contracts, and stops again.
+   block, takes the preloaded contracts, and stops again;
+4. every *mutant* of the lab (a known-wrong answer, see ``variants``) loses points in the test
+   cells it names, and every *alternative* (a correct answer written differently) gets full
+   marks. With ``require_variants`` a lab also needs at least ``MIN_MUTANTS`` mutants and
+   ``MIN_ALTERNATIVES`` alternatives.
 
 Labs that ask for the same chain share one start (the chain is checked, not the lab).
 """
@@ -28,6 +32,14 @@ from grader.executor import use_lab_preload
 
 from .labtext import LabTextError, out_of_date
 from .spec import ChainSpec, Course, CourseError, Lab, find_courses, load_course
+from .variants import (
+    MIN_ALTERNATIVES,
+    MIN_MUTANTS,
+    Variant,
+    VariantError,
+    apply_variant,
+    load_variants,
+)
 
 # no lab pays for importing web3, py-evm and the Vyper compiler in every sandbox (seconds each)
 use_lab_preload()
@@ -46,6 +58,10 @@ class LabReport:
     chain: str = "-"
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    mutants: tuple[int, int] = (0, 0)
+    """(killed, total)"""
+    alternatives: tuple[int, int] = (0, 0)
+    """(full marks, total)"""
 
     @property
     def ok(self) -> bool:
@@ -57,9 +73,15 @@ class LabReport:
 
         state = "ok" if self.ok else "FAIL"
         manual = f" (+{self.manual_points:g} manual)" if self.manual_points else ""
+        variants = ""
+        if self.mutants[1] or self.alternatives[1]:
+            variants = (
+                f", mutants {self.mutants[0]}/{self.mutants[1]} killed, "
+                f"alternatives {self.alternatives[0]}/{self.alternatives[1]} full"
+            )
         head = (
             f"{state:4} {self.course}/{self.lab}: solution {pts(self.solution)}{manual}, "
-            f"starter {pts(self.starter)}, chain {self.chain} [{self.seconds:.1f}s]"
+            f"starter {pts(self.starter)}{variants}, chain {self.chain} [{self.seconds:.1f}s]"
         )
         return head + "".join(f"\n       - {p}" for p in self.problems)
 
@@ -77,8 +99,19 @@ class CheckReport:
     def summary(self) -> str:
         failed = sum(1 for r in self.labs if not r.ok)
         points = sum(r.solution[1] for r in self.labs if r.solution)
+        killed = sum(r.mutants[0] for r in self.labs)
+        mutants = sum(r.mutants[1] for r in self.labs)
+        full = sum(r.alternatives[0] for r in self.labs)
+        alternatives = sum(r.alternatives[1] for r in self.labs)
+        variants = ""
+        if mutants or alternatives:
+            rate = f" ({100 * killed / mutants:.0f}% killed)" if mutants else ""
+            variants = (
+                f", {killed}/{mutants} mutant(s) killed{rate}, "
+                f"{full}/{alternatives} alternative(s) full"
+            )
         return (
-            f"{len(self.labs)} lab(s), {points:g} autograded points: "
+            f"{len(self.labs)} lab(s), {points:g} autograded points{variants}: "
             f"{len(self.labs) - failed} ok, {failed} failed"
             + (f", {len(self.course_problems)} course problem(s)" if self.course_problems else "")
             + f" in {self.seconds:.1f}s"
@@ -92,8 +125,11 @@ def _totals(results: dict[str, Any]) -> tuple[float, float, float, list[Any]]:
     return sum(r.points or 0 for r in auto), sum(r.max_points for r in auto), manual, auto
 
 
-def grade_lab(lab: Lab, report: LabReport, limits: Any = None) -> None:
-    """Grade the reference solution and the released starter of every notebook of ``lab``."""
+def grade_lab(
+    lab: Lab, report: LabReport, limits: Any = None, variants: list[Variant] | None = None
+) -> None:
+    """Grade the reference solution, the released starter and the variants of every notebook
+    of ``lab``."""
     from grader.assignment import AssignmentError, parse_node, read_node
     from grader.executor import SandboxError
     from grader.jobs import grade_notebook, side_files
@@ -130,9 +166,69 @@ def grade_lab(lab: Lab, report: LabReport, limits: Any = None) -> None:
                     f"{r.points:g}/{r.max_points:g} (a test that passes on an empty answer)"
                 )
         start_got, start_max = start_got + got0, start_max + top0
+        mine = [v for v in variants or [] if v.notebook_stem(lab.id) == name]
+        _grade_variants(mine, source, solved, name, report, limits, files)
+    for v in variants or []:
+        if v.notebook_stem(lab.id) not in {p.stem for p in lab.notebooks}:
+            report.problems.append(f"{v.path}: the lab has no notebook {v.notebook_stem(lab.id)!r}")
     report.solution = (sol_got, sol_max)
     report.starter = (start_got, start_max)
     report.manual_points = manual
+
+
+def _grade_variants(
+    variants: list[Variant],
+    source: Any,
+    solved: dict[str, Any],
+    name: str,
+    report: LabReport,
+    limits: Any,
+    files: Any,
+) -> None:
+    """Grade each variant through the real grader and hold it to what it claims."""
+    from grader.executor import SandboxError
+    from grader.jobs import grade_notebook
+
+    killed, mutants = report.mutants
+    full, alternatives = report.alternatives
+    for variant in variants:
+        label = f"{variant.kind} {variant.name}"
+        try:
+            results = grade_notebook(
+                source, apply_variant(variant, source), name, limits=limits, files=files
+            )
+        except (VariantError, SandboxError, OSError) as exc:
+            report.problems.append(f"{label}: {exc}")
+            continue
+        if variant.kind == "alternative":
+            alternatives += 1
+            short = [r for r in _totals(results)[3] if (r.points or 0) < r.max_points]
+            if short:
+                lost = ", ".join(f"{r.grade_id} {r.points or 0:g}/{r.max_points:g}" for r in short)
+                report.problems.append(
+                    f"{label} ({variant.path.name}) is correct but loses points: {lost} "
+                    f"(the tests demand the reference's style, not the skill)"
+                )
+            else:
+                full += 1
+            continue
+        mutants += 1
+        unknown = [t for t in variant.spec.breaks if t not in solved]
+        if unknown:
+            report.problems.append(f"{label}: no test cell {', '.join(map(repr, unknown))}")
+            continue
+        survived = [
+            t for t in variant.spec.breaks if (results[t].points or 0) >= results[t].max_points
+        ]
+        if survived:
+            report.problems.append(
+                f"{label} survives {', '.join(survived)}: {variant.spec.what} "
+                f"(a test that should catch it gives full marks)"
+            )
+        else:
+            killed += 1
+    report.mutants = (killed, mutants)
+    report.alternatives = (full, alternatives)
 
 
 def chain_key(spec: ChainSpec, folder: Path) -> tuple:
@@ -209,11 +305,23 @@ def _text_problems(course: Course, lab: Lab) -> list[str]:
     return []
 
 
-def _grade_job(course: Course, lab: Lab, limits: Any, chain_note: str) -> LabReport:
+def _grade_job(
+    course: Course, lab: Lab, limits: Any, chain_note: str, require_variants: bool = False
+) -> LabReport:
     t0 = time.monotonic()
     report = LabReport(course.id, lab.id, chain=chain_note)
     report.problems += _text_problems(course, lab)
-    grade_lab(lab, report, limits)
+    variants, problems = load_variants(course.root, lab.id)
+    report.problems += problems
+    if require_variants:
+        count = {k: sum(1 for v in variants if v.kind == k) for k in ("mutant", "alternative")}
+        if count["mutant"] < MIN_MUTANTS or count["alternative"] < MIN_ALTERNATIVES:
+            report.problems.append(
+                f"{count['mutant']} mutant(s) and {count['alternative']} alternative(s) under "
+                f"{course.root}/{{mutants,alternatives}}/{lab.id}/: at least {MIN_MUTANTS} and "
+                f"{MIN_ALTERNATIVES} are needed"
+            )
+    grade_lab(lab, report, limits, variants)
     report.seconds = time.monotonic() - t0
     return report
 
@@ -226,6 +334,7 @@ def check_courses(
     on_lab: Callable[[LabReport], None] | None = None,
     limits: Any = None,
     workers: int = 2,
+    require_variants: bool = False,
 ) -> CheckReport:
     """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result,
     in course and lab order. ``workers`` labs are graded at once (each in its own sandbox) while
@@ -267,7 +376,11 @@ def check_courses(
                 elif spec is not None:
                     note = "not started (--no-chain)"
                 jobs.append(
-                    (graders.submit(_grade_job, course, lab, limits, note), pending, shared)
+                    (
+                        graders.submit(_grade_job, course, lab, limits, note, require_variants),
+                        pending,
+                        shared,
+                    )
                 )
         for graded, pending, shared in jobs:
             lab_report = graded.result()
