@@ -268,3 +268,16 @@ def test_a_mutant_must_say_what_it_breaks(tmp_path: Path) -> None:
     assert "silent.toml: a mutant says `what` it gets wrong" in problems
     assert "typo.toml: edit:" in problems
     assert "mutant nocell: no test cell 'test_nothing'" in problems
+
+
+def test_a_required_skill_must_be_a_test_cell_of_the_lab(tmp_path: Path) -> None:
+    course = _course(tmp_path, {"good": GOOD})
+    toml = course / "course.toml"
+    toml.write_text(toml.read_text() + 'required = ["test_double", "double", "test_typo"]\n')
+    (lab,) = check_courses(course.parent, chain=False).labs
+    problems = [p for p in lab.problems if "requires" in p]
+    assert problems == [
+        "course.toml: [[labs]] good requires 'double', which is no autograded test cell of the lab",
+        "course.toml: [[labs]] good requires 'test_typo', which is no autograded test cell of the "
+        "lab",
+    ]

@@ -137,6 +137,7 @@ def grade_lab(
 
     files = side_files(lab.folder)
     sol_got = sol_max = start_got = start_max = manual = 0.0
+    tests: set[str] = set()
     for path in lab.notebooks:
         name = path.stem
         try:
@@ -149,6 +150,7 @@ def grade_lab(
             report.problems.append(f"{path.name}: {exc}")
             continue
         got, top, man, auto = _totals(solved)
+        tests |= {r.grade_id for r in auto}
         if top == 0:
             report.problems.append(f"{path.name}: no autograded test cells")
         for r in auto:
@@ -171,6 +173,12 @@ def grade_lab(
     for v in variants or []:
         if v.notebook_stem(lab.id) not in {p.stem for p in lab.notebooks}:
             report.problems.append(f"{v.path}: the lab has no notebook {v.notebook_stem(lab.id)!r}")
+    for cell in lab.ref.required:
+        if tests and cell not in tests:
+            report.problems.append(
+                f"course.toml: [[labs]] {lab.id} requires {cell!r}, which is no autograded test "
+                f"cell of the lab"
+            )
     report.solution = (sol_got, sol_max)
     report.starter = (start_got, start_max)
     report.manual_points = manual

@@ -68,6 +68,9 @@ class LabRef(_Strict):
     id: Id
     title: Text
     title_zh: Text
+    required: list[Annotated[str, Field(min_length=1)]] = []
+    """Test cells (grade ids) a completion needs at full marks whatever the percentage: the lab's
+    core skill, which a threshold alone would let a learner skip."""
 
 
 class CourseSpec(_Strict):

@@ -5,8 +5,11 @@ Rules (one per course):
 - ``all_labs_at_least``: every lab of the course scores at least ``threshold`` of its points;
 - ``total_at_least``: the points of all labs together reach ``threshold`` of the total.
 
-A lab without a score counts as not done. The rule decides eligibility only; whether the
-certificate is then issued by an institution admin or automatically is the institution's policy.
+A lab without a score counts as not done. Either rule also needs every *required* test cell of a
+lab (``required = [...]`` in its ``[[labs]]`` entry: the lab's core skill) at full marks, so that a
+percentage cannot be reached by skipping the one skill the lab exists for. The rule decides
+eligibility only; whether the certificate is then issued by an institution admin or
+automatically is the institution's policy.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Course:
     labs: tuple[tuple[str, str], ...]
     rule: str
     threshold: float
+    required: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(lab id, grade ids of the test cells a completion needs at full marks)"""
 
     @classmethod
     def from_toml(cls, path: Path) -> Course:
@@ -55,6 +60,15 @@ class Course:
         labs = tuple((lab["id"], lab.get("title", lab["id"])) for lab in data.get("labs") or [])
         if not course.get("id") or not labs:
             raise CompletionError(f"{where}: needs [course] id and at least one [[labs]] entry")
+        required = []
+        for lab in data.get("labs") or []:
+            cells = lab.get("required") or []
+            if not isinstance(cells, list) or not all(isinstance(c, str) and c for c in cells):
+                raise CompletionError(
+                    f"{where}: [[labs]] {lab['id']}: required must be a list of test cell ids"
+                )
+            if cells:
+                required.append((lab["id"], tuple(cells)))
         return cls(
             id=course["id"],
             title=course.get("title", course["id"]),
@@ -63,19 +77,49 @@ class Course:
             labs=labs,
             rule=rule,
             threshold=float(threshold),
+            required=tuple(required),
         )
 
     def criteria(self) -> str:
         """The rule in words, for the credential's ``criteria.narrative``."""
         pct = f"{self.threshold:.0%}"
         if self.rule == "all_labs_at_least":
-            return f"Scored at least {pct} of the points of every lab: " + ", ".join(
+            text = f"Scored at least {pct} of the points of every lab: " + ", ".join(
                 title for _, title in self.labs
             )
-        return f"Scored at least {pct} of all points over the labs of the course."
+        else:
+            text = f"Scored at least {pct} of all points over the labs of the course."
+        if self.required:
+            titles = dict(self.labs)
+            skills = "; ".join(
+                f"{titles.get(lab, lab)}: {', '.join(cells)}" for lab, cells in self.required
+            )
+            text += f" Passed in full the core skills of each lab ({skills})."
+        return text
 
-    def completed(self, scores: Mapping[str, tuple[float, float]]) -> bool:
-        """``scores``: lab id -> (points, max points)."""
+    def missing_skills(
+        self, cells: Mapping[str, Mapping[str, tuple[float, float]]]
+    ) -> list[tuple[str, str]]:
+        """The required (lab, test cell) pairs not at full marks; ``cells``: lab id -> grade id ->
+        (points, max points) of the learner's graded submission."""
+        missing = []
+        for lab, required in self.required:
+            got = cells.get(lab) or {}
+            for cell in required:
+                score = got.get(cell)
+                if score is None or score[1] <= 0 or score[0] < score[1]:
+                    missing.append((lab, cell))
+        return missing
+
+    def completed(
+        self,
+        scores: Mapping[str, tuple[float, float]],
+        cells: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+    ) -> bool:
+        """``scores``: lab id -> (points, max points); ``cells``: per-cell scores, needed when
+        the course requires core skills (without them a required skill counts as not passed)."""
+        if self.required and self.missing_skills(cells or {}):
+            return False
         got = [scores.get(lab) for lab, _ in self.labs]
         if self.rule == "all_labs_at_least":
             return all(s is not None and s[1] > 0 and s[0] >= self.threshold * s[1] for s in got)

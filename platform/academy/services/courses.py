@@ -48,7 +48,13 @@ def import_course(session: Session, root: Path) -> Course:
     row.summary = info.summary
     row.level = info.level
     labs = [
-        {"id": lab.id, "title": lab.ref.title, "title_zh": lab.ref.title_zh} for lab in loaded.labs
+        {
+            "id": lab.id,
+            "title": lab.ref.title,
+            "title_zh": lab.ref.title_zh,
+            "required": list(lab.ref.required),
+        }
+        for lab in loaded.labs
     ]
     row.labs = json.dumps(labs, ensure_ascii=False)
     row.completion = loaded.spec.completion.model_dump_json()

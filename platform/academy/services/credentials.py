@@ -397,9 +397,11 @@ def eligible(session: Session, cohort: Cohort) -> list[tuple[User, dict[str, tup
     course = referenced(session, Course, cohort.course_id)
     rule = course_rule(course)
     scores: dict[str, dict[str, tuple[float, float]]] = {}
+    cells: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     for r in gradebook.rows(session, cohort):
         if r["submissions"]:
             scores.setdefault(r["student_id"], {})[r["assignment"]] = (r["score"], r["max_score"])
+            cells.setdefault(r["student_id"], {})[r["assignment"]] = r["cells"]
     issued = set(
         session.exec(
             select(CredentialRecord.user_id).where(CredentialRecord.cohort_id == cohort.id)
@@ -408,7 +410,7 @@ def eligible(session: Session, cohort: Cohort) -> list[tuple[User, dict[str, tup
     out = []
     for username, labs in sorted(scores.items()):
         user = session.exec(select(User).where(User.username == username)).first()
-        if user is not None and user.id not in issued and rule.completed(labs):
+        if user is not None and user.id not in issued and rule.completed(labs, cells[username]):
             out.append((user, labs))
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from sqlmodel import Session, col, select
 
@@ -54,14 +55,24 @@ def rows(session: Session, cohort: Cohort) -> list[dict]:
                     "score": grade.score if grade else 0.0,
                     "max_score": a.max_score,
                     "submissions": counts.get(id_of(user), 0),
+                    "cells": cell_scores(grade.cells) if grade else {},
                 }
             )
     return out
 
 
+def cell_scores(cells_json: str) -> dict[str, tuple[float, float]]:
+    """A grade's per-cell results as grade id -> (points, max points)."""
+    out: dict[str, tuple[float, float]] = {}
+    for grade_id, cell in (json.loads(cells_json or "{}") or {}).items():
+        if isinstance(cell, dict):
+            out[grade_id] = (float(cell.get("points") or 0.0), float(cell.get("max_points") or 0.0))
+    return out
+
+
 def to_csv(data: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(data)
     return buf.getvalue()
