@@ -130,6 +130,7 @@ class Executor:
         except RequestRefused as exc:
             return "", _result(exc.code, str(exc)).SerializeToString()
         payload = request.payload
+        snapshot = state.snapshot()
         try:
             sender = self.verifier.sender(request, payload_bytes)
             if payload.chain_id != self.config.chain_id:
@@ -142,6 +143,13 @@ class Executor:
             result = _result(code("INTERNAL_ERROR"), str(exc))
         except RequestRefused as exc:
             result = _result(exc.code, str(exc))
+        except Exception as exc:  # a bug must fail this request alike on every node, not the block
+            state.revert(snapshot)
+            return payload.tx_id, _result(code("INTERNAL_ERROR"), repr(exc)).SerializeToString()
+        if result.code != 0:
+            state.revert(snapshot)
+        else:
+            state.commit(snapshot)
         return payload.tx_id, result.SerializeToString()
 
     def query(self, state: StateAPI, header: Any, payload: Any, sender: Signer) -> Any:
@@ -231,7 +239,12 @@ class Executor:
                 runtime_type=pb.RuntimeType.Value("EVM"),
                 status=NORMAL,
                 address=address.hex(),
-                creator=request.sender.signer,
+                creator=pb.MemberFull(
+                    org_id=sender.org_id,
+                    member_type=request.sender.signer.member_type,
+                    member_info=request.sender.signer.member_info,
+                    role=sender.role,
+                ),
             )
             return _result(0, "OK", contract.SerializeToString(), computation.get_gas_used())
         if current is None:

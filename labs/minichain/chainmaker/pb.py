@@ -20,6 +20,7 @@ from chainmaker.protos.config import chain_config_pb2, chainmaker_server_pb2
 from chainmaker.protos.discovery import discovery_pb2
 
 Member = member_pb2.Member
+MemberFull = member_pb2.MemberFull
 MemberType = member_pb2.MemberType
 TxRequest = request_pb2.TxRequest
 Payload = request_pb2.Payload
