@@ -9,8 +9,9 @@ error, and nothing a client sends can stop the node.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,23 @@ import grpc
 
 from . import pb
 from .chainconfig import ChainMakerConfig
-from .executor import RequestRefused
-from .queries import ChainView, chain_config_message, chain_query, contract_query
+from .executor import RequestRefused, params_of
+from .queries import ChainView, block_info, chain_config_message, chain_query, contract_query
 
 log = logging.getLogger("minichain.chainmaker")
 
 SERVICE = "api.RpcNode"
 MAX_MESSAGE = 16 * 1024 * 1024
+PENDING_WAIT_STEP = 0.05
+PENDING_WAIT_STEPS = 60
+SUBSCRIBE_POLL = 0.1
+
+
+def _int64(value: bytes | None, default: int) -> int:
+    """START_BLOCK / END_BLOCK: the SDK sends 8 little-endian bytes of a signed int64."""
+    if value is None or len(value) != 8:
+        return default
+    return int.from_bytes(value, "little", signed=True)
 
 
 class AppView:
@@ -77,12 +88,32 @@ class RpcNode:
 
     async def send_request(self, raw: bytes, context: Any) -> Any:
         try:
+            await self._await_pending(bytes(raw))
             return self._send(bytes(raw))
         except RequestRefused as exc:
             return pb.TxResponse(code=exc.code, message=str(exc))
         except Exception as exc:  # a bug here must answer, not stop the node
             log.exception("SendRequest failed")
             return pb.TxResponse(code=pb.TxStatusCode.Value("INTERNAL_ERROR"), message=repr(exc))
+
+    async def _await_pending(self, raw: bytes) -> None:
+        """Hold a GET_TX_BY_TX_ID for a request still in the pool until it commits (a while).
+
+        The SDK polls for a result with ``sleep(retry_interval // 1000)``, which is no sleep at
+        its default of 500 ms; answering when the block is in spares both sides that busy loop.
+        """
+        try:
+            request, _ = self.app.chainmaker.parse(raw)
+        except RequestRefused:
+            return
+        payload = request.payload
+        if payload.contract_name != "CHAIN_QUERY" or payload.method != "GET_TX_BY_TX_ID":
+            return
+        tx_id = params_of(payload).get("txId", b"").decode(errors="replace")
+        for _ in range(PENDING_WAIT_STEPS):
+            if tx_id not in self.app.cm_pool or self.view.cm_tx(tx_id) is not None:
+                return
+            await asyncio.sleep(PENDING_WAIT_STEP)
 
     def _send(self, raw: bytes) -> Any:
         executor = self.app.chainmaker
@@ -121,6 +152,63 @@ class RpcNode:
             tx_id=payload.tx_id,
         )
 
+    async def subscribe(self, raw: bytes, context: Any) -> AsyncIterator[Any]:
+        """Blocks, transactions or contract events from START_BLOCK to END_BLOCK (-1: on and on),
+        each block as soon as it commits."""
+        try:
+            admitted = self.app.chainmaker.admit(bytes(raw))
+        except RequestRefused as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.status}: {exc}")
+            return
+        payload = admitted.request.payload
+        params = params_of(payload)
+        method = payload.method
+        if method not in ("SUBSCRIBE_BLOCK", "SUBSCRIBE_TX", "SUBSCRIBE_CONTRACT_EVENT"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown subscription {method}")
+            return
+        start = _int64(params.get("START_BLOCK"), 0)
+        end = _int64(params.get("END_BLOCK"), -1)
+        height = self.view.head_height() + 1 if start < 0 else start
+        only_header = params.get("ONLY_HEADER", b"false") == b"true"
+        contract = params.get("CONTRACT_NAME", b"").decode(errors="replace")
+        tx_ids = {t for t in params.get("TX_IDS", b"").decode(errors="replace").split(",") if t}
+        topic = params.get("TOPIC", b"").decode(errors="replace")
+        while end < 0 or height <= end:
+            while self.view.head_height() < height:
+                await asyncio.sleep(SUBSCRIBE_POLL)
+            info = block_info(self.view, self.config, height)
+            if method == "SUBSCRIBE_BLOCK":
+                data = info.block.header if only_header else info
+                yield pb.SubscribeResult(data=data.SerializeToString())
+            elif method == "SUBSCRIBE_TX":
+                for tx in info.block.txs:
+                    if contract and tx.payload.contract_name != contract:
+                        continue
+                    if tx_ids and tx.payload.tx_id not in tx_ids:
+                        continue
+                    yield pb.SubscribeResult(data=tx.SerializeToString())
+            else:
+                events = [
+                    pb.ContractEventInfo(
+                        block_height=height,
+                        chain_id=self.config.chain_id,
+                        topic=event.topic,
+                        tx_id=event.tx_id,
+                        event_index=index,
+                        contract_name=event.contract_name,
+                        contract_version=event.contract_version,
+                        event_data=event.event_data,
+                    )
+                    for tx in info.block.txs
+                    for index, event in enumerate(tx.result.contract_result.contract_event)
+                    if (not contract or event.contract_name == contract)
+                    and (not topic or event.topic == topic)
+                ]
+                if events:
+                    listed = pb.ContractEventInfoList(contract_events=events)
+                    yield pb.SubscribeResult(data=listed.SerializeToString())
+            height += 1
+
     async def get_version(self, request: Any, context: Any) -> Any:
         return pb.ChainMakerVersionResponse(code=0, message="OK", version=self.config.version)
 
@@ -132,6 +220,11 @@ class RpcNode:
                     self.send_request,
                     request_deserializer=None,
                     response_serializer=pb.TxResponse.SerializeToString,
+                ),
+                "Subscribe": grpc.unary_stream_rpc_method_handler(
+                    self.subscribe,
+                    request_deserializer=None,
+                    response_serializer=pb.SubscribeResult.SerializeToString,
                 ),
                 "GetChainMakerVersion": grpc.unary_unary_rpc_method_handler(
                     self.get_version,

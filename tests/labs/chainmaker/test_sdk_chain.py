@@ -336,3 +336,36 @@ def test_upgrade_freeze_unfreeze_revoke_under_the_admins_policy(cc, chain, balan
         cc.send_contract_manage_request(
             payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1,)))
         )
+
+
+def test_subscriptions_to_blocks_txs_and_contract_events(cc, deployed) -> None:
+    method, params = calc_evm_method_params(
+        "updateBalance",
+        [{"uint256": "11"}, {"address": "0xa166c92f4c8118905ad984919dc683a7bdb295c1"}],
+    )
+    request = cc.get_tx_request(deployed, method, params)
+    assert cc.send_tx_request(request, with_sync_result=True).code == 0
+    tx_id = request.payload.tx_id
+    height = cc.get_block_height_by_tx_id(tx_id)
+
+    blocks: list = []
+    cc.subscribe_block(height, height, callback=blocks.append)
+    assert [b.block.header.block_height for b in blocks] == [height]
+    assert tx_id in [t.payload.tx_id for t in blocks[0].block.txs]
+
+    txs: list = []
+    cc.subscribe_tx(height - 1, height, tx_ids=[tx_id], callback=txs.append)
+    assert [t.payload.tx_id for t in txs] == [tx_id] and txs[0].result.code == 0
+
+    events: list = []
+    topic = keccak(b"Updated(address,uint256)").hex()
+    cc.subscribe_contract_event(height, height, topic, deployed, callback=events.append)
+    assert len(events) == 1
+    event = events[0].contract_events[0]
+    assert (event.tx_id, event.contract_name, event.block_height) == (tx_id, deployed, height)
+    assert int(event.event_data[-1], 16) == 11
+
+    later = cc.get_current_block_height() + 2  # not committed yet: the stream waits for it
+    headers: list = []
+    cc.subscribe_block(later, later, only_header=True, callback=headers.append)
+    assert [h.block_height for h in headers] == [later]
