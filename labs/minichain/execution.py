@@ -862,7 +862,7 @@ class ExecutionApp(ReadApi):
 
         if self.chainmaker is None:
             raise RequestRefused("INVALID_PARAMETER", "this chain has no ChainMaker configuration")
-        admitted = self.chainmaker.admit(bytes(raw))
+        admitted = self.chainmaker.admit(bytes(raw), state=self.head_state())
         with self._lock:
             if admitted.tx_id in self.cm_pool or self.store.cm_tx(admitted.tx_id) is not None:
                 raise RequestRefused("INVALID_PARAMETER", f"tx {admitted.tx_id} is duplicate")

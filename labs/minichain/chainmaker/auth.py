@@ -38,6 +38,7 @@ class Signer:
     org_id: str
     role: str
     cert: x509.Certificate
+    issuer: x509.Certificate
 
     @property
     def address(self) -> bytes:
@@ -150,7 +151,7 @@ class Verifier:
             ) from None
         ous = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
         role = str(ous[0].value).lower() if ous else ""
-        return Signer(member.org_id, role, cert)
+        return Signer(member.org_id, role, cert, issuer)
 
     def sender(self, request: Any, payload_bytes: bytes) -> Signer:
         if not request.HasField("sender"):
@@ -209,6 +210,15 @@ def _counts(policy: Policy, who: Signer) -> bool:
     if policy.role_list and who.role not in {r.lower() for r in policy.role_list}:
         return False
     return not policy.org_list or who.org_id in policy.org_list
+
+
+def issuing_ca(verifier: Verifier, cert: x509.Certificate) -> x509.Certificate | None:
+    """The trusted CA (of any org) that issued ``cert``."""
+    for cas in verifier.roots.values():
+        for ca in cas:
+            if _issued_by(cert, ca):
+                return ca
+    return None
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

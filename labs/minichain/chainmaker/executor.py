@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from eth.abc import ComputationAPI, StateAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.exceptions import Revert
@@ -23,7 +26,15 @@ from eth_typing import Address
 from eth_utils import keccak
 
 from . import pb
-from .auth import AuthError, Signer, Verifier, contract_address, field_bytes
+from .auth import (
+    VERIFY_FAILED,
+    AuthError,
+    Signer,
+    Verifier,
+    contract_address,
+    field_bytes,
+    issuing_ca,
+)
 from .chainconfig import MAX_PAYLOAD_BYTES, ChainMakerConfig
 
 REGISTRY = Address(keccak(b"minichain.chainmaker.contract-registry")[12:])
@@ -36,6 +47,8 @@ LIFECYCLE = {
     "UNFREEZE_CONTRACT",
     "REVOKE_CONTRACT",
 }
+CERT_MANAGE = "CERT_MANAGE"
+CERT_METHODS = {"CERTS_FREEZE", "CERTS_UNFREEZE", "CERTS_REVOKE"}
 NORMAL, FROZEN, REVOKED = 0, 1, 2
 ERROR_SELECTOR = bytes.fromhex("08c379a0")
 
@@ -91,7 +104,9 @@ class Executor:
             raise RequestRefused("INVALID_PARAMETER", "the request carries no payload")
         return request, payload_bytes
 
-    def admit(self, raw: bytes, now: float | None = None) -> Admitted:
+    def admit(
+        self, raw: bytes, now: float | None = None, state: StateAPI | None = None
+    ) -> Admitted:
         """Check what every validator will check again, plus the clock: refuse early."""
         request, payload_bytes = self.parse(raw)
         payload = request.payload
@@ -114,8 +129,10 @@ class Executor:
                 )
         try:
             sender = self.verifier.sender(request, payload_bytes)
-            if payload.contract_name == CONTRACT_MANAGE and payload.method in LIFECYCLE:
-                resource = f"{CONTRACT_MANAGE}-{payload.method}"
+            if state is not None:
+                self.check_standing(state, sender)
+            resource = governed(payload)
+            if resource is not None:
                 self.verifier.endorsed(resource, request, payload_bytes, sender)
         except AuthError as exc:
             raise RequestRefused("INTERNAL_ERROR", str(exc)) from None
@@ -133,10 +150,13 @@ class Executor:
         snapshot = state.snapshot()
         try:
             sender = self.verifier.sender(request, payload_bytes)
+            self.check_standing(state, sender)
             if payload.chain_id != self.config.chain_id:
                 raise RequestRefused("INVALID_PARAMETER", "chain id does not match")
             if payload.contract_name == CONTRACT_MANAGE:
                 result = self._manage(state, header, request, payload_bytes, sender)
+            elif payload.contract_name == CERT_MANAGE:
+                result = self._certs(state, request, payload_bytes, sender)
             else:
                 result = self._invoke(state, header, payload, sender, persist=True)
         except AuthError as exc:
@@ -158,6 +178,69 @@ class Executor:
             return self._invoke(state, header, payload, sender, persist=False)
         except RequestRefused as exc:
             return _result(exc.code, str(exc))
+
+    # --- certificates ---------------------------------------------------------------------------
+
+    def _cert_slot(self, kind: str, ca: x509.Certificate, serial: int) -> int:
+        key = kind.encode() + ca.fingerprint(hashes.SHA256()) + serial.to_bytes(32, "big")
+        return int.from_bytes(keccak(key), "big")
+
+    def check_standing(self, state: StateAPI, signer: Signer) -> None:
+        """Refuse a signer whose certificate was frozen or revoked on chain."""
+        serial = signer.cert.serial_number
+        if state.get_storage(REGISTRY, self._cert_slot("revoked", signer.issuer, serial)):
+            raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is revoked")
+        if state.get_storage(REGISTRY, self._cert_slot("frozen", signer.issuer, serial)):
+            raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is frozen")
+
+    def _flag(self, state: StateAPI, slot: int, value: int) -> None:
+        if state.get_nonce(REGISTRY) == 0:
+            state.set_nonce(REGISTRY, 1)
+        state.set_storage(REGISTRY, slot, value)
+
+    def _certs(self, state: StateAPI, request: Any, payload_bytes: bytes, sender: Signer) -> Any:
+        payload = request.payload
+        method = payload.method
+        if method not in CERT_METHODS:
+            raise RequestRefused(
+                "INVALID_CONTRACT_PARAMETER_METHOD",
+                f"CERT_MANAGE method {method!r} is not supported: use one of "
+                + ", ".join(sorted(CERT_METHODS)),
+            )
+        self.verifier.endorsed(f"{CERT_MANAGE}-{method}", request, payload_bytes, sender)
+        params = params_of(payload)
+        done = []
+        if method == "CERTS_REVOKE":
+            try:
+                crl = x509.load_pem_x509_crl(params.get("cert_crl", b""))
+            except ValueError:
+                raise RequestRefused("INVALID_PARAMETER", "cert_crl is not a PEM CRL") from None
+            ca = next(
+                (c for cas in self.verifier.roots.values() for c in cas if _crl_signed_by(crl, c)),
+                None,
+            )
+            if ca is None:
+                raise RequestRefused("INVALID_PARAMETER", "the CRL is not signed by a trusted CA")
+            for revoked in crl:
+                self._flag(state, self._cert_slot("revoked", ca, revoked.serial_number), 1)
+                done.append(str(revoked.serial_number))
+        else:
+            text = params.get("certs", b"").decode(errors="replace")
+            pems = [p for p in text.split(",") if p.strip()]
+            if not pems:
+                raise RequestRefused("INVALID_PARAMETER", "no certs given")
+            for pem in pems:
+                try:
+                    cert = x509.load_pem_x509_certificate(pem.strip().encode())
+                except ValueError:
+                    raise RequestRefused("INVALID_PARAMETER", "a cert is not PEM") from None
+                ca = issuing_ca(self.verifier, cert)
+                if ca is None:
+                    raise RequestRefused("INVALID_PARAMETER", "a cert is not from a trusted CA")
+                slot = self._cert_slot("frozen", ca, cert.serial_number)
+                self._flag(state, slot, 1 if method == "CERTS_FREEZE" else 0)
+                done.append(str(cert.serial_number))
+        return _result(0, "OK", ",".join(done).encode())
 
     # --- contracts ------------------------------------------------------------------------------
 
@@ -304,6 +387,25 @@ class Executor:
                 )
             )
         return result
+
+
+def governed(payload: Any) -> str | None:
+    """The resource whose policy a request needs endorsements for, if any."""
+    if payload.contract_name == CONTRACT_MANAGE and payload.method in LIFECYCLE:
+        return f"{CONTRACT_MANAGE}-{payload.method}"
+    if payload.contract_name == CERT_MANAGE and payload.method in CERT_METHODS:
+        return f"{CERT_MANAGE}-{payload.method}"
+    return None
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    key = ca.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        return crl.issuer == ca.subject and crl.is_signature_valid(key)
+    except (ValueError, TypeError):
+        return False
 
 
 def _is_hex(text: str, length: int) -> bool:

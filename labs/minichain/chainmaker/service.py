@@ -123,7 +123,7 @@ class RpcNode:
             admitted = self.app.check_cm(raw)
             self.submit(raw)
             return pb.TxResponse(code=0, message="OK", tx_id=admitted.tx_id)
-        admitted = executor.admit(raw)
+        admitted = executor.admit(raw, state=self.app.head_state())
         payload = admitted.request.payload
         name = payload.contract_name
         if name == "CHAIN_QUERY":
@@ -156,7 +156,7 @@ class RpcNode:
         """Blocks, transactions or contract events from START_BLOCK to END_BLOCK (-1: on and on),
         each block as soon as it commits."""
         try:
-            admitted = self.app.chainmaker.admit(bytes(raw))
+            admitted = self.app.chainmaker.admit(bytes(raw), state=self.app.head_state())
         except RequestRefused as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.status}: {exc}")
             return

@@ -369,3 +369,43 @@ def test_subscriptions_to_blocks_txs_and_contract_events(cc, deployed) -> None:
     headers: list = []
     cc.subscribe_block(later, later, only_header=True, callback=headers.append)
     assert [h.block_height for h in headers] == [later]
+
+
+def test_a_frozen_or_revoked_certificate_is_refused(cc, chain, deployed) -> None:
+    import yaml
+
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    user = crypto / ORG.format(2) / "user" / "client1"
+    document["chain_client"].update(
+        org_id=ORG.format(2),
+        user_key_file_path=str(user / "client1.tls.key"),
+        user_crt_file_path=str(user / "client1.tls.crt"),
+        user_sign_key_file_path=str(user / "client1.sign.key"),
+        user_sign_crt_file_path=str(user / "client1.sign.crt"),
+    )
+    other = ChainClient.from_conf(document)  # org2's client1
+    method, params = calc_evm_method_params("total", [])
+    assert other.query_contract(deployed, method, params).code == 0
+    cert = (user / "client1.sign.crt").read_text()
+    org2_admin = _admins(chain, (2,))
+
+    def manage(payload):
+        endorsers = cc.create_endorsers(payload, org2_admin)
+        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+    assert manage(cc.create_cert_freeze_payload([cert])).code == 0
+    with pytest.raises(AuthenticationError, match="frozen"):
+        other.query_contract(deployed, method, params)
+    assert cc.query_contract(deployed, method, params).code == 0  # org1's client is not touched
+    assert manage(cc.create_cert_unfreeze_payload([cert])).code == 0
+    assert other.query_contract(deployed, method, params).code == 0
+
+    ca = crypto / ORG.format(2) / "ca"
+    crl = cc.create_cert_crl(str(user / "client1.sign.crt"), str(ca / "ca.key"), str(ca / "ca.crt"))
+    assert manage(cc.create_cert_revoke_payload(crl)).code == 0
+    with pytest.raises(AuthenticationError, match="revoked"):
+        other.query_contract(deployed, method, params)
+    with pytest.raises(RequestError):  # its invokes too
+        other.send_tx_request(other.get_tx_request(deployed, method, params))
+    other.stop()
