@@ -26,6 +26,7 @@ from . import pb
 from .chainconfig import ChainMakerConfig, Policy
 
 VERIFY_FAILED = "tx verify failed"
+MEMBER_CACHE = 4096
 
 
 class AuthError(ValueError):
@@ -108,6 +109,7 @@ class Verifier:
 
     def __init__(self, config: ChainMakerConfig) -> None:
         self.config = config
+        self._members: dict[tuple[str, bytes], tuple[Signer, ec.EllipticCurvePublicKey]] = {}
 
     @cached_property
     def roots(self) -> dict[str, list[x509.Certificate]]:
@@ -124,34 +126,47 @@ class Verifier:
                 f"{VERIFY_FAILED}, member type {member.member_type} is not supported here: "
                 "sign with the full certificate (member type CERT)"
             )
-        cas = self.roots.get(member.org_id)
-        if not cas:
-            raise AuthError(f"{VERIFY_FAILED}, org {member.org_id!r} is not in the trust roots")
+        member_key = (member.org_id, bytes(member.member_info))
+        known = self._members.get(member_key)
+        if known is None:
+            known = self._member(member.org_id, member_key[1])
+            if len(self._members) >= MEMBER_CACHE:
+                self._members.clear()
+            self._members[member_key] = known
+        signer, key = known
         try:
-            cert = x509.load_pem_x509_certificate(bytes(member.member_info))
+            key.verify(bytes(entry.signature), payload_bytes, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise AuthError(
+                f"{VERIFY_FAILED}, the signature of {_cn(signer.cert)} does not match the payload"
+            ) from None
+        return signer
+
+    def _member(self, org_id: str, pem: bytes) -> tuple[Signer, ec.EllipticCurvePublicKey]:
+        """Who a certificate names, once per certificate: the checks that do not depend on the
+        request (its CA, org, key type, role) are a pure function of the chain configuration."""
+        cas = self.roots.get(org_id)
+        if not cas:
+            raise AuthError(f"{VERIFY_FAILED}, org {org_id!r} is not in the trust roots")
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
         except ValueError as exc:
             raise AuthError(f"{VERIFY_FAILED}, the signer's certificate is unreadable") from exc
         issuer = next((ca for ca in cas if _issued_by(cert, ca)), None)
         if issuer is None:
             raise AuthError(
                 f"{VERIFY_FAILED}, the certificate of {_cn(cert)} was not issued by a CA of "
-                f"{member.org_id} (unknown CA)"
+                f"{org_id} (unknown CA)"
             )
         orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-        if not orgs or orgs[0].value != member.org_id:
+        if not orgs or orgs[0].value != org_id:
             raise AuthError(f"{VERIFY_FAILED}, the certificate names another org")
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise AuthError(f"{VERIFY_FAILED}, only ECDSA signers are supported")
-        try:
-            key.verify(bytes(entry.signature), payload_bytes, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            raise AuthError(
-                f"{VERIFY_FAILED}, the signature of {_cn(cert)} does not match the payload"
-            ) from None
         ous = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
         role = str(ous[0].value).lower() if ous else ""
-        return Signer(member.org_id, role, cert, issuer)
+        return Signer(org_id, role, cert, issuer), key
 
     def sender(self, request: Any, payload_bytes: bytes) -> Signer:
         if not request.HasField("sender"):

@@ -39,6 +39,7 @@ from .chainconfig import MAX_PAYLOAD_BYTES, ChainMakerConfig
 
 REGISTRY = Address(keccak(b"minichain.chainmaker.contract-registry")[12:])
 DEFAULT_GAS = 10_000_000
+SENDER_CACHE = 100_000
 CONTRACT_MANAGE = "CONTRACT_MANAGE"
 LIFECYCLE = {
     "INIT_CONTRACT",
@@ -82,6 +83,9 @@ class Executor:
     def __init__(self, config: ChainMakerConfig) -> None:
         self.config = config
         self.verifier = Verifier(config)
+        self._senders: dict[bytes, Signer] = {}
+        """Senders of requests this node admitted, by keccak of the request: the check is a pure
+        function of the request and the configuration, so a block need not repeat it."""
 
     # --- at the door ----------------------------------------------------------------------------
 
@@ -136,6 +140,10 @@ class Executor:
                 self.verifier.endorsed(resource, request, payload_bytes, sender)
         except AuthError as exc:
             raise RequestRefused("INTERNAL_ERROR", str(exc)) from None
+        if payload.tx_type != pb.TxType.Value("QUERY_CONTRACT"):
+            if len(self._senders) >= SENDER_CACHE:
+                self._senders.clear()
+            self._senders[keccak(raw)] = sender
         return Admitted(payload.tx_id, request, payload_bytes, sender)
 
     # --- in a block -----------------------------------------------------------------------------
@@ -149,7 +157,7 @@ class Executor:
         payload = request.payload
         snapshot = state.snapshot()
         try:
-            sender = self.verifier.sender(request, payload_bytes)
+            sender = self._senders.get(keccak(raw)) or self.verifier.sender(request, payload_bytes)
             self.check_standing(state, sender)
             if payload.chain_id != self.config.chain_id:
                 raise RequestRefused("INVALID_PARAMETER", "chain id does not match")
@@ -310,7 +318,7 @@ class Executor:
             address = Address(contract_address(name))
             if method == "UPGRADE_CONTRACT":
                 state.set_code(address, b"")
-            computation = _run(
+            computation = run_message(
                 state, sender.address, None, bytecode + args, _gas(payload, header), address
             )
             if computation.is_error:
@@ -367,7 +375,7 @@ class Executor:
             data = bytes.fromhex(payload.method) if _is_hex(payload.method, 8) else b""
         address = Address(contract_address(name))
         snapshot = None if persist else state.snapshot()
-        computation = _run(state, sender.address, address, data, _gas(payload, header), None)
+        computation = run_message(state, sender.address, address, data, _gas(payload, header), None)
         if snapshot is not None:
             state.revert(snapshot)
         if computation.is_error:
@@ -428,7 +436,7 @@ def _gas(payload: Any, header: Any) -> int:
     return min(limit or DEFAULT_GAS, header.gas_limit)
 
 
-def _run(
+def run_message(
     state: StateAPI,
     sender: bytes,
     to: Address | None,
@@ -436,6 +444,8 @@ def _run(
     gas: int,
     create_at: Address | None,
 ) -> ComputationAPI:
+    """One EVM message as a ChainMaker request runs it: no nonce, no fee, the sender's address
+    from its certificate; ``create_at`` deploys ``data`` as init code at that address."""
     context = state.get_transaction_context_class()(gas_price=0, origin=Address(sender))
     computation_class = state.computation_class
     if create_at is not None:
