@@ -292,6 +292,8 @@ def test_malformed_protobuf_gets_invalid_parameter_and_the_node_lives_on(
         for junk in (b"\xff\xff\xff\xff", b"\x0a\x05abc", b"", os.urandom(4096)):
             answer = send(junk, timeout=30)
             assert answer.code == 2, (junk[:8], answer)  # INVALID_PARAMETER
+        oversize = send(b"\x0a" + os.urandom(11 * 1024 * 1024), timeout=60)
+        assert oversize.code == 2 and "more than" in oversize.message
     before = cc.get_current_block_height()
     for i in range(4):  # every node still answers
         one = ChainClient.from_conf(chain["chainmaker"]["sdk_config"], conn_node=i)
