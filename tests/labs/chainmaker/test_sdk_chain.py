@@ -411,3 +411,20 @@ def test_a_frozen_or_revoked_certificate_is_refused(cc, chain, deployed) -> None
     with pytest.raises(RequestError):  # its invokes too
         other.send_tx_request(other.get_tx_request(deployed, method, params))
     other.stop()
+
+
+def test_labs_client_hands_out_sdk_clients_per_org_and_role(chain, deployed, monkeypatch) -> None:
+    from labs import client as labs_client
+
+    for name in [k for k in os.environ if k.startswith("ACADEMY_")]:
+        monkeypatch.delenv(name)
+    with pytest.raises(labs_client.LiveChainRequired, match="ACADEMY_CHAINMAKER_SDK_CONFIG"):
+        labs_client.chainmaker_client()
+    monkeypatch.setenv("ACADEMY_CHAINMAKER_SDK_CONFIG", chain["chainmaker"]["sdk_config"])
+    admin = labs_client.chainmaker_client(org=3, user="admin1")
+    assert admin.user.org_id == ORG.format(3) and admin.user.role == "ADMIN"
+    method, params = calc_evm_method_params("total", [])
+    assert admin.query_contract(deployed, method, params).code == 0
+    admin.stop()
+    with pytest.raises(ValueError, match="no member"):
+        labs_client.chainmaker_client(org=9)
