@@ -1044,6 +1044,10 @@ class ExecutionApp(ReadApi):
             return "the block carries ChainMaker requests but this chain has no ChainMaker config"
         if len(block.cm) > self.max_txs_per_block:
             return f"the block carries {len(block.cm)} ChainMaker requests, over the limit"
+        if block.cm:
+            reason = self._cm_replayed(block.cm)
+            if reason is not None:
+                return reason
         template = header_template(head, h.coinbase, h.timestamp, h.gas_limit, h.extra_data)
         self.executions += 1
         ex = execute(
@@ -1074,6 +1078,22 @@ class ExecutionApp(ReadApi):
                 cm_results=ex.cm_results,
             )
         )
+        return None
+
+    def _cm_replayed(self, requests: Sequence[bytes]) -> str | None:
+        """A block may carry a ChainMaker request once, and never one an earlier block did."""
+        from .chainmaker.executor import RequestRefused
+
+        seen: set[str] = set()
+        for raw in requests:
+            try:
+                request, _ = self.chainmaker.parse(raw)
+            except RequestRefused:
+                continue  # runs as a failed request, recorded like any other
+            tx_id = request.payload.tx_id
+            if tx_id in seen or self.store.cm_tx(tx_id) is not None:
+                return f"ChainMaker request {tx_id} is already on the chain (a replay)"
+            seen.add(tx_id)
         return None
 
     def _cached(self, block: MiniBlock) -> Executed | None:

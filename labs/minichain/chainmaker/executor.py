@@ -155,6 +155,11 @@ class Executor:
         except RequestRefused as exc:
             return "", _result(exc.code, str(exc)).SerializeToString()
         payload = request.payload
+        if payload.tx_type != pb.TxType.Value("INVOKE_CONTRACT"):
+            refused = _result(
+                code("INVALID_CONTRACT_TRANSACTION_TYPE"), "a block runs invokes only"
+            )
+            return payload.tx_id, refused.SerializeToString()
         snapshot = state.snapshot()
         try:
             sender = self._senders.get(keccak(raw)) or self.verifier.sender(request, payload_bytes)
