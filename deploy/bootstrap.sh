@@ -32,6 +32,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+# The ChainMaker SDK without its declared dependencies: it names pysha3, which does not build on
+# Python 3.11; pyproject.toml pins the others and safe-pysha3, which provides the same `sha3`.
+chainmaker_sdk=3.0.7
+if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("chainmaker"))' 2>/dev/null)" != "$chainmaker_sdk" ]; then
+  echo "bootstrap: installing the ChainMaker SDK $chainmaker_sdk (without pysha3)"
+  .venv/bin/python -m pip install -q --no-deps "chainmaker==$chainmaker_sdk"
+fi
 
 # npm rewrites node_modules/.package-lock.json itself, so a stamp of the lock's content decides.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)

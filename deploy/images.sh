@@ -57,6 +57,14 @@ wheelhouse() {  # $1: directory, then pip requirement arguments
     "${plats[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
 }
 
+# The ChainMaker SDK's wheel alone: it names pysha3, which does not build on Python 3.11; the
+# wheelhouse holds its other dependencies (and safe-pysha3 for the same `sha3` module).
+CHAINMAKER_SDK=chainmaker==3.0.7
+chainmaker_sdk() {  # $1: wheelhouse directory
+  "$PY" -m pip download -q --no-deps -d "$1" --only-binary=:all: "$CHAINMAKER_SDK" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; } >&2
+}
+
 build() {  # $1: image name, $2: Dockerfile, $3: context, $4: tag, then more build arguments
   log "building $4"
   local name=$1 file=$2 ctx=$3 tag=$4 net=()
@@ -74,10 +82,11 @@ context() {  # a fresh build-context folder, removed when the script ends
 
 build_node() {
   local tag ctx
-  tag=$PREFIX"node:"$(inputs_hash deploy/node labs/__init__.py labs/minichain labs/sandbox/launcher.py)
+  tag=$PREFIX"node:"$(inputs_hash deploy/node deploy/images.sh labs/__init__.py labs/minichain labs/sandbox/launcher.py)
   if exists "$tag"; then echo "$tag"; return; fi
   ctx=$(context)
   wheelhouse "$WORK/wheels-node" -r deploy/node/requirements.txt
+  chainmaker_sdk "$WORK/wheels-node"
   mkdir -p "$ctx/labs/sandbox"
   cp -rl "$WORK/wheels-node" "$ctx/wheels"
   cp deploy/node/requirements.txt "$ctx/"
@@ -107,6 +116,7 @@ build_app_base() {  # sets APP_BASE_TAG (in this shell: learner and academy of o
   "$PY" -m pip wheel -q --no-deps -w "$ctx/project" . 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
   wheelhouse "$WORK/wheels-app" "chainacademy[hub] @ file://$(ls "$ctx"/project/chainacademy-*.whl)"
   mv "$ctx"/project/*.whl "$WORK/wheels-app/" && rmdir "$ctx/project"
+  chainmaker_sdk "$WORK/wheels-app"
   cp -rl "$WORK/wheels-app" "$ctx/wheels"
   cp -r node_modules "$ctx/node_modules"
   build app-base deploy/app-base/Dockerfile "$ctx" "$APP_BASE_TAG" --build-arg "BASE=$BASE"

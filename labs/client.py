@@ -6,7 +6,9 @@ with ``ACADEMY_TOKEN``, set in the learner's server) for the learner's chain of 
 academy starts on first use with the topology the lab asks for, and reuses after. A notebook
 elsewhere uses the server's own chain: ``ACADEMY_RPC_URL`` (one validator's JSON-RPC),
 ``ACADEMY_RPC_URLS`` (all of them, comma-separated, for the fault switches) and funded keys in
-``ACADEMY_PRIVATE_KEYS`` (comma-separated hex). :func:`use_lab` names a lab explicitly.
+``ACADEMY_PRIVATE_KEYS`` (comma-separated hex). :func:`use_lab` names a lab explicitly. A chain
+with ChainMaker's orgs names its SDK configuration in ``ACADEMY_CHAINMAKER_SDK_CONFIG``, for
+:func:`chainmaker_client`.
 
 Where there is none of that -- notably in the grading sandbox, which has no network at all --
 :func:`connect` gives an *in-process* minichain instead: the same execution layer (py-evm), the
@@ -32,6 +34,7 @@ __all__ = [
     "ChainFaults",
     "LiveChainRequired",
     "accounts",
+    "chainmaker_client",
     "connect",
     "connect_partner",
     "faults",
@@ -185,6 +188,45 @@ def _var(name: str) -> str:
 def live() -> bool:
     """True when this notebook runs beside the learner's live chain (its lab's, or the server's)."""
     return bool(_var("ACADEMY_RPC_URL"))
+
+
+def chainmaker_client(org: int = 1, user: str = "client1") -> Any:
+    """An official ChainMaker SDK ``ChainClient`` for the learner's chain, signing as ``user``
+    (``client1`` or ``admin1``) of org ``org`` (``wx-org<org>.chainmaker.org``).
+
+    It reads the chain's ``sdk_config.yml`` (``ACADEMY_CHAINMAKER_SDK_CONFIG``) as the SDK
+    would, and only swaps in another member's certificates, which sit beside the ones it names
+    in ChainMaker's ``crypto-config/`` layout; governance labs ask for admins of several orgs.
+    """
+    from pathlib import Path
+
+    import yaml
+    from chainmaker import ChainClient
+
+    path = _var("ACADEMY_CHAINMAKER_SDK_CONFIG")
+    if not path:
+        raise LiveChainRequired(
+            "no ChainMaker SDK configuration for your chain (ACADEMY_CHAINMAKER_SDK_CONFIG is not "
+            "set): start the lab's chain from academy, or point it at DIR/chainmaker/sdk_config.yml"
+        )
+    document = yaml.safe_load(Path(path).read_text())
+    client = document["chain_client"]
+    org_id = f"wx-org{org}.chainmaker.org"
+    crypto = Path(client["user_sign_crt_file_path"]).parents[3]
+    folder = crypto / org_id / "user" / user
+    if not folder.is_dir():
+        raise ValueError(
+            f"no member {user} in org {org_id} ({folder} is missing): use client1 or admin1 "
+            f"of one of the chain's orgs"
+        )
+    client.update(
+        org_id=org_id,
+        user_key_file_path=str(folder / f"{user}.tls.key"),
+        user_crt_file_path=str(folder / f"{user}.tls.crt"),
+        user_sign_key_file_path=str(folder / f"{user}.sign.key"),
+        user_sign_crt_file_path=str(folder / f"{user}.sign.crt"),
+    )
+    return ChainClient.from_conf(document)
 
 
 def _local_keys() -> list[bytes]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import rlp
 from eth._utils.db import apply_state_dict
@@ -54,6 +54,21 @@ SUPPORTED_TX_TYPES = (0, 1, 2)
 MAX_EXTRA_DATA = 32
 
 
+class ChainMakerRunner(Protocol):
+    """Runs one ChainMaker request on a block's state (labs.minichain.chainmaker.executor)."""
+
+    def apply(self, state: Any, header: Any, raw: bytes) -> tuple[str, bytes]: ...
+
+
+CM_PREFIX = b"\x02"  # never the first byte of an RLP list, so plain blocks stay as they were
+
+
+def cm_commitment(requests: Sequence[bytes]) -> bytes:
+    """What a header commits to for its ChainMaker requests (BLANK_ROOT_HASH when none): the
+    Cancun field parent_beacon_block_root, which nothing else here uses."""
+    return keccak(rlp.encode(list(requests))) if requests else BLANK_ROOT_HASH
+
+
 class InvalidBlock(ValueError):
     """A block (or a transaction in it) breaks the chain's rules; the message says which."""
 
@@ -61,13 +76,18 @@ class InvalidBlock(ValueError):
 class MiniBlock:
     """A block as consensus sees it: height, hash, parent hash and bytes; the EVM block inside."""
 
-    __slots__ = ("evm", "height", "hash", "parent_hash", "_encoded")
+    __slots__ = ("evm", "height", "hash", "parent_hash", "cm", "_encoded")
 
-    def __init__(self, evm: BlockAPI, encoded: bytes | None = None) -> None:
+    def __init__(
+        self, evm: BlockAPI, encoded: bytes | None = None, cm: Sequence[bytes] = ()
+    ) -> None:
         self.evm = evm
         self.height: int = evm.header.block_number
         self.hash: bytes = evm.header.hash
         self.parent_hash: bytes = evm.header.parent_hash
+        self.cm: tuple[bytes, ...] = tuple(cm)
+        """ChainMaker requests (serialised TxRequests), committed to by the header's
+        parent_beacon_block_root (see :func:`cm_commitment`)."""
         self._encoded = encoded
 
     @property
@@ -79,19 +99,29 @@ class MiniBlock:
         return tuple(self.evm.transactions)
 
     def encode(self) -> bytes:
-        """The RLP of the whole Ethereum block (header, transactions, uncles, withdrawals)."""
+        """The RLP of the whole Ethereum block (header, transactions, uncles, withdrawals); with
+        ChainMaker requests, CM_PREFIX + RLP of [that RLP, [request, ...]]."""
         if self._encoded is None:
             self._encoded = rlp.encode(self.evm)
+            if self.cm:
+                self._encoded = CM_PREFIX + rlp.encode([self._encoded, list(self.cm)])
         return self._encoded
 
     @classmethod
     def decode(cls, data: bytes) -> MiniBlock:
         """Inverse of :meth:`encode`; anything malformed raises ValueError (peers may send junk)."""
+        cm: list[bytes] = []
         try:
-            evm = rlp.decode(data, sedes=BLOCK_CLASS)
+            if data[:1] == CM_PREFIX:
+                inner, cm = rlp.decode(bytes(data[1:]))
+                if not isinstance(inner, bytes) or not all(isinstance(r, bytes) for r in cm):
+                    raise ValueError("malformed ChainMaker section")
+                evm = rlp.decode(inner, sedes=BLOCK_CLASS)
+            else:
+                evm = rlp.decode(data, sedes=BLOCK_CLASS)
         except Exception as exc:  # rlp raises many types on junk; all mean "not a block"
             raise ValueError(f"not a minichain block: {exc}") from exc
-        return cls(evm, bytes(data))
+        return cls(evm, bytes(data), cm)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MiniBlock) and other.hash == self.hash
@@ -231,6 +261,8 @@ class Executed:
     """Accounts the block read or wrote (their pending transactions may have become invalid)."""
     skipped: dict[bytes, str] = field(default_factory=dict)
     """Build only: hashes of pending transactions that failed, with the reason."""
+    cm_results: tuple[tuple[str, bytes], ...] = ()
+    """(tx id, serialised Result) of each ChainMaker request in the block, in order."""
 
 
 def header_template(
@@ -254,6 +286,7 @@ def execute(
     *,
     strict: bool,
     max_txs: int = 1 << 30,
+    chainmaker: tuple[ChainMakerRunner, Sequence[bytes]] | None = None,
 ) -> Executed:
     """Run ``candidates`` (transaction, hash) on top of the template's parent state.
 
@@ -302,6 +335,12 @@ def execute(
         receipts.append(receipt)
         senders.append(sender)
         hashes.append(h)
+    cm_requests: tuple[bytes, ...] = ()
+    cm_results: list[tuple[str, bytes]] = []
+    if chainmaker is not None and chainmaker[1]:
+        runner, cm_requests = chainmaker[0], tuple(chainmaker[1])
+        for raw in cm_requests:
+            cm_results.append(runner.apply(state, header, raw))
     vm._assign_block_rewards(empty)  # post-merge reward is 0 but the coinbase is touched (EIP-161)
     witness = state.persist()
     tx_root = ordered_trie_root([tx.encode() for tx in included])
@@ -311,10 +350,12 @@ def execute(
         receipt_root=receipt_root,
         state_root=state.state_root,
         withdrawals_root=BLANK_ROOT_HASH,
+        parent_beacon_block_root=cm_commitment(cm_requests),
     )
     block = BLOCK_CLASS(final, transactions=included, uncles=[], withdrawals=[])
     return Executed(
-        block=MiniBlock(block),
+        block=MiniBlock(block, cm=cm_requests),
+        cm_results=tuple(cm_results),
         receipts=tuple(receipts),
         senders=tuple(senders),
         tx_hashes=tuple(hashes),

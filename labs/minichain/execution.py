@@ -754,6 +754,14 @@ class ExecutionApp(ReadApi):
         self._chain = RecentHeaders(store.atomic_db, self._load_header)
         self._executed: dict[bytes, Executed] = {}
         self._rejected: dict[bytes, str] = {}
+        self.chainmaker: Any = None
+        """The ChainMaker request runner when the genesis configures ChainMaker's orgs."""
+        self.cm_pool: dict[str, bytes] = {}
+        """Admitted ChainMaker requests by tx id, in arrival order."""
+        if genesis.chainmaker is not None:
+            from .chainmaker.executor import Executor
+
+            self.chainmaker = Executor(genesis.chainmaker)
         self.executions = 0
         """How many times a block was executed (build or validate): commit never adds one."""
         super().__init__()
@@ -793,7 +801,7 @@ class ExecutionApp(ReadApi):
         return MiniBlock.decode(data)
 
     def has_pending(self) -> bool:
-        return len(self.mempool) > 0
+        return len(self.mempool) > 0 or bool(self.cm_pool)
 
     has_pending_transactions = has_pending
 
@@ -848,6 +856,23 @@ class ExecutionApp(ReadApi):
             self.mempool.add(PendingTx(raw, tx, h, sender, tx.nonce))
         return h
 
+    def check_cm(self, raw: bytes) -> Any:
+        """Admit a ChainMaker TxRequest to the pool (``Admitted``), or raise RequestRefused."""
+        from .chainmaker.executor import RequestRefused
+
+        if self.chainmaker is None:
+            raise RequestRefused("INVALID_PARAMETER", "this chain has no ChainMaker configuration")
+        admitted = self.chainmaker.admit(bytes(raw), state=self.head_state())
+        with self._lock:
+            if admitted.tx_id in self.cm_pool or self.store.cm_tx(admitted.tx_id) is not None:
+                raise RequestRefused("INVALID_PARAMETER", f"tx {admitted.tx_id} is duplicate")
+            if len(self.cm_pool) >= self.mempool_limit:
+                raise RequestRefused(
+                    "INTERNAL_ERROR", "TxPool is full: resend after the next block"
+                )
+            self.cm_pool[admitted.tx_id] = bytes(raw)
+        return admitted
+
     def build_block(
         self,
         height: int,
@@ -883,6 +908,7 @@ class ExecutionApp(ReadApi):
                 extra_data=extra_data,
             )
             candidates = ((p.tx, p.hash) for p in self.mempool.ordered())
+            cm = list(self.cm_pool.values())[: self.max_txs_per_block]
             self.executions += 1
             ex = execute(
                 self._chain,
@@ -891,6 +917,7 @@ class ExecutionApp(ReadApi):
                 self.chain_id,
                 strict=False,
                 max_txs=self.max_txs_per_block,
+                chainmaker=(self.chainmaker, cm) if cm else None,
             )
             self._remember(ex)
             return ex.block
@@ -1013,10 +1040,23 @@ class ExecutionApp(ReadApi):
                 f"transaction_root mismatch: the header says 0x{h.transaction_root.hex()}, "
                 f"the {len(txs)} transactions in the block give 0x{body_root.hex()}"
             )
+        if block.cm and self.chainmaker is None:
+            return "the block carries ChainMaker requests but this chain has no ChainMaker config"
+        if len(block.cm) > self.max_txs_per_block:
+            return f"the block carries {len(block.cm)} ChainMaker requests, over the limit"
+        if block.cm:
+            reason = self._cm_replayed(block.cm)
+            if reason is not None:
+                return reason
         template = header_template(head, h.coinbase, h.timestamp, h.gas_limit, h.extra_data)
         self.executions += 1
         ex = execute(
-            self._chain, template, ((tx, tx_hash(tx)) for tx in txs), self.chain_id, strict=True
+            self._chain,
+            template,
+            ((tx, tx_hash(tx)) for tx in txs),
+            self.chain_id,
+            strict=True,
+            chainmaker=(self.chainmaker, block.cm) if block.cm else None,
         )
         mine = ex.block.header
         if mine.hash != h.hash:
@@ -1028,7 +1068,32 @@ class ExecutionApp(ReadApi):
                         f"{name} mismatch: block has {show(theirs)}, execution gives {show(ours)}"
                     )
             return "header mismatch after execution"
-        self._remember(Executed(block, ex.receipts, ex.senders, ex.tx_hashes, ex.touched))
+        self._remember(
+            Executed(
+                block,
+                ex.receipts,
+                ex.senders,
+                ex.tx_hashes,
+                ex.touched,
+                cm_results=ex.cm_results,
+            )
+        )
+        return None
+
+    def _cm_replayed(self, requests: Sequence[bytes]) -> str | None:
+        """A block may carry a ChainMaker request once, and never one an earlier block did."""
+        from .chainmaker.executor import RequestRefused
+
+        seen: set[str] = set()
+        for raw in requests:
+            try:
+                request, _ = self.chainmaker.parse(raw)
+            except RequestRefused:
+                continue  # runs as a failed request, recorded like any other
+            tx_id = request.payload.tx_id
+            if tx_id in seen or self.store.cm_tx(tx_id) is not None:
+                return f"ChainMaker request {tx_id} is already on the chain (a replay)"
+            seen.add(tx_id)
         return None
 
     def _cached(self, block: MiniBlock) -> Executed | None:
@@ -1061,8 +1126,11 @@ class ExecutionApp(ReadApi):
             receipts=encode_receipts(ex.receipts),
             senders=b"".join(ex.senders),
             tx_hashes=ex.tx_hashes,
+            cm_results=ex.cm_results,
         )
         self.store.commit_block(record, genesis_hash)
+        for tx_id, _ in ex.cm_results:
+            self.cm_pool.pop(tx_id, None)
         self._set_head(block)
         self._bundle_cache_put(block.height, (block, list(ex.receipts), list(ex.senders)))
         self._executed = {k: v for k, v in self._executed.items() if v.block.height > block.height}

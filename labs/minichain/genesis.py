@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from .chainmaker.chainconfig import ChainMakerConfig
+
 IdentityMode = Literal["permissionedWithCert", "permissionedWithKey"]
 
 
@@ -59,6 +61,9 @@ class Genesis(BaseModel):
     ca_cert: str | None = Field(default=None, description="PEM of the consortium CA (cert mode)")
     validators: list[Validator]
     alloc: dict[str, Account] = Field(default_factory=dict)
+    chainmaker: ChainMakerConfig | None = Field(
+        default=None, description="ChainMaker's chain configuration (orgs, trust roots, policies)"
+    )
 
     @field_validator("alloc")
     @classmethod
@@ -96,9 +101,10 @@ class Genesis(BaseModel):
 
     def hash_input(self) -> bytes:
         """Canonical bytes of the genesis (all nodes must hash them equally)."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-        ).encode()
+        document = self.model_dump(mode="json")
+        if document.get("chainmaker") is None:  # chains from before it keep their genesis hash
+            document.pop("chainmaker", None)
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def load_genesis(path: Path) -> Genesis:

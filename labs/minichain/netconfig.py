@@ -7,6 +7,8 @@
     DIR/accounts.json     funded development accounts with their private keys (never for production)
     DIR/ca/               the consortium CA key and certificate (cert mode)
     DIR/node<i>/          one validator: node.key, node.crt, chain.db, node.log
+    DIR/crypto-config/    ChainMaker's orgs: each org's CA, consensus nodes, admin1, client1
+    DIR/chainmaker/       bc1.yml (the chain configuration) and sdk_config.yml (the SDK's)
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ from pathlib import Path
 from eth_account import Account as EthAccount
 from pydantic import BaseModel, Field
 
+from .chainmaker.chainconfig import (
+    CONSENSUS_TYPES,
+    ChainMakerConfig,
+    ConsensusOrg,
+    TrustRoot,
+    bc1_document,
+    sdk_config_document,
+    write_yaml,
+)
+from .chainmaker.cryptogen import org_id, spread, write_org
 from .genesis import Account, ConsensusConfig, Genesis, GenesisError, Validator, save_genesis
 from .identity import (
     cert_pem,
@@ -41,6 +53,9 @@ class NodeEntry(BaseModel):
     home: str
     p2p_port: int = 0
     rpc_port: int = 0
+    grpc_port: int = 0
+    chainmaker_node: str = ""
+    """The node's folder in crypto-config (its org's consensus certificates for gRPC TLS)."""
     pid: int | None = None
 
 
@@ -58,6 +73,31 @@ class NetworkConfig(BaseModel):
 
     def rpc_url(self, index: int) -> str:
         return f"http://{self.host}:{self.nodes[index].rpc_port}"
+
+    def grpc_addr(self, index: int) -> str:
+        return f"{self.host}:{self.nodes[index].grpc_port}"
+
+    @property
+    def crypto_config(self) -> Path:
+        return (self.root / "crypto-config").resolve()
+
+    @property
+    def sdk_config_path(self) -> Path:
+        return (self.root / "chainmaker" / "sdk_config.yml").resolve()
+
+    def write_sdk_config(self, chainmaker: ChainMakerConfig) -> Path:
+        """``sdk_config.yml`` for org1's client1 with every node's current gRPC address."""
+        orgs = chainmaker.orgs()
+        document = sdk_config_document(
+            chainmaker.chain_id,
+            self.crypto_config,
+            orgs[0],
+            "client1",
+            [self.grpc_addr(i) for i in range(len(self.nodes)) if self.nodes[i].grpc_port],
+            orgs,
+        )
+        write_yaml(self.sdk_config_path, document)
+        return self.sdk_config_path
 
     @classmethod
     def load(cls, root: Path) -> NetworkConfig:
@@ -98,10 +138,16 @@ def init_network(
     chain_id: int = 1337,
     params: dict | None = None,
     force: bool = False,
+    orgs: int | None = None,
 ) -> NetworkConfig:
-    """Create the CA, validator keys and certificates, dev accounts and the genesis."""
+    """Create the CA, validator keys and certificates, dev accounts and the genesis, and
+    ChainMaker's orgs (``orgs``, default one per validator) with their crypto-config."""
     if nodes < 1:
         raise NetworkError("--nodes must be at least 1")
+    try:
+        per_org = spread(nodes, nodes if orgs is None else orgs)
+    except ValueError as exc:
+        raise NetworkError(str(exc)) from None
     if consensus == "solo" and nodes != 1:
         raise NetworkError("solo consensus runs exactly one node: use --nodes 1")
     if (root / "genesis.json").exists() and not force:
@@ -133,6 +179,29 @@ def init_network(
         )
         entries.append(NodeEntry(id=vid, home=f"node{i}"))
 
+    crypto = root / "crypto-config"
+    consensus_orgs, trust_roots = [], []
+    node_index = 0
+    for k, count in enumerate(per_org, start=1):
+        org = org_id(k)
+        org_dir = write_org(crypto, org, count)
+        trust_roots.append(TrustRoot(org_id=org, root=[(org_dir / "ca" / "ca.crt").read_text()]))
+        ids = []
+        for j in range(1, count + 1):
+            entries[node_index].chainmaker_node = f"crypto-config/{org}/node/consensus{j}"
+            (org_dir / "node" / f"consensus{j}" / f"consensus{j}.nodeid").write_text(
+                entries[node_index].id + "\n"
+            )
+            ids.append(entries[node_index].id)
+            node_index += 1
+        consensus_orgs.append(ConsensusOrg(org_id=org, node_id=ids))
+    chainmaker = ChainMakerConfig(
+        consensus_type=CONSENSUS_TYPES.get(consensus, 1),
+        consensus_nodes=consensus_orgs,
+        trust_roots=trust_roots,
+        auth_type=identity_mode,
+    )
+
     dev = [EthAccount.create() for _ in range(accounts)]
     (root / "accounts.json").write_text(
         json.dumps([{"address": a.address, "private_key": a.key.hex()} for a in dev], indent=2)
@@ -147,16 +216,21 @@ def init_network(
             ca_cert=cert_pem(ca_cert) if identity_mode == "permissionedWithCert" else None,
             validators=validators,
             alloc={a.address: Account(balance=DEV_BALANCE) for a in dev},
+            chainmaker=chainmaker,
         )
     except ValueError as exc:
         raise GenesisError(str(exc).splitlines()[0]) from exc
     save_genesis(genesis, root / "genesis.json")
+    write_yaml(root / "chainmaker" / "bc1.yml", bc1_document(chainmaker, crypto.resolve()))
     cfg = NetworkConfig(nodes=entries, root=root)
+    cfg.write_sdk_config(chainmaker)
     cfg.save()
     return cfg
 
 
-def ensure_network(root: Path, nodes: int = 4, consensus: str = "tbft") -> NetworkConfig | None:
+def ensure_network(
+    root: Path, nodes: int = 4, consensus: str = "tbft", orgs: int | None = None
+) -> NetworkConfig | None:
     """Initialise ``root`` as ``academy chain init`` would by default, unless it holds a chain.
 
     Returns the new network, or None when ``root`` already held one (it is then left as it is).
@@ -171,4 +245,4 @@ def ensure_network(root: Path, nodes: int = 4, consensus: str = "tbft") -> Netwo
         load_engine(consensus)
     except EngineNotFound as exc:
         raise NetworkError(str(exc)) from None
-    return init_network(root, nodes, consensus)
+    return init_network(root, nodes, consensus, orgs=orgs)

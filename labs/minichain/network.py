@@ -20,6 +20,7 @@ from typing import TypeGuard
 import httpx
 
 from . import procfs
+from .genesis import load_genesis
 from .jsonrpc import call as rpc
 from .lifetime import follow_parent_preexec
 from .netconfig import NetworkConfig, NetworkError
@@ -76,8 +77,9 @@ def assign_ports(cfg: NetworkConfig) -> None:
     for i, node in enumerate(cfg.nodes):
         if _is_our_node(node.pid, cfg, i):
             continue
-        if not (port_free(node.p2p_port, cfg.host) and port_free(node.rpc_port, cfg.host)):
-            node.p2p_port, node.rpc_port = free_ports(2, cfg.host)
+        ports = (node.p2p_port, node.rpc_port, node.grpc_port)
+        if not all(port_free(p, cfg.host) for p in ports):
+            node.p2p_port, node.rpc_port, node.grpc_port = free_ports(3, cfg.host)
 
 
 def start_node(cfg: NetworkConfig, index: int, follow_caller: bool = False) -> int:
@@ -158,6 +160,9 @@ def start_network(root: Path, wait: bool = True, follow_caller: bool = False) ->
     cfg = NetworkConfig.load(root)
     assign_ports(cfg)
     cfg.save()
+    chainmaker = load_genesis(cfg.genesis_path).chainmaker
+    if chainmaker is not None:  # the SDK's config names the gRPC ports this start picked
+        cfg.write_sdk_config(chainmaker)
     for i in range(len(cfg.nodes)):
         start_node(cfg, i, follow_caller)
     if wait:

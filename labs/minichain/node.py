@@ -162,6 +162,8 @@ class Node:
         )
         self.dispatcher = RpcDispatcher(self.app, node=self)
         self.started = time.time()
+        self._cm_gossip: list[bytes] = []
+        self.grpc_server: Any = None
 
     # -- engine lifecycle ----------------------------------------------------------------------
     def guard(self, fn: Any, *args: Any) -> None:
@@ -201,6 +203,19 @@ class Node:
                 log.warning("malformed consensus message from %s", sender[:8])
                 return
             self.guard(self.engine.on_message, sender, msg)
+        elif kind == "cm" and isinstance(body, list) and self.app.chainmaker is not None:
+            from .chainmaker.executor import RequestRefused
+
+            added = False
+            for raw in body:
+                if isinstance(raw, bytes):
+                    try:
+                        self.app.check_cm(raw)
+                        added = True
+                    except RequestRefused:
+                        pass
+            if added and self.engine is not None and not self.halted:
+                self.guard(self.engine.on_transactions)
         elif kind == "tx" and isinstance(body, list):
             added = False
             for raw in body:
@@ -224,6 +239,35 @@ class Node:
             asyncio.get_running_loop().call_soon(self._flush_gossip)
         self._gossip.append(raw)
         return tx_hash
+
+    def submit_cm(self, raw: bytes) -> None:
+        """Gossip a ChainMaker request this node admitted (over gRPC) to the other validators."""
+        if not self._cm_gossip:
+            asyncio.get_running_loop().call_soon(self._flush_cm_gossip)
+        self._cm_gossip.append(raw)
+
+    def _flush_cm_gossip(self) -> None:
+        batch, self._cm_gossip = self._cm_gossip, []
+        if batch:
+            self.transport.broadcast(["cm", batch])
+            if self.engine is not None and not self.halted:
+                self.guard(self.engine.on_transactions)
+
+    async def start_grpc(self) -> None:
+        """ChainMaker's RpcNode on the node's gRPC port, when the chain has ChainMaker orgs."""
+        cm = self.genesis.chainmaker
+        if cm is None or not self.entry.grpc_port or not self.entry.chainmaker_node:
+            return
+        from .chainmaker.service import AppView, RpcNode, server_credentials, start_server
+
+        view = AppView(
+            self.app,
+            [(n.id, f"{self.network.host}:{n.grpc_port}") for n in self.network.nodes],
+        )
+        rpc = RpcNode(self.app, view, cm, self.submit_cm)
+        creds = server_credentials(self.network.root / self.entry.chainmaker_node, cm)
+        self.grpc_server = await start_server(rpc, self.network.host, self.entry.grpc_port, creds)
+        log.info("node %s gRPC RpcNode on %s", self.id[:8], self.entry.grpc_port)
 
     def _flush_gossip(self) -> None:
         batch, self._gossip = self._gossip, []
@@ -383,6 +427,7 @@ class Node:
         await self.transport.start()
         self.start_engine()
         await site.start()
+        await self.start_grpc()
         log.info("node %s up: rpc %s:%s", self.id[:8], self.network.host, self.entry.rpc_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -390,6 +435,8 @@ class Node:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         self.halted = True
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(1.0)
         await self.transport.close()
         await runner.cleanup()
         self.store.close()

@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS txs (
     hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consensus (id INTEGER PRIMARY KEY CHECK (id = 0), state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS cm_txs (
+    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, result BLOB NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -67,6 +70,8 @@ class BlockRecord:
     receipts: bytes
     senders: bytes
     tx_hashes: Sequence[bytes]
+    cm_results: Sequence[tuple[str, bytes]] = ()
+    """(tx id, serialised Result) of the block's ChainMaker requests, in block order."""
 
 
 class StateDB(BaseDB):
@@ -222,6 +227,13 @@ class Store:
                     "INSERT OR REPLACE INTO txs VALUES (?, ?, ?)",
                     ((h, record.height, i) for i, h in enumerate(record.tx_hashes)),
                 )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO cm_txs VALUES (?, ?, ?, ?)",
+                    (
+                        (tx_id, record.height, i, result)
+                        for i, (tx_id, result) in enumerate(record.cm_results)
+                    ),
+                )
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (record.height,))
                 if genesis_hash is not None:
                     conn.execute(
@@ -293,6 +305,19 @@ class Store:
         """(height, index) of a committed transaction."""
         row = self._one("SELECT height, idx FROM txs WHERE hash = ?", (tx_hash,))
         return None if row is None else (int(row[0]), int(row[1]))
+
+    def cm_tx(self, tx_id: str) -> tuple[int, int, bytes] | None:
+        """(height, index in the block's ChainMaker section, Result) of a committed request."""
+        row = self._one("SELECT height, idx, result FROM cm_txs WHERE tx_id = ?", (tx_id,))
+        return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+
+    def cm_results_at(self, height: int) -> list[bytes]:
+        """The Results of block ``height``'s ChainMaker requests, in block order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT result FROM cm_txs WHERE height = ? ORDER BY idx", (height,)
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def blooms(self, first: int, last: int) -> Iterator[tuple[int, bytes]]:
         """(height, logs bloom) for committed blocks in [first, last], for cheap log filtering."""

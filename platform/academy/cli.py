@@ -69,6 +69,9 @@ def chain_init(
         list[str] | None, typer.Option(help="consensus parameter NAME=VALUE (repeatable)")
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing chain in DATA")] = False,
+    orgs: Annotated[
+        int | None, typer.Option(help="ChainMaker orgs, each with its CA [one per validator]")
+    ] = None,
 ) -> None:
     """Create the consortium CA, validator keys and certificates, dev accounts and genesis."""
     if identity not in ("permissionedWithCert", "permissionedWithKey"):
@@ -87,21 +90,33 @@ def chain_init(
         except json.JSONDecodeError:
             params[name] = value
     try:
-        cfg = init_network(data, nodes, consensus, identity, accounts, chain_id, params, force)
+        cfg = init_network(
+            data, nodes, consensus, identity, accounts, chain_id, params, force, orgs=orgs
+        )
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:
         raise fail(str(exc)) from None
     out.print(f"initialised a {nodes}-node {consensus} chain in {cfg.root} ({identity})")
 
 
 def _summary(cfg: NetworkConfig) -> dict:
-    return {
+    genesis = load_genesis(cfg.genesis_path)
+    summary: dict = {
         "nodes": [
             {"rpc_url": cfg.rpc_url(i), "pid": n.pid, "id": n.id} for i, n in enumerate(cfg.nodes)
         ],
         "accounts": cfg.accounts(),
-        "chain_id": load_genesis(cfg.genesis_path).chain_id,
+        "chain_id": genesis.chain_id,
         "data": str(cfg.root),
     }
+    if genesis.chainmaker is not None:
+        for i, node in enumerate(summary["nodes"]):
+            node["grpc_addr"] = cfg.grpc_addr(i)
+        summary["chainmaker"] = {
+            "chain_id": genesis.chainmaker.chain_id,
+            "sdk_config": str(cfg.sdk_config_path),
+            "crypto_config": str(cfg.crypto_config),
+        }
+    return summary
 
 
 @chain_app.command("up")
@@ -112,16 +127,21 @@ def chain_up(
         str, typer.Option(help="consensus, when DATA must be initialised first")
     ] = "tbft",
     detach: Annotated[
-        bool, typer.Option(help="return once every node answers; print JSON")
+        bool, typer.Option(help="return once every node answers; print JSON (and only that)")
     ] = False,
+    orgs: Annotated[
+        int | None, typer.Option(help="ChainMaker orgs, when DATA must be initialised first")
+    ] = None,
 ) -> None:
     """Start every validator of the network in DATA (initialising it first if empty)."""
     from labs.minichain.network import start_network, stop_network
 
     try:
-        if ensure_network(data, nodes, consensus):
-            out.print(
-                f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)"
+        if ensure_network(data, nodes, consensus, orgs):
+            # stderr: with --detach, stdout is the JSON alone (so `| jq` works on a first up)
+            err.print(
+                f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)",
+                highlight=False,
             )
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:
         raise fail(str(exc)) from None

@@ -1,0 +1,181 @@
+"""The chain configuration in the shape of ChainMaker's ``bc1.yml``, and the SDK's ``sdk_config.yml``.
+
+Every validator must judge a request alike, so the configuration that decides (trust roots, org of
+each consensus node, resource policies) is part of the genesis, with the CA certificates inline.
+``bc1.yml`` beside it is the same configuration as ChainMaker writes it, naming the CA files, for
+people and tools to read; ``sdk_config.yml`` is what ``ChainClient.from_conf()`` reads as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+CHAIN_ID = "chain1"
+VERSION = "v3.0.0"
+# ChainMaker's consensus type numbers (its ConsensusType enum), for the engines minichain runs
+CONSENSUS_TYPES = {"solo": 0, "tbft": 1, "raft": 4}
+# ChainMaker's address type numbers: 2 is Ethereum-style (keccak of the public key, last 20 bytes)
+ADDR_TYPE_ETHEREUM = 2
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+
+
+class Policy(BaseModel):
+    """Who must endorse: ``rule`` is ANY, MAJORITY, ALL, SELF, FORBIDDEN or a ratio like 2/3."""
+
+    rule: str = "MAJORITY"
+    org_list: list[str] = Field(default_factory=list)
+    role_list: list[str] = Field(default_factory=list)
+
+
+class ResourcePolicy(BaseModel):
+    resource_name: str
+    policy: Policy
+
+
+class TrustRoot(BaseModel):
+    org_id: str
+    root: list[str] = Field(description="PEM certificates of the org's CAs")
+
+
+class ConsensusOrg(BaseModel):
+    org_id: str
+    node_id: list[str]
+
+
+class BlockSettings(BaseModel):
+    tx_timestamp_verify: bool = True
+    tx_timeout: int = 600
+    block_tx_capacity: int = 1000
+    block_size: int = 10
+    block_interval: int = 10
+
+
+def default_policies() -> list[ResourcePolicy]:
+    """ChainMaker's defaults: a contract's lifecycle needs a majority of org admins."""
+    majority = Policy(rule="MAJORITY", role_list=["admin"])
+    names = [
+        "CONTRACT_MANAGE-INIT_CONTRACT",
+        "CONTRACT_MANAGE-UPGRADE_CONTRACT",
+        "CONTRACT_MANAGE-FREEZE_CONTRACT",
+        "CONTRACT_MANAGE-UNFREEZE_CONTRACT",
+        "CONTRACT_MANAGE-REVOKE_CONTRACT",
+        "CHAIN_CONFIG-CORE_UPDATE",
+        "CHAIN_CONFIG-BLOCK_UPDATE",
+        "CHAIN_CONFIG-TRUST_ROOT_ADD",
+        "CHAIN_CONFIG-TRUST_ROOT_DELETE",
+        "CHAIN_CONFIG-NODE_ORG_ADD",
+        "CHAIN_CONFIG-NODE_ORG_DELETE",
+    ]
+    policies = [ResourcePolicy(resource_name=n, policy=majority) for n in names]
+    self_admin = Policy(rule="SELF", role_list=["admin"])
+    policies += [
+        ResourcePolicy(resource_name="CHAIN_CONFIG-NODE_ID_UPDATE", policy=self_admin),
+        ResourcePolicy(resource_name="CHAIN_CONFIG-TRUST_ROOT_UPDATE", policy=self_admin),
+    ]
+    any_admin = Policy(rule="ANY", role_list=["admin"])
+    for name in (
+        "CERT_MANAGE-CERTS_FREEZE",
+        "CERT_MANAGE-CERTS_UNFREEZE",
+        "CERT_MANAGE-CERTS_REVOKE",
+    ):
+        policies.append(ResourcePolicy(resource_name=name, policy=any_admin))
+    return policies
+
+
+class ChainMakerConfig(BaseModel):
+    """What ``bc1.yml`` holds, with the trust roots inline (so the genesis hash covers them)."""
+
+    chain_id: str = CHAIN_ID
+    version: str = VERSION
+    sequence: int = 0
+    auth_type: str = "permissionedWithCert"
+    crypto: dict[str, str] = Field(default_factory=lambda: {"hash": "SHA256"})
+    vm: dict[str, Any] = Field(
+        default_factory=lambda: {"addr_type": ADDR_TYPE_ETHEREUM, "support_list": ["evm"]}
+    )
+    block: BlockSettings = Field(default_factory=BlockSettings)
+    consensus_type: int = 1
+    consensus_nodes: list[ConsensusOrg] = Field(default_factory=list)
+    trust_roots: list[TrustRoot] = Field(default_factory=list)
+    resource_policies: list[ResourcePolicy] = Field(default_factory=default_policies)
+
+    def policy(self, resource: str) -> Policy | None:
+        for rp in self.resource_policies:
+            if rp.resource_name == resource:
+                return rp.policy
+        return None
+
+    def orgs(self) -> list[str]:
+        return [t.org_id for t in self.trust_roots]
+
+
+def bc1_document(cfg: ChainMakerConfig, crypto_config: Path) -> dict[str, Any]:
+    """``bc1.yml`` as ChainMaker lays it out: trust roots name the CA files."""
+    return {
+        "chain_id": cfg.chain_id,
+        "version": cfg.version,
+        "sequence": cfg.sequence,
+        "auth_type": cfg.auth_type,
+        "crypto": cfg.crypto,
+        "contract": {"enable_sql_support": False},
+        "vm": cfg.vm,
+        "block": cfg.block.model_dump(),
+        "core": {"tx_scheduler_timeout": 10, "tx_scheduler_validate_timeout": 10},
+        "consensus": {
+            "type": cfg.consensus_type,
+            "nodes": [n.model_dump() for n in cfg.consensus_nodes],
+        },
+        "trust_roots": [
+            {"org_id": t.org_id, "root": [str(crypto_config / t.org_id / "ca" / "ca.crt")]}
+            for t in cfg.trust_roots
+        ],
+        "resource_policies": [rp.model_dump() for rp in cfg.resource_policies],
+    }
+
+
+def sdk_config_document(
+    chain_id: str,
+    crypto_config: Path,
+    org: str,
+    user: str,
+    grpc_addrs: list[str],
+    orgs: list[str],
+) -> dict[str, Any]:
+    """What ``ChainClient.from_conf()`` reads: one user of one org, every node, mutual TLS."""
+    folder = crypto_config / org / "user" / user
+    return {
+        "chain_client": {
+            "chain_id": chain_id,
+            "org_id": org,
+            "user_key_file_path": str(folder / f"{user}.tls.key"),
+            "user_crt_file_path": str(folder / f"{user}.tls.crt"),
+            "user_sign_key_file_path": str(folder / f"{user}.sign.key"),
+            "user_sign_crt_file_path": str(folder / f"{user}.sign.crt"),
+            "crypto": {"hash": "SHA256"},
+            "auth_type": "permissionedWithCert",
+            "retry_limit": 20,
+            "retry_interval": 500,
+            "nodes": [
+                {
+                    "node_addr": addr,
+                    "conn_cnt": 1,
+                    "enable_tls": True,
+                    "trust_root_paths": [str(crypto_config / o / "ca") for o in orgs],
+                    "tls_host_name": "chainmaker.org",
+                }
+                for addr in grpc_addrs
+            ],
+            "rpc_client": {"max_receive_message_size": 16, "max_send_message_size": 16},
+        }
+    }
+
+
+def write_yaml(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    tmp.replace(path)
