@@ -277,6 +277,7 @@ class _Relay:
         inward = asyncio.ensure_future(self._serve_inward())
         code = await self.exited
         inward.cancel()
+        print(f"jail: the server in {self.spec.home} exited ({code})", file=sys.stderr, flush=True)
         return code
 
     def _forward(self, sig: int) -> None:
@@ -336,15 +337,20 @@ async def _splice(
     sock: socket.socket,
     address: tuple[str, int],
 ) -> None:
-    """Connect ``sock`` to ``address`` and copy both ways until both sides are done."""
+    """Connect ``sock`` to ``address`` and copy both ways until both sides are done (or the
+    relay stops: then the connection just ends)."""
     try:
         await asyncio.get_running_loop().sock_connect(sock, address)
     except OSError:
         sock.close()
         writer.close()
         return
+    except asyncio.CancelledError:
+        sock.close()
+        return
     far_reader, far_writer = await asyncio.open_connection(sock=sock)
-    await asyncio.gather(_copy(reader, far_writer), _copy(far_reader, writer))
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(_copy(reader, far_writer), _copy(far_reader, writer))
     for w in (writer, far_writer):
         with contextlib.suppress(Exception):
             w.close()
