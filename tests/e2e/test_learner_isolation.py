@@ -142,3 +142,57 @@ def test_a_learners_cell_reaches_nothing_of_other_learners_or_the_platform(platf
     assert found["own_chain"].startswith("0x"), found["own_chain"]
     assert found["academy_user"] == "learner1"
     assert found["pids_seen"] >= 1  # the cell saw its own processes, and only those
+
+
+FOLLOW = textwrap.dedent(
+    """
+    import json, time, urllib.request
+
+    def chain_id(url):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).encode()
+        req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as reply:
+            return json.load(reply)["result"]
+
+    deadline, last = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        try:
+            print(json.dumps({"answered": chain_id(NEW_RPC)}))
+            break
+        except OSError as exc:
+            last = exc
+            time.sleep(0.5)
+    else:
+        print(json.dumps({"answered": None, "error": repr(last)}))
+    """
+)
+
+
+def test_a_learners_cell_reaches_each_chain_of_theirs_started_after_the_spawn(
+    platform_hub, tmp_path: Path
+) -> None:
+    """A lab opened later (its chain started by academy while the server runs, on ports nobody
+    knew at the spawn) is reachable from the learner's kernel without a server restart."""
+    from labs.sandbox import LabSpec, SandboxManager
+
+    state = Path(platform_hub.settings.state_dir).resolve()
+    sandbox = SandboxManager(state_dir=str(state / "sandbox"))
+    toml = tmp_path / "second-lab" / "lab.toml"
+    toml.parent.mkdir()
+    toml.write_text('[lab]\nid = "second-lab"\n\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
+    learner = HubBrowser(platform_hub)
+    try:
+        learner.login("learner1", "learner1-demo")
+        learner.spawn()
+        first = sandbox.status(
+            "learner1", LabSpec.from_toml(Path(platform_hub.settings.hub_lab)).id
+        )
+        second = sandbox.ensure("learner1", LabSpec.from_toml(toml)).rpc_urls
+        assert second and second != first.rpc_urls, (first.rpc_urls, second)
+        found = json.loads(
+            run_cell(learner, f"NEW_RPC = {second[0]!r}\n" + FOLLOW).strip().splitlines()[-1]
+        )
+    finally:
+        learner.close()
+        sandbox.destroy("learner1", "second-lab")
+    assert str(found["answered"]).startswith("0x"), found

@@ -157,6 +157,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     if s.hub_lab:
         # pre-started chains in the lab's shape for the next logins
         c.ProcessBackend.pool_size = int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE") or POOL_SIZE)
+        c.AcademySpawner.isolate_chains = str(Path(s.sandbox_dir or state / "sandbox"))
         c.AcademySpawner.lab_env = sandbox_chains(
             Path(s.hub_lab),
             Path(s.sandbox_dir or state / "sandbox"),

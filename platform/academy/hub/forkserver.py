@@ -73,6 +73,8 @@ PRELOAD = (
         )
     ),
     "jupyter_server.services.shutdown",
+    # the relay of a jailed server reads the learner's chains (academy.hub.jail)
+    "labs.sandbox.manager",
 )
 
 #: variables the parent keeps from the hub's environment (everything else, secrets included, stays out)

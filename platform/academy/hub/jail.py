@@ -13,8 +13,9 @@ chain and PostgreSQL on loopback. A jailed server instead runs:
 - in a **network namespace** with only its own loopback. A relay (this module's :func:`jail`, the
   server's parent, outside every namespace of the learner) listens inside on exactly the
   loopback ports the server needs (the hub's API, the hub's public port where academy is, the
-  learner's own chain) and connects each to the same port on the machine; and it listens on the
-  machine's loopback at the server's port, so the proxy reaches the server as before.
+  RPC ports of the learner's own running chains, followed as they start, stop and change ports)
+  and connects each to the same port on the machine; and it listens on the machine's loopback at
+  the server's port, so the proxy reaches the server as before.
 
 bubblewrap builds the namespaces (it holds them with an idle process as their pid 1). The server
 joins them with ``setns`` instead of being started by bubblewrap, because it is forked from the
@@ -73,6 +74,11 @@ class Jail:
     """folders replaced by empty ones inside (the platform's state folder), besides ``HIDDEN``"""
     expose: list[str] = field(default_factory=lambda: [python_home()])
     """folders inside hidden ones that stay visible, read-only (the Python the kernels run)"""
+    learner: str = ""
+    """whose lab chains the relay follows (with ``chains``)"""
+    chains: str = ""
+    """labs.sandbox state folder of the learners' chains: the relay forwards the ports of the
+    learner's *running* chains there, as they start, stop and move to other ports"""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -87,6 +93,8 @@ class Jail:
             forward=[[int(p), str(h)] for p, h in values.get("forward", [])],
             hide=[str(h) for h in values.get("hide", [])],
             expose=[str(e) for e in values.get("expose", [python_home()])],
+            learner=str(values.get("learner", "")),
+            chains=str(values.get("chains", "")),
         )
 
 
@@ -264,6 +272,7 @@ class _Relay:
         self.jail_net, self.home_net = jail_net, home_net
         self.outward = outward
         self.exited: asyncio.Future[int] | None = None
+        self._sandbox: Any = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -274,11 +283,73 @@ class _Relay:
         self._reap()  # it may have ended before the handler was there
         for s, host, port in self.outward:
             await asyncio.start_server(self._outward(host, port), sock=s)
-        inward = asyncio.ensure_future(self._serve_inward())
+        tasks = [asyncio.ensure_future(self._serve_inward())]
+        if self.spec.chains:
+            tasks.append(asyncio.ensure_future(self._follow_chains()))
         code = await self.exited
-        inward.cancel()
+        for task in tasks:
+            task.cancel()
         print(f"jail: the server in {self.spec.home} exited ({code})", file=sys.stderr, flush=True)
         return code
+
+    def _chain_ports(self) -> dict[int, str]:
+        """``{port: host}`` of the learner's running chains now (read from labs.sandbox)."""
+        from urllib.parse import urlsplit
+
+        from labs.sandbox.env import learner_slug
+        from labs.sandbox.manager import SandboxManager
+
+        if self._sandbox is None:
+            self._sandbox = SandboxManager(state_dir=self.spec.chains)
+        ports: dict[int, str] = {}
+        envs = Path(self.spec.chains) / "envs"
+        for record in envs.glob(f"{learner_slug(self.spec.learner)}-*.json"):
+            try:
+                values = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue
+            if values.get("learner") != self.spec.learner:
+                continue
+            env = self._sandbox.status(self.spec.learner, str(values.get("lab_id")))
+            for url in env.rpc_urls if env.status == "running" else []:
+                parts = urlsplit(url)
+                if parts.port and parts.hostname:
+                    ports[parts.port] = parts.hostname
+        return ports
+
+    async def _follow_chains(self, every: float = 0.5) -> None:
+        """Listen inside on the ports of the learner's running chains, and on no others."""
+        open_: dict[int, asyncio.Server] = {}
+        while True:
+            try:
+                wanted = self._chain_ports()
+            except Exception as exc:  # a record half written, a chain folder being deleted
+                print(f"jail: reading the learner's chains: {exc!r}", file=sys.stderr, flush=True)
+                wanted = {port: "" for port in open_}
+            for port in set(open_) - set(wanted):
+                open_.pop(port).close()
+            for port, host in wanted.items():
+                if port in open_ or not host:
+                    continue
+                try:
+                    with _inside(self.jail_net, self.home_net):
+                        listener = _listener(port)
+                except OSError:  # the learner listens on that port inside: theirs to keep
+                    continue
+                open_[port] = await asyncio.start_server(self._to_chain(host, port), sock=listener)
+            await asyncio.sleep(every)
+
+    def _to_chain(self, host: str, port: int) -> Any:
+        forward = self._outward(host, port)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # checked again at each connection: a stopped chain's port may be another's by now
+            if self._chain_ports().get(port) != host:
+                writer.close()
+                return
+            await forward(reader, writer)
+
+        return handle
 
     def _forward(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -96,6 +96,13 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         help="Folders a jailed server sees empty (the platform's state, courses, chains), "
         "besides /tmp, /run and the like; the learner's own folder is put back inside",
     )
+    isolate_chains = Unicode(
+        "",
+        config=True,
+        help="labs.sandbox state folder of the learners' chains: a jailed server reaches its "
+        "learner's running chains there, whatever their ports; empty: only the chain named in "
+        "ACADEMY_RPC_URLS at spawn (a chain shared by everyone, say)",
+    )
     isolate_uid_base = Integer(
         200000,
         config=True,
@@ -229,7 +236,7 @@ class AcademySpawner(SimpleLocalProcessSpawner):
             if env.get(name):
                 env[name] = _forwarded(str(env[name]), forward)
         for name in ("ACADEMY_RPC_URL", "ACADEMY_RPC_URLS"):
-            if env.get(name):
+            if env.get(name) and not self.isolate_chains:  # else the relay follows the chains
                 urls = str(env[name]).split(",")
                 env[name] = ",".join(_forwarded(u.strip(), forward) for u in urls if u.strip())
         return Jail(
@@ -238,6 +245,8 @@ class AcademySpawner(SimpleLocalProcessSpawner):
             port=self.port,
             forward=[[port, host] for port, host in sorted(forward.items())],
             hide=[str(Path(h).resolve()) for h in self.isolate_hide],
+            learner=self.user.name,
+            chains=str(Path(self.isolate_chains).resolve()) if self.isolate_chains else "",
         )
 
     async def _listening(self, ip: str, port: int) -> bool:
