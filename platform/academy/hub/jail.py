@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -74,6 +75,8 @@ class Jail:
     """folders replaced by empty ones inside (the platform's state folder), besides ``HIDDEN``"""
     expose: list[str] = field(default_factory=lambda: [python_home()])
     """folders inside hidden ones that stay visible, read-only (the Python the kernels run)"""
+    nproc: int = 1024
+    """processes and threads the learner's user may have at once (a fork bomb stops there)"""
     learner: str = ""
     """whose lab chains the relay follows (with ``chains``)"""
     chains: str = ""
@@ -93,6 +96,7 @@ class Jail:
             forward=[[int(p), str(h)] for p, h in values.get("forward", [])],
             hide=[str(h) for h in values.get("hide", [])],
             expose=[str(e) for e in values.get("expose", [python_home()])],
+            nproc=int(values.get("nproc", 1024)),
             learner=str(values.get("learner", "")),
             chains=str(values.get("chains", "")),
         )
@@ -189,6 +193,8 @@ def _become_learner(holder: int, spec: Jail) -> None:
         _setns(fd, kind)
         os.close(fd)
     os.chdir(spec.home)
+    # counted per user: each learner has their own, so one learner's processes never starve another's
+    resource.setrlimit(resource.RLIMIT_NPROC, (spec.nproc, spec.nproc))
     os.setgroups([])
     os.setresgid(spec.uid, spec.uid, spec.uid)
     os.setresuid(spec.uid, spec.uid, spec.uid)  # from root to another user: every capability goes
