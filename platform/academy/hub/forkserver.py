@@ -4,10 +4,11 @@ A single-user server spends ~5 s of CPU before it listens, nearly all of it impo
 jupyter_server, JupyterLab and their extensions; twenty learners logging in at once on two cores
 wait a minute for that alone. This parent imports all of it once, when the hub starts; at each
 spawn it forks a child that takes the learner's own environment (hub token, base URL, academy
-token, RPC URLs), working folder and arguments, and only then builds its server. The child is as
-separate from other learners as a ``SimpleLocalProcessSpawner`` process (same OS user, its own
-folder, its own token, its own session); it holds nothing of another learner because the parent
-never saw one before forking, and the parent runs with a minimal environment (no hub secrets).
+token, RPC URLs), working folder and arguments, and only then builds its server. It holds nothing
+of another learner because the parent never saw one before forking, and the parent runs with a
+minimal environment (no hub secrets). With a jail in the request (:mod:`academy.hub.jail`) the
+child becomes the relay of the learner's jail and the server is forked once more, into the
+learner's namespaces and user: the imported pages are shared all the same.
 
     python -m academy.hub.forkserver --socket PATH [--parent PID]
 
