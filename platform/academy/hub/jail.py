@@ -250,6 +250,9 @@ def jail(spec: Jail, server: Callable[[], int]) -> int:
             try:
                 for s, _host, _port in outward:
                     s.close()
+                # a session of its own, as an unjailed server has: a signal to the relay's
+                # process group reaches the server once, through the relay, not twice
+                os.setsid()
                 _become_learner(pid1, spec)
                 code = server()
             except SystemExit as exc:
