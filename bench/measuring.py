@@ -48,6 +48,23 @@ def server_pids(root: int, home: Path) -> list[int]:
     return sorted(set(out))
 
 
+def learner_tree(pids: Iterable[int], parents: Iterable[int]) -> list[int]:
+    """``pids`` with every process of theirs below one of ``parents`` (the warm parent): a
+    jailed server's relay and the bubblewrap processes holding its namespaces count as its own."""
+    parents, roots = set(parents), set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            while proc.ppid() not in parents and proc.ppid() > 1:
+                parent = proc.parent()
+                if parent is None:
+                    break
+                proc = parent
+            if proc.ppid() in parents:
+                roots.add(proc.pid)
+    return sorted({*pids, *(p for root in roots for p in process_tree(root))})
+
+
 def children_running(pid: int, marker: str) -> list[int]:
     """The direct children of ``pid`` whose command line contains ``marker``."""
     found = []

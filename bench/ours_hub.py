@@ -1,13 +1,15 @@
 """The platform's own hub for bench/time_to_lab.py: ``academy up``'s JupyterHub with a per-learner
 4-validator chain from labs.sandbox (process backend), and a warm pool of chains filled before the
-clock starts (the issue allows pre-started servers and chains)."""
+clock starts (the issue allows pre-started servers and chains). With ``isolate`` (the default, as
+``academy up`` runs) each learner's server runs in its jail (academy.hub.jail); without, it runs
+as the hub's user: the two side by side give the jail's cost."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bench.measuring import children_running, pss_mib, server_pids
+from bench.measuring import children_running, learner_tree, pss_mib, server_pids
 from labs.minichain.jsonrpc import call
 from labs.minichain.ports import free_port
 from labs.sandbox import SandboxManager
@@ -17,7 +19,7 @@ LAB = '[lab]\nid = "time-to-lab"\n\n[chain]\nvalidators = 4\nconsensus = "tbft"\
 
 
 class OursHub:
-    def __init__(self, state: Path, learners: int) -> None:
+    def __init__(self, state: Path, learners: int, isolate: bool = True) -> None:
         from academy.db import make_engine
         from academy.hub.launcher import start_hub
         from academy.services.seed import seed_demo
@@ -37,6 +39,7 @@ class OursHub:
             port=free_port(),
             hub_lab=lab,
             hub_chain_rpc_urls="",
+            hub_isolate=isolate,
         )
         # the hub's spawner builds its own SandboxManager on STATE/sandbox: give it the same pool
         os.environ["ACADEMY_SANDBOX_POOL_SIZE"] = str(learners)
@@ -65,7 +68,8 @@ class OursHub:
     def learner_pids(self, user: str) -> list[int]:
         home = Path(self.settings.state_dir).resolve() / "hub" / "users" / user
         env = self.sandbox.status(user, "time-to-lab")
-        pids = server_pids(self.run.proc.pid, home)
+        parents = children_running(self.run.proc.pid, "academy.hub.forkserver")
+        pids = learner_tree(server_pids(self.run.proc.pid, home), parents)
         return pids + self._process_backend().pids(env.env_id)
 
     def _idle_chain_mib(self) -> float:

@@ -5,14 +5,16 @@ Both hubs run in the same process run, on loopback, with the real configurable-h
 - **stock**: JupyterHub with SimpleLocalProcessSpawner and DummyAuthenticator, as its docs set it up
   (the anchor; no chain at all);
 - **ours**: ``academy up``'s hub (``academy.hub.launcher.start_hub``): academy's authenticator, the
-  academy spawner, and the learner's own chain from ``labs.sandbox`` (process backend, warm pool).
+  academy spawner, and the learner's own chain from ``labs.sandbox`` (process backend, warm pool),
+  each learner's server in its jail (``academy.hub.jail``: namespaces, a user of its own, a relay);
+- **ours-open**: the same hub with ``ACADEMY_HUB_ISOLATE=false`` (no jail): what the jail costs.
 
 A learner's time is measured from the login POST until ``/user/<name>/lab`` answers 200 through the
 proxy and (ours) the learner's chain answers ``eth_blockNumber`` on every validator. Reported: one
 learner at a time (p50 over ``--single`` logins) and a burst of ``--burst`` learners at once (p95),
 and the memory (PSS) per active learner with one open kernel and (ours) their chain.
 
-    .venv/bin/python bench/time_to_lab.py [--single 5] [--burst 20] [--only stock|ours]
+    .venv/bin/python bench/time_to_lab.py [--single 5] [--burst 20] [--only stock|ours|ours-open]
 
 Goals (issue 6): p50 <= 2 s, burst-20 p95 <= 15 s, <= 250 MiB per learner.
 """
@@ -251,7 +253,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=5)
     parser.add_argument("--burst", type=int, default=20)
-    parser.add_argument("--only", choices=["stock", "ours"])
+    parser.add_argument("--only", choices=["stock", "ours", "ours-open"])
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (hub logs)")
     args = parser.parse_args()
     if not PROXY.exists():
@@ -269,29 +271,39 @@ def main() -> int:
                 results["stock"] = run(hub, args.single, args.burst)
             finally:
                 hub.stop()
-        if args.only in (None, "ours"):
-            from bench.ours_hub import OursHub  # academy's hub with sandbox chains
+        from bench.ours_hub import OursHub  # academy's hub with sandbox chains
 
-            (Path(tmp) / "ours").mkdir()
-            hub = OursHub(Path(tmp) / "ours", learners=args.single + args.burst)
+        for name, isolate in (("ours", True), ("ours-open", False)):
+            if args.only not in (None, name):
+                continue
+            (Path(tmp) / name).mkdir()
+            hub = OursHub(Path(tmp) / name, learners=args.single + args.burst, isolate=isolate)
             try:
-                results["ours"] = run(hub, args.single, args.burst)
+                results[name] = run(hub, args.single, args.burst)
             finally:
                 hub.stop()
     for name, row in results.items():
         print(
-            f"{name:6} single p50 {row['single_p50_s']:6.2f} s   burst-{args.burst} p95 "
+            f"{name:9} single p50 {row['single_p50_s']:6.2f} s   burst-{args.burst} p95 "
             f"{row['burst_p95_s']:6.2f} s (median {row['burst_median_s']:.2f})   "
             f"PSS per active learner {row['pss_per_learner_mib']:.0f} MiB"
         )
         for item, mib in row["pooled_idle_mib"].items():
-            print(f"{'':6} kept warm, not yet any learner's: {item} {mib:.0f} MiB")
+            print(f"{'':9} kept warm, not yet any learner's: {item} {mib:.0f} MiB")
     if "stock" in results and "ours" in results:
         s, o = results["stock"], results["ours"]
         print(
             f"ratio ours/stock: single {o['single_p50_s'] / s['single_p50_s']:.2f}x, burst p95 "
             f"{o['burst_p95_s'] / s['burst_p95_s']:.2f}x, memory "
             f"{o['pss_per_learner_mib'] / s['pss_per_learner_mib']:.2f}x"
+        )
+    if "ours" in results and "ours-open" in results:
+        o, n = results["ours"], results["ours-open"]
+        print(
+            f"ratio ours/ours-open (the jail's cost): single "
+            f"{o['single_p50_s'] / n['single_p50_s']:.2f}x, burst p95 "
+            f"{o['burst_p95_s'] / n['burst_p95_s']:.2f}x, memory "
+            f"{o['pss_per_learner_mib'] / n['pss_per_learner_mib']:.2f}x"
         )
     print(json.dumps(results))
     return 0

@@ -12,6 +12,8 @@ command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # page tests (Playwright drives it)
 # a CJK font, so pages in Chinese render as text (not boxes) in Chromium and its screenshots
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
+# bubblewrap: the embedded hub runs each learner's server in namespaces of its own
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"

@@ -3,9 +3,11 @@
 One launcher process per chain (``labs.sandbox.launcher network``) imports minichain once and forks
 one child per validator, so a 4-validator chain costs about one import's worth of memory. The chain
 folder lives under ``state_dir/<env_id>/``; ports are picked free at every start (several chains and
-other programs share this machine). There is no isolation between learners beyond what the OS gives
-local users: this backend is for one machine, one developer or a small trusted cohort. Use the
-``docker`` backend for real learners.
+other programs share this machine). The chains themselves are not isolated: any program of this
+machine's own reaches every chain on loopback. What keeps learners off each other's chains is the
+embedded hub's jail around each learner's server (``academy.hub.jail``: its network reaches only
+the ports of that learner's running chains). The ``docker`` backend gives each learner a network
+of their own instead.
 """
 
 from __future__ import annotations

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     hub_chain_rpc_urls: str = Field(
         "", description="RPC URLs (comma-separated) of one chain shared by every learner"
     )
+    hub_isolate: bool = Field(
+        True,
+        description="run each learner's server and kernels in a jail of their own "
+        "(academy.hub.jail: bubblewrap, a hub running as root); false: as the hub's user, "
+        "with no boundary between learners",
+    )
 
     # --- certificates (credentials) ----------------------------------------------------------
     public_url: str = Field(

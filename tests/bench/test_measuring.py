@@ -14,6 +14,7 @@ import pytest
 from bench.measuring import (
     children_running,
     command_line,
+    learner_tree,
     pct,
     process_cpu_seconds,
     process_tree,
@@ -90,3 +91,13 @@ def test_pct_is_the_nearest_rank_quantile() -> None:
         5.0,
     )
     assert math.isnan(pct([], 0.5))
+
+
+def test_a_learners_tree_reaches_up_to_the_child_of_the_warm_parent(family) -> None:
+    """The server in ``work`` is the learner's; so is everything below the parent's parent's
+    child it descends from (a jail's relay and its siblings), and nothing beside it."""
+    parent, in_work, elsewhere, _work = family
+    grandparent = os.getpid()  # the test process plays the warm parent
+    assert learner_tree([in_work], [grandparent]) == sorted([parent.pid, in_work, elsewhere])
+    # a server that is itself the warm parent's child: only its own tree
+    assert learner_tree([in_work], [parent.pid]) == [in_work]

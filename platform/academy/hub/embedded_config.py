@@ -98,6 +98,7 @@ def fast_service_tokens(c: Config) -> None:
 def configure(c: Config, settings: Settings | None = None) -> None:
     """Fill the traitlets config ``c`` from the academy settings."""
     from academy.hub.authenticator import AcademyAuthenticator
+    from academy.hub.jail import why_unavailable
     from academy.hub.labchains import sandbox_chains, shared_chain
     from academy.hub.spawner import AcademySpawner
     from academy.settings import Settings
@@ -137,6 +138,14 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     c.AcademySpawner.academy_url = public_url(s) + s.base_path
     c.AcademySpawner.academy_internal_url = academy_internal_url(s)
     c.AcademySpawner.service_token = s.service_token
+    # each server in the learner's jail: the platform's folders are not the learner's to read
+    why_not = why_unavailable() if s.hub_isolate else "ACADEMY_HUB_ISOLATE is false"
+    c.AcademySpawner.isolate = not why_not
+    c.AcademySpawner.isolate_hide = [
+        str(p) for p in (state, Path(s.courses_dir).resolve(), s.sandbox_dir) if p
+    ]
+    if why_not:
+        print(f"academy: learners' servers run WITHOUT isolation: {why_not}", file=sys.stderr)
     c.Spawner.start_timeout = s.hub_spawn_timeout
     c.Spawner.http_timeout = s.hub_spawn_timeout
     # the server's own token also reaches academy, which asks the hub whose token it is
@@ -148,6 +157,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     if s.hub_lab:
         # pre-started chains in the lab's shape for the next logins
         c.ProcessBackend.pool_size = int(os.environ.get("ACADEMY_SANDBOX_POOL_SIZE") or POOL_SIZE)
+        c.AcademySpawner.isolate_chains = str(Path(s.sandbox_dir or state / "sandbox"))
         c.AcademySpawner.lab_env = sandbox_chains(
             Path(s.hub_lab),
             Path(s.sandbox_dir or state / "sandbox"),

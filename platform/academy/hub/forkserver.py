@@ -4,10 +4,11 @@ A single-user server spends ~5 s of CPU before it listens, nearly all of it impo
 jupyter_server, JupyterLab and their extensions; twenty learners logging in at once on two cores
 wait a minute for that alone. This parent imports all of it once, when the hub starts; at each
 spawn it forks a child that takes the learner's own environment (hub token, base URL, academy
-token, RPC URLs), working folder and arguments, and only then builds its server. The child is as
-separate from other learners as a ``SimpleLocalProcessSpawner`` process (same OS user, its own
-folder, its own token, its own session); it holds nothing of another learner because the parent
-never saw one before forking, and the parent runs with a minimal environment (no hub secrets).
+token, RPC URLs), working folder and arguments, and only then builds its server. It holds nothing
+of another learner because the parent never saw one before forking, and the parent runs with a
+minimal environment (no hub secrets). With a jail in the request (:mod:`academy.hub.jail`) the
+child becomes the relay of the learner's jail and the server is forked once more, into the
+learner's namespaces and user: the imported pages are shared all the same.
 
     python -m academy.hub.forkserver --socket PATH [--parent PID]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from academy.hub.jail import Jail, jail
 from labs.minichain.waiting import wait_until
 from labs.sandbox.forkserver import answers, fork_request, serve_forks
 
@@ -71,6 +74,8 @@ PRELOAD = (
         )
     ),
     "jupyter_server.services.shutdown",
+    # the relay of a jailed server reads the learner's chains (academy.hub.jail)
+    "labs.sandbox.manager",
 )
 
 #: variables the parent keeps from the hub's environment (everything else, secrets included, stays out)
@@ -97,16 +102,25 @@ def _check(request: dict[str, Any]) -> None:
         raise ValueError("a spawn request is {argv: [...], env: {...}, cwd: '...'}")
     if any(env.get(k) for k in _APP_VARS):
         raise ValueError("the warm parent runs the default single-user app only")
+    if request.get("jail") is not None:
+        Jail.from_json(json.dumps(request["jail"]))  # every field there and of its type
 
 
 def _server(request: dict[str, Any]) -> int:
-    """The forked child: become the learner's server (runs until the hub stops it)."""
-    cwd = Path(request["cwd"])
-    cwd.mkdir(parents=True, exist_ok=True)
-    os.chdir(cwd)
+    """The forked child: become the learner's server (runs until the hub stops it), or, with
+    ``"jail"`` in the request, the relay of a server in the learner's jail (:mod:`.jail`)."""
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in request["env"].items()})
     sys.argv = [str(a) for a in request["argv"]]
+    if request.get("jail") is not None:
+        return jail(Jail.from_json(json.dumps(request["jail"])), _singleuser)
+    cwd = Path(request["cwd"])
+    cwd.mkdir(parents=True, exist_ok=True)
+    os.chdir(cwd)
+    return _singleuser()
+
+
+def _singleuser() -> int:
     from jupyterhub.singleuser import main
 
     main()
@@ -164,12 +178,17 @@ class WarmParent:
         except (TimeoutError, ChildProcessError):
             return False
 
-    def spawn(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
-        """Fork a learner's server; returns its pid. Raises ``OSError``/``RuntimeError`` if the
-        parent cannot (the caller then starts the server the ordinary way)."""
+    def spawn(
+        self, argv: list[str], env: dict[str, str], cwd: str, jail: Jail | None = None
+    ) -> int:
+        """Fork a learner's server (in ``jail`` if given); returns its pid. Raises
+        ``OSError``/``RuntimeError`` if the parent cannot (the caller then starts it otherwise)."""
         if not self.ready():
             raise OSError(f"no warm parent answers at {self.sock_path}")
-        return fork_request(self.sock_path, {"argv": argv, "env": env, "cwd": cwd})
+        request: dict[str, Any] = {"argv": argv, "env": env, "cwd": cwd}
+        if jail is not None:
+            request["jail"] = json.loads(jail.to_json())
+        return fork_request(self.sock_path, request)
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None

@@ -5,6 +5,11 @@ platform: how to reach academy (``ACADEMY_URL`` and ``ACADEMY_TOKEN``, the serve
 which academy accepts because the hub grants it ``access:services!service=academy``), the RPC URLs
 of the learner's own lab chain (``ACADEMY_RPC_URL``/``ACADEMY_RPC_URLS``), and the academy
 JupyterLab extension (the Fetch/Submit menu and toolbar button, and its server side).
+
+With ``isolate`` (the embedded platform's default where bubblewrap is installed and the hub runs
+as root) each server and its kernels run in the learner's jail (:mod:`academy.hub.jail`): a user
+of their own, no other process in sight, the platform's folders hidden, and on the network only
+the hub, academy and their own chain.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import psutil
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 import academy
 from academy.hub.forkserver import WarmParent
+from academy.hub.jail import Jail
 
 #: where JupyterLab finds the built frontend extension (``labextensions/<name>`` below it)
 LABEXT_DATA = Path(academy.__file__).parent / "labext" / "share"
@@ -40,6 +46,7 @@ class AcademySpawner(SimpleLocalProcessSpawner):
     # ships no type information, so mypy would infer them from start()'s own assignments
     port: int
     api_token: str
+    cmd: list[str]
 
     academy_url = Unicode(
         config=True,
@@ -75,6 +82,31 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         config=True,
         help="Seconds between checks that a starting server listens: start() returns as soon as "
         "it does, so the hub's own (exponential back-off) check answers at its first try",
+    )
+
+    isolate = Bool(
+        False,
+        config=True,
+        help="Run each server and its kernels in the learner's jail (academy.hub.jail); needs "
+        "bubblewrap and a hub running as root",
+    )
+    isolate_hide = List(
+        Unicode(),
+        config=True,
+        help="Folders a jailed server sees empty (the platform's state, courses, chains), "
+        "besides /tmp, /run and the like; the learner's own folder is put back inside",
+    )
+    isolate_chains = Unicode(
+        "",
+        config=True,
+        help="labs.sandbox state folder of the learners' chains: a jailed server reaches its "
+        "learner's running chains there, whatever their ports; empty: only the chain named in "
+        "ACADEMY_RPC_URLS at spawn (a chain shared by everyone, say)",
+    )
+    isolate_uid_base = Integer(
+        200000,
+        config=True,
+        help="A jailed server runs as user isolate_uid_base + the hub's id of the learner",
     )
 
     @default("cmd")
@@ -123,7 +155,7 @@ class AcademySpawner(SimpleLocalProcessSpawner):
             # listen gets another port (and a listener that is not ours never counts as ready)
             self.port = fixed or _draw_port()
             self._drawn_port = not fixed
-            address = await (self._fork() if self._warm() else super().start())
+            address = await (self._fork() if self._warm() else self._start_anew())
             if await self._timed("server listening", self._listening(*address)):
                 return address
             if fixed or await self.poll() is None:
@@ -171,17 +203,51 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         """The learner's server, forked from the warm parent (the ordinary start if it cannot)."""
         env = self.get_env()
         argv = ["jupyterhub-singleuser", *self.get_args()]
+        cell = self._jail(env) if self.isolate else None
         try:
             pid = await asyncio.to_thread(
-                warm_parent(self.warm_parent_socket).spawn, argv, env, self.home_dir
+                warm_parent(self.warm_parent_socket).spawn, argv, env, self.home_dir, cell
             )
         except (OSError, RuntimeError) as exc:
             self.log.warning("no warm parent (%s): starting %s's server anew", exc, self.user.name)
-            return await super().start()
+            return await self._start_anew()
         self.proc = None  # not our child: poll() and stop() go by pid, as after a hub restart
         self.pid = pid
         self.log.info("Forked %s's server (pid %i) from the warm parent", self.user.name, pid)
         return (self.ip or "127.0.0.1", self.port)
+
+    async def _start_anew(self) -> Any:
+        """The server as a fresh program (no warm parent): inside the jail when isolating."""
+        if not self.isolate:
+            return await super().start()
+        cmd = list(self.cmd)
+        cell = self._jail(self.get_env())
+        self.cmd = [sys.executable, "-m", "academy.hub.jail", cell.to_json(), "--", *cmd]
+        try:
+            return await super().start()
+        finally:
+            self.cmd = cmd
+
+    def _jail(self, env: dict[str, Any]) -> Jail:
+        """The jail of this start; rewrites ``env`` so every address it names is reachable inside
+        (each forwarded to the same port on the machine's loopback, and nothing else is)."""
+        forward: dict[int, str] = {}
+        for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL", "ACADEMY_URL"):
+            if env.get(name):
+                env[name] = _forwarded(str(env[name]), forward)
+        for name in ("ACADEMY_RPC_URL", "ACADEMY_RPC_URLS"):
+            if env.get(name) and not self.isolate_chains:  # else the relay follows the chains
+                urls = str(env[name]).split(",")
+                env[name] = ",".join(_forwarded(u.strip(), forward) for u in urls if u.strip())
+        return Jail(
+            home=str(Path(self.home_dir).resolve()),
+            uid=self.isolate_uid_base + int(self.user.id),
+            port=self.port,
+            forward=[[port, host] for port, host in sorted(forward.items())],
+            hide=[str(Path(h).resolve()) for h in self.isolate_hide],
+            learner=self.user.name,
+            chains=str(Path(self.isolate_chains).resolve()) if self.isolate_chains else "",
+        )
 
     async def _listening(self, ip: str, port: int) -> bool:
         """Wait until *this* server listens (True), or it has exited or timed out (False)."""
@@ -232,6 +298,21 @@ def warm_parent(sock: str = "") -> WarmParent:
     parent = _PARENTS[path]
     parent.start()
     return parent
+
+
+def _forwarded(url: str, forward: dict[int, str]) -> str:
+    """``url`` as a jailed server reaches it (loopback, same port); notes the port to forward."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.port:
+        return url
+    target = "127.0.0.1" if parts.hostname in ("localhost", "0.0.0.0") else parts.hostname
+    forward[parts.port] = target
+    netloc = f"127.0.0.1:{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 #: ports this hub handed to servers that may still run (never drawn twice)
