@@ -59,6 +59,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grader.cgroups import SandboxCpu
 from grader.limits import Limits
 from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
 
@@ -320,17 +321,16 @@ def shutdown() -> None:
 class _Sandbox:
     """Supervisor-side handle of one running sandbox."""
 
-    def __init__(self, limits: Limits, files: dict[str, bytes] | None) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        request = {
-            "uid": self.uid,
-            "limits": dataclasses.asdict(limits),
-            "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
-        }
+        # No submission data here: the zygote forks from this request, and whatever it reads
+        # stays in the memory every later sandbox inherits. Files go in setup(), to the sandbox.
+        request = {"uid": self.uid, "limits": dataclasses.asdict(limits)}
         self.pidfd = -1
+        self.cpu: SandboxCpu | None = None
         self.out_r, out_w = os.pipe()
         os.set_blocking(self.out_r, False)
         self.native = bytearray()  # fd 1/2 output of the current cell
@@ -338,6 +338,9 @@ class _Sandbox:
         try:
             self.reporter, self.pid = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
             self.pidfd = os.pidfd_open(self.pid)
+            # before any learner code (that waits for setup()), so every process it forks
+            # is in the sandbox's group too
+            self.cpu = SandboxCpu(f"uid-{self.uid}", self.pid)
         except BaseException:
             theirs.close()
             os.close(out_w)
@@ -348,7 +351,48 @@ class _Sandbox:
         self.ready = False  # said hello (a prestarted sandbox)
         self.exit_status: int | None = None
         self.cpu_used = 0.0
+        self.cpu_over = False  # killed for using the submission's CPU time (all processes)
         self.buffers: dict[int, bytearray] = {}
+        self._stretch_for: tuple[float, float] = (-1.0, 0.0)  # (deadline, stall when first seen)
+
+    def setup(self, files: dict[str, bytes] | None, deadline: float) -> None:
+        """Hand the submission's files to the sandbox; it then drops its privileges and loads
+        its syscall filter, and says so before any cell is sent."""
+        encoded = {k: base64.b64encode(v).decode() for k, v in (files or {}).items()}
+        try:
+            self.sock.settimeout(max(0.0, deadline - time.monotonic()))
+            send_message(self.sock, {"files": encoded})
+            self.sock.settimeout(None)
+        except OSError as exc:
+            raise SandboxError(f"the sandbox could not take the submission's files: {exc}") from exc
+        kind, reply = self.receive(deadline, 64 * 1024)
+        if kind != "msg" or not isinstance(reply, dict) or reply.get("setup") is not True:
+            detail = reply.get("error") if isinstance(reply, dict) else kind
+            raise SandboxError(f"the sandbox could not be set up: {detail}")
+
+    def _stretched(self, deadline: float) -> float:
+        """``deadline`` moved back by the time the sandbox has waited for a CPU since it was
+        first asked for (see grader.cgroups), at most to ``Limits.wall_factor`` cell times."""
+        if self.cpu is None:
+            return deadline
+        seen, base = self._stretch_for
+        stalled = self.cpu.stalled()
+        if seen != deadline:
+            self._stretch_for = (deadline, stalled)
+            return deadline
+        room = self.limits.cell_timeout * (self.limits.wall_factor - 1)
+        return deadline + min(room, max(0.0, stalled - base))
+
+    def _over_cpu(self) -> bool:
+        """Kill the sandbox once all its processes together used the submission's CPU time."""
+        if self.cpu is None or self.cpu_over:
+            return False
+        if self.cpu.cpu_seconds() < self.limits.cpu_seconds:
+            return False
+        self.cpu_over = True
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        return True
 
     def receive(self, deadline: float, cap: int) -> tuple[str, Any]:
         """Wait for the next complete message from the sandbox (or the zygote's exit report).
@@ -361,9 +405,11 @@ class _Sandbox:
             now = time.monotonic()
             if died_at is not None and now - died_at > 0.5:
                 return "died", None
-            wait = deadline - now if died_at is None else 0.05
+            wait = self._stretched(deadline) - now if died_at is None else 0.05
             if wait <= 0:
                 return "timeout", None
+            self._over_cpu()
+            wait = min(wait, 1.0)  # look at the stall clock and the CPU time every second
             fds: list[socket.socket | int]
             fds = [self.sock] if died_at is not None else [self.sock, self.pidfd]
             if self.out_r >= 0:
@@ -457,6 +503,8 @@ class _Sandbox:
             os.pwrite(self.uid_lock, b"0", 0)
         else:
             _kill_uid(self.uid)
+        if self.cpu is not None:
+            self.cpu.remove()
         self.sock.close()
         if self.out_r >= 0:
             os.close(self.out_r)
@@ -481,7 +529,9 @@ class _Sandbox:
         st = self.exit_status
         if st is None:
             return "the sandbox process died during the cell"
-        if self.cpu_used >= self.limits.cpu_seconds:
+        if self.cpu is not None:
+            self.cpu_used = max(self.cpu_used, self.cpu.cpu_seconds())
+        if self.cpu_over or self.cpu_used >= self.limits.cpu_seconds:
             return f"the sandbox used its {self.limits.cpu_seconds} s CPU time limit and was killed"
         if os.WIFSIGNALED(st):
             sig = os.WTERMSIG(st)
@@ -605,12 +655,13 @@ def execute(
             _rest_not_run(outcomes, cells, f"not run: the submission used its {secs:g} s wall time")
             break
         spares = _SPARES
-        box = spares.take(limits, files) if spares is not None else None
+        box = spares.take(limits) if spares is not None else None
         if box is None:
-            box = _Sandbox(limits, files)
+            box = _Sandbox(limits)
         try:
             if not box.ready:
                 _hello(box, start)
+            box.setup(files, time.monotonic() + 30.0)
             failed = _replay(box, cells, outcomes, skipped, sub_deadline)
             if failed is None:
                 _run_cells(box, cells, outcomes, skipped, sub_deadline)
@@ -669,7 +720,7 @@ class _Spares:
             if not wanted:
                 continue
             try:
-                box = _Sandbox(self.limits, None)
+                box = _Sandbox(self.limits)
             except SandboxError:
                 return  # a host problem: execute() starts its own sandboxes and reports it
             try:
@@ -686,9 +737,9 @@ class _Spares:
                 box.close()
                 return
 
-    def take(self, limits: Limits, files: dict[str, bytes] | None) -> _Sandbox | None:
-        """A started sandbox for these limits (never when files must go into its scratch)."""
-        if files or limits != self.limits:
+    def take(self, limits: Limits) -> _Sandbox | None:
+        """A started sandbox for these limits (its files come after, see _Sandbox.setup)."""
+        if limits != self.limits:
             return None
         with self.cond:
             box = self.ready.pop(0) if self.ready else None
