@@ -2,9 +2,11 @@
 
 Design (measured in bench/executor_start.py): a warm zygote process (grader.sandbox) has imported
 IPython and built an InteractiveShell once; each submission is a fork of it, jailed in new
-namespaces under an unprivileged uid with rlimits. This process is the *supervisor*: it sends one
-cell at a time, enforces wall time per cell and per submission, caps what it reads, and decides
-every cell's status from what it observes itself:
+namespaces under an unprivileged uid with rlimits and a seccomp filter (grader.syscall_filter),
+in a cgroup of its own (grader.cgroups). This process is the *supervisor*: it hands the
+submission's files to the sandbox itself (never through the zygote), sends one cell at a time,
+enforces wall time per cell and per submission and the sandbox's total CPU time, caps what it
+reads, and decides every cell's status from what it observes itself:
 
 * ``ok``/``error`` only from a well-formed reply carrying that cell's fresh random token, received
   before the deadline on a SOCK_SEQPACKET socket whose kernel-attested sender pid (SO_PASSCRED)
@@ -13,7 +15,9 @@ every cell's status from what it observes itself:
 * ``killed`` when the sandbox process dies (os._exit, CPU limit, crash) before replying, or floods.
 * ``timeout`` when a deadline passes. The cell is interrupted first (SIGINT, as nbgrader interrupts
   the kernel) and later cells go on in the same interpreter; a cell that ignores the interrupt
-  gets its pid namespace killed, like a cell that killed its sandbox.
+  gets its pid namespace killed, like a cell that killed its sandbox. Time the sandbox spent
+  waiting for a CPU does not count (up to ``Limits.wall_factor``), so a busy neighbour cannot
+  change a verdict.
 * After a sandbox ended that way, a fresh one re-runs the earlier cells (their outcomes stay as
   first observed), skips the offending cell and goes on, so every cell that can be scored is.
   An earlier cell that had failed and does not finish when re-run is left out of the re-runs
@@ -34,8 +38,9 @@ run outside the learner's interpreter. Likewise, ctypes can rewrite objects in p
 hidden cell (a checker function's code pointer, or the dict version stamp by which the restorer
 skips namespaces that did not change), which no snapshot undoes.
 Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
-ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
-up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
+ctypes could scan. Memory is capped per process (RLIMIT_AS; the sandbox's cgroup accounts CPU
+only), so a sandbox may use up to max_processes x memory_bytes plus its scratch tmpfs: keep
+max_processes small.
 """
 
 from __future__ import annotations
@@ -769,10 +774,10 @@ _SPARES_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def prestart(limits: Limits, count: int = 2) -> Iterator[None]:
-    """Within this block, :func:`execute` calls for ``limits`` (and no files) get a sandbox that
-    was started ahead, and used sandboxes are torn down in the background; ``count`` are kept
-    ready (one per grading worker). Each is still a fresh fork, jailed before any learner code,
-    used for one notebook only. On leaving, every sandbox of the block is gone. Only one block
+    """Within this block, :func:`execute` calls for ``limits`` get a sandbox that was started
+    ahead (the submission's files go to it when it is taken), and used sandboxes are torn down
+    in the background; ``count`` are kept ready (one per grading worker). Each is still a fresh
+    fork, jailed before any learner code, used for one notebook only. On leaving, every sandbox of the block is gone. Only one block
     is active per process at a time (a nested or concurrent one runs without spares)."""
     global _SPARES
     with _SPARES_LOCK:

@@ -10,8 +10,15 @@ Process tree for one submission (created by the zygote, which runs as root)::
     zygote (forks with a fresh pid namespace for the child; reaps it and reports its exit status)
       └─ C2 = pid 1 of the new pid namespace: new session, new net/mount/ipc/uts namespaces; jails
          itself (chroot into a read-only tmpfs view, private size-capped scratch tmpfs, fresh
-         /proc), sets rlimits, drops to an unprivileged uid, then runs cells sent by the
-         supervisor with IPython semantics.
+         /proc), says ready, takes the submission's files from the supervisor, sets rlimits,
+         drops to an unprivileged uid, loads the seccomp filter (grader.syscall_filter), then
+         runs cells sent by the supervisor with IPython semantics.
+
+No channel between submissions: the zygote never holds a submission's data (files come to C2
+over its own socket after the fork, so no later fork inherits them in its memory); the filter
+refuses the kernel objects and interfaces a uid shares across sandboxes (keyrings, ptrace, new
+namespaces, ...); the supervisor puts C2 into a cgroup of its own (grader.cgroups) before it
+runs learner code, so every process it forks is accounted to it.
 
 One fork per sandbox: the zygote unshares only its pid namespace *for children* before forking
 (and sets it back after), so no intermediate process is needed to become the namespace's parent.

@@ -353,3 +353,36 @@ def test_a_cpu_hog_beside_a_cell_does_not_change_its_verdict() -> None:
         hog.join()
     assert [o.status for o in beside] == [o.status for o in alone], [o.reason for o in beside]
     assert stdout(beside[0]).strip() == "done"
+
+
+def test_the_cpu_time_limit_holds_for_all_of_a_sandboxs_processes_together() -> None:
+    """Four busy children under a 3 s limit: each alone stays under its own RLIMIT_CPU for long
+    after the four together have used 3 s, which is where the sandbox must end."""
+    limits = Limits(cell_timeout=60.0, submission_timeout=120.0, cpu_seconds=3)
+    cell = (
+        "import os, time\n"
+        "for _ in range(4):\n"
+        "    if os.fork() == 0:\n"
+        "        while True:\n"
+        "            pass\n"
+        "time.sleep(100)\n"
+    )
+    out = execute([CellSpec(cell), CellSpec("print('after')")], limits=limits)
+    assert out[0].status == "killed", out[0].reason
+    assert "CPU time" in out[0].reason
+    assert out[1].status == "ok" and stdout(out[1]).strip() == "after"
+
+
+def test_files_larger_than_learner_writes_are_placed_and_prestarted_sandboxes_take_them() -> None:
+    from grader.executor import prestart
+
+    limits = Limits(cell_timeout=10.0, submission_timeout=60.0, max_file_bytes=1000)
+    data = os.urandom(5000)
+    digest = hashlib.sha256(data).hexdigest()
+    cell = "import hashlib\nprint(hashlib.sha256(open('sub/data.bin', 'rb').read()).hexdigest())"
+    with prestart(limits, count=1):
+        outs = [execute([CellSpec(cell)], files={"sub/data.bin": data}, limits=limits)]
+        outs.append(execute([CellSpec(cell)], files={"sub/data.bin": data}, limits=limits))
+    for out in outs:
+        assert out[0].status == "ok", out[0].reason
+        assert stdout(out[0]).strip() == digest
