@@ -523,7 +523,7 @@ def _place_files(files: dict[str, str], uid: int) -> None:
             os.chown(entry, uid, uid, follow_symlinks=False)
 
 
-def _drop_privileges(req: dict[str, Any], tmpdir: str, syscalls: Any) -> None:
+def _drop_privileges(req: dict[str, Any], tmpdir: str, syscalls: bytes) -> None:
     """Set the rlimits, become the sandbox uid and load the syscall filter: the last step
     before learner code, after which nothing the sandbox does can undo any of it."""
     uid = int(req["uid"])
@@ -553,7 +553,7 @@ def _c2_main(
     out_fd: int,
     runner: _Runner,
     restore: Any,
-    syscalls: Any,
+    syscalls: bytes,
 ) -> None:
     """pid 1 of the sandbox: jail, say ready, take the submission's files, drop privileges, then
     run cells until the supervisor hangs up.
@@ -933,7 +933,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     global _SNAPSHOT
     _SNAPSHOT = _ModuleSnapshot()
     runner = _Runner(shell, 1)  # each sandbox sets its own output cap
-    warm = runner, _make_restorer(runner), syscall_filter.build()
+    warm = runner, _make_restorer(runner), syscall_filter.compile_bpf(syscall_filter.build())
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
