@@ -20,6 +20,10 @@ to the scheduler's run-queue delay of the sandbox's main process (``/proc/PID/sc
 covers cells that compute in the interpreter itself but not in processes they fork, and CPU time
 is what the kernel reports for the sandbox's reaped processes plus RLIMIT_CPU on each one.
 :func:`host_mode` says which parts this host gives.
+
+The supervisor moves the sandbox into its groups while the sandbox builds its jail, before any
+learner code. Moving a process into a cgroup v2 group waits for an RCU grace period (a few
+milliseconds) unless the hierarchy is mounted with ``favordynmods``; that wait overlaps the jail.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from grader import cgroups
 from grader.executor import SANDBOX_UIDS, CellSpec, Limits, execute, leftover_pids, uids_taken
 from labs.minichain.waiting import wait_until
 
@@ -33,6 +34,9 @@ FAST = Limits(cell_timeout=10.0, submission_timeout=60.0, cpu_seconds=30)
 def nothing_left_behind() -> Iterator[None]:
     yield
     assert leftover_pids(uids_taken()) == [], "a sandbox process survived its submission"
+    cg = cgroups.host()
+    groups = [os.path.join(p, f"uid-{u}") for p in (cg.v2, cg.v1_cpu) if p for u in uids_taken()]
+    assert [g for g in groups if os.path.exists(g)] == [], "a sandbox's cgroup was left behind"
 
 
 def run(*sources: str, limits: Limits = FAST, **kw):
