@@ -119,55 +119,80 @@ def host_mode() -> str:
 
 
 class SandboxCpu:
-    """The CPU view of one sandbox: its cgroups (if any) and its clocks, as read by root."""
+    """The CPU view of one sandbox: its cgroups (if any) and its clocks, as read by root.
+
+    The clock files stay open and are read with ``pread`` at offset 0 (the kernel renders them
+    afresh each time): the supervisor reads them while it waits for every cell.
+    """
 
     def __init__(self, name: str, pid: int) -> None:
         self.pid = pid
         cg = host()
-        self.dirs = [os.path.join(p, name) for p in (cg.v2, cg.v1_cpu) if p is not None]
-        self.v2 = os.path.join(cg.v2, name) if cg.v2 is not None else None
-        self.pressure = cg.pressure
-        for path in list(self.dirs):
+        self.dirs: list[str] = []
+        self.cpu_base = 0.0
+        self._stat_fd = self._stall_fd = -1
+        for parent in (cg.v2, cg.v1_cpu):
+            if parent is None:
+                continue
+            path = os.path.join(parent, name)
             try:
-                os.makedirs(path, exist_ok=True)
+                try:
+                    os.mkdir(path)
+                    fresh = True
+                except FileExistsError:  # left by a grader that crashed: it keeps its counts
+                    fresh = False
                 with open(os.path.join(path, "cgroup.procs"), "w") as fh:
                     fh.write(str(pid))
             except OSError:  # the host took the hierarchy away meanwhile: do without it
-                self.dirs.remove(path)
-                if path == self.v2:
-                    self.v2 = None
-        self.cpu_base = 0.0
-        self.cpu_base = self.cpu_seconds()  # a group left by a crashed grader keeps its count
+                continue
+            self.dirs.append(path)
+            if parent == cg.v2:
+                self._stat_fd = os.open(os.path.join(path, "cpu.stat"), os.O_RDONLY | os.O_CLOEXEC)
+                if cg.pressure:
+                    pressure = os.path.join(path, "cpu.pressure")
+                    self._stall_fd = os.open(pressure, os.O_RDONLY | os.O_CLOEXEC)
+                if not fresh:
+                    self.cpu_base = self.cpu_seconds()
+        self._schedstat = False
+        if self._stall_fd < 0:  # the main process's run-queue delay instead
+            with contextlib.suppress(OSError):
+                self._stall_fd = os.open(f"/proc/{pid}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                self._schedstat = True
 
     def stalled(self) -> float:
         """Seconds so far during which the sandbox wanted a CPU and had none."""
+        if self._stall_fd < 0:
+            return 0.0
         try:
-            if self.v2 is not None and self.pressure:
-                with open(os.path.join(self.v2, "cpu.pressure")) as fh:
-                    for line in fh:
-                        if line.startswith("full "):
-                            return int(line.rsplit("total=", 1)[1]) / 1e6
-            with open(f"/proc/{self.pid}/schedstat") as fh:
-                return int(fh.read().split()[1]) / 1e9
+            text = os.pread(self._stall_fd, 4096, 0).decode()
+            if self._schedstat:
+                return int(text.split()[1]) / 1e9
+            for line in text.splitlines():
+                if line.startswith("full "):
+                    return int(line.rsplit("total=", 1)[1]) / 1e6
         except (OSError, ValueError, IndexError):
             pass
         return 0.0
 
     def cpu_seconds(self) -> float:
         """CPU seconds all of the sandbox's processes used so far (0.0 without a v2 group)."""
-        if self.v2 is None:
+        if self._stat_fd < 0:
             return 0.0
         try:
-            with open(os.path.join(self.v2, "cpu.stat")) as fh:
-                for line in fh:
-                    if line.startswith("usage_usec "):
-                        return int(line.split()[1]) / 1e6 - self.cpu_base
+            text = os.pread(self._stat_fd, 4096, 0).decode()
+            for line in text.splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6 - self.cpu_base
         except (OSError, ValueError):
             pass
         return 0.0
 
     def remove(self) -> None:
         """Remove the sandbox's groups (call once its processes are gone)."""
+        for fd in (self._stat_fd, self._stall_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._stat_fd = self._stall_fd = -1
         for path in self.dirs:
             with contextlib.suppress(OSError):
                 os.rmdir(path)

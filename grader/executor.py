@@ -359,6 +359,7 @@ class _Sandbox:
         self.cpu_over = False  # killed for using the submission's CPU time (all processes)
         self.buffers: dict[int, bytearray] = {}
         self._stretch_for: tuple[float, float] = (-1.0, 0.0)  # (deadline, stall when first seen)
+        self._cpu_checked = time.monotonic()
 
     def setup(self, files: dict[str, bytes] | None, deadline: float) -> None:
         """Hand the submission's files to the sandbox; it then drops its privileges and loads
@@ -375,23 +376,27 @@ class _Sandbox:
             detail = reply.get("error") if isinstance(reply, dict) else kind
             raise SandboxError(f"the sandbox could not be set up: {detail}")
 
-    def _stretched(self, deadline: float) -> float:
+    def _stretched(self, deadline: float, now: float) -> float:
         """``deadline`` moved back by the time the sandbox has waited for a CPU since it was
-        first asked for (see grader.cgroups), at most to ``Limits.wall_factor`` cell times."""
+        first asked for (see grader.cgroups), at most to ``Limits.wall_factor`` cell times.
+        The stall clock is read when a deadline is first seen and once it has passed."""
         if self.cpu is None:
             return deadline
         seen, base = self._stretch_for
-        stalled = self.cpu.stalled()
         if seen != deadline:
-            self._stretch_for = (deadline, stalled)
+            self._stretch_for = (deadline, self.cpu.stalled())
+            return deadline
+        if now < deadline:
             return deadline
         room = self.limits.cell_timeout * (self.limits.wall_factor - 1)
-        return deadline + min(room, max(0.0, stalled - base))
+        return deadline + min(room, max(0.0, self.cpu.stalled() - base))
 
-    def _over_cpu(self) -> bool:
-        """Kill the sandbox once all its processes together used the submission's CPU time."""
-        if self.cpu is None or self.cpu_over:
+    def _over_cpu(self, now: float) -> bool:
+        """Kill the sandbox once all its processes together used the submission's CPU time
+        (looked at once a second: RLIMIT_CPU still stops each process at that limit)."""
+        if self.cpu is None or self.cpu_over or now < self._cpu_checked + 1.0:
             return False
+        self._cpu_checked = now
         if self.cpu.cpu_seconds() < self.limits.cpu_seconds:
             return False
         self.cpu_over = True
@@ -410,10 +415,10 @@ class _Sandbox:
             now = time.monotonic()
             if died_at is not None and now - died_at > 0.5:
                 return "died", None
-            wait = self._stretched(deadline) - now if died_at is None else 0.05
+            wait = self._stretched(deadline, now) - now if died_at is None else 0.05
             if wait <= 0:
                 return "timeout", None
-            self._over_cpu()
+            self._over_cpu(now)
             wait = min(wait, 1.0)  # look at the stall clock and the CPU time every second
             fds: list[socket.socket | int]
             fds = [self.sock] if died_at is not None else [self.sock, self.pidfd]
