@@ -336,6 +336,7 @@ class _Sandbox:
         request = {"uid": self.uid, "limits": dataclasses.asdict(limits)}
         self.pidfd = -1
         self.cpu: SandboxCpu | None = None
+        self._joining: threading.Thread | None = None
         self.out_r, out_w = os.pipe()
         os.set_blocking(self.out_r, False)
         self.native = bytearray()  # fd 1/2 output of the current cell
@@ -343,9 +344,11 @@ class _Sandbox:
         try:
             self.reporter, self.pid = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
             self.pidfd = os.pidfd_open(self.pid)
-            # before any learner code (that waits for setup()), so every process it forks
-            # is in the sandbox's group too
-            self.cpu = SandboxCpu(f"uid-{self.uid}", self.pid)
+            # Into its cgroups before any learner code (setup() waits for this), so every
+            # process it forks is in them too. Moving a process waits a few milliseconds for
+            # the kernel (see grader.cgroups): on a thread, while the sandbox builds its jail.
+            self._joining = threading.Thread(target=self._join_cgroups, daemon=True)
+            self._joining.start()
         except BaseException:
             theirs.close()
             os.close(out_w)
@@ -361,9 +364,15 @@ class _Sandbox:
         self._stretch_for: tuple[float, float] = (-1.0, 0.0)  # (deadline, stall when first seen)
         self._cpu_checked = time.monotonic()
 
+    def _join_cgroups(self) -> None:
+        with contextlib.suppress(OSError):  # gone already: it reports that itself
+            self.cpu = SandboxCpu(f"uid-{self.uid}", self.pid)
+
     def setup(self, files: dict[str, bytes] | None, deadline: float) -> None:
         """Hand the submission's files to the sandbox; it then drops its privileges and loads
         its syscall filter, and says so before any cell is sent."""
+        if self._joining is not None:
+            self._joining.join()
         encoded = {k: base64.b64encode(v).decode() for k, v in (files or {}).items()}
         try:
             self.sock.settimeout(max(0.0, deadline - time.monotonic()))
@@ -513,6 +522,8 @@ class _Sandbox:
             os.pwrite(self.uid_lock, b"0", 0)
         else:
             _kill_uid(self.uid)
+        if self._joining is not None:
+            self._joining.join()
         if self.cpu is not None:
             self.cpu.remove()
         self.sock.close()
