@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # page tests (Playw
 # bubblewrap: the embedded hub runs each learner's server in namespaces of its own
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
+# the grading sandbox's seccomp filter (pyseccomp loads the system's libseccomp)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need_apt+=(libseccomp2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -2,9 +2,11 @@
 
 Design (measured in bench/executor_start.py): a warm zygote process (grader.sandbox) has imported
 IPython and built an InteractiveShell once; each submission is a fork of it, jailed in new
-namespaces under an unprivileged uid with rlimits. This process is the *supervisor*: it sends one
-cell at a time, enforces wall time per cell and per submission, caps what it reads, and decides
-every cell's status from what it observes itself:
+namespaces under an unprivileged uid with rlimits and a seccomp filter (grader.syscall_filter),
+in a cgroup of its own (grader.cgroups). This process is the *supervisor*: it hands the
+submission's files to the sandbox itself (never through the zygote), sends one cell at a time,
+enforces wall time per cell and per submission and the sandbox's total CPU time, caps what it
+reads, and decides every cell's status from what it observes itself:
 
 * ``ok``/``error`` only from a well-formed reply carrying that cell's fresh random token, received
   before the deadline on a SOCK_SEQPACKET socket whose kernel-attested sender pid (SO_PASSCRED)
@@ -13,7 +15,9 @@ every cell's status from what it observes itself:
 * ``killed`` when the sandbox process dies (os._exit, CPU limit, crash) before replying, or floods.
 * ``timeout`` when a deadline passes. The cell is interrupted first (SIGINT, as nbgrader interrupts
   the kernel) and later cells go on in the same interpreter; a cell that ignores the interrupt
-  gets its pid namespace killed, like a cell that killed its sandbox.
+  gets its pid namespace killed, like a cell that killed its sandbox. Time the sandbox spent
+  waiting for a CPU does not count (up to ``Limits.wall_factor``), so a busy neighbour cannot
+  change a verdict.
 * After a sandbox ended that way, a fresh one re-runs the earlier cells (their outcomes stay as
   first observed), skips the offending cell and goes on, so every cell that can be scored is.
   An earlier cell that had failed and does not finish when re-run is left out of the re-runs
@@ -34,8 +38,9 @@ run outside the learner's interpreter. Likewise, ctypes can rewrite objects in p
 hidden cell (a checker function's code pointer, or the dict version stamp by which the restorer
 skips namespaces that did not change), which no snapshot undoes.
 Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
-ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
-up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
+ctypes could scan. Memory is capped per process (RLIMIT_AS; the sandbox's cgroup accounts CPU
+only), so a sandbox may use up to max_processes x memory_bytes plus its scratch tmpfs: keep
+max_processes small.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grader.cgroups import SandboxCpu
 from grader.limits import Limits
 from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
 
@@ -320,17 +326,17 @@ def shutdown() -> None:
 class _Sandbox:
     """Supervisor-side handle of one running sandbox."""
 
-    def __init__(self, limits: Limits, files: dict[str, bytes] | None) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        request = {
-            "uid": self.uid,
-            "limits": dataclasses.asdict(limits),
-            "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
-        }
+        # No submission data here: the zygote forks from this request, and whatever it reads
+        # stays in the memory every later sandbox inherits. Files go in setup(), to the sandbox.
+        request = {"uid": self.uid, "limits": dataclasses.asdict(limits)}
         self.pidfd = -1
+        self.cpu: SandboxCpu | None = None
+        self._joining: threading.Thread | None = None
         self.out_r, out_w = os.pipe()
         os.set_blocking(self.out_r, False)
         self.native = bytearray()  # fd 1/2 output of the current cell
@@ -338,6 +344,11 @@ class _Sandbox:
         try:
             self.reporter, self.pid = _ZYGOTE.spawn(request, [theirs.fileno(), out_w])
             self.pidfd = os.pidfd_open(self.pid)
+            # Into its cgroups before any learner code (setup() waits for this), so every
+            # process it forks is in them too. Moving a process waits a few milliseconds for
+            # the kernel (see grader.cgroups): on a thread, while the sandbox builds its jail.
+            self._joining = threading.Thread(target=self._join_cgroups, daemon=True)
+            self._joining.start()
         except BaseException:
             theirs.close()
             os.close(out_w)
@@ -348,7 +359,59 @@ class _Sandbox:
         self.ready = False  # said hello (a prestarted sandbox)
         self.exit_status: int | None = None
         self.cpu_used = 0.0
+        self.cpu_over = False  # killed for using the submission's CPU time (all processes)
         self.buffers: dict[int, bytearray] = {}
+        self._stretch_for: tuple[float, float] = (-1.0, 0.0)  # (deadline, stall when first seen)
+        self._cpu_checked = time.monotonic()
+
+    def _join_cgroups(self) -> None:
+        with contextlib.suppress(OSError):  # gone already: it reports that itself
+            self.cpu = SandboxCpu(f"uid-{self.uid}", self.pid)
+
+    def setup(self, files: dict[str, bytes] | None, deadline: float) -> None:
+        """Hand the submission's files to the sandbox; it then drops its privileges and loads
+        its syscall filter, and says so before any cell is sent."""
+        if self._joining is not None:
+            self._joining.join()
+        encoded = {k: base64.b64encode(v).decode() for k, v in (files or {}).items()}
+        try:
+            self.sock.settimeout(max(0.0, deadline - time.monotonic()))
+            send_message(self.sock, {"files": encoded})
+            self.sock.settimeout(None)
+        except OSError as exc:
+            raise SandboxError(f"the sandbox could not take the submission's files: {exc}") from exc
+        kind, reply = self.receive(deadline, 64 * 1024)
+        if kind != "msg" or not isinstance(reply, dict) or reply.get("setup") is not True:
+            detail = reply.get("error") if isinstance(reply, dict) else kind
+            raise SandboxError(f"the sandbox could not be set up: {detail}")
+
+    def _stretched(self, deadline: float, now: float) -> float:
+        """``deadline`` moved back by the time the sandbox has waited for a CPU since it was
+        first asked for (see grader.cgroups), at most to ``Limits.wall_factor`` cell times.
+        The stall clock is read when a deadline is first seen and once it has passed."""
+        if self.cpu is None:
+            return deadline
+        seen, base = self._stretch_for
+        if seen != deadline:
+            self._stretch_for = (deadline, self.cpu.stalled())
+            return deadline
+        if now < deadline:
+            return deadline
+        room = self.limits.cell_timeout * (self.limits.wall_factor - 1)
+        return deadline + min(room, max(0.0, self.cpu.stalled() - base))
+
+    def _over_cpu(self, now: float) -> bool:
+        """Kill the sandbox once all its processes together used the submission's CPU time
+        (looked at once a second: RLIMIT_CPU still stops each process at that limit)."""
+        if self.cpu is None or self.cpu_over or now < self._cpu_checked + 1.0:
+            return False
+        self._cpu_checked = now
+        if self.cpu.cpu_seconds() < self.limits.cpu_seconds:
+            return False
+        self.cpu_over = True
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        return True
 
     def receive(self, deadline: float, cap: int) -> tuple[str, Any]:
         """Wait for the next complete message from the sandbox (or the zygote's exit report).
@@ -361,9 +424,11 @@ class _Sandbox:
             now = time.monotonic()
             if died_at is not None and now - died_at > 0.5:
                 return "died", None
-            wait = deadline - now if died_at is None else 0.05
+            wait = self._stretched(deadline, now) - now if died_at is None else 0.05
             if wait <= 0:
                 return "timeout", None
+            self._over_cpu(now)
+            wait = min(wait, 1.0)  # look at the stall clock and the CPU time every second
             fds: list[socket.socket | int]
             fds = [self.sock] if died_at is not None else [self.sock, self.pidfd]
             if self.out_r >= 0:
@@ -457,6 +522,10 @@ class _Sandbox:
             os.pwrite(self.uid_lock, b"0", 0)
         else:
             _kill_uid(self.uid)
+        if self._joining is not None:
+            self._joining.join()
+        if self.cpu is not None:
+            self.cpu.remove()
         self.sock.close()
         if self.out_r >= 0:
             os.close(self.out_r)
@@ -481,7 +550,9 @@ class _Sandbox:
         st = self.exit_status
         if st is None:
             return "the sandbox process died during the cell"
-        if self.cpu_used >= self.limits.cpu_seconds:
+        if self.cpu is not None:
+            self.cpu_used = max(self.cpu_used, self.cpu.cpu_seconds())
+        if self.cpu_over or self.cpu_used >= self.limits.cpu_seconds:
             return f"the sandbox used its {self.limits.cpu_seconds} s CPU time limit and was killed"
         if os.WIFSIGNALED(st):
             sig = os.WTERMSIG(st)
@@ -605,12 +676,13 @@ def execute(
             _rest_not_run(outcomes, cells, f"not run: the submission used its {secs:g} s wall time")
             break
         spares = _SPARES
-        box = spares.take(limits, files) if spares is not None else None
+        box = spares.take(limits) if spares is not None else None
         if box is None:
-            box = _Sandbox(limits, files)
+            box = _Sandbox(limits)
         try:
             if not box.ready:
                 _hello(box, start)
+            box.setup(files, time.monotonic() + 30.0)
             failed = _replay(box, cells, outcomes, skipped, sub_deadline)
             if failed is None:
                 _run_cells(box, cells, outcomes, skipped, sub_deadline)
@@ -669,7 +741,7 @@ class _Spares:
             if not wanted:
                 continue
             try:
-                box = _Sandbox(self.limits, None)
+                box = _Sandbox(self.limits)
             except SandboxError:
                 return  # a host problem: execute() starts its own sandboxes and reports it
             try:
@@ -686,9 +758,9 @@ class _Spares:
                 box.close()
                 return
 
-    def take(self, limits: Limits, files: dict[str, bytes] | None) -> _Sandbox | None:
-        """A started sandbox for these limits (never when files must go into its scratch)."""
-        if files or limits != self.limits:
+    def take(self, limits: Limits) -> _Sandbox | None:
+        """A started sandbox for these limits (its files come after, see _Sandbox.setup)."""
+        if limits != self.limits:
             return None
         with self.cond:
             box = self.ready.pop(0) if self.ready else None
@@ -718,10 +790,10 @@ _SPARES_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def prestart(limits: Limits, count: int = 2) -> Iterator[None]:
-    """Within this block, :func:`execute` calls for ``limits`` (and no files) get a sandbox that
-    was started ahead, and used sandboxes are torn down in the background; ``count`` are kept
-    ready (one per grading worker). Each is still a fresh fork, jailed before any learner code,
-    used for one notebook only. On leaving, every sandbox of the block is gone. Only one block
+    """Within this block, :func:`execute` calls for ``limits`` get a sandbox that was started
+    ahead (the submission's files go to it when it is taken), and used sandboxes are torn down
+    in the background; ``count`` are kept ready (one per grading worker). Each is still a fresh
+    fork, jailed before any learner code, used for one notebook only. On leaving, every sandbox of the block is gone. Only one block
     is active per process at a time (a nested or concurrent one runs without spares)."""
     global _SPARES
     with _SPARES_LOCK:

@@ -10,8 +10,15 @@ Process tree for one submission (created by the zygote, which runs as root)::
     zygote (forks with a fresh pid namespace for the child; reaps it and reports its exit status)
       └─ C2 = pid 1 of the new pid namespace: new session, new net/mount/ipc/uts namespaces; jails
          itself (chroot into a read-only tmpfs view, private size-capped scratch tmpfs, fresh
-         /proc), sets rlimits, drops to an unprivileged uid, then runs cells sent by the
-         supervisor with IPython semantics.
+         /proc), says ready, takes the submission's files from the supervisor, sets rlimits,
+         drops to an unprivileged uid, loads the seccomp filter (grader.syscall_filter), then
+         runs cells sent by the supervisor with IPython semantics.
+
+No channel between submissions: the zygote never holds a submission's data (files come to C2
+over its own socket after the fork, so no later fork inherits them in its memory); the filter
+refuses the kernel objects and interfaces a uid shares across sandboxes (keyrings, ptrace, new
+namespaces, ...); the supervisor puts C2 into a cgroup of its own (grader.cgroups) before it
+runs learner code, so every process it forks is accounted to it.
 
 One fork per sandbox: the zygote unshares only its pid namespace *for children* before forking
 (and sets it back after), so no intermediate process is needed to become the namespace's parent.
@@ -46,6 +53,8 @@ import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING, Any, cast
+
+from grader import syscall_filter
 
 if TYPE_CHECKING:
     import io
@@ -433,8 +442,9 @@ def _bind_ro(src: str, root: str, device: bool = False) -> None:
     _mount(None, dst, None, flags, None)
 
 
-def _jail(req: dict[str, Any]) -> None:
-    """Build the filesystem view, set limits and drop privileges. Runs as root in C2."""
+def _jail(req: dict[str, Any]) -> str:
+    """Build the filesystem view and chroot into it; returns the sandbox's TMPDIR. Runs as root
+    in C2."""
     root = req["mount_point"]
     uid = int(req["uid"])
     lim = req["limits"]
@@ -465,6 +475,11 @@ def _jail(req: dict[str, Any]) -> None:
     )
     home = root + "/scratch/" + os.path.basename(SANDBOX_HOME)
     os.makedirs(home)
+    # POSIX semaphores and shared memory (multiprocessing's locks and queues) live in /dev/shm:
+    # a folder of the scratch tmpfs, so its size cap covers them and they die with the sandbox
+    os.makedirs(home + "/.shm")
+    os.makedirs(root + "/dev/shm")
+    _mount(home + "/.shm", root + "/dev/shm", None, MS_BIND, None)
     tmpdir = "/tmp"
     if os.path.isdir(root + "/tmp"):
         # A read-only path lives under /tmp (say the repository was cloned there): keep /tmp as
@@ -478,18 +493,41 @@ def _jail(req: dict[str, Any]) -> None:
         os.symlink("/scratch", root + "/tmp")
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV, None)
-    for name, b64 in req.get("files", {}).items():
-        dst = os.path.join(root + "/scratch", name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        with open(dst, "wb") as fh:
-            fh.write(base64.b64decode(b64))
-        os.chown(dst, uid, uid)
     for dirpath, _dirs, _files in os.walk(root + "/scratch"):
         os.chown(dirpath, uid, uid)
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
     os.chroot(root)
     os.chdir("/scratch")
     _libc.sethostname(b"sandbox", 7)
+    return tmpdir
+
+
+def _place_files(files: dict[str, str], uid: int) -> None:
+    """Write the submission's files into the scratch folder (as root, inside the chroot, before
+    the rlimits: a data file may be larger than what learner code may write).
+
+    They come from the supervisor over this sandbox's own socket, after the fork: the warm parent
+    never holds a submission's data, so no later fork can find it in inherited memory.
+    """
+    for name, b64 in files.items():
+        parts = name.split("/")
+        if not name or name.startswith("/") or ".." in parts or "" in parts:
+            raise SandboxSetupError(f"file name outside the scratch folder: {name!r}")
+        dst = "/scratch/" + name
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with open(fd, "wb") as fh:
+            fh.write(base64.b64decode(b64))
+    for dirpath, dirs, names in os.walk("/scratch"):
+        for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirs + names]:
+            os.chown(entry, uid, uid, follow_symlinks=False)
+
+
+def _drop_privileges(req: dict[str, Any], tmpdir: str, syscalls: bytes) -> None:
+    """Set the rlimits, become the sandbox uid and load the syscall filter: the last step
+    before learner code, after which nothing the sandbox does can undo any of it."""
+    uid = int(req["uid"])
+    lim = req["limits"]
     cpu = int(lim["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (int(lim["memory_bytes"]),) * 2)
@@ -501,6 +539,7 @@ def _jail(req: dict[str, Any]) -> None:
     os.setgid(uid)
     os.setuid(uid)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    syscall_filter.install(syscalls)
     os.environ.clear()
     os.environ.update(SANDBOX_ENV)
     os.environ["TMPDIR"] = tmpdir
@@ -509,12 +548,20 @@ def _jail(req: dict[str, Any]) -> None:
 
 
 def _c2_main(
-    req: dict[str, Any], sock: socket.socket, out_fd: int, runner: _Runner, restore: Any
+    req: dict[str, Any],
+    sock: socket.socket,
+    out_fd: int,
+    runner: _Runner,
+    restore: Any,
+    syscalls: bytes,
 ) -> None:
-    """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up.
+    """pid 1 of the sandbox: jail, say ready, take the submission's files, drop privileges, then
+    run cells until the supervisor hangs up.
 
-    ``runner`` and ``restore`` were built in the zygote before any learner code (see
-    zygote_main), so each sandbox only sets its output cap and installs the capture hooks.
+    ``runner``, ``restore`` and the ``syscalls`` filter were built in the zygote before any
+    learner code (see zygote_main), so each sandbox only sets its output cap, installs the
+    capture hooks and loads the filter. Saying ready before the files come lets a sandbox be
+    started ahead of the submission it will run (grader.executor.prestart).
     """
     os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -532,14 +579,26 @@ def _c2_main(
     os.closerange(4, 4096)
     try:
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-        _jail(req)
+        tmpdir = _jail(req)
     except Exception as exc:  # report to the supervisor as an infrastructure failure
         send_message(sock, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        os._exit(71)
+    send_message(sock, {"ready": True})
+    # base64 in JSON: 4/3 of the scratch folder's size at most, plus the envelope
+    setup = recv_message(sock, int(req["limits"]["scratch_bytes"]) * 3 // 2 + 1024**2)
+    if setup is None:
+        os._exit(0)  # a prestarted sandbox that was never used
+    try:
+        _place_files(dict(setup.get("files") or {}), int(req["uid"]))
+        del setup
+        _drop_privileges(req, tmpdir, syscalls)
+    except Exception as exc:  # noqa: BLE001 - a full scratch folder, say: the supervisor says so
+        send_message(sock, {"setup": False, "error": f"{type(exc).__name__}: {exc}"})
         os._exit(71)
     runner.max_output = int(req["limits"]["max_output_bytes"])
     runner.install()
     send, recv, exit_now = send_message, recv_message, os._exit  # bound before learner code runs
-    send(sock, {"ready": True})
+    send(sock, {"setup": True})
     limit = 64 * 1024**2
     while True:
         try:
@@ -831,7 +890,7 @@ def _send_report(sock: socket.socket, packet: bytes) -> bool:
 
 
 def _fork_sandbox(
-    req: dict[str, Any], fd: int, out_fd: int, own_pid_ns: int, warm: tuple[_Runner, Any]
+    req: dict[str, Any], fd: int, out_fd: int, own_pid_ns: int, warm: tuple[_Runner, Any, Any]
 ) -> int:
     """Fork C2 as pid 1 of a fresh pid namespace; returns its pid (in the zygote's namespace)."""
     _check(_libc.unshare(CLONE_NEWPID), "unshare")
@@ -874,7 +933,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
     global _SNAPSHOT
     _SNAPSHOT = _ModuleSnapshot()
     runner = _Runner(shell, 1)  # each sandbox sets its own output cap
-    warm = runner, _make_restorer(runner)
+    warm = runner, _make_restorer(runner), syscall_filter.compile_bpf(syscall_filter.build())
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
