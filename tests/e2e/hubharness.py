@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from academy.hub.launcher import HubRun, start_hub
+from academy.hub.origins import LoopbackNames, learner_origin
 
 from labs.minichain.ports import free_port
 from labs.minichain.waiting import wait_until
@@ -119,11 +120,14 @@ class HubEndpoint(Protocol):
 
 class HubBrowser:
     """One user acting through the hub the way a browser does: the real login form, cookies,
-    OAuth redirects to academy and to the user's own server, XSRF headers."""
+    OAuth redirects to academy and to the user's own server (on its own origin, a subdomain of
+    ``localhost`` that :class:`LoopbackNames` resolves as browsers do), XSRF headers."""
 
     def __init__(self, run: HubEndpoint, timeout: float = 30.0) -> None:
         self.run = run
-        self.http = httpx.Client(base_url=run.url, follow_redirects=True, timeout=timeout)
+        self.http = httpx.Client(
+            base_url=run.url, follow_redirects=True, timeout=timeout, transport=LoopbackNames()
+        )
         self.name = ""
 
     def close(self) -> None:
@@ -161,6 +165,7 @@ class HubBrowser:
     def server(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call my own Jupyter server (``/user/<me>/...``) with its XSRF token, as JupyterLab does."""
         prefix = f"/user/{self.name}/"
+        origin = learner_origin(self.run.url, self.name)
         xsrf = next(
             (
                 c.value
@@ -170,7 +175,7 @@ class HubBrowser:
             None,
         )
         headers = {"X-XSRFToken": xsrf} if xsrf else {}
-        return self.http.request(method, prefix + path.lstrip("/"), headers=headers, **kw)
+        return self.http.request(method, origin + prefix + path.lstrip("/"), headers=headers, **kw)
 
     def academy(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call academy with the browser's session (HubOAuth cookie)."""
