@@ -5,8 +5,10 @@ learner's JupyterLab. The learner chooses what their server answers (their code 
 trusted notebook's output, an extension, a server of their own), so any script there is theirs.
 In real Chromium, signed in at the hub and at academy as the admin, this runs a script in a page
 of learner1's server and checks it can neither read academy's answers nor make academy do
-anything with the admin's cookie: here, mint an API token of the admin's. The same script in one
-of academy's own pages reads and posts (it works, so its failure above is the boundary's doing).
+anything with the admin's cookie: mint an API token of the admin's (a JSON post, which the browser
+preflights) or move an assignment's deadline (the dashboard's form, a "simple" post the browser
+sends without asking). The same script in one of academy's own pages reads and does both (it
+works, so its failure from the learner's page is the boundary's doing).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tests.e2e.test_hub_learner_flow import CHROMIUM_ARGS
 pytestmark = pytest.mark.slow
 
 #: what a learner's page would do with the staff member's session at academy
-STEAL = """async (academy) => {
+STEAL = """async ({academy, deadline, due}) => {
   const out = {};
   try {
     const me = await fetch(academy + "/api/me", {credentials: "include"});
@@ -36,15 +38,17 @@ STEAL = """async (academy) => {
     });
     out.post = {status: made.status, body: await made.text()};
   } catch (e) { out.post = {error: String(e)}; }
-  try {  // a "simple" request: no preflight, the browser sends it whatever the answer
-    await fetch(academy + "/api/tokens", {
+  try {  // a "simple" request (a form's): no preflight, the browser sends it whatever the answer
+    await fetch(academy + deadline, {
       method: "POST", credentials: "include", mode: "no-cors",
-      headers: {"Content-Type": "text/plain"},
-      body: JSON.stringify({name: "from-a-learner-page-no-cors"}),
+      body: new URLSearchParams({due_at: due}),
     });
   } catch (e) { out.simple = String(e); }
   return out;
 }"""
+
+
+OWN_DUE, LEARNER_DUE = "2098-01-01T00:00", "2099-01-01T00:00"
 
 
 def _admin_tokens(page, academy: str) -> list[str]:
@@ -52,6 +56,14 @@ def _admin_tokens(page, academy: str) -> list[str]:
         "async (a) => (await (await fetch(a + '/api/tokens')).json()).map(t => t.name)", academy
     )
     return list(names)
+
+
+def _get(page, url: str):
+    return page.evaluate("async (u) => (await fetch(u)).json()", url)
+
+
+def _due(page, academy: str, cohort: int) -> str:
+    return str(_get(page, f"{academy}/api/cohorts/{cohort}/assignments")[0]["due_at"])
 
 
 def test_a_page_of_a_learners_server_cannot_act_as_the_staff_who_open_it(platform_hub) -> None:
@@ -80,12 +92,18 @@ def test_a_page_of_a_learners_server_cannot_act_as_the_staff_who_open_it(platfor
             page.goto(academy + "/")  # signs in at academy through the hub's OAuth
             assert urlsplit(page.url).path.startswith(urlsplit(academy).path), page.url
 
+            # a deadline the admin may set with the dashboard's form (a learner would like it later)
+            cohort = _get(page, academy + "/api/cohorts")[0]["id"]
+            assignment = _get(page, f"{academy}/api/cohorts/{cohort}/assignments")[0]["id"]
+            deadline = f"/dashboard/{cohort}/assignments/{assignment}/deadline"
+
             # control: the same script in academy's own page reads and posts as the admin
-            own = page.evaluate(STEAL, academy)
+            own = page.evaluate(STEAL, {"academy": academy, "deadline": deadline, "due": OWN_DUE})
             assert own["read"]["status"] == 200 and '"admin"' in own["read"]["body"], own
             assert own["post"]["status"] == 201, own
             before = _admin_tokens(page, academy)
             assert "from-a-learner-page" in before
+            assert _due(page, academy, cohort).startswith(OWN_DUE), own
 
             # the admin opens learner1's JupyterLab, wherever the hub says it lives
             theirs = session.new_page()
@@ -96,7 +114,9 @@ def test_a_page_of_a_learners_server_cannot_act_as_the_staff_who_open_it(platfor
                 authorize.first.click()  # the hub asks before handing another's server a token
                 theirs.wait_for_url("**/user/learner1/**", wait_until="domcontentloaded")
             assert "/user/learner1/" in theirs.url, theirs.url
-            stolen = theirs.evaluate(STEAL, academy)
+            stolen = theirs.evaluate(
+                STEAL, {"academy": academy, "deadline": deadline, "due": LEARNER_DUE}
+            )
             read = stolen["read"]
             assert "error" in read or read["status"] != 200, stolen
             assert '"admin"' not in read.get("body", ""), read
@@ -104,6 +124,7 @@ def test_a_page_of_a_learners_server_cannot_act_as_the_staff_who_open_it(platfor
             after = _admin_tokens(page, academy)
             made = [n for n in after if n.startswith("from-a-learner-page")]
             assert made == ["from-a-learner-page"], after  # only the control's token
+            assert _due(page, academy, cohort).startswith(OWN_DUE), stolen  # the form post too
             learner_origin = "{0.scheme}://{0.netloc}".format(urlsplit(theirs.url))
             academy_origin = "{0.scheme}://{0.netloc}".format(urlsplit(academy))
             assert learner_origin != academy_origin, (
