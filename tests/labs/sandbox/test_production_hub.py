@@ -411,8 +411,12 @@ def test_learner_reaches_jupyterlab_through_the_proxy(
     xsrf = http.cookies.get("_xsrf", path=f"/user/{ada}/")
     status = http.get(f"{origin}/user/{ada}/api/status", headers={"X-XSRFToken": xsrf})
     assert status.status_code == 200 and "started" in status.json(), status.text
-    other = http.get(f"/user/{bo}/lab", headers=nav)  # B's server does not let A in
+    # B's server, on B's origin, does not let A in (its OAuth asks the hub, which refuses)
+    other = http.get(f"{learner_origin(platform.url, bo)}/user/{bo}/lab", headers=nav)
     assert other.status_code == 403, (other.status_code, other.url)
+    # nor does the hub's host hand A anything of B's
+    other = http.get(f"/user/{bo}/lab", headers=nav)
+    assert other.status_code in (403, 404), (other.status_code, other.url)
 
 
 def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
