@@ -40,6 +40,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from academy.hub.origins import LoopbackNames  # noqa: E402
+
 from bench.measuring import pct, process_tree, pss_mib, server_pids  # noqa: E402
 from labs.minichain.ports import free_port  # noqa: E402
 from labs.minichain.waiting import wait_until  # noqa: E402
@@ -57,8 +59,11 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
 
     As a browser does: the login form's POST lands on the spawn-pending page while the server
     starts; that page listens to the hub's progress event stream and opens the lab on "ready".
+    The client returned talks to the learner's server, on whatever origin the hub serves it.
     """
-    client = httpx.Client(base_url=base, follow_redirects=True, timeout=30.0)
+    client = httpx.Client(
+        base_url=base, follow_redirects=True, timeout=30.0, transport=LoopbackNames()
+    )
     page = client.get("/hub/login")
     xsrf = client.cookies.get("_xsrf") or _hidden_xsrf(page.text)
     t0 = time.perf_counter()
@@ -82,7 +87,10 @@ def login_to_lab(base: str, user: str, password: str, timeout: float = 300.0) ->
     except TimeoutError:
         status = last[0].status_code if last else None
         raise RuntimeError(f"{user}: no JupyterLab after {timeout:.0f} s ({status})") from None
-    return time.perf_counter() - t0, client
+    seconds = time.perf_counter() - t0
+    lab = last[0].url
+    client.base_url = f"{lab.scheme}://{lab.netloc.decode()}"
+    return seconds, client
 
 
 def _wait_ready_event(client: httpx.Client, url: str, timeout: float) -> None:

@@ -118,7 +118,7 @@ build_app_base() {  # sets APP_BASE_TAG (in this shell: learner and academy of o
   mv "$ctx"/project/*.whl "$WORK/wheels-app/" && rmdir "$ctx/project"
   chainmaker_sdk "$WORK/wheels-app"
   cp -rl "$WORK/wheels-app" "$ctx/wheels"
-  cp -r node_modules "$ctx/node_modules"
+  cp -r node_modules/ "$ctx/node_modules"  # its contents, also when node_modules is a link
   build app-base deploy/app-base/Dockerfile "$ctx" "$APP_BASE_TAG" --build-arg "BASE=$BASE"
 }
 

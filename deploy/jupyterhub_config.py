@@ -5,7 +5,9 @@ with the Docker socket mounted. Every value comes from an environment variable w
 prefix (defaults in brackets), so the same file serves every deployment:
 
 - ``ACADEMY_PUBLIC_URL`` [http://localhost:8000]: what learners type in; academy lives under it at
-  ``ACADEMY_BASE_PATH`` [/services/academy];
+  ``ACADEMY_BASE_PATH`` [/services/academy]. Its host must be a name, not an address: learner
+  NAME's server is served at ``NAME.<that host>``, an origin of its own (``subdomain_host``), so
+  the name needs a wildcard DNS record (and under https a wildcard certificate);
 - ``ACADEMY_INTERNAL_URL`` [http://academy:8000]: academy as the hub and learners' servers reach
   it (academy's container joins every learner network; learners' networks have no route out);
 - ``ACADEMY_SERVICE_TOKEN``: the token the hub's authenticator shows academy (academy has it too);
@@ -36,6 +38,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from academy.hub.origins import subdomain_hook
 from dockerspawner import DockerSpawner
 from traitlets.config import Config
 
@@ -61,6 +64,24 @@ DOCKER_URL = env("DOCKER_URL", "unix:///var/run/docker.sock")
 PLATFORM_CONTAINERS = [
     n.strip() for n in env("PLATFORM_CONTAINERS", "hub,proxy,academy").split(",") if n.strip()
 ]
+
+
+def learner_subdomains(public_url: str) -> str:
+    """``JupyterHub.subdomain_host``: the public URL, refused when its host cannot have
+    subdomains (an IP address), rather than serving learners' servers on academy's origin."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(public_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host:
+            return public_url
+    raise ValueError(
+        f"ACADEMY_PUBLIC_URL={public_url!r}: learners' servers are served from subdomains of "
+        "its host, so it must be a host name with a wildcard DNS record (*.NAME), not an address"
+    )
 
 
 def sandbox_config() -> Config:
@@ -179,6 +200,11 @@ c.JupyterHub.hub_connect_url = env("HUB_CONNECT_URL", "http://hub:8081")
 c.JupyterHub.db_url = env("HUB_DB_URL", "sqlite:////srv/jupyterhub/jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret"
 c.JupyterHub.cleanup_servers = False  # learners' servers survive a hub restart
+# learner NAME's server at NAME.<public host>, an origin of its own: nothing it serves can read
+# academy's answers or post to academy with the cookie of whoever opens it; academy (a service)
+# stays on the hub's host (academy.hub.origins). The proxy routes by host (--host-routing).
+c.JupyterHub.subdomain_host = learner_subdomains(PUBLIC_URL)
+c.JupyterHub.subdomain_hook = subdomain_hook
 # the proxy runs in its own container (compose service `proxy`), sharing CONFIGPROXY_AUTH_TOKEN
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = env("PROXY_API_URL", "http://proxy:8001")
@@ -230,6 +256,9 @@ c.JupyterHub.services = [
         "url": INTERNAL_URL,
         "api_token": os.environ.get("ACADEMY_HUB_API_TOKEN", ""),
         "oauth_no_confirm": True,
+        # the callback academy's HubOAuth names (on the hub's host, which is academy's); with
+        # subdomain_host the hub would otherwise register an absolute one and refuse academy's
+        "oauth_redirect_uri": BASE_PATH + "/oauth_callback",
     },
     {
         "name": "idle-culler",

@@ -424,10 +424,11 @@ def up(
 ) -> None:
     """Run ChainAcademy on its embedded defaults until Ctrl-C.
 
-    JupyterHub with its proxy on http://127.0.0.1:8000 (ACADEMY_HUB_PORT), learners' JupyterLab as
-    local processes, academy as the hub service /services/academy/ (SQLite under .state/ unless
-    ACADEMY_DATABASE_URL says otherwise) grading in a local pool, the demo institution with the
-    courses under courses/ imported, and a chain for the learners. Prints the URL and demo logins.
+    JupyterHub with its proxy on http://localhost:8000 (ACADEMY_HUB_PORT), learners' JupyterLab as
+    local processes, each on an origin of its own (http://NAME.localhost:8000), academy as the hub
+    service /services/academy/ (SQLite under .state/ unless ACADEMY_DATABASE_URL says otherwise)
+    grading in a local pool, the demo institution with the courses under courses/ imported, and a
+    chain for the learners. Prints the URL and demo logins.
     """
     from academy.hub.launcher import HubError, run_up
 

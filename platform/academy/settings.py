@@ -79,7 +79,16 @@ class Settings(BaseSettings):
 
     # --- hub (JupyterHub in front of academy: `academy up`, academy.hub) -----------------------
     hub_ip: str = Field("127.0.0.1", description="address of the hub's public proxy")
-    hub_port: int = Field(8000, description="public port: http://HUB_IP:HUB_PORT/ is the platform")
+    hub_port: int = Field(
+        8000, description="public port: http://HUB_DOMAIN:HUB_PORT/ is the platform"
+    )
+    hub_domain: str = Field(
+        "",
+        description="the hub's host name; learner NAME's server is served at "
+        "http://NAME.HUB_DOMAIN:HUB_PORT/, an origin of its own (academy.hub.origins), so "
+        "its subdomains must resolve to this machine (wildcard DNS); empty: localhost, whose "
+        "subdomains browsers send to loopback (a hub on a loopback HUB_IP only)",
+    )
     hub_api_port: int = Field(8081, description="the hub's own API port, behind the proxy")
     hub_proxy_api_port: int = Field(8001, description="configurable-http-proxy's REST API port")
     hub_spawn_timeout: float = Field(

@@ -110,3 +110,32 @@ def test_lab_culler_builds_the_same_sandbox_manager_as_the_hub(loaded) -> None:
     env = culler["environment"]
     assert env["ACADEMY_NODE_IMAGE"] == "registry.example.edu/node:7"
     assert not any("TOKEN" in k for k in env)  # no secrets it does not need
+
+
+def test_learners_servers_are_on_subdomains_and_academy_on_the_hubs_host(loaded) -> None:
+    """subdomain_host comes from the public URL; each user gets a host of their own, the
+    academy service stays on the hub's (its pages and its OAuth callback), and the proxy, which
+    runs in its own container, routes by host."""
+    import yaml
+
+    hub = JupyterHub(config=loaded)
+    assert hub.subdomain_host == "https://academy.example.edu"
+    hook = hub.subdomain_hook
+    assert hook("ada", "academy.example.edu", "user") == "ada.academy.example.edu"
+    assert hook("academy", "academy.example.edu", "service") == "academy.example.edu"
+    (academy,) = [s for s in hub.services if s["name"] == "academy"]
+    assert academy["oauth_redirect_uri"] == "/services/academy/oauth_callback"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert "--host-routing" in compose["services"]["proxy"]["command"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "https://10.0.0.5", "http://[::1]:80"])
+def test_a_public_url_without_a_host_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    """An address has no subdomains: the hub refuses to start rather than serve learners' servers
+    on academy's origin."""
+    monkeypatch.setenv("ACADEMY_PUBLIC_URL", url)
+    monkeypatch.setenv("ACADEMY_SANDBOX_STATE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="wildcard DNS"):
+        PyFileConfigLoader("jupyterhub_config.py", str(DEPLOY)).load_config()

@@ -18,12 +18,14 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy, request_host
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import pytest
 from academy.hub.launcher import HubRun, start_hub
+from academy.hub.origins import LoopbackNames, learner_origin
 
 from labs.minichain.ports import free_port
 from labs.minichain.waiting import wait_until
@@ -117,13 +119,47 @@ class HubEndpoint(Protocol):
     def log_tail(self) -> str: ...
 
 
+class LoopbackCookies(DefaultCookiePolicy):
+    """Cookies kept as Chromium keeps them for ``localhost``.
+
+    The hub sets its session id for the domain of ``subdomain_host`` (``Domain=localhost``).
+    ``localhost`` being a top-level name, Chromium keeps such a cookie for ``localhost`` alone,
+    and refuses it from a subdomain; Python's cookie jar stores it but never sends it back to
+    ``localhost``, and the hub's XSRF check, which is tied to the session id, then fails.
+    """
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        if cookie.domain == ".localhost":
+            if request_host(request) != "localhost":
+                return False
+            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = (
+                "localhost.local",  # how the jar names a cookie of the host localhost
+                False,
+                False,
+            )
+        return super().set_ok(cookie, request)
+
+
+def browser_client(base_url: str, timeout: float) -> httpx.Client:
+    """An httpx client that finds learners' servers (``*.localhost``) and keeps cookies the way a
+    browser does."""
+    return httpx.Client(
+        base_url=base_url,
+        follow_redirects=True,
+        timeout=timeout,
+        transport=LoopbackNames(),
+        cookies=CookieJar(policy=LoopbackCookies()),
+    )
+
+
 class HubBrowser:
     """One user acting through the hub the way a browser does: the real login form, cookies,
-    OAuth redirects to academy and to the user's own server, XSRF headers."""
+    OAuth redirects to academy and to the user's own server (on its own origin, a subdomain of
+    ``localhost`` that :class:`LoopbackNames` resolves as browsers do), XSRF headers."""
 
     def __init__(self, run: HubEndpoint, timeout: float = 30.0) -> None:
         self.run = run
-        self.http = httpx.Client(base_url=run.url, follow_redirects=True, timeout=timeout)
+        self.http = browser_client(run.url, timeout)
         self.name = ""
 
     def close(self) -> None:
@@ -161,6 +197,7 @@ class HubBrowser:
     def server(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call my own Jupyter server (``/user/<me>/...``) with its XSRF token, as JupyterLab does."""
         prefix = f"/user/{self.name}/"
+        origin = learner_origin(self.run.url, self.name)
         xsrf = next(
             (
                 c.value
@@ -170,7 +207,7 @@ class HubBrowser:
             None,
         )
         headers = {"X-XSRFToken": xsrf} if xsrf else {}
-        return self.http.request(method, prefix + path.lstrip("/"), headers=headers, **kw)
+        return self.http.request(method, origin + prefix + path.lstrip("/"), headers=headers, **kw)
 
     def academy(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call academy with the browser's session (HubOAuth cookie)."""

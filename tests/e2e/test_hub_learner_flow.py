@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from academy.hub.origins import learner_origin
 
 from labs.minichain.waiting import wait_until
 from tests.e2e.hubharness import HubBrowser
@@ -316,7 +317,8 @@ def test_servers_are_forked_from_the_warm_parent_without_the_hubs_secrets(platfo
     other = HubBrowser(platform_hub)
     try:
         other.login("learner4", "learner4-demo")
-        reply = other.http.get("/user/learner3/api/contents", follow_redirects=False)
+        theirs = learner_origin(platform_hub.url, "learner3") + "/user/learner3/api/contents"
+        reply = other.http.get(theirs, follow_redirects=False)
         assert reply.status_code == 403, (reply.status_code, reply.text[:200])
     finally:
         other.close()

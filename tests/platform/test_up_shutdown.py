@@ -71,7 +71,7 @@ class Up:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group, as in a terminal
             )
-        self.url = f"http://127.0.0.1:{ports['HUB_PORT']}"
+        self.url = f"http://localhost:{ports['HUB_PORT']}"  # the hub by its host name
 
     def output(self) -> str:
         hub_log = self.state / "hub" / "jupyterhub.log"

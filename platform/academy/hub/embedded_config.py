@@ -1,8 +1,9 @@
 """JupyterHub configuration of the embedded platform (``jupyterhub -f embedded_config.py``).
 
 One machine, nothing else installed: the hub and its configurable-http-proxy on
-``http://HUB_IP:HUB_PORT``, learners' JupyterLab as local processes (one folder each under
-``STATE_DIR/hub/users``), academy as a hub-managed service at ``/services/academy/`` that grades in
+``http://localhost:HUB_PORT`` (on HUB_IP), learners' JupyterLab as local processes (one folder each
+under ``STATE_DIR/hub/users``), each served from ``http://NAME.localhost:HUB_PORT``, an origin of
+its own (:mod:`academy.hub.origins`), academy as a hub-managed service at ``/services/academy/`` that grades in
 its own local pool. Every value comes from :class:`academy.settings.Settings` (``ACADEMY_*`` env
 vars), which ``academy up`` and the tests set. The production configuration is in ``deploy/``.
 
@@ -44,7 +45,11 @@ def academy_internal_url(settings: Settings) -> str:
 
 
 def public_url(settings: Settings) -> str:
-    return f"http://{settings.hub_ip}:{settings.hub_port}"
+    """The hub as browsers reach it: by its host name, below which each learner's server has its
+    own (academy.hub.origins)."""
+    from academy.hub.origins import hub_domain
+
+    return f"http://{hub_domain(settings)}:{settings.hub_port}"
 
 
 def fast_sqlite(db_file: Path) -> None:
@@ -100,6 +105,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     from academy.hub.authenticator import AcademyAuthenticator
     from academy.hub.jail import why_unavailable
     from academy.hub.labchains import sandbox_chains, shared_chain
+    from academy.hub.origins import subdomain_hook
     from academy.hub.spawner import AcademySpawner
     from academy.settings import Settings
 
@@ -113,6 +119,9 @@ def configure(c: Config, settings: Settings | None = None) -> None:
     c.JupyterHub.port = s.hub_port
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = s.hub_api_port
+    # every learner's server on an origin of its own, academy on the hub's (academy.hub.origins)
+    c.JupyterHub.subdomain_host = public_url(s)
+    c.JupyterHub.subdomain_hook = subdomain_hook
     c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
     fast_sqlite(hub_dir / "jupyterhub.sqlite")
     fast_service_tokens(c)
@@ -161,7 +170,8 @@ def configure(c: Config, settings: Settings | None = None) -> None:
         c.AcademySpawner.lab_env = sandbox_chains(
             Path(s.hub_lab),
             Path(s.sandbox_dir or state / "sandbox"),
-            explorer_base=s.base_path,
+            # absolute: a learner's JupyterLab, where the link is shown, is on another origin
+            explorer_base=public_url(s) + s.base_path,
             config=c,
             stop_at_exit=True,
         )

@@ -184,6 +184,10 @@ def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) ->
     see :mod:`labs.minichain.lifetime`), so it never outlives its caller holding the ports.
     """
     settings = with_secrets(settings)
+    try:
+        url = public_url(settings)  # learners' servers need a host name with subdomains
+    except ValueError as exc:
+        raise HubError(str(exc)) from None
     for port, what in (
         (settings.hub_port, "HUB_PORT"),
         (settings.hub_api_port, "HUB_API_PORT"),
@@ -212,7 +216,7 @@ def start_hub(settings: Settings, timeout: float = 180.0, quiet: bool = True) ->
         preexec_fn=follow_parent_preexec(),
     )
     log.close()
-    run = HubRun(settings, proc, log_path, public_url(settings))
+    run = HubRun(settings, proc, log_path, url)
     try:
         wait_ready(run, timeout)
     except BaseException:

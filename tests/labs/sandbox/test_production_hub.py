@@ -36,10 +36,12 @@ import docker.errors
 import httpx
 import pytest
 import yaml
+from academy.hub.origins import learner_origin
 
 from labs.minichain.waiting import wait_until
 from labs.sandbox.docker_backend import LABEL, DockerBackend
 from labs.sandbox.env import learner_slug
+from tests.e2e.hubharness import browser_client
 
 from .conftest import RUN_LABEL, SCRIPT
 from .helpers import PROBE, HostServer
@@ -108,7 +110,8 @@ class Platform:
         )
         self.proxy.reload()
         port = self.proxy.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
-        self.url = f"http://127.0.0.1:{port}"
+        # the hub by a host name: learner NAME's server is at NAME.localhost (subdomain_host)
+        self.url = f"http://localhost:{port}"
         # what deploy/.env gives every platform service
         shared = {
             "ACADEMY_PUBLIC_URL": self.url,
@@ -293,7 +296,7 @@ class Browser:
         self.learner = learner
         self.log = platform.hub_log
         base = platform.url
-        self.http = httpx.Client(base_url=base, follow_redirects=True, timeout=60)
+        self.http = browser_client(base, 60)  # finds ada.localhost, keeps cookies as Chromium
         self.http.get("/hub/login")
         self.xsrf = self.http.cookies.get("_xsrf", path="/hub/")
         r = self.http.post(  # not followed: the redirect would start the server on its own
@@ -395,18 +398,25 @@ def test_learner_reaches_jupyterlab_through_the_proxy(
     platform: Platform, browsers: dict[str, Browser]
 ) -> None:
     """The browser's way in: proxy → server, then JupyterHub OAuth, whose code the server trades
-    for a token by calling the hub from its own network."""
+    for a token by calling the hub from its own network. The server answers on an origin of its
+    own (``ada.localhost``), never on the hub's and academy's."""
     ada, bo = platform.learners
     http = browsers[ada].http
     nav = {"Sec-Fetch-Mode": "navigate"}  # a page load, as the browser marks it
     lab = http.get(f"/user/{ada}/lab", headers=nav)
     assert lab.status_code == 200 and lab.url.path == f"/user/{ada}/lab", lab.text[-2000:]
     assert "@chainacademy/jupyterlab-academy" in lab.text  # the academy extension is loaded
+    origin = learner_origin(platform.url, ada)
+    assert f"{lab.url.scheme}://{lab.url.netloc.decode()}" == origin != platform.url
     xsrf = http.cookies.get("_xsrf", path=f"/user/{ada}/")
-    status = http.get(f"/user/{ada}/api/status", headers={"X-XSRFToken": xsrf})
+    status = http.get(f"{origin}/user/{ada}/api/status", headers={"X-XSRFToken": xsrf})
     assert status.status_code == 200 and "started" in status.json(), status.text
-    other = http.get(f"/user/{bo}/lab", headers=nav)  # B's server does not let A in
+    # B's server, on B's origin, does not let A in (its OAuth asks the hub, which refuses)
+    other = http.get(f"{learner_origin(platform.url, bo)}/user/{bo}/lab", headers=nav)
     assert other.status_code == 403, (other.status_code, other.url)
+    # nor does the hub's host hand A anything of B's
+    other = http.get(f"/user/{bo}/lab", headers=nav)
+    assert other.status_code in (403, 404), (other.status_code, other.url)
 
 
 def test_from_a_learners_server_nothing_of_the_others_or_outside_answers(
