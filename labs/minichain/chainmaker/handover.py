@@ -11,6 +11,7 @@ parent folder, so it opens for the learner's own user whatever user wrote it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def hand_over(sdk_config: Path, home: Path, name: str) -> Path:
     top = home / ".chainmaker"
     top.mkdir(parents=True, exist_ok=True)
     _own_like(top, home)
-    dest = top / name
+    dest = top / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "lab")
     document = yaml.safe_load(Path(sdk_config).read_text())
     client = document["chain_client"]
     crypto = Path(client["user_sign_crt_file_path"]).parents[3]

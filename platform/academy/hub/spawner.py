@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import tempfile
 import time
@@ -173,7 +172,7 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         from labs.minichain.chainmaker.handover import hand_over
 
         try:
-            return str(hand_over(Path(sdk_config), Path(self.home_dir), _folder_name(lab_id)))
+            return str(hand_over(Path(sdk_config), Path(self.home_dir), lab_id))
         except (OSError, KeyError, ValueError) as exc:
             self.log.warning("no ChainMaker SDK configuration for %s: %s", self.user.name, exc)
             return ""
@@ -235,11 +234,6 @@ class AcademySpawner(SimpleLocalProcessSpawner):
                 "academy gave no token for %s (%s): using the hub token", self.user.name, exc
             )
             return ""
-
-
-def _folder_name(lab_id: str) -> str:
-    """A lab id as one folder name (lab ids come from lab.toml files)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", lab_id).strip(".-") or "lab"
 
 
 _PARENTS: dict[str, WarmParent] = {}

@@ -205,6 +205,8 @@ def test_a_learners_server_gets_an_sdk_client_for_its_own_chain(tmp_path: Path) 
 
     from academy.hub.labchains import sandbox_chains
     from academy.hub.spawner import AcademySpawner
+    from academy.services.labchains import LabChains
+    from academy.settings import Settings
 
     from labs.sandbox import SandboxManager
 
@@ -261,6 +263,22 @@ def test_a_learners_server_gets_an_sdk_client_for_its_own_chain(tmp_path: Path) 
         assert ran.returncode == 0, ran.stderr[-2000:]
         height, version = ran.stdout.split()
         assert int(height) >= 0 and version
+
+        # academy hands a lab folder's notebook the same: a copy in the learner's folder
+        chains = LabChains(
+            Settings(
+                state_dir=tmp_path / "state",
+                learner_home_template=str(tmp_path / "users" / "{username}"),
+            )
+        )
+        try:
+            served = chains.ensure("ada", "course", "cm", lab).env
+            assert served is not None
+            again = served.environment()["ACADEMY_CHAINMAKER_SDK_CONFIG"]
+            assert again == str(handed), "academy's answer names the learner's own copy"
+        finally:
+            chains.close()
+            chains.manager.close()
     finally:
         manager.destroy("ada", "cm")
         manager.close()
