@@ -29,7 +29,7 @@ import httpx
 from eth_account import Account
 from eth_typing import Address
 
-from labs.minichain.execution import raw_apply_rate
+from bench.raw_evm import raw_apply_rate
 from labs.minichain.genesis import load_genesis
 from labs.minichain.netconfig import init_network
 from labs.minichain.network import start_network, stop_network

@@ -24,13 +24,9 @@ import orjson
 from aiohttp import web
 from eth_utils import keccak
 
-from .execution import (
-    BlockRef,
-    ExecutionApp,
-    ExecutionReverted,
-    QueryError,
-    TxError,
-)
+from .execution import ExecutionApp
+from .mempool import TxError
+from .reads import BlockRef, ExecutionReverted, QueryError
 
 log = logging.getLogger("minichain.rpc")
 
@@ -358,10 +354,10 @@ class RpcDispatcher:
         return "0x" + (coinbase or bytes(20)).hex()
 
     def rpc_eth_gasPrice(self, params: list) -> str:
-        return hex(self.app.gas_price())
+        return hex(self.app.reads.gas_price())
 
     def rpc_eth_maxPriorityFeePerGas(self, params: list) -> str:
-        return hex(self.app.max_priority_fee())
+        return hex(self.app.reads.max_priority_fee())
 
     def rpc_eth_feeHistory(self, params: list) -> dict:
         count = _arg(params, 0, parse_quantity, "blockCount")
@@ -373,40 +369,44 @@ class RpcDispatcher:
             raise RpcError(
                 INVALID_PARAMS, "invalid argument 2 (rewardPercentiles): a list of numbers 0..100"
             )
-        return self.app.fee_history(count, newest, percentiles)
+        return self.app.reads.fee_history(count, newest, percentiles)
 
     # --- state ---------------------------------------------------------------------------------
 
     def rpc_eth_getBalance(self, params: list) -> str:
         address = _arg(params, 0, parse_address, "address")
-        return hex(self.app.get_balance(address, _arg(params, 1, parse_block, "block", "latest")))
+        return hex(
+            self.app.reads.get_balance(address, _arg(params, 1, parse_block, "block", "latest"))
+        )
 
     def rpc_eth_getTransactionCount(self, params: list) -> str:
         address = _arg(params, 0, parse_address, "address")
-        return hex(self.app.get_nonce(address, _arg(params, 1, parse_block, "block", "latest")))
+        return hex(
+            self.app.reads.get_nonce(address, _arg(params, 1, parse_block, "block", "latest"))
+        )
 
     def rpc_eth_getCode(self, params: list) -> str:
         address = _arg(params, 0, parse_address, "address")
         block = _arg(params, 1, parse_block, "block", "latest")
-        return "0x" + self.app.get_code(address, block).hex()
+        return "0x" + self.app.reads.get_code(address, block).hex()
 
     def rpc_eth_getStorageAt(self, params: list) -> str:
         address = _arg(params, 0, parse_address, "address")
         slot = _arg(params, 1, parse_quantity, "position")
         block = _arg(params, 2, parse_block, "block", "latest")
-        return "0x" + self.app.get_storage_at(address, slot, block).hex()
+        return "0x" + self.app.reads.get_storage_at(address, slot, block).hex()
 
     def rpc_eth_call(self, params: list) -> str:
         tx = _arg(params, 0, _identity, "transaction")
         block = _arg(params, 1, parse_block, "block", "latest")
         if len(params) > 2 and params[2]:
             raise RpcError(INVALID_PARAMS, "invalid argument 2: state overrides are not supported")
-        return "0x" + self.app.call(tx, block).hex()
+        return "0x" + self.app.reads.call(tx, block).hex()
 
     def rpc_eth_estimateGas(self, params: list) -> str:
         tx = _arg(params, 0, _identity, "transaction")
         block = _arg(params, 1, parse_block, "block", "latest")
-        return hex(self.app.estimate_gas(tx, block))
+        return hex(self.app.reads.estimate_gas(tx, block))
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -417,50 +417,50 @@ class RpcDispatcher:
         return "0x" + tx_hash.hex()
 
     def rpc_eth_getTransactionByHash(self, params: list) -> dict | None:
-        return self.app.transaction(_arg(params, 0, parse_hash, "transactionHash"))
+        return self.app.reads.transaction(_arg(params, 0, parse_hash, "transactionHash"))
 
     def rpc_eth_getTransactionReceipt(self, params: list) -> dict | None:
-        return self.app.receipt(_arg(params, 0, parse_hash, "transactionHash"))
+        return self.app.reads.receipt(_arg(params, 0, parse_hash, "transactionHash"))
 
     def rpc_eth_getTransactionByBlockNumberAndIndex(self, params: list) -> dict | None:
         block = _arg(params, 0, parse_block, "block")
-        return self.app.transaction_at(block, _arg(params, 1, parse_quantity, "index"))
+        return self.app.reads.transaction_at(block, _arg(params, 1, parse_quantity, "index"))
 
     def rpc_eth_getTransactionByBlockHashAndIndex(self, params: list) -> dict | None:
         block = _arg(params, 0, parse_hash, "blockHash")
-        return self.app.transaction_at(block, _arg(params, 1, parse_quantity, "index"))
+        return self.app.reads.transaction_at(block, _arg(params, 1, parse_quantity, "index"))
 
     # --- blocks --------------------------------------------------------------------------------
 
     def rpc_eth_getBlockByNumber(self, params: list) -> dict | None:
         block = _arg(params, 0, parse_block, "block")
-        return self.app.block(block, _arg(params, 1, parse_bool, "fullTransactions", False))
+        return self.app.reads.block(block, _arg(params, 1, parse_bool, "fullTransactions", False))
 
     def rpc_eth_getBlockByHash(self, params: list) -> dict | None:
         block = _arg(params, 0, parse_hash, "blockHash")
-        return self.app.block(block, _arg(params, 1, parse_bool, "fullTransactions", False))
+        return self.app.reads.block(block, _arg(params, 1, parse_bool, "fullTransactions", False))
 
     def rpc_eth_getBlockTransactionCountByNumber(self, params: list) -> str | None:
-        count = self.app.block_tx_count(_arg(params, 0, parse_block, "block"))
+        count = self.app.reads.block_tx_count(_arg(params, 0, parse_block, "block"))
         return None if count is None else hex(count)
 
     def rpc_eth_getBlockTransactionCountByHash(self, params: list) -> str | None:
-        count = self.app.block_tx_count(_arg(params, 0, parse_hash, "blockHash"))
+        count = self.app.reads.block_tx_count(_arg(params, 0, parse_hash, "blockHash"))
         return None if count is None else hex(count)
 
     def rpc_eth_getUncleCountByBlockNumber(self, params: list) -> str | None:
         block = _arg(params, 0, parse_block, "block")
-        return None if self.app.resolve_height(block) is None else "0x0"
+        return None if self.app.reads.resolve_height(block) is None else "0x0"
 
     def rpc_eth_getUncleCountByBlockHash(self, params: list) -> str | None:
         block = _arg(params, 0, parse_hash, "blockHash")
-        return None if self.app.resolve_height(block) is None else "0x0"
+        return None if self.app.reads.resolve_height(block) is None else "0x0"
 
     # --- logs and filters ----------------------------------------------------------------------
 
     def rpc_eth_getLogs(self, params: list) -> list:
         f = _arg(params, 0, lambda v, _: LogFilter(v), "filter")
-        return self.app.logs(f.from_block, f.to_block, f.addresses, f.topics, f.block_hash)
+        return self.app.reads.logs(f.from_block, f.to_block, f.addresses, f.topics, f.block_hash)
 
     def _new_filter(self, kind: str, **fields: Any) -> str:
         now = time.monotonic()
@@ -503,21 +503,23 @@ class RpcDispatcher:
         if first > head:
             return []
         if found["kind"] == "blocks":
-            blocks = [self.app.block(h) for h in range(first, head + 1)]
+            blocks = [self.app.reads.block(h) for h in range(first, head + 1)]
             return [b["hash"] for b in blocks if b is not None]  # all committed: none is None
         f: LogFilter = found["filter"]
         if f.block_hash is not None:
             return []
-        to = self.app.resolve_height(f.to_block)
-        start = max(first, self.app.resolve_height(f.from_block) or 0)
-        return self.app.logs(start, head if to is None else min(to, head), f.addresses, f.topics)
+        to = self.app.reads.resolve_height(f.to_block)
+        start = max(first, self.app.reads.resolve_height(f.from_block) or 0)
+        return self.app.reads.logs(
+            start, head if to is None else min(to, head), f.addresses, f.topics
+        )
 
     def rpc_eth_getFilterLogs(self, params: list) -> list:
         found = self._filter(params)
         if found["kind"] != "logs":
             raise RpcError(-32000, "filter is not a log filter")
         f: LogFilter = found["filter"]
-        return self.app.logs(f.from_block, f.to_block, f.addresses, f.topics, f.block_hash)
+        return self.app.reads.logs(f.from_block, f.to_block, f.addresses, f.topics, f.block_hash)
 
 
 def _error(rid: Any, exc: RpcError) -> dict:

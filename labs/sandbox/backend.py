@@ -69,6 +69,12 @@ class Backend(LoggingConfigurable):
         """The network a learner's server must join to reach its chains (None: loopback)."""
         return None
 
+    def sdk_config(self, env_id: str) -> str | None:
+        """Where the running chain's ChainMaker ``sdk_config.yml`` is on this machine (None: the
+        chain has no ChainMaker orgs, or the backend keeps it where the learner's server cannot
+        copy it from)."""
+        return None
+
     def info(self, env_id: str) -> dict[str, Any]:
         """``{"accounts": [...], "contracts": {...}, "nodes": [{"url", "height"}]}``."""
         raise NotImplementedError

@@ -32,6 +32,9 @@ class LabEnv:
     contracts: dict[str, Any] = field(default_factory=dict)
     """Preloaded contracts by name: ``{"address", "abi"}``."""
     last_activity: float = 0.0
+    sdk_config: str | None = None
+    """The chain's ChainMaker ``sdk_config.yml`` on the machine that runs it (see
+    :mod:`labs.minichain.chainmaker.handover` for the learner's own copy)."""
 
     @property
     def rpc_url(self) -> str | None:
@@ -51,6 +54,8 @@ class LabEnv:
         }
         if self.explorer_url:
             env["ACADEMY_EXPLORER_URL"] = self.explorer_url
+        if self.sdk_config:
+            env["ACADEMY_CHAINMAKER_SDK_CONFIG"] = self.sdk_config
         return env
 
 

@@ -116,6 +116,7 @@ class SandboxManager(LoggingConfigurable):
             accounts=record.get("accounts", []),
             contracts=record.get("contracts", {}),
             last_activity=record.get("last_activity", 0.0),
+            sdk_config=self.backend.sdk_config(eid) if running else None,
         )
 
     # -- the API ----------------------------------------------------------------------------------

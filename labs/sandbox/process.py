@@ -165,6 +165,7 @@ class ProcessBackend(Backend):
 
     def _launch(self, root: Path, spec: LabSpec) -> list[str]:
         """Create (first time) and start the chain in ``root``; wait until it answers."""
+        from labs.minichain.genesis import load_genesis
         from labs.minichain.netconfig import NetworkConfig
         from labs.minichain.network import assign_ports
 
@@ -180,6 +181,9 @@ class ProcessBackend(Backend):
             node.pid = None
         assign_ports(cfg)
         cfg.save()
+        chainmaker = load_genesis(cfg.genesis_path).chainmaker
+        if chainmaker is not None:  # the SDK's config names the gRPC ports just picked
+            cfg.write_sdk_config(chainmaker)
         if self.use_zygote:
             args = (data.resolve(), "127.0.0.1", (root / "launcher.log").resolve())
             try:
@@ -207,6 +211,10 @@ class ProcessBackend(Backend):
             tail = (root / "launcher.log").read_text(errors="replace").strip().splitlines()[-3:]
             raise BackendError(f"{root.name}: {exc}: {' | '.join(tail)}") from None
         return urls
+
+    def sdk_config(self, env_id: str) -> str | None:
+        path = self._root(env_id) / "chain" / "chainmaker" / "sdk_config.yml"
+        return str(path.resolve()) if path.is_file() else None
 
     # -- the warm pool ------------------------------------------------------------------------
     def _pool(self) -> Path:

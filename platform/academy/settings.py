@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="traitlets config file of labs.sandbox, the one the hub loads (e.g. "
         "c.SandboxManager.backend_class = 'docker' in production); empty: local processes",
     )
+    learner_home_template: str = Field(
+        "",
+        description="the learners' server folders, with {username} (the hub's home_dir_template): "
+        "academy copies a lab chain's ChainMaker SDK configuration and its orgs' users there, "
+        "where a jailed server reads them; empty: hand over the chain's own sdk_config.yml path",
+    )
     lab_idle_seconds: float = Field(
         3600.0,
         ge=0,

@@ -49,8 +49,8 @@ def test_genesis_allocates_balances_and_is_deterministic(tmp_path: Path) -> None
     a = open_app(tmp_path / "a")
     b = open_app(tmp_path / "b")
     assert a.committed_height() == 0
-    assert a.get_balance(addr(ALICE.address)) == FUNDED
-    assert a.get_balance(addr(CAROL)) == 0
+    assert a.reads.get_balance(addr(ALICE.address)) == FUNDED
+    assert a.reads.get_balance(addr(CAROL)) == 0
     assert a.head.hash == b.head.hash
     other = open_app(tmp_path / "c", make_genesis(chain_id=7))
     assert other.head.hash != a.head.hash
@@ -67,18 +67,18 @@ def test_legacy_and_eip1559_transfers_move_value_and_pay_fees(app: ExecutionApp)
     assert not app.has_pending()
     base = block.header.base_fee_per_gas
     legacy_price, tip_1559 = 2 * 10**9, 10**9
-    assert app.get_balance(addr(CAROL)) == 12
-    assert app.get_balance(addr(ALICE.address)) == FUNDED - 5 - 21000 * legacy_price
-    assert app.get_balance(addr(BOB.address)) == FUNDED - 7 - 21000 * (base + tip_1559)
-    assert app.get_balance(COINBASE) == 21000 * ((legacy_price - base) + tip_1559)
-    assert app.get_nonce(addr(ALICE.address)) == 1
-    receipt = app.receipt(h2)
+    assert app.reads.get_balance(addr(CAROL)) == 12
+    assert app.reads.get_balance(addr(ALICE.address)) == FUNDED - 5 - 21000 * legacy_price
+    assert app.reads.get_balance(addr(BOB.address)) == FUNDED - 7 - 21000 * (base + tip_1559)
+    assert app.reads.get_balance(COINBASE) == 21000 * ((legacy_price - base) + tip_1559)
+    assert app.reads.get_nonce(addr(ALICE.address)) == 1
+    receipt = app.reads.receipt(h2)
     assert receipt is not None
     assert receipt["status"] == "0x1" and receipt["type"] == "0x2"
     assert receipt["transactionIndex"] == "0x1" and receipt["gasUsed"] == hex(21000)
     assert receipt["cumulativeGasUsed"] == hex(42000)
     assert receipt["effectiveGasPrice"] == hex(base + tip_1559)
-    tx = app.transaction(h1)
+    tx = app.reads.transaction(h1)
     assert tx is not None and tx["blockNumber"] == "0x1" and tx["from"] == ALICE.address.lower()
 
 
@@ -101,7 +101,7 @@ def test_block_built_by_one_node_validates_and_commits_on_another(tmp_path: Path
     assert b.executions == 1  # commit reused the validation
     assert b.head.hash == a.head.hash
     assert b.head.header.state_root == a.head.header.state_root
-    assert b.get_balance(addr(CAROL)) == a.get_balance(addr(CAROL)) == 106
+    assert b.reads.get_balance(addr(CAROL)) == a.reads.get_balance(addr(CAROL)) == 106
     assert b.pending_count() == 0  # included transactions left the validator's mempool too
     assert b.committed_block(1) == (received, b"proof")
 
@@ -257,8 +257,8 @@ def test_reopening_the_store_resumes_at_the_same_head_and_state(tmp_path: Path) 
     again = open_app(tmp_path / "a")
     assert again.committed_height() == 3
     assert again.head.hash == head and again.head.header.state_root == root
-    assert again.get_balance(addr(CAROL)) == 30
-    assert again.get_balance(addr(CAROL), 1) == 10  # history stays readable
+    assert again.reads.get_balance(addr(CAROL)) == 30
+    assert again.reads.get_balance(addr(CAROL), 1) == 10  # history stays readable
     assert again.committed_block(2)[1] == b"proof-2"
     again.check_tx(signed_transfer(ALICE, 3, CAROL, 10))
     assert commit_next(again).height == 4
@@ -273,7 +273,7 @@ def test_reopening_with_another_genesis_is_refused(tmp_path: Path) -> None:
 
 
 def test_raw_apply_rate_is_the_py_evm_anchor() -> None:
-    from labs.minichain.execution import raw_apply_rate
+    from bench.raw_evm import raw_apply_rate
 
     raws = [signed_transfer(ALICE, n) for n in range(20)]
     assert raw_apply_rate(make_genesis(), raws, block_size=10) > 0
@@ -322,9 +322,9 @@ def test_property_nonces_and_balances(rounds: list) -> None:
             nonces[sender] += 1
             fees_to_coinbase += 21000 * (price - base)
     for k in KEYS:
-        assert app.get_balance(addr(k.address)) == balances[k.address]
-        assert app.get_nonce(addr(k.address)) == nonces[k.address]
-    assert app.get_balance(COINBASE) == fees_to_coinbase
+        assert app.reads.get_balance(addr(k.address)) == balances[k.address]
+        assert app.reads.get_nonce(addr(k.address)) == nonces[k.address]
+    assert app.reads.get_balance(COINBASE) == fees_to_coinbase
 
 
 def test_build_skips_what_fails_and_commit_drops_what_can_never_run(tmp_path: Path) -> None:
@@ -341,7 +341,7 @@ def test_build_skips_what_fails_and_commit_drops_what_can_never_run(tmp_path: Pa
         (addr(ALICE.address), 0),
     ]
     assert app.pending_count() == 0  # poor's nonce 1 can never be paid for: dropped
-    assert app.get_balance(addr(CAROL)) == 11
+    assert app.reads.get_balance(addr(CAROL)) == 11
 
 
 def test_signatures_are_recovered_with_coincurve() -> None:

@@ -28,7 +28,7 @@ CAROL = to_checksum_address("0x" + "ca" * 20)
 def _committer(folder: str, conn) -> None:
     """Child: commit one-transfer blocks forever, reporting each only after commit returned."""
     app = open_app(Path(folder))
-    nonce = app.get_nonce(bytes.fromhex(ALICE.address[2:]))
+    nonce = app.reads.get_nonce(bytes.fromhex(ALICE.address[2:]))
     while True:
         app.check_tx(transfer(ALICE, nonce, CAROL, 1))
         block = app.build_block(app.committed_height() + 1, COINBASE, time.time())
@@ -72,9 +72,9 @@ def test_sigkill_at_random_moments_loses_no_committed_block(tmp_path: Path) -> N
             assert found is not None and found[0].hash == block_hash
             assert found[1] == b"proof-%d" % height
         # The head's state is complete and agrees with the chain: one 1-wei transfer per block.
-        assert app.get_balance(bytes.fromhex(CAROL[2:])) == head
-        assert app.get_nonce(bytes.fromhex(ALICE.address[2:])) == head
-        assert app.get_balance(bytes.fromhex(CAROL[2:]), head // 2) == head // 2
+        assert app.reads.get_balance(bytes.fromhex(CAROL[2:])) == head
+        assert app.reads.get_nonce(bytes.fromhex(ALICE.address[2:])) == head
+        assert app.reads.get_balance(bytes.fromhex(CAROL[2:]), head // 2) == head // 2
         assert all(app.committed_block(h) is not None for h in range(head + 1))
         assert app.committed_block(head + 1) is None
         app.store.close()
@@ -142,4 +142,4 @@ def test_memory_store_runs_a_chain(tmp_path: Path) -> None:
     app = ExecutionApp(Store(":memory:"), make_genesis())
     app.check_tx(transfer(ALICE, 0, CAROL, 3))
     assert commit_next(app).height == 1
-    assert app.get_balance(bytes.fromhex(CAROL[2:])) == 3
+    assert app.reads.get_balance(bytes.fromhex(CAROL[2:])) == 3

@@ -137,7 +137,7 @@ class RpcNode:
             result = contract_query(self.view, payload)
         else:
             head = self.app.head.header
-            state = self.app._state_for(head)
+            state = self.app.state_for(head)
             outcome = executor.query(state, head, payload, admitted.sender)
             return pb.TxResponse(
                 code=outcome.code,

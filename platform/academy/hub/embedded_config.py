@@ -189,6 +189,7 @@ def configure(c: Config, settings: Settings | None = None) -> None:
             "ACADEMY_BASE_PATH": s.base_path,
             "ACADEMY_COURSES_DIR": str(Path(s.courses_dir).resolve()),
             "ACADEMY_DATABASE_URL": s.database_url,
+            "ACADEMY_LEARNER_HOME_TEMPLATE": str(hub_dir / "users" / "{username}"),
         }
     )
     c.JupyterHub.services = [

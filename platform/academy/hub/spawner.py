@@ -183,13 +183,31 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         if self.lab_env is None:
             return {}
         try:
-            return dict(await self.lab_env(self.user.name))
+            env = dict(await self.lab_env(self.user.name))
         except Exception:
             # a learner without a chain can still read, fetch and submit
             self.log.exception(
                 "no lab chain for %s; starting the server without one", self.user.name
             )
             return {}
+        sdk_config = env.get("ACADEMY_CHAINMAKER_SDK_CONFIG")
+        if sdk_config:
+            handed = await asyncio.to_thread(
+                self._hand_over, sdk_config, env.get("ACADEMY_LAB_ID") or "lab"
+            )
+            env["ACADEMY_CHAINMAKER_SDK_CONFIG"] = handed
+        return env
+
+    def _hand_over(self, sdk_config: str, lab_id: str) -> str:
+        """The chain's SDK configuration and its orgs' users, copied into the learner's folder:
+        the chain's own folder is no place a (jailed) learner's server may read."""
+        from labs.minichain.chainmaker.handover import hand_over
+
+        try:
+            return str(hand_over(Path(sdk_config), Path(self.home_dir), lab_id))
+        except (OSError, KeyError, ValueError) as exc:
+            self.log.warning("no ChainMaker SDK configuration for %s: %s", self.user.name, exc)
+            return ""
 
     def _warm(self) -> bool:
         return (

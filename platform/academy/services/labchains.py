@@ -158,13 +158,31 @@ class LabChains:
             raise Unavailable(
                 f"your chain for {course}/{lab} did not start ({exc}); try again"
             ) from None
-        return LabChain(course, spec, env)
+        return LabChain(course, spec, self._hand_over(env))
 
     def status(self, learner: str, course: str, lab: str, path: Path) -> LabChain:
         """The chain as it is now, started or not (nothing is started)."""
         spec = self._spec(path, course, lab)
         env = self.manager.status(learner, spec.id) if spec.chain is not None else None
-        return LabChain(course, spec, env)
+        return LabChain(course, spec, self._hand_over(env) if env is not None else None)
+
+    def _hand_over(self, env: LabEnv) -> LabEnv:
+        """Point the chain's ``sdk_config`` at a copy in the learner's server folder (with the
+        orgs' users), made when that folder exists: the jailed server cannot read the chain's."""
+        template = self.settings.learner_home_template
+        if not (env.sdk_config and template) or "/" in env.learner or env.learner.startswith("."):
+            return env
+        home = Path(template.format(username=env.learner))
+        if not home.is_dir():
+            return env
+        from labs.minichain.chainmaker.handover import hand_over
+
+        try:
+            env.sdk_config = str(hand_over(Path(env.sdk_config), home, env.lab_id))
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("no ChainMaker SDK configuration for %s: %s", env.learner, exc)
+            env.sdk_config = None
+        return env
 
     # -- the idle cull ------------------------------------------------------------------------
     def start_culler(self) -> None:

@@ -191,3 +191,114 @@ def test_idle_lab_chains_are_stopped_and_come_back(tmp_path: Path) -> None:
         chains.close()
         chains.manager.destroy("ada", "solo")
         chains.manager.close()  # and its chain zygote
+
+
+def test_a_learners_server_gets_an_sdk_client_for_its_own_chain(tmp_path: Path) -> None:
+    """The spawn hands the learner's server ``ACADEMY_CHAINMAKER_SDK_CONFIG``: a copy in their own
+    folder, owned by the folder's owner (the jailed server's user), holding the orgs' users and CA
+    certificates but no node or CA key; the official SDK then talks to the learner's real chain
+    from it. The chain's own keys are root's alone, so the copy is what makes this work in a jail."""
+    import os
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from academy.hub.labchains import sandbox_chains
+    from academy.hub.spawner import AcademySpawner
+    from academy.services.labchains import LabChains
+    from academy.settings import Settings
+
+    from labs.sandbox import SandboxManager
+
+    lab = tmp_path / "course" / "source" / "cm" / "lab.toml"
+    lab.parent.mkdir(parents=True)
+    lab.write_text('[lab]\nid = "cm"\n[chain]\nvalidators = 1\nconsensus = "solo"\n')
+    state = tmp_path / "state" / "sandbox"
+    home = tmp_path / "users" / "ada"
+    home.mkdir(parents=True)
+    learner_uid = 200_007  # what the jail makes of hub user 7
+    if os.geteuid() == 0:
+        os.chown(home, learner_uid, learner_uid)
+    spawner = AcademySpawner(
+        user=SimpleNamespace(name="ada", id=7, url="/user/ada/", escaped_name="ada", server=None),
+        home_dir_template=str(tmp_path / "users" / "{username}"),
+        lab_env=sandbox_chains(lab, state),
+    )
+    manager = SandboxManager(state_dir=str(state))
+    try:
+        env = asyncio.run(spawner._lab_chain())
+        handed = Path(env["ACADEMY_CHAINMAKER_SDK_CONFIG"])
+        chain_config = manager.status("ada", "cm").sdk_config
+        assert chain_config is not None and Path(chain_config).is_file()
+        assert handed.is_relative_to(home) and handed.is_file(), handed
+        copied = sorted(p.relative_to(handed.parent).as_posix() for p in handed.parent.rglob("*"))
+        assert not [p for p in copied if "/node/" in p or p.endswith("ca.key")], copied
+        org = "crypto-config/wx-org1.chainmaker.org"
+        assert f"{org}/user/admin1/admin1.sign.key" in copied
+        assert f"{org}/ca/ca.crt" in copied
+        if os.geteuid() == 0:
+            owners = {p.stat().st_uid for p in handed.parent.rglob("*")} | {
+                handed.parent.stat().st_uid
+            }
+            assert owners == {learner_uid}
+            key = handed.parent / org / "user" / "client1" / "client1.sign.key"
+            original = Path(chain_config).parents[1] / org / "user" / "client1" / "client1.sign.key"
+            assert _opens_as(learner_uid, key), "the learner's user cannot read its copy"
+            assert not _opens_as(learner_uid, original), "the chain's own keys are not theirs"
+
+        # the notebook: labs.client reads the variable and the official SDK reaches the chain
+        script = (
+            "import labs.client as c\n"
+            "cc = c.chainmaker_client()\n"
+            "admin = c.chainmaker_client(user='admin1')\n"
+            "print(cc.get_current_block_height(), admin.get_chainmaker_server_version())\n"
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        height, version = ran.stdout.split()
+        assert int(height) >= 0 and version
+
+        # academy hands a lab folder's notebook the same: a copy in the learner's folder
+        chains = LabChains(
+            Settings(
+                state_dir=tmp_path / "state",
+                learner_home_template=str(tmp_path / "users" / "{username}"),
+            )
+        )
+        try:
+            served = chains.ensure("ada", "course", "cm", lab).env
+            assert served is not None
+            again = served.environment()["ACADEMY_CHAINMAKER_SDK_CONFIG"]
+            assert again == str(handed), "academy's answer names the learner's own copy"
+        finally:
+            chains.close()
+            chains.manager.close()
+    finally:
+        manager.destroy("ada", "cm")
+        manager.close()
+
+
+def _opens_as(uid: int, path: Path) -> bool:
+    """Whether user ``uid`` can open ``path`` for reading, its folder given as the jail gives it
+    (a bind mount: the folders above it are not in the way)."""
+    import os
+
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    pid = os.fork()
+    if pid == 0:  # the child only makes system calls, then leaves
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.close(os.open(path.name, os.O_RDONLY, dir_fd=folder))
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    os.close(folder)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
