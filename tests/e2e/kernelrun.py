@@ -30,10 +30,16 @@ def run_cell(learner: HubBrowser, code: str, timeout: float = 120.0) -> str:
 
 
 async def _execute(learner: HubBrowser, kernel_id: str, code: str) -> str:
+    from urllib.parse import urlsplit
+
+    from academy.hub.origins import learner_origin
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
-    base = str(learner.http.base_url).rstrip("/").replace("http://", "ws://", 1)
+    # the server lives on the learner's own origin (NAME.localhost:PORT): connect to loopback and
+    # name that origin in the Host header, as a browser does, since Python resolves no *.localhost
+    origin = urlsplit(learner_origin(learner.run.url, learner.name))
+    base = f"ws://127.0.0.1:{origin.port}"
     prefix = f"/user/{learner.name}"
     cookies = "; ".join(
         f"{c.name}={c.value}"
@@ -42,7 +48,9 @@ async def _execute(learner: HubBrowser, kernel_id: str, code: str) -> str:
     )
     session = uuid.uuid4().hex
     url = f"{base}{prefix}/api/kernels/{kernel_id}/channels?session_id={session}"
-    conn = await websocket_connect(HTTPRequest(url, headers={"Cookie": cookies}))
+    conn = await websocket_connect(
+        HTTPRequest(url, headers={"Cookie": cookies, "Host": origin.netloc})
+    )
     msg_id = uuid.uuid4().hex
     conn.write_message(json.dumps(_request(msg_id, session, code)))
     out: list[str] = []

@@ -327,6 +327,10 @@ def _forwarded(url: str, forward: dict[int, str]) -> str:
         return url
     target = "127.0.0.1" if parts.hostname in ("localhost", "0.0.0.0") else parts.hostname
     forward[parts.port] = target
+    if parts.hostname == "localhost":
+        # the proxy routes by host name (each learner's server has an origin of its own), so the
+        # name stays; inside the jail it resolves to the jail's loopback, where the relay listens
+        return url
     netloc = f"127.0.0.1:{parts.port}"
     if parts.username:
         netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
