@@ -142,14 +142,19 @@ def test_key_revoked_after_anchoring_keeps_earlier_credentials_valid(world) -> N
 
 
 def resign(doc: dict, key: IssuerKey) -> dict:
-    sig = next(p for p in proofs.proofs_of(doc) if p["type"] == "DataIntegrityProof")
-    others = [p for p in proofs.proofs_of(doc) if p is not sig]
-    fresh = proofs.create_proof(proofs.without_proof(doc), key, sig["created"])
-    return proofs.with_proofs(doc, [fresh, *others])
+    """``doc`` with both its signature proofs replaced by ones of ``key`` (same time)."""
+    sigs = [p for p in proofs.proofs_of(doc) if proofs.is_signature_proof(p)]
+    others = [p for p in proofs.proofs_of(doc) if not proofs.is_signature_proof(p)]
+    fresh = proofs.sign(proofs.without_proof(doc), key, sigs[0]["created"])
+    return proofs.with_proofs(doc, [*proofs.proofs_of(fresh), *others])
 
 
-def sig_proof(doc: dict) -> dict:
-    return next(p for p in doc["proof"] if p["type"] == "DataIntegrityProof")
+def sig_proof(doc: dict, suite: str = proofs.JCS_SUITE) -> dict:
+    return next(p for p in doc["proof"] if p.get("cryptosuite") == suite)
+
+
+def sig_proofs(doc: dict) -> list[dict]:
+    return [p for p in doc["proof"] if p["type"] == "DataIntegrityProof"]
 
 
 def anchor_proof(doc: dict) -> dict:
@@ -221,7 +226,7 @@ def other_ledger(w) -> dict:
 
 def swapped_anchor(w) -> dict:
     doc = copy.deepcopy(w["a"][0])
-    doc["proof"] = [sig_proof(doc), copy.deepcopy(anchor_proof(w["b"][0]))]
+    doc["proof"] = [*sig_proofs(doc), copy.deepcopy(anchor_proof(w["b"][0]))]
     return doc
 
 
@@ -361,7 +366,7 @@ def test_status_list_resigned_by_a_stranger_is_rejected(world, tmp_path: Path) -
 
     def resign_list(doc: dict) -> None:
         _clear_bits(doc)
-        fresh = proofs.sign(proofs.without_proof(doc), stranger, doc["proof"]["created"])
+        fresh = proofs.sign(proofs.without_proof(doc), stranger, proofs.proofs_of(doc)[0]["created"])
         doc.update(fresh)
 
     sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, resign_list))
@@ -381,7 +386,7 @@ def test_stale_status_list_disagrees_with_the_ledger(world, tmp_path: Path) -> N
         },
     }
     k4 = world["keys"][3]
-    signed = proofs.sign(proofs.without_proof(doc), k4, doc["proof"]["created"])
+    signed = proofs.sign(proofs.without_proof(doc), k4, proofs.proofs_of(doc)[0]["created"])
     sources = tampered_cache(
         world, tmp_path, lambda f: _edit_status_list(f, world, lambda d: d.update(signed))
     )
@@ -427,7 +432,7 @@ def test_wrong_key_given_by_the_verifier(world) -> None:
 
 def unanchored(doc: dict) -> dict:
     """``doc`` with its LedgerAnchorProof removed (the signature stays as it was)."""
-    return proofs.with_proofs(doc, [sig_proof(doc)])
+    return proofs.with_proofs(doc, sig_proofs(doc))
 
 
 def test_removing_the_anchor_never_skips_the_ledger_s_key_revocation(world) -> None:
