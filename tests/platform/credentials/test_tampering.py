@@ -366,7 +366,9 @@ def test_status_list_resigned_by_a_stranger_is_rejected(world, tmp_path: Path) -
 
     def resign_list(doc: dict) -> None:
         _clear_bits(doc)
-        fresh = proofs.sign(proofs.without_proof(doc), stranger, proofs.proofs_of(doc)[0]["created"])
+        fresh = proofs.sign(
+            proofs.without_proof(doc), stranger, proofs.proofs_of(doc)[0]["created"]
+        )
         doc.update(fresh)
 
     sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, resign_list))

@@ -191,7 +191,9 @@ def publish_lists(status_server, issuer: Issuer, stranger: IssuerKey | None) -> 
         lst = json.loads(json.dumps(issuer.status_list(purpose)))
         if stranger is not None:
             lst["credentialSubject"]["encodedList"] = StatusList().encode()
-            lst = proofs.sign(proofs.without_proof(lst), stranger, proofs.proofs_of(lst)[0]["created"])
+            lst = proofs.sign(
+                proofs.without_proof(lst), stranger, proofs.proofs_of(lst)[0]["created"]
+            )
         status_server.publish(issuer.lists[purpose].url, lst)
 
 
