@@ -2,7 +2,8 @@
 suspend, the public status lists and issuer profiles, and the verify API (no login needed).
 
 Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
-/credentials/issuers/{slug}``, ``GET /credentials/shared/{token}``, ``POST /credentials/verify``.
+/credentials/issuers/{slug}``, ``GET /credentials/shared/{token}``, ``GET
+/credentials/contexts/v1`` (academy's JSON-LD context), ``POST /credentials/verify``.
 The public page that uses them is ``academy.pages.verify``.
 """
 
@@ -13,11 +14,12 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
+from ..credentials.credential import ACADEMY_CONTEXT, pinned_context_bytes
 from ..credentials.jcs import MAX_DOCUMENT_BYTES, CanonicalizationError, loads
 from ..db import referenced
 from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
@@ -265,6 +267,18 @@ def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> dict:
     if issuer is None:
         raise NotFound(f"{slug!r} has not issued credentials")
     return svc.issuer_document(session, state.settings, issuer)
+
+
+@router.get("/contexts/v1", tags=["public"])
+def academy_context() -> Response:
+    """Academy's JSON-LD context (the terms of its LedgerAnchorProof), byte for byte the copy
+    every verifier pins for ``ACADEMY_CONTEXT``, so a JSON-LD processor that does fetch contexts
+    gets the very bytes academy signs with."""
+    return Response(
+        pinned_context_bytes(ACADEMY_CONTEXT),
+        media_type="application/ld+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/shared/{token}", tags=["public"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from academy.app import create_app
+from academy.credentials.credential import ACADEMY_CONTEXT, pinned_context_bytes
 from academy.db import referenced, session_scope, upgrade
 from academy.models import LatePolicy, Role, id_of
 from academy.services.access import ALL_SCOPES, Principal
@@ -209,6 +210,9 @@ def test_issue_share_verify_revoke(platform) -> None:
     assert lst.status_code == 200 and "BitstringStatusListCredential" in lst.json()["type"]
     profile = client.get(f"{API}/credentials/issuers/uni").json()
     assert profile["verificationMethod"][0]["type"] == "Multikey"
+    served = client.get(f"{API}/credentials/contexts/v1")  # academy's own context, public
+    assert served.headers["content-type"].startswith("application/ld+json")
+    assert served.content == pinned_context_bytes(ACADEMY_CONTEXT)
     anchor = next(p for p in cred["proof"] if p["type"] == "LedgerAnchorProof")
     assert profile["ledger"]["registry"] == anchor["ledger"]["registry"]
     # rotating the key: what the old key signed stays valid, new issues use the new key
