@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from typing import Any
 
 from pyld import jsonld
@@ -30,6 +31,12 @@ MAX_N_DEGREE_STEPS = 1000
 """Hash N-Degree Quads calls allowed for one document. A credential with no blank node
 identifiers of its own needs none; the W3C rdf-canon "poison" tests that must still compute need
 a few hundred, the one that must be refused (a 10-clique) millions."""
+
+
+_PYLD = threading.Lock()
+"""pyld keeps its processed contexts in one process-wide LRU cache that is not safe to change
+from two threads at once (academy verifies in a thread pool). Python runs one thread at a time
+anyway, so holding a lock over a canonicalization costs no throughput."""
 
 
 class RdfcError(ValueError):
@@ -164,9 +171,10 @@ def expand_strict(document: dict[str, Any]) -> list[Any]:
 
     processor = jsonld.JsonLdProcessor(on_property_dropped=on_dropped)
     try:
-        expanded = processor.expand(
-            document, {"documentLoader": document_loader, "base": RELATIVE_BASE}
-        )
+        with _PYLD:
+            expanded = processor.expand(
+                document, {"documentLoader": document_loader, "base": RELATIVE_BASE}
+            )
     except jsonld.JsonLdError as exc:
         raise _pyld_failure(exc) from exc
     if dropped:
@@ -210,9 +218,10 @@ def canonical_nquads(document: dict[str, Any]) -> str:
         raise RdfcError(problem)
     expanded = expand_strict(document)
     try:
-        dataset = jsonld.JsonLdProcessor().to_rdf(
-            expanded, {"documentLoader": document_loader, "produceGeneralizedRdf": False}
-        )
+        with _PYLD:
+            dataset = jsonld.JsonLdProcessor().to_rdf(
+                expanded, {"documentLoader": document_loader, "produceGeneralizedRdf": False}
+            )
     except jsonld.JsonLdError as exc:
         raise _pyld_failure(exc) from exc
     return canonical_dataset(dataset)
