@@ -388,6 +388,7 @@ plain(
 )
 plain("GET", "/credentials/issuers/{slug}", EVERYONE, url="/credentials/issuers/uni-a")
 plain("GET", "/credentials/shared/{token}", EVERYONE)
+plain("GET", "/credentials/contexts/v1", EVERYONE)
 
 
 @case("POST", "/credentials/verify", EVERYONE)
