@@ -24,6 +24,7 @@ difference to exactly what it is:
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -36,7 +37,7 @@ from academy.credentials import proofs
 from academy.credentials.credential import PINNED_CONTEXT_FILES
 from academy.credentials.did import DID_CONTEXT_FILES, did_web_for, did_web_url
 from academy.credentials.fetch import FetchLimits
-from academy.credentials.issuer import Issuer
+from academy.credentials.issuer import Issuer, now_utc
 from academy.credentials.keys import IssuerKey
 from academy.credentials.statuslist import StatusList
 from academy.credentials.verify import cache_name, fill_cache
@@ -251,11 +252,16 @@ def revoked_key(academy_ledger, status_server, tmp_path_factory):
     """A did:web institution whose first key K1 signed an anchored credential, then was
     rotated out and revoked on the ledger; after that, K1 signs a backdated credential with no
     anchor, as whoever stole it could."""
-    issuer, k1 = new_issuer("did:web", "/thirdparty/revoked", academy_ledger, status_server)
-    (before,) = issuer.issue([draft(issuer, 10)])
+    base = status_server.base_url + "/thirdparty/revoked"
+    issuer = Issuer(did_web_for(base), "Revoked Key Institute", base + "/status",
+                    academy_ledger.registry)  # fmt: skip
+    # dated apart by whole seconds, as proofs and the ledger count time
+    now = now_utc()
+    k1 = issuer.add_key(now - dt.timedelta(seconds=120))
+    (before,) = issuer.issue([draft(issuer, 10)], created=now - dt.timedelta(seconds=90))
     assert before["proof"][0]["verificationMethod"] == issuer.method(k1)
-    issuer.add_key()
-    issuer.revoke_key(k1.multikey)
+    issuer.add_key(now - dt.timedelta(seconds=60))
+    issuer.revoke_key(k1.multikey, now - dt.timedelta(seconds=30))  # after the ledger saw it
     # dated when K1 was still the current key, as a thief would date it
     backdated = proofs.sign(draft(issuer, 11), k1, before["proof"][0]["created"], issuer.method(k1))
     documents = publish(issuer, status_server)
