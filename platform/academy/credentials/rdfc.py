@@ -67,7 +67,58 @@ def document_loader(url: str, options: dict[str, Any] | None = None) -> dict[str
         "contextUrl": None,
         "documentUrl": url,
         "document": copy.deepcopy(pinned_context(url)),
+        # "static": the copy never changes, so pyld may keep the context, and what it makes of
+        # it, across documents (it caches a loaded context only when it carries a tag)
+        "tag": "static",
     }
+
+
+_PROCESSED_LIMIT = 4096
+_processed: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+"""Active contexts made from (an active context, a local context), shared by every document.
+pyld caches these too, but keys them by the active context's identity, and a type-scoped
+context (the Open Badges context has one for nearly every node type) is applied to a fresh
+copy every time, so its cache never hits and each node re-processes dozens of term
+definitions. Processed contexts are never changed once made (pyld's own cache relies on
+that), and every context comes from the pinned copies, so the same inputs give the same one."""
+
+
+class _ContextReusingProcessor(jsonld.JsonLdProcessor):
+    """pyld's processor with :data:`_processed` in front of its context processing."""
+
+    def _process_context(
+        self,
+        active_ctx: Any,
+        local_ctx: Any,
+        options: dict[str, Any],
+        override_protected: bool = False,
+        propagate: bool = True,
+        validate_scoped: bool = True,
+        cycles: Any = None,
+    ) -> Any:
+        uid = active_ctx.get("_uuid") if hasattr(active_ctx, "get") else None
+        urls = local_ctx if isinstance(local_ctx, list) else [local_ctx]
+        if uid is None or cycles:
+            local: Any = None
+        elif all(isinstance(u, str) for u in urls):
+            local = ("urls", *urls)
+        elif hasattr(local_ctx, "items"):
+            local = ("object", id(local_ctx))  # pinned contexts' objects live as long as the cache
+        else:
+            local = None
+        if local is None:
+            return super()._process_context(active_ctx, local_ctx, options, override_protected,
+                                            propagate, validate_scoped, cycles)  # fmt: skip
+        key = (uid, local, options.get("base"), override_protected, propagate, validate_scoped)
+        hit = _processed.get(key)
+        if hit is not None and (local[0] == "urls" or hit[0] is local_ctx):
+            return hit[1]
+        made = super()._process_context(active_ctx, local_ctx, options, override_protected,
+                                        propagate, validate_scoped, cycles)  # fmt: skip
+        if len(_processed) >= _PROCESSED_LIMIT:
+            _processed.clear()
+        _processed[key] = (local_ctx, made)
+        return made
 
 
 class _BoundedRdfc(URDNA2015):
@@ -169,7 +220,7 @@ def expand_strict(document: dict[str, Any]) -> list[Any]:
     def on_dropped(expanded_property: Any) -> None:
         dropped.append(str(expanded_property))
 
-    processor = jsonld.JsonLdProcessor(on_property_dropped=on_dropped)
+    processor = _ContextReusingProcessor(on_property_dropped=on_dropped)
     try:
         with _PYLD:
             expanded = processor.expand(
