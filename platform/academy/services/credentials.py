@@ -442,9 +442,11 @@ def issue_batch(
     taken = {p: _taken_indexes(session, lists[p]) for p in PURPOSES}
     drafts, rows = [], []
     base = public_base(settings)
+    rules: dict[int, CourseRule] = {}  # a batch is mostly one course: read its rule once
     for cohort, user, labs in learners:
-        course = referenced(session, Course, cohort.course_id)
-        rule = course_rule(course)
+        if cohort.course_id not in rules:
+            rules[cohort.course_id] = course_rule(referenced(session, Course, cohort.course_id))
+        rule = rules[cohort.course_id]
         titles = dict(rule.labs)
         indexes = {p: _free_index(lists[p], taken[p]) for p in PURPOSES}
         doc = build_credential(

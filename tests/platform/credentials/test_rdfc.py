@@ -177,3 +177,40 @@ def test_control_characters_are_refused_not_mis_serialized(char: str) -> None:
         rdfc.canonical_nquads(doc)
     plain = {**doc, "credentialSubject": {**doc["credentialSubject"], "alumniOf": "a\tb\nc"}}
     assert "a\\tb\\nc" in rdfc.canonical_nquads(plain)
+
+
+def test_reused_contexts_give_what_a_fresh_process_gives() -> None:
+    """Processed contexts are reused across documents: an Open Badges credential and the
+    published VC example canonicalized after other documents (in either order, one of them
+    refused) come out byte for byte as in a process that has seen nothing else."""
+    import subprocess
+    import sys
+
+    from academy.credentials.issuer import Issuer
+
+    issuer = Issuer("did:web:academy.example:issuers:uni", "Uni", "https://academy.example/s")
+    issuer.add_key()
+    badge = issuer.draft(
+        "urn:uuid:00000000-0000-4000-9000-000000000001", "learner", {
+            "id": "https://academy.example/courses/c", "name": "C", "description": "D",
+            "criteria": "E", "level": "F", "course": "c",
+        }, [{"name": "lab", "score": 9, "max": 10}], "2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    example = proofs.without_proof(_signed())
+    undefined = copy.deepcopy(badge)
+    undefined["credentialSubject"]["favouriteColour"] = "blue"
+    code = (
+        "import json, sys\nfrom academy.credentials import rdfc\n"
+        "print(json.dumps([rdfc.canonical_nquads(d) for d in json.load(sys.stdin)]))"
+    )
+    fresh = []
+    for doc in (badge, example):
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps([doc]),
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        fresh.extend(json.loads(done.stdout))
+    assert all("_:" in q or "<" in q for q in fresh) and fresh[0] != fresh[1]
+    for order in ((badge, example), (example, badge)):
+        with pytest.raises(rdfc.StrictExpansionError):
+            rdfc.canonical_nquads(undefined)
+        warm = {id(d): rdfc.canonical_nquads(d) for d in order}
+        assert [warm[id(badge)], warm[id(example)]] == fresh
