@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets a fresh machine up for ChainAcademy: Debian packages where missing, the .venv with every
-# pinned Python package, and the pinned npm packages (solc-js) inside the repository.
+# pinned Python package, and the pinned npm packages (solc-js, the proxy, the VC verifiers that
+# the certificate tests cross-check with) inside the repository.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."

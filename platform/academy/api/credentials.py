@@ -3,7 +3,8 @@ suspend, the public status lists and issuers' DID documents, and the verify API 
 
 Public endpoints (no ``Authorization``): ``GET /credentials/status/...``, ``GET
 /credentials/issuers/{slug}/did.json`` (where the institution's did:web resolves), ``GET
-/credentials/shared/{token}``, ``POST /credentials/verify``.
+/credentials/shared/{token}``, ``GET /credentials/contexts/v1`` (academy's JSON-LD context),
+``POST /credentials/verify``.
 The public page that uses them is ``academy.pages.verify``.
 """
 
@@ -14,11 +15,12 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
+from ..credentials.credential import ACADEMY_CONTEXT, pinned_context_bytes
 from ..credentials.jcs import MAX_DOCUMENT_BYTES, CanonicalizationError, loads
 from ..db import referenced
 from ..models import Cohort, Course, CredentialBatch, CredentialRecord, Institution, User, id_of
@@ -282,6 +284,18 @@ def issuer_did_document(slug: str, session: SessionDep, state: StateDep) -> JSON
 def issuer_profile(slug: str, session: SessionDep, state: StateDep) -> JSONResponse:
     """The same DID document, at the address issuers had before they were DIDs."""
     return _issuer_document(slug, session, state)
+
+
+@router.get("/contexts/v1", tags=["public"])
+def academy_context() -> Response:
+    """Academy's JSON-LD context (the terms of its LedgerAnchorProof), byte for byte the copy
+    every verifier pins for ``ACADEMY_CONTEXT``, so a JSON-LD processor that does fetch contexts
+    gets the very bytes academy signs with."""
+    return Response(
+        pinned_context_bytes(ACADEMY_CONTEXT),
+        media_type="application/ld+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/shared/{token}", tags=["public"])

@@ -6,10 +6,12 @@ never the login itself) and its ``Achievement`` (the course: name, description, 
 an ``alignment`` to the national standard level it maps to), ``evidence`` summarising the learner's
 lab grades, ``validFrom`` / ``validUntil`` and ``credentialStatus`` entries.
 
-The JSON-LD contexts are pinned: the files ship with this package (``data/contexts``) and nothing
-is ever fetched, so a context changing on the web cannot change what a signature means. The
-signature (eddsa-jcs-2022) covers the JSON itself, not an RDF graph, which is why canonicalisation
-changes in JSON-LD processors cannot break verification either.
+The JSON-LD contexts are pinned: the files ship with this package (``data/contexts``), byte for
+byte as their publishers serve them (the W3C's VC 2.0 and examples contexts, 1EdTech's Open Badges
+3.0.3 context, academy's own, which academy also serves at ``/api/credentials/contexts/v1``), and
+nothing is ever fetched, so a context changing on the web cannot change what a signature means.
+Two signatures cover each credential: eddsa-jcs-2022 over the JSON itself and eddsa-rdfc-2022
+over its RDF graph under these contexts (:mod:`.proofs`).
 """
 
 from __future__ import annotations
@@ -39,11 +41,17 @@ PINNED_CONTEXT_FILES = {
 
 
 @functools.cache
-def pinned_context(url: str) -> dict[str, Any]:
-    """The shipped copy of a JSON-LD context (KeyError for a context we do not pin)."""
+def pinned_context_bytes(url: str) -> bytes:
+    """The shipped copy of a JSON-LD context, as published (KeyError for a context we do not
+    pin). The tests hold each file by its SHA-256."""
     name = PINNED_CONTEXT_FILES[url]
-    text = resources.files("academy.credentials").joinpath("data", "contexts", name).read_text()
-    return json.loads(text)
+    return resources.files("academy.credentials").joinpath("data", "contexts", name).read_bytes()
+
+
+@functools.cache
+def pinned_context(url: str) -> dict[str, Any]:
+    """The shipped copy of a JSON-LD context, parsed (KeyError for a context we do not pin)."""
+    return json.loads(pinned_context_bytes(url))
 
 
 def new_credential_id() -> str:

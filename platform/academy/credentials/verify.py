@@ -4,8 +4,9 @@ The checks, in order (the same in the CLI, the API and the web page):
 
 - ``schema``: a VC 2.0 credential (OB 3.0 shape for an OpenBadgeCredential), pinned contexts only;
 - ``dates``: inside ``validFrom`` .. ``validUntil``; the signature not dated in the future;
-- ``signature``: every eddsa-jcs-2022 proof verifies (against ``--key`` when one is given);
-- ``issuer key``: the proof names one of the issuer's own keys (a method of its DID, listed
+- ``signature``: one eddsa-jcs-2022 and one eddsa-rdfc-2022 proof, by one key, both verify
+  (against ``--key`` when one is given); either missing or invalid fails it;
+- ``issuer key``: the proofs name one of the issuer's own keys (a method of its DID, listed
   under ``assertionMethod`` in its DID document), and that key was valid when it signed (the
   ledger's key history; a key revoked before the ledger saw the credential does not count);
 - ``merkle inclusion``: the credential's leaf and path lead to the batch root it names;
@@ -64,7 +65,7 @@ from .ledger import (
     list_tag,
 )
 from .merkle import root_from_path
-from .proofs import is_signature_proof, proofs_of, verify_proof
+from .proofs import is_signature_proof, proofs_of, verify_proof_set
 from .statuslist import StatusList, StatusListError
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
@@ -475,17 +476,12 @@ class _Run:
         return PASS, span + (f" until {format_time(end)}" if end else "")
 
     def signature(self) -> tuple[str, str]:
-        if not self.sig_proofs:
-            return FAIL, "no DataIntegrityProof signature"
-        details = []
-        for p in self.sig_proofs:
-            result = verify_proof(self.doc, p, self.key)
-            if not result.ok:
-                return FAIL, result.detail
-            details.append(result.detail)
-            self.signer = self.signer or result.multikey
-            self.signed_at = self.signed_at or parse_time(p["created"])
-        return PASS, "; ".join(details)
+        result = verify_proof_set(self.doc, self.key)
+        if not result.ok:
+            return FAIL, result.detail
+        self.signer = result.multikey
+        self.signed_at = parse_time(self.sig_proofs[0]["created"])
+        return PASS, result.detail
 
     def issuer_key(self) -> tuple[str, str]:
         if self.signer is None or self.signed_at is None:
@@ -726,7 +722,7 @@ class _Run:
         sig = [p for p in proofs_of(lst) if is_signature_proof(p)]
         if not sig:
             return None, "status list is not signed"
-        checked = verify_proof(lst, sig[0], self.key if not self.anchors else None)
+        checked = verify_proof_set(lst, self.key if not self.anchors else None)
         if not checked.ok:
             return None, f"status list signature: {checked.detail}"
         problem = self._list_signer_problem(

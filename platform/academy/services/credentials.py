@@ -38,7 +38,12 @@ from ..credentials.did import (
 from ..credentials.keys import IssuerKey, KeyHistory, KeyRecord, format_time
 from ..credentials.ledger import LedgerError, LedgerFacts, Registry, rpc_call
 from ..credentials.proofs import sign
-from ..credentials.statuslist import StatusList, status_entry, status_list_credential
+from ..credentials.statuslist import (
+    StatusList,
+    random_free_index,
+    status_entry,
+    status_list_credential,
+)
 from ..credentials.verify import OnlineSources, Report, SourceError, verify_credential
 from ..db import referenced
 from ..models import (
@@ -310,7 +315,9 @@ def _list(session: Session, issuer: IssuerProfile, purpose: str) -> StatusListRe
     return row
 
 
-def _free_index(session: Session, row: StatusListRecord, taken_now: set[int]) -> int:
+def _taken_indexes(session: Session, row: StatusListRecord) -> set[int]:
+    """The indexes of ``row`` that stored credentials hold (read once per batch: a query per
+    learner would make a large batch slow)."""
     column = (
         CredentialRecord.revocation_index
         if row.purpose == "revocation"
@@ -321,12 +328,14 @@ def _free_index(session: Session, row: StatusListRecord, taken_now: set[int]) ->
         if row.purpose == "revocation"
         else CredentialRecord.suspension_list_id
     )
-    taken = set(session.exec(select(column).where(owner == row.id)).all()) | taken_now
-    while True:
-        index = secrets.randbelow(row.size)
-        if index not in taken:
-            taken_now.add(index)
-            return index
+    return set(session.exec(select(column).where(owner == row.id)).all())
+
+
+def _free_index(row: StatusListRecord, taken: set[int]) -> int:
+    """A random index of ``row`` not in ``taken`` (which then holds it)."""
+    index = random_free_index(taken, row.size)
+    taken.add(index)
+    return index
 
 
 def status_list_document(session: Session, settings: Settings, row: StatusListRecord) -> dict:
@@ -430,14 +439,16 @@ def issue_batch(
         )
     issuer = ensure_issuer(session, settings, institution)
     lists = {p: _list(session, issuer, p) for p in PURPOSES}
-    taken: dict[str, set[int]] = {p: set() for p in PURPOSES}
+    taken = {p: _taken_indexes(session, lists[p]) for p in PURPOSES}
     drafts, rows = [], []
     base = public_base(settings)
+    rules: dict[int, CourseRule] = {}  # a batch is mostly one course: read its rule once
     for cohort, user, labs in learners:
-        course = referenced(session, Course, cohort.course_id)
-        rule = course_rule(course)
+        if cohort.course_id not in rules:
+            rules[cohort.course_id] = course_rule(referenced(session, Course, cohort.course_id))
+        rule = rules[cohort.course_id]
         titles = dict(rule.labs)
-        indexes = {p: _free_index(session, lists[p], taken[p]) for p in PURPOSES}
+        indexes = {p: _free_index(lists[p], taken[p]) for p in PURPOSES}
         doc = build_credential(
             issuer={"id": issuer.issuer_url, "name": issuer.name, "url": base},
             # random: a uuid5 of the issuer and username could be recomputed by anyone who

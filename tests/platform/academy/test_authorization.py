@@ -394,6 +394,7 @@ plain(
     url="/credentials/issuers/uni-a/did.json",
 )
 plain("GET", "/credentials/shared/{token}", EVERYONE)
+plain("GET", "/credentials/contexts/v1", EVERYONE)
 
 
 @case("POST", "/credentials/verify", EVERYONE)

@@ -232,17 +232,28 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     assert run.exit_code == 2 and "no such file" in run.output
 
 
-def test_cli_w3c_vector_against_key() -> None:
-    vector = Path(__file__).parent / "vectors" / "w3c-vc-di-eddsa" / "369f0f0" / "signedJCS.json"
+def test_cli_w3c_vector_against_key(tmp_path: Path) -> None:
+    """The W3C's published eddsa-jcs-2022 and eddsa-rdfc-2022 proofs of one credential, by one
+    key, as a proof set: what academy requires. Either proof alone is refused."""
+    vectors = Path(__file__).parent / "vectors" / "w3c-vc-di-eddsa"
+    jcs = json.loads((vectors / "369f0f0" / "signedJCS.json").read_text())
+    rdfc = json.loads((vectors / "rdfc-abb673e" / "signedDataInt.json").read_text())
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({**jcs, "proof": [jcs["proof"], rdfc["proof"]]}))
     key = "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"
-    run = academy("verify", str(vector), "--key", key)
+    run = academy("verify", str(both), "--key", key)
     assert run.exit_code == 0, run.output
     assert "n/a   merkle inclusion" in run.output and "n/a   ledger anchor" in run.output
     assert "n/a   status" in run.output
+    for alone, missing in ((jcs, "eddsa-rdfc-2022"), (rdfc, "eddsa-jcs-2022")):
+        one = tmp_path / "one.json"
+        one.write_text(json.dumps(alone))
+        run = academy("verify", str(one), "--key", key)
+        assert run.exit_code == 1 and f"no {missing} proof" in run.output, run.output
     other = "z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
-    run = academy("verify", str(vector), "--key", other)
+    run = academy("verify", str(both), "--key", other)
     assert run.exit_code == 1 and "FAIL  signature" in run.output
-    run = academy("verify", str(vector))  # nobody says whose key signed
+    run = academy("verify", str(both))  # nobody says whose key signed
     assert run.exit_code == 1 and "FAIL  issuer key" in run.output
 
 

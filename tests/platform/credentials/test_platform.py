@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from academy.app import create_app
+from academy.credentials.credential import ACADEMY_CONTEXT, pinned_context_bytes
 from academy.credentials.did import did_web_url, parse_did_document
 from academy.db import referenced, session_scope, upgrade
 from academy.models import LatePolicy, Role, id_of
@@ -220,12 +221,19 @@ def test_issue_share_verify_revoke(platform) -> None:
     assert profile == client.get(f"{API}/credentials/issuers/uni").json()
     assert profile["id"] == issuer_did
     assert profile["verificationMethod"][0]["type"] == "Multikey"
-    assert cred["proof"][0]["verificationMethod"] in profile["assertionMethod"]
-    assert cred["proof"][0]["verificationMethod"].startswith(issuer_did + "#")
+    served = client.get(f"{API}/credentials/contexts/v1")  # academy's own context, public
+    assert served.headers["content-type"].startswith("application/ld+json")
+    assert served.content == pinned_context_bytes(ACADEMY_CONTEXT)
+    anchor = next(p for p in cred["proof"] if p["type"] == "LedgerAnchorProof")
+    signatures = [p for p in cred["proof"] if p["type"] == "DataIntegrityProof"]
+    assert len(signatures) == 2
+    for proof in signatures:
+        assert proof["verificationMethod"] in profile["assertionMethod"]
+        assert proof["verificationMethod"].startswith(issuer_did + "#")
     binding = parse_did_document(profile, issuer_did).ledger
     assert binding is not None
-    assert binding.registry == cred["proof"][1]["ledger"]["registry"]
-    assert binding.genesis_hash == cred["proof"][1]["ledger"]["genesisHash"]
+    assert binding.registry == anchor["ledger"]["registry"]
+    assert binding.genesis_hash == anchor["ledger"]["genesisHash"]
     # rotating the key: what the old key signed stays valid, new issues use the new key
     old_key = cred["proof"][0]["verificationMethod"]
     r = client.post(f"{API}/credentials/issuers/uni/keys", headers=headers(w, "admin"))

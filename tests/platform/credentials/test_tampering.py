@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from academy.credentials import proofs
 from academy.credentials.anchoring import Anchor, anchor_batch
+from academy.credentials.credential import EXAMPLES_CONTEXT
 from academy.credentials.did import did_web_for, did_web_url
 from academy.credentials.fetch import FetchLimits
 from academy.credentials.issuer import Issuer, now_utc
@@ -156,15 +157,20 @@ def test_key_revoked_after_anchoring_keeps_earlier_credentials_valid(world) -> N
 
 
 def resign(doc: dict, key: IssuerKey, method: str | None = None) -> dict:
-    """``doc`` signed again by ``key``, the proof naming ``method`` (its did:key if None)."""
-    sig = next(p for p in proofs.proofs_of(doc) if p["type"] == "DataIntegrityProof")
-    others = [p for p in proofs.proofs_of(doc) if p is not sig]
-    fresh = proofs.create_proof(proofs.without_proof(doc), key, sig["created"], method)
-    return proofs.with_proofs(doc, [fresh, *others])
+    """``doc`` with both its signature proofs replaced by ones of ``key`` (same time), naming
+    ``method`` (its did:key if None)."""
+    sigs = [p for p in proofs.proofs_of(doc) if proofs.is_signature_proof(p)]
+    others = [p for p in proofs.proofs_of(doc) if not proofs.is_signature_proof(p)]
+    fresh = proofs.sign(proofs.without_proof(doc), key, sigs[0]["created"], method)
+    return proofs.with_proofs(doc, [*proofs.proofs_of(fresh), *others])
 
 
-def sig_proof(doc: dict) -> dict:
-    return next(p for p in doc["proof"] if p["type"] == "DataIntegrityProof")
+def sig_proof(doc: dict, suite: str = proofs.JCS_SUITE) -> dict:
+    return next(p for p in doc["proof"] if p.get("cryptosuite") == suite)
+
+
+def sig_proofs(doc: dict) -> list[dict]:
+    return [p for p in doc["proof"] if p["type"] == "DataIntegrityProof"]
 
 
 def anchor_proof(doc: dict) -> dict:
@@ -240,7 +246,7 @@ def other_ledger(w) -> dict:
 
 def swapped_anchor(w) -> dict:
     doc = copy.deepcopy(w["a"][0])
-    doc["proof"] = [sig_proof(doc), copy.deepcopy(anchor_proof(w["b"][0]))]
+    doc["proof"] = [*sig_proofs(doc), copy.deepcopy(anchor_proof(w["b"][0]))]
     return doc
 
 
@@ -404,7 +410,9 @@ def test_status_list_resigned_by_a_stranger_is_rejected(world, tmp_path: Path) -
 
     def resign_list(doc: dict) -> None:
         _clear_bits(doc)
-        fresh = proofs.sign(proofs.without_proof(doc), stranger, doc["proof"]["created"])
+        fresh = proofs.sign(
+            proofs.without_proof(doc), stranger, proofs.proofs_of(doc)[0]["created"]
+        )
         doc.update(fresh)
 
     sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, resign_list))
@@ -424,7 +432,7 @@ def test_stale_status_list_disagrees_with_the_ledger(world, tmp_path: Path) -> N
         },
     }
     k4 = world["keys"][3]
-    signed = proofs.sign(proofs.without_proof(doc), k4, doc["proof"]["created"])
+    signed = proofs.sign(proofs.without_proof(doc), k4, proofs.proofs_of(doc)[0]["created"])
     sources = tampered_cache(
         world, tmp_path, lambda f: _edit_status_list(f, world, lambda d: d.update(signed))
     )
@@ -470,7 +478,7 @@ def test_wrong_key_given_by_the_verifier(world) -> None:
 
 def unanchored(doc: dict) -> dict:
     """``doc`` with its LedgerAnchorProof removed (the signature stays as it was)."""
-    return proofs.with_proofs(doc, [sig_proof(doc)])
+    return proofs.with_proofs(doc, sig_proofs(doc))
 
 
 def test_removing_the_anchor_never_skips_the_ledger_s_key_revocation(world) -> None:
@@ -677,3 +685,130 @@ def test_a_stale_did_document_does_not_hide_the_ledger_s_revocation(world, acade
         assert "the ledger's key record" in report.check("issuer key").detail
     finally:
         server.publish(url, issuer.did_document())
+
+
+# -- downgrades: the two proofs, their suites and contexts --------------------------------------
+
+
+def _only(w, suite: str) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["proof"] = [p for p in doc["proof"] if p.get("cryptosuite") in (suite, None)]
+    return doc
+
+
+def suites_swapped(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    jcs, rdfc = sig_proof(doc), sig_proof(doc, proofs.RDFC_SUITE)
+    jcs["cryptosuite"], rdfc["cryptosuite"] = proofs.RDFC_SUITE, proofs.JCS_SUITE
+    return doc
+
+
+def both_named_jcs(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    sig_proof(doc, proofs.RDFC_SUITE)["cryptosuite"] = proofs.JCS_SUITE
+    return doc
+
+
+def rdfc_duplicated(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["proof"].append(copy.deepcopy(sig_proof(doc, proofs.RDFC_SUITE)))
+    return doc
+
+
+def rdfc_by_a_stranger(w) -> dict:
+    """The issuer's eddsa-jcs-2022 proof kept, the eddsa-rdfc-2022 one replaced by a stranger's."""
+    doc = copy.deepcopy(w["a"][0])
+    jcs = sig_proof(doc)
+    fresh = proofs.create_proof(
+        doc, IssuerKey.generate(), jcs["created"], cryptosuite=proofs.RDFC_SUITE
+    )
+    doc["proof"] = [jcs, fresh, anchor_proof(doc)]
+    return doc
+
+
+def rdfc_created_later(w) -> dict:
+    """Both proofs by the issuer's key, the RDF one made later (what a leaked key could add)."""
+    doc = copy.deepcopy(w["b"][0])
+    jcs = sig_proof(doc)
+    later = proofs.create_proof(
+        doc, w["keys"][1], format_time(now_utc()), cryptosuite=proofs.RDFC_SUITE
+    )
+    doc["proof"] = [jcs, later, anchor_proof(doc)]
+    return doc
+
+
+def proof_context_shortened(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    sig_proof(doc, proofs.RDFC_SUITE)["@context"] = doc["@context"][:1]
+    return doc
+
+
+def contexts_reordered(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["@context"] = [doc["@context"][0], doc["@context"][2], doc["@context"][1]]
+    return doc
+
+
+def context_appended_with_a_term(w) -> dict:
+    """A pinned context appended after the signed ones (allowed) to carry a new term (not)."""
+    doc = copy.deepcopy(w["a"][0])
+    doc["@context"] = [*doc["@context"], EXAMPLES_CONTEXT]
+    doc["credentialSubject"]["alumniOf"] = "The School of Examples"
+    return doc
+
+
+def undefined_term(w) -> dict:
+    doc = copy.deepcopy(w["a"][0])
+    doc["credentialSubject"]["favouriteColour"] = "blue"
+    return doc
+
+
+CASES.update(
+    {
+        "eddsa-jcs-2022 proof stripped": (lambda w: _only(w, proofs.RDFC_SUITE), "signature"),
+        "eddsa-rdfc-2022 proof stripped": (lambda w: _only(w, proofs.JCS_SUITE), "signature"),
+        "cryptosuite names swapped": (suites_swapped, "signature"),
+        "both proofs named eddsa-jcs-2022": (both_named_jcs, "signature"),
+        "eddsa-rdfc-2022 proof duplicated": (rdfc_duplicated, "signature"),
+        "eddsa-rdfc-2022 proof by a stranger": (rdfc_by_a_stranger, "signature"),
+        "eddsa-rdfc-2022 proof made later": (rdfc_created_later, "signature"),
+        "proof @context shortened": (proof_context_shortened, "signature"),
+        "@context reordered": (contexts_reordered, "signature"),
+        "context appended to carry a term": (context_appended_with_a_term, "signature"),
+        "undefined term added": (undefined_term, "signature"),
+    }
+)
+DOWNGRADES = [c for c in CASES if "proof" in c or "context" in c or "term" in c]
+
+
+@pytest.mark.parametrize("case", DOWNGRADES)
+def test_downgrades_fail_online_too(world, case: str) -> None:
+    make, check = CASES[case]
+    report = verify_credential(make(world), world["online"])
+    assert check in report.failed, report.to_json()
+
+
+def test_a_context_appended_after_the_signed_ones_keeps_the_signatures(world) -> None:
+    """The proofs name the contexts they signed with; a document whose @context starts with
+    them passes the signature check (Data Integrity's rule), so a holder may add a pinned
+    context. An anchored credential is still fixed byte for byte by its Merkle leaf."""
+    doc = copy.deepcopy(world["b"][0])
+    doc["@context"] = [*doc["@context"], EXAMPLES_CONTEXT]
+    report = verify_credential(doc, offline(world))
+    assert report.check("signature").outcome == "pass", report.to_json()
+    assert report.failed == ["merkle inclusion"]
+    report = verify_credential(unanchored(doc), offline(world), key=world["keys"][1].multikey)
+    assert report.check("signature").outcome == "pass", report.to_json()
+    assert report.check("issuer key").outcome == "pass", report.to_json()
+
+
+def test_a_status_list_with_one_proof_is_refused(world, tmp_path: Path) -> None:
+    """The issuer's own status list with its eddsa-rdfc-2022 proof stripped: a downgraded list
+    counts for nothing, like an unsigned one."""
+
+    def strip(doc: dict) -> None:
+        doc["proof"] = sig_proof(doc)
+
+    sources = tampered_cache(world, tmp_path, lambda f: _edit_status_list(f, world, strip))
+    report = verify_credential(world["a"][0], sources)
+    assert report.failed == ["status"] and "eddsa-rdfc-2022" in report.check("status").detail

@@ -148,7 +148,7 @@ def test_a_signed_credential_whose_status_list_is_a_bomb_is_not_valid(status_ser
         lst["credentialSubject"]["encodedList"] = "u" + base64.urlsafe_b64encode(
             bomb
         ).decode().rstrip("=")
-        signed = proofs.sign(proofs.without_proof(lst), _key, lst["proof"]["created"])
+        signed = proofs.sign(proofs.without_proof(lst), _key, proofs.proofs_of(lst)[0]["created"])
         status_server.publish(issuer.lists[purpose].url, signed)
     report = verify_credential(doc, OnlineSources(None, limits=LOOPBACK))
     assert report.failed == ["status"], report.to_json()
@@ -198,7 +198,9 @@ def publish_lists(status_server, issuer: Issuer, stranger: IssuerKey | None) -> 
         lst = json.loads(json.dumps(issuer.status_list(purpose)))
         if stranger is not None:
             lst["credentialSubject"]["encodedList"] = StatusList().encode()
-            lst = proofs.sign(proofs.without_proof(lst), stranger, lst["proof"]["created"])
+            lst = proofs.sign(
+                proofs.without_proof(lst), stranger, proofs.proofs_of(lst)[0]["created"]
+            )
         status_server.publish(issuer.lists[purpose].url, lst)
 
 

@@ -89,8 +89,10 @@ def test_recommendation_example_reproduces_with_our_create_proof() -> None:
     assert proof["proofValue"] == text("recommendation/sigBTC58JCS.txt")
     assert proofs.from_b58btc(proof["proofValue"]).hex() == text("recommendation/sigHexJCS.txt")
     secured = proofs.sign(doc, key, created="2023-02-24T23:36:38Z")
-    assert secured["proof"] == proof
-    assert proofs.verify_proof(secured, secured["proof"], PUBLIC).ok
+    jcs, other = secured["proof"]
+    assert jcs == proof and other["cryptosuite"] == proofs.RDFC_SUITE
+    assert proofs.verify_proof(secured, jcs, PUBLIC).ok
+    assert proofs.verify_proof_set(secured, PUBLIC).ok
 
 
 @pytest.mark.parametrize(
