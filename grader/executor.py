@@ -62,6 +62,9 @@ from typing import Any, Literal
 from grader.limits import Limits
 from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
 
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
+HIDDEN_END = "END HIDDEN TESTS"
+
 __all__ = [
     "SANDBOX_UIDS",
     "CellOutcome",
@@ -320,8 +323,10 @@ def shutdown() -> None:
 class _Sandbox:
     """Supervisor-side handle of one running sandbox."""
 
-    def __init__(self, limits: Limits, files: dict[str, bytes] | None) -> None:
+    def __init__(self, limits: Limits, files: dict[str, bytes] | None, judge: bool = False) -> None:
         self.limits = limits
+        self.files = files
+        self.judge: _Sandbox | None = None  # the hidden tests' judge, started at the first one
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -329,6 +334,7 @@ class _Sandbox:
             "uid": self.uid,
             "limits": dataclasses.asdict(limits),
             "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
+            "judge": judge,
         }
         self.pidfd = -1
         self.out_r, out_w = os.pipe()
@@ -443,6 +449,9 @@ class _Sandbox:
 
     def close(self) -> None:
         """Kill the pid namespace, wait until it is gone, sweep the uid."""
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
         gone = False
         if self.pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
@@ -751,11 +760,13 @@ def _rest_not_run(outcomes: list[CellOutcome], cells: list[CellSpec], reason: st
 
 def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any, str]:
     """Send one cell and wait for its reply; (kind, reply, token) with kind as in receive()."""
+    if cell.hidden:
+        return _send_hidden(box, cell, deadline)
     cap = box.limits.max_output_bytes * 6 + 256 * 1024  # JSON escapes control chars 6 to 1
     token = secrets.token_hex(16)
     try:
         box.sock.settimeout(max(0.0, deadline - time.monotonic()))
-        send_message(box.sock, {"token": token, "source": cell.source, "hidden": cell.hidden})
+        send_message(box.sock, {"token": token, "source": cell.source})
         box.sock.settimeout(None)
         kind, obj = box.receive(deadline, cap)
     except TimeoutError:
@@ -765,6 +776,148 @@ def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any
     while kind == "msg" and _clean_reply(obj, token) is None:
         kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
     return kind, obj, token
+
+
+def _parts(source: str) -> list[tuple[bool, str]]:
+    """A hidden test cell as (hidden, text) runs in order: what the released notebook shows runs
+    with the learner's cells, each BEGIN/END HIDDEN TESTS block in the judge. A cell without the
+    markers is hidden as a whole."""
+    if HIDDEN_BEGIN not in source:
+        return [(True, source)]
+    parts: list[tuple[bool, str]] = []
+    hidden, lines = False, list[str]()
+    for line in source.splitlines(keepends=True):
+        marker = HIDDEN_BEGIN if not hidden else HIDDEN_END
+        if marker in line:
+            parts.append((hidden, "".join(lines)))
+            hidden, lines = not hidden, []
+            continue
+        lines.append(line)
+    parts.append((hidden, "".join(lines)))
+    return [(h, text) for h, text in parts if text.strip()]
+
+
+def _send_hidden(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any, str]:
+    """Run a hidden test cell: its visible parts in the learner's sandbox, its hidden parts in
+    the judge, relaying the judge's requests for learner names to the learner's sandbox. Returns
+    as _send_cell, with one combined reply; ``"hidden-timeout"`` when the cell ran out of time
+    and both sandboxes are ready for the next cell."""
+    token = secrets.token_hex(16)
+    outputs: list[dict[str, Any]] = []
+    for hidden, text in _parts(cell.source):
+        if not hidden:
+            kind, obj, part_token = _send_cell(box, CellSpec(text), deadline)
+            if kind != "msg":
+                return kind, obj, part_token
+            reply = _clean_reply(obj, part_token)
+            assert reply is not None
+            status, outs, error = reply
+            outputs += box.take_native() + outs
+            if status != "ok":
+                return (
+                    "msg",
+                    {"token": token, "status": status, "outputs": outputs, "error": error},
+                    token,
+                )
+            continue
+        kind, reply_or_none = _judge(box, text, deadline)
+        if kind != "msg":
+            return kind, None, token
+        assert reply_or_none is not None
+        status, outs, error = reply_or_none
+        outputs += outs
+        if status != "ok":
+            return (
+                "msg",
+                {"token": token, "status": status, "outputs": outputs, "error": error},
+                token,
+            )
+    return "msg", {"token": token, "status": "ok", "outputs": outputs, "error": None}, token
+
+
+def _judge(
+    box: _Sandbox, source: str, deadline: float
+) -> tuple[str, tuple[Status, list[dict[str, Any]], dict | None] | None]:
+    """One hidden block in the judge; (kind, (status, outputs, error)) with kind "msg", or
+    "hidden-timeout"/"died"/"timeout" as the learner's sandbox ended up."""
+    cap = box.limits.max_output_bytes * 6 + 256 * 1024
+    if box.judge is None:
+        box.judge = _Sandbox(box.limits, box.files, judge=True)
+        _hello(box.judge, time.monotonic())
+    judge = box.judge
+    token = secrets.token_hex(16)
+    learner_outputs: list[dict[str, Any]] = []
+    try:
+        judge.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        send_message(judge.sock, {"token": token, "source": source})
+        judge.sock.settimeout(None)
+    except OSError:
+        return _judge_lost(box, "died")
+    while True:
+        kind, obj = judge.receive(deadline, cap)
+        if kind != "msg":
+            return _judge_lost(box, "timeout" if kind == "timeout" else "died")
+        if not isinstance(obj, dict) or obj.get("token") != token:
+            continue
+        if obj.get("final") is True:
+            reply = _clean_reply(obj, token)
+            if reply is None:
+                return _judge_lost(box, "died")
+            status, outs, error = reply
+            return "msg", (status, learner_outputs + outs, error)
+        op = {k: v for k, v in obj.items() if k != "token"}
+        kind, answer = _ask_learner(box, op, deadline, cap)
+        if kind != "msg":
+            box.judge.close()
+            box.judge = None
+            return kind, None
+        outs = answer.pop("outputs", [])
+        if isinstance(outs, list):
+            learner_outputs += [
+                o for o in outs if isinstance(o, dict) and o.get("output_type") in _OUTPUT_TYPES
+            ]
+        try:
+            send_message(judge.sock, {**answer, "token": token})
+        except OSError:
+            return _judge_lost(box, "died")
+
+
+def _judge_lost(box: _Sandbox, kind: str) -> tuple[str, None]:
+    """The judge ran out of time or failed: it is replaced at the next hidden test; the learner's
+    sandbox was idle meanwhile, so its cells go on."""
+    if box.judge is not None:
+        box.judge.close()
+        box.judge = None
+    return ("hidden-timeout" if kind == "timeout" else "judge-died"), None
+
+
+def _ask_learner(
+    box: _Sandbox, op: dict[str, Any], deadline: float, cap: int
+) -> tuple[str, dict[str, Any]]:
+    """Forward one judge request to the learner's sandbox; ("msg", answer) or how it ended."""
+    token = secrets.token_hex(16)
+    try:
+        box.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        send_message(box.sock, {**op, "token": token})
+        box.sock.settimeout(None)
+        kind, obj = box.receive(deadline, cap)
+    except TimeoutError:
+        kind, obj = "timeout", None
+    except OSError:
+        kind, obj = "died", None
+    while kind == "msg" and not (isinstance(obj, dict) and obj.get("token") == token):
+        kind, obj = box.receive(deadline, cap)
+    if kind == "timeout" and box.interrupt():
+        kind, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        while kind == "msg" and not (isinstance(obj, dict) and obj.get("token") == token):
+            kind, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        if kind == "msg":
+            return "hidden-timeout", {}
+        return "timeout", {}
+    if kind != "msg" or not isinstance(obj, dict):
+        return kind, {}
+    answer = {k: obj[k] for k in ("value", "missing", "raise", "outputs") if k in obj}
+    return "msg", answer
 
 
 def _replay(
@@ -789,7 +942,7 @@ def _replay(
         if kind == "timeout" and outcomes[index].status in ("timeout", "error") and box.interrupt():
             kind, _obj = _await_interrupted(box, token, cap)
         box.take_native()
-        if kind != "msg":
+        if kind not in ("msg", "hidden-timeout", "judge-died"):
             return index
     return None
 
@@ -825,6 +978,15 @@ def _run_cells(
             outputs = box.take_native() + outputs
             reason = "completed" if status == "ok" else _one_line(error)
             outcomes.append(CellOutcome(status, outputs, error, reason))
+            continue
+        if kind == "hidden-timeout":
+            secs = limits.cell_timeout
+            reason = f"cell exceeded its {secs:g} s wall-time limit; interrupted"
+            outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
+            continue
+        if kind == "judge-died":
+            reason = "the hidden test could not be judged: its judge process ended"
+            outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
             continue
         if kind == "timeout":
             which = "cell" if per_cell <= sub_deadline else "submission"
