@@ -169,6 +169,10 @@ class LearnerObjects:
         op = msg.get("op")
         if op == "names":
             return {"value": [k for k in list(self.namespace) if type(k) is str]}
+        if op == "module":
+            import importlib
+
+            return {"value": self._out(importlib.import_module(str(msg.get("name"))))}
         if op == "global":
             name = str(msg.get("name"))
             if name not in self.namespace:
@@ -432,6 +436,23 @@ class Handle:
     __rtruediv__ = _reflected(operator.truediv)
     __rfloordiv__ = _reflected(operator.floordiv)
     __rmod__ = _reflected(operator.mod)
+
+
+def is_handle(value: Any) -> bool:
+    """Whether ``value`` is a learner object seen from the judge."""
+    return isinstance(value, Handle)
+
+
+def type_name(value: Any) -> str:
+    """The learner-side type name of a handle (data the learner's sandbox reported)."""
+    return str(object.__getattribute__(value, "_type"))
+
+
+def learner_module(beside: Handle, name: str) -> Any:
+    """Module ``name`` as imported in the learner's sandbox that ``beside`` lives in: for a
+    checker that must run library code next to a learner object that cannot cross."""
+    chan: Channel = object.__getattribute__(beside, "_chan")
+    return chan.ask({"op": "module", "name": name})
 
 
 class _Opaque:
