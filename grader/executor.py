@@ -21,21 +21,26 @@ every cell's status from what it observes itself:
 * ``not_run`` only for cells after the submission's wall time, MAX_RESTARTS, or such a completed
   cell, saying why.
 
-Hidden test cells are sent only when they run (never written to disk), kept out of In/linecache
-afterwards, and run with pristine builtins, output hooks, IPython/runner/json/socket namespaces
-(restored from snapshots taken before learner code, again before the reply is sent); a hidden cell
-is refused while learner threads are alive. Residual risk, stated honestly: learner code that runs
-*during* a hidden cell (a function the test calls) executes in the same interpreter and, by digging
-through frames/gc/ctypes, could read that cell's token and write a forged reply from the sandbox's
-own pid. The domain checkers (grader.checks) narrow it: they copy learner results into plain
-builtin data before judging, read chains and EVM state back themselves, and run from module
-namespaces the sandbox restores before every hidden cell; closing it fully needs the checks to
-run outside the learner's interpreter. Likewise, ctypes can rewrite objects in place before a
-hidden cell (a checker function's code pointer, or the dict version stamp by which the restorer
-skips namespaces that did not change), which no snapshot undoes.
-Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
-ctypes could scan. Without cgroups, memory is capped per process (RLIMIT_AS), so a sandbox may use
-up to max_processes x memory_bytes plus its scratch tmpfs: keep max_processes small.
+Hidden tests are judged outside the learner's interpreter. The BEGIN/END HIDDEN TESTS blocks of a
+hidden test cell (the whole cell when it has no markers) go to a *judge*: a second fork of the
+zygote, jailed the same way under another uid, started at the submission's first hidden test, that
+never runs learner code. The visible lines of the cell run in the learner's sandbox, as the
+released notebook shows them. Names a hidden block reads without defining it resolve in the
+learner's sandbox: the judge asks, this process relays the request (on the judge's cell token) to
+the learner's sandbox and its answer back, as JSON (see grader.remote: plain values cross as
+copies, other learner objects as handles). So the hidden source and expected values never enter a
+process where learner code ran; what learner code changed in its interpreter (IPython
+transformers, event callbacks, exception handlers, trace and audit hooks, threads) does not run
+where the verdict is made; and a learner thread left running costs nothing. The judge reports
+only the instructor's messages (an assert's, a checker's) and an exception type for anything
+else, never a traceback. Scoring then gives points only to an ``ok`` status.
+
+Residual risks, stated honestly: a hidden test that calls a name bound in the learner's namespace
+(a checker imported in a visible cell) runs what the learner bound there; results computed in the
+learner's sandbox (a consensus simulation beside a learner engine class) are data the learner
+could fake, re-verified by the checker where it can. Without cgroups, memory is capped per
+process (RLIMIT_AS), so a sandbox may use up to max_processes x memory_bytes plus its scratch
+tmpfs: keep max_processes small.
 """
 
 from __future__ import annotations

@@ -471,11 +471,20 @@ class LearnerNamespace(dict[str, Any]):
         super().__init__()
         self.chan = chan
         self.learner_names: set[str] = set()
+        self.handles: dict[str, Handle] = {}
+        """Learner objects looked up in this hidden block: a handle stays live (its calls and
+        attributes go to the object), so only rebinding the name during the block goes unseen."""
 
     def __missing__(self, name: str) -> Any:
+        known = self.handles.get(name)
+        if known is not None:
+            return known
         if name not in self.learner_names and hasattr(builtins, name):
             raise KeyError(name)
-        return self.chan.ask({"op": "global", "name": name})
+        value = self.chan.ask({"op": "global", "name": name})
+        if isinstance(value, Handle):
+            self.handles[name] = value
+        return value
 
 
 def run_hidden(
@@ -488,6 +497,7 @@ def run_hidden(
     outputs: list[dict[str, Any]] = []
     out, err = io.StringIO(), io.StringIO()
     namespace.learner_names = set(namespace.chan.ask({"op": "names"}))
+    namespace.handles.clear()
     namespace.setdefault("__builtins__", builtins)
     namespace.setdefault("__name__", "__main__")
     error: dict[str, Any] | None = None
