@@ -843,86 +843,74 @@ def _send_hidden(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, A
 def _judge(
     box: _Sandbox, source: str, deadline: float
 ) -> tuple[str, tuple[Status, list[dict[str, Any]], dict | None] | None]:
-    """One hidden block in the judge; (kind, (status, outputs, error)) with kind "msg", or
-    "hidden-timeout"/"died"/"timeout" as the learner's sandbox ended up."""
+    """One hidden block in the judge; (kind, (status, outputs, error)) with kind "msg", or how
+    it ended otherwise ("hidden-timeout" and "judge-died" leave the learner's sandbox usable).
+
+    The judge and the learner's sandbox talk over a socket pair of their own (handed to each
+    when the judge starts): the learner's sandbox serves the judge's requests until the judge
+    says it is done. This process only starts both and watches the clock and the processes."""
     cap = box.limits.max_output_bytes * 6 + 256 * 1024
+    handover: list[socket.socket] = []
     if box.judge is None:
         box.judge = _Sandbox(box.limits, box.files, judge=True)
         _hello(box.judge, time.monotonic())
+        handover = list(socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET))
     judge = box.judge
-    token = secrets.token_hex(16)
-    learner_outputs: list[dict[str, Any]] = []
+    token, serve_token = secrets.token_hex(16), secrets.token_hex(16)
     try:
+        box.sock.settimeout(max(0.0, deadline - time.monotonic()))
         judge.sock.settimeout(max(0.0, deadline - time.monotonic()))
-        send_message(judge.sock, {"token": token, "source": source})
+        learner_end = [handover[1].fileno()] if handover else None
+        send_message(box.sock, {"serve": True, "token": serve_token}, learner_end)
+        judge_end = [handover[0].fileno()] if handover else None
+        send_message(judge.sock, {"token": token, "source": source}, judge_end)
+        box.sock.settimeout(None)
         judge.sock.settimeout(None)
+    except TimeoutError:
+        return _judge_lost(box, serve_token, cap, "timeout")
     except OSError:
-        return _judge_lost(box, "died")
+        return _judge_lost(box, serve_token, cap, "died")
+    finally:
+        for end in handover:
+            end.close()
     while True:
         kind, obj = judge.receive(deadline, cap)
         if kind != "msg":
-            return _judge_lost(box, "timeout" if kind == "timeout" else "died")
-        if not isinstance(obj, dict) or obj.get("token") != token:
-            continue
-        if obj.get("final") is True:
-            reply = _clean_reply(obj, token)
-            if reply is None:
-                return _judge_lost(box, "died")
-            status, outs, error = reply
-            return "msg", (status, learner_outputs + outs, error)
-        op = {k: v for k, v in obj.items() if k != "token"}
-        kind, answer = _ask_learner(box, op, deadline, cap)
-        if kind != "msg":
-            box.judge.close()
-            box.judge = None
-            return kind, None
-        outs = answer.pop("outputs", [])
-        if isinstance(outs, list):
-            learner_outputs += [
-                o for o in outs if isinstance(o, dict) and o.get("output_type") in _OUTPUT_TYPES
-            ]
-        try:
-            send_message(judge.sock, {**answer, "token": token})
-        except OSError:
-            return _judge_lost(box, "died")
+            return _judge_lost(box, serve_token, cap, kind)
+        if isinstance(obj, dict) and obj.get("token") == token and obj.get("final") is True:
+            break
+    reply = _clean_reply(obj, token)
+    # the judge said it is done: the learner's sandbox goes back to waiting for cells
+    kind, served = box.receive(max(deadline, time.monotonic() + INTERRUPT_GRACE), cap)
+    while kind == "msg" and not (isinstance(served, dict) and served.get("token") == serve_token):
+        kind, served = box.receive(max(deadline, time.monotonic() + INTERRUPT_GRACE), cap)
+    if kind != "msg":
+        return kind, None
+    if reply is None:
+        return _judge_lost(box, None, cap, "died")
+    status, outs, error = reply
+    outs = [o for o in outs if o.get("output_type") in _OUTPUT_TYPES]
+    return "msg", (status, outs, error)
 
 
-def _judge_lost(box: _Sandbox, kind: str) -> tuple[str, None]:
-    """The judge ran out of time or failed: it is replaced at the next hidden test; the learner's
-    sandbox was idle meanwhile, so its cells go on."""
+def _judge_lost(box: _Sandbox, serve_token: str | None, cap: int, kind: str) -> tuple[str, None]:
+    """The judge ran out of time or failed: it is replaced at the next hidden test. The
+    learner's sandbox, serving it, sees its end of the channel close (interrupted, if a learner
+    call was running) and goes back to waiting for cells; when it does not, its own kind of
+    ending is returned, for the caller to handle as for any cell."""
     if box.judge is not None:
         box.judge.close()
         box.judge = None
+    if serve_token is not None:
+        grace = time.monotonic() + INTERRUPT_GRACE
+        served, obj = box.receive(grace, cap)
+        if served == "timeout" and box.interrupt():
+            served, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        while served == "msg" and not (isinstance(obj, dict) and obj.get("token") == serve_token):
+            served, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        if served != "msg":
+            return served, None
     return ("hidden-timeout" if kind == "timeout" else "judge-died"), None
-
-
-def _ask_learner(
-    box: _Sandbox, op: dict[str, Any], deadline: float, cap: int
-) -> tuple[str, dict[str, Any]]:
-    """Forward one judge request to the learner's sandbox; ("msg", answer) or how it ended."""
-    token = secrets.token_hex(16)
-    try:
-        box.sock.settimeout(max(0.0, deadline - time.monotonic()))
-        send_message(box.sock, {**op, "token": token})
-        box.sock.settimeout(None)
-        kind, obj = box.receive(deadline, cap)
-    except TimeoutError:
-        kind, obj = "timeout", None
-    except OSError:
-        kind, obj = "died", None
-    while kind == "msg" and not (isinstance(obj, dict) and obj.get("token") == token):
-        kind, obj = box.receive(deadline, cap)
-    if kind == "timeout" and box.interrupt():
-        kind, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
-        while kind == "msg" and not (isinstance(obj, dict) and obj.get("token") == token):
-            kind, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
-        if kind == "msg":
-            return "hidden-timeout", {}
-        return "timeout", {}
-    if kind != "msg" or not isinstance(obj, dict):
-        return kind, {}
-    answer = {k: obj[k] for k in ("value", "missing", "raise", "outputs") if k in obj}
-    return "msg", answer
 
 
 def _replay(

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import ctypes
 import gc
 import json
 import linecache
 import os
 import resource
+import secrets
 import select
 import signal
 import socket
@@ -123,21 +125,30 @@ def _prctl(option: int, arg: int) -> None:
 # ---------------------------------------------------------------- packet framing (both sides)
 
 
-def send_message(sock: socket.socket, obj: Any) -> None:
-    """Send one JSON document as SEQPACKET chunks (``M``... then ``E``)."""
+def send_message(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
+    """Send one JSON document as SEQPACKET chunks (``M``... then ``E``); ``fds`` ride along
+    with the first chunk."""
     data = json.dumps(obj, default=_json_default).encode()
     parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
     last = len(parts) - 1
     for i, part in enumerate(parts):
         kind = (b"F" if last == 0 else b"S") if i == 0 else (b"E" if i == last else b"M")
-        sock.sendall(kind + part)
+        if i == 0 and fds:
+            socket.send_fds(sock, [kind + part], fds)
+        else:
+            sock.sendall(kind + part)
 
 
-def recv_message(sock: socket.socket, limit: int) -> Any:
-    """Receive one JSON document; ``None`` on EOF. Used by the sandbox side only."""
+def recv_message(sock: socket.socket, limit: int, fds: list[int] | None = None) -> Any:
+    """Receive one JSON document; ``None`` on EOF. Used by the sandbox side only. With ``fds``,
+    descriptors sent along are appended to it (otherwise the kernel closes them)."""
     buf = bytearray()
     while True:
-        pkt = sock.recv(CHUNK + 1)
+        if fds is None:
+            pkt = sock.recv(CHUNK + 1)
+        else:
+            pkt, got, _flags, _addr = socket.recv_fds(sock, CHUNK + 1, 1)
+            fds += got
         if not pkt:
             return None
         if pkt[:1] in (b"S", b"F"):
@@ -546,26 +557,55 @@ def _c2_main(
         _judge_loop(sock)
     objects = LearnerObjects(runner.shell.user_ns)
     limit = 64 * 1024**2
+    fds: list[int] = []
+    channel: socket.socket | None = None
     while True:
         try:
-            msg = recv(sock, limit)
+            msg = recv(sock, limit, fds)
         except KeyboardInterrupt:  # an interrupt that came just after its cell finished
             continue
         if msg is None:
             exit_now(0)
-        if "op" in msg:
-            # A hidden test in the judge asks for a learner name, or to call a learner object.
-            runner.outputs, runner.error = [], None
-            try:
-                reply = objects.handle(msg)
-            except BaseException:  # noqa: BLE001 - an interrupt between the learner's call and here
-                reply = {"raise": ["KeyboardInterrupt"]}
-            reply["outputs"] = runner.outputs
+        if fds:  # a new judge's channel (the last judge was replaced)
+            if channel is not None:
+                channel.close()
+            channel = socket.socket(fileno=fds.pop())
+        for extra in fds:
+            os.close(extra)
+        fds.clear()
+        if msg.get("serve") is True and channel is not None:
+            _serve_judge(channel, objects, runner)
+            reply = {"served": True}
         else:
-            reply = runner.run(str(msg["source"]), False)
+            reply = runner.run(str(msg.get("source", "")), False)
         reply["token"] = msg["token"]
         sys.stdout, sys.stderr = runner.stdout, runner.stderr
         send(sock, reply)
+
+
+def _serve_judge(channel: socket.socket, objects: LearnerObjects, runner: _Runner) -> None:
+    """Answer a hidden test's requests for learner names and calls, straight from the judge (no
+    hop through the supervisor), until it says it is done, hangs up or the cell is interrupted."""
+    limit = 64 * 1024**2
+    while True:
+        try:
+            request = recv_message(channel, limit)
+        except KeyboardInterrupt:
+            return
+        if not isinstance(request, dict) or request.get("done") is True:
+            return
+        runner.outputs, runner.error = [], None
+        try:
+            answer = objects.handle(request)
+        except BaseException:  # noqa: BLE001 - an interrupt between the learner's call and here
+            answer = {"raise": ["KeyboardInterrupt"]}
+        answer["outputs"] = runner.outputs
+        answer["id"] = request.get("id")
+        sys.stdout, sys.stderr = runner.stdout, runner.stderr
+        try:
+            send_message(channel, answer)
+        except (OSError, KeyboardInterrupt):
+            return
 
 
 def _judge_loop(sock: socket.socket) -> None:
@@ -574,36 +614,51 @@ def _judge_loop(sock: socket.socket) -> None:
     from grader.remote import Channel, LearnerNamespace, run_hidden
 
     limit = 64 * 1024**2
-    token = [""]
+    fds: list[int] = []
+    link: list[socket.socket] = []
+    learner_outputs: list[dict[str, Any]] = []
 
     def ask(request: dict[str, Any]) -> dict[str, Any]:
-        send_message(sock, {**request, "token": token[0]})
+        if not link:
+            raise RuntimeError("no channel to the learner's sandbox")
+        ident = secrets.token_hex(8)
+        send_message(link[0], {**request, "id": ident})
         while True:
-            answer = recv_message(sock, limit)
+            answer = recv_message(link[0], limit)
             if answer is None:
-                os._exit(0)
-            if isinstance(answer, dict) and answer.get("token") == token[0]:
+                raise RuntimeError("the learner's sandbox hung up")
+            if isinstance(answer, dict) and answer.get("id") == ident:
+                outs = answer.get("outputs")
+                if isinstance(outs, list):
+                    learner_outputs.extend(o for o in outs if isinstance(o, dict))
                 return cast("dict[str, Any]", answer)
 
     namespace = LearnerNamespace(Channel(ask))
     while True:
         try:
-            msg = recv_message(sock, limit)
+            msg = recv_message(sock, limit, fds)
         except KeyboardInterrupt:
             continue
         if msg is None:
             os._exit(0)
-        token[0] = str(msg.get("token"))
+        if fds:
+            for old in link:
+                old.close()
+            link[:] = [socket.socket(fileno=fds.pop())]
+        for extra in fds:
+            os.close(extra)
+        fds.clear()
+        learner_outputs.clear()
         try:
             ok, outputs, error = run_hidden(str(msg["source"]), namespace)
         except KeyboardInterrupt:
-            ok, outputs, error = (
-                False,
-                [],
-                {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []},
-            )
-        reply = {"status": "ok" if ok else "error", "outputs": outputs, "error": error}
-        send_message(sock, {**reply, "token": token[0], "final": True})
+            ok, outputs = False, []
+            error = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+        if link:
+            with contextlib.suppress(OSError):
+                send_message(link[0], {"done": True})
+        reply = {"status": "ok" if ok else "error", "outputs": learner_outputs + outputs}
+        send_message(sock, {**reply, "error": error, "token": msg.get("token"), "final": True})
 
 
 PROTECTED_PREFIXES = (

@@ -271,3 +271,37 @@ def test_feedback_shows_only_the_instructors_message() -> None:
     wrong = run(CellSpec(WRONG), CellSpec(HIDDEN, hidden=True))[1]
     assert "h is wrong" in wrong.reason
     assert all(not (o.get("traceback")) for o in wrong.outputs)
+
+
+# ------------------------------------------------------------- endings inside a learner call
+
+
+def test_a_learner_call_that_hangs_times_out_and_grading_goes_on() -> None:
+    limits = Limits(cell_timeout=3.0, submission_timeout=60.0, cpu_seconds=30)
+    hang = "def h(d):\n    while True:\n        pass"
+    out = execute(
+        [
+            CellSpec(hang),
+            CellSpec(HIDDEN, hidden=True),
+            CellSpec(RIGHT),
+            CellSpec(HIDDEN, hidden=True),
+        ],
+        limits=limits,
+    )
+    assert [o.status for o in out] == ["ok", "timeout", "ok", "ok"], out
+    assert points(out[1]) == 0 and points(out[3]) == 2.0
+
+
+def test_a_learner_call_that_ends_its_sandbox_is_killed_and_grading_goes_on() -> None:
+    crash = "import os\ndef h(d):\n    os._exit(3)"
+    out = run(CellSpec(crash), CellSpec(HIDDEN, hidden=True), CellSpec("print('after')"))
+    assert [o.status for o in out] == ["ok", "killed", "ok"], out
+    assert points(out[1]) == 0
+
+
+def test_a_judge_object_cannot_be_handed_to_learner_code() -> None:
+    learner = "def apply(f, x):\n    return f(x)"
+    test = "assert apply(lambda v: v + 1, 1) == 2"
+    out = run(CellSpec(learner), CellSpec(test, hidden=True))
+    assert out[1].status == "error" and "CannotCross" in out[1].reason, out[1]
+    assert "only plain data" in out[1].reason
