@@ -82,6 +82,12 @@ def encode(value: Any, ref: Callable[[Any], Any], deep: bool, depth: int = 0) ->
         return {"$t": [encode(v, ref, deep, depth + 1) for v in value]}
     if kind is frozenset:
         return {"$f": [encode(v, ref, deep, depth + 1) for v in value]}
+    if kind is range:
+        return {"$rg": [value.start, value.stop, value.step]}
+    if kind is bytearray:
+        return {"$ba": base64.b64encode(bytes(value)).decode()}
+    if kind is complex:
+        return {"$c": [encode(value.real, ref, deep), encode(value.imag, ref, deep)]}
     if kind is slice:
         return {
             "$sl": [encode(v, ref, deep, depth + 1) for v in (value.start, value.stop, value.step)]
@@ -108,6 +114,14 @@ def decode(data: Any, handle: Callable[[dict[str, Any]], Any]) -> Any:
         return data
     if "$b" in data:
         return base64.b64decode(data["$b"])
+    if "$rg" in data:
+        start, stop, step = (int(v) for v in data["$rg"])
+        return range(start, stop, step)
+    if "$ba" in data:
+        return bytearray(base64.b64decode(data["$ba"]))
+    if "$c" in data:
+        real, imag = (float(decode(v, handle)) for v in data["$c"])
+        return complex(real, imag)
     if "$x" in data:
         return float(data["$x"])
     if "$t" in data:

@@ -233,6 +233,7 @@ def test_hidden_tests_use_learner_objects_through_handles() -> None:
         "v, me = node.check(3)\n"
         "assert v == 3 and same(me, node)\n"
         "assert isinstance(size([1, 2]), int) and sorted({3, 1}) == [1, 3]\n"
+        "assert size(range(5)) == 5 and size(bytearray(b'ab')) == 2 and size((1, 2j)) == 2\n"
         "### END HIDDEN TESTS\n"
     )
     outcomes = run(
