@@ -521,13 +521,12 @@ def _jail(req: dict[str, Any]) -> None:
     tempfile.tempdir = tmpdir
 
 
-def _c2_main(
-    req: dict[str, Any], sock: socket.socket, out_fd: int, runner: _Runner, restore: Any
-) -> None:
+def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, runner: _Runner) -> None:
     """pid 1 of the sandbox: jail, say ready, then run cells until the supervisor hangs up.
 
-    ``runner`` and ``restore`` were built in the zygote before any learner code (see
-    zygote_main), so each sandbox only sets its output cap and installs the capture hooks.
+    ``runner`` was built in the zygote before any learner code (see zygote_main), so each
+    sandbox only sets its output cap and installs the capture hooks. A judge (``req["judge"]``)
+    runs hidden tests instead and never runs a learner cell.
     """
     os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -661,205 +660,6 @@ def _judge_loop(sock: socket.socket) -> None:
         send_message(sock, {**reply, "error": error, "token": msg.get("token"), "final": True})
 
 
-PROTECTED_PREFIXES = (
-    "grader",
-    "labs",
-    "hypothesis",
-    "hashlib",
-    "_hashlib",
-    "hmac",
-    "random",
-    "json",
-    "web3",
-    "eth_tester",
-    "eth",
-    "eth_utils",
-    "eth_abi",
-    "eth_account",
-    "eth_keys",
-    "hexbytes",
-    "msgpack",
-)
-"""Modules a hidden test's verdict may pass through (the checkers and what they build on).
-
-Before and after every hidden cell the namespaces of those the warm parent imported are put back
-as they were there, the classes of ``grader``/``labs`` too; a ``grader`` module that learner code
-imported later is dropped from ``sys.modules``, so the hidden cell imports a pristine copy from the
-read-only disk. (Other modules imported only after the fork cannot be restored, and dropping them
-would give the hidden cell classes the learner's objects are not instances of: preload what a
-lab's checks use, see ``grader.executor.preload_modules``.)
-"""
-
-
-def _protected(name: str) -> bool:
-    return name.partition(".")[0] in PROTECTED_PREFIXES
-
-
-def _dict_versions() -> tuple[Any, Any] | None:
-    """``(view, read)`` telling whether a dict changed, without touching its keys or values.
-
-    CPython stamps a dict with a new, globally unique version number at every change (PEP 509's
-    ``ma_version_tag``, right after the object header and the size): ``read(view(d))`` reads it.
-    Comparing contents instead would touch every value (in a forked sandbox, a page copy per
-    value: milliseconds per hidden cell) and ``==`` could run learner code. ``read`` is the
-    C-level getter behind ctypes' ``value``, so patching ``ctypes.c_uint64`` cannot fake it.
-    Checked here on live dicts; None (always restore everything) where it does not hold.
-    """
-    if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13):
-        return None
-    offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)
-    read = vars(ctypes._SimpleCData)["value"].__get__
-
-    def view(d: dict[Any, Any]) -> Any:
-        return ctypes.c_uint64.from_address(id(d) + offset)
-
-    mine, other = {"key": 0}, {"key": 0}
-    tag = view(mine)
-    before = read(tag)
-    other["key"] = 1
-    untouched = read(tag)
-    mine["key"] = 1
-    changed = read(tag)
-    mine.clear()
-    cleared = read(tag)
-    ok = before == untouched and len({untouched, changed, cleared}) == 3
-    return (view, read) if ok else None
-
-
-_DICT_VERSIONS = _dict_versions()
-
-
-def _no_versions(tag: Any) -> int:
-    raise AssertionError("no dict versions here: every snapshot's tag is None and is never read")
-
-
-def _snap(live: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any], Any, list[int]]:
-    """(live dict, its copy, its version view or None, [version when copied])."""
-    if _DICT_VERSIONS is None:
-        return live, dict(live), None, [0]
-    view, read = _DICT_VERSIONS
-    tag = view(live)
-    return live, dict(live), tag, [read(tag)]
-
-
-def _class_snap(cls: type) -> tuple[type, dict[str, Any], Any, list[int]]:
-    """(class, copy of its namespace, version view of the dict behind it or None, [version])."""
-    real = gc.get_referents(vars(cls))[0]  # the dict a class's mappingproxy wraps
-    _live, copy, tag, seen = _snap(real)
-    return cls, copy, tag, seen
-
-
-class _ModuleSnapshot:
-    """Namespaces of the protected modules as they are now (taken once in the warm parent)."""
-
-    def __init__(self) -> None:
-        self.modules = {n: m for n, m in list(sys.modules.items()) if _protected(n) and m}
-        self.dicts = [_snap(m.__dict__) for m in self.modules.values()]
-        self.classes = []
-        for name, module in self.modules.items():
-            if name.partition(".")[0] not in ("grader", "labs"):
-                continue
-            for value in list(vars(module).values()):
-                if isinstance(value, type) and value.__module__ == name:
-                    self.classes.append(_class_snap(value))
-        self.meta_path = list(sys.meta_path)
-        self.path_hooks = list(sys.path_hooks)
-        self.path = list(sys.path)
-
-
-_SNAPSHOT: _ModuleSnapshot | None = None
-
-
-def _make_restorer(runner: _Runner) -> Any:
-    """Snapshot, before any learner code, the module and class namespaces a hidden cell's verdict
-    passes through; the returned function puts them back. It only uses references it captured
-    itself and dict/C operations, so rebinding names in those modules cannot subvert it.
-    (Code that reaches it through gc, frames or ctypes can: see grader.executor's residual risk.)
-    """
-    import json.decoder
-    import json.encoder
-
-    from IPython.core import interactiveshell
-
-    this_module = sys.modules[_Runner.__module__]  # grader.sandbox, never __main__ (see bottom)
-    modules = [
-        this_module,
-        json,
-        json.encoder,
-        json.decoder,
-        socket,
-        os,
-        interactiveshell,
-    ]
-    classes = [
-        _Runner,
-        _Capture,
-        socket.socket,
-        interactiveshell.InteractiveShell,
-        interactiveshell.ExecutionResult,
-    ]
-    mod_snaps = [_snap(m.__dict__) for m in modules]
-    cls_snaps = [_class_snap(c) for c in classes]
-    # Without dict versions every snapshot's tag is None, and only a tag is ever read.
-    read = _DICT_VERSIONS[1] if _DICT_VERSIONS is not None else _no_versions
-    inst = runner.__dict__
-    runner_methods = frozenset(k for k, v in vars(_Runner).items() if callable(v))
-    set_attr, del_attr, as_list, class_vars = setattr, delattr, list, vars
-    skip = frozenset({"__dict__", "__weakref__", "__doc__"})
-
-    protected = _SNAPSHOT or _ModuleSnapshot()
-    modules_dict = sys.modules
-    prot_modules = protected.modules
-    mod_snaps = mod_snaps + protected.dicts
-    cls_snaps = cls_snaps + protected.classes
-    import_lists: list[tuple[list[Any], list[Any]]] = [
-        (sys.meta_path, protected.meta_path),
-        (sys.path_hooks, protected.path_hooks),
-        (sys.path, protected.path),
-    ]
-    importer_cache = sys.path_importer_cache
-
-    known = frozenset(modules_dict)  # every module there before learner code
-
-    def restore() -> None:
-        for name in modules_dict.keys() - known:
-            if name.partition(".")[0] == "grader":
-                del modules_dict[name]  # a checker imported (and maybe patched) by learner code
-        for name, module in prot_modules.items():
-            if modules_dict.get(name) is not module:
-                modules_dict[name] = module
-        for live_list, snap_list in import_lists:
-            live_list[:] = snap_list
-        importer_cache.clear()
-        # A namespace whose version is the one seen after its last restore is unchanged: skip it
-        # (restoring touches every value in it, and each touch copies a page in a sandbox).
-        for live, snap, tag, seen in mod_snaps:
-            if tag is not None and read(tag) == seen[0]:
-                continue
-            live.clear()
-            live.update(snap)
-            if tag is not None:
-                seen[0] = read(tag)
-        for cls, snap, tag, seen in cls_snaps:
-            if tag is not None and read(tag) == seen[0]:
-                continue
-            namespace = class_vars(cls)
-            for key in as_list(namespace):
-                if key not in snap:
-                    del_attr(cls, key)
-            for key, value in snap.items():
-                if key not in skip and namespace.get(key) is not value:
-                    set_attr(cls, key, value)
-            if tag is not None:
-                seen[0] = read(tag)
-        for key in as_list(inst):
-            if key in runner_methods:
-                del inst[key]
-        runner.restore_pristine()
-
-    return restore
-
-
 def default_ro_paths() -> list[str]:
     """What a sandbox may read: the OS, the interpreter, the venv and the grader/labs packages.
 
@@ -918,7 +718,7 @@ def _send_report(sock: socket.socket, packet: bytes) -> bool:
 
 
 def _fork_sandbox(
-    req: dict[str, Any], fd: int, out_fd: int, own_pid_ns: int, warm: tuple[_Runner, Any]
+    req: dict[str, Any], fd: int, out_fd: int, own_pid_ns: int, runner: _Runner
 ) -> int:
     """Fork C2 as pid 1 of a fresh pid namespace; returns its pid (in the zygote's namespace)."""
     _check(_libc.unshare(CLONE_NEWPID), "unshare")
@@ -929,7 +729,7 @@ def _fork_sandbox(
         raise
     if pid == 0:
         try:
-            _c2_main(req, socket.socket(fileno=fd), out_fd, *warm)
+            _c2_main(req, socket.socket(fileno=fd), out_fd, runner)
         finally:
             os._exit(70)
     # the next fork needs the zygote's own namespace back as its children's
@@ -958,10 +758,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
                 file=sys.stderr,
             )
     shell = make_shell()
-    global _SNAPSHOT
-    _SNAPSHOT = _ModuleSnapshot()
     runner = _Runner(shell, 1)  # each sandbox sets its own output cap
-    warm = runner, _make_restorer(runner)
     ro_paths = default_ro_paths()
     mount_point = tempfile.mkdtemp(prefix="chainacademy-sandbox-root-")
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -996,7 +793,7 @@ def zygote_main(ctl_fd: int, preload: list[str]) -> None:
         req["ro_paths"] = ro_paths + list(req.get("extra_ro_paths", []))
         req["mount_point"] = mount_point
         try:
-            pid = _fork_sandbox(req, fd, out_fd, own_pid_ns, warm)
+            pid = _fork_sandbox(req, fd, out_fd, own_pid_ns, runner)
         except (OSError, SandboxSetupError) as exc:
             os.close(fd)
             answer: dict[str, Any] = {"error": f"sandbox could not start ({exc}): is this root?"}
