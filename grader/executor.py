@@ -98,7 +98,7 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One code cell to run; ``hidden`` cells get pristine builtins and are never put on disk."""
+    """One code cell to run; a ``hidden`` cell's hidden blocks run in the judge (see above)."""
 
     source: str
     hidden: bool = False

@@ -287,8 +287,7 @@ class _Runner:
         self.pristine_run_cell = self.shell_class.run_cell
 
     def install(self) -> None:
-        """(Re)install the capture hooks: when the sandbox starts, and before every hidden cell
-        as learner code may have replaced them."""
+        """(Re)install the capture hooks: when the sandbox starts (and for the zygote's warm-up)."""
         sh = self.shell
         sys.stdout, sys.stderr = self.stdout, self.stderr
         dh = sh.displayhook
