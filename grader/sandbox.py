@@ -219,7 +219,7 @@ def _warm_up(shell: Any) -> None:
     runner.install()
     try:
         for source in WARM_UP_CELLS:
-            runner.run(source, hidden=False)
+            runner.run(source)
     finally:
         sys.stdout, sys.stderr, sys.displayhook = streams
         for key in set(linecache.cache) - cached:
@@ -278,13 +278,7 @@ class _Runner:
         self.stderr = _Capture(self, "stderr")
         self.pristine_builtins = dict(builtins.__dict__)
         self.learner_builtins: dict[str, Any] | None = None
-        self.shell_class = type(shell)
-        self.pristine_class_attrs = {
-            k: v
-            for k, v in vars(self.shell_class).items()
-            if callable(v) or isinstance(v, property)
-        }
-        self.pristine_run_cell = self.shell_class.run_cell
+        self.pristine_run_cell = type(shell).run_cell
 
     def install(self) -> None:
         """(Re)install the capture hooks: when the sandbox starts (and for the zygote's warm-up)."""
@@ -298,20 +292,6 @@ class _Runner:
         sh.display_pub.publish = self._display
         sh._showtraceback = self._traceback
         sh.system = self._system
-
-    def restore_pristine(self) -> None:
-        """Give a hidden cell the builtins and hooks the sandbox started with."""
-        builtins.__dict__.clear()
-        builtins.__dict__.update(self.pristine_builtins)
-        self.shell.user_ns["__builtins__"] = builtins
-        # Learner code may have replaced shell methods on the instance or on the class.
-        for name, value in self.pristine_class_attrs.items():
-            if vars(self.shell_class).get(name) is not value:
-                setattr(self.shell_class, name, value)
-        for name in list(vars(self.shell)):
-            if name in self.pristine_class_attrs:
-                delattr(self.shell, name)
-        self.install()
 
     def _charge(self, n: int) -> bool:
         if self.truncated:
@@ -388,39 +368,29 @@ class _Runner:
         builtins.__dict__.clear()
         builtins.__dict__.update(values)
 
-    def run(self, source: str, hidden: bool) -> dict[str, Any]:
+    def run(self, source: str) -> dict[str, Any]:
         """Run one cell. Learner changes to builtins live on in later learner cells, but the
-        runner itself (and every hidden cell) always works with the pristine builtins."""
-        if hidden:
-            self.restore_pristine()
-        elif self.learner_builtins is not None:
+        runner itself always works with the pristine builtins."""
+        if self.learner_builtins is not None:
             self._set_builtins(self.learner_builtins)
         try:
-            return self._run(source, hidden)
+            return self._run(source)
         finally:
-            if not hidden:
-                self.learner_builtins = dict(builtins.__dict__)
+            self.learner_builtins = dict(builtins.__dict__)
             self._set_builtins(self.pristine_builtins)
             sys.stdout, sys.stderr = self.stdout, self.stderr
 
-    def _run(self, source: str, hidden: bool) -> dict[str, Any]:
+    def _run(self, source: str) -> dict[str, Any]:
         self.outputs, self.error = [], None
         self.count = self.shell.execution_count
         exc: BaseException | None = None
-        cached = set(linecache.cache)
         try:
-            # Hidden cells stay out of In/_ih/_i and out of linecache afterwards, so no later
-            # learner cell can read a hidden test's source from memory the easy way.
-            result = self.pristine_run_cell(self.shell, source, store_history=not hidden)
+            result = self.pristine_run_cell(self.shell, source, store_history=True)
             ok = bool(result.success) and self.error is None
             exc = result.error_before_exec or result.error_in_exec
         except OutputLimitExceeded as limit_exc:
             ok = False
             exc = limit_exc
-        finally:
-            if hidden:
-                for key in set(linecache.cache) - cached:
-                    linecache.cache.pop(key, None)
         if not ok and self.error is None:
             self.error = {
                 "ename": type(exc).__name__ if exc is not None else "Error",
@@ -575,7 +545,7 @@ def _c2_main(req: dict[str, Any], sock: socket.socket, out_fd: int, runner: _Run
             _serve_judge(channel, objects, runner)
             reply = {"served": True}
         else:
-            reply = runner.run(str(msg.get("source", "")), False)
+            reply = runner.run(str(msg.get("source", "")))
         reply["token"] = msg["token"]
         sys.stdout, sys.stderr = runner.stdout, runner.stderr
         send(sock, reply)
