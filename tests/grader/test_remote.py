@@ -1,0 +1,92 @@
+"""What crosses between a hidden test's judge and the learner's objects, and what cannot.
+
+Both ends run here in one process over a real JSON round trip (the sandboxes are exercised in
+test_judge.py): the point is the encoding's rules, so no learner value is trusted beyond its data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from grader.remote import (
+    LEARNER_RAISED,
+    CannotCross,
+    Channel,
+    LearnerNamespace,
+    LearnerObjects,
+    run_hidden,
+)
+
+
+class Rigged(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+class Box:
+    def __init__(self) -> None:
+        self.items = [1, 2]
+        self.value = 7
+
+    def get(self) -> Rigged:
+        return Rigged("wrong")
+
+    def fail(self) -> None:
+        raise KeyError("learner text")
+
+
+def judge_for(namespace: dict[str, Any]) -> LearnerNamespace:
+    objects = LearnerObjects(namespace)
+
+    def send(request: dict[str, Any]) -> dict[str, Any]:
+        answer = objects.handle(json.loads(json.dumps(request)))
+        return json.loads(json.dumps(answer))
+
+    return LearnerNamespace(Channel(send))
+
+
+def test_plain_values_cross_by_value_and_subclasses_lose_their_methods() -> None:
+    ns = judge_for({"box": Box(), "n": 3, "data": {"k": (b"x", 1.5, None)}})
+    ok, _outputs, error = run_hidden(
+        "assert n == 3 and data == {'k': (b'x', 1.5, None)}\n"
+        "got = box.get()\n"
+        "assert type(got) is str and got == 'wrong' and got != 'right'\n"
+        "box.items.append(3)\n"
+        "assert box.items == [1, 2, 3] and len(box.items) == 3 and box.value + 1 == 8\n",
+        ns,
+    )
+    assert ok, error
+
+
+def test_learner_exception_arrives_as_its_builtin_type_without_its_text() -> None:
+    ns = judge_for({"box": Box()})
+    ok, outputs, error = run_hidden(
+        "try:\n    box.fail()\nexcept LookupError as e:\n    caught = e\n", ns
+    )
+    assert ok, error
+    assert type(ns["caught"]) is KeyError and ns["caught"].args == (LEARNER_RAISED,)
+    ok, outputs, error = run_hidden("box.fail()", ns)
+    assert not ok and error is not None
+    assert error["ename"] == "KeyError" and "learner text" not in json.dumps(outputs)
+    assert error["traceback"] == []
+
+
+def test_judge_objects_cannot_cross() -> None:
+    ns = judge_for({"call": lambda f: f()})
+    ok, _outputs, error = run_hidden("call(lambda: 1)", ns)
+    assert not ok and error is not None and error["ename"] == "CannotCross"
+    with pytest.raises(CannotCross):
+        ns.chan.encode(object())
+
+
+def test_assert_message_is_the_only_text_kept() -> None:
+    ns = judge_for({"x": 1})
+    ok, _outputs, error = run_hidden("_secret = {'k': 1}\n_secret['missing']", ns)
+    assert not ok and error == {"ename": "KeyError", "evalue": "", "traceback": []}
+    ok, _outputs, error = run_hidden("assert x == 2, 'x should be 2'", ns)
+    assert not ok and error is not None and error["evalue"] == "x should be 2"
