@@ -332,6 +332,7 @@ class _Sandbox:
         self.limits = limits
         self.files = files
         self.judge: _Sandbox | None = None  # the hidden tests' judge, started at the first one
+        self.judge_linked = False  # the judge and this sandbox hold their socket pair
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -688,6 +689,11 @@ class _Spares:
                 return  # a host problem: execute() starts its own sandboxes and reports it
             try:
                 _hello(box, time.monotonic())
+                # its judge too: most assignments have hidden tests, and starting one costs
+                # as much as the sandbox itself
+                box.judge = _Sandbox(self.limits, None, judge=True)
+                _hello(box.judge, time.monotonic())
+                box.judge.ready = True
             except SandboxError:
                 box.close()
                 return
@@ -853,8 +859,13 @@ def _judge(
     handover: list[socket.socket] = []
     if box.judge is None:
         box.judge = _Sandbox(box.limits, box.files, judge=True)
+        box.judge_linked = False
+    if not box.judge.ready:
         _hello(box.judge, time.monotonic())
+        box.judge.ready = True
+    if not box.judge_linked:
         handover = list(socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET))
+        box.judge_linked = True
     judge = box.judge
     token, serve_token = secrets.token_hex(16), secrets.token_hex(16)
     try:
