@@ -106,6 +106,14 @@ RIGGED = {
     "displayhook": "import sys\nsys.displayhook = lambda v: None",
     "run-cell-patch": "ip = get_ipython()\ntype(ip).run_cell = lambda *a, **k: None",
     "builtins": "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})",
+    "setprofile": "import sys, threading\n"
+    "def prof(frame, event, arg):\n    frame.f_globals.setdefault('seen', []).append(event)\n"
+    "sys.setprofile(prof)\nthreading.setprofile(prof)",
+    "gc-callbacks": "import gc, builtins\n"
+    "gc.callbacks.append(lambda phase, info: setattr(builtins, 'AssertionError', Warning))",
+    "showtraceback": "ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\n"
+    "ip._showtraceback = lambda *a, **k: None",
+    "custom-exc": "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)",
     "audit-hook": "import sys\n"
     "sys.addaudithook(lambda e, a: (_ for _ in ()).throw(SystemExit) if e == 'exec' else None)",
 }
