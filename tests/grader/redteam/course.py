@@ -101,7 +101,9 @@ def source_notebook(s: Secrets) -> NotebookNode:
             "    return hashlib.sha256(data).hexdigest()\n    ### END SOLUTION",
             "sha_hex",
         ),
-        _cell("test", f'assert sha_hex(b"") == "{_digest(b"")}", "empty input"', "test_sha_empty", 1),
+        _cell(
+            "test", f'assert sha_hex(b"") == "{_digest(b"")}", "empty input"', "test_sha_empty", 1
+        ),
         _cell(
             "test",
             "assert len(sha_hex(b'x')) == 64\n"
@@ -155,9 +157,10 @@ def source_notebook(s: Secrets) -> NotebookNode:
     return python_notebook(cells)
 
 
-def _vectors_csv() -> str:
-    # bytes.fromhex("") is b"": an empty message is an empty first column
-    return "".join(f"{m.hex()},{_digest(m)}\n" for m in VECTORS)
+def vectors_csv(wrong: bool = False) -> str:
+    """The course's side file (``wrong``: the digests the wrong answer gives, for a learner who
+    would swap it). bytes.fromhex("") is b"": the empty message is an empty first column."""
+    return "".join(f"{m.hex()},{_digest(m + b'!' if wrong else m)}\n" for m in VECTORS)
 
 
 SOURCE_MAX = {
@@ -178,7 +181,7 @@ def write_source(root: Path, s: Secrets) -> Path:
     folder = root / "source" / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(s), folder / f"{NOTEBOOK}.ipynb")
-    (folder / "vectors.csv").write_text(_vectors_csv())
+    (folder / "vectors.csv").write_text(vectors_csv())
     return folder / f"{NOTEBOOK}.ipynb"
 
 
@@ -213,6 +216,16 @@ def submission(
     nb.cells.extend(new_code_cell(c) for c in after)
     if "edit" in case:
         EDITS[case["edit"]][0](nb)
+    for patch in case.get("patch", []):
+        cell = next(
+            c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == patch["cell"]
+        )
+        cell.metadata["nbgrader"].update(patch.get("nbgrader", {}))
+        if "cell_type" in patch:
+            cell.cell_type = patch["cell_type"]
+            if cell.cell_type == "markdown":
+                cell.pop("outputs", None)
+                cell.pop("execution_count", None)
     return nb
 
 
@@ -221,9 +234,13 @@ def place_files(folder: Path, specs: list[Mapping[str, Any]], where: Mapping[str
     for spec in specs:
         path = folder / spec["name"]
         kind = spec.get("kind", "file")
+        if spec.get("replace"):
+            path.unlink()
         target = expand(spec.get("target", ""), {}, where)
         if kind == "file":
             path.write_text(expand(spec["text"], {}, where))
+        elif kind == "dir":
+            path.mkdir()
         elif kind == "symlink":
             path.symlink_to(target)
         elif kind == "hardlink":

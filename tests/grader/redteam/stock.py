@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.grader.coursegen import NBGRADER, write_config
 
-LAUNCHER = '''\
+LAUNCHER = """\
 import os, resource, shutil, sys
 uid = int(sys.argv[1])
 conn = sys.argv[2]
@@ -45,7 +45,7 @@ os.setgid(uid)
 os.setuid(uid)
 os.environ.update(HOME=home, IPYTHONDIR=os.path.join(home, ".ipython"))
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", mine])
-'''
+"""
 
 INSIDE = """\
 set -e
@@ -84,9 +84,7 @@ def run_stock_autograde(
         # nbgrader's config names the course root: the path it has inside the namespaces
         write_config(course)
         config = (course / "nbgrader_config.py").read_text()
-        (course / "nbgrader_config.py").write_text(
-            config.replace(str(course), str(mount_point))
-        )
+        (course / "nbgrader_config.py").write_text(config.replace(str(course), str(mount_point)))
         course.chmod(0o755)
         env = dict(
             os.environ,
