@@ -11,12 +11,14 @@ nbgrader scores a cell; a case that breaks out of it is still graded however nbg
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.grader.coursegen import NBGRADER, write_config
@@ -65,15 +67,28 @@ exec "$NBGRADER" autograde "$ASSIGNMENT" --force
 """
 
 
-def run_stock_autograde(
-    course: Path, assignment: str, uid: int, timeout: float = 1800
-) -> subprocess.CompletedProcess[str]:
-    """``nbgrader generate_assignment``, then ``nbgrader autograde`` over every submission of
-    ``course`` in one run; the gradebook is ``course/gradebook.db``."""
+class StockRun:
+    """A stock nbgrader run in progress; :meth:`wait` returns its log."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def wait(self, timeout: float) -> str:
+        self.proc.wait(timeout=timeout)
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def start_stock_autograde(course: Path, assignment: str, uid: int) -> Iterator[StockRun]:
+    """Start ``nbgrader generate_assignment``, then ``nbgrader autograde`` over every submission
+    of ``course`` in one run (the gradebook is ``course/gradebook.db``); it runs beside the
+    caller, and is ended (its namespace with it) when the block is left."""
     mount_point = Path(tempfile.mkdtemp(prefix="redteam-stock-", dir="/run"))
     mount_point.chmod(0o755)
     kernels = Path(tempfile.mkdtemp(prefix="redteam-kernels-", dir="/run"))
     kernels.chmod(0o755)
+    proc = None
     try:
         (kernels / "launcher.py").write_text(LAUNCHER)
         spec = kernels / "kernels" / "python3"
@@ -99,13 +114,19 @@ def run_stock_autograde(
         )
         env.pop("JUPYTER_CONFIG_DIR", None)
         cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--mount", "--net"]
-        return subprocess.run(
-            [*cmd, "--ipc", "--uts", "sh", "-c", INSIDE],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        log = course.parent / "nbgrader.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*cmd, "--ipc", "--uts", "sh", "-c", INSIDE],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        yield StockRun(proc, log)
     finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(kernels, ignore_errors=True)
         mount_point.rmdir()

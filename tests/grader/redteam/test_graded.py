@@ -8,7 +8,7 @@ submissions are graded by ``grader.autograde`` (in groups that share limits; a c
 ``group`` is graded on its own, after its ``planter`` when it has one), and once more by stock
 ``nbgrader autograde`` in one batch. For every case:
 
-1. points: a wrong answer scores 0 on every autograded cell (``expect = "full"``: an honest
+1. points: a wrong answer scores 0 on every autograded cell (``points = "full"``: an honest
    answer scores full marks, exactly as nbgrader gives);
 2. no hidden test text, no neighbour's data and no host environment in the results JSON, any
    reason, the notes or the feedback page;
@@ -47,9 +47,13 @@ from grader.release import release
 from grader.results import feedback_html, learner_reason
 from grader.scoring import results_json
 from tests.grader.redteam import course as rc
-from tests.grader.redteam.stock import run_stock_autograde
+from tests.grader.redteam.stock import StockRun, start_stock_autograde
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the grading sandbox needs root"),
+    # the first test of each kind waits for a whole batch: every case, graded once
+    pytest.mark.timeout(3000),
+]
 
 DATA = tomllib.loads(Path(__file__).with_name("cases.toml").read_text())
 CASES: list[dict[str, Any]] = DATA["case"]
@@ -105,8 +109,9 @@ def _planter(case: dict[str, Any], s: rc.Secrets) -> dict[str, Any]:
     }
 
 
-def build_course(root: Path, s: rc.Secrets) -> dict[str, dict[str, Any]]:
-    """Source, release and one submission per case (and per planter); {student: case}."""
+def build_course(root: Path, s: rc.Secrets, extras: bool = True) -> dict[str, dict[str, Any]]:
+    """Source, release and one submission per case; with ``extras`` also the neighbour, the
+    planters and the submissions graded beside a case; {student: case}."""
     rc.write_source(root, s)
     release(root, rc.ASSIGNMENT)
     released = nbformat.read(root / "release" / rc.ASSIGNMENT / f"{rc.NOTEBOOK}.ipynb", 4)
@@ -114,6 +119,8 @@ def build_course(root: Path, s: rc.Secrets) -> dict[str, dict[str, Any]]:
     students: dict[str, dict[str, Any]] = {NEIGHBOUR: _neighbour(s)}
     for i, case in enumerate(CASES):
         students[_sid(i)] = _graded_case(case)
+        if not extras:
+            continue
         if "planter" in case:
             students[f"p{i:03d}"] = _planter(case, s)
         if "beside" in case:
@@ -179,8 +186,6 @@ class Graded:
     root: Path
     ours: dict[str, SubmissionResult] = field(default_factory=dict)
     left: dict[str, set[str]] = field(default_factory=dict)
-    stock: dict[str, dict[str, tuple[float | None, float]]] = field(default_factory=dict)
-    stock_log: str = ""
 
 
 def _groups() -> list[tuple[Limits, list[str], int]]:
@@ -201,8 +206,17 @@ def _groups() -> list[tuple[Limits, list[str], int]]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graded]:
-    s = rc.Secrets()
+def secrets() -> rc.Secrets:
+    return rc.Secrets()
+
+
+@pytest.fixture(scope="module")
+def graded(request: pytest.FixtureRequest, secrets: rc.Secrets) -> Iterator[Graded]:
+    """Every case graded by ``grader.autograde``, group by group (while stock nbgrader, when
+    the comparison runs too, grades the same cases on its own)."""
+    if any("stock_nbgrader" in item.name for item in request.session.items):
+        request.getfixturevalue("stock_started")
+    s = secrets
     root = Path(tempfile.mkdtemp(prefix="redteam-graded-", dir="/var/tmp"))
     os.chmod(root, 0o700)
     result = Graded(s, root)
@@ -216,16 +230,35 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graded]:
             result.ours.update(done)
             left = leftovers() - before
             result.left.update({student: left for student in students})
-        stock_root = tmp_path_factory.mktemp("redteam-stock") / "course"
-        build_course(stock_root, s)
-        done_stock = run_stock_autograde(stock_root, rc.ASSIGNMENT, uid=_stock_uid())
-        result.stock_log = done_stock.stderr[-4000:]
-        result.stock = _stock_grades(stock_root)
         yield result
     finally:
         os.environ.pop(rc.HOST_ENV, None)
         executor.shutdown()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Stock:
+    grades: dict[str, dict[str, tuple[float | None, float]]]
+    log: str
+
+
+@pytest.fixture(scope="module")
+def stock_started(
+    secrets: rc.Secrets, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, StockRun]]:
+    """The same submissions (not the planters) through stock nbgrader, in one run."""
+    root = tmp_path_factory.mktemp("redteam-stock") / "course"
+    build_course(root, secrets, extras=False)
+    with start_stock_autograde(root, rc.ASSIGNMENT, uid=_stock_uid()) as run:
+        yield root, run
+
+
+@pytest.fixture(scope="module")
+def stock(stock_started: tuple[Path, StockRun]) -> Stock:
+    root, run = stock_started
+    log = run.wait(timeout=2400)
+    return Stock(_stock_grades(root), log[-4000:])
 
 
 def _stock_uid() -> int:
@@ -259,11 +292,20 @@ def _params(test: str) -> list[Any]:
     ]
 
 
+def test_an_honest_submission_scores_full_marks(graded: Graded) -> None:
+    """The control: the neighbour's honest answer passes every test, the checker's included,
+    so a case that scores 0 does so because of what it did, not a broken course."""
+    cells = graded.ours[NEIGHBOUR].notebooks[rc.NOTEBOOK]
+    assert {g: r.points for g, r in cells.items()} == {
+        g: None if g in rc.MANUAL else m for g, m in rc.SOURCE_MAX.items()
+    }, {g: r.reason for g, r in cells.items()}
+
+
 def test_every_case_names_a_finding_class() -> None:
     assert len(CASES) >= 60
     assert {c.get("finding") for c in CASES} == FINDINGS, "every class, and only these"
     for case in CASES:
-        assert case.get("expect", "zero") in ("zero", "full"), case["name"]
+        assert case.get("points", "zero") in ("zero", "full"), case["name"]
 
 
 def _texts(result: SubmissionResult) -> dict[str, str]:
@@ -296,7 +338,7 @@ def test_hostile_submission_is_graded_as_the_source_says(
             problems.append(f"{gid}: an autograded test left to a human")
     # 1. points
     auto = {g: r for g, r in cells.items() if g not in rc.MANUAL}
-    if case.get("expect", "zero") == "zero":
+    if case.get("points", "zero") == "zero":
         scored = {g: (r.points, r.status, r.reason[:80]) for g, r in auto.items() if r.points}
         if scored:
             problems.append(f"a wrong answer scored: {scored}")
@@ -317,17 +359,17 @@ def test_hostile_submission_is_graded_as_the_source_says(
 
 @pytest.mark.parametrize(("index", "case"), _params("stock"))
 def test_where_stock_nbgrader_gives_zero_so_do_we(
-    index: int, case: dict[str, Any], graded: Graded
+    index: int, case: dict[str, Any], graded: Graded, stock: Stock
 ) -> None:
-    stock = graded.stock.get(_sid(index))
-    if stock is None:
-        pytest.skip(f"stock nbgrader recorded no grades: {graded.stock_log[-300:]}")
+    theirs = stock.grades.get(_sid(index))
+    if theirs is None:
+        pytest.skip(f"stock nbgrader recorded no grades: {stock.log[-300:]}")
     ours = graded.ours[_sid(index)].notebooks[rc.NOTEBOOK]
     differ = {
         g: (ours[g].points, ours[g].reason[:80]) if g in ours else "missing"
-        for g, (points, _) in stock.items()
+        for g, (points, _) in theirs.items()
         if points == 0 and (g not in ours or ours[g].points != 0)
     }
     assert not differ, f"stock nbgrader gives 0, ours gives points: {differ}"
-    if case.get("expect") == "full":  # an honest submission: exactly nbgrader's points
-        assert {g: ours[g].points for g in stock} == {g: p for g, (p, _) in stock.items()}
+    if case.get("points") == "full":  # an honest submission: exactly nbgrader's points
+        assert {g: ours[g].points for g in theirs} == {g: p for g, (p, _) in theirs.items()}
