@@ -5,7 +5,8 @@ red-team case that kills every process it can see, writes /etc/passwd or fills /
 this machine. So nbgrader itself is unchanged, but it runs as a deployment that cares would run
 it: in fresh pid, mount, IPC and network namespaces (loopback only, for the kernel's own
 sockets; a private /tmp, /var/tmp and /dev/shm), and its kernels start through a launcher that
-drops to an unprivileged uid with rlimits before ``ipykernel`` starts. None of this changes how
+drops to an unprivileged uid with rlimits, in a pid namespace of its own (so nothing a notebook
+forks outlives its kernel and eats the next kernel's process limit), before ``ipykernel`` starts. None of this changes how
 nbgrader scores a cell; a case that breaks out of it is still graded however nbgrader grades it.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from tests.grader.coursegen import NBGRADER, write_config
 
 LAUNCHER = """\
-import os, resource, shutil, sys
+import ctypes, os, resource, shutil, signal, sys
 uid = int(sys.argv[1])
 conn = sys.argv[2]
 home = os.path.join(os.path.dirname(conn), "home-" + os.path.basename(conn))
@@ -33,6 +34,14 @@ mine = os.path.join(home, "connection.json")
 shutil.copy(conn, mine)
 for path in (home, mine):
     os.chown(path, uid, uid)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x20000000) != 0:  # CLONE_NEWPID: what the kernel forks dies with it
+    raise OSError(ctypes.get_errno(), "unshare")
+child = os.fork()
+if child:
+    signal.signal(signal.SIGTERM, lambda *a: os.kill(child, signal.SIGKILL))
+    _, status = os.waitpid(child, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 limits = {
     resource.RLIMIT_NPROC: 256,
     resource.RLIMIT_AS: 3 * 1024**3,
@@ -45,6 +54,7 @@ for what, value in limits.items():
 os.setgroups([])
 os.setgid(uid)
 os.setuid(uid)
+libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, after setuid (which clears it)
 os.environ.update(HOME=home, IPYTHONDIR=os.path.join(home, ".ipython"))
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", mine])
 """
@@ -94,7 +104,14 @@ def start_stock_autograde(course: Path, assignment: str, uid: int) -> Iterator[S
         spec = kernels / "kernels" / "python3"
         spec.mkdir(parents=True)
         argv = [sys.executable, str(kernels / "launcher.py"), str(uid), "{connection_file}"]
-        kernel = {"argv": argv, "display_name": "Python 3", "language": "python"}
+        # the kernel is pid 1 of its own namespace, where SIGINT has no default action: Jupyter
+        # interrupts it with a message instead
+        kernel = {
+            "argv": argv,
+            "display_name": "Python 3",
+            "language": "python",
+            "interrupt_mode": "message",
+        }
         (spec / "kernel.json").write_text(json.dumps(kernel))
         # nbgrader's config names the course root: the path it has inside the namespaces
         write_config(course)
