@@ -282,7 +282,9 @@ def _stock_grades(root: Path) -> dict[str, dict[str, tuple[float | None, float]]
 
 def _marks(case: dict[str, Any], test: str) -> list[Any]:
     why = case.get("open" if test == "case" else "open_stock")
-    return [pytest.mark.xfail(reason=why, strict=True)] if why else []
+    # a hog's effect on its neighbour depends on the host's load: such a case may pass by luck
+    strict = not case.get("load_dependent", False)
+    return [pytest.mark.xfail(reason=why, strict=strict)] if why else []
 
 
 def _params(test: str) -> list[Any]:
