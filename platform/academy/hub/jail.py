@@ -73,8 +73,8 @@ class Jail:
     """``[port, host]`` pairs: the relay listens on 127.0.0.1:port inside, connects to host:port"""
     hide: list[str] = field(default_factory=list)
     """folders replaced by empty ones inside (the platform's state folder), besides ``HIDDEN``"""
-    expose: list[str] = field(default_factory=lambda: [python_home()])
-    """folders inside hidden ones that stay visible, read-only (the Python the kernels run)"""
+    expose: list[str] = field(default_factory=lambda: runtime_folders())
+    """folders inside hidden ones that stay visible, read-only (what the server and kernels run)"""
     nproc: int = 1024
     """processes and threads the learner's user may have at once (a fork bomb stops there)"""
     learner: str = ""
@@ -95,7 +95,7 @@ class Jail:
             port=int(values["port"]),
             forward=[[int(p), str(h)] for p, h in values.get("forward", [])],
             hide=[str(h) for h in values.get("hide", [])],
-            expose=[str(e) for e in values.get("expose", [python_home()])],
+            expose=[str(e) for e in values.get("expose", runtime_folders())],
             nproc=int(values.get("nproc", 1024)),
             learner=str(values.get("learner", "")),
             chains=str(values.get("chains", "")),
@@ -105,6 +105,24 @@ class Jail:
 def python_home() -> str:
     """The Python installation below the virtualenv (it may live in a hidden home folder)."""
     return str(Path(sys.base_prefix).resolve())
+
+
+def runtime_folders() -> list[str]:
+    """What a learner's server and kernels run, wherever the checkout lies (a clone under /tmp
+    is inside a hidden folder): the Python installation, the virtualenv, the code of the
+    packages an editable install points at, and the npm packages (solc for Solidity labs).
+    Never the checkout as a whole: its state folder holds the platform's secrets."""
+    import academy
+    import grader
+    import labs
+
+    folders = [python_home(), str(Path(sys.prefix).resolve())]
+    for package in (academy, grader, labs):
+        folders += [str(Path(p).resolve()) for p in package.__path__]
+    npm = Path(labs.__path__[0]).resolve().parent / "node_modules"
+    if npm.is_dir():
+        folders.append(str(npm.resolve()))
+    return list(dict.fromkeys(folders))
 
 
 def why_unavailable() -> str:
