@@ -170,6 +170,7 @@ def main() -> None:
             ledger_private_key=cfg.accounts()[0]["private_key"],
             public_url=server.base_url,  # status lists are published where credentials say
             credentials_auto_seconds=0,
+            credentials_workers=args.workers,  # issue_batch canonicalizes on every core
         )
         write_course(settings.courses_dir)
         upgrade(settings)
