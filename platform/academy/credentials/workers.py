@@ -80,6 +80,12 @@ def batch_signing_hashes(
         return _hash_chunk(docs, created, verification_method)
 
 
+def worker_pids() -> list[int]:
+    """The process ids of the running workers (the benchmark counts their CPU time)."""
+    with _lock:
+        return list(_pool._processes or {}) if _pool is not None else []
+
+
 def shutdown() -> None:
     """Stop the workers (they also stop when the process exits)."""
     global _pool
