@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from .credential import build_credential
 from .proofs import signing_hashes
 
 log = logging.getLogger("academy.credentials")
@@ -78,6 +80,35 @@ def batch_signing_hashes(
         log.warning("credential hashing workers died; hashing this batch in-process")
         _drop_pool(pool)
         return _hash_chunk(docs, created, verification_method)
+
+
+def _warm(created: str) -> int:
+    """Import and canonicalize once in a worker: what its first real chunk would pay."""
+    doc = build_credential(
+        issuer={"id": "did:web:academy.example", "name": "warm-up"},
+        subject_id="urn:uuid:00000000-0000-4000-8000-000000000000",
+        identity="warm-up",
+        achievement={
+            "id": "https://academy.example/a",
+            "name": "A",
+            "description": "A",
+            "criteria": "A",
+            "level": "A",
+            "course": "a",
+        },  # fmt: skip
+        evidence=[{"name": "lab", "score": 1, "max": 1}],
+        valid_from=created,
+    )
+    signing_hashes(doc, created, "did:web:academy.example#warm-up")
+    return os.getpid()
+
+
+def start(workers: int) -> None:
+    """Start ``workers`` processes now and warm them (a benchmark before its clock starts; a
+    service starts them at its first large batch instead)."""
+    if workers > 1:
+        pool = _get_pool(workers)
+        list(pool.map(_warm, ["2026-01-01T00:00:00Z"] * workers))
 
 
 def worker_pids() -> list[int]:

@@ -3,6 +3,8 @@ stays in the calling process."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from academy.credentials import proofs, workers
 from academy.credentials.anchoring import sign_all
@@ -78,3 +80,13 @@ def test_a_broken_pool_falls_back_and_is_replaced(drafts) -> None:
     assert workers._pool is not pool
     assert workers.batch_signing_hashes(docs, CREATED, method, workers=2) == expected
     workers.shutdown()
+
+
+def test_start_brings_up_every_worker_before_the_first_batch() -> None:
+    workers.shutdown()
+    assert workers.worker_pids() == []
+    workers.start(2)
+    pids = workers.worker_pids()
+    assert len(set(pids)) == 2 and all(pid != os.getpid() for pid in pids)
+    workers.shutdown()
+    assert workers.worker_pids() == []
