@@ -3,7 +3,9 @@
 Issuing = what ``POST /api/credentials/issue`` runs: ``academy.services.credentials.issue_batch``
 on PostgreSQL, for the learners of a cohort, in batches: each credential drafted from the course's
 completion rule, signed twice (eddsa-jcs-2022 and eddsa-rdfc-2022) with the institution's key
-from the database, hashed into the batch tree, the root recorded on a real academy ledger (a
+from the database (each credential canonicalized by the service's hashing worker processes,
+``ACADEMY_CREDENTIALS_WORKERS``, started and warm as in a running service; signed in the service's
+own process), hashed into the batch tree, the root recorded on a real academy ledger (a
 4-validator TBFT minichain with the registry contract; one transaction per batch), and every
 credential stored with its inclusion proof. Verifying = every check of ``academy verify
 --offline`` (schema, dates, both signatures, issuer key and Merkle inclusion against the ledger
@@ -13,10 +15,18 @@ code, on every core (worker processes).
 The anchor, measured in the same run: bare Ed25519 signatures and verifications per second over
 64-byte messages on one core through the same libsodium calls (the floor cost of any signed
 credential), so the printed ratios stay comparable on a shared, busy machine. The CPU time spent
-per credential is printed too, with what it comes to on otherwise idle cores: on a machine that
-others load, the wall rates say more about them than about us.
+per credential is printed too (issuing: the service's process and its hashing workers), with
+what it comes to on otherwise idle cores: on a machine that others load, the wall rates say more
+about them than about us.
 
 Goals: >= 5,000 issued per second and >= 3,000 verified per second on 2 cores, both proofs.
+Not met. Last measured (2,000 credentials, batches of 1,000, 2 workers, load 8-16 on 2 cores):
+141 issued and anchored/s, 99 verified/s (bare Ed25519 in the same run: 7,495 signs/s, 3,501
+verifications/s; ratios 0.0187 and 0.0284); 2.49 ms CPU to issue a credential (0.36 ms of it in
+the service's process) and 3.28 ms to verify one, about 700 issued/s and 600 verified/s on 2 idle
+cores. The code before, run just before it (load 11-12): 70 issued/s, 67 verified/s, 3.5 ms and
+4.7 ms. What is left is pyld's JSON-LD expansion (about 60% of it) and its RDF conversion and
+RDFC-1.0 (platform/academy/credentials/rdfc.py).
 
     .venv/bin/python bench/credentials.py [--count 2000] [--batch 1000] [--workers 2]
 
