@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     credentials_auto_seconds: float = Field(
         60.0, ge=0, description="how often auto-issuing institutions issue a batch (0: never)"
     )
+    credentials_workers: int = Field(
+        0,
+        ge=0,
+        description="processes that canonicalize a batch of credentials before academy signs "
+        "it (the key stays in academy's process); 0: one per CPU core; 1: none, all in-process",
+    )
 
     # --- learners' lab chains (services.labchains) and the chain explorer (pages) --------------
     sandbox_dir: Path | None = Field(

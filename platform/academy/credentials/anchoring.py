@@ -17,6 +17,7 @@ from .jcs import canonicalize
 from .keys import IssuerKey
 from .merkle import MerkleTree, leaf_hash
 from .proofs import proofs_of, sign, with_proofs
+from .workers import batch_signing_hashes
 
 ANCHOR_PROOF_TYPE = "LedgerAnchorProof"
 
@@ -59,10 +60,17 @@ def sign_all(
     key: IssuerKey,
     created: str,
     verification_method: str | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Each document signed by ``key``, its proof naming ``verification_method`` (the key as a
-    method of the issuer's DID; a did:key of its own when None)."""
-    return [sign(doc, key, created, verification_method) for doc in documents]
+    method of the issuer's DID; a did:key of its own when None). ``workers``: processes that
+    canonicalize the documents (:mod:`.workers`); the key signs here."""
+    method = verification_method or key.verification_method
+    hashes = batch_signing_hashes(documents, created, method, workers)
+    return [
+        sign(doc, key, created, method, hashes=doc_hashes)
+        for doc, doc_hashes in zip(documents, hashes, strict=True)
+    ]
 
 
 def anchor_batch(

@@ -108,6 +108,26 @@ def hash_data(
     return _config_hash(proof_config, cryptosuite) + _canonical_hash(unsecured, cryptosuite)
 
 
+def proof_config(
+    unsecured: dict[str, Any],
+    created: str,
+    verification_method: str,
+    cryptosuite: str,
+    proof_purpose: str = "assertionMethod",
+) -> dict[str, Any]:
+    """The proof configuration (the proof without ``proofValue``) for ``unsecured``."""
+    config: dict[str, Any] = {
+        "type": PROOF_TYPE,
+        "cryptosuite": cryptosuite,
+        "created": created,
+        "verificationMethod": verification_method,
+        "proofPurpose": proof_purpose,
+    }
+    if "@context" in unsecured:
+        config["@context"] = unsecured["@context"]
+    return config
+
+
 def create_proof(
     document: dict[str, Any],
     key: IssuerKey,
@@ -118,17 +138,25 @@ def create_proof(
 ) -> dict[str, Any]:
     """A ``cryptosuite`` proof of ``document`` (its proofs, if any, are not signed)."""
     unsecured = without_proof(document)
-    config: dict[str, Any] = {
-        "type": PROOF_TYPE,
-        "cryptosuite": cryptosuite,
-        "created": created,
-        "verificationMethod": verification_method or key.verification_method,
-        "proofPurpose": proof_purpose,
-    }
-    if "@context" in unsecured:
-        config["@context"] = unsecured["@context"]
+    method = verification_method or key.verification_method
+    config = proof_config(unsecured, created, method, cryptosuite, proof_purpose)
     signature = key.sign(hash_data(unsecured, config, cryptosuite))
     return {**config, "proofValue": b58btc(signature)}
+
+
+def signing_hashes(
+    document: dict[str, Any],
+    created: str,
+    verification_method: str,
+    cryptosuites: Sequence[str] = REQUIRED_SUITES,
+) -> list[bytes]:
+    """What :func:`sign` has the key sign, one hashData per cryptosuite: the costly part of
+    signing (canonicalization), which needs no key and so may run in another process."""
+    unsecured = without_proof(document)
+    return [
+        hash_data(unsecured, proof_config(unsecured, created, verification_method, suite), suite)
+        for suite in cryptosuites
+    ]
 
 
 def sign(
@@ -137,12 +165,18 @@ def sign(
     created: str,
     verification_method: str | None = None,
     cryptosuites: Sequence[str] = REQUIRED_SUITES,
+    hashes: Sequence[bytes] | None = None,
 ) -> dict[str, Any]:
     """``document`` secured with one proof per cryptosuite (by default every suite academy's
-    verifier requires) added to its proof set."""
+    verifier requires) added to its proof set. ``hashes``: :func:`signing_hashes` of the same
+    document, arguments and suites, computed beforehand (elsewhere); None: computed here."""
+    method = verification_method or key.verification_method
+    if hashes is None:
+        hashes = signing_hashes(document, created, method, cryptosuites)
+    unsecured = without_proof(document)
     added = [
-        create_proof(document, key, created, verification_method, cryptosuite=suite)
-        for suite in cryptosuites
+        {**proof_config(unsecured, created, method, suite), "proofValue": b58btc(key.sign(data))}
+        for suite, data in zip(cryptosuites, hashes, strict=True)
     ]
     return with_proofs(document, [*proofs_of(document), *added])
 

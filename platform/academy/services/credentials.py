@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, overload
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -263,6 +264,11 @@ def revoke_key(
     return add_key(session, settings, issuer)
 
 
+def hashing_workers(settings: Settings) -> int:
+    """Processes that canonicalize a batch (``ACADEMY_CREDENTIALS_WORKERS``; 0: every core)."""
+    return settings.credentials_workers or os.cpu_count() or 1
+
+
 def key_method(issuer: IssuerProfile, key: IssuerKey) -> str:
     """The verification method a proof by ``key`` names: the key as a method of the issuer's
     DID (issuers from before DIDs keep naming the key's own did:key)."""
@@ -480,7 +486,7 @@ def issue_batch(
         rows.append((cohort, user, indexes))
     created = format_time(_now())
     key = signing_key(session, settings, issuer)
-    signed = sign_all(drafts, key, created, key_method(issuer, key))
+    signed = sign_all(drafts, key, created, key_method(issuer, key), hashing_workers(settings))
     batch = CredentialBatch(issuer_id=id_of(issuer), count=len(signed), issued_by=actor_id)
     registry = registry_for(session, settings)
     if registry is not None:
@@ -500,22 +506,31 @@ def issue_batch(
         batch.note = "not anchored: no academy ledger configured (ACADEMY_LEDGER_RPC_URL)"
     session.add(batch)
     session.flush()
-    for doc, (cohort, user, indexes) in zip(final, rows, strict=True):
-        session.add(
-            CredentialRecord(
-                uid=doc["id"],
-                issuer_id=id_of(issuer),
-                batch_id=batch.id,
-                user_id=id_of(user),
-                course_id=cohort.course_id,
-                cohort_id=id_of(cohort),
-                revocation_list_id=id_of(lists["revocation"]),
-                revocation_index=indexes["revocation"],
-                suspension_list_id=id_of(lists["suspension"]),
-                suspension_index=indexes["suspension"],
-                document=json.dumps(doc),
-            )
-        )
+    issued_at = utcnow()
+    # one multi-row INSERT for the batch: built as ORM objects, the rows cost more than signing
+    session.execute(
+        insert(CredentialRecord),
+        [
+            {
+                "uid": doc["id"],
+                "issuer_id": id_of(issuer),
+                "batch_id": batch.id,
+                "user_id": id_of(user),
+                "course_id": cohort.course_id,
+                "cohort_id": id_of(cohort),
+                "revocation_list_id": id_of(lists["revocation"]),
+                "revocation_index": indexes["revocation"],
+                "suspension_list_id": id_of(lists["suspension"]),
+                "suspension_index": indexes["suspension"],
+                "revoked": False,
+                "suspended": False,
+                "share_token": None,
+                "document": json.dumps(doc),
+                "issued_at": issued_at,
+            }
+            for doc, (cohort, user, indexes) in zip(final, rows, strict=True)
+        ],
+    )
     for row in lists.values():
         row.used += len(final)
         session.add(row)

@@ -214,3 +214,80 @@ def test_reused_contexts_give_what_a_fresh_process_gives() -> None:
             rdfc.canonical_nquads(undefined)
         warm = {id(d): rdfc.canonical_nquads(d) for d in order}
         assert [warm[id(badge)], warm[id(example)]] == fresh
+
+
+def _issued_kinds() -> dict[str, dict]:
+    """One of every document academy canonicalizes for eddsa-rdfc-2022, as academy makes it:
+    credentials (with and without level, evidence, an end date; with one status or two;
+    unicode and JSON-escaped text), both status lists, and the proof configurations."""
+    from academy.credentials.issuer import Issuer
+
+    issuer = Issuer(
+        "did:web:academy.example:issuers:uni", "Université «Exemple»", "https://academy.example/s"
+    )
+    key = issuer.add_key()
+    full = {"id": "https://academy.example/courses/c", "name": "Hashing \"101\"",
+            "description": "Tabs\tand\nnewlines, 哈希函数, back\\slash", "criteria": "All labs",
+            "level": "primary", "framework": "National", "course": "c"}  # fmt: skip
+    bare = {"id": "https://academy.example/courses/d", "name": "D", "description": "D",
+            "criteria": "E"}  # fmt: skip
+    labs = [{"name": "SHA-256", "score": 9, "max": 10}, {"name": "Second", "score": 8.5, "max": 10}]
+    kinds = {
+        "badge": issuer.draft(
+            "urn:uuid:00000000-0000-4000-9000-000000000001",
+            "learner",
+            full,
+            labs,
+            "2026-01-01T00:00:00Z",
+            "2030-01-01T00:00:00Z",
+        ),
+        "badge-bare": issuer.draft(
+            "urn:uuid:00000000-0000-4000-9000-000000000002", "l2", bare, [], "2026-01-01T00:00:00Z"
+        ),
+        "revocation-list": proofs.without_proof(issuer.status_list("revocation")),
+        "suspension-list": proofs.without_proof(issuer.status_list("suspension")),
+        "published-example": proofs.without_proof(_signed()),
+    }
+    kinds["badge-one-status"] = {
+        **kinds["badge"],
+        "credentialStatus": kinds["badge"]["credentialStatus"][0],
+    }
+    for name in ("badge", "revocation-list"):
+        proof = proofs.create_proof(kinds[name], key, "2026-01-01T00:00:00Z",
+                                    cryptosuite=proofs.RDFC_SUITE)  # fmt: skip
+        kinds[f"{name}-proof-config"] = {k: v for k, v in proof.items() if k != "proofValue"}
+    return kinds
+
+
+ISSUED_KINDS = _issued_kinds()
+
+
+@pytest.mark.parametrize("kind", sorted(ISSUED_KINDS))
+def test_canonical_nquads_equals_pylds_public_path(kind: str) -> None:
+    """The issuing and verifying path converts the strictly expanded document to RDF without
+    letting pyld expand it a second time; it must give pyld's public path's bytes for every
+    kind of document academy signs."""
+    doc = ISSUED_KINDS[kind]
+    fast = rdfc.canonical_nquads(copy.deepcopy(doc))
+    assert fast == rdfc.reference_canonical_nquads(copy.deepcopy(doc))
+    assert fast.count("\n") >= 5 and fast.endswith(" .\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.__setitem__("favouriteColour", "blue"),
+        lambda d: d.__setitem__("id", "relative/id"),
+        lambda d: d["credentialSubject"].__setitem__("type", ["AchievementSubject", "Mystery"]),
+        lambda d: d.__setitem__("name", "bell\x07"),
+    ],
+    ids=["undefined-term", "relative-id", "undefined-type", "control-character"],
+)
+def test_both_paths_refuse_alike(change) -> None:
+    doc = copy.deepcopy(ISSUED_KINDS["badge"])
+    change(doc)
+    with pytest.raises(rdfc.RdfcError) as fast:
+        rdfc.canonical_nquads(copy.deepcopy(doc))
+    with pytest.raises(rdfc.RdfcError) as reference:
+        rdfc.reference_canonical_nquads(copy.deepcopy(doc))
+    assert type(fast.value) is type(reference.value) and str(fast.value) == str(reference.value)
