@@ -212,13 +212,16 @@ def chainmaker_client(org: int = 1, user: str = "client1") -> Any:
     document = yaml.safe_load(Path(path).read_text())
     client = document["chain_client"]
     org_id = f"wx-org{org}.chainmaker.org"
-    crypto = Path(client["user_sign_crt_file_path"]).parents[3]
+    crypto = Path(client["user_sign_key_file_path"]).parents[3]
     folder = crypto / org_id / "user" / user
     if not folder.is_dir():
         raise ValueError(
             f"no member {user} in org {org_id} ({folder} is missing): use client1 or admin1 "
             f"of one of the chain's orgs"
         )
+    if "user_sign_crt_file_path" not in client:  # permissionedWithKey: a member is a key pair
+        client.update(org_id=org_id, user_sign_key_file_path=str(folder / f"{user}.key"))
+        return ChainClient.from_conf(document)
     client.update(
         org_id=org_id,
         user_key_file_path=str(folder / f"{user}.tls.key"),
