@@ -180,7 +180,7 @@ def sdk_config_document(
         }
     else:  # a member is its key pair
         files = {"user_sign_key_file_path": str(folder / f"{user}.key")}
-    node = {"conn_cnt": 1, "enable_tls": config.rpc_tls}
+    node: dict[str, Any] = {"conn_cnt": 1, "enable_tls": config.rpc_tls}
     if config.rpc_tls:
         node["trust_root_paths"] = [str(crypto_config / o / "ca") for o in config.orgs()]
         node["tls_host_name"] = "chainmaker.org"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -32,8 +33,8 @@ EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 SM2_CURVE = "1.2.156.10197.1.301"
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 
-PrivateKey = ec.EllipticCurvePrivateKey
-PublicKey = ec.EllipticCurvePublicKey
+PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey
+PublicKey: TypeAlias = ec.EllipticCurvePublicKey
 
 
 def generate() -> PrivateKey:
