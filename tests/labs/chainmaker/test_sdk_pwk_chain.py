@@ -5,6 +5,7 @@ admin key is its trust root, and only keys an admin of their org registered may 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,22 @@ def test_a_forged_admin_key_does_not_count_as_an_endorsement(cc, chain, balance,
     with pytest.raises(EndorsementNotEnoughError):
         cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
     assert cc.get_contract_info("pwkforged") is None
+
+
+def test_labs_client_and_the_hand_over_serve_key_members(chain, deployed, monkeypatch, tmp_path):
+    from labs import client as labs_client
+    from labs.minichain.chainmaker.handover import hand_over
+
+    for name in [k for k in os.environ if k.startswith("ACADEMY_")]:
+        monkeypatch.delenv(name)
+    handed = hand_over(Path(chain["chainmaker"]["sdk_config"]), tmp_path, "pwk")
+    copied = sorted(p.relative_to(handed.parent).as_posix() for p in handed.parent.rglob("*"))
+    assert not [p for p in copied if "/node/" in p or "/ca" in p], copied
+    assert f"crypto-config/{ORG.format(3)}/user/admin1/admin1.key" in copied
+    monkeypatch.setenv("ACADEMY_CHAINMAKER_SDK_CONFIG", str(handed))
+    admin = labs_client.chainmaker_client(org=3, user="admin1")
+    assert admin.user.org_id == ORG.format(3)
+    assert admin.user.sign_key_bytes == _key_file(chain, 3, "admin1").read_bytes()
+    method, params = calc_evm_method_params("total", [])
+    assert admin.query_contract(deployed, method, params).code == 0
+    admin.stop()

@@ -135,3 +135,29 @@ def test_an_sm2_signature_over_sha256_is_refused(cc, chain) -> None:
     fresh = _invoke_request(cc, "sm2balance", 5)  # the same request, signed the SDK's way
     assert cc.send_tx_request(fresh, with_sync_result=True).code == 0
     assert _total(cc, "sm2balance") == before + 5
+
+
+def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    user = crypto / ORG.format(2) / "user" / "client1"
+    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    document["chain_client"].update(
+        org_id=ORG.format(2),
+        user_sign_key_file_path=str(user / "client1.sign.key"),
+        user_sign_crt_file_path=str(user / "client1.sign.crt"),
+    )
+    other = ChainClient.from_conf(document)
+    method, params = calc_evm_method_params("total", [])
+    assert other.query_contract("sm2balance", method, params).code == 0
+    cert = (user / "client1.sign.crt").read_text()
+
+    def manage(payload):
+        endorsers = cc.create_endorsers(payload, _admins(chain, (2,)))
+        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+    assert manage(cc.create_cert_freeze_payload([cert])).code == 0
+    with pytest.raises(AuthenticationError, match="frozen"):
+        other.query_contract("sm2balance", method, params)
+    assert manage(cc.create_cert_unfreeze_payload([cert])).code == 0
+    assert other.query_contract("sm2balance", method, params).code == 0
+    other.stop()
