@@ -24,13 +24,15 @@ from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F40
 PWK = "permissionedWithKey"
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    data = tmp_path_factory.mktemp("cm-pwk") / "chain"
-    up = _academy("chain", "up", "--data", str(data), "--orgs", "4", "--identity", PWK, "--detach")
+@pytest.fixture(scope="module", params=["ecdsa", "sm2"])
+def chain(request, tmp_path_factory):
+    """One chain per crypto profile: every test here runs on both."""
+    data = tmp_path_factory.mktemp(f"cm-pwk-{request.param}") / "chain"
+    args = ["--orgs", "4", "--identity", PWK, "--crypto", request.param, "--detach"]
+    up = _academy("chain", "up", "--data", str(data), *args)
     try:
         assert up.returncode == 0, up.stderr
-        yield json.loads(up.stdout)
+        yield json.loads(up.stdout) | {"profile": request.param}
     finally:
         _academy("chain", "down", "--data", str(data))
 
@@ -115,6 +117,13 @@ def test_members_are_key_pairs_and_admin_keys_are_the_trust_roots(cc, chain) -> 
     sdk = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())["chain_client"]
     assert sdk["auth_type"] == PWK and sdk["user_sign_key_file_path"].endswith("admin1.key")
     assert "user_sign_crt_file_path" not in sdk
+    profile = chain["profile"]
+    assert config.crypto.hash == {"ecdsa": "SHA256", "sm2": "SM3"}[profile]
+    assert sdk["crypto"]["hash"] == config.crypto.hash
+    assert keys.from_pem(cc.user.public_bytes).kind == profile
+    assert all(
+        keys.from_pem(r.encode()).kind == profile for t in config.trust_roots for r in t.root
+    )
 
 
 def test_admins_create_invoke_and_query(cc, chain, deployed) -> None:
