@@ -235,3 +235,17 @@ def test_labs_client_and_the_hand_over_serve_key_members(chain, deployed, monkey
     method, params = calc_evm_method_params("total", [])
     assert admin.query_contract(deployed, method, params).code == 0
     admin.stop()
+
+
+def test_junk_keys_and_unknown_orgs_are_refused_at_the_door(cc, chain, deployed) -> None:
+    pem = (_key_file(chain, 1, "client1").with_suffix(".pem")).read_text()
+    cert_like = pem.replace("PUBLIC KEY", "CERTIFICATE")
+    for key, org in (("not a key", ORG.format(1)), (cert_like, ORG.format(1)), (pem, "wx-org9")):
+        payload = cc.create_pubkey_add_payload(key, org, "client")
+        with pytest.raises(AuthenticationError):
+            _manage(cc, payload, cc.create_endorsers(payload, _admins(chain, (1,))))
+    payload = cc.create_pubkey_add_payload(pem, ORG.format(1), "client")
+    payload.method = "PUBKEY_QUERY_ALL"
+    with pytest.raises(AuthenticationError, match="not supported"):
+        _manage(cc, payload, cc.create_endorsers(payload, _admins(chain, (1,))))
+    assert cc.get_chainmaker_server_version() == "v3.0.0"  # and the node lives on

@@ -67,6 +67,8 @@ def _invoke_request(cc, name, amount):
 def test_the_chain_and_its_sdk_config_speak_sm3(cc, chain) -> None:
     sdk_config = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
     assert sdk_config["chain_client"]["crypto"] == {"hash": "SM3"}
+    nodes = sdk_config["chain_client"]["nodes"]
+    assert len(nodes) == 4 and not any(n["enable_tls"] for n in nodes)  # the SDK has no GM TLS
     assert cc.get_chain_config().crypto.hash == "SM3"
     bc1 = yaml.safe_load((Path(chain["data"]) / "chainmaker" / "bc1.yml").read_text())
     assert bc1["crypto"] == {"hash": "SM3"}
@@ -161,3 +163,12 @@ def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
     assert manage(cc.create_cert_unfreeze_payload([cert])).code == 0
     assert other.query_contract("sm2balance", method, params).code == 0
     other.stop()
+
+
+def test_pubkey_management_is_refused_on_a_certificate_chain(cc, chain) -> None:
+    pem = sm2.public_pem(sm2.generate().public_key()).decode()
+    payload = cc.create_pubkey_add_payload(pem, ORG.format(1), "client")
+    with pytest.raises(AuthenticationError, match="serves permissionedWithKey chains"):
+        cc.send_pubkey_manage_request(
+            payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
+        )

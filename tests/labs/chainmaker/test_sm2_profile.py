@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from chainmaker.user import User
 from chainmaker.utils.gm import SM2PrivateKey
 from cryptography import x509
@@ -23,6 +24,7 @@ from labs.minichain.chainmaker.cryptogen import (
     org_id,
     write_org,
 )
+from tests.labs.chainmaker.test_sdk_chain import _academy
 
 DEFAULT_ID = "1234567812345678"
 
@@ -172,3 +174,17 @@ def test_an_ecdsa_member_cannot_sign_into_an_sm2_org(orgs: Path, tmp_path: Path)
     request, raw = _request(_user(key_file.read_bytes(), cert_file.read_bytes()))
     with pytest.raises(AuthError, match="unknown CA"):
         _verifier(orgs).sender(request, raw)
+
+
+def test_chain_init_takes_the_profile_and_names_the_choices(tmp_path: Path) -> None:
+    bad = _academy("chain", "init", "--data", str(tmp_path / "bad"), "--crypto", "rsa")
+    assert bad.returncode == 2 and "use ecdsa" in bad.stderr and "sm2" in bad.stderr
+    assert not (tmp_path / "bad" / "genesis.json").exists()
+    data = tmp_path / "sm2"
+    made = _academy("chain", "init", "--data", str(data), "--nodes", "2", "--crypto", "sm2")
+    assert made.returncode == 0, made.stderr
+    bc1 = yaml.safe_load((data / "chainmaker" / "bc1.yml").read_text())
+    sdk = yaml.safe_load((data / "chainmaker" / "sdk_config.yml").read_text())["chain_client"]
+    assert bc1["crypto"] == {"hash": "SM3"} and sdk["crypto"] == {"hash": "SM3"}
+    root = Path(bc1["trust_roots"][0]["root"][0])
+    assert sm2.is_sm2_cert(x509.load_pem_x509_certificate(root.read_bytes()))
