@@ -38,6 +38,15 @@ def _slot(org_id: str, key: keys.MemberKey) -> int:
     return int.from_bytes(keccak(b"pubkey\0" + org_id.encode() + b"\0" + key.id), "big")
 
 
+def _owner_slot(key: keys.MemberKey) -> int:
+    """Which org holds a key (keccak of its id): a key belongs to one org at a time."""
+    return int.from_bytes(keccak(b"pubkey-org\0" + key.id), "big")
+
+
+def _org_word(org_id: str) -> int:
+    return int.from_bytes(keccak(org_id.encode()), "big")
+
+
 def registered_role(state: StateAPI, registry: Address, org_id: str, key: keys.MemberKey) -> str:
     """The role ``key`` was registered with in ``org_id``, or "" when it is not registered."""
     value = state.get_storage(registry, _slot(org_id, key))
@@ -107,10 +116,17 @@ def manage(
     payload = request.payload
     org_id, key = _target(verifier, payload)
     check_endorsed(verifier, request, payload_bytes, sender)
-    if key.id in verifier.admin_keys[org_id]:
+    admin_of = [org for org, ids in verifier.admin_keys.items() if key.id in ids]
+    if admin_of:
         raise Refused(
             "INVALID_PARAMETER",
-            f"the key is an admin of {org_id} already (admins are the org's trust roots)",
+            f"the key is an admin of {admin_of[0]} (admins are the orgs' trust roots)",
+        )
+    owner = state.get_storage(registry, _owner_slot(key))
+    if payload.method == "PUBKEY_ADD" and owner not in (0, _org_word(org_id)):
+        raise Refused(
+            "INVALID_PARAMETER",
+            "the key is registered in another org: an admin there deletes it first",
         )
     slot = _slot(org_id, key)
     if payload.method == "PUBKEY_ADD":
@@ -130,4 +146,5 @@ def manage(
     if state.get_nonce(registry) == 0:
         state.set_nonce(registry, 1)  # never an "empty" account that EIP-161 could drop
     state.set_storage(registry, slot, value)
+    state.set_storage(registry, _owner_slot(key), _org_word(org_id) if value else 0)
     return key.address.hex().encode()

@@ -249,3 +249,23 @@ def test_junk_keys_and_unknown_orgs_are_refused_at_the_door(cc, chain, deployed)
     with pytest.raises(AuthenticationError, match="not supported"):
         _manage(cc, payload, cc.create_endorsers(payload, _admins(chain, (1,))))
     assert cc.get_chainmaker_server_version() == "v3.0.0"  # and the node lives on
+
+
+def test_a_key_belongs_to_one_org_and_admin_keys_stay_admins(cc, chain) -> None:
+    org3_client = (_key_file(chain, 3, "client1").with_suffix(".pem")).read_text()
+    org1_admin = (_key_file(chain, 1, "admin1").with_suffix(".pem")).read_text()
+    org4_admin = _client(chain, 4, "admin1")
+
+    def add(client, pem, org, admins):
+        payload = client.create_pubkey_add_payload(pem, ORG.format(org), "client")
+        return _manage(client, payload, client.create_endorsers(payload, _admins(chain, admins)))
+
+    assert add(cc, org3_client, 3, (3,)).code == 0
+    taken = add(org4_admin, org3_client, 4, (4,))
+    assert taken.code != 0 and "registered in another org" in taken.message
+    admin = add(org4_admin, org1_admin, 4, (4,))
+    assert admin.code != 0 and "is an admin of " + ORG.format(1) in admin.message
+    payload = cc.create_pubkey_delete_payload(org3_client, ORG.format(3))
+    assert _manage(cc, payload, cc.create_endorsers(payload, _admins(chain, (3,)))).code == 0
+    assert add(org4_admin, org3_client, 4, (4,)).code == 0  # free again, so org4 may take it
+    org4_admin.stop()
