@@ -195,8 +195,9 @@ def chainmaker_client(org: int = 1, user: str = "client1") -> Any:
     (``client1`` or ``admin1``) of org ``org`` (``wx-org<org>.chainmaker.org``).
 
     It reads the chain's ``sdk_config.yml`` (``ACADEMY_CHAINMAKER_SDK_CONFIG``) as the SDK
-    would, and only swaps in another member's certificates, which sit beside the ones it names
-    in ChainMaker's ``crypto-config/`` layout; governance labs ask for admins of several orgs.
+    would, and only swaps in another member's certificates (or, on a permissionedWithKey chain,
+    key file), which sit beside the ones it names in ChainMaker's ``crypto-config/`` layout;
+    governance labs ask for admins of several orgs.
     """
     from pathlib import Path
 
