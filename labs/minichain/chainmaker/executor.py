@@ -26,7 +26,7 @@ from eth_abi import decode as decode_abi
 from eth_typing import Address
 from eth_utils import keccak
 
-from . import pb, pubkeys
+from . import pb, pubkeys, sm2
 from .auth import (
     VERIFY_FAILED,
     AuthError,
@@ -430,8 +430,8 @@ def governed(payload: Any) -> str | None:
 def _crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
     try:
         key = ca.public_key()
-    except UnsupportedAlgorithm:  # an SM2 CA: its CRLs are not read here
-        return False
+    except UnsupportedAlgorithm:  # a curve cryptography lacks: an SM2 CA
+        return sm2.crl_signed_by(crl, ca)
     if not isinstance(key, ec.EllipticCurvePublicKey):
         return False
     try:

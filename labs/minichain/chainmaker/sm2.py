@@ -163,6 +163,37 @@ def issue(
     return x509.load_der_x509_certificate(encoder.encode(cert))
 
 
+def crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    """``ca`` (an SM2 CA) signed ``crl`` with SM2-with-SM3, and the CRL names it as issuer."""
+    if crl.signature_algorithm_oid.dotted_string != SM2_WITH_SM3 or crl.issuer != ca.subject:
+        return False
+    try:
+        ca_key = load_public_der(subject_public_key_info(ca))
+    except Exception:  # an unreadable or non-SM2 key: not this CA
+        return False
+    return verify(ca_key, crl.signature, crl.tbs_certlist_bytes)
+
+
+def revocation_list(
+    builder: x509.CertificateRevocationListBuilder, issuer_key: PrivateKey
+) -> x509.CertificateRevocationList:
+    """Sign ``builder`` (issuer, dates, revoked certificates) with an SM2 CA key. The SDK's own
+    ``create_cert_crl`` signs with cryptography, which has no SM2: on an SM2 chain a CRL comes
+    from here (or from OpenSSL)."""
+    stand_in = pyca_ec.generate_private_key(pyca_ec.SECP256R1())
+    draft = builder.sign(stand_in, hashes.SHA256())
+    tbs, _ = decoder.decode(draft.tbs_certlist_bytes, asn1Spec=rfc5280.TBSCertList())
+    algorithm = rfc5280.AlgorithmIdentifier()
+    algorithm["algorithm"] = univ.ObjectIdentifier(SM2_WITH_SM3)
+    tbs["signature"] = algorithm
+    tbs_der = encoder.encode(tbs)
+    crl = rfc5280.CertificateList()
+    crl["tbsCertList"] = tbs
+    crl["signatureAlgorithm"] = algorithm
+    crl["signature"] = univ.BitString.fromOctetString(sign(issuer_key, tbs_der))
+    return x509.load_der_x509_crl(encoder.encode(crl))
+
+
 def _pem(label: str, der: bytes) -> bytes:
     body = base64.encodebytes(der).replace(b"\n", b"")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]

@@ -3,6 +3,7 @@ national-cryptography profile, SM2 keys and certificates with SM3, on four TBFT 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_utils import keccak
 
 from labs.minichain.chainmaker import sm2
-from labs.minichain.chainmaker.cryptogen import issue_member_cert, make_org_ca
+from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca
 from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _admins, _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
@@ -172,3 +173,47 @@ def test_pubkey_management_is_refused_on_a_certificate_chain(cc, chain) -> None:
         cc.send_pubkey_manage_request(
             payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
         )
+
+
+def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    user = crypto / ORG.format(3) / "user" / "client1"
+    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    document["chain_client"].update(
+        org_id=ORG.format(3),
+        user_sign_key_file_path=str(user / "client1.sign.key"),
+        user_sign_crt_file_path=str(user / "client1.sign.crt"),
+    )
+    other = ChainClient.from_conf(document)
+    method, params = calc_evm_method_params("total", [])
+    assert other.query_contract("sm2balance", method, params).code == 0
+    cert = x509.load_pem_x509_certificate((user / "client1.sign.crt").read_bytes())
+    now = dt.datetime.now(dt.UTC)
+
+    def crl_from(ca_key, ca_cert) -> bytes:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now)
+            .next_update(now + dt.timedelta(hours=4))
+            .add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(now)
+                .build()
+            )
+        )
+        return sm2.revocation_list(builder, ca_key).public_bytes(serialization.Encoding.PEM)
+
+    def revoke(crl: bytes):
+        payload = cc.create_cert_revoke_payload(crl.decode())
+        endorsers = cc.create_endorsers(payload, _admins(chain, (3,)))
+        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+    forged = revoke(crl_from(*make_org_ca(ORG.format(3), "sm2")))  # same name, another CA
+    assert forged.code != 0 and "not signed by a trusted CA" in forged.message
+    assert other.query_contract("sm2balance", method, params).code == 0
+    assert revoke(crl_from(*load_ca(crypto / ORG.format(3)))).code == 0
+    with pytest.raises(AuthenticationError, match="revoked"):
+        other.query_contract("sm2balance", method, params)
+    other.stop()
