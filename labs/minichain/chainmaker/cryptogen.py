@@ -92,14 +92,14 @@ def _pem_public(key: Any) -> bytes:
 
 
 def _finish(
-    builder: x509.CertificateBuilder, public_key: Any, signing_key: Any
+    builder: x509.CertificateBuilder, public_key: Any, signing_key: Any, self_signed: bool = False
 ) -> x509.Certificate:
     """Key identifiers, validity, signature: ECDSA with SHA-256, or SM2 with SM3."""
     if isinstance(signing_key, sm2.PrivateKey):
         builder = builder.add_extension(
             x509.SubjectKeyIdentifier(sm2.ski(public_key)), critical=False
         )
-        if public_key != signing_key.public_key():
+        if not self_signed:
             builder = builder.add_extension(
                 x509.AuthorityKeyIdentifier(sm2.ski(signing_key.public_key()), None, None),
                 critical=False,
@@ -109,7 +109,7 @@ def _finish(
     builder = builder.add_extension(
         x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
     )
-    if public_key != signing_key.public_key():
+    if not self_signed:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
             critical=False,
@@ -164,7 +164,7 @@ def make_org_ca(org: str, profile: str = "ecdsa") -> tuple[Any, x509.Certificate
             critical=True,
         )
     )
-    return key, _finish(builder, key.public_key(), key)
+    return key, _finish(builder, key.public_key(), key, self_signed=True)
 
 
 def issue_member_cert(

@@ -77,6 +77,12 @@ def test_crypto_config_is_sm2_throughout(orgs: Path) -> None:
             assert keys.from_certificate(cert).kind == keys.SM2
     ca = x509.load_pem_x509_certificate((orgs / org_id(1) / "ca" / "ca.crt").read_bytes())
     assert keys.issued_by(ca, ca)  # self-signed with SM2-with-SM3
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert ski == sm2.sm3(b"\x04" + keys.from_certificate(ca).point)  # ski_hash: sm3
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == ski  # the last member checked names its CA's key
+    with pytest.raises(x509.ExtensionNotFound):  # a root names no authority
+        ca.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
 
 
 def test_openssl_verifies_the_certificates_with_the_default_user_id(orgs: Path) -> None:
