@@ -10,6 +10,8 @@ need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# the SM2 tests cross-check certificates and signatures with OpenSSL's own SM2
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # page tests (Playwright drives it)
 # a CJK font, so pages in Chinese render as text (not boxes) in Chromium and its screenshots
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)

@@ -195,8 +195,9 @@ def chainmaker_client(org: int = 1, user: str = "client1") -> Any:
     (``client1`` or ``admin1``) of org ``org`` (``wx-org<org>.chainmaker.org``).
 
     It reads the chain's ``sdk_config.yml`` (``ACADEMY_CHAINMAKER_SDK_CONFIG``) as the SDK
-    would, and only swaps in another member's certificates, which sit beside the ones it names
-    in ChainMaker's ``crypto-config/`` layout; governance labs ask for admins of several orgs.
+    would, and only swaps in another member's certificates (or, on a permissionedWithKey chain,
+    key file), which sit beside the ones it names in ChainMaker's ``crypto-config/`` layout;
+    governance labs ask for admins of several orgs.
     """
     from pathlib import Path
 
@@ -212,13 +213,16 @@ def chainmaker_client(org: int = 1, user: str = "client1") -> Any:
     document = yaml.safe_load(Path(path).read_text())
     client = document["chain_client"]
     org_id = f"wx-org{org}.chainmaker.org"
-    crypto = Path(client["user_sign_crt_file_path"]).parents[3]
+    crypto = Path(client["user_sign_key_file_path"]).parents[3]
     folder = crypto / org_id / "user" / user
     if not folder.is_dir():
         raise ValueError(
             f"no member {user} in org {org_id} ({folder} is missing): use client1 or admin1 "
             f"of one of the chain's orgs"
         )
+    if "user_sign_crt_file_path" not in client:  # permissionedWithKey: a member is a key pair
+        client.update(org_id=org_id, user_sign_key_file_path=str(folder / f"{user}.key"))
+        return ChainClient.from_conf(document)
     client.update(
         org_id=org_id,
         user_key_file_path=str(folder / f"{user}.tls.key"),

@@ -21,7 +21,9 @@ from eth_account import Account as EthAccount
 from pydantic import BaseModel, Field
 
 from .chainmaker.chainconfig import (
+    CERT_MODE,
     CONSENSUS_TYPES,
+    CRYPTO_HASH,
     ChainMakerConfig,
     ConsensusOrg,
     TrustRoot,
@@ -29,7 +31,7 @@ from .chainmaker.chainconfig import (
     sdk_config_document,
     write_yaml,
 )
-from .chainmaker.cryptogen import org_id, spread, write_org
+from .chainmaker.cryptogen import PROFILES, org_id, spread, write_key_org, write_org
 from .genesis import Account, ConsensusConfig, Genesis, GenesisError, Validator, save_genesis
 from .identity import (
     cert_pem,
@@ -86,15 +88,14 @@ class NetworkConfig(BaseModel):
         return (self.root / "chainmaker" / "sdk_config.yml").resolve()
 
     def write_sdk_config(self, chainmaker: ChainMakerConfig) -> Path:
-        """``sdk_config.yml`` for org1's client1 with every node's current gRPC address."""
-        orgs = chainmaker.orgs()
+        """``sdk_config.yml`` for org1's client1 (admin1 where members are keys that an admin
+        registers, as ChainMaker's own examples sign) with every node's current gRPC address."""
         document = sdk_config_document(
-            chainmaker.chain_id,
+            chainmaker,
             self.crypto_config,
-            orgs[0],
-            "client1",
+            chainmaker.orgs()[0],
+            "client1" if chainmaker.auth_type == CERT_MODE else "admin1",
             [self.grpc_addr(i) for i in range(len(self.nodes)) if self.nodes[i].grpc_port],
-            orgs,
         )
         write_yaml(self.sdk_config_path, document)
         return self.sdk_config_path
@@ -139,9 +140,16 @@ def init_network(
     params: dict | None = None,
     force: bool = False,
     orgs: int | None = None,
+    crypto: str = "ecdsa",
+    auth_type: str | None = None,
 ) -> NetworkConfig:
     """Create the CA, validator keys and certificates, dev accounts and the genesis, and
-    ChainMaker's orgs (``orgs``, default one per validator) with their crypto-config."""
+    ChainMaker's orgs (``orgs``, default one per validator) with their crypto-config, keys of
+    the ``crypto`` profile (``ecdsa`` or ``sm2``). ChainMaker's ``auth_type`` follows
+    ``identity_mode`` unless given (``public``)."""
+    if crypto not in PROFILES:
+        raise NetworkError(f"--crypto {crypto!r} is unknown: use {' or '.join(PROFILES)}")
+    cm_auth = auth_type or identity_mode
     if nodes < 1:
         raise NetworkError("--nodes must be at least 1")
     try:
@@ -179,13 +187,18 @@ def init_network(
         )
         entries.append(NodeEntry(id=vid, home=f"node{i}"))
 
-    crypto = root / "crypto-config"
+    crypto_dir = root / "crypto-config"
     consensus_orgs, trust_roots = [], []
     node_index = 0
     for k, count in enumerate(per_org, start=1):
         org = org_id(k)
-        org_dir = write_org(crypto, org, count)
-        trust_roots.append(TrustRoot(org_id=org, root=[(org_dir / "ca" / "ca.crt").read_text()]))
+        if cm_auth == CERT_MODE:
+            org_dir = write_org(crypto_dir, org, count, crypto)
+            root_pem = (org_dir / "ca" / "ca.crt").read_text()
+        else:  # members are key pairs; the org's admin key is its trust root
+            org_dir = write_key_org(crypto_dir, org, count, crypto)
+            root_pem = (org_dir / "user" / "admin1" / "admin1.pem").read_text()
+        trust_roots.append(TrustRoot(org_id=org, root=[root_pem]))
         ids = []
         for j in range(1, count + 1):
             entries[node_index].chainmaker_node = f"crypto-config/{org}/node/consensus{j}"
@@ -199,7 +212,8 @@ def init_network(
         consensus_type=CONSENSUS_TYPES.get(consensus, 1),
         consensus_nodes=consensus_orgs,
         trust_roots=trust_roots,
-        auth_type=identity_mode,
+        auth_type=cm_auth,
+        crypto={"hash": CRYPTO_HASH[crypto]},
     )
 
     dev = [EthAccount.create() for _ in range(accounts)]
@@ -221,7 +235,7 @@ def init_network(
     except ValueError as exc:
         raise GenesisError(str(exc).splitlines()[0]) from exc
     save_genesis(genesis, root / "genesis.json")
-    write_yaml(root / "chainmaker" / "bc1.yml", bc1_document(chainmaker, crypto.resolve()))
+    write_yaml(root / "chainmaker" / "bc1.yml", bc1_document(chainmaker, crypto_dir.resolve()))
     cfg = NetworkConfig(nodes=entries, root=root)
     cfg.write_sdk_config(chainmaker)
     cfg.save()
@@ -229,7 +243,12 @@ def init_network(
 
 
 def ensure_network(
-    root: Path, nodes: int = 4, consensus: str = "tbft", orgs: int | None = None
+    root: Path,
+    nodes: int = 4,
+    consensus: str = "tbft",
+    orgs: int | None = None,
+    crypto: str = "ecdsa",
+    identity_mode: str = "permissionedWithCert",
 ) -> NetworkConfig | None:
     """Initialise ``root`` as ``academy chain init`` would by default, unless it holds a chain.
 
@@ -245,4 +264,4 @@ def ensure_network(
         load_engine(consensus)
     except EngineNotFound as exc:
         raise NetworkError(str(exc)) from None
-    return init_network(root, nodes, consensus, orgs=orgs)
+    return init_network(root, nodes, consensus, identity_mode, orgs=orgs, crypto=crypto)

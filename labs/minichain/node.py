@@ -265,7 +265,8 @@ class Node:
             [(n.id, f"{self.network.host}:{n.grpc_port}") for n in self.network.nodes],
         )
         rpc = RpcNode(self.app, view, cm, self.submit_cm)
-        creds = server_credentials(self.network.root / self.entry.chainmaker_node, cm)
+        node_dir = self.network.root / self.entry.chainmaker_node
+        creds = server_credentials(node_dir, cm) if cm.rpc_tls else None
         self.grpc_server = await start_server(rpc, self.network.host, self.entry.grpc_port, creds)
         log.info("node %s gRPC RpcNode on %s", self.id[:8], self.entry.grpc_port)
 

@@ -48,6 +48,12 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="network folder", show_default=True)]
+CryptoOpt = Annotated[
+    str,
+    typer.Option(
+        help="ChainMaker crypto profile: ecdsa (P-256 with SHA-256) | sm2 (SM2 with SM3)",
+    ),
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -72,10 +78,13 @@ def chain_init(
     orgs: Annotated[
         int | None, typer.Option(help="ChainMaker orgs, each with its CA [one per validator]")
     ] = None,
+    crypto: CryptoOpt = "ecdsa",
 ) -> None:
     """Create the consortium CA, validator keys and certificates, dev accounts and genesis."""
     if identity not in ("permissionedWithCert", "permissionedWithKey"):
         raise fail(f"--identity {identity!r}: use permissionedWithCert or permissionedWithKey")
+    if crypto not in ("ecdsa", "sm2"):
+        raise fail(f"--crypto {crypto!r}: use ecdsa (P-256, SHA-256) or sm2 (SM2, SM3)")
     try:
         load_engine(consensus)
     except EngineNotFound as exc:
@@ -91,11 +100,20 @@ def chain_init(
             params[name] = value
     try:
         cfg = init_network(
-            data, nodes, consensus, identity, accounts, chain_id, params, force, orgs=orgs
+            data,
+            nodes,
+            consensus,
+            identity,
+            accounts,
+            chain_id,
+            params,
+            force,
+            orgs=orgs,
+            crypto=crypto,
         )
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:
         raise fail(str(exc)) from None
-    out.print(f"initialised a {nodes}-node {consensus} chain in {cfg.root} ({identity})")
+    out.print(f"initialised a {nodes}-node {consensus} chain in {cfg.root} ({identity}, {crypto})")
 
 
 def _summary(cfg: NetworkConfig) -> dict:
@@ -132,15 +150,24 @@ def chain_up(
     orgs: Annotated[
         int | None, typer.Option(help="ChainMaker orgs, when DATA must be initialised first")
     ] = None,
+    crypto: CryptoOpt = "ecdsa",
+    identity: Annotated[
+        str,
+        typer.Option(
+            help="permissionedWithCert | permissionedWithKey, when DATA must be initialised first"
+        ),
+    ] = "permissionedWithCert",
 ) -> None:
     """Start every validator of the network in DATA (initialising it first if empty)."""
     from labs.minichain.network import start_network, stop_network
 
+    if identity not in ("permissionedWithCert", "permissionedWithKey"):
+        raise fail(f"--identity {identity!r}: use permissionedWithCert or permissionedWithKey")
     try:
-        if ensure_network(data, nodes, consensus, orgs):
+        if ensure_network(data, nodes, consensus, orgs, crypto, identity):
             # stderr: with --detach, stdout is the JSON alone (so `| jq` works on a first up)
             err.print(
-                f"initialised a {nodes}-node {consensus} chain in {data} (permissionedWithCert)",
+                f"initialised a {nodes}-node {consensus} chain in {data} ({identity}, {crypto})",
                 highlight=False,
             )
     except (NetworkError, GenesisError, IdentityError, OSError) as exc:

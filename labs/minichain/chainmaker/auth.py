@@ -16,14 +16,12 @@ from functools import cached_property
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from eth_utils import keccak
 
-from . import pb
-from .chainconfig import ChainMakerConfig, Policy
+from . import keys, pb
+from .chainconfig import CERT_MODE, ChainMakerConfig, Policy
+from .keys import MemberKey
 
 VERIFY_FAILED = "tx verify failed"
 MEMBER_CACHE = 4096
@@ -38,20 +36,15 @@ class AuthError(ValueError):
 class Signer:
     org_id: str
     role: str
-    cert: x509.Certificate
-    issuer: x509.Certificate
+    key: MemberKey
+    cert: x509.Certificate | None = None
+    """The sign certificate (permissionedWithCert); None for a member known by its key alone."""
+    issuer: x509.Certificate | None = None
 
     @property
     def address(self) -> bytes:
         """The EVM address of the signer: keccak of the public key point, last 20 bytes."""
-        return evm_address(self.cert.public_key())
-
-
-def evm_address(public_key: Any) -> bytes:
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        raise AuthError(f"{VERIFY_FAILED}, only ECDSA keys are supported")
-    numbers = public_key.public_numbers()
-    return keccak(numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big"))[12:]
+        return self.key.address
 
 
 def contract_address(name: str) -> bytes:
@@ -109,42 +102,71 @@ class Verifier:
 
     def __init__(self, config: ChainMakerConfig) -> None:
         self.config = config
-        self._members: dict[tuple[str, bytes], tuple[Signer, ec.EllipticCurvePublicKey]] = {}
+        self._members: dict[tuple[int, str, bytes], Signer] = {}
 
     @cached_property
     def roots(self) -> dict[str, list[x509.Certificate]]:
+        """The orgs' CA certificates (permissionedWithCert; other modes have none)."""
         out: dict[str, list[x509.Certificate]] = {}
+        if self.config.auth_type != CERT_MODE:
+            return out
         for root in self.config.trust_roots:
             out[root.org_id] = [x509.load_pem_x509_certificate(p.encode()) for p in root.root]
+        return out
+
+    @cached_property
+    def admin_keys(self) -> dict[str, set[bytes]]:
+        """The orgs' admin keys (permissionedWithKey, Public): their trust roots are public keys."""
+        out: dict[str, set[bytes]] = {}
+        if self.config.auth_type == CERT_MODE:
+            return out
+        for root in self.config.trust_roots:
+            out[root.org_id] = {keys.from_pem(p.encode()).id for p in root.root}
         return out
 
     def signer(self, entry: Any, payload_bytes: bytes) -> Signer:
         """Check one EndorsementEntry (sender or endorser) against the trust roots."""
         member = entry.signer
-        if member.member_type != pb.MemberType.Value("CERT"):
-            raise AuthError(
-                f"{VERIFY_FAILED}, member type {member.member_type} is not supported here: "
-                "sign with the full certificate (member type CERT)"
-            )
-        member_key = (member.org_id, bytes(member.member_info))
-        known = self._members.get(member_key)
-        if known is None:
-            known = self._member(member.org_id, member_key[1])
+        cache_key = (int(member.member_type), member.org_id, bytes(member.member_info))
+        signer = self._members.get(cache_key)
+        if signer is None:
+            signer = self._member(member)
             if len(self._members) >= MEMBER_CACHE:
                 self._members.clear()
-            self._members[member_key] = known
-        signer, key = known
-        try:
-            key.verify(bytes(entry.signature), payload_bytes, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            raise AuthError(
-                f"{VERIFY_FAILED}, the signature of {_cn(signer.cert)} does not match the payload"
-            ) from None
+            self._members[cache_key] = signer
+        if not signer.key.verify(bytes(entry.signature), payload_bytes):
+            who = _cn(signer.cert) if signer.cert is not None else f"a key of {signer.org_id}"
+            raise AuthError(f"{VERIFY_FAILED}, the signature of {who} does not match the payload")
         return signer
 
-    def _member(self, org_id: str, pem: bytes) -> tuple[Signer, ec.EllipticCurvePublicKey]:
-        """Who a certificate names, once per certificate: the checks that do not depend on the
-        request (its CA, org, key type, role) are a pure function of the chain configuration."""
+    def _member(self, member: Any) -> Signer:
+        """Who a member names, once per member: the checks that do not depend on the request
+        are a pure function of the chain configuration."""
+        wanted = "CERT" if self.config.auth_type == CERT_MODE else "PUBLIC_KEY"
+        if member.member_type != pb.MemberType.Value(wanted):
+            raise AuthError(
+                f"{VERIFY_FAILED}, member type {member.member_type} is not supported on a "
+                f"{self.config.auth_type} chain: sign with member type {wanted} "
+                f"(auth_type: {self.config.auth_type} in sdk_config.yml)"
+            )
+        if wanted == "PUBLIC_KEY":
+            return self._key_member(member.org_id, bytes(member.member_info))
+        return self._cert_member(member.org_id, bytes(member.member_info))
+
+    def _key_member(self, org_id: str, pem: bytes) -> Signer:
+        try:
+            key = keys.from_pem(pem)
+        except ValueError as exc:
+            raise AuthError(
+                f"{VERIFY_FAILED}, the signer's public key is unreadable: {exc}"
+            ) from None
+        admins = self.admin_keys.get(org_id)
+        if admins is None:
+            raise AuthError(f"{VERIFY_FAILED}, org {org_id!r} is not in the trust roots")
+        # a member that is no admin gets its role from the chain's registry (executor)
+        return Signer(org_id, "admin" if key.id in admins else "", key)
+
+    def _cert_member(self, org_id: str, pem: bytes) -> Signer:
         cas = self.roots.get(org_id)
         if not cas:
             raise AuthError(f"{VERIFY_FAILED}, org {org_id!r} is not in the trust roots")
@@ -152,7 +174,7 @@ class Verifier:
             cert = x509.load_pem_x509_certificate(pem)
         except ValueError as exc:
             raise AuthError(f"{VERIFY_FAILED}, the signer's certificate is unreadable") from exc
-        issuer = next((ca for ca in cas if _issued_by(cert, ca)), None)
+        issuer = next((ca for ca in cas if keys.issued_by(cert, ca)), None)
         if issuer is None:
             raise AuthError(
                 f"{VERIFY_FAILED}, the certificate of {_cn(cert)} was not issued by a CA of "
@@ -161,12 +183,13 @@ class Verifier:
         orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         if not orgs or orgs[0].value != org_id:
             raise AuthError(f"{VERIFY_FAILED}, the certificate names another org")
-        key = cert.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise AuthError(f"{VERIFY_FAILED}, only ECDSA signers are supported")
+        try:
+            key = keys.from_certificate(cert)
+        except ValueError:
+            raise AuthError(f"{VERIFY_FAILED}, only ECDSA and SM2 signers are supported") from None
         ous = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
         role = str(ous[0].value).lower() if ous else ""
-        return Signer(org_id, role, cert, issuer), key
+        return Signer(org_id, role, key, cert, issuer)
 
     def sender(self, request: Any, payload_bytes: bytes) -> Signer:
         if not request.HasField("sender"):
@@ -231,17 +254,9 @@ def issuing_ca(verifier: Verifier, cert: x509.Certificate) -> x509.Certificate |
     """The trusted CA (of any org) that issued ``cert``."""
     for cas in verifier.roots.values():
         for ca in cas:
-            if _issued_by(cert, ca):
+            if keys.issued_by(cert, ca):
                 return ca
     return None
-
-
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _cn(cert: x509.Certificate) -> str:

@@ -21,6 +21,10 @@ CONSENSUS_TYPES = {"solo": 0, "tbft": 1, "raft": 4}
 # ChainMaker's address type numbers: 2 is Ethereum-style (keccak of the public key, last 20 bytes)
 ADDR_TYPE_ETHEREUM = 2
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# ChainMaker's identity modes (auth_type)
+CERT_MODE, KEY_MODE, PUBLIC_MODE = "permissionedWithCert", "permissionedWithKey", "public"
+# crypto profiles: the keys' algorithm and the chain's hash (crypto.hash in bc1.yml)
+CRYPTO_HASH = {"ecdsa": "SHA256", "sm2": "SM3"}
 
 
 class Policy(BaseModel):
@@ -38,7 +42,10 @@ class ResourcePolicy(BaseModel):
 
 class TrustRoot(BaseModel):
     org_id: str
-    root: list[str] = Field(description="PEM certificates of the org's CAs")
+    root: list[str] = Field(
+        description="PEM certificates of the org's CAs, or (permissionedWithKey, public) PEM "
+        "public keys of its admins"
+    )
 
 
 class ConsensusOrg(BaseModel):
@@ -75,6 +82,9 @@ def default_policies() -> list[ResourcePolicy]:
     policies += [
         ResourcePolicy(resource_name="CHAIN_CONFIG-NODE_ID_UPDATE", policy=self_admin),
         ResourcePolicy(resource_name="CHAIN_CONFIG-TRUST_ROOT_UPDATE", policy=self_admin),
+        # permissionedWithKey: an org's admins register its members (SELF: the key's org)
+        ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_ADD", policy=self_admin),
+        ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_DELETE", policy=self_admin),
     ]
     any_admin = Policy(rule="ANY", role_list=["admin"])
     for name in (
@@ -112,9 +122,23 @@ class ChainMakerConfig(BaseModel):
     def orgs(self) -> list[str]:
         return [t.org_id for t in self.trust_roots]
 
+    @property
+    def crypto_profile(self) -> str:
+        """``sm2`` when the chain hashes with SM3 (its members hold SM2 keys), else ``ecdsa``."""
+        return "sm2" if self.crypto.get("hash", "SHA256").upper() == "SM3" else "ecdsa"
+
+    @property
+    def rpc_tls(self) -> bool:
+        """Whether RpcNode speaks mutual TLS. ChainMaker's SM2 profile needs GM TLS, which the
+        Python SDK lacks, and permissionedWithKey members hold no TLS certificates: for both,
+        ChainMaker's own examples run the RPC with ``tls.mode: disable`` and every request is
+        still signed and checked."""
+        return self.auth_type == CERT_MODE and self.crypto_profile == "ecdsa"
+
 
 def bc1_document(cfg: ChainMakerConfig, crypto_config: Path) -> dict[str, Any]:
-    """``bc1.yml`` as ChainMaker lays it out: trust roots name the CA files."""
+    """``bc1.yml`` as ChainMaker lays it out: trust roots name the CA (or admin key) files."""
+    root_file = "ca/ca.crt" if cfg.auth_type == CERT_MODE else "user/admin1/admin1.pem"
     return {
         "chain_id": cfg.chain_id,
         "version": cfg.version,
@@ -130,7 +154,7 @@ def bc1_document(cfg: ChainMakerConfig, crypto_config: Path) -> dict[str, Any]:
             "nodes": [n.model_dump() for n in cfg.consensus_nodes],
         },
         "trust_roots": [
-            {"org_id": t.org_id, "root": [str(crypto_config / t.org_id / "ca" / "ca.crt")]}
+            {"org_id": t.org_id, "root": [str(crypto_config / t.org_id / root_file)]}
             for t in cfg.trust_roots
         ],
         "resource_policies": [rp.model_dump() for rp in cfg.resource_policies],
@@ -138,37 +162,38 @@ def bc1_document(cfg: ChainMakerConfig, crypto_config: Path) -> dict[str, Any]:
 
 
 def sdk_config_document(
-    chain_id: str,
+    config: ChainMakerConfig,
     crypto_config: Path,
     org: str,
     user: str,
     grpc_addrs: list[str],
-    orgs: list[str],
 ) -> dict[str, Any]:
-    """What ``ChainClient.from_conf()`` reads: one user of one org, every node, mutual TLS."""
+    """What ``ChainClient.from_conf()`` reads: one user of one org and every node (mutual TLS
+    where the chain speaks it)."""
     folder = crypto_config / org / "user" / user
-    return {
-        "chain_client": {
-            "chain_id": chain_id,
-            "org_id": org,
+    if config.auth_type == CERT_MODE:
+        files = {
             "user_key_file_path": str(folder / f"{user}.tls.key"),
             "user_crt_file_path": str(folder / f"{user}.tls.crt"),
             "user_sign_key_file_path": str(folder / f"{user}.sign.key"),
             "user_sign_crt_file_path": str(folder / f"{user}.sign.crt"),
-            "crypto": {"hash": "SHA256"},
-            "auth_type": "permissionedWithCert",
+        }
+    else:  # a member is its key pair
+        files = {"user_sign_key_file_path": str(folder / f"{user}.key")}
+    node: dict[str, Any] = {"conn_cnt": 1, "enable_tls": config.rpc_tls}
+    if config.rpc_tls:
+        node["trust_root_paths"] = [str(crypto_config / o / "ca") for o in config.orgs()]
+        node["tls_host_name"] = "chainmaker.org"
+    return {
+        "chain_client": {
+            "chain_id": config.chain_id,
+            "org_id": org,
+            **files,
+            "crypto": {"hash": config.crypto.get("hash", "SHA256")},
+            "auth_type": config.auth_type,
             "retry_limit": 20,
             "retry_interval": 500,
-            "nodes": [
-                {
-                    "node_addr": addr,
-                    "conn_cnt": 1,
-                    "enable_tls": True,
-                    "trust_root_paths": [str(crypto_config / o / "ca") for o in orgs],
-                    "tls_host_name": "chainmaker.org",
-                }
-                for addr in grpc_addrs
-            ],
+            "nodes": [{"node_addr": addr, **node} for addr in grpc_addrs],
             "rpc_client": {"max_receive_message_size": 16, "max_send_message_size": 16},
         }
     }

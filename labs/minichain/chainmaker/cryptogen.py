@@ -10,9 +10,14 @@
 
 The same layout as ChainMaker's own tool, so its docs and the SDK's examples apply unchanged. A
 member's role is the certificate's OU (admin, client, consensus, common), its org the O, as
-ChainMaker reads them; keys are ECDSA P-256 and certificates are signed with SHA-256, ChainMaker's
-default profile. TLS certificates name ``chainmaker.org``, ``localhost`` and ``127.0.0.1``, the
-host names the SDK's examples connect with.
+ChainMaker reads them. Two crypto profiles, as the tool's ``pk_algo``: ``ecdsa`` (P-256 keys,
+certificates signed with SHA-256, ChainMaker's default) and ``sm2`` (SM2 keys, certificates signed
+with SM2-with-SM3, :mod:`.sm2`). TLS certificates name ``chainmaker.org``, ``localhost`` and
+``127.0.0.1``, the host names the SDK's examples connect with.
+
+permissionedWithKey has no CAs and no certificates: each member is a key pair, ``name.key`` and
+``name.pem`` (its public key), in the same folders (``user/admin1/admin1.pem`` is the org's trust
+root), as chainmaker-cryptogen's pwk layout has them.
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import sm2
 
 CERT_DAYS = 3650
 DOMAIN = "chainmaker.org"
 TLS_NAMES = ("chainmaker.org", "localhost")
 ROLES = ("admin", "client", "consensus", "common")
+PROFILES = ("ecdsa", "sm2")
 
 
 def org_id(index: int) -> str:
@@ -53,9 +63,62 @@ class MemberFiles:
         return self.folder / f"{self.name}.{kind}"
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+def _new_key(profile: str) -> Any:
+    if profile not in PROFILES:
+        raise ValueError(f"crypto profile {profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    return sm2.generate() if profile == "sm2" else ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: Any) -> bytes:
+    if isinstance(key, sm2.PrivateKey):
+        return sm2.private_pem(key)
+    return bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _pem_public(key: Any) -> bytes:
+    if isinstance(key, sm2.PrivateKey):
+        return sm2.public_pem(key.public_key())
+    return bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _finish(
+    builder: x509.CertificateBuilder, public_key: Any, signing_key: Any, self_signed: bool = False
+) -> x509.Certificate:
+    """Key identifiers, validity, signature: ECDSA with SHA-256, or SM2 with SM3."""
+    if isinstance(signing_key, sm2.PrivateKey):
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier(sm2.ski(public_key)), critical=False
+        )
+        if not self_signed:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier(sm2.ski(signing_key.public_key()), None, None),
+                critical=False,
+            )
+        return sm2.issue(builder, public_key, signing_key, CERT_DAYS)
+    now = dt.datetime.now(dt.UTC)
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+    )
+    if not self_signed:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+            critical=False,
+        )
+    return (
+        builder.public_key(public_key)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .sign(signing_key, hashes.SHA256())
     )
 
 
@@ -77,19 +140,14 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def make_org_ca(org: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def make_org_ca(org: str, profile: str = "ecdsa") -> tuple[Any, x509.Certificate]:
+    key = _new_key(profile)
     name = _name(org, "root-cert", f"ca.{org}")
-    now = dt.datetime.now(dt.UTC)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -105,31 +163,25 @@ def make_org_ca(org: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
             ),
             critical=True,
         )
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return key, cert
+    return key, _finish(builder, key.public_key(), key, self_signed=True)
 
 
 def issue_member_cert(
-    ca_key: ec.EllipticCurvePrivateKey,
+    ca_key: Any,
     ca_cert: x509.Certificate,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: Any,
     org: str,
     role: str,
     common_name: str,
     tls: bool,
 ) -> x509.Certificate:
     """A sign or TLS certificate for one member, as chainmaker-cryptogen issues it."""
-    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(org, role, common_name))
         .issuer_name(ca_cert.subject)
-        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -145,10 +197,6 @@ def issue_member_cert(
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
     )
     if tls:
         builder = builder.add_extension(
@@ -163,25 +211,31 @@ def issue_member_cert(
             ),
             critical=False,
         )
-    return builder.sign(ca_key, hashes.SHA256())
+    return _finish(builder, public_key, ca_key)
 
 
-def load_ca(org_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = serialization.load_pem_private_key((org_dir / "ca" / "ca.key").read_bytes(), None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{org_dir}/ca/ca.key is not an ECDSA key")
+def load_ca(org_dir: Path) -> tuple[Any, x509.Certificate]:
+    pem = (org_dir / "ca" / "ca.key").read_bytes()
+    try:
+        key: Any = serialization.load_pem_private_key(pem, None)
+    except UnsupportedAlgorithm:  # a curve cryptography lacks: SM2
+        key = sm2.load_private(pem)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | sm2.PrivateKey):
+        raise ValueError(f"{org_dir}/ca/ca.key is neither an ECDSA nor an SM2 key")
     cert = x509.load_pem_x509_certificate((org_dir / "ca" / "ca.crt").read_bytes())
     return key, cert
 
 
 def write_member(org_dir: Path, org: str, kind: str, name: str, role: str) -> MemberFiles:
-    """Issue ``name``'s sign and TLS key pairs from the org's CA into ``org_dir/kind/name/``."""
+    """Issue ``name``'s sign and TLS key pairs from the org's CA into ``org_dir/kind/name/``,
+    with keys of the CA's own algorithm."""
     ca_key, ca_cert = load_ca(org_dir)
+    profile = "sm2" if isinstance(ca_key, sm2.PrivateKey) else "ecdsa"
     folder = org_dir / kind / name
     folder.mkdir(parents=True, exist_ok=True)
     member = MemberFiles(org, name, role, folder)
     for use in ("sign", "tls"):
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = _new_key(profile)
         cert = issue_member_cert(
             ca_key, ca_cert, key.public_key(), org, role, f"{name}.{use}.{org}", tls=use == "tls"
         )
@@ -190,11 +244,11 @@ def write_member(org_dir: Path, org: str, kind: str, name: str, role: str) -> Me
     return member
 
 
-def write_org(root: Path, org: str, consensus_nodes: int) -> Path:
+def write_org(root: Path, org: str, consensus_nodes: int, profile: str = "ecdsa") -> Path:
     """One org's CA and its members: ``consensus_nodes`` consensus nodes, common1, admin1, client1."""
     org_dir = root / org
     (org_dir / "ca").mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = make_org_ca(org)
+    ca_key, ca_cert = make_org_ca(org, profile)
     _write_private(org_dir / "ca" / "ca.key", _pem_key(ca_key))
     (org_dir / "ca" / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     for j in range(1, consensus_nodes + 1):
@@ -202,6 +256,28 @@ def write_org(root: Path, org: str, consensus_nodes: int) -> Path:
     write_member(org_dir, org, "node", "common1", "common")
     write_member(org_dir, org, "user", "admin1", "admin")
     write_member(org_dir, org, "user", "client1", "client")
+    return org_dir
+
+
+def write_key_member(org_dir: Path, kind: str, name: str, profile: str = "ecdsa") -> Path:
+    """A permissionedWithKey member: ``name.key`` and its public key ``name.pem``."""
+    folder = org_dir / kind / name
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _new_key(profile)
+    _write_private(folder / f"{name}.key", _pem_key(key))
+    (folder / f"{name}.pem").write_bytes(_pem_public(key))
+    return folder / f"{name}.pem"
+
+
+def write_key_org(root: Path, org: str, consensus_nodes: int, profile: str = "ecdsa") -> Path:
+    """One permissionedWithKey org: key pairs for its consensus nodes, common1, admin1 (the trust
+    root) and client1 (a member once an admin registers it on chain)."""
+    org_dir = root / org
+    for j in range(1, consensus_nodes + 1):
+        write_key_member(org_dir, "node", f"consensus{j}", profile)
+    write_key_member(org_dir, "node", "common1", profile)
+    write_key_member(org_dir, "user", "admin1", profile)
+    write_key_member(org_dir, "user", "client1", profile)
     return org_dir
 
 

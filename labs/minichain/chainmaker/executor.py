@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth.abc import ComputationAPI, StateAPI
@@ -25,7 +26,7 @@ from eth_abi import decode as decode_abi
 from eth_typing import Address
 from eth_utils import keccak
 
-from . import pb
+from . import pb, pubkeys, sm2
 from .auth import (
     VERIFY_FAILED,
     AuthError,
@@ -134,10 +135,12 @@ class Executor:
         try:
             sender = self.verifier.sender(request, payload_bytes)
             if state is not None:
-                self.check_standing(state, sender)
+                sender = self.check_standing(state, sender)
             resource = governed(payload)
             if resource is not None:
                 self.verifier.endorsed(resource, request, payload_bytes, sender)
+            if payload.contract_name == pubkeys.PUBKEY_MANAGE:
+                pubkeys.check_endorsed(self.verifier, request, payload_bytes, sender)
         except AuthError as exc:
             raise RequestRefused("INTERNAL_ERROR", str(exc)) from None
         if payload.tx_type != pb.TxType.Value("QUERY_CONTRACT"):
@@ -163,13 +166,15 @@ class Executor:
         snapshot = state.snapshot()
         try:
             sender = self._senders.get(keccak(raw)) or self.verifier.sender(request, payload_bytes)
-            self.check_standing(state, sender)
+            sender = self.check_standing(state, sender)
             if payload.chain_id != self.config.chain_id:
                 raise RequestRefused("INVALID_PARAMETER", "chain id does not match")
             if payload.contract_name == CONTRACT_MANAGE:
                 result = self._manage(state, header, request, payload_bytes, sender)
             elif payload.contract_name == CERT_MANAGE:
                 result = self._certs(state, request, payload_bytes, sender)
+            elif payload.contract_name == pubkeys.PUBKEY_MANAGE:
+                result = self._pubkeys(state, request, payload_bytes, sender)
             else:
                 result = self._invoke(state, header, payload, sender, persist=True)
         except AuthError as exc:
@@ -198,13 +203,24 @@ class Executor:
         key = kind.encode() + ca.fingerprint(hashes.SHA256()) + serial.to_bytes(32, "big")
         return int.from_bytes(keccak(key), "big")
 
-    def check_standing(self, state: StateAPI, signer: Signer) -> None:
-        """Refuse a signer whose certificate was frozen or revoked on chain."""
+    def check_standing(self, state: StateAPI, signer: Signer) -> Signer:
+        """Refuse a signer whose certificate was frozen or revoked on chain, or whose key no
+        admin registered; returns the signer with its role on chain."""
+        if signer.cert is None or signer.issuer is None:
+            return pubkeys.standing(state, REGISTRY, signer)
         serial = signer.cert.serial_number
         if state.get_storage(REGISTRY, self._cert_slot("revoked", signer.issuer, serial)):
             raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is revoked")
         if state.get_storage(REGISTRY, self._cert_slot("frozen", signer.issuer, serial)):
             raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is frozen")
+        return signer
+
+    def _pubkeys(self, state: StateAPI, request: Any, payload_bytes: bytes, sender: Signer) -> Any:
+        try:
+            done = pubkeys.manage(state, REGISTRY, self.verifier, request, payload_bytes, sender)
+        except pubkeys.Refused as exc:
+            raise RequestRefused(exc.status, str(exc)) from None
+        return _result(0, "OK", done)
 
     def _flag(self, state: StateAPI, slot: int, value: int) -> None:
         if state.get_nonce(REGISTRY) == 0:
@@ -412,7 +428,10 @@ def governed(payload: Any) -> str | None:
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
-    key = ca.public_key()
+    try:
+        key = ca.public_key()
+    except UnsupportedAlgorithm:  # a curve cryptography lacks: an SM2 CA
+        return sm2.crl_signed_by(crl, ca)
     if not isinstance(key, ec.EllipticCurvePublicKey):
         return False
     try:

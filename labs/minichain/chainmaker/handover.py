@@ -30,13 +30,15 @@ def hand_over(sdk_config: Path, home: Path, name: str) -> Path:
     dest = top / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "lab")
     document = yaml.safe_load(Path(sdk_config).read_text())
     client = document["chain_client"]
-    crypto = Path(client["user_sign_crt_file_path"]).parents[3]
+    crypto = Path(client["user_sign_key_file_path"]).parents[3]
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     copied = staging / "crypto-config"
     for org in sorted(p for p in crypto.iterdir() if p.is_dir()):
-        (copied / org.name / "ca").mkdir(parents=True)
-        shutil.copyfile(org / "ca" / "ca.crt", copied / org.name / "ca" / "ca.crt")
+        (copied / org.name).mkdir(parents=True)
+        if (org / "ca" / "ca.crt").exists():  # permissionedWithKey orgs have no CA
+            (copied / org.name / "ca").mkdir()
+            shutil.copyfile(org / "ca" / "ca.crt", copied / org.name / "ca" / "ca.crt")
         for user in sorted((org / "user").iterdir()):
             shutil.copytree(user, copied / org.name / "user" / user.name)
     final = dest / "crypto-config"
@@ -46,10 +48,11 @@ def hand_over(sdk_config: Path, home: Path, name: str) -> Path:
         "user_sign_key_file_path",
         "user_sign_crt_file_path",
     ):
-        client[key] = str(final / Path(client[key]).relative_to(crypto))
+        if key in client:
+            client[key] = str(final / Path(client[key]).relative_to(crypto))
     for node in client["nodes"]:
         node["trust_root_paths"] = [
-            str(final / Path(p).relative_to(crypto)) for p in node["trust_root_paths"]
+            str(final / Path(p).relative_to(crypto)) for p in node.get("trust_root_paths", [])
         ]
     write_yaml(staging / "sdk_config.yml", document)
     _own_like(staging, home)

@@ -2,7 +2,8 @@
 
 It serves the node's own chain and state, beside its Ethereum JSON-RPC. TLS is mutual, as in
 ChainMaker's default: the node presents its consensus TLS certificate and accepts clients whose
-TLS certificate one of the trusted org CAs issued. ``SendRequest`` reads the request's bytes
+TLS certificate one of the trusted org CAs issued (chains with SM2 keys or without certificates
+serve it in plain text, see ``ChainMakerConfig.rpc_tls``). ``SendRequest`` reads the request's bytes
 itself, so a malformed protobuf gets ChainMaker's INVALID_PARAMETER answer rather than a gRPC
 error, and nothing a client sends can stop the node.
 """
@@ -247,8 +248,9 @@ def server_credentials(node_dir: Path, config: ChainMakerConfig) -> grpc.ServerC
 
 
 async def start_server(
-    rpc: RpcNode, host: str, port: int, credentials: grpc.ServerCredentials
+    rpc: RpcNode, host: str, port: int, credentials: grpc.ServerCredentials | None
 ) -> grpc.aio.Server:
+    """Serve ``rpc``; without credentials in plain text (a chain whose ``rpc_tls`` is off)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -256,7 +258,10 @@ async def start_server(
         ]
     )
     server.add_generic_rpc_handlers((rpc.handler(),))
-    bound = server.add_secure_port(f"{host}:{port}", credentials)
+    if credentials is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
     if bound == 0:
         raise OSError(f"gRPC could not listen on {host}:{port}")
     await server.start()

@@ -1,0 +1,219 @@
+"""The official ChainMaker SDK, unmodified, against `academy chain up --orgs 4 --crypto sm2`: the
+national-cryptography profile, SM2 keys and certificates with SM3, on four TBFT validators."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from chainmaker import ChainClient, User
+from chainmaker.exceptions import AuthenticationError, EndorsementNotEnoughError, RequestError
+from chainmaker.keys import RuntimeType
+from chainmaker.utils.evm_utils import calc_evm_method_params
+from chainmaker.utils.gm import SM2PrivateKey
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from eth_utils import keccak
+
+from labs.minichain.chainmaker import sm2
+from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca
+from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _admins, _total
+from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
+
+CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    data = tmp_path_factory.mktemp("cm-sm2") / "chain"
+    up = _academy("chain", "up", "--data", str(data), "--orgs", "4", "--crypto", "sm2", "--detach")
+    try:
+        assert up.returncode == 0, up.stderr
+        yield json.loads(up.stdout)
+    finally:
+        _academy("chain", "down", "--data", str(data))
+
+
+@pytest.fixture(scope="module")
+def cc(chain):
+    client = ChainClient.from_conf(chain["chainmaker"]["sdk_config"])
+    yield client
+    client.stop()
+
+
+def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
+    payload = cc.create_contract_create_payload(
+        contract_name=name,
+        version="1.0",
+        byte_code_path=str(balance),
+        runtime_type=RuntimeType.EVM,
+        params=[{"uint256": "7"}],
+    )
+    endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
+    return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+
+def _invoke_request(cc, name, amount):
+    method, params = calc_evm_method_params(
+        "updateBalance", [{"uint256": str(amount)}, {"address": CALLER}]
+    )
+    return cc.get_tx_request(name, method, params)
+
+
+def test_the_chain_and_its_sdk_config_speak_sm3(cc, chain) -> None:
+    sdk_config = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    assert sdk_config["chain_client"]["crypto"] == {"hash": "SM3"}
+    nodes = sdk_config["chain_client"]["nodes"]
+    assert len(nodes) == 4 and not any(n["enable_tls"] for n in nodes)  # the SDK has no GM TLS
+    assert cc.get_chain_config().crypto.hash == "SM3"
+    bc1 = yaml.safe_load((Path(chain["data"]) / "chainmaker" / "bc1.yml").read_text())
+    assert bc1["crypto"] == {"hash": "SM3"}
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    for i in range(1, 5):
+        for member in ("ca/ca", "user/admin1/admin1.sign", "node/consensus1/consensus1.tls"):
+            cert = x509.load_pem_x509_certificate(
+                (crypto / ORG.format(i) / f"{member}.crt").read_bytes()
+            )
+            assert cert.signature_algorithm_oid.dotted_string == sm2.SM2_WITH_SM3
+    assert isinstance(cc.user.private_key, SM2PrivateKey)  # the SDK signs with its SM2 code
+
+
+def test_create_with_three_sm2_admins_invoke_and_query(cc, chain, balance) -> None:
+    created = _create(cc, chain, balance, "sm2balance")
+    assert created.code == 0, created.message
+    assert _total(cc, "sm2balance") == 7
+    result = cc.send_tx_request(_invoke_request(cc, "sm2balance", 20), with_sync_result=True)
+    assert result.code == 0, result.message
+    assert result.contract_result.contract_event[0].topic == (
+        keccak(b"Updated(address,uint256)").hex()
+    )
+    assert _total(cc, "sm2balance") == 27
+    assert cc.get_contract_info("sm2balance").version == "1.0"
+
+
+def test_one_sm2_admin_alone_cannot_create(cc, chain, balance) -> None:
+    with pytest.raises(EndorsementNotEnoughError, match="not enough participants"):
+        _create(cc, chain, balance, "sm2lonely", orgs=(4,))
+    assert cc.get_contract_info("sm2lonely") is None
+
+
+def test_a_forged_sm2_certificate_from_a_ca_outside_the_org_is_refused(cc, chain) -> None:
+    ca_key, ca_cert = make_org_ca(ORG.format(1), "sm2")  # the org's very name, another CA
+    key = sm2.generate()
+    cert = issue_member_cert(
+        ca_key, ca_cert, key.public_key(), ORG.format(1), "admin", "rogue.sign", tls=False
+    )
+    rogue = User(
+        org_id=ORG.format(1),
+        sign_key_bytes=sm2.private_pem(key),
+        sign_cert_bytes=cert.public_bytes(serialization.Encoding.PEM),
+    )
+    own, cc.signer = cc.signer, rogue  # query_contract of SDK 3.0.7 signs as the client's signer
+    method, params = calc_evm_method_params("total", [])
+    try:
+        with pytest.raises(AuthenticationError, match="unknown CA"):
+            cc.query_contract("sm2balance", method, params)
+        with pytest.raises(RequestError, match="unknown CA"):
+            cc.send_tx_request(_invoke_request(cc, "sm2balance", 1))
+    finally:
+        cc.signer = own
+    assert _total(cc, "sm2balance") >= 7  # the client's own signature still passes
+
+
+def test_an_sm2_signature_over_sha256_is_refused(cc, chain) -> None:
+    request = _invoke_request(cc, "sm2balance", 5)
+    raw = request.payload.SerializeToString()
+    key = cc.user.private_key
+    r, s = key._sign(hashlib.sha256(raw).digest(), sm2.sm3(b"k").hex())  # SM2, wrong digest
+    request.sender.signature = encode_dss_signature(r, s)
+    with pytest.raises(RequestError, match="does not match") as refused:
+        cc.send_tx_request(request)
+    assert refused.value.err_code == 5
+    before = _total(cc, "sm2balance")
+    fresh = _invoke_request(cc, "sm2balance", 5)  # the same request, signed the SDK's way
+    assert cc.send_tx_request(fresh, with_sync_result=True).code == 0
+    assert _total(cc, "sm2balance") == before + 5
+
+
+def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    user = crypto / ORG.format(2) / "user" / "client1"
+    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    document["chain_client"].update(
+        org_id=ORG.format(2),
+        user_sign_key_file_path=str(user / "client1.sign.key"),
+        user_sign_crt_file_path=str(user / "client1.sign.crt"),
+    )
+    other = ChainClient.from_conf(document)
+    method, params = calc_evm_method_params("total", [])
+    assert other.query_contract("sm2balance", method, params).code == 0
+    cert = (user / "client1.sign.crt").read_text()
+
+    def manage(payload):
+        endorsers = cc.create_endorsers(payload, _admins(chain, (2,)))
+        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+    assert manage(cc.create_cert_freeze_payload([cert])).code == 0
+    with pytest.raises(AuthenticationError, match="frozen"):
+        other.query_contract("sm2balance", method, params)
+    assert manage(cc.create_cert_unfreeze_payload([cert])).code == 0
+    assert other.query_contract("sm2balance", method, params).code == 0
+    other.stop()
+
+
+def test_pubkey_management_is_refused_on_a_certificate_chain(cc, chain) -> None:
+    pem = sm2.public_pem(sm2.generate().public_key()).decode()
+    payload = cc.create_pubkey_add_payload(pem, ORG.format(1), "client")
+    with pytest.raises(AuthenticationError, match="serves permissionedWithKey chains"):
+        cc.send_pubkey_manage_request(
+            payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
+        )
+
+
+def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
+    crypto = Path(chain["chainmaker"]["crypto_config"])
+    user = crypto / ORG.format(3) / "user" / "client1"
+    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
+    document["chain_client"].update(
+        org_id=ORG.format(3),
+        user_sign_key_file_path=str(user / "client1.sign.key"),
+        user_sign_crt_file_path=str(user / "client1.sign.crt"),
+    )
+    other = ChainClient.from_conf(document)
+    method, params = calc_evm_method_params("total", [])
+    assert other.query_contract("sm2balance", method, params).code == 0
+    cert = x509.load_pem_x509_certificate((user / "client1.sign.crt").read_bytes())
+    now = dt.datetime.now(dt.UTC)
+
+    def crl_from(ca_key, ca_cert) -> bytes:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now)
+            .next_update(now + dt.timedelta(hours=4))
+            .add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(now)
+                .build()
+            )
+        )
+        return sm2.revocation_list(builder, ca_key).public_bytes(serialization.Encoding.PEM)
+
+    def revoke(crl: bytes):
+        payload = cc.create_cert_revoke_payload(crl.decode())
+        endorsers = cc.create_endorsers(payload, _admins(chain, (3,)))
+        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+
+    forged = revoke(crl_from(*make_org_ca(ORG.format(3), "sm2")))  # same name, another CA
+    assert forged.code != 0 and "not signed by a trusted CA" in forged.message
+    assert other.query_contract("sm2balance", method, params).code == 0
+    assert revoke(crl_from(*load_ca(crypto / ORG.format(3)))).code == 0
+    with pytest.raises(AuthenticationError, match="revoked"):
+        other.query_contract("sm2balance", method, params)
+    other.stop()
