@@ -16,7 +16,9 @@ sandbox, across the supervisor, as JSON:
   ``copy.deepcopy`` give that copy); arithmetic on an object with no plain copy runs in the
   learner's sandbox and gives a handle, while comparing such objects is by identity only;
 * what the judge sends (arguments, assigned values) is plain data or a handle the learner gave it;
-  a judge-side function or object cannot cross and the test fails saying so (:class:`CannotCross`);
+  a judge-side function or object cannot cross and the test fails saying so (:class:`CannotCross`).
+  A list, dict or set handed to a learner call crosses as a copy, and what the call did to it is
+  copied back into the judge's container, so a function that fills the store it is given works;
 * a learner exception arrives as the nearest builtin exception type, marked as the learner's, so
   ``except ValueError`` in a hidden test works and the feedback never repeats learner text.
 
@@ -264,7 +266,11 @@ class LearnerObjects:
         if op == "call":
             args = self._in(msg.get("args", []))
             kwargs = self._in(msg.get("kwargs", {"$d": []}))
-            return {"value": self._out(target(*args, **kwargs), deep=True)}
+            try:
+                result = target(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - what it changed before raising counts too
+                return {"raise": _exception_names(exc), "after": self._after(args, kwargs)}
+            return {"value": self._out(result, deep=True), "after": self._after(args, kwargs)}
         if op == "iter":
             items = []
             for item in target:
@@ -285,6 +291,21 @@ class LearnerObjects:
             args = [target] + ([self._in(msg["key"])] if op == "contains" else [])
             return {"value": self._out(fn[op](*args))}
         raise ValueError(f"unknown request {op!r}")
+
+    def _after(self, args: Any, kwargs: Any) -> dict[str, Any]:
+        """The containers a call was given, as they are after it: the judge sent copies, and a
+        function that fills the dict or list it is handed (a store, an accumulator) must be seen
+        doing so, as it would be in one interpreter."""
+        after: dict[str, Any] = {}
+        if type(args) is list:
+            for i, value in enumerate(args):
+                if type(value) in (list, dict, set):
+                    after[f"a{i}"] = self._out(value, deep=True)
+        if type(kwargs) is dict:
+            for name, value in kwargs.items():
+                if type(name) is str and type(value) in (list, dict, set):
+                    after[f"k{name}"] = self._out(value, deep=True)
+        return after
 
     def _plain(self, value: Any) -> Any:
         """A plain copy: exact containers deep, mappings as dicts, sequences as lists."""
@@ -318,10 +339,15 @@ class Channel:
     def __init__(self, send: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.send = send
 
-    def ask(self, msg: dict[str, Any]) -> Any:
+    def ask(
+        self, msg: dict[str, Any], given: tuple[list[Any], dict[str, Any]] | None = None
+    ) -> Any:
+        """The answer's value; ``given`` (a call's arguments) get the learner's changes back."""
         answer = self.send(msg)
         if not isinstance(answer, dict):
             raise RuntimeError("the learner's sandbox did not answer")
+        if given is not None and isinstance(answer.get("after"), dict):
+            self._copy_back(given, answer["after"])
         if "raise" in answer:
             raise _learner_exception(answer["raise"])
         if answer.get("missing"):
@@ -330,6 +356,29 @@ class Channel:
 
     def decode(self, data: Any) -> Any:
         return decode(data, lambda d: Handle(self, int(d["$r"]), str(d.get("type", "object"))))
+
+    def _copy_back(self, given: tuple[list[Any], dict[str, Any]], after: dict[str, Any]) -> None:
+        """Put what the learner's call did to the containers it was handed into the judge's own,
+        in place and only where the kind matches: the judge's containers hold learner data from
+        then on, as they would after such a call in one interpreter."""
+        args, kwargs = given
+        for key, data in after.items():
+            original: Any = None
+            if key.startswith("a") and key[1:].isdigit() and int(key[1:]) < len(args):
+                original = args[int(key[1:])]
+            elif key.startswith("k"):
+                original = kwargs.get(key[1:])
+            kind = type(original)
+            if kind not in (list, dict, set):
+                continue
+            new = self.decode(data)
+            if type(new) is not kind:
+                continue
+            original.clear()
+            if kind is list:
+                original.extend(new)
+            else:
+                original.update(new)
 
     def encode(self, value: Any) -> Any:
         def ref(obj: Any) -> Any:
@@ -447,7 +496,14 @@ class Handle:
         self._ask("delitem", key=self._enc(key))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ask("call", args=self._enc(list(args)), kwargs=self._enc(dict(kwargs)))
+        chan: Channel = object.__getattribute__(self, "_chan")
+        msg = {
+            "op": "call",
+            "ref": object.__getattribute__(self, "_ref"),
+            "args": self._enc(list(args)),
+            "kwargs": self._enc(dict(kwargs)),
+        }
+        return chan.ask(msg, given=(list(args), dict(kwargs)))
 
     def __iter__(self) -> Any:
         return iter(self._ask("iter"))

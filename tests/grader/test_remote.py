@@ -147,3 +147,35 @@ def test_arithmetic_on_learner_objects_runs_there_and_comparison_stays_in_the_ju
     # the rigged __eq__ answers True to everything in the learner; the judge compares identity
     ok, _outputs, error = run_hidden("assert a + b == a, 'rigged'", ns)
     assert not ok and error is not None and error["evalue"] == "rigged"
+
+
+def test_containers_handed_to_learner_code_come_back_changed() -> None:
+    def admit(store: dict[str, bytes], log: list[int], key: str) -> None:
+        store[key] = b"record"
+        log.append(len(store))
+        if key == "bad":
+            raise PermissionError("learner text")
+
+    ns = judge_for({"admit": admit})
+    ok, _outputs, error = run_hidden(
+        "store, log = {}, []\n"
+        "admit(store, log, 'a')\n"
+        "admit(store, log=log, key='b')\n"
+        "assert store == {'a': b'record', 'b': b'record'} and log == [1, 2]\n"
+        "try:\n    admit(store, log, 'bad')\nexcept PermissionError:\n    pass\n"
+        "assert 'bad' in store and log == [1, 2, 3]\n"
+        "frozen = (1, 2)\nadmit({}, [], 'c')\n",
+        ns,
+    )
+    assert ok, error
+
+
+def test_a_lying_copy_back_changes_only_what_the_judge_handed_over() -> None:
+    chan_answers = {"value": None, "after": {"a0": [9], "a5": [9], "kx": {"$d": []}, "zz": 1}}
+    seen: list[Any] = []
+    ns = LearnerNamespace(Channel(lambda msg: seen.append(msg) or dict(chan_answers)))
+    mine, other = {"k": 1}, [1]
+    handle = ns.chan.decode({"$r": 1, "type": "function"})
+    handle(mine, other)
+    # a list where a dict was handed over, an index out of range, a name never passed: ignored
+    assert mine == {"k": 1} and other == [1]
