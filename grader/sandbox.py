@@ -639,7 +639,14 @@ def _serve_judge(channel: socket.socket, objects: LearnerObjects, runner: _Runne
 def _judge_loop(sock: socket.socket) -> None:
     """The judge: runs hidden tests, never learner code (see grader.remote). Learner names are
     asked for through the supervisor, on this cell's token; the answer comes back on it."""
-    from grader.remote import Channel, LearnerNamespace, run_hidden
+    from grader.remote import (
+        Channel,
+        LearnerNamespace,
+        judge_sys_path,
+        learner_files,
+        place_learner_files,
+        run_hidden,
+    )
 
     limit = 64 * 1024**2
     fds: list[int] = []
@@ -662,6 +669,9 @@ def _judge_loop(sock: socket.socket) -> None:
                 return cast("dict[str, Any]", answer)
 
     namespace = LearnerNamespace(Channel(ask))
+    judge_sys_path()
+    pristine = set(learner_files("."))  # the source's side files, placed at setup
+    placed: set[str] = set()
     while True:
         try:
             msg = recv_message(sock, limit, fds)
@@ -678,6 +688,10 @@ def _judge_loop(sock: socket.socket) -> None:
         fds.clear()
         learner_outputs.clear()
         try:
+            if link:  # what the learner's cells wrote (a contract's source, say), as data
+                with contextlib.suppress(RuntimeError, OSError):
+                    place_learner_files(ask({"op": "files"}).get("value"), pristine, placed)
+            learner_outputs.clear()
             ok, outputs, error = run_hidden(str(msg["source"]), namespace)
         except KeyboardInterrupt:
             ok, outputs = False, []

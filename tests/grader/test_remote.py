@@ -6,7 +6,11 @@ test_judge.py): the point is the encoding's rules, so no learner value is truste
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,8 @@ from grader.remote import (
     Channel,
     LearnerNamespace,
     LearnerObjects,
+    learner_files,
+    place_learner_files,
     run_hidden,
 )
 
@@ -179,3 +185,66 @@ def test_a_lying_copy_back_changes_only_what_the_judge_handed_over() -> None:
     handle(mine, other)
     # a list where a dict was handed over, an index out of range, a name never passed: ignored
     assert mine == {"k": 1} and other == [1]
+
+
+def test_lab_value_objects_cross_rebuilt_from_their_class() -> None:
+    ns = judge_for({"kind_of": lambda c: (type(c).__name__, c.name, c.abi)})
+    ok, _outputs, error = run_hidden(
+        "from labs.minichain.contracts import CompiledContract\n"
+        "c = CompiledContract('Club', [{'type': 'constructor'}], '0x60', '0x61', 'v', 'vyper')\n"
+        "assert kind_of(c) == ('CompiledContract', 'Club', [{'type': 'constructor'}])",
+        ns,
+    )
+    assert ok, error
+
+    @dataclasses.dataclass(frozen=True)
+    class Elsewhere:
+        x: int
+
+    with pytest.raises(CannotCross):
+        ns.chan.encode(Elsewhere(1))
+    # the learner's side never gets to hand the judge a value object of its choosing
+    with pytest.raises(ValueError, match="value object"):
+        ns.chan.decode({"$v": ["labs.minichain.contracts", "CompiledContract", {"$d": []}]})
+
+
+def test_learner_files_are_regular_files_only(tmp_path: Path) -> None:
+    (tmp_path / "Token.sol").write_text("contract T {}")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.vy").write_bytes(b"\x00\x01")
+    (tmp_path / "link").symlink_to("/etc/hostname")
+    os.mkfifo(tmp_path / "pipe")
+    sent = learner_files(str(tmp_path))
+    assert sorted(sent) == ["Token.sol", "sub/a.vy"]
+    assert base64.b64decode(sent["sub/a.vy"]) == b"\x00\x01"
+
+
+def test_placed_learner_files_never_replace_the_source_or_leave_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "expected.json").write_text("source")
+    (tmp_path / "outside").mkdir()
+    enc = {
+        k: base64.b64encode(v).decode()
+        for k, v in {
+            "expected.json": b"learner",
+            "../escape": b"x",
+            "/etc/evil": b"x",
+            "Token.sol": b"contract T {}",
+            "dir/x.vy": b"# x",
+        }.items()
+    }
+    placed: set[str] = set()
+    place_learner_files(enc, {"expected.json"}, placed)
+    assert (tmp_path / "expected.json").read_text() == "source"
+    assert not (tmp_path.parent / "escape").exists()
+    assert (tmp_path / "Token.sol").read_bytes() == b"contract T {}"
+    assert placed == {"Token.sol", "dir/x.vy"}
+    # a link planted where a file goes is replaced, never written through
+    (tmp_path / "Token.sol").unlink()
+    (tmp_path / "Token.sol").symlink_to(tmp_path / "outside" / "target")
+    place_learner_files({"Token.sol": enc["Token.sol"]}, {"expected.json"}, placed)
+    assert not (tmp_path / "outside" / "target").exists()
+    assert (tmp_path / "Token.sol").read_bytes() == b"contract T {}"
+    assert not (tmp_path / "dir" / "x.vy").exists(), "removed by the learner: gone here too"
