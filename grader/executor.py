@@ -25,22 +25,26 @@ reads, and decides every cell's status from what it observes itself:
 * ``not_run`` only for cells after the submission's wall time, MAX_RESTARTS, or such a completed
   cell, saying why.
 
-Hidden test cells are sent only when they run (never written to disk), kept out of In/linecache
-afterwards, and run with pristine builtins, output hooks, IPython/runner/json/socket namespaces
-(restored from snapshots taken before learner code, again before the reply is sent); a hidden cell
-is refused while learner threads are alive. Residual risk, stated honestly: learner code that runs
-*during* a hidden cell (a function the test calls) executes in the same interpreter and, by digging
-through frames/gc/ctypes, could read that cell's token and write a forged reply from the sandbox's
-own pid. The domain checkers (grader.checks) narrow it: they copy learner results into plain
-builtin data before judging, read chains and EVM state back themselves, and run from module
-namespaces the sandbox restores before every hidden cell; closing it fully needs the checks to
-run outside the learner's interpreter. Likewise, ctypes can rewrite objects in place before a
-hidden cell (a checker function's code pointer, or the dict version stamp by which the restorer
-skips namespaces that did not change), which no snapshot undoes.
-Hidden sources are kept out of In/_ih and linecache after they run, but stay in freed memory that
-ctypes could scan. Memory is capped per process (RLIMIT_AS; the sandbox's cgroup accounts CPU
-only), so a sandbox may use up to max_processes x memory_bytes plus its scratch tmpfs: keep
-max_processes small.
+Hidden tests are judged outside the learner's interpreter. The BEGIN/END HIDDEN TESTS blocks of a
+hidden test cell (the whole cell when it has no markers) go to a *judge*: a second fork of the
+zygote, jailed the same way under another uid, started at the submission's first hidden test, that
+never runs learner code. The visible lines of the cell run in the learner's sandbox, as the
+released notebook shows them. Names a hidden block reads without defining it resolve in the
+learner's sandbox: the judge asks, this process relays the request (on the judge's cell token) to
+the learner's sandbox and its answer back, as JSON (see grader.remote: plain values cross as
+copies, other learner objects as handles). So the hidden source and expected values never enter a
+process where learner code ran; what learner code changed in its interpreter (IPython
+transformers, event callbacks, exception handlers, trace and audit hooks, threads) does not run
+where the verdict is made; and a learner thread left running costs nothing. The judge reports
+only the instructor's messages (an assert's, a checker's) and an exception type for anything
+else, never a traceback. Scoring then gives points only to an ``ok`` status.
+
+Residual risks, stated honestly: a hidden test that calls a name bound in the learner's namespace
+(a checker imported in a visible cell) runs what the learner bound there; results computed in the
+learner's sandbox (a consensus simulation beside a learner engine class) are data the learner
+could fake, re-verified by the checker where it can. Memory is capped per process (RLIMIT_AS;
+the sandbox's cgroup accounts CPU only), so a sandbox may use up to max_processes x memory_bytes plus its scratch
+tmpfs: keep max_processes small.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ from typing import Any, Literal
 from grader.cgroups import SandboxCpu
 from grader.limits import Limits
 from grader.sandbox import CHUNK, ZYGOTE_FD_ENV, send_message
+
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
+HIDDEN_END = "END HIDDEN TESTS"
 
 __all__ = [
     "SANDBOX_UIDS",
@@ -96,7 +103,7 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One code cell to run; ``hidden`` cells get pristine builtins and are never put on disk."""
+    """One code cell to run; a ``hidden`` cell's hidden blocks run in the judge (see above)."""
 
     source: str
     hidden: bool = False
@@ -326,14 +333,18 @@ def shutdown() -> None:
 class _Sandbox:
     """Supervisor-side handle of one running sandbox."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, judge: bool = False) -> None:
         self.limits = limits
+        self.files: dict[str, bytes] | None = None  # the submission's, kept for its judge
+        self.set_up = False  # it holds its files and dropped its privileges (see setup)
+        self.judge: _Sandbox | None = None  # the hidden tests' judge, started at the first one
+        self.judge_linked = False  # the judge and this sandbox hold their socket pair
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         # No submission data here: the zygote forks from this request, and whatever it reads
         # stays in the memory every later sandbox inherits. Files go in setup(), to the sandbox.
-        request = {"uid": self.uid, "limits": dataclasses.asdict(limits)}
+        request = {"uid": self.uid, "limits": dataclasses.asdict(limits), "judge": judge}
         self.pidfd = -1
         self.cpu: SandboxCpu | None = None
         self._joining: threading.Thread | None = None
@@ -373,6 +384,7 @@ class _Sandbox:
         its syscall filter, and says so before any cell is sent."""
         if self._joining is not None:
             self._joining.join()
+        self.files = files
         encoded = {k: base64.b64encode(v).decode() for k, v in (files or {}).items()}
         try:
             self.sock.settimeout(max(0.0, deadline - time.monotonic()))
@@ -384,6 +396,7 @@ class _Sandbox:
         if kind != "msg" or not isinstance(reply, dict) or reply.get("setup") is not True:
             detail = reply.get("error") if isinstance(reply, dict) else kind
             raise SandboxError(f"the sandbox could not be set up: {detail}")
+        self.set_up = True
 
     def _stretched(self, deadline: float, now: float) -> float:
         """``deadline`` moved back by the time the sandbox has waited for a CPU since it was
@@ -508,6 +521,9 @@ class _Sandbox:
 
     def close(self) -> None:
         """Kill the pid namespace, wait until it is gone, sweep the uid."""
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
         gone = False
         if self.pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
@@ -746,6 +762,11 @@ class _Spares:
                 return  # a host problem: execute() starts its own sandboxes and reports it
             try:
                 _hello(box, time.monotonic())
+                # its judge too: most assignments have hidden tests, and starting one costs
+                # as much as the sandbox itself
+                box.judge = _Sandbox(self.limits, judge=True)
+                _hello(box.judge, time.monotonic())
+                box.judge.ready = True
             except SandboxError:
                 box.close()
                 return
@@ -823,11 +844,13 @@ def _rest_not_run(outcomes: list[CellOutcome], cells: list[CellSpec], reason: st
 
 def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any, str]:
     """Send one cell and wait for its reply; (kind, reply, token) with kind as in receive()."""
+    if cell.hidden:
+        return _send_hidden(box, cell, deadline)
     cap = box.limits.max_output_bytes * 6 + 256 * 1024  # JSON escapes control chars 6 to 1
     token = secrets.token_hex(16)
     try:
         box.sock.settimeout(max(0.0, deadline - time.monotonic()))
-        send_message(box.sock, {"token": token, "source": cell.source, "hidden": cell.hidden})
+        send_message(box.sock, {"token": token, "source": cell.source})
         box.sock.settimeout(None)
         kind, obj = box.receive(deadline, cap)
     except TimeoutError:
@@ -837,6 +860,146 @@ def _send_cell(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any
     while kind == "msg" and _clean_reply(obj, token) is None:
         kind, obj = box.receive(deadline, cap)  # stale or malformed: not this cell's reply
     return kind, obj, token
+
+
+def _parts(source: str) -> list[tuple[bool, str]]:
+    """A hidden test cell as (hidden, text) runs in order: what the released notebook shows runs
+    with the learner's cells, each BEGIN/END HIDDEN TESTS block in the judge. A cell without the
+    markers is hidden as a whole."""
+    if HIDDEN_BEGIN not in source:
+        return [(True, source)]
+    parts: list[tuple[bool, str]] = []
+    hidden, lines = False, list[str]()
+    for line in source.splitlines(keepends=True):
+        marker = HIDDEN_BEGIN if not hidden else HIDDEN_END
+        if marker in line:
+            parts.append((hidden, "".join(lines)))
+            hidden, lines = not hidden, []
+            continue
+        lines.append(line)
+    parts.append((hidden, "".join(lines)))
+    return [(h, text) for h, text in parts if text.strip()]
+
+
+def _send_hidden(box: _Sandbox, cell: CellSpec, deadline: float) -> tuple[str, Any, str]:
+    """Run a hidden test cell: its visible parts in the learner's sandbox, its hidden parts in
+    the judge, relaying the judge's requests for learner names to the learner's sandbox. Returns
+    as _send_cell, with one combined reply; ``"hidden-timeout"`` when the cell ran out of time
+    and both sandboxes are ready for the next cell."""
+    token = secrets.token_hex(16)
+    outputs: list[dict[str, Any]] = []
+    for hidden, text in _parts(cell.source):
+        if not hidden:
+            kind, obj, part_token = _send_cell(box, CellSpec(text), deadline)
+            if kind != "msg":
+                return kind, obj, part_token
+            reply = _clean_reply(obj, part_token)
+            assert reply is not None
+            status, outs, error = reply
+            outputs += box.take_native() + outs
+            if status != "ok":
+                return (
+                    "msg",
+                    {"token": token, "status": status, "outputs": outputs, "error": error},
+                    token,
+                )
+            continue
+        kind, reply_or_none = _judge(box, text, deadline)
+        if kind != "msg":
+            return kind, None, token
+        assert reply_or_none is not None
+        status, outs, error = reply_or_none
+        outputs += outs
+        if status != "ok":
+            return (
+                "msg",
+                {"token": token, "status": status, "outputs": outputs, "error": error},
+                token,
+            )
+    return "msg", {"token": token, "status": "ok", "outputs": outputs, "error": None}, token
+
+
+def _judge(
+    box: _Sandbox, source: str, deadline: float
+) -> tuple[str, tuple[Status, list[dict[str, Any]], dict | None] | None]:
+    """One hidden block in the judge; (kind, (status, outputs, error)) with kind "msg", or how
+    it ended otherwise ("hidden-timeout" and "judge-died" leave the learner's sandbox usable).
+
+    The judge and the learner's sandbox talk over a socket pair of their own (handed to each
+    when the judge starts): the learner's sandbox serves the judge's requests until the judge
+    says it is done. This process only starts both and watches the clock and the processes."""
+    cap = box.limits.max_output_bytes * 6 + 256 * 1024
+    handover: list[socket.socket] = []
+    if box.judge is None:
+        box.judge = _Sandbox(box.limits, judge=True)
+        box.judge_linked = False
+    if not box.judge.ready:
+        _hello(box.judge, time.monotonic())
+        box.judge.ready = True
+    if not box.judge.set_up:
+        try:  # hidden tests may read the submission's side files too
+            box.judge.setup(box.files, deadline)
+        except SandboxError:
+            return _judge_lost(box, None, cap, "died")
+    if not box.judge_linked:
+        handover = list(socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET))
+        box.judge_linked = True
+    judge = box.judge
+    token, serve_token = secrets.token_hex(16), secrets.token_hex(16)
+    try:
+        box.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        judge.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        learner_end = [handover[1].fileno()] if handover else None
+        send_message(box.sock, {"serve": True, "token": serve_token}, learner_end)
+        judge_end = [handover[0].fileno()] if handover else None
+        send_message(judge.sock, {"token": token, "source": source}, judge_end)
+        box.sock.settimeout(None)
+        judge.sock.settimeout(None)
+    except TimeoutError:
+        return _judge_lost(box, serve_token, cap, "timeout")
+    except OSError:
+        return _judge_lost(box, serve_token, cap, "died")
+    finally:
+        for end in handover:
+            end.close()
+    while True:
+        kind, obj = judge.receive(deadline, cap)
+        if kind != "msg":
+            return _judge_lost(box, serve_token, cap, kind)
+        if isinstance(obj, dict) and obj.get("token") == token and obj.get("final") is True:
+            break
+    reply = _clean_reply(obj, token)
+    # the judge said it is done: the learner's sandbox goes back to waiting for cells
+    kind, served = box.receive(max(deadline, time.monotonic() + INTERRUPT_GRACE), cap)
+    while kind == "msg" and not (isinstance(served, dict) and served.get("token") == serve_token):
+        kind, served = box.receive(max(deadline, time.monotonic() + INTERRUPT_GRACE), cap)
+    if kind != "msg":
+        return kind, None
+    if reply is None:
+        return _judge_lost(box, None, cap, "died")
+    status, outs, error = reply
+    outs = [o for o in outs if o.get("output_type") in _OUTPUT_TYPES]
+    return "msg", (status, outs, error)
+
+
+def _judge_lost(box: _Sandbox, serve_token: str | None, cap: int, kind: str) -> tuple[str, None]:
+    """The judge ran out of time or failed: it is replaced at the next hidden test. The
+    learner's sandbox, serving it, sees its end of the channel close (interrupted, if a learner
+    call was running) and goes back to waiting for cells; when it does not, its own kind of
+    ending is returned, for the caller to handle as for any cell."""
+    if box.judge is not None:
+        box.judge.close()
+        box.judge = None
+    if serve_token is not None:
+        grace = time.monotonic() + INTERRUPT_GRACE
+        served, obj = box.receive(grace, cap)
+        if served == "timeout" and box.interrupt():
+            served, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        while served == "msg" and not (isinstance(obj, dict) and obj.get("token") == serve_token):
+            served, obj = box.receive(time.monotonic() + INTERRUPT_GRACE, cap)
+        if served != "msg":
+            return served, None
+    return ("hidden-timeout" if kind == "timeout" else "judge-died"), None
 
 
 def _replay(
@@ -861,7 +1024,7 @@ def _replay(
         if kind == "timeout" and outcomes[index].status in ("timeout", "error") and box.interrupt():
             kind, _obj = _await_interrupted(box, token, cap)
         box.take_native()
-        if kind != "msg":
+        if kind not in ("msg", "hidden-timeout", "judge-died"):
             return index
     return None
 
@@ -897,6 +1060,15 @@ def _run_cells(
             outputs = box.take_native() + outputs
             reason = "completed" if status == "ok" else _one_line(error)
             outcomes.append(CellOutcome(status, outputs, error, reason))
+            continue
+        if kind == "hidden-timeout":
+            secs = limits.cell_timeout
+            reason = f"cell exceeded its {secs:g} s wall-time limit; interrupted"
+            outcomes.append(CellOutcome("timeout", box.take_native(), reason=reason))
+            continue
+        if kind == "judge-died":
+            reason = "the hidden test could not be judged: its judge process ended"
+            outcomes.append(CellOutcome("killed", box.take_native(), reason=reason))
             continue
         if kind == "timeout":
             which = "cell" if per_cell <= sub_deadline else "submission"

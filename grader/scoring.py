@@ -423,8 +423,9 @@ def score_cell(
 ) -> CellResult:
     """Grade one cell from its executed outputs and the executor's outcome status.
 
-    ``outcome`` is the executor's status (ok, error, timeout, killed, not_run): a cell that timed
-    out, was killed or never ran scores 0, as nbgrader records an error output for it.
+    ``outcome`` is the executor's status (ok, error, timeout, killed, not_run): only ``ok`` can
+    score. A cell that raised, timed out, was killed or never ran scores 0 whatever it printed, as
+    nbgrader records an error output for each of them.
     """
     gid = cell.grade_id or ""
     max_points = float(cell.points or 0)
@@ -432,6 +433,14 @@ def score_cell(
         return CellResult(gid, 0, max_points, outcome, reason or outcome, cell.hidden)
     if outcome == "not_run" and cell.cell_type == "code" and not cell.solution:
         return CellResult(gid, 0, max_points, "error", reason or "not run", cell.hidden)
+    if outcome != "ok" and cell.cell_type == "code" and not cell.solution:
+        # The supervisor saw the cell fail: its outputs are the learner's to shape (a handler
+        # that prints nothing, an exception that cannot be printed), so they never decide.
+        status, why = _error_reason(outputs)
+        if why == "error" or not any(o.get("output_type") == "error" for o in outputs):
+            status = "failed" if reason.startswith("AssertionError") else "error"
+            why = reason or "the cell did not run to its end"
+        return CellResult(gid, 0, max_points, status, why[:300], cell.hidden)
     try:
         points, max_points = determine_grade(cell, outputs)
     except ScoringError as exc:

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
+from grader.remote import is_handle, learner_module, type_name
 from labs.minichain.consensus import ConsensusEngine, EngineNotFound, load_engine
 from labs.minichain.consensus.byzantine import MODES as BYZANTINE_MODES
 from labs.minichain.sim import SimBlock, SimResult, Simulation
@@ -78,6 +79,8 @@ def schedule(fault: str, seed: int, n: int) -> tuple[dict[str, Any], float]:
 
 
 def _engine_class(engine: Any) -> type[ConsensusEngine]:
+    if is_handle(engine):
+        return cast("type[ConsensusEngine]", engine)
     if isinstance(engine, str):
         try:
             return load_engine(engine)
@@ -100,7 +103,9 @@ def _verify_chains(sim: Simulation, honest: Sequence[int]) -> str | None:
         chain = list(sim.nodes[index].chain)
         for height in range(1, len(chain)):
             block, parent = chain[height], chain[height - 1]
-            if type(block) is not SimBlock:
+            if (type_name(block) if is_handle(block) else type(block).__name__) != "SimBlock" or (
+                not is_handle(block) and type(block) is not SimBlock
+            ):
                 return f"validator {index} committed a {type(block).__name__} at height {height}"
             again = SimBlock.make(
                 int(block.height),
@@ -138,6 +143,13 @@ def check_engine(
     bound each run. The first failing run raises AssertionError naming how to replay it.
     """
     cls = _engine_class(engine)
+    # A learner class seen from the judge cannot cross: the simulation runs beside it, in the
+    # learner's sandbox, and this checker judges what it committed again from the blocks' data.
+    simulation: Any = (
+        learner_module(cast(Any, engine), "labs.minichain.sim").Simulation
+        if is_handle(engine)
+        else Simulation
+    )
     for fault in faults:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault schedule {fault!r}: use some of {', '.join(FAULTS)}")
@@ -146,10 +158,11 @@ def check_engine(
         for seed in seeds:
             extra, settled = schedule(fault, seed, n)
             options = {"n": n, "params": dict(params or {}), "delay": delay, **extra}
-            sim = Simulation(cls, seed=seed, **options)
+            sim = simulation(cls, seed=seed, **options)
             where = f"under '{fault}' (seed {seed})"
             shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
-            replay = f"s = Simulation({sim.options['engine']!r}, seed={seed}, {shown}); "
+            named = "'__main__:YourEngine'" if is_handle(engine) else repr(sim.options["engine"])
+            replay = f"s = Simulation({named}, seed={seed}, {shown}); "
             try:
                 # Through the faults first, then `height` more blocks once they are over.
                 sim.run(until_time=settled) if settled else None

@@ -209,6 +209,23 @@ def _variant(student: str, name: str, nb: NotebookNode) -> None:
         answers["merkle_root"] = (
             "import sys\nprint('debug', file=sys.stderr)\n" + GOOD["merkle_root"]
         )
+    elif student == "leaves_thread":  # honest: a thread left running costs nothing
+        answers["sha_hex"] = (
+            "import threading, time\n"
+            "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+            + GOOD["sha_hex"]
+        )
+    elif student == "value_subclass":  # honest: a str subclass with the right text is right
+        answers["sha_hex"] = (
+            "class Hex(str):\n    pass\n"
+            "def sha_hex(data):\n    return Hex(hashlib.sha256(data).hexdigest())"
+        )
+    elif student == "noisy_function":  # stderr while the hidden test calls it: 0, as nbgrader
+        answers["sha_hex"] = (
+            "import sys\ndef sha_hex(data):\n"
+            "    if data == b'abc':\n        print('called', file=sys.stderr)\n"
+            "    return hashlib.sha256(data).hexdigest()"
+        )
     for grade_id, text in answers.items():
         try:
             _edit(nb, grade_id, text)
@@ -235,6 +252,9 @@ STUDENTS = [
     "deleted_cells",
     "stderr_noise",
     "infinite_loop",
+    "leaves_thread",
+    "value_subclass",
+    "noisy_function",
 ]
 
 

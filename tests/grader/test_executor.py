@@ -463,14 +463,14 @@ def test_patched_runner_json_and_results_do_not_pass_hidden_tests() -> None:
     assert out[1].status == "error"
 
 
-def test_hidden_cell_refused_while_learner_threads_run() -> None:
+def test_hidden_cell_runs_while_learner_threads_run() -> None:
+    """The hidden test runs in the judge, where no learner thread lives: a thread the learner
+    left running costs nothing (as in nbgrader)."""
     start = (
         "import threading, time\nt = threading.Thread(target=time.sleep, args=(1.0,))\nt.start()"
     )
-    out = run(start, "assert True", "t.join()", "assert True", hidden={1, 3})
-    assert out[1].status == "error" and out[1].error["ename"] == "HiddenTestRefused"
-    assert "thread" in out[1].reason
-    assert out[3].status == "ok"  # once the thread ended, hidden tests run again
+    out = run(start, "assert t.is_alive()", "t.join()", "assert True", hidden={1, 3})
+    assert [o.status for o in out] == ["ok", "ok", "ok", "ok"], out
 
 
 def test_a_dead_zygote_is_replaced() -> None:
