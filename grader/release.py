@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 from grader.assignment import AssignmentError, Course, parse_node, read_node
+from grader.language import LANGUAGES, translation_path
 
 
 def _resources(name: str, assignment: str) -> dict[str, Any]:
@@ -115,7 +116,8 @@ def release_node(
 def release(course_dir: Path | str, assignment: str) -> list[Path]:
     """Write ``release/<assignment>/*.ipynb`` from ``source/<assignment>`` and return the paths.
 
-    Non-notebook files in the source folder are copied alongside, as nbgrader does.
+    Non-notebook files in the source folder are copied alongside, as nbgrader does, and every
+    translation of a notebook (``<stem>.zh-CN.ipynb``) is released beside it.
     """
     import nbformat
 
@@ -123,7 +125,13 @@ def release(course_dir: Path | str, assignment: str) -> list[Path]:
     out_dir = course.release_dir(assignment)
     written: list[Path] = []
     sources = course.source_notebooks(assignment)
-    released = [(p, release_node(read_node(p), p.stem, assignment)) for p in sources]
+    versions = [
+        (t, p.stem)
+        for p in sources
+        for lang in LANGUAGES
+        if (t := translation_path(p, lang)).is_file()
+    ]
+    released = [(t, release_node(read_node(t), stem, assignment)) for t, stem in versions]
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, nb in released:
         dest = out_dir / path.name
