@@ -288,3 +288,5 @@ class LearnerTokenOut(BaseModel):
     username: str
     token: str
     scopes: list[str]
+    language: str | None = None
+    """The learner's chosen language (``en``, ``zh-CN``), for their JupyterLab; None: not chosen."""
