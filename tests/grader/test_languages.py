@@ -142,3 +142,25 @@ def test_nothing_handed_in_says_so_in_the_english_name(tmp_path: Path) -> None:
     assert [(n, why) for n, _, _, why in job.notebooks] == [
         ("shout", "shout.ipynb was not submitted")
     ]
+
+
+def test_the_feedback_page_speaks_the_language_of_the_notebook() -> None:
+    from grader.results import feedback_html
+    from grader.scoring import CellResult
+
+    cells = {
+        "shout": {
+            "test_shout": CellResult("test_shout", 0.0, 3.0, "failed", "ValueError: x", True),
+            "test_more": CellResult("test_more", 2.0, 2.0, "passed", "", False),
+        }
+    }
+    zh = feedback_html("li", "大写", cells, ["notes.txt: too big"], language="zh-CN")
+    assert '<html lang="zh-CN">' in zh and "得分: <strong>2 / 5</strong>" in zh
+    assert "<th>测试</th><th>分值</th><th>状态</th><th>说明</th>" in zh
+    assert "<td>未通过</td><td>隐藏测试抛出了 ValueError</td>" in zh and "<td>通过</td>" in zh
+    assert "未使用的文件" in zh and "Score" not in zh and "hidden test" not in zh
+    en = feedback_html("li", "shout", cells)
+    assert (
+        '<html lang="en">' in en and "<td>failed</td><td>hidden test raised ValueError</td>" in en
+    )
+    assert feedback_html("li", "shout", cells, language="fr") == en  # unknown: English

@@ -204,7 +204,7 @@ def grade_once(
             {gid: {**r.as_json(), "hidden": r.hidden} for gid, r in cells.items()}, sort_keys=True
         ),
         "feedback_html": feedback_html(
-            user.username, assignment.title or assignment.lab, {name: cells}
+            user.username, assignment.title or assignment.lab, {name: cells}, language=language
         ),
     }
 

@@ -118,6 +118,7 @@ def test_a_learner_gets_and_is_graded_in_their_language(world_on, tmp_path: Path
         f"{BASE}/submissions/{graded['id']}/feedback", headers=world.headers("learner_a")
     ).text
     assert "sha_hex 的结果不对" in feedback and "sha_hex is wrong" not in feedback
+    assert "得分" in feedback and "<td>未通过</td>" in feedback
     right = submit(world, "learner_a", aid, answer(zh_nb, correct=True), "sha.zh-CN.ipynb")
     assert wait_graded(world, "learner_a", right.json()["id"])["score"] == 3.0
     # the English notebook, wrong: English message
