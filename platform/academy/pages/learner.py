@@ -8,6 +8,7 @@ same answer as one that does not exist, so ids reveal nothing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -52,6 +53,15 @@ def lab_titles(course: Course, lang: str) -> dict[str, str]:
         zh = lab.get("title_zh") if lang == "zh" else None
         titles[lab["id"]] = zh or lab.get("title") or lab["id"]
     return titles
+
+
+def _reason(lang: str, reason: str) -> str:
+    """A graded cell's message; the grader's own words about a hidden test in ``lang`` (a
+    test's message is already in the language of the notebook it came from)."""
+    raised = re.fullmatch(r"hidden test raised (\w+)", reason)
+    if raised:
+        return text(lang, "hidden_raised").format(ename=raised[1])
+    return text(lang, "hidden_failed") if reason == "hidden test failed" else reason
 
 
 def _points(value: float | None) -> str:
@@ -276,7 +286,7 @@ async def one_submission(
                     f"<code>{esc(test)}</code>",
                     f"{_points(c.get('points'))} / {_points(c.get('max_points'))}",
                     esc(status_text(lang, c.get("status", ""), "cs_")),
-                    esc(c.get("reason") or ""),
+                    esc(_reason(lang, c.get("reason") or "")),
                 ]
                 for test, c in out.cells.items()
                 if c.get("max_points")

@@ -182,3 +182,48 @@ def test_release_refuses_a_translation_out_of_step(world_on, tmp_path: Path) -> 
     _versions(tmp_path / "courses", points=5)  # the Chinese visible test is worth 5, not 1
     with pytest.raises(Invalid, match=r"sha\.zh-CN\.ipynb: cell 2 \(visible\): nbgrader metadata"):
         world_on("sqlite")
+
+
+def test_fetch_in_jupyterlab_follows_the_browser_until_a_choice(
+    settings_for, tmp_path: Path
+) -> None:
+    """What the Fetch button does: the learner's client asks academy with the browser's
+    Accept-Language (the server extension passes it on); a stored choice wins over it."""
+    from academy.app import create_app
+    from academy.client import AcademyClient
+
+    from tests.platform import appserver
+
+    from .conftest import build_world
+
+    _versions(tmp_path / "courses")
+    settings = settings_for("sqlite", grade_workers=0, credentials_auto_seconds=0)
+    app = create_app(settings)
+    port = appserver.free_port()
+    stop = appserver.start(app, port)
+    try:
+        world = build_world(settings, None, engine=app.state.academy.engine)
+        learner = AcademyClient(
+            f"http://127.0.0.1:{port}/services/academy", world.tokens["learner_a"]
+        )
+        zh = learner.fetch("sha", tmp_path / "zh-home", accept_language="zh-CN,zh;q=0.9")
+        assert sorted(p.name for p in zh) == ["README.zh-CN.md", "lab.toml", "sha.zh-CN.ipynb"]
+        fetched = json.loads((tmp_path / "zh-home/demo-hashing/sha/sha.zh-CN.ipynb").read_text())
+        assert fetched["metadata"]["lang"] == ZH and fetched["metadata"]["academy"]["lab"] == "sha"
+        en = learner.fetch("sha", tmp_path / "en-home")
+        assert sorted(p.name for p in en) == ["README.md", "lab.toml", "sha.ipynb"]
+        learner._call("PUT", "/me/language", json={"language": "en"})
+        chosen = learner.fetch("sha", tmp_path / "chosen-home", accept_language="zh-CN")
+        assert "sha.ipynb" in {p.name for p in chosen}
+        learner.close()
+    finally:
+        stop()
+
+
+def test_the_submission_page_words_the_grader_s_own_messages_in_chinese() -> None:
+    from academy.pages.learner import _reason
+
+    assert _reason("zh", "hidden test raised ValueError") == "隐藏测试抛出了 ValueError"
+    assert _reason("zh", "hidden test failed") == "隐藏测试未通过"
+    assert _reason("en", "hidden test failed") == "hidden test failed"
+    assert _reason("zh", "AssertionError: 结果不对") == "AssertionError: 结果不对"
