@@ -114,6 +114,9 @@ def test_release_writes_every_language(tmp_path: Path) -> None:
     zh = nbformat.read(course.release_dir("shout") / "shout.zh-CN.ipynb", as_version=4)
     assert zh.metadata["lang"] == "zh-CN" and zh.cells[0].source == "# 大写"
     assert "应当返回" not in nbformat.writes(zh)  # hidden tests removed in every language
+    assert "    # 在此编写你的代码\n    raise NotImplementedError()" in zh.cells[1].source
+    en = nbformat.read(course.release_dir("shout") / "shout.ipynb", as_version=4)
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in en.cells[1].source
 
 
 def test_a_chinese_submission_is_graded_against_the_chinese_source(tmp_path: Path) -> None:
