@@ -227,3 +227,22 @@ def test_the_submission_page_words_the_grader_s_own_messages_in_chinese() -> Non
     assert _reason("zh", "hidden test failed") == "隐藏测试未通过"
     assert _reason("en", "hidden test failed") == "hidden test failed"
     assert _reason("zh", "AssertionError: 结果不对") == "AssertionError: 结果不对"
+
+
+def test_a_notebook_that_claims_another_language_grades_the_same(world_on, tmp_path: Path) -> None:
+    """metadata.lang only picks which version's words a submission is graded with: an English
+    notebook relabelled Chinese, or a language we do not offer, scores what it earns."""
+    _versions(tmp_path / "courses")
+    world = world_on("sqlite")
+    aid = world.ids["assignment_a"]
+    _, files = _release(world, "learner_a")
+    english = json.loads(files["sha.ipynb"])
+    scores = {}
+    for claim in (ZH, "fr", None):
+        nb = json.loads(json.dumps(english))
+        if claim:
+            nb["metadata"]["lang"] = claim
+        for correct in (True, False):
+            sub = submit(world, "learner_a", aid, answer(nb, correct=correct))
+            scores[(claim, correct)] = wait_graded(world, "learner_a", sub.json()["id"])["score"]
+    assert scores == {(c, ok): 3.0 if ok else 0.0 for c in (ZH, "fr", None) for ok in (True, False)}
