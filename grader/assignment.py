@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grader.language import ENGLISH, is_translation, translation_path
+
 if TYPE_CHECKING:  # nbformat pulls jsonschema (~1 s): imported only where notebooks are read
     from nbformat import NotebookNode
 
@@ -310,15 +312,25 @@ class Course:
         """One learner's submission of one assignment."""
         return self.root / "submitted" / student / assignment
 
-    def source_notebooks(self, assignment: str) -> list[Path]:
-        """Source notebooks in name order; AssignmentError when the assignment has none."""
+    def source_notebooks(self, assignment: str, language: str = ENGLISH) -> list[Path]:
+        """Source notebooks in name order; AssignmentError when the assignment has none.
+
+        A translation (``<stem>.zh-CN.ipynb``) is the same notebook in another language, not
+        another notebook: it is listed only for its ``language``, in place of the English one
+        it translates (which stands in where there is no translation)."""
         folder = self.source_dir(assignment)
         if not folder.is_dir():
             raise AssignmentError(f"no assignment {assignment!r}: {folder} does not exist")
-        paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+        paths = sorted(
+            p
+            for p in folder.glob("*.ipynb")
+            if not p.name.startswith(".") and not is_translation(p)
+        )
         if not paths:
             raise AssignmentError(f"assignment {assignment!r} has no notebooks in {folder}")
-        return paths
+        if language == ENGLISH:
+            return paths
+        return [t if (t := translation_path(p, language)).is_file() else p for p in paths]
 
     def students(self, assignment: str) -> list[str]:
         """Students who submitted this assignment, sorted."""

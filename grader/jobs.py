@@ -19,6 +19,7 @@ from typing import Any
 
 from .assignment import AssignmentError, Course, read_node
 from .executor import CellSpec, execute
+from .language import LANGUAGE_FILE, TRANSLATIONS, notebook_language, translation_path
 from .limits import Limits
 from .scoring import CellResult, TamperedError, prepare, score_notebook
 
@@ -132,6 +133,9 @@ def grade_notebook(
 ) -> dict[str, CellResult]:
     """Grade one submitted notebook against its source notebook: ``{grade_id: CellResult}``.
 
+    The grader's own messages (``grader.checks``) are in the language the source says it is in
+    (``metadata.lang``, see :mod:`grader.language`).
+
     A notebook whose grading metadata nbgrader would refuse scores 0 on every graded cell of
     the source, with the reason, and is not run at all."""
     try:
@@ -139,9 +143,11 @@ def grade_notebook(
     except TamperedError as exc:
         return _missing(source_nb, name, f"not graded: {exc}"[:300])
     code = prepared.code_cells
+    # the checkers in grader.checks answer in the language of the source graded against
+    language = {LANGUAGE_FILE: notebook_language(source_nb).encode()}
     outcomes = execute(
         [CellSpec(c.source, hidden=c.hidden) for c in code],
-        files=dict(files or {}),
+        files={**(files or {}), **language},
         limits=limits or Limits(),
     )
     return score_notebook(
@@ -186,17 +192,31 @@ def load_job(
     own, job.notes = submitted_files(folder, course_files)
     job.files = {**own, **course_files}
     for source_path, source in sources or load_sources(course, assignment):
-        submitted_path = folder / source_path.name
+        name = source_path.stem
+        submitted_path, source_in = _submitted_version(folder, source_path)
         if not submitted_path.exists():
-            job.notebooks.append(
-                (source_path.stem, source, None, f"{source_path.name} was not submitted")
-            )
+            job.notebooks.append((name, source, None, f"{source_path.name} was not submitted"))
             continue
         try:
-            job.notebooks.append((source_path.stem, source, read_node(submitted_path), ""))
+            if source_in is not None:
+                source = read_node(source_in)
+            job.notebooks.append((name, source, read_node(submitted_path), ""))
         except AssignmentError as exc:
-            job.notebooks.append((source_path.stem, source, None, str(exc)))
+            job.notebooks.append((name, source, None, str(exc)))
     return job
+
+
+def _submitted_version(folder: Path, source_path: Path) -> tuple[Path, Path | None]:
+    """The learner's copy of ``source_path`` in ``folder`` and, when the learner handed in a
+    translation instead (``<stem>.zh-CN.ipynb``), the source of that language to grade it
+    against: the same grade ids and points, so the score does not depend on the language."""
+    submitted = folder / source_path.name
+    if not submitted.exists():
+        for lang in TRANSLATIONS:
+            theirs, ours = translation_path(submitted, lang), translation_path(source_path, lang)
+            if theirs.exists() and ours.is_file():
+                return theirs, ours
+    return submitted, None
 
 
 def run_job(job: Job) -> SubmissionResult:

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 from grader.assignment import AssignmentError, Course, parse_node, read_node
+from grader.language import LANGUAGES, notebook_language, translation_path
+
+STUBS = {
+    "zh-CN": {"code": "# 在此编写你的代码\nraise NotImplementedError()", "text": "在此作答"},
+}
+"""What replaces a solution in a translated notebook (nbgrader's English stub elsewhere):
+``ClearSolutions``' stub, in the notebook's language. The gradebook stage and the release both
+come from :func:`gradebook_stage`, so an untouched answer is recognised in either language."""
 
 
 def _resources(name: str, assignment: str) -> dict[str, Any]:
@@ -85,10 +93,15 @@ def gradebook_stage(
     nb = _upgrade(copy.deepcopy(source_nb), name)
     parse_node(nb, name)  # our own one-line checks (duplicate ids, points)
     _check_no_autotest(nb, name)
+    clear = ClearSolutions()
+    stub = STUBS.get(notebook_language(source_nb))
+    if stub is not None:  # the learner's placeholder in the notebook's own language
+        clear.code_stub = {**clear.code_stub, "python": stub["code"]}
+        clear.text_stub = stub["text"]
     steps = [
         IncludeHeaderFooter(),
         LockCells(),
-        ClearSolutions(),
+        clear,
         ClearOutput(),
         CheckCellMetadata(),
         ComputeChecksums(),
@@ -115,7 +128,8 @@ def release_node(
 def release(course_dir: Path | str, assignment: str) -> list[Path]:
     """Write ``release/<assignment>/*.ipynb`` from ``source/<assignment>`` and return the paths.
 
-    Non-notebook files in the source folder are copied alongside, as nbgrader does.
+    Non-notebook files in the source folder are copied alongside, as nbgrader does, and every
+    translation of a notebook (``<stem>.zh-CN.ipynb``) is released beside it.
     """
     import nbformat
 
@@ -123,7 +137,13 @@ def release(course_dir: Path | str, assignment: str) -> list[Path]:
     out_dir = course.release_dir(assignment)
     written: list[Path] = []
     sources = course.source_notebooks(assignment)
-    released = [(p, release_node(read_node(p), p.stem, assignment)) for p in sources]
+    versions = [
+        (t, p.stem)
+        for p in sources
+        for lang in LANGUAGES
+        if (t := translation_path(p, lang)).is_file()
+    ]
+    released = [(t, release_node(read_node(t), stem, assignment)) for t, stem in versions]
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, nb in released:
         dest = out_dir / path.name

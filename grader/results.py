@@ -80,8 +80,51 @@ def export_csv(
     return path
 
 
-def learner_reason(result: CellResult) -> str:
-    """The failure message a learner may see for this cell."""
+FEEDBACK: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "feedback_for": "{assignment}：{student} 的评分反馈",
+        "score": "得分",
+        "awaiting": "（{n} 部分等待人工评分）",
+        "test": "测试",
+        "points": "分值",
+        "status": "状态",
+        "message": "说明",
+        "files_not_used": "未使用的文件",
+        "hidden_raised": "隐藏测试抛出了 {ename}",
+        "hidden_failed": "隐藏测试未通过",
+        "passed": "通过",
+        "failed": "未通过",
+        "error": "出错",
+        "timeout": "超时",
+        "killed": "被终止",
+        "manual": "待人工评分",
+        "not_run": "未运行",
+    },
+}
+"""The feedback page's own words in each language but English (which is written out below)."""
+
+_ENGLISH = {
+    "feedback_for": "{assignment} feedback for {student}",
+    "score": "Score",
+    "awaiting": " ({n} part(s) awaiting manual grading)",
+    "test": "test",
+    "points": "points",
+    "status": "status",
+    "message": "message",
+    "files_not_used": "Files not used",
+    "hidden_raised": "hidden test raised {ename}",
+    "hidden_failed": "hidden test failed",
+}
+
+
+def _word(language: str, key: str, **fields: object) -> str:
+    text = FEEDBACK.get(language, {}).get(key) or _ENGLISH.get(key, key)
+    return text.format(**fields)
+
+
+def learner_reason(result: CellResult, language: str = "en") -> str:
+    """The failure message a learner may see for this cell (in ``language`` where the grader
+    itself words it; a test's own message is in the language of the notebook it came from)."""
     if not result.hidden or result.status in ("passed", "timeout", "killed", "manual"):
         return result.reason
     if result.status == "failed" and result.reason.startswith("AssertionError"):
@@ -89,7 +132,9 @@ def learner_reason(result: CellResult) -> str:
     if result.reason.startswith("partial credit"):
         return result.reason
     ename = result.reason.split(":", 1)[0].strip()
-    return f"hidden test raised {ename}" if ename.isidentifier() else "hidden test failed"
+    if ename.isidentifier():
+        return _word(language, "hidden_raised", ename=ename)
+    return _word(language, "hidden_failed")
 
 
 def _fmt(points: float | None) -> str:
@@ -101,22 +146,25 @@ def feedback_html(
     assignment: str,
     cells: Mapping[str, Mapping[str, CellResult]],
     notes: Sequence[str] = (),
+    language: str = "en",
 ) -> str:
     """A self-contained HTML page: per notebook, each test's name, points, status and message;
-    then ``notes``, e.g. submitted files that were left out and why."""
+    then ``notes``, e.g. submitted files that were left out and why. Its own words are in
+    ``language`` (``en`` or ``zh-CN``), the language of the notebook graded."""
     score, max_score, manual = totals(cells)
     esc = html.escape
+    lang = language if language in FEEDBACK else "en"
     parts = [
         "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(assignment)} feedback for {esc(student)}</title>",
+        f'<html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{esc(_word(lang, 'feedback_for', assignment=assignment, student=student))}</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
         ".passed{color:#176317}.failed,.error,.timeout,.killed{color:#a11}</style>",
         "</head><body>",
         f"<h1>{esc(assignment)}: {esc(student)}</h1>",
-        f"<p>Score: <strong>{score:g} / {max_score:g}</strong>"
-        + (f" ({manual} part(s) awaiting manual grading)" if manual else "")
+        f"<p>{esc(_word(lang, 'score'))}: <strong>{score:g} / {max_score:g}</strong>"
+        + (esc(_word(lang, "awaiting", n=manual)) if manual else "")
         + "</p>",
     ]
     for notebook in sorted(cells):
@@ -124,16 +172,20 @@ def feedback_html(
         nb_score = sum(r.points or 0.0 for r in results.values())
         nb_max = sum(r.max_points for r in results.values())
         parts.append(f"<h2>{esc(notebook)} — {nb_score:g} / {nb_max:g}</h2>")
-        parts.append("<table><tr><th>test</th><th>points</th><th>status</th><th>message</th></tr>")
+        heads = "".join(
+            f"<th>{esc(_word(lang, k))}</th>" for k in ("test", "points", "status", "message")
+        )
+        parts.append(f"<table><tr>{heads}</tr>")
         for grade_id, result in results.items():
             parts.append(
                 f'<tr class="{esc(result.status)}"><td>{esc(grade_id)}</td>'
                 f"<td>{_fmt(result.points)} / {result.max_points:g}</td>"
-                f"<td>{esc(result.status)}</td><td>{esc(learner_reason(result))}</td></tr>"
+                f"<td>{esc(_word(lang, result.status))}</td>"
+                f"<td>{esc(learner_reason(result, lang))}</td></tr>"
             )
         parts.append("</table>")
     if notes:
-        parts.append("<h2>Files not used</h2><ul>")
+        parts.append(f"<h2>{esc(_word(lang, 'files_not_used'))}</h2><ul>")
         parts.extend(f"<li>{esc(note)}</li>" for note in notes)
         parts.append("</ul>")
     parts.append("</body></html>")

@@ -37,6 +37,7 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
+from grader.checks.messages import say
 from grader.remote import is_handle, learner_module, type_name
 from labs.minichain.consensus import ConsensusEngine, EngineNotFound, load_engine
 from labs.minichain.consensus.byzantine import MODES as BYZANTINE_MODES
@@ -90,9 +91,7 @@ def _engine_class(engine: Any) -> type[ConsensusEngine]:
     # from another import of the module than the one this checker sees.
     hooks = ("start", "on_message", "on_timer", "on_transactions")
     if not (isinstance(engine, type) and all(callable(getattr(engine, h, None)) for h in hooks)):
-        raise AssertionError(
-            f"expected a ConsensusEngine subclass or 'module:Class', got {type(engine).__name__}"
-        )
+        raise AssertionError(say("not_an_engine", kind=type(engine).__name__))
     return engine
 
 
@@ -103,10 +102,9 @@ def _verify_chains(sim: Simulation, honest: Sequence[int]) -> str | None:
         chain = list(sim.nodes[index].chain)
         for height in range(1, len(chain)):
             block, parent = chain[height], chain[height - 1]
-            if (type_name(block) if is_handle(block) else type(block).__name__) != "SimBlock" or (
-                not is_handle(block) and type(block) is not SimBlock
-            ):
-                return f"validator {index} committed a {type(block).__name__} at height {height}"
+            kind = type_name(block) if is_handle(block) else type(block).__name__
+            if kind != "SimBlock" or (not is_handle(block) and type(block) is not SimBlock):
+                return say("chain_wrong_type", index=index, kind=kind, height=height)
             again = SimBlock.make(
                 int(block.height),
                 bytes(block.parent_hash),
@@ -114,14 +112,18 @@ def _verify_chains(sim: Simulation, honest: Sequence[int]) -> str | None:
                 bytes(block.payload),
             )
             if again.hash != bytes(block.hash) or again.height != height:
-                return f"validator {index} holds a malformed block at height {height}"
+                return say("chain_malformed", index=index, height=height)
             if again.parent_hash != bytes(parent.hash):
-                return f"validator {index}'s block at height {height} does not link to its parent"
+                return say("chain_unlinked", index=index, height=height)
             seen = first.setdefault(height, (again.hash, index))
             if seen[0] != again.hash:
-                return (
-                    f"fork at height {height}: validator {seen[1]} committed "
-                    f"{seen[0].hex()[:12]}, validator {index} committed {again.hash.hex()[:12]}"
+                return say(
+                    "chain_fork",
+                    height=height,
+                    a=seen[1],
+                    hash_a=seen[0].hex()[:12],
+                    b=index,
+                    hash_b=again.hash.hex()[:12],
                 )
     return None
 
@@ -159,7 +161,7 @@ def check_engine(
             extra, settled = schedule(fault, seed, n)
             options = {"n": n, "params": dict(params or {}), "delay": delay, **extra}
             sim = simulation(cls, seed=seed, **options)
-            where = f"under '{fault}' (seed {seed})"
+            where = say("under_fault", fault=fault, seed=seed)
             shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
             named = "'__main__:YourEngine'" if is_handle(engine) else repr(sim.options["engine"])
             replay = f"s = Simulation({named}, seed={seed}, {shown}); "
@@ -175,23 +177,34 @@ def check_engine(
             except Exception as exc:  # noqa: BLE001 - the learner's engine raised
                 detail = str(exc).splitlines()[0][:200] if str(exc) else ""
                 replay += f"s.run(until_height={height}, until_time={until_time!r})"
+                error = type(exc).__name__ + (f": {detail}" if detail else "")
                 raise AssertionError(
-                    f"the engine raised {type(exc).__name__}"
-                    + (f": {detail}" if detail else "")
-                    + f" {where} at t={sim.time:.2f}s; replay: {replay}"
+                    say(
+                        "engine_raised",
+                        error=error,
+                        where=where,
+                        time=f"{sim.time:.2f}",
+                        replay=replay,
+                    )
                 ) from None
             honest = [i for i in range(n) if i not in sim.byzantine_set]
             problem = (result.violations[0] if result.violations else None) or _verify_chains(
                 sim, honest
             )
             if problem:
-                raise AssertionError(f"safety: {problem} {where}; replay: {replay}")
+                raise AssertionError(say("safety", problem=problem, where=where, replay=replay))
             heights = [len(sim.nodes[i].chain) - 1 for i in range(n)]
             if min(heights[i] for i in honest) < goal:
                 reached = [heights[i] for i in honest]
                 raise AssertionError(
-                    f"liveness: {where} honest validators reached heights {reached}, "
-                    f"not {goal}, by t={until_time:g}s; replay: {replay}"
+                    say(
+                        "liveness",
+                        where=where,
+                        reached=reached,
+                        goal=goal,
+                        until=f"{until_time:g}",
+                        replay=replay,
+                    )
                 )
             results.append(result)
     return results

@@ -47,6 +47,7 @@ import statistics
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from grader.checks.messages import say
 from labs.minichain.contracts import (
     CompiledContract,
     ContractError,
@@ -93,23 +94,23 @@ def compile_contract(
         files = {str(k): _text(v, f"source file {k!r}") for k, v in source.items()}
         lang = language or "solidity"
     else:
-        files = _text(source, "the contract source")
+        files = _text(source, say("the_contract_source"))
         lang = language or _language(files)
     try:
         if lang == "solidity":
             return compile_solidity(files, contract=name)
         if lang == "vyper":
             if not isinstance(files, str):
-                raise AssertionError("pass Vyper source as one text")
+                raise AssertionError(say("vyper_one_text"))
             return compile_vyper(files, name=name or "Contract")
     except ContractError as exc:
-        raise AssertionError(f"the contract does not compile: {str(exc).splitlines()[0]}") from None
+        raise AssertionError(say("does_not_compile", error=str(exc).splitlines()[0])) from None
     raise ValueError(f"unknown language {lang!r}: use 'solidity' or 'vyper'")
 
 
 def _text(value: Any, what: str) -> str:
     if type(value) is not str:
-        raise AssertionError(f"{what} must be text (str), got {type(value).__name__}")
+        raise AssertionError(say("must_be_text", what=what, kind=type(value).__name__))
     return str.__str__(value)
 
 
@@ -165,14 +166,16 @@ class Chain:
         try:
             tx_hash = factory.constructor(*args).transact(tx)
         except Exception as exc:  # noqa: BLE001 - a revert or bad constructor arguments
-            raise AssertionError(f"deploying {compiled.name} failed: {_reason(exc)}") from None
+            raise AssertionError(
+                say("deploy_failed", name=compiled.name, reason=_reason(exc))
+            ) from None
         receipt = self.w3.eth.get_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise AssertionError(f"deploying {compiled.name} reverted")
+            raise AssertionError(say("deploy_reverted", name=compiled.name))
         self._gas.setdefault(f"{compiled.name}.<deploy>", []).append(int(receipt["gasUsed"]))
         address = receipt["contractAddress"]
         if address is None:  # a successful creation always has one; web3 types it optional
-            raise AssertionError(f"deploying {compiled.name} gave no contract address")
+            raise AssertionError(say("deploy_no_address", name=compiled.name))
         deployed = self.w3.eth.contract(address=address, abi=compiled.abi)
         # web3's Contract declares no contract_name; the label helpers below read it if present.
         vars(deployed)["contract_name"] = compiled.name
@@ -189,12 +192,11 @@ class Chain:
         try:
             tx_hash = fn.transact({"from": self.address(sender), "value": int(value)})
         except Exception as exc:  # noqa: BLE001
-            raise AssertionError(
-                f"{self._label(contract, function)} failed: {_reason(exc)}"
-            ) from None
+            label = self._label(contract, function)
+            raise AssertionError(say("call_failed", label=label, reason=_reason(exc))) from None
         receipt: dict[str, Any] = dict(self.w3.eth.get_transaction_receipt(tx_hash))
         if receipt["status"] != 1:
-            raise AssertionError(f"{self._label(contract, function)} reverted")
+            raise AssertionError(say("call_reverted", label=self._label(contract, function)))
         self._gas.setdefault(self._label(contract, function), []).append(int(receipt["gasUsed"]))
         return receipt
 
@@ -204,9 +206,8 @@ class Chain:
         try:
             return _plain(fn.call({"from": self.address(sender)}))
         except Exception as exc:  # noqa: BLE001
-            raise AssertionError(
-                f"{self._label(contract, function)} failed: {_reason(exc)}"
-            ) from None
+            label = self._label(contract, function)
+            raise AssertionError(say("call_failed", label=label, reason=_reason(exc))) from None
 
     def send_ether(self, to: str, value: int, *, sender: str = "deployer") -> dict[str, Any]:
         """A plain value transfer (to an account or a contract's receive/fallback)."""
@@ -217,7 +218,9 @@ class Chain:
                 {"from": self.address(sender), "to": self.address(to), "value": Wei(int(value))}
             )
         except Exception as exc:  # noqa: BLE001
-            raise AssertionError(f"sending {value} wei to {to} failed: {_reason(exc)}") from None
+            raise AssertionError(
+                say("send_failed", value=value, to=to, reason=_reason(exc))
+            ) from None
         return dict(self.w3.eth.get_transaction_receipt(tx_hash))
 
     # -- assertions ------------------------------------------------------------------------------
@@ -228,16 +231,16 @@ class Chain:
         got = self.call(contract, function, *args)
         if _norm(got) != _norm(_plain(expect)):
             shown = ", ".join(repr(a) for a in args)
+            call = f"{self._label(contract, function)}({shown})"
             raise AssertionError(
-                message
-                or f"{self._label(contract, function)}({shown}) returned {got!r}, expected {expect!r}"
+                message or say("call_returned", call=call, got=repr(got), want=repr(expect))
             )
 
     def assert_balance(self, who: str, expect: int, message: str | None = None) -> None:
         """The account or contract must hold exactly ``expect`` wei."""
         got = self.balance(who)
         if got != expect:
-            raise AssertionError(message or f"balance of {who} is {got} wei, expected {expect}")
+            raise AssertionError(message or say("balance", who=who, got=got, want=expect))
 
     def assert_reverts(
         self,
@@ -254,9 +257,11 @@ class Chain:
             self.transact(contract, function, *args, sender=sender, value=value)
         except AssertionError as exc:
             if reason is not None and reason not in str(exc):
-                raise AssertionError(f"{label} reverted, but not with {reason!r}: {exc}") from None
+                raise AssertionError(
+                    say("reverted_other_reason", label=label, reason=repr(reason), error=exc)
+                ) from None
             return
-        raise AssertionError(f"{label} should revert when called by {sender}, but it succeeded")
+        raise AssertionError(say("should_revert", label=label, sender=sender))
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -284,9 +289,9 @@ class Chain:
         """Every recorded ``Contract.function`` transaction used at most ``limit`` gas."""
         used = self._gas.get(key)
         if not used:
-            raise AssertionError(f"no transaction of {key} was sent, so its gas is unknown")
+            raise AssertionError(say("no_gas_known", key=key))
         if max(used) > limit:
-            raise AssertionError(f"{key} used {max(used)} gas, more than the {limit} allowed")
+            raise AssertionError(say("too_much_gas", key=key, used=max(used), limit=limit))
 
     # -- helpers -----------------------------------------------------------------------------------
     def _function(self, contract: Any, function: str, args: tuple[Any, ...]) -> Any:
@@ -295,14 +300,19 @@ class Chain:
         except Exception:  # noqa: BLE001 - web3 raises several kinds for a missing name
             names = sorted({f["name"] for f in contract.abi if f.get("type") == "function"})
             raise AssertionError(
-                f"{getattr(contract, 'contract_name', 'the contract')} has no function "
-                f"{function!r} (it has: {', '.join(names) or 'none'})"
+                say(
+                    "no_such_function",
+                    contract=getattr(contract, "contract_name", None) or say("the_contract"),
+                    function=repr(function),
+                    names=", ".join(names) or say("none"),
+                )
             ) from None
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - wrong argument count or types
+            label = self._label(contract, function)
             raise AssertionError(
-                f"{self._label(contract, function)} cannot take {args!r}: {_reason(exc)}"
+                say("bad_arguments", label=label, args=repr(args), reason=_reason(exc))
             ) from None
 
     @staticmethod

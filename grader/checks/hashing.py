@@ -35,6 +35,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as strategies
 
+from grader.checks.messages import say
 from grader.remote import LEARNER_RAISED, is_handle, type_name
 
 __all__ = ["check_function", "messages", "plain", "strategies"]
@@ -58,7 +59,7 @@ def messages(max_size: int = 300) -> strategies.SearchStrategy[bytes]:
     return lengths.flatmap(lambda n: strategies.binary(min_size=n, max_size=n))
 
 
-def plain(value: Any, what: str = "the result") -> Any:
+def plain(value: Any, what: str | None = None) -> Any:
     """A copy of ``value`` made only of exact builtin types; ``AssertionError`` if it has others.
 
     bytearray and memoryview become bytes (a learner may reasonably return them).
@@ -73,9 +74,7 @@ def plain(value: Any, what: str = "the result") -> Any:
     if kind is dict:
         return {plain(k, what): plain(v, what) for k, v in dict.items(value)}
     name = type_name(value) if is_handle(value) else kind.__name__
-    raise AssertionError(
-        f"{what} is a {name}; return plain data (bytes, str, int, list, dict, ...)"
-    )
+    raise AssertionError(say("not_plain", what=what or say("the_result"), kind=name))
 
 
 def _show(value: Any) -> str:
@@ -110,8 +109,8 @@ def check_function(
     The AssertionError names the smallest failing call, what it returned and what was expected.
     """
     if not callable(learner):
-        shown = name or "the function"
-        raise AssertionError(f"{shown} is not a function (got {type(learner).__name__})")
+        shown = name or say("the_function")
+        raise AssertionError(say("not_a_function", shown=shown, kind=type(learner).__name__))
     label = name or getattr(reference, "__name__", "function")
     if not arg_strategies:
         raise ValueError("check_function needs one strategy per argument of the function")
@@ -124,17 +123,19 @@ def check_function(
         if want_kind == "raised":
             if got_kind == "raised" and type(got) is type(want):
                 return
-            said = f"returned {_show(got)}" if got_kind == "value" else _raised(got)
-            message = f"{shown} {said}, but it should raise {type(want).__name__}"
+            said = say("returned", value=_show(got)) if got_kind == "value" else _raised(got)
+            message = say("should_raise", call=shown, said=said, kind=type(want).__name__)
         elif got_kind == "raised":
-            message = f"{shown} {_raised(got)}; expected {_show(plain(want))}"
+            message = say("raised_expected", call=shown, said=_raised(got), want=_show(plain(want)))
         else:
-            got_plain = plain(got, f"the result of {shown}")
+            got_plain = plain(got, say("the_result_of", call=shown))
             want_plain = plain(want)
             same = compare(got_plain, want_plain) if compare else got_plain == want_plain
             if same is True:
                 return
-            message = f"{shown} returned {_show(got_plain)}, but expected {_show(want_plain)}"
+            message = say(
+                "returned_expected", call=shown, got=_show(got_plain), want=_show(want_plain)
+            )
         found.append(message)
         raise _Mismatch(message)
 
@@ -164,6 +165,8 @@ def check_function(
 
 def _raised(exc: BaseException) -> str:
     if any(arg is LEARNER_RAISED for arg in exc.args):  # its text stays in the learner's sandbox
-        return f"raised {type(exc).__name__}"
+        return say("raised", kind=type(exc).__name__)
     detail = str(exc).splitlines()[0][:80] if str(exc) else ""
-    return f"raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+    if detail:
+        return say("raised_detail", kind=type(exc).__name__, detail=detail)
+    return say("raised", kind=type(exc).__name__)

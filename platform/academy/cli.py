@@ -385,10 +385,18 @@ def course_check(
             help="fail a lab with fewer than 5 mutants or 2 alternatives (see docs/authoring.md)",
         ),
     ] = False,
+    require_languages: Annotated[
+        bool,
+        typer.Option(
+            "--require-languages",
+            help="fail a lab without a zh-CN version of every notebook and README",
+        ),
+    ] = False,
 ) -> None:
     """Validate every course; grade each lab's solution (full marks), starter (zero), mutants
-    (must lose the points they name) and alternatives (full marks) in the sandbox; start each
-    lab's chain. One line per lab, then a total; exit 1 on any failure."""
+    (must lose the points they name) and alternatives (full marks) in the sandbox, and the
+    solution and starter of each translation, which must match the English cell for cell;
+    start each lab's chain. One line per lab, then a total; exit 1 on any failure."""
     from academy.courses.check import check_courses
     from grader.executor import SandboxError
 
@@ -403,6 +411,7 @@ def course_check(
             chain=chain,
             workers=workers,
             require_variants=require_variants,
+            require_languages=require_languages,
             on_lab=lambda r: out.print(r.line(), highlight=False),
         )
     except SandboxError as exc:

@@ -140,14 +140,22 @@ class AcademyClient:
         return thread
 
     # -- fetching ----------------------------------------------------------------------------
-    def fetch(self, assignment: str | int, home: Path, start_chain: bool = False) -> list[Path]:
+    def fetch(
+        self,
+        assignment: str | int,
+        home: Path,
+        start_chain: bool = False,
+        accept_language: str | None = None,
+    ) -> list[Path]:
         """Write the assignment's learner files under ``home/<course>/<lab>/``.
 
         A file already there is the learner's work: it is kept, never overwritten. With
-        ``start_chain`` the lab's chain starts meanwhile (:meth:`start_lab_env`).
+        ``start_chain`` the lab's chain starts meanwhile (:meth:`start_lab_env`). The files come
+        in the learner's chosen language, else in ``accept_language``'s (the browser's).
         """
         meta = self.find(assignment)
-        release = self._call("GET", f"/assignments/{meta['id']}/release").json()
+        headers = {"Accept-Language": accept_language} if accept_language else {}
+        release = self._call("GET", f"/assignments/{meta['id']}/release", headers=headers).json()
         lab = str(meta.get("lab") or meta.get("name") or meta["id"])
         folder = Path(home) / _safe(str(meta.get("course") or "course")) / _safe(lab)
         if start_chain and meta.get("course") and meta.get("lab"):

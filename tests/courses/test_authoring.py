@@ -50,5 +50,8 @@ def test_walkthrough_builds_and_checks_a_new_lab(tmp_path: Path) -> None:
     notebook = tmp_path / "courses/hash-basics/source/content-address/content-address.ipynb"
     assert notebook.is_file()
     check = outputs[-1]
-    assert "ok   hash-basics/content-address: solution 3/3, starter 0/3, chain 1xsolo up" in check
-    assert "1 lab(s), 3 autograded points: 1 ok, 0 failed" in check
+    assert (
+        "ok   hash-basics/content-address: solution 3/3, starter 0/3, languages en, chain 1xsolo up"
+        in check
+    )
+    assert "1 lab(s), 3 autograded points, languages en 1, zh-CN 0: 1 ok, 0 failed" in check

@@ -122,7 +122,7 @@ def test_check_command_exit_code_and_lines(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.startswith("FAIL demo/wrong: solution 0/2")
-    assert "1 lab(s), 2 autograded points: 0 ok, 1 failed" in proc.stdout
+    assert "1 lab(s), 2 autograded points, languages en 1, zh-CN 0: 0 ok, 1 failed" in proc.stdout
     missing = check_courses(course.parent, course_id="nope", chain=False)
     assert not missing.ok and missing.course_problems == [
         f"{course.parent}: no course 'nope' (no nope/course.toml)"

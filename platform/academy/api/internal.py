@@ -66,7 +66,9 @@ def _learner_token(state: AcademyState, username: str) -> LearnerTokenOut:
         revoke_tokens(session, user, "jupyterlab")
         _row, secret = issue_token(session, user, ["learn"], "jupyterlab", timedelta(days=14))
         session.commit()
-        return LearnerTokenOut(username=user.username, token=secret, scopes=["learn"])
+        return LearnerTokenOut(
+            username=user.username, token=secret, scopes=["learn"], language=user.language
+        )
 
 
 @router.post("/users/{username}/token", response_model=LearnerTokenOut, status_code=201)

@@ -13,9 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
+from grader.language import LANGUAGES, normalise
+
 from ..db import referenced
 from ..models import Assignment, Cohort, Course, Institution, Submission, User, id_of
 from ..services import courses as course_svc
+from ..services import language as lang_svc
 from ..services import submissions as subs
 from ..services.access import Principal
 from ..services.enrollment import cohorts_named
@@ -32,6 +35,8 @@ from .deps import AcademyState, PrincipalDep, SessionDep, StateDep
 from .schemas import (
     AssignmentOut,
     EnrollmentOut,
+    LanguageIn,
+    LanguageOut,
     MeOut,
     ReleaseFile,
     ReleaseOut,
@@ -74,7 +79,22 @@ def me(session: SessionDep, principal: PrincipalDep) -> MeOut:
         roles=roles,
         enrollments=enrollments,
         scopes=sorted(principal.scopes),
+        language=user.language,
     )
+
+
+@router.put("/me/language", response_model=LanguageOut, responses=error_bodies(422))
+def choose_language(
+    body: LanguageIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> LanguageOut:
+    """Choose the language of my pages and of the lab notebooks I fetch from now on (null:
+    follow the browser's Accept-Language)."""
+    user = session.get(User, principal.user_id)
+    assert user is not None
+    stored = lang_svc.set_language(session, user, body.language)
+    session.commit()
+    effective = lang_svc.chosen_language(user, request.headers.get("accept-language"))
+    return LanguageOut(language=stored, effective=effective)
 
 
 @router.get("/assignments", response_model=list[AssignmentOut])
@@ -100,13 +120,33 @@ def one_assignment(
     return assignment_out(session, a, principal.user_id)
 
 
-@router.get("/assignments/{assignment_id}/release", response_model=ReleaseOut, responses=ERRORS)
+@router.get(
+    "/assignments/{assignment_id}/release",
+    response_model=ReleaseOut,
+    responses={**ERRORS, **error_bodies(422)},
+)
 def release_files(
-    assignment_id: int, session: SessionDep, principal: PrincipalDep, state: StateDep
+    assignment_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    state: StateDep,
+    language: str | None = None,
 ) -> ReleaseOut:
-    """The learner files of one assignment (solutions and hidden tests removed), base64."""
+    """The learner files of one assignment (solutions and hidden tests removed), base64, in
+    ``language`` (``en`` or ``zh-CN``; by default the one I chose, else my browser's): a lab
+    not translated into it comes in English."""
     a, cohort = visible_assignment(session, principal, assignment_id)
     require_open(session, principal, a, cohort)
+    if language is None:
+        lang = lang_svc.chosen_language(principal.user, request.headers.get("accept-language"))
+    else:
+        chosen = normalise(language)
+        if chosen is None:
+            raise Invalid(
+                f"language {language!r} is not offered: use one of {', '.join(LANGUAGES)}"
+            )
+        lang = chosen
     root = course_svc.assignment_dir(state.settings, id_of(a)) / "release"
     files = [
         ReleaseFile(
@@ -114,9 +154,9 @@ def release_files(
             size=p.stat().st_size,
             content_base64=base64.b64encode(p.read_bytes()).decode(),
         )
-        for p in course_svc.released_files(state.settings, a)
+        for p in lang_svc.files_in(course_svc.released_files(state.settings, a), lang)
     ]
-    return ReleaseOut(assignment_id=a.id, lab=a.lab, files=files)
+    return ReleaseOut(assignment_id=a.id, lab=a.lab, language=lang, files=files)
 
 
 @router.get(

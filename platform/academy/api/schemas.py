@@ -43,6 +43,21 @@ class MeOut(UserOut):
     roles: list[RoleOut]
     enrollments: list[EnrollmentOut]
     scopes: list[str]
+    language: str | None = None
+    """The language chosen (``en``, ``zh-CN``), or None: the browser's is followed."""
+
+
+class LanguageIn(BaseModel):
+    language: str | None = Field(
+        description="en or zh-CN; null to follow the browser's Accept-Language"
+    )
+
+
+class LanguageOut(BaseModel):
+    language: str | None
+    """The stored choice."""
+    effective: str
+    """The language pages and notebooks are given in now."""
 
 
 class LabEnvOut(BaseModel):
@@ -97,6 +112,8 @@ class ReleaseFile(BaseModel):
 class ReleaseOut(BaseModel):
     assignment_id: int
     lab: str
+    language: str = "en"
+    """The language of the notebooks and READMEs in ``files``."""
     files: list[ReleaseFile]
 
 
@@ -271,3 +288,5 @@ class LearnerTokenOut(BaseModel):
     username: str
     token: str
     scopes: list[str]
+    language: str | None = None
+    """The learner's chosen language (``en``, ``zh-CN``), for their JupyterLab; None: not chosen."""

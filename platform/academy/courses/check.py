@@ -1,6 +1,6 @@
 """``academy course check``: prove every lab of a course works before a learner opens it.
 
-For each lab, three things that a broken lab would get wrong:
+For each lab, the things that a broken lab would get wrong:
 
 1. the *reference solution* (the source notebook itself, solutions filled in) gets full marks on
    every autograded cell when graded by the real grader, in its sandbox;
@@ -11,7 +11,11 @@ For each lab, three things that a broken lab would get wrong:
 4. every *mutant* of the lab (a known-wrong answer, see ``variants``) loses points in the test
    cells it names, and every *alternative* (a correct answer written differently) gets full
    marks. With ``require_variants`` a lab also needs at least ``MIN_MUTANTS`` mutants and
-   ``MIN_ALTERNATIVES`` alternatives.
+   ``MIN_ALTERNATIVES`` alternatives;
+5. every *translation* of a notebook (``<lab>.zh-CN.ipynb``) is the English one cell for cell,
+   grade id for grade id, its code the same program (:mod:`.languages`), and its reference and
+   starter grade full marks and zero too. With ``require_languages`` every notebook and README
+   needs its translation.
 
 Labs that ask for the same chain share one start (the chain is checked, not the lab).
 """
@@ -31,6 +35,14 @@ from typing import Any
 from grader.executor import use_lab_preload
 
 from .labtext import LabTextError, out_of_date
+from .languages import (
+    ENGLISH,
+    LANGUAGES,
+    TRANSLATIONS,
+    readme_path,
+    translation_path,
+    version_problems,
+)
 from .spec import ChainSpec, Course, CourseError, Lab, find_courses, load_course
 from .variants import (
     MIN_ALTERNATIVES,
@@ -62,6 +74,8 @@ class LabReport:
     """(killed, total)"""
     alternatives: tuple[int, int] = (0, 0)
     """(full marks, total)"""
+    languages: list[str] = field(default_factory=lambda: [ENGLISH])
+    """The languages whose version was checked (English always; a translation once found)."""
 
     @property
     def ok(self) -> bool:
@@ -81,7 +95,8 @@ class LabReport:
             )
         head = (
             f"{state:4} {self.course}/{self.lab}: solution {pts(self.solution)}{manual}, "
-            f"starter {pts(self.starter)}{variants}, chain {self.chain} [{self.seconds:.1f}s]"
+            f"starter {pts(self.starter)}{variants}, languages {' '.join(self.languages)}, "
+            f"chain {self.chain} [{self.seconds:.1f}s]"
         )
         return head + "".join(f"\n       - {p}" for p in self.problems)
 
@@ -110,8 +125,12 @@ class CheckReport:
                 f", {killed}/{mutants} mutant(s) killed{rate}, "
                 f"{full}/{alternatives} alternative(s) full"
             )
+        langs = ", ".join(
+            f"{lang} {sum(1 for r in self.labs if lang in r.languages)}" for lang in LANGUAGES
+        )
         return (
-            f"{len(self.labs)} lab(s), {points:g} autograded points{variants}: "
+            f"{len(self.labs)} lab(s), {points:g} autograded points{variants}, "
+            f"languages {langs}: "
             f"{len(self.labs) - failed} ok, {failed} failed"
             + (f", {len(self.course_problems)} course problem(s)" if self.course_problems else "")
             + f" in {self.seconds:.1f}s"
@@ -129,11 +148,11 @@ def grade_lab(
     lab: Lab, report: LabReport, limits: Any = None, variants: list[Variant] | None = None
 ) -> None:
     """Grade the reference solution, the released starter and the variants of every notebook
-    of ``lab``."""
-    from grader.assignment import AssignmentError, parse_node, read_node
+    of ``lab``, and the reference and starter of every translation of it (the variants are
+    English edits; a translation runs the same program, see :mod:`.languages`)."""
+    from grader.assignment import AssignmentError, read_node
     from grader.executor import SandboxError
-    from grader.jobs import grade_notebook, side_files
-    from grader.release import release_node
+    from grader.jobs import side_files
 
     files = side_files(lab.folder)
     sol_got = sol_max = start_got = start_max = manual = 0.0
@@ -142,34 +161,32 @@ def grade_lab(
         name = path.stem
         try:
             source = read_node(path)
-            parse_node(source, name, str(path))
-            starter = release_node(source, name, lab.id)
-            solved = grade_notebook(source, source, name, limits=limits, files=files)
-            empty = grade_notebook(source, starter, name, limits=limits, files=files)
+            solved, empty = _reference_and_starter(
+                source, name, lab.id, path, report, limits, files
+            )
         except (AssignmentError, SandboxError, OSError) as exc:
             report.problems.append(f"{path.name}: {exc}")
             continue
         got, top, man, auto = _totals(solved)
         tests |= {r.grade_id for r in auto}
-        if top == 0:
-            report.problems.append(f"{path.name}: no autograded test cells")
-        for r in auto:
-            if (r.points or 0) < r.max_points:
-                report.problems.append(
-                    f"{path.name}: reference solution loses points in {r.grade_id}: "
-                    f"{r.points or 0:g}/{r.max_points:g} ({r.status}: {r.reason})"
-                )
         sol_got, sol_max, manual = sol_got + got, sol_max + top, manual + man
-        got0, top0, _, auto0 = _totals(empty)
-        for r in auto0:
-            if (r.points or 0) > 0:
-                report.problems.append(
-                    f"{path.name}: the released starter already scores in {r.grade_id}: "
-                    f"{r.points:g}/{r.max_points:g} (a test that passes on an empty answer)"
-                )
+        got0, top0, _, _ = _totals(empty)
         start_got, start_max = start_got + got0, start_max + top0
         mine = [v for v in variants or [] if v.notebook_stem(lab.id) == name]
         _grade_variants(mine, source, solved, name, report, limits, files)
+        for language in TRANSLATIONS:
+            version = lab.version(path, language)
+            if version is None:
+                continue
+            try:
+                other = read_node(version)
+                report.problems += version_problems(source, other, language, version.name)
+                _reference_and_starter(other, name, lab.id, version, report, limits, files)
+            except (AssignmentError, SandboxError, OSError) as exc:
+                report.problems.append(f"{version.name}: {exc}")
+                continue
+            if language not in report.languages:
+                report.languages.append(language)
     for v in variants or []:
         if v.notebook_stem(lab.id) not in {p.stem for p in lab.notebooks}:
             report.problems.append(f"{v.path}: the lab has no notebook {v.notebook_stem(lab.id)!r}")
@@ -182,6 +199,37 @@ def grade_lab(
     report.solution = (sol_got, sol_max)
     report.starter = (start_got, start_max)
     report.manual_points = manual
+
+
+def _reference_and_starter(
+    source: Any, name: str, lab_id: str, path: Path, report: LabReport, limits: Any, files: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Grade one notebook's reference solution (full marks expected) and its released starter
+    (zero expected) through the real grader; a shortfall either way is a problem of ``report``."""
+    from grader.assignment import parse_node
+    from grader.jobs import grade_notebook
+    from grader.release import release_node
+
+    parse_node(source, name, str(path))
+    starter = release_node(source, name, lab_id)
+    solved = grade_notebook(source, source, name, limits=limits, files=files)
+    empty = grade_notebook(source, starter, name, limits=limits, files=files)
+    _, top, _, auto = _totals(solved)
+    if top == 0:
+        report.problems.append(f"{path.name}: no autograded test cells")
+    for r in auto:
+        if (r.points or 0) < r.max_points:
+            report.problems.append(
+                f"{path.name}: reference solution loses points in {r.grade_id}: "
+                f"{r.points or 0:g}/{r.max_points:g} ({r.status}: {r.reason})"
+            )
+    for r in _totals(empty)[3]:
+        if (r.points or 0) > 0:
+            report.problems.append(
+                f"{path.name}: the released starter already scores in {r.grade_id}: "
+                f"{r.points:g}/{r.max_points:g} (a test that passes on an empty answer)"
+            )
+    return solved, empty
 
 
 def _grade_variants(
@@ -300,25 +348,56 @@ def start_chain(lab: Lab) -> str:
 
 
 def _text_problems(course: Course, lab: Lab) -> list[str]:
-    """A lab authored as lab text must have its notebook rebuilt after every edit."""
-    text = course.root / "labtext" / f"{lab.id}.txt"
-    if not text.is_file():
-        return []
-    nb = lab.folder / f"{lab.id}.ipynb"
-    try:
-        if out_of_date(text, nb):
-            return [f"{nb} is out of date with {text}: run `academy course notebook {text} {nb}`"]
-    except LabTextError as exc:
-        return [str(exc)]
-    return []
+    """A lab authored as lab text must have its notebook rebuilt after every edit, in every
+    language it is written in."""
+    problems: list[str] = []
+    for language in LANGUAGES:
+        suffix = "" if language == ENGLISH else f".{language}"
+        text = course.root / "labtext" / f"{lab.id}{suffix}.txt"
+        if not text.is_file():
+            continue
+        nb = lab.folder / f"{lab.id}{suffix}.ipynb"
+        try:
+            if out_of_date(text, nb):
+                problems.append(
+                    f"{nb} is out of date with {text}: run `academy course notebook {text} {nb}`"
+                )
+        except LabTextError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _language_problems(course: Course, lab: Lab) -> list[str]:
+    """What a lab lacks to be read in every language: a version of each notebook and of each
+    README (the lab's and the course's)."""
+    problems: list[str] = []
+    for language in TRANSLATIONS:
+        for nb in lab.notebooks:
+            if lab.version(nb, language) is None:
+                want = translation_path(nb, language)
+                problems.append(f"no {language} version of {nb.name}: add {want}")
+        for folder in (lab.folder, course.root):
+            english = readme_path(folder, ENGLISH)
+            if english.is_file() and not readme_path(folder, language).is_file():
+                problems.append(
+                    f"no {language} version of {english}: add {readme_path(folder, language)}"
+                )
+    return problems
 
 
 def _grade_job(
-    course: Course, lab: Lab, limits: Any, chain_note: str, require_variants: bool = False
+    course: Course,
+    lab: Lab,
+    limits: Any,
+    chain_note: str,
+    require_variants: bool = False,
+    require_languages: bool = False,
 ) -> LabReport:
     t0 = time.monotonic()
     report = LabReport(course.id, lab.id, chain=chain_note)
     report.problems += _text_problems(course, lab)
+    if require_languages:
+        report.problems += _language_problems(course, lab)
     variants, problems = load_variants(course.root, lab.id)
     report.problems += problems
     if require_variants:
@@ -343,6 +422,7 @@ def check_courses(
     limits: Any = None,
     workers: int = 2,
     require_variants: bool = False,
+    require_languages: bool = False,
 ) -> CheckReport:
     """Check every course under ``root`` (or only ``course_id``); ``on_lab`` sees each result,
     in course and lab order. ``workers`` labs are graded at once (each in its own sandbox) while
@@ -385,7 +465,15 @@ def check_courses(
                     note = "not started (--no-chain)"
                 jobs.append(
                     (
-                        graders.submit(_grade_job, course, lab, limits, note, require_variants),
+                        graders.submit(
+                            _grade_job,
+                            course,
+                            lab,
+                            limits,
+                            note,
+                            require_variants,
+                            require_languages,
+                        ),
                         pending,
                         shared,
                     )

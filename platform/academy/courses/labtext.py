@@ -11,7 +11,8 @@ text and build the notebook with ``academy course notebook``. A header line star
     # %% answer <grade_id> <points>  a manually graded markdown answer
 
 The notebook is a pure function of the text (cell ids included), so ``academy course check`` can
-tell when a committed notebook no longer matches its text.
+tell when a committed notebook no longer matches its text. ``<lab>.zh-CN.txt`` is the same lab in
+Chinese and builds ``<lab>.zh-CN.ipynb`` (see :mod:`academy.courses.languages`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from grader.language import ENGLISH, METADATA_KEY, split_name
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -47,8 +50,9 @@ def _nbgrader(kind: str, grade_id: str, points: float | None) -> dict[str, Any] 
     return {**meta, "grade_id": grade_id, "schema_version": 3}
 
 
-def build_notebook(text: str, where: str = "<lab text>") -> NotebookNode:
-    """The nbgrader notebook described by ``text``."""
+def build_notebook(text: str, where: str = "<lab text>", language: str = ENGLISH) -> NotebookNode:
+    """The nbgrader notebook described by ``text``, written in ``language`` (a translation says
+    so in ``metadata.lang``; English, the reference, says nothing)."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -107,13 +111,10 @@ def build_notebook(text: str, where: str = "<lab text>") -> NotebookNode:
         nb_cells.append(cell)
     if not nb_cells:
         raise LabTextError(f"{where}: no cells: start each with a '# %% <kind>' line")
-    nb = new_notebook(
-        cells=nb_cells,
-        metadata={
-            "kernelspec": KERNELSPEC,
-            "language_info": {"name": "python"},
-        },
-    )
+    metadata: dict[str, Any] = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    if language != ENGLISH:
+        metadata[METADATA_KEY] = language
+    nb = new_notebook(cells=nb_cells, metadata=metadata)
     nbformat.validate(nb)
     return nb
 
@@ -125,9 +126,19 @@ def notebook_text(nb: NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def text_language(src: Path) -> str:
+    """The language of a lab text file: ``merkle.zh-CN.txt`` is Chinese, ``merkle.txt`` English."""
+    return split_name(Path(src).with_suffix(".ipynb"))[1]
+
+
 def build_file(src: Path, dest: Path) -> Path:
     """Write the notebook for lab text ``src`` to ``dest``."""
-    nb = build_notebook(src.read_text(encoding="utf-8"), str(src))
+    if text_language(src) != split_name(dest)[1]:
+        raise LabTextError(
+            f"{src} is in {text_language(src)}, {dest} in {split_name(dest)[1]}: build "
+            "<lab>.zh-CN.txt into <lab>.zh-CN.ipynb and <lab>.txt into <lab>.ipynb"
+        )
+    nb = build_notebook(src.read_text(encoding="utf-8"), str(src), text_language(src))
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(notebook_text(nb), encoding="utf-8")
     return dest
@@ -135,7 +146,7 @@ def build_file(src: Path, dest: Path) -> Path:
 
 def out_of_date(src: Path, notebook: Path) -> bool:
     """True when ``notebook`` is not what ``src`` builds to."""
-    nb = build_notebook(src.read_text(encoding="utf-8"), str(src))
+    nb = build_notebook(src.read_text(encoding="utf-8"), str(src), text_language(src))
     try:
         current = notebook.read_text(encoding="utf-8")
     except OSError:

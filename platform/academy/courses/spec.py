@@ -6,6 +6,8 @@ A course folder is an nbgrader course root with two small TOML files beside the 
     courses/<course_id>/source/<lab_id>/<lab_id>.ipynb      nbgrader source notebook
     courses/<course_id>/source/<lab_id>/lab.toml            the chain the lab needs
     courses/<course_id>/source/<lab_id>/README.md           a short summary
+    courses/<course_id>/source/<lab_id>/<lab_id>.zh-CN.ipynb the lab in Chinese (optional; see
+                                                            :mod:`academy.courses.languages`)
 
 Loading never stops at the first problem: an instructor fixing a course wants every problem at
 once, each on one line naming the file and the field (``CourseError.problems``). The platform's
@@ -21,6 +23,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
+
+from grader.language import LANGUAGES, is_translation, translation_path
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 """Course and lab ids: lower-case words joined by hyphens (they become folder and URL names)."""
@@ -129,7 +133,27 @@ class Lab(BaseModel):
 
     @property
     def notebooks(self) -> list[Path]:
-        return sorted(p for p in self.folder.glob("*.ipynb") if not p.name.startswith("."))
+        """The lab's notebooks in English; a translation is another version of one of them
+        (:meth:`version`), not another notebook."""
+        return sorted(
+            p
+            for p in self.folder.glob("*.ipynb")
+            if not p.name.startswith(".") and not is_translation(p)
+        )
+
+    def version(self, notebook: Path, language: str) -> Path | None:
+        """The ``language`` version of one of :attr:`notebooks`, if the lab has it."""
+        path = translation_path(notebook, language)
+        return path if path.is_file() else None
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages every notebook of the lab is written in."""
+        return [
+            lang
+            for lang in LANGUAGES
+            if self.notebooks and all(self.version(nb, lang) for nb in self.notebooks)
+        ]
 
 
 class Course(BaseModel):

@@ -32,11 +32,15 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 import academy
 from academy.hub.forkserver import WarmParent
 from academy.hub.jail import Jail
+from grader.language import CHINESE, ENGLISH, LANGUAGE_ENV, normalise
 
 #: where JupyterLab finds the built frontend extension (``labextensions/<name>`` below it)
 LABEXT_DATA = Path(academy.__file__).parent / "labext" / "share"
 #: enables the academy server extension (``academy.learner``) in every learner's server
 JUPYTER_CONFIG = Path(academy.__file__).parent / "learner" / "jupyter-config"
+#: JupyterLab in Chinese by default (the learner may still switch in Settings > Language), for
+#: a learner working in Chinese
+JUPYTER_CONFIG_ZH = Path(academy.__file__).parent / "learner" / "jupyter-config-zh-CN"
 
 
 class AcademySpawner(SimpleLocalProcessSpawner):
@@ -130,14 +134,31 @@ class AcademySpawner(SimpleLocalProcessSpawner):
         env["JUPYTER_PATH"] = os.pathsep.join(
             p for p in (str(LABEXT_DATA), env.get("JUPYTER_PATH", "")) if p
         )
+        language = self.learner_language()
+        chinese = str(JUPYTER_CONFIG_ZH) if language == "zh-CN" else ""
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-            p for p in (str(JUPYTER_CONFIG), env.get("JUPYTER_CONFIG_PATH", "")) if p
+            p for p in (chinese, str(JUPYTER_CONFIG), env.get("JUPYTER_CONFIG_PATH", "")) if p
         )
+        env[LANGUAGE_ENV] = language  # grader.checks' messages in the learner's own kernel
         env.update(getattr(self, "_lab_vars", {}))
         return env
 
+    def learner_language(self) -> str:
+        """``en`` or ``zh-CN``: the learner's choice as academy told it with their token, else
+        the language of the browser that asked for the server (as academy's pages follow it)."""
+        from academy.pages.i18n import pick_language
+
+        chosen = normalise(self._language)
+        if chosen is not None:
+            return chosen
+        handler = getattr(self, "handler", None)
+        request = getattr(handler, "request", None)
+        accept = request.headers.get("Accept-Language") if request is not None else None
+        return CHINESE if pick_language(accept) == "zh" else ENGLISH
+
     _lab_vars: dict[str, str] = {}  # noqa: RUF012 - replaced per start, never mutated
     _academy_token = ""
+    _language: str | None = None
     _drawn_port = False
 
     async def start(self) -> Any:
@@ -294,7 +315,9 @@ class AcademySpawner(SimpleLocalProcessSpawner):
                 url, headers={"Authorization": f"Bearer {self.service_token}"}
             )
             reply.raise_for_status()
-            return str(reply.json()["token"])
+            body = reply.json()
+            self._language = body.get("language")
+            return str(body["token"])
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.log.warning(
                 "academy gave no token for %s (%s): using the hub token", self.user.name, exc

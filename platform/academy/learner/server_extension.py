@@ -74,7 +74,9 @@ class FetchHandler(_AcademyHandler):
         if assignment in (None, ""):
             raise web.HTTPError(400, 'send {"assignment_id": ...}')
         # the lab's chain starts meanwhile: it is up by the time the notebook's first cell asks
-        written = await self.run(self.client().fetch, assignment, self.root, True)
+        # in the language the learner chose, else the one their browser asks for
+        browser = self.request.headers.get("Accept-Language")
+        written = await self.run(self.client().fetch, assignment, self.root, True, browser)
         self.reply({"paths": [str(p.relative_to(self.root)) for p in written]})
 
 

@@ -35,6 +35,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=300)
     is_service: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    language: str | None = Field(default=None, max_length=16)
+    """The language the person chose for pages, notebooks and grader messages (``en`` or
+    ``zh-CN``); None follows the browser's Accept-Language."""
 
 
 class RoleAssignment(SQLModel, table=True):

@@ -317,6 +317,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This file is larger than 1 MiB: a certificate is a few kilobytes; choose the .json file.",
         "zh": "文件超过 1 MiB：证书只有几 KB，请选择 .json 文件。",
     },
+    "hidden_raised": {"en": "hidden test raised {ename}", "zh": "隐藏测试抛出了 {ename}"},
+    "hidden_failed": {"en": "hidden test failed", "zh": "隐藏测试未通过"},
+    "language": {"en": "Language", "zh": "语言"},
+    "language_note": {
+        "en": "Pages, lab notebooks you fetch from now on, and grader messages.",
+        "zh": "页面、此后获取的实验笔记本以及评分反馈都将使用此语言。",
+    },
+    "follow_browser": {"en": "As my browser", "zh": "跟随浏览器"},
+    "save": {"en": "Save", "zh": "保存"},
     "not_a_form": {
         "en": "The form could not be read; reload the page and try again.",
         "zh": "无法读取表单；请刷新页面后重试。",

@@ -55,6 +55,10 @@ def esc(value: Any) -> str:
 
 
 def lang_of(request: Request) -> str:
+    """``zh`` or ``en``: the signed-in viewer's chosen language, else the browser's."""
+    chosen = getattr(request.state, "language", None)
+    if chosen in ("en", "zh-CN"):
+        return "zh" if chosen == "zh-CN" else "en"
     return pick_language(request.headers.get("accept-language"))
 
 
@@ -133,6 +137,7 @@ async def viewer(request: Request, state: Annotated[AcademyState, Depends(get_st
     try:
         principal = await get_principal(request, state)
         _staff.set(principal.is_platform_admin or bool(principal.institutions()))
+        request.state.language = principal.user.language  # what lang_of follows
         return principal
     except Unauthorized:
         if state.hub is None or request.headers.get("authorization"):

@@ -8,6 +8,7 @@ same answer as one that does not exist, so ids reveal nothing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -23,6 +24,7 @@ from ..models import (
     Course,
     CredentialRecord,
     Submission,
+    User,
     id_of,
 )
 from ..services import credentials as cred_svc
@@ -30,6 +32,7 @@ from ..services import submissions as subs
 from ..services.access import Principal
 from ..services.enrollment import cohorts_named
 from ..services.labchains import learner_envs
+from ..services.language import set_language
 from .i18n import MESSAGES, text
 from .layout import ViewerDep, esc, facts, in_session, lang_of, notice, page, table
 
@@ -50,6 +53,15 @@ def lab_titles(course: Course, lang: str) -> dict[str, str]:
         zh = lab.get("title_zh") if lang == "zh" else None
         titles[lab["id"]] = zh or lab.get("title") or lab["id"]
     return titles
+
+
+def _reason(lang: str, reason: str) -> str:
+    """A graded cell's message; the grader's own words about a hidden test in ``lang`` (a
+    test's message is already in the language of the notebook it came from)."""
+    raised = re.fullmatch(r"hidden test raised (\w+)", reason)
+    if raised:
+        return text(lang, "hidden_raised").format(ename=raised[1])
+    return text(lang, "hidden_failed") if reason == "hidden test failed" else reason
 
 
 def _points(value: float | None) -> str:
@@ -107,7 +119,42 @@ async def my_courses(request: Request, state: StateDep, principal: ViewerDep) ->
         )
 
     body = await in_session(state, work)
-    return page(lang, text(lang, "my_courses"), body, base)
+    return page(lang, text(lang, "my_courses"), body + _language_form(lang, base, principal), base)
+
+
+def _language_form(lang: str, base: str, principal: Principal) -> str:
+    chosen = principal.user.language or ""
+    options = "".join(
+        f'<option value="{value}"{" selected" if value == chosen else ""}>{esc(label)}</option>'
+        for value, label in (
+            ("", text(lang, "follow_browser")),
+            ("en", "English"),
+            ("zh-CN", "简体中文"),
+        )
+    )
+    return (
+        f'<form method="post" action="{esc(base)}/me/language" id="language-form">'
+        f'<label for="language">{esc(text(lang, "language"))}</label> '
+        f'<select id="language" name="language">{options}</select> '
+        f'<button type="submit">{esc(text(lang, "save"))}</button>'
+        f'<p class="muted">{esc(text(lang, "language_note"))}</p></form>'
+    )
+
+
+@router.post("/language")
+async def choose_language(
+    state: StateDep, principal: ViewerDep, language: str = Form("")
+) -> RedirectResponse:
+    """The form behind the language choice: stored on the user, as the API's PUT /me/language."""
+
+    def work(session: Session) -> None:
+        user = session.get(User, principal.user_id)
+        assert user is not None
+        set_language(session, user, language or None)
+        session.commit()
+
+    await in_session(state, work)
+    return RedirectResponse(f"{state.settings.base_path}/me/", 303)
 
 
 @router.get("/labs", response_class=HTMLResponse)
@@ -239,7 +286,7 @@ async def one_submission(
                     f"<code>{esc(test)}</code>",
                     f"{_points(c.get('points'))} / {_points(c.get('max_points'))}",
                     esc(status_text(lang, c.get("status", ""), "cs_")),
-                    esc(c.get("reason") or ""),
+                    esc(_reason(lang, c.get("reason") or "")),
                 ]
                 for test, c in out.cells.items()
                 if c.get("max_points")

@@ -25,6 +25,7 @@ from ..models import CredentialRecord
 from ..services import credentials as svc
 from .i18n import text
 from .layout import esc, facts, lang_of, page, table
+from .verify_zh import detail_zh
 
 router = APIRouter(include_in_schema=False)
 MAX_BYTES = 1024 * 1024
@@ -208,7 +209,7 @@ def _report(lang: str, report: dict, doc: Any, learner: str) -> str:
             [
                 f'<span class="{cls}">{esc(text(lang, "o_" + cls))}</span>',
                 esc(label),
-                esc(c["detail"]),
+                esc(detail_zh(c["detail"]) if lang == "zh" else c["detail"]),
             ]
         )
         attrs.append(f'data-check="{esc(c["name"])}" data-outcome="{cls}"')

@@ -111,6 +111,7 @@ def release_lab(
         released = [(p, read_node(p)) for p in sources]
         learner = [(p, release_node(nb, p.stem, lab)) for p, nb in released]
         max_score = sum(parse_node(nb, p.stem).max_points for p, nb in released)
+        learner += _translations(released, lab)
     except AssignmentError as exc:
         raise Invalid(str(exc)) from None
     notebook = next((p.name for p in sources if p.stem == lab), sources[0].name)
@@ -135,6 +136,32 @@ def release_lab(
         session, actor, "assignment.release", "assignment", row.id, cohort.institution_id, lab=lab
     )
     return row
+
+
+def _translations(released: list[tuple[Path, Any]], lab: str) -> list[tuple[Path, Any]]:
+    """The learner version of every translation of the released notebooks. A translation out
+    of step with its English notebook (another cell, grade id or points) is refused: it would
+    grade a learner differently for their language."""
+    from grader.assignment import AssignmentError, read_node
+    from grader.release import release_node
+
+    from ..courses.languages import TRANSLATIONS, translation_path, version_problems
+
+    out: list[tuple[Path, Any]] = []
+    for path, english in released:
+        for language in TRANSLATIONS:
+            version = translation_path(path, language)
+            if not version.is_file():
+                continue
+            nb = read_node(version)
+            problems = version_problems(english, nb, language, version.name)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise AssignmentError(
+                    f"{problems[0]}{more}; run `academy course check` on the course"
+                )
+            out.append((version, release_node(nb, path.stem, lab)))
+    return out
 
 
 def _snapshot(settings: Settings, assignment_id: int, src: Path, learner: list) -> None:
@@ -165,5 +192,11 @@ def released_files(settings: Settings, assignment: Assignment) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def source_notebook_path(settings: Settings, assignment: Assignment) -> Path:
-    return assignment_dir(settings, id_of(assignment)) / "source" / assignment.notebook
+def source_notebook_path(settings: Settings, assignment: Assignment, language: str = "en") -> Path:
+    """The released source notebook in ``language`` (the English one where the lab has no
+    version in it)."""
+    from grader.language import translation_path
+
+    english = assignment_dir(settings, id_of(assignment)) / "source" / assignment.notebook
+    version = translation_path(english, language)
+    return version if version.is_file() else english

@@ -158,14 +158,18 @@ def grade_once(
     """
     from grader.assignment import AssignmentError, read_node, reads_node
     from grader.jobs import Job, run_job, side_files
+    from grader.language import notebook_language
     from grader.limits import Limits
     from grader.results import feedback_html, totals
 
     try:
-        source = read_node(source_notebook_path(settings, assignment))
         submitted = reads_node(
             blob_path(settings, sub.sha256).read_text(encoding="utf-8"), sub.filename
         )
+        # graded against the source in the language the notebook was released in: the same
+        # grade ids and points (release refuses a translation out of step), its own messages
+        language = notebook_language(submitted)
+        source = read_node(source_notebook_path(settings, assignment, language))
     except AssignmentError as exc:
         raise PermanentGradeError(str(exc)) from None
     name = Path(assignment.notebook).stem
@@ -200,7 +204,7 @@ def grade_once(
             {gid: {**r.as_json(), "hidden": r.hidden} for gid, r in cells.items()}, sort_keys=True
         ),
         "feedback_html": feedback_html(
-            user.username, assignment.title or assignment.lab, {name: cells}
+            user.username, assignment.title or assignment.lab, {name: cells}, language=language
         ),
     }
 

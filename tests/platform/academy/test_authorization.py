@@ -140,6 +140,14 @@ A_TEACHES = expect(STAFF_A, 200, hidden=B_SIDE)
 
 
 plain("GET", "/me", ANYONE)
+
+
+@case("PUT", "/me/language", expect(set(WHO) - {"anonymous"}, 200))
+def choose_language(w: World, h: Headers, ids: Ids) -> Response:
+    # the choice is the caller's own: null puts everyone back where they started
+    return w.client.put(f"{BASE}/me/language", headers=h, json={"language": None})
+
+
 plain("GET", "/assignments", ANYONE)
 plain("GET", "/assignments/{assignment_id}", A_SEES)
 plain("GET", "/assignments/{assignment_id}/release", A_SEES)
