@@ -164,6 +164,7 @@ class Node:
         self.started = time.time()
         self._cm_gossip: list[bytes] = []
         self.grpc_server: Any = None
+        self.tls_roots: Any = None
 
     # -- engine lifecycle ----------------------------------------------------------------------
     def guard(self, fn: Any, *args: Any) -> None:
@@ -230,6 +231,11 @@ class Node:
 
     def on_commit(self, block: MiniBlock) -> None:
         self.events.append({"t": round(time.time(), 3), "event": "commit", "height": block.height})
+        if self.tls_roots is not None and block.cm:  # only ChainMaker requests change the config
+            from .chainmaker.service import trust_roots_pem
+
+            config = self.app.chainmaker.configs.config(self.app.head_state())
+            self.tls_roots.update(trust_roots_pem(config))
 
     # -- the RPC-facing side -------------------------------------------------------------------
     def submit_transaction(self, raw: bytes) -> bytes:
@@ -258,14 +264,17 @@ class Node:
         cm = self.genesis.chainmaker
         if cm is None or not self.entry.grpc_port or not self.entry.chainmaker_node:
             return
-        from .chainmaker.service import AppView, RpcNode, server_credentials, start_server
+        from .chainmaker.service import AppView, RpcNode, TlsRoots, start_server, trust_roots_pem
 
         view = AppView(
             self.app,
             [(n.id, f"{self.network.host}:{n.grpc_port}") for n in self.network.nodes],
         )
-        rpc = RpcNode(self.app, view, cm, self.submit_cm)
-        creds = server_credentials(self.network.root / self.entry.chainmaker_node, cm)
+        rpc = RpcNode(self.app, view, cm, self.submit_cm, lambda: self.engine)
+        self.tls_roots = TlsRoots(
+            self.network.root / self.entry.chainmaker_node, trust_roots_pem(view.config_at(None))
+        )
+        creds = self.tls_roots.credentials()
         self.grpc_server = await start_server(rpc, self.network.host, self.entry.grpc_port, creds)
         log.info("node %s gRPC RpcNode on %s", self.id[:8], self.entry.grpc_port)
 
