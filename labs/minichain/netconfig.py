@@ -86,15 +86,22 @@ class NetworkConfig(BaseModel):
         return (self.root / "chainmaker" / "sdk_config.yml").resolve()
 
     def write_sdk_config(self, chainmaker: ChainMakerConfig) -> Path:
-        """``sdk_config.yml`` for org1's client1 with every node's current gRPC address."""
+        """``sdk_config.yml`` for org1's client1 with every node's current gRPC address; the TLS
+        trust roots are every org's CA in crypto-config, those of orgs that joined later too
+        (their nodes present certificates from their own CA)."""
         orgs = chainmaker.orgs()
+        later = sorted(
+            p.name
+            for p in (self.crypto_config.iterdir() if self.crypto_config.is_dir() else ())
+            if p.name not in orgs and (p / "ca" / "ca.crt").exists()
+        )
         document = sdk_config_document(
             chainmaker.chain_id,
             self.crypto_config,
             orgs[0],
             "client1",
             [self.grpc_addr(i) for i in range(len(self.nodes)) if self.nodes[i].grpc_port],
-            orgs,
+            orgs + later,
         )
         write_yaml(self.sdk_config_path, document)
         return self.sdk_config_path

@@ -72,6 +72,11 @@ class NodeHost:
         if self._live() and self.engine is not None:
             self.node.guard(self.engine.on_timer, tag)
 
+    def validators_at(self, height: int) -> Sequence[str]:
+        """The validators of ``height`` (the next one): those of the chain configuration the
+        committed head holds, once a ChainMaker update changed its consensus nodes."""
+        return self.node.validators_after_head()
+
     # -- identity ------------------------------------------------------------------------------
     def sign(self, data: bytes) -> bytes:
         return self.node.key.sign(data)
@@ -135,9 +140,16 @@ class Node:
         self.key = load_key(self.home / "node.key")
         self.membership = Membership(self.genesis)
         self.id = self.entry.id
-        if self.id not in self.membership.members:
+        cert_path = self.home / "node.crt"
+        self.cert = cert_path.read_text() if cert_path.exists() else None
+        if self.id not in self.membership.members and not (
+            self.cert is not None and self.membership.learn(self.id, self.cert)
+        ):
             reason = self.membership.rejected.get(self.id, "not listed in genesis.validators")
-            raise SystemExit(f"node {self.id[:8]} cannot join: {reason}")
+            raise SystemExit(
+                f"node {self.id[:8]} cannot join: {reason} (a node added later needs a "
+                "certificate from the consortium CA in node.crt)"
+            )
         self.coinbase = bytes.fromhex(self.id)[:20]
         self.store = Store(self.home / "chain.db")
         self.app = ExecutionApp(self.store, self.genesis)
@@ -159,6 +171,7 @@ class Node:
             (network.host, self.entry.p2p_port),
             {n.id: (network.host, n.p2p_port) for n in network.nodes},
             self.on_frame,
+            cert=self.cert,
         )
         self.dispatcher = RpcDispatcher(self.app, node=self)
         self.started = time.time()
@@ -228,6 +241,19 @@ class Node:
                         pass
             if added and self.engine is not None and not self.halted:
                 self.guard(self.engine.on_transactions)
+
+    def validators_after_head(self) -> list[str]:
+        """Genesis validators, until a chain configuration update changed the consensus nodes;
+        then the configuration's node ids, in its order (orgs, then their nodes)."""
+        genesis = [v.id for v in self.genesis.validators]
+        executor = self.app.chainmaker
+        if executor is None:
+            return genesis
+        state = self.app.head_state()
+        if executor.configs.last_block(state) == 0:
+            return genesis
+        config = executor.configs.config(state)
+        return [i for org in config.consensus_nodes for i in org.node_id]
 
     def on_commit(self, block: MiniBlock) -> None:
         self.events.append({"t": round(time.time(), 3), "event": "commit", "height": block.height})
