@@ -372,9 +372,9 @@ def check_sequence(config: ChainMakerConfig, payload: Any) -> None:
     if payload.sequence != wanted:
         raise RequestRefused(
             "INVALID_PARAMETER",
-            f"chain config sequence {payload.sequence} does not follow the current "
-            f"{config.sequence}: build the payload again on the current configuration "
-            f"(sequence {wanted})",
+            f"chain config sequence {payload.sequence} is not the next one: the configuration "
+            f"is at {config.sequence}, so an update names {wanted}; build the payload again "
+            "on the current configuration",
         )
 
 
