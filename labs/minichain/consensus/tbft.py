@@ -315,7 +315,18 @@ class TBFTEngine(ConsensusEngine):
             self._maybe_propose()
 
     def on_message(self, sender: str, msg: Any) -> None:
+        # Committed blocks carry their own proof, so any peer the transport let in may ask for
+        # them or offer them: a node outside the validator set (one about to join, or one that
+        # left) follows the chain this way. Votes and proposals count from validators only.
+        if isinstance(msg, TbftSyncRequest):
+            self._serve_sync(sender, msg)
+            return
+        if isinstance(msg, TbftSyncBlock):
+            self._on_sync_block(msg)
+            return
         if sender not in self.members:
+            if isinstance(msg, TbftVote | TbftProposal) and msg.height > self.height:
+                self.ahead_peers.add(sender)  # a validator of a set we have not reached yet
             return
         if isinstance(msg, TbftVote | TbftProposal):
             if msg.height > self.height:
@@ -334,10 +345,6 @@ class TBFTEngine(ConsensusEngine):
                     self._on_vote(msg)
             elif self._authentic_proposal(msg):
                 self._on_proposal(msg)
-        elif isinstance(msg, TbftSyncRequest):
-            self._serve_sync(sender, msg)
-        elif isinstance(msg, TbftSyncBlock):
-            self._on_sync_block(msg)
 
     def _authentic_vote(self, v: TbftVote) -> bool:
         return (
