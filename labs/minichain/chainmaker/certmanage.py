@@ -89,13 +89,13 @@ def resolve_hashes(state: StateAPI, request: Any) -> Any:
     return resolved
 
 
-def check_standing(state: StateAPI, signer: Signer) -> None:
+def check_standing(state: StateAPI, signer: Signer, who: str = "the signer") -> None:
     """Refuse a signer whose certificate was frozen or revoked on chain."""
     serial = signer.cert.serial_number
     if state.get_storage(CERTS_ACCOUNT, _flag_slot("revoked", signer.issuer, serial)):
-        raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is revoked")
+        raise AuthError(f"{VERIFY_FAILED}, the certificate of {who} is revoked")
     if state.get_storage(CERTS_ACCOUNT, _flag_slot("frozen", signer.issuer, serial)):
-        raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is frozen")
+        raise AuthError(f"{VERIFY_FAILED}, the certificate of {who} is frozen")
 
 
 def _pems(params: dict[str, bytes], verifier: Verifier) -> list[tuple[x509.Certificate, int]]:

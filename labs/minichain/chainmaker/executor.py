@@ -70,9 +70,11 @@ class Executor:
         """The genesis configuration: what never changes (the chain id) is read here."""
         self.configs = ChainConfigs(config)
         self._senders: dict[bytes, tuple[ChainMakerConfig, Signer]] = {}
-        """Senders of requests this node admitted, by keccak of the request, with the
+        """Senders of plain requests this node admitted, by keccak of the request, with the
         configuration they were checked under: the check is a pure function of the two, so a
-        block need not repeat it while that configuration stands."""
+        block need not repeat it while that configuration stands (only the sender's standing,
+        which certificate requests change). Governed requests are checked in full again: each
+        endorser's standing counts too, and they are few."""
 
     def at(self, state: StateAPI | None) -> tuple[ChainMakerConfig, Verifier]:
         """The configuration in force on ``state`` (the genesis one without a state)."""
@@ -136,14 +138,15 @@ class Executor:
         if payload.tx_type != QUERY:
             if len(self._senders) >= SENDER_CACHE:
                 self._senders.clear()
-            if not _names_hashes(request):
+            if not _names_hashes(request) and governed(payload) is None:
                 self._senders[keccak(raw)] = (config, sender)
         return Admitted(payload.tx_id, request, payload_bytes, sender)
 
     def _authorised(
         self, state: StateAPI | None, verifier: Verifier, request: Any, payload_bytes: bytes
     ) -> Signer:
-        """The sender, in good standing, with the endorsements its resource asks for."""
+        """The sender, in good standing, with the endorsements its resource asks for; an
+        endorser whose certificate was frozen or revoked endorses nothing."""
         if state is not None:
             request = certmanage.resolve_hashes(state, request)
         sender = verifier.sender(request, payload_bytes)
@@ -154,6 +157,11 @@ class Executor:
         if resource is not None:
             self_org = target_org(payload.method, params_of(payload))
             verifier.endorsed(resource, request, payload_bytes, sender, self_org=self_org)
+            if state is not None:
+                for entry in request.endorsers:
+                    certmanage.check_standing(
+                        state, verifier.signer(entry, payload_bytes), "an endorser"
+                    )
         return sender
 
     # --- in a block -----------------------------------------------------------------------------

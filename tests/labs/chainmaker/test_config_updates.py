@@ -164,3 +164,23 @@ def test_a_deleted_policy_falls_back_to_chainmakers_default(chain) -> None:
     assert config.policy("CERT_MANAGE-CERTS_DELETE") == Policy(rule="ANY", role_list=["admin"])
     assert config.policy("CHAIN_CONFIG-TRUST_ROOT_UPDATE").rule == "SELF"
     assert config.policy("SOMETHING_ELSE") is None
+
+
+def test_a_frozen_admin_endorses_nothing(chain) -> None:
+    genesis, user = chain
+    app = ExecutionApp(Store(":memory:"), genesis)
+    admins = [user(1, "admin1"), user(2, "admin1")]
+    freeze = {"certs": admins[1].sign_cert_bytes}
+    app.check_cm(_request(admins[0], "CERT_MANAGE", "CERTS_FREEZE", freeze, admins[:1]))
+    update = _request(admins[0], "CHAIN_CONFIG", "BLOCK_UPDATE", {"block_size": b"20"}, admins, 1)
+    app.check_cm(update)  # admitted while org2's admin was in standing
+    block = app.build_block(1, b"\x01" * 20, time.time())
+    app.commit_block(block)
+    frozen, refused = _results(app, block)
+    assert frozen.code == 0, frozen.message
+    assert refused.code == 5 and "certificate of an endorser is frozen" in refused.message
+    assert app.chainmaker.configs.config(app.head_state()).sequence == 0
+    with pytest.raises(RequestRefused, match="endorser is frozen"):
+        app.check_cm(
+            _request(admins[0], "CHAIN_CONFIG", "BLOCK_UPDATE", {"block_size": b"30"}, admins, 1)
+        )
