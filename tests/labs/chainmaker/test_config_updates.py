@@ -15,6 +15,7 @@ from labs.minichain.chainmaker.chainconfig_update import (
     check_policy,
     node_org_add,
     node_org_delete,
+    trust_root_add,
     trust_root_delete,
 )
 from labs.minichain.chainmaker.errors import RequestRefused
@@ -113,6 +114,11 @@ def test_a_freeze_earlier_in_the_block_refuses_a_request_admitted_before_it(chai
         app.check_cm(_request(client, "nothing_here", "00000000", {}))
 
 
+def genesis_member_cert(chain) -> bytes:
+    _, user = chain
+    return user(1, "client1").sign_cert_bytes
+
+
 def _config(chain) -> ChainMakerConfig:
     genesis, _ = chain
     return genesis.chainmaker
@@ -131,6 +137,13 @@ def test_updates_that_would_break_the_chain_are_refused(chain) -> None:
         node_org_add(config, {"org_id": org1.encode(), "node_ids": b"x"})
     with pytest.raises(RequestRefused, match="not in the trust roots"):
         node_org_add(config, {"org_id": b"wx-org9.chainmaker.org", "node_ids": taken.encode()})
+    member_cert = genesis_member_cert(chain)
+    with pytest.raises(RequestRefused, match="not a CA certificate"):
+        trust_root_add(config, {"org_id": b"wx-org7.chainmaker.org", "root": member_cert})
+    with pytest.raises(RequestRefused, match="in the trust roots already"):
+        trust_root_add(
+            config, {"org_id": org1.encode(), "root": config.trust_roots[0].root[0].encode()}
+        )
     with pytest.raises(RequestRefused, match="at least 600"):
         block_update(config, {"tx_timeout": b"10"})
     with pytest.raises(RequestRefused, match="true or false"):
