@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from . import pb
 from .chainconfig import ChainMakerConfig
-from .errors import RequestRefused
+from .executor import RequestRefused, params_of
 
 
 class ChainView(Protocol):
@@ -40,10 +40,6 @@ class ChainView(Protocol):
     def last_config_block(self) -> int: ...
 
     def cert_query(self, params: dict[str, bytes]) -> bytes: ...
-
-
-def params_of(payload: Any) -> dict[str, bytes]:
-    return {kv.key: bytes(kv.value) for kv in payload.parameters}
 
 
 def chain_config_message(config: ChainMakerConfig) -> Any:
