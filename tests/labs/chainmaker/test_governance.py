@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from chainmaker import ChainClient
@@ -300,6 +301,12 @@ def test_pool_and_consensus_state_come_from_the_nodes(cc, chain) -> None:
     assert one.get_consensus_height() > one.get_current_block_height() - 1
     state = one.get_consensus_state_json()
     assert state["validators"] == 4 and state["quorum"] == 3
+    other = ChainClient.from_conf(chain["chainmaker"]["sdk_config"], conn_node=0)
+    other.chain_id = "chain2"
+    with pytest.raises(grpc.RpcError) as wrong:  # another chain's pool is not this node's
+        other.get_pool_status()
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    other.stop()
     urls = [n["rpc_url"] for n in chain["nodes"]]
     for url in urls:  # no block can take a request out of the pool while this looks
         rpc(url, "minichain_stopValidator", [])
