@@ -18,7 +18,8 @@ from eth_utils import keccak
 
 from labs.minichain.chainmaker import keys
 from labs.minichain.chainmaker.cryptogen import write_key_member
-from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _total
+from tests.labs.chainmaker.sdkchain import ORG, academy
+from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
 PWK = "permissionedWithKey"
@@ -29,12 +30,12 @@ def chain(request, tmp_path_factory):
     """One chain per crypto profile: every test here runs on both."""
     data = tmp_path_factory.mktemp(f"cm-pwk-{request.param}") / "chain"
     args = ["--orgs", "4", "--identity", PWK, "--crypto", request.param, "--detach"]
-    up = _academy("chain", "up", "--data", str(data), *args)
+    up = academy("chain", "up", "--data", str(data), *args)
     try:
         assert up.returncode == 0, up.stderr
         yield json.loads(up.stdout) | {"profile": request.param}
     finally:
-        _academy("chain", "down", "--data", str(data))
+        academy("chain", "down", "--data", str(data))
 
 
 @pytest.fixture(scope="module")

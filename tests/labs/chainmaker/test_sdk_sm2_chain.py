@@ -22,7 +22,8 @@ from eth_utils import keccak
 
 from labs.minichain.chainmaker import sm2
 from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca
-from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _admins, _total
+from tests.labs.chainmaker.sdkchain import ORG, academy, admins
+from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
 CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
@@ -31,12 +32,12 @@ CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     data = tmp_path_factory.mktemp("cm-sm2") / "chain"
-    up = _academy("chain", "up", "--data", str(data), "--orgs", "4", "--crypto", "sm2", "--detach")
+    up = academy("chain", "up", "--data", str(data), "--orgs", "4", "--crypto", "sm2", "--detach")
     try:
         assert up.returncode == 0, up.stderr
         yield json.loads(up.stdout)
     finally:
-        _academy("chain", "down", "--data", str(data))
+        academy("chain", "down", "--data", str(data))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
         runtime_type=RuntimeType.EVM,
         params=[{"uint256": "7"}],
     )
-    endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
+    endorsers = cc.create_endorsers(payload, admins(chain, orgs))
     return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
 
@@ -155,7 +156,7 @@ def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
     cert = (user / "client1.sign.crt").read_text()
 
     def manage(payload):
-        endorsers = cc.create_endorsers(payload, _admins(chain, (2,)))
+        endorsers = cc.create_endorsers(payload, admins(chain, (2,)))
         return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
     assert manage(cc.create_cert_freeze_payload([cert])).code == 0
@@ -171,7 +172,7 @@ def test_pubkey_management_is_refused_on_a_certificate_chain(cc, chain) -> None:
     payload = cc.create_pubkey_add_payload(pem, ORG.format(1), "client")
     with pytest.raises(AuthenticationError, match="serves permissionedWithKey chains"):
         cc.send_pubkey_manage_request(
-            payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
+            payload, endorsers=cc.create_endorsers(payload, admins(chain, (1, 2, 3)))
         )
 
 
@@ -207,7 +208,7 @@ def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
 
     def revoke(crl: bytes):
         payload = cc.create_cert_revoke_payload(crl.decode())
-        endorsers = cc.create_endorsers(payload, _admins(chain, (3,)))
+        endorsers = cc.create_endorsers(payload, admins(chain, (3,)))
         return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
     forged = revoke(crl_from(*make_org_ca(ORG.format(3), "sm2")))  # same name, another CA
