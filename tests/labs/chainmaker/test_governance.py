@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import grpc
-import httpx
 import pytest
 from chainmaker import ChainClient
 from chainmaker.exceptions import (
@@ -30,9 +28,10 @@ from labs.minichain.jsonrpc import call as rpc
 from labs.minichain.network import start_network
 from labs.minichain.waiting import wait_until
 
-from .sdkchain import ORG, academy, admins, member_client
-
-LONG = 180.0  # seconds a loaded machine may take to commit what a test waits for
+from .sdkchain import LONG, ORG, academy, admins, member_client
+from .sdkchain import all_nodes_past as _all_nodes_past
+from .sdkchain import ask as _ask
+from .sdkchain import heights as _heights
 
 
 @pytest.fixture(scope="module")
@@ -68,31 +67,6 @@ def _update(cc, chain, payload, orgs=None):
     orgs = orgs or range(1, _majority(cc) + 1)
     endorsers = cc.create_endorsers(payload, admins(chain, orgs))
     return cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
-
-
-def _ask(url: str, method: str, params: list) -> Any:
-    """A JSON-RPC answer, or None from a node too busy to answer now (one catching up executes
-    block after block): the waits below ask again."""
-    try:
-        return rpc(url, method, params, timeout=10.0)
-    except httpx.HTTPError:
-        return None
-
-
-def _heights(chain) -> list[int]:
-    root = _crypto(chain).parent
-    nodes = json.loads((root / "network.json").read_text())["nodes"]
-    answers = [
-        _ask(f"http://127.0.0.1:{n['rpc_port']}", "eth_blockNumber", [])
-        for n in nodes
-        if n.get("pid")
-    ]
-    return [-1 if a is None else int(a, 16) for a in answers]
-
-
-def _all_nodes_past(chain, height: int) -> None:
-    """Wait until every running node committed ``height`` (each node trusts what it committed)."""
-    wait_until(lambda: min(_heights(chain)) >= height, LONG, message=f"a node is below {height}")
 
 
 def _stale_invoke(cc):
