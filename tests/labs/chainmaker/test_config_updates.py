@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
 from chainmaker.user import User
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from labs.minichain.chainmaker import pb
+from labs.minichain.chainmaker import keys, pb, sm2
 from labs.minichain.chainmaker.chainconfig import ChainMakerConfig, Policy
 from labs.minichain.chainmaker.chainconfig_update import (
     block_update,
@@ -18,6 +21,7 @@ from labs.minichain.chainmaker.chainconfig_update import (
     trust_root_add,
     trust_root_delete,
 )
+from labs.minichain.chainmaker.cryptogen import make_org_ca, write_key_member
 from labs.minichain.chainmaker.errors import RequestRefused
 from labs.minichain.execution import ExecutionApp
 from labs.minichain.genesis import load_genesis
@@ -197,3 +201,95 @@ def test_a_frozen_admin_endorses_nothing(chain) -> None:
         app.check_cm(
             _request(admins[0], "CHAIN_CONFIG", "BLOCK_UPDATE", {"block_size": b"30"}, admins, 1)
         )
+
+
+def _genesis(tmp_path, **options):
+    init_network(tmp_path / "chain", nodes=2, consensus="tbft", accounts=1, **options)
+    return load_genesis(tmp_path / "chain" / "genesis.json"), tmp_path / "chain" / "crypto-config"
+
+
+def test_an_sm2_chain_updates_its_config_and_knows_signers_by_sm3_cert_hash(tmp_path) -> None:
+    genesis, crypto = _genesis(tmp_path, crypto="sm2")
+
+    def user(org: int, name: str) -> User:
+        folder = crypto / ORG.format(org) / "user" / name
+        return User(
+            org_id=ORG.format(org),
+            sign_key_bytes=(folder / f"{name}.sign.key").read_bytes(),
+            sign_cert_bytes=(folder / f"{name}.sign.crt").read_bytes(),
+        )
+
+    app = ExecutionApp(Store(":memory:"), genesis)
+    admins, client = [user(1, "admin1"), user(2, "admin1")], user(2, "client1")
+    app.check_cm(
+        _request(admins[0], "CHAIN_CONFIG", "BLOCK_UPDATE", {"block_size": b"21"}, admins, 1)
+    )
+    app.check_cm(_request(client, "CERT_MANAGE", "CERT_ADD", {}))
+    block = app.build_block(1, b"\x01" * 20, time.time())
+    app.commit_block(block)
+    updated, added = _results(app, block)
+    assert updated.code == 0, updated.message
+    config = app.chainmaker.configs.config(app.head_state())
+    assert (config.sequence, config.block.block_size, config.crypto_profile) == (1, 21, "sm2")
+    cert = x509.load_pem_x509_certificate(client.sign_cert_bytes)
+    digest = sm2.sm3(cert.public_bytes(serialization.Encoding.DER))
+    assert added.code == 0 and added.contract_result.result == digest.hex().encode()
+
+    def by_hash(known: bytes) -> bytes:
+        payload = pb.Payload(
+            chain_id="chain1",
+            tx_type=pb.TxType.Value("INVOKE_CONTRACT"),
+            tx_id=f"t{time.time_ns()}",
+            timestamp=int(time.time()),
+            contract_name="nothing_here",
+            method="00000000",
+        )
+        raw = payload.SerializeToString()
+        entry = client.sign(raw)
+        entry.signer.member_type = pb.MemberType.Value("CERT_HASH")
+        entry.signer.member_info = known
+        return pb.TxRequest(payload=payload, sender=entry).SerializeToString()
+
+    assert app.check_cm(by_hash(digest)).sender.cert == cert
+    with pytest.raises(RequestRefused, match="not on chain"):
+        app.check_cm(
+            by_hash(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+        )
+
+
+def test_a_key_chain_takes_admin_keys_as_roots_and_has_no_cert_management(tmp_path) -> None:
+    genesis, crypto = _genesis(tmp_path, identity_mode="permissionedWithKey")
+    config = genesis.chainmaker
+    org = b"wx-org7.chainmaker.org"
+    pem = write_key_member(tmp_path / "org7", "user", "admin1", "ecdsa").read_bytes()
+    wrapped = b"\n" + pem.replace(b"\n", b"\r\n") + b","  # any PEM wrapping of the same key
+    added = trust_root_add(config, {"org_id": org, "root": wrapped})
+    assert added.trust_roots[-1].root == [keys.from_pem(pem).spki_pem().decode()]
+    org1_admin = (crypto / ORG.format(1) / "user/admin1/admin1.pem").read_bytes()
+    sm2_key = write_key_member(tmp_path / "org7", "user", "sm2admin", "sm2").read_bytes()
+    ca = make_org_ca(org.decode(), "ecdsa")[1].public_bytes(serialization.Encoding.PEM)
+    for root, problem in (
+        (ca, "not a PEM public key"),
+        (org1_admin, "admin key of " + ORG.format(1)),
+        (sm2_key, "holds an sm2 key"),
+    ):
+        with pytest.raises(RequestRefused, match=problem):
+            trust_root_add(config, {"org_id": org, "root": root})
+
+    app = ExecutionApp(Store(":memory:"), genesis)
+
+    def admin(k: int) -> User:
+        folder = crypto / ORG.format(k) / "user" / "admin1"
+        return User(
+            org_id=ORG.format(k),
+            sign_key_bytes=(folder / "admin1.key").read_bytes(),
+            auth_type="permissionedWithKey",
+        )
+
+    admins = [admin(1), admin(2)]
+    freeze = {"certs": ca}
+    app.check_cm(_request(admins[0], "CERT_MANAGE", "CERTS_FREEZE", freeze, admins))
+    block = app.build_block(1, b"\x01" * 20, time.time())
+    app.commit_block(block)
+    (refused,) = _results(app, block)
+    assert refused.code != 0 and "use PUBKEY_MANAGE" in refused.message
