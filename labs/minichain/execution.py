@@ -270,7 +270,7 @@ class ExecutionApp:
                 extra_data=extra_data,
             )
             candidates = ((p.tx, p.hash) for p in self.mempool.ordered())
-            cm = self.cm_pool.first(self.max_txs_per_block)
+            cm = self.cm_pool.first(self._cm_capacity()) if self.chainmaker else []
             self.executions += 1
             ex = execute(
                 self.recent,
@@ -404,7 +404,7 @@ class ExecutionApp:
             )
         if block.cm and self.chainmaker is None:
             return "the block carries ChainMaker requests but this chain has no ChainMaker config"
-        if len(block.cm) > self.max_txs_per_block:
+        if block.cm and len(block.cm) > self._cm_capacity():
             return f"the block carries {len(block.cm)} ChainMaker requests, over the limit"
         if block.cm:
             reason = self._cm_replayed(block.cm)
@@ -441,6 +441,11 @@ class ExecutionApp:
             )
         )
         return None
+
+    def _cm_capacity(self) -> int:
+        """ChainMaker requests a block on the head may carry: the chain configuration's
+        block_tx_capacity, within this node's own limit."""
+        return min(self.max_txs_per_block, self.chainmaker.block_capacity(self.head_state()))
 
     def _cm_replayed(self, requests: Sequence[bytes]) -> str | None:
         """A block may carry a ChainMaker request once, and never one an earlier block did."""

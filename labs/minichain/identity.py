@@ -156,6 +156,7 @@ class Membership:
         self.members: dict[str, Member] = {}
         self.rejected: dict[str, str] = {}
         ca = load_cert(genesis.ca_cert) if genesis.ca_cert else None
+        self.ca = ca
         for v in genesis.validators:
             raw = bytes.fromhex(v.public_key)
             if node_id(raw) != v.id:
@@ -182,6 +183,25 @@ class Membership:
         if not cert_is_valid(cert, ca, None):
             return "certificate not signed by the consortium CA or expired"
         return None
+
+    def learn(self, node: str, pem: str) -> bool:
+        """Admit a node that is not in the genesis by its certificate: cert mode only, a valid
+        certificate from the consortium CA for the key ``node`` is named after. Whether it also
+        votes is for the chain configuration to say (its consensus nodes), not for this."""
+        if self.mode != "permissionedWithCert" or self.ca is None or node in self.members:
+            return node in self.members
+        try:
+            key = load_cert(pem).public_key()
+        except IdentityError:
+            return False
+        if not isinstance(key, Ed25519PublicKey):
+            return False
+        raw = raw_public(key)
+        if node_id(raw) != node or self._cert_problem(pem, raw, self.ca) is not None:
+            return False
+        self.members[node] = Member(node, key, raw)
+        self.rejected.pop(node, None)
+        return True
 
     def verify(self, signer: str, data: bytes, signature: bytes) -> bool:
         member = self.members.get(signer)

@@ -106,6 +106,13 @@ class RequestPool:
     def __setitem__(self, tx_id: str, raw: bytes) -> None:
         self._by_id[tx_id] = bytes(raw)
 
+    def get(self, tx_id: str) -> bytes | None:
+        return self._by_id.get(tx_id)
+
+    def ids(self) -> list[str]:
+        """Every waiting request's tx id, oldest first."""
+        return list(self._by_id)
+
     def first(self, limit: int) -> list[bytes]:
         """The oldest ``limit`` requests, for the next block."""
         return list(self._by_id.values())[:limit]

@@ -89,13 +89,22 @@ class NetworkConfig(BaseModel):
 
     def write_sdk_config(self, chainmaker: ChainMakerConfig) -> Path:
         """``sdk_config.yml`` for org1's client1 (admin1 where members are keys that an admin
-        registers, as ChainMaker's own examples sign) with every node's current gRPC address."""
+        registers, as ChainMaker's own examples sign) with every node's current gRPC address.
+        Where the RPC speaks TLS, its trust roots are every org's CA in crypto-config, those of
+        orgs that joined later too (their nodes present certificates from their own CA)."""
+        orgs = chainmaker.orgs()
+        later = sorted(
+            p.name
+            for p in (self.crypto_config.iterdir() if self.crypto_config.is_dir() else ())
+            if p.name not in orgs and (p / "ca" / "ca.crt").exists()
+        )
         document = sdk_config_document(
             chainmaker,
             self.crypto_config,
-            chainmaker.orgs()[0],
+            orgs[0],
             "client1" if chainmaker.auth_type == CERT_MODE else "admin1",
             [self.grpc_addr(i) for i in range(len(self.nodes)) if self.nodes[i].grpc_port],
+            orgs + later,
         )
         write_yaml(self.sdk_config_path, document)
         return self.sdk_config_path

@@ -72,6 +72,11 @@ class NodeHost:
         if self._live() and self.engine is not None:
             self.node.guard(self.engine.on_timer, tag)
 
+    def validators_at(self, height: int) -> Sequence[str]:
+        """The validators of ``height`` (the next one): those of the chain configuration the
+        committed head holds, once a ChainMaker update changed its consensus nodes."""
+        return self.node.validators_after_head()
+
     # -- identity ------------------------------------------------------------------------------
     def sign(self, data: bytes) -> bytes:
         return self.node.key.sign(data)
@@ -135,9 +140,16 @@ class Node:
         self.key = load_key(self.home / "node.key")
         self.membership = Membership(self.genesis)
         self.id = self.entry.id
-        if self.id not in self.membership.members:
+        cert_path = self.home / "node.crt"
+        self.cert = cert_path.read_text() if cert_path.exists() else None
+        if self.id not in self.membership.members and not (
+            self.cert is not None and self.membership.learn(self.id, self.cert)
+        ):
             reason = self.membership.rejected.get(self.id, "not listed in genesis.validators")
-            raise SystemExit(f"node {self.id[:8]} cannot join: {reason}")
+            raise SystemExit(
+                f"node {self.id[:8]} cannot join: {reason} (a node added later needs a "
+                "certificate from the consortium CA in node.crt)"
+            )
         self.coinbase = bytes.fromhex(self.id)[:20]
         self.store = Store(self.home / "chain.db")
         self.app = ExecutionApp(self.store, self.genesis)
@@ -159,11 +171,13 @@ class Node:
             (network.host, self.entry.p2p_port),
             {n.id: (network.host, n.p2p_port) for n in network.nodes},
             self.on_frame,
+            cert=self.cert,
         )
         self.dispatcher = RpcDispatcher(self.app, node=self)
         self.started = time.time()
         self._cm_gossip: list[bytes] = []
         self.grpc_server: Any = None
+        self.tls_roots: Any = None
 
     # -- engine lifecycle ----------------------------------------------------------------------
     def guard(self, fn: Any, *args: Any) -> None:
@@ -228,8 +242,26 @@ class Node:
             if added and self.engine is not None and not self.halted:
                 self.guard(self.engine.on_transactions)
 
+    def validators_after_head(self) -> list[str]:
+        """Genesis validators, until a chain configuration update changed the consensus nodes;
+        then the configuration's node ids, in its order (orgs, then their nodes)."""
+        genesis = [v.id for v in self.genesis.validators]
+        executor = self.app.chainmaker
+        if executor is None:
+            return genesis
+        state = self.app.head_state()
+        if executor.configs.last_block(state) == 0:
+            return genesis
+        config = executor.configs.config(state)
+        return [i for org in config.consensus_nodes for i in org.node_id]
+
     def on_commit(self, block: MiniBlock) -> None:
         self.events.append({"t": round(time.time(), 3), "event": "commit", "height": block.height})
+        if self.tls_roots is not None and block.cm:  # only ChainMaker requests change the config
+            from .chainmaker.service import trust_roots_pem
+
+            config = self.app.chainmaker.configs.config(self.app.head_state())
+            self.tls_roots.update(trust_roots_pem(config))
 
     # -- the RPC-facing side -------------------------------------------------------------------
     def submit_transaction(self, raw: bytes) -> bytes:
@@ -258,15 +290,19 @@ class Node:
         cm = self.genesis.chainmaker
         if cm is None or not self.entry.grpc_port or not self.entry.chainmaker_node:
             return
-        from .chainmaker.service import AppView, RpcNode, server_credentials, start_server
+        from .chainmaker.service import AppView, RpcNode, TlsRoots, start_server, trust_roots_pem
 
         view = AppView(
             self.app,
             [(n.id, f"{self.network.host}:{n.grpc_port}") for n in self.network.nodes],
         )
-        rpc = RpcNode(self.app, view, cm, self.submit_cm)
-        node_dir = self.network.root / self.entry.chainmaker_node
-        creds = server_credentials(node_dir, cm) if cm.rpc_tls else None
+        rpc = RpcNode(self.app, view, cm, self.submit_cm, lambda: self.engine)
+        if cm.rpc_tls:
+            self.tls_roots = TlsRoots(
+                self.network.root / self.entry.chainmaker_node,
+                trust_roots_pem(view.config_at(None)),
+            )
+        creds = self.tls_roots.credentials() if self.tls_roots is not None else None
         self.grpc_server = await start_server(rpc, self.network.host, self.entry.grpc_port, creds)
         log.info("node %s gRPC RpcNode on %s", self.id[:8], self.entry.grpc_port)
 

@@ -106,6 +106,7 @@ class Transport:
         listen: tuple[str, int],
         peers: dict[str, tuple[str, int]],
         on_frame: Callable[[str, Any], None],
+        cert: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.key = key
@@ -119,11 +120,17 @@ class Transport:
         """Peers cut off by a partition fault switch: nothing is sent to or accepted from them."""
         self.server: asyncio.Server | None = None
         self.inbound: set[str] = set()
+        self.cert = cert
+        """This node's certificate from the consortium CA, shown in its hello: a node that joins
+        after the genesis (a validator added by a chain configuration update) is known by it."""
 
     def hello_frame(self, receiver: str) -> bytes:
         ts = time.time()
         sig = self.key.sign(_hello_bytes(self.chain_tag, self.node_id, receiver, ts))
-        return _frame({"id": self.node_id, "ts": ts, "sig": sig})
+        hello = {"id": self.node_id, "ts": ts, "sig": sig, "addr": list(self.listen)}
+        if self.cert is not None:
+            hello["cert"] = self.cert
+        return _frame(hello)
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, *self.listen)
@@ -186,9 +193,27 @@ class Transport:
         if abs(time.time() - ts) > HELLO_SKEW:
             log.warning("stale hello from %s", sender[:8])
             return None
+        cert = hello.get("cert")
+        if sender not in self.membership.members and isinstance(cert, str):
+            self.membership.learn(sender, cert)
         if not self.membership.verify(
             sender, _hello_bytes(self.chain_tag, sender, self.node_id, ts), sig
         ):
             log.warning("refusing %s: not a member with a valid identity", sender[:8])
             return None
+        self._dial_back(sender, hello.get("addr"))
         return sender
+
+    def _dial_back(self, sender: str, addr: Any) -> None:
+        """Open the sending half to a member that joined after this node started."""
+        if sender in self.peers or sender == self.node_id:
+            return
+        if not (
+            isinstance(addr, list)
+            and len(addr) == 2
+            and isinstance(addr[0], str)
+            and isinstance(addr[1], int)
+        ):
+            return
+        peer = self.peers[sender] = Peer(self, sender, (addr[0], addr[1]))
+        peer.task = asyncio.get_running_loop().create_task(peer.run())

@@ -26,7 +26,7 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgpack
 
@@ -123,6 +123,15 @@ class SimHost:
         self.node_id = node.id
         self.validators: Sequence[str] = sim.ids
 
+    def validators_at(self, height: int) -> Sequence[str]:
+        """The validators from ``validator_sets`` for ``height``: the last set that starts at or
+        below it (every node, before any starts), as a chain configuration update would."""
+        chosen = list(range(self.sim.n))
+        for start, indices in self.sim.validator_sets:
+            if start <= height:
+                chosen = indices
+        return [self.sim.ids[i] for i in chosen]
+
     def now(self) -> float:
         return self.sim.time
 
@@ -216,6 +225,7 @@ class SimOptions(TypedDict):
     pending_transactions: bool
     tx_interval: float
     wire_check: bool
+    validator_sets: NotRequired[list[tuple[int, list[int]]]]
 
 
 @dataclass
@@ -274,6 +284,7 @@ class Simulation:
     ``tx_interval`` (virtual seconds after a commit before new transactions are there; the engine
     then gets ``on_transactions``) and ``wire_check`` (send every message and saved state through
     the real node's msgpack wire format, to catch what the real chain could not carry).
+    ``validator_sets`` ([(first height, [indices])]) changes who validates from a height on.
     ``keep_trace`` records every delivery, commit, fault and engine log in ``SimResult.trace``.
 
     Faults may also be injected between ``run`` calls (:meth:`crash`, :meth:`restart`); they are
@@ -299,6 +310,7 @@ class Simulation:
         tx_interval: float = 0.05,
         keep_trace: bool = False,
         wire_check: bool = False,
+        validator_sets: list[tuple[int, list[int]]] | None = None,
     ) -> None:
         import random
 
@@ -319,6 +331,11 @@ class Simulation:
             "tx_interval": tx_interval,
             "wire_check": wire_check,
         }
+        if validator_sets:  # recorded only when given: older replays keep their exact options
+            self.options["validator_sets"] = [(h, list(ix)) for h, ix in validator_sets]
+        self.validator_sets = sorted((h, list(ix)) for h, ix in validator_sets or [])
+        """(first height, validator indices): the set changes there, as a chain configuration
+        update changes it on a real chain (see :meth:`SimHost.validators_at`)."""
         self.seed = seed
         self.n = n
         self.params = params or {}

@@ -6,6 +6,7 @@ that replays it (``SimResult.replay_command``).
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -213,3 +214,29 @@ def test_the_safety_check_catches_a_broken_engine() -> None:
 def test_run_needs_a_stop_condition() -> None:
     with pytest.raises(ValueError, match="until_time"):
         sim(0).run()
+
+
+def test_a_validator_joining_and_leaving_by_height_keeps_the_chain_safe_and_live() -> None:
+    """Node 4 follows the chain outside the set, votes from height 4 on and leaves at 9: the
+    switch happens at one height everywhere, so no two nodes ever count different quorums."""
+    changes = [(1, [0, 1, 2, 3]), (4, [0, 1, 2, 3, 4]), (9, [0, 1, 2, 3])]
+    joined = hashlib.sha256(b"validator-4").hexdigest()[:40]
+    for seed in range(40):
+        s = Simulation(
+            "tbft",
+            n=5,
+            seed=seed,
+            params=TBFT_FAST,
+            delay=(0.001, 0.08),
+            drop=0.05 if seed % 2 else 0.0,
+            validator_sets=changes,
+            wire_check=seed % 5 == 0,
+        )
+        result = s.run(until_time=15.0)
+        assert result.safe, result
+        assert result.min_honest_height() >= 12, f"stalled across the changes: {result}"
+        node = s.nodes[0]
+        voters = {h: {v.voter for v in node.proofs[h]} for h in range(1, len(node.chain))}
+        assert all(joined not in voters[h] for h in range(1, 4)), result  # not yet a validator
+        assert any(joined in voters[h] for h in range(4, 9)), result  # it votes once it is
+        assert all(joined not in voters[h] for h in range(9, 12)), result  # and no more

@@ -196,8 +196,17 @@ class Verifier:
             raise AuthError(f"{VERIFY_FAILED}, the request has no sender")
         return self.signer(request.sender, payload_bytes)
 
-    def endorsed(self, resource: str, request: Any, payload_bytes: bytes, sender: Signer) -> None:
-        """Raise unless the request's endorsements satisfy ``resource``'s policy."""
+    def endorsed(
+        self,
+        resource: str,
+        request: Any,
+        payload_bytes: bytes,
+        sender: Signer,
+        self_org: str | None = None,
+    ) -> None:
+        """Raise unless the request's endorsements satisfy ``resource``'s policy. ``self_org`` is
+        the org a SELF rule means when the request acts on an org (its trust root, its node
+        ids) rather than on the sender's own."""
         policy = self.config.policy(resource)
         if policy is None:
             return
@@ -214,7 +223,7 @@ class Verifier:
                 raise AuthError(f"{VERIFY_FAILED}, refine endorsements failed: {exc}") from None
             if _counts(policy, who):
                 orgs.add(who.org_id)
-        needed = self.needed(policy, sender)
+        needed = self.needed(policy, sender, self_org)
         enough = needed <= orgs if isinstance(needed, set) else len(orgs) >= needed
         if not enough:
             raise AuthError(
@@ -223,7 +232,7 @@ class Verifier:
                 f"{len(orgs)} org(s) endorsed: {', '.join(sorted(orgs)) or 'none'}"
             )
 
-    def needed(self, policy: Policy, sender: Signer) -> int | set[str]:
+    def needed(self, policy: Policy, sender: Signer, self_org: str | None = None) -> int | set[str]:
         """How many distinct orgs, or which orgs exactly, a rule asks for."""
         scope = policy.org_list or self.config.orgs()
         total = len(scope)
@@ -235,7 +244,7 @@ class Verifier:
         if rule == "ALL":
             return set(scope)
         if rule == "SELF":
-            return {sender.org_id}
+            return {self_org or sender.org_id}
         try:
             share = Fraction(rule[:-1]) / 100 if rule.endswith("%") else Fraction(rule)
         except (ValueError, ZeroDivisionError):

@@ -62,38 +62,49 @@ class BlockSettings(BaseModel):
 
 
 def default_policies() -> list[ResourcePolicy]:
-    """ChainMaker's defaults: a contract's lifecycle needs a majority of org admins."""
+    """ChainMaker's defaults in permissionedWithCert, resource by resource: a change to the chain
+    configuration or to a contract's lifecycle needs a MAJORITY of org admins; an org updates its
+    own trust root or node id alone (SELF); any one admin manages certificates (ANY)."""
     majority = Policy(rule="MAJORITY", role_list=["admin"])
-    names = [
-        "CONTRACT_MANAGE-INIT_CONTRACT",
-        "CONTRACT_MANAGE-UPGRADE_CONTRACT",
-        "CONTRACT_MANAGE-FREEZE_CONTRACT",
-        "CONTRACT_MANAGE-UNFREEZE_CONTRACT",
-        "CONTRACT_MANAGE-REVOKE_CONTRACT",
-        "CHAIN_CONFIG-CORE_UPDATE",
-        "CHAIN_CONFIG-BLOCK_UPDATE",
-        "CHAIN_CONFIG-TRUST_ROOT_ADD",
-        "CHAIN_CONFIG-TRUST_ROOT_DELETE",
-        "CHAIN_CONFIG-NODE_ORG_ADD",
-        "CHAIN_CONFIG-NODE_ORG_DELETE",
-    ]
-    policies = [ResourcePolicy(resource_name=n, policy=majority) for n in names]
     self_admin = Policy(rule="SELF", role_list=["admin"])
-    policies += [
-        ResourcePolicy(resource_name="CHAIN_CONFIG-NODE_ID_UPDATE", policy=self_admin),
-        ResourcePolicy(resource_name="CHAIN_CONFIG-TRUST_ROOT_UPDATE", policy=self_admin),
-        # permissionedWithKey: an org's admins register its members (SELF: the key's org)
-        ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_ADD", policy=self_admin),
-        ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_DELETE", policy=self_admin),
-    ]
     any_admin = Policy(rule="ANY", role_list=["admin"])
-    for name in (
-        "CERT_MANAGE-CERTS_FREEZE",
-        "CERT_MANAGE-CERTS_UNFREEZE",
-        "CERT_MANAGE-CERTS_REVOKE",
-    ):
-        policies.append(ResourcePolicy(resource_name=name, policy=any_admin))
-    return policies
+    lifecycle = ["INIT_CONTRACT", "UPGRADE_CONTRACT", "FREEZE_CONTRACT", "UNFREEZE_CONTRACT"]
+    config = [
+        "CORE_UPDATE",
+        "BLOCK_UPDATE",
+        "TRUST_ROOT_ADD",
+        "TRUST_ROOT_DELETE",
+        "NODE_ID_ADD",
+        "NODE_ID_DELETE",
+        "NODE_ORG_ADD",
+        "NODE_ORG_UPDATE",
+        "NODE_ORG_DELETE",
+        "CONSENSUS_EXT_ADD",
+        "CONSENSUS_EXT_UPDATE",
+        "CONSENSUS_EXT_DELETE",
+        "PERMISSION_ADD",
+        "PERMISSION_UPDATE",
+        "PERMISSION_DELETE",
+    ]
+    certs = ["CERTS_FREEZE", "CERTS_UNFREEZE", "CERTS_DELETE", "CERTS_REVOKE"]
+    return (
+        [ResourcePolicy(resource_name=f"CONTRACT_MANAGE-{m}", policy=majority) for m in lifecycle]
+        + [ResourcePolicy(resource_name="CONTRACT_MANAGE-REVOKE_CONTRACT", policy=majority)]
+        + [ResourcePolicy(resource_name=f"CHAIN_CONFIG-{m}", policy=majority) for m in config]
+        + [
+            ResourcePolicy(resource_name="CHAIN_CONFIG-TRUST_ROOT_UPDATE", policy=self_admin),
+            ResourcePolicy(resource_name="CHAIN_CONFIG-NODE_ID_UPDATE", policy=self_admin),
+            # permissionedWithKey: an org's admins register its members (SELF: the key's org)
+            ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_ADD", policy=self_admin),
+            ResourcePolicy(resource_name="PUBKEY_MANAGE-PUBKEY_DELETE", policy=self_admin),
+        ]
+        + [ResourcePolicy(resource_name=f"CERT_MANAGE-{m}", policy=any_admin) for m in certs]
+    )
+
+
+DEFAULT_POLICIES = {rp.resource_name: rp.policy for rp in default_policies()}
+"""What a resource falls back to when the configuration holds no policy of its own (as after a
+PERMISSION_DELETE): deleting a policy restores ChainMaker's default, never opens the resource."""
 
 
 class ChainMakerConfig(BaseModel):
@@ -117,7 +128,7 @@ class ChainMakerConfig(BaseModel):
         for rp in self.resource_policies:
             if rp.resource_name == resource:
                 return rp.policy
-        return None
+        return DEFAULT_POLICIES.get(resource)
 
     def orgs(self) -> list[str]:
         return [t.org_id for t in self.trust_roots]
@@ -167,9 +178,10 @@ def sdk_config_document(
     org: str,
     user: str,
     grpc_addrs: list[str],
+    tls_orgs: list[str] | None = None,
 ) -> dict[str, Any]:
     """What ``ChainClient.from_conf()`` reads: one user of one org and every node (mutual TLS
-    where the chain speaks it)."""
+    where the chain speaks it, trusting the CAs of ``tls_orgs``, by default the chain's orgs)."""
     folder = crypto_config / org / "user" / user
     if config.auth_type == CERT_MODE:
         files = {
@@ -182,7 +194,9 @@ def sdk_config_document(
         files = {"user_sign_key_file_path": str(folder / f"{user}.key")}
     node: dict[str, Any] = {"conn_cnt": 1, "enable_tls": config.rpc_tls}
     if config.rpc_tls:
-        node["trust_root_paths"] = [str(crypto_config / o / "ca") for o in config.orgs()]
+        node["trust_root_paths"] = [
+            str(crypto_config / o / "ca") for o in tls_orgs or config.orgs()
+        ]
         node["tls_host_name"] = "chainmaker.org"
     return {
         "chain_client": {

@@ -1,11 +1,14 @@
-"""Run ChainMaker requests on the chain's EVM state: user contract lifecycle, invoke and query.
+"""Run ChainMaker requests on the chain's EVM state: user contract lifecycle, invoke and query,
+and the system contracts that govern the chain (``CHAIN_CONFIG``, ``CERT_MANAGE``).
 
 A request that entered a block is executed by every validator, and its verdict (signature,
 endorsements, the contract's status) is part of what they agree on: a request that fails a check
-is still recorded, with a failed result, exactly as ChainMaker records it. Contracts live at
-ChainMaker's address for their name (keccak of the name, last 20 bytes), so web3.py reaches a
-contract the SDK created, and the other way round; their name, version and status sit in the
-storage of one registry account, so the state root covers them too.
+is still recorded, with a failed result, exactly as ChainMaker records it. It is judged by the
+chain configuration in force at that point of the chain (:mod:`.configstate`), which earlier
+requests of the same block may have changed. Contracts live at ChainMaker's address for their
+name (keccak of the name, last 20 bytes), so web3.py reaches a contract the SDK created, and the
+other way round; their name, version and status sit in the storage of one registry account, so
+the state root covers them too.
 """
 
 from __future__ import annotations
@@ -14,10 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from eth.abc import ComputationAPI, StateAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.exceptions import Revert
@@ -26,17 +25,14 @@ from eth_abi import decode as decode_abi
 from eth_typing import Address
 from eth_utils import keccak
 
-from . import pb, pubkeys, sm2
-from .auth import (
-    VERIFY_FAILED,
-    AuthError,
-    Signer,
-    Verifier,
-    contract_address,
-    field_bytes,
-    issuing_ca,
-)
+from . import certmanage, pb, pubkeys
+from .auth import AuthError, Signer, Verifier, contract_address, field_bytes
 from .chainconfig import MAX_PAYLOAD_BYTES, ChainMakerConfig
+from .chainconfig_update import CHAIN_CONFIG, UPDATES, check_sequence, target_org, updated
+from .configstate import ChainConfigs
+from .errors import RequestRefused, code
+
+__all__ = ["Admitted", "Executor", "RequestRefused", "code", "governed", "params_of"]
 
 REGISTRY = Address(keccak(b"minichain.chainmaker.contract-registry")[12:])
 DEFAULT_GAS = 10_000_000
@@ -49,23 +45,11 @@ LIFECYCLE = {
     "UNFREEZE_CONTRACT",
     "REVOKE_CONTRACT",
 }
-CERT_MANAGE = "CERT_MANAGE"
-CERT_METHODS = {"CERTS_FREEZE", "CERTS_UNFREEZE", "CERTS_REVOKE"}
+CERT_MANAGE = certmanage.CERT_MANAGE
 NORMAL, FROZEN, REVOKED = 0, 1, 2
 ERROR_SELECTOR = bytes.fromhex("08c379a0")
-
-
-def code(name: str) -> int:
-    return int(pb.TxStatusCode.Value(name))
-
-
-class RequestRefused(ValueError):
-    """A request refused at the door (never enters a block): a ChainMaker status code and why."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code(status)
+INVOKE = pb.TxType.Value("INVOKE_CONTRACT")
+QUERY = pb.TxType.Value("QUERY_CONTRACT")
 
 
 @dataclass
@@ -83,10 +67,22 @@ def params_of(payload: Any) -> dict[str, bytes]:
 class Executor:
     def __init__(self, config: ChainMakerConfig) -> None:
         self.config = config
-        self.verifier = Verifier(config)
-        self._senders: dict[bytes, Signer] = {}
-        """Senders of requests this node admitted, by keccak of the request: the check is a pure
-        function of the request and the configuration, so a block need not repeat it."""
+        """The genesis configuration: what never changes (the chain id) is read here."""
+        self.configs = ChainConfigs(config)
+        self._senders: dict[bytes, tuple[ChainMakerConfig, Signer]] = {}
+        """Senders of plain requests this node admitted, by keccak of the request, with the
+        configuration they were checked under: the check is a pure function of the two, so a
+        block need not repeat it while that configuration stands (only the sender's standing,
+        which certificate requests change). Governed requests are checked in full again: each
+        endorser's standing counts too, and they are few."""
+
+    def at(self, state: StateAPI | None) -> tuple[ChainMakerConfig, Verifier]:
+        """The configuration in force on ``state`` (the genesis one without a state)."""
+        return self.configs.at(state) if state is not None else self.configs.at_genesis()
+
+    def block_capacity(self, state: StateAPI) -> int:
+        """How many ChainMaker requests the next block may carry (``block_tx_capacity``)."""
+        return self.configs.config(state).block.block_tx_capacity
 
     # --- at the door ----------------------------------------------------------------------------
 
@@ -123,8 +119,9 @@ class Executor:
             )
         if not payload.tx_id or len(payload.tx_id) > 64 or not payload.tx_id.isalnum():
             raise RequestRefused("INVALID_PARAMETER", "tx_id must be 1 to 64 letters or digits")
-        block = self.config.block
-        if block.tx_timestamp_verify and payload.tx_type != pb.TxType.Value("QUERY_CONTRACT"):
+        config, verifier = self.at(state)
+        block = config.block
+        if block.tx_timestamp_verify and payload.tx_type != QUERY:
             skew = abs((now if now is not None else time.time()) - payload.timestamp)
             if skew > block.tx_timeout:
                 raise RequestRefused(
@@ -132,22 +129,42 @@ class Executor:
                     f"tx timestamp is {int(skew)} s away from the node's clock "
                     f"(at most {block.tx_timeout} s)",
                 )
+        if governed(payload) == f"{CHAIN_CONFIG}-{payload.method}":
+            check_sequence(config, payload)  # a stale or replayed update fails before it spreads
         try:
-            sender = self.verifier.sender(request, payload_bytes)
-            if state is not None:
-                sender = self.check_standing(state, sender)
-            resource = governed(payload)
-            if resource is not None:
-                self.verifier.endorsed(resource, request, payload_bytes, sender)
-            if payload.contract_name == pubkeys.PUBKEY_MANAGE:
-                pubkeys.check_endorsed(self.verifier, request, payload_bytes, sender)
+            sender = self._authorised(state, verifier, request, payload_bytes)
         except AuthError as exc:
             raise RequestRefused("INTERNAL_ERROR", str(exc)) from None
-        if payload.tx_type != pb.TxType.Value("QUERY_CONTRACT"):
+        if payload.tx_type != QUERY:
             if len(self._senders) >= SENDER_CACHE:
                 self._senders.clear()
-            self._senders[keccak(raw)] = sender
+            if not _names_hashes(request) and governed(payload) is None:
+                self._senders[keccak(raw)] = (config, sender)
         return Admitted(payload.tx_id, request, payload_bytes, sender)
+
+    def _authorised(
+        self, state: StateAPI | None, verifier: Verifier, request: Any, payload_bytes: bytes
+    ) -> Signer:
+        """The sender, in good standing, with the endorsements its resource asks for; an
+        endorser whose certificate was frozen or revoked endorses nothing."""
+        if state is not None:
+            request = certmanage.resolve_hashes(state, request)
+        sender = verifier.sender(request, payload_bytes)
+        if state is not None:
+            sender = self.check_standing(state, sender)
+        payload = request.payload
+        resource = governed(payload)
+        if resource is not None:
+            self_org = target_org(payload.method, params_of(payload))
+            verifier.endorsed(resource, request, payload_bytes, sender, self_org=self_org)
+            if state is not None:
+                for entry in request.endorsers:
+                    endorser = verifier.signer(entry, payload_bytes)
+                    if endorser.cert is not None:  # a key endorses as the trust roots say
+                        self.check_standing(state, endorser, "an endorser")
+        if payload.contract_name == pubkeys.PUBKEY_MANAGE:
+            pubkeys.check_endorsed(verifier, request, payload_bytes, sender)
+        return sender
 
     # --- in a block -----------------------------------------------------------------------------
 
@@ -158,25 +175,14 @@ class Executor:
         except RequestRefused as exc:
             return "", _result(exc.code, str(exc)).SerializeToString()
         payload = request.payload
-        if payload.tx_type != pb.TxType.Value("INVOKE_CONTRACT"):
+        if payload.tx_type != INVOKE:
             refused = _result(
                 code("INVALID_CONTRACT_TRANSACTION_TYPE"), "a block runs invokes only"
             )
             return payload.tx_id, refused.SerializeToString()
         snapshot = state.snapshot()
         try:
-            sender = self._senders.get(keccak(raw)) or self.verifier.sender(request, payload_bytes)
-            sender = self.check_standing(state, sender)
-            if payload.chain_id != self.config.chain_id:
-                raise RequestRefused("INVALID_PARAMETER", "chain id does not match")
-            if payload.contract_name == CONTRACT_MANAGE:
-                result = self._manage(state, header, request, payload_bytes, sender)
-            elif payload.contract_name == CERT_MANAGE:
-                result = self._certs(state, request, payload_bytes, sender)
-            elif payload.contract_name == pubkeys.PUBKEY_MANAGE:
-                result = self._pubkeys(state, request, payload_bytes, sender)
-            else:
-                result = self._invoke(state, header, payload, sender, persist=True)
+            result = self._run(state, header, request, payload_bytes, raw)
         except AuthError as exc:
             result = _result(code("INTERNAL_ERROR"), str(exc))
         except RequestRefused as exc:
@@ -190,6 +196,37 @@ class Executor:
             state.commit(snapshot)
         return payload.tx_id, result.SerializeToString()
 
+    def _run(
+        self, state: StateAPI, header: Any, request: Any, payload_bytes: bytes, raw: bytes
+    ) -> Any:
+        payload = request.payload
+        if payload.chain_id != self.config.chain_id:
+            raise RequestRefused("INVALID_PARAMETER", "chain id does not match")
+        config, verifier = self.configs.at(state)
+        cached = self._senders.get(keccak(raw))
+        if cached is not None and cached[0] is config:
+            sender = self.check_standing(state, cached[1])
+        else:
+            sender = self._authorised(state, verifier, request, payload_bytes)
+        name, method = payload.contract_name, payload.method
+        params = params_of(payload)
+        if name == CONTRACT_MANAGE:
+            return self._manage(state, header, request, sender)
+        if name == CERT_MANAGE:
+            if method not in certmanage.METHODS:
+                raise RequestRefused(
+                    "INVALID_CONTRACT_PARAMETER_METHOD",
+                    f"CERT_MANAGE method {method!r} is not supported: use one of "
+                    + ", ".join(sorted(certmanage.METHODS)),
+                )
+            return _result(0, "OK", certmanage.manage(state, method, params, sender, verifier))
+        if name == pubkeys.PUBKEY_MANAGE:
+            return self._pubkeys(state, request, payload_bytes, sender, verifier)
+        if name == CHAIN_CONFIG:
+            self.configs.store(state, updated(config, payload, params), header.block_number)
+            return _result(0, "OK")
+        return self._invoke(state, header, payload, sender, persist=True)
+
     def query(self, state: StateAPI, header: Any, payload: Any, sender: Signer) -> Any:
         """A QUERY_CONTRACT on a user contract, on a state that is thrown away afterwards."""
         try:
@@ -197,79 +234,29 @@ class Executor:
         except RequestRefused as exc:
             return _result(exc.code, str(exc))
 
-    # --- certificates ---------------------------------------------------------------------------
+    # --- standing -----------------------------------------------------------------------------
 
-    def _cert_slot(self, kind: str, ca: x509.Certificate, serial: int) -> int:
-        key = kind.encode() + ca.fingerprint(hashes.SHA256()) + serial.to_bytes(32, "big")
-        return int.from_bytes(keccak(key), "big")
-
-    def check_standing(self, state: StateAPI, signer: Signer) -> Signer:
+    def check_standing(self, state: StateAPI, signer: Signer, who: str = "the signer") -> Signer:
         """Refuse a signer whose certificate was frozen or revoked on chain, or whose key no
         admin registered; returns the signer with its role on chain."""
         if signer.cert is None or signer.issuer is None:
             return pubkeys.standing(state, REGISTRY, signer)
-        serial = signer.cert.serial_number
-        if state.get_storage(REGISTRY, self._cert_slot("revoked", signer.issuer, serial)):
-            raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is revoked")
-        if state.get_storage(REGISTRY, self._cert_slot("frozen", signer.issuer, serial)):
-            raise AuthError(f"{VERIFY_FAILED}, the certificate of the signer is frozen")
+        certmanage.check_standing(state, signer, who)
         return signer
 
-    def _pubkeys(self, state: StateAPI, request: Any, payload_bytes: bytes, sender: Signer) -> Any:
+    def _pubkeys(
+        self,
+        state: StateAPI,
+        request: Any,
+        payload_bytes: bytes,
+        sender: Signer,
+        verifier: Verifier,
+    ) -> Any:
         try:
-            done = pubkeys.manage(state, REGISTRY, self.verifier, request, payload_bytes, sender)
+            done = pubkeys.manage(state, REGISTRY, verifier, request, payload_bytes, sender)
         except pubkeys.Refused as exc:
             raise RequestRefused(exc.status, str(exc)) from None
         return _result(0, "OK", done)
-
-    def _flag(self, state: StateAPI, slot: int, value: int) -> None:
-        if state.get_nonce(REGISTRY) == 0:
-            state.set_nonce(REGISTRY, 1)
-        state.set_storage(REGISTRY, slot, value)
-
-    def _certs(self, state: StateAPI, request: Any, payload_bytes: bytes, sender: Signer) -> Any:
-        payload = request.payload
-        method = payload.method
-        if method not in CERT_METHODS:
-            raise RequestRefused(
-                "INVALID_CONTRACT_PARAMETER_METHOD",
-                f"CERT_MANAGE method {method!r} is not supported: use one of "
-                + ", ".join(sorted(CERT_METHODS)),
-            )
-        self.verifier.endorsed(f"{CERT_MANAGE}-{method}", request, payload_bytes, sender)
-        params = params_of(payload)
-        done = []
-        if method == "CERTS_REVOKE":
-            try:
-                crl = x509.load_pem_x509_crl(params.get("cert_crl", b""))
-            except ValueError:
-                raise RequestRefused("INVALID_PARAMETER", "cert_crl is not a PEM CRL") from None
-            ca = next(
-                (c for cas in self.verifier.roots.values() for c in cas if _crl_signed_by(crl, c)),
-                None,
-            )
-            if ca is None:
-                raise RequestRefused("INVALID_PARAMETER", "the CRL is not signed by a trusted CA")
-            for revoked in crl:
-                self._flag(state, self._cert_slot("revoked", ca, revoked.serial_number), 1)
-                done.append(str(revoked.serial_number))
-        else:
-            text = params.get("certs", b"").decode(errors="replace")
-            pems = [p for p in text.split(",") if p.strip()]
-            if not pems:
-                raise RequestRefused("INVALID_PARAMETER", "no certs given")
-            for pem in pems:
-                try:
-                    cert = x509.load_pem_x509_certificate(pem.strip().encode())
-                except ValueError:
-                    raise RequestRefused("INVALID_PARAMETER", "a cert is not PEM") from None
-                ca = issuing_ca(self.verifier, cert)
-                if ca is None:
-                    raise RequestRefused("INVALID_PARAMETER", "a cert is not from a trusted CA")
-                slot = self._cert_slot("frozen", ca, cert.serial_number)
-                self._flag(state, slot, 1 if method == "CERTS_FREEZE" else 0)
-                done.append(str(cert.serial_number))
-        return _result(0, "OK", ",".join(done).encode())
 
     # --- contracts ------------------------------------------------------------------------------
 
@@ -294,9 +281,7 @@ class Executor:
                 int.from_bytes(version.encode()[:32].ljust(32, b"\0")),
             )
 
-    def _manage(
-        self, state: StateAPI, header: Any, request: Any, payload_bytes: bytes, sender: Signer
-    ) -> Any:
+    def _manage(self, state: StateAPI, header: Any, request: Any, sender: Signer) -> Any:
         payload = request.payload
         method = payload.method
         if method not in LIFECYCLE:
@@ -305,7 +290,6 @@ class Executor:
                 f"CONTRACT_MANAGE method {method!r} is not supported: use one of "
                 + ", ".join(sorted(LIFECYCLE)),
             )
-        self.verifier.endorsed(f"{CONTRACT_MANAGE}-{method}", request, payload_bytes, sender)
         params = params_of(payload)
         name = params.get("CONTRACT_NAME", b"").decode(errors="replace")
         if not name:
@@ -420,24 +404,23 @@ class Executor:
 
 def governed(payload: Any) -> str | None:
     """The resource whose policy a request needs endorsements for, if any."""
-    if payload.contract_name == CONTRACT_MANAGE and payload.method in LIFECYCLE:
-        return f"{CONTRACT_MANAGE}-{payload.method}"
-    if payload.contract_name == CERT_MANAGE and payload.method in CERT_METHODS:
-        return f"{CERT_MANAGE}-{payload.method}"
+    name, method = payload.contract_name, payload.method
+    if payload.tx_type != INVOKE:
+        return None
+    if (
+        (name == CONTRACT_MANAGE and method in LIFECYCLE)
+        or (name == CERT_MANAGE and method in certmanage.GOVERNED)
+        or (name == CHAIN_CONFIG and method in UPDATES)
+    ):
+        return f"{name}-{method}"
     return None
 
 
-def _crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
-    try:
-        key = ca.public_key()
-    except UnsupportedAlgorithm:  # a curve cryptography lacks: an SM2 CA
-        return sm2.crl_signed_by(crl, ca)
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        return False
-    try:
-        return crl.issuer == ca.subject and crl.is_signature_valid(key)
-    except (ValueError, TypeError):
-        return False
+def _names_hashes(request: Any) -> bool:
+    """True when a signer is named by certificate hash: its certificate is looked up on chain
+    again at execution (CERTS_DELETE may have removed it), so its check is not cached."""
+    entries = [request.sender, *request.endorsers]
+    return any(e.signer.member_type == certmanage.CERT_HASH for e in entries)
 
 
 def _is_hex(text: str, length: int) -> bool:

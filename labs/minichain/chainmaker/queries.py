@@ -1,4 +1,5 @@
-"""Answers to ChainMaker's read-only system contracts (CHAIN_QUERY, CHAIN_CONFIG, CONTRACT_MANAGE).
+"""Answers to ChainMaker's read-only system contracts (CHAIN_QUERY, CHAIN_CONFIG, CONTRACT_MANAGE,
+CERT_MANAGE).
 
 The chain is the node's own: a ChainMaker block here is a minichain block seen through
 ChainMaker's messages, with the block's ChainMaker requests as its transactions. Answers are the
@@ -31,6 +32,14 @@ class ChainView(Protocol):
     def contract_status(self, name: str) -> tuple[int, str] | None: ...
 
     def nodes(self) -> list[tuple[str, str]]: ...
+
+    def config_at(self, height: int | None) -> ChainMakerConfig:
+        """The chain configuration after block ``height`` (None: the head)."""
+        ...
+
+    def last_config_block(self) -> int: ...
+
+    def cert_query(self, params: dict[str, bytes]) -> bytes: ...
 
 
 def chain_config_message(config: ChainMakerConfig) -> Any:
@@ -154,7 +163,7 @@ def chain_query(view: ChainView, config: ChainMakerConfig, payload: Any) -> byte
     if method == "GET_LAST_BLOCK":
         return block_info(view, config, view.head_height()).SerializeToString()
     if method == "GET_LAST_CONFIG_BLOCK":
-        return block_info(view, config, 0).SerializeToString()
+        return block_info(view, config, view.last_config_block()).SerializeToString()
     if method == "GET_BLOCK_BY_TX_ID":
         return block_info(view, config, _tx(view, params)[0]).SerializeToString()
     if method == "GET_BLOCK_HEIGHT_BY_TX_ID":
@@ -176,6 +185,40 @@ def chain_query(view: ChainView, config: ChainMakerConfig, payload: Any) -> byte
     if method == "GET_ARCHIVED_BLOCK_HEIGHT":
         return b"0"
     raise RequestRefused("INVALID_CONTRACT_PARAMETER_METHOD", f"CHAIN_QUERY {method} is not served")
+
+
+def config_query(view: ChainView, payload: Any) -> bytes:
+    """CHAIN_CONFIG queries: the configuration now, after a given block, or its policies."""
+    method = payload.method
+    if method == "GET_CHAIN_CONFIG":
+        return chain_config_message(view.config_at(None)).SerializeToString()
+    if method == "GET_CHAIN_CONFIG_AT":
+        params = params_of(payload)
+        raw = params.get("block_height", b"").decode(errors="replace")
+        try:
+            height = int(raw)
+        except ValueError:
+            raise RequestRefused(
+                "INVALID_PARAMETER", f"block_height {raw!r} is not a number"
+            ) from None
+        if not 0 <= height <= view.head_height():
+            raise RequestRefused("CONTRACT_FAIL", f"block {height} not found")
+        return chain_config_message(view.config_at(height)).SerializeToString()
+    if method == "PERMISSION_LIST":
+        config = view.config_at(None)
+        listed = pb.ChainConfig(resource_policies=chain_config_message(config).resource_policies)
+        return listed.SerializeToString()
+    raise RequestRefused(
+        "INVALID_CONTRACT_PARAMETER_METHOD", f"CHAIN_CONFIG query {method} is not served"
+    )
+
+
+def cert_query(view: ChainView, payload: Any) -> bytes:
+    if payload.method == "CERTS_QUERY":
+        return view.cert_query(params_of(payload))
+    raise RequestRefused(
+        "INVALID_CONTRACT_PARAMETER_METHOD", f"CERT_MANAGE query {payload.method} is not served"
+    )
 
 
 def contract_query(view: ChainView, payload: Any) -> bytes:

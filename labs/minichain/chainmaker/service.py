@@ -20,8 +20,18 @@ import grpc
 
 from . import pb
 from .chainconfig import ChainMakerConfig
+from .chainconfig_update import CHAIN_CONFIG
+from .chainconfig_update import QUERIES as CONFIG_READS
 from .executor import RequestRefused, params_of
-from .queries import ChainView, block_info, chain_config_message, chain_query, contract_query
+from .nodestatus import NodeStatus
+from .queries import (
+    ChainView,
+    block_info,
+    cert_query,
+    chain_query,
+    config_query,
+    contract_query,
+)
 
 log = logging.getLogger("minichain.chainmaker")
 
@@ -37,6 +47,13 @@ def _int64(value: bytes | None, default: int) -> int:
     if value is None or len(value) != 8:
         return default
     return int.from_bytes(value, "little", signed=True)
+
+
+def _a_read(payload: Any) -> bool:
+    """A read of the chain configuration sent as an invoke: SDK 3.0.7 builds GET_CHAIN_CONFIG_AT
+    with its invoke-payload helper. A read changes nothing, so it is answered at once rather than
+    put in a block whose result the SDK would never look at."""
+    return payload.contract_name == CHAIN_CONFIG and payload.method in CONFIG_READS
 
 
 class AppView:
@@ -71,6 +88,26 @@ class AppView:
     def nodes(self) -> list[tuple[str, str]]:
         return list(self._nodes)
 
+    def _state(self, height: int | None) -> Any:
+        if height is None:
+            return self.app.head_state()
+        block = self.block(height)
+        if block is None:
+            raise RequestRefused("CONTRACT_FAIL", f"block {height} not found")
+        return self.app.state_for(block.header)
+
+    def config_at(self, height: int | None) -> ChainMakerConfig:
+        config: ChainMakerConfig = self.app.chainmaker.configs.config(self._state(height))
+        return config
+
+    def last_config_block(self) -> int:
+        return int(self.app.chainmaker.configs.last_block(self.app.head_state()))
+
+    def cert_query(self, params: dict[str, bytes]) -> bytes:
+        from .certmanage import query
+
+        return query(self.app.head_state(), params)
+
 
 class RpcNode:
     """Handlers of the RpcNode methods this chain serves (the rest answer UNIMPLEMENTED)."""
@@ -81,11 +118,19 @@ class RpcNode:
         view: ChainView,
         config: ChainMakerConfig,
         submit: Callable[[bytes], None],
+        engine: Callable[[], Any] = lambda: None,
     ) -> None:
         self.app = app
         self.view = view
         self.config = config
+        """The genesis configuration: its chain id; the rest is read from the head's state."""
         self.submit = submit
+        self.status = NodeStatus(
+            app.cm_pool,
+            engine,
+            lambda tx_id: view.cm_tx(tx_id) is not None,
+            app.mempool_limit,
+        )
 
     async def send_request(self, raw: bytes, context: Any) -> Any:
         try:
@@ -120,7 +165,9 @@ class RpcNode:
         executor = self.app.chainmaker
         payload_type = pb.TxType.Value
         admitted_request, _ = executor.parse(raw)
-        if admitted_request.payload.tx_type != payload_type("QUERY_CONTRACT"):
+        if admitted_request.payload.tx_type != payload_type("QUERY_CONTRACT") and not _a_read(
+            admitted_request.payload
+        ):
             admitted = self.app.check_cm(raw)
             self.submit(raw)
             return pb.TxResponse(code=0, message="OK", tx_id=admitted.tx_id)
@@ -129,11 +176,10 @@ class RpcNode:
         name = payload.contract_name
         if name == "CHAIN_QUERY":
             result = chain_query(self.view, self.config, payload)
-        elif name == "CHAIN_CONFIG" and payload.method in (
-            "GET_CHAIN_CONFIG",
-            "GET_CHAIN_CONFIG_AT",
-        ):
-            result = chain_config_message(self.config).SerializeToString()
+        elif name == "CHAIN_CONFIG":
+            result = config_query(self.view, payload)
+        elif name == "CERT_MANAGE":
+            result = cert_query(self.view, payload)
         elif name == "CONTRACT_MANAGE":
             result = contract_query(self.view, payload)
         else:
@@ -213,10 +259,69 @@ class RpcNode:
     async def get_version(self, request: Any, context: Any) -> Any:
         return pb.ChainMakerVersionResponse(code=0, message="OK", version=self.config.version)
 
+    def _status_call(self, answer: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+        """A txpool / consensus method: the request names this chain, and there is an engine."""
+
+        async def call(request: Any, context: Any) -> Any:
+            if request.chain_id != self.config.chain_id:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"chain id {request.chain_id!r} is not this node's {self.config.chain_id!r}",
+                )
+            if self.status.engine() is None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "consensus is not running")
+            return answer(request)
+
+        return call
+
+    def _status_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        from chainmaker.protos.consensus import consensus_pb2
+        from chainmaker.protos.txpool import transaction_pool_pb2 as txpool
+
+        status = self.status
+        methods: list[tuple[str, Any, Callable[[Any], Any]]] = [
+            ("GetPoolStatus", txpool.GetPoolStatusRequest, lambda r: status.pool_status()),
+            (
+                "GetTxIdsByTypeAndStage",
+                txpool.GetTxIdsByTypeAndStageRequest,
+                lambda r: status.tx_ids(r.tx_type, r.tx_stage),
+            ),
+            (
+                "GetTxsInPoolByTxIds",
+                txpool.GetTxsInPoolByTxIdsRequest,
+                lambda r: status.txs(list(r.tx_ids)),
+            ),
+            ("GetTxStatus", txpool.GetTxStatusRequest, lambda r: status.tx_status(r.tx_id)),
+            (
+                "GetConsensusValidators",
+                consensus_pb2.GetConsensusStatusRequest,
+                lambda r: status.validators(),
+            ),
+            (
+                "GetConsensusHeight",
+                consensus_pb2.GetConsensusStatusRequest,
+                lambda r: status.height(),
+            ),
+            (
+                "GetConsensusStateJSON",
+                consensus_pb2.GetConsensusStatusRequest,
+                lambda r: status.state_json(),
+            ),
+        ]
+        return {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._status_call(answer),
+                request_deserializer=request_type.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+            for name, request_type, answer in methods
+        }
+
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
+                **self._status_handlers(),
                 "SendRequest": grpc.unary_unary_rpc_method_handler(
                     self.send_request,
                     request_deserializer=None,
@@ -236,15 +341,45 @@ class RpcNode:
         )
 
 
-def server_credentials(node_dir: Path, config: ChainMakerConfig) -> grpc.ServerCredentials:
-    """Mutual TLS with the node's consensus TLS pair; clients need a cert from a trusted CA."""
-    name = node_dir.name
-    key = (node_dir / f"{name}.tls.key").read_bytes()
-    cert = (node_dir / f"{name}.tls.crt").read_bytes()
-    roots = "".join(p for t in config.trust_roots for p in t.root).encode()
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=roots, require_client_auth=True
-    )
+def trust_roots_pem(config: ChainMakerConfig) -> bytes:
+    return "".join(p for t in config.trust_roots for p in t.root).encode()
+
+
+class TlsRoots:
+    """Mutual TLS with the node's consensus TLS pair; clients need a cert from a trusted CA.
+
+    The trusted CAs are those of the configuration at the head: ``update`` (called when a block
+    commits) hands the next handshake the new set, so a TRUST_ROOT_ADD lets the new org's
+    clients connect, and a TRUST_ROOT_DELETE shuts them out, without restarting the node.
+    """
+
+    def __init__(self, node_dir: Path, roots: bytes) -> None:
+        name = node_dir.name
+        self._pair = (
+            (node_dir / f"{name}.tls.key").read_bytes(),
+            (node_dir / f"{name}.tls.crt").read_bytes(),
+        )
+        self._roots = roots
+        self._served = roots
+
+    def update(self, roots: bytes) -> None:
+        self._roots = roots
+
+    def _configuration(self, roots: bytes) -> Any:
+        return grpc.ssl_server_certificate_configuration([self._pair], root_certificates=roots)
+
+    def _fetch(self) -> Any:
+        """Asked by gRPC before each handshake: a new configuration, or None for the same."""
+        roots = self._roots
+        if roots == self._served:
+            return None
+        self._served = roots
+        return self._configuration(roots)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._configuration(self._served), self._fetch, require_client_authentication=True
+        )
 
 
 async def start_server(

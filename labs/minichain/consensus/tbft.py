@@ -142,11 +142,7 @@ class TBFTEngine(ConsensusEngine):
         self.timeout_delta = float_param("tbft", p, "timeout_delta", 0.5)
         self.empty_block_interval = float_param("tbft", p, "empty_block_interval", 1.0)
         self.gossip_interval = float_param("tbft", p, "gossip_interval", 0.5) or 0.5
-        self.validators = list(host.validators)
-        self.members = set(self.validators)
-        self.n = len(self.validators)
-        self.f = (self.n - 1) // 3
-        self.q = self.quorum(self.n)
+        self._set_validators(list(host.validators))
         self.me = host.node_id
         self.height = 0
         self._new_height_state()
@@ -158,6 +154,29 @@ class TBFTEngine(ConsensusEngine):
         self.ahead_peers: set[str] = set()
 
     # -- state ---------------------------------------------------------------------------------
+    def _set_validators(self, validators: list[str]) -> None:
+        self.validators = validators
+        self.members = set(validators)
+        self.n = len(validators)
+        self.f = (self.n - 1) // 3
+        self.q = self.quorum(self.n)
+
+    def _follow_validator_set(self) -> None:
+        """Take the validators the host names for this height, if it names any.
+
+        A host whose validator set changes with the chain (ChainMaker's chain configuration adds
+        or removes consensus nodes) offers ``validators_at(height)``; it is asked once per height,
+        right after the height before was committed, so every validator switches at the same
+        height. Commit proofs of a synced block are checked against the set of its own height.
+        """
+        at = getattr(self.host, "validators_at", None)
+        if at is None:
+            return
+        validators = list(at(self.height))
+        if validators and validators != self.validators:
+            self._set_validators(validators)
+            self.host.log("tbft_validators", height=self.height, validators=validators)
+
     def _new_height_state(self) -> None:
         self.round = 0
         self.step = PROPOSE_STEP
@@ -192,6 +211,7 @@ class TBFTEngine(ConsensusEngine):
 
     def start(self) -> None:
         self.height = self.host.committed_height() + 1
+        self._follow_validator_set()
         self.last_commit_time = self.host.now()
         saved = self.host.load_state()
         start_round = 0
@@ -275,6 +295,8 @@ class TBFTEngine(ConsensusEngine):
 
     def _vote(self, kind: str, block_hash: bytes) -> None:
         """Cast (or, after a restart, re-cast) our one vote of ``kind`` in this round."""
+        if self.me not in self.members:
+            return  # a node outside the validator set follows the chain; it has no vote
         key = (self.round, kind)
         recorded = self.my_votes.get(key)
         if recorded is not None:
@@ -293,7 +315,18 @@ class TBFTEngine(ConsensusEngine):
             self._maybe_propose()
 
     def on_message(self, sender: str, msg: Any) -> None:
+        # Committed blocks carry their own proof, so any peer the transport let in may ask for
+        # them or offer them: a node outside the validator set (one about to join, or one that
+        # left) follows the chain this way. Votes and proposals count from validators only.
+        if isinstance(msg, TbftSyncRequest):
+            self._serve_sync(sender, msg)
+            return
+        if isinstance(msg, TbftSyncBlock):
+            self._on_sync_block(msg)
+            return
         if sender not in self.members:
+            if isinstance(msg, TbftVote | TbftProposal) and msg.height > self.height:
+                self.ahead_peers.add(sender)  # a validator of a set we have not reached yet
             return
         if isinstance(msg, TbftVote | TbftProposal):
             if msg.height > self.height:
@@ -312,10 +345,6 @@ class TBFTEngine(ConsensusEngine):
                     self._on_vote(msg)
             elif self._authentic_proposal(msg):
                 self._on_proposal(msg)
-        elif isinstance(msg, TbftSyncRequest):
-            self._serve_sync(sender, msg)
-        elif isinstance(msg, TbftSyncBlock):
-            self._on_sync_block(msg)
 
     def _authentic_vote(self, v: TbftVote) -> bool:
         return (
@@ -472,6 +501,7 @@ class TBFTEngine(ConsensusEngine):
         self.host.commit_block(block, precommits)
         self.host.log("tbft_commit", height=self.height, round=self.round, hash=block.hash)
         self.height += 1
+        self._follow_validator_set()
         self.last_commit_time = self.host.now()
         self._new_height_state()
         self._save()

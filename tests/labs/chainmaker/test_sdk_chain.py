@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -30,8 +28,7 @@ from web3 import Web3
 from labs.minichain.chainmaker.cryptogen import issue_member_cert, make_org_ca
 from labs.minichain.contracts import compile_solidity
 
-ROOT = Path(__file__).resolve().parents[3]
-ORG = "wx-org{}.chainmaker.org"
+from .sdkchain import ORG, academy, admins, member_client
 
 BALANCE = """
 pragma solidity ^0.8.20;
@@ -50,28 +47,16 @@ contract Balance {
 """
 
 
-def _academy(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}")
-    return subprocess.run(
-        [sys.executable, "-c", "from academy.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     data = tmp_path_factory.mktemp("cm") / "chain"
-    up = _academy("chain", "up", "--data", str(data), "--orgs", "4", "--detach")
+    up = academy("chain", "up", "--data", str(data), "--orgs", "4", "--detach")
     try:
         assert up.returncode == 0, up.stderr
         summary = json.loads(up.stdout)  # stdout is the JSON alone, even on a first up
         yield summary
     finally:
-        _academy("chain", "down", "--data", str(data))
+        academy("chain", "down", "--data", str(data))
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +81,6 @@ def deployed(cc, chain, balance) -> str:
     return "balance001"
 
 
-def _admins(chain, orgs):
-    crypto = chain["chainmaker"]["crypto_config"]
-    return [
-        {
-            "org_id": ORG.format(i),
-            "user_sign_crt_file_path": f"{crypto}/{ORG.format(i)}/user/admin1/admin1.sign.crt",
-            "user_sign_key_file_path": f"{crypto}/{ORG.format(i)}/user/admin1/admin1.sign.key",
-        }
-        for i in orgs
-    ]
-
-
 def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
     payload = cc.create_contract_create_payload(
         contract_name=name,
@@ -116,7 +89,7 @@ def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
         runtime_type=RuntimeType.EVM,
         params=[{"uint256": "7"}],
     )
-    endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
+    endorsers = cc.create_endorsers(payload, admins(chain, orgs))
     return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
 
@@ -306,10 +279,10 @@ def test_malformed_protobuf_gets_invalid_parameter_and_the_node_lives_on(
 def test_upgrade_freeze_unfreeze_revoke_under_the_admins_policy(cc, chain, balance) -> None:
     assert _create(cc, chain, balance, "lifecycle").code == 0
     assert _invoke(cc, "lifecycle", 3).code == 0
-    admins = _admins(chain, (2, 3, 4))
+    endorsing = admins(chain, (2, 3, 4))
 
     def manage(payload):
-        endorsers = cc.create_endorsers(payload, admins)
+        endorsers = cc.create_endorsers(payload, endorsing)
         return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
     upgraded = manage(
@@ -336,7 +309,7 @@ def test_upgrade_freeze_unfreeze_revoke_under_the_admins_policy(cc, chain, balan
     with pytest.raises(EndorsementNotEnoughError):  # one admin cannot bring it back either
         payload = cc.create_contract_unfreeze_payload("lifecycle")
         cc.send_contract_manage_request(
-            payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1,)))
+            payload, endorsers=cc.create_endorsers(payload, admins(chain, (1,)))
         )
 
 
@@ -374,23 +347,13 @@ def test_subscriptions_to_blocks_txs_and_contract_events(cc, deployed) -> None:
 
 
 def test_a_frozen_or_revoked_certificate_is_refused(cc, chain, deployed) -> None:
-    import yaml
-
     crypto = Path(chain["chainmaker"]["crypto_config"])
-    document = yaml.safe_load(Path(chain["chainmaker"]["sdk_config"]).read_text())
     user = crypto / ORG.format(2) / "user" / "client1"
-    document["chain_client"].update(
-        org_id=ORG.format(2),
-        user_key_file_path=str(user / "client1.tls.key"),
-        user_crt_file_path=str(user / "client1.tls.crt"),
-        user_sign_key_file_path=str(user / "client1.sign.key"),
-        user_sign_crt_file_path=str(user / "client1.sign.crt"),
-    )
-    other = ChainClient.from_conf(document)  # org2's client1
+    other = member_client(chain, ORG.format(2), "client1")
     method, params = calc_evm_method_params("total", [])
     assert other.query_contract(deployed, method, params).code == 0
     cert = (user / "client1.sign.crt").read_text()
-    org2_admin = _admins(chain, (2,))
+    org2_admin = admins(chain, (2,))
 
     def manage(payload):
         endorsers = cc.create_endorsers(payload, org2_admin)

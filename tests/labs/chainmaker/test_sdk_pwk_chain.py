@@ -18,7 +18,8 @@ from eth_utils import keccak
 
 from labs.minichain.chainmaker import keys
 from labs.minichain.chainmaker.cryptogen import write_key_member
-from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _total
+from tests.labs.chainmaker.sdkchain import ORG, academy, all_nodes_past
+from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
 PWK = "permissionedWithKey"
@@ -29,12 +30,12 @@ def chain(request, tmp_path_factory):
     """One chain per crypto profile: every test here runs on both."""
     data = tmp_path_factory.mktemp(f"cm-pwk-{request.param}") / "chain"
     args = ["--orgs", "4", "--identity", PWK, "--crypto", request.param, "--detach"]
-    up = _academy("chain", "up", "--data", str(data), *args)
+    up = academy("chain", "up", "--data", str(data), *args)
     try:
         assert up.returncode == 0, up.stderr
         yield json.loads(up.stdout) | {"profile": request.param}
     finally:
-        _academy("chain", "down", "--data", str(data))
+        academy("chain", "down", "--data", str(data))
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +270,42 @@ def test_a_key_belongs_to_one_org_and_admin_keys_stay_admins(cc, chain) -> None:
     assert _manage(cc, payload, cc.create_endorsers(payload, _admins(chain, (3,)))).code == 0
     assert add(org4_admin, org3_client, 4, (4,)).code == 0  # free again, so org4 may take it
     org4_admin.stop()
+
+
+def _config_update(cc, chain, payload, orgs=(1, 2, 3)):
+    endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
+    return cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
+
+
+def test_key_admins_update_the_config_and_add_an_org_by_its_admin_key(cc, chain, tmp_path):
+    before = cc.get_chain_config()
+    payload = cc.create_chain_config_block_update_payload(block_size=19)
+    with pytest.raises(EndorsementNotEnoughError):
+        cc.send_chain_config_update_request(
+            payload, cc.create_endorsers(payload, _admins(chain, (1,)))
+        )
+    assert _config_update(cc, chain, payload).code == 0
+    all_nodes_past(chain, cc.get_block_height_by_tx_id(payload.tx_id))
+    after = cc.get_chain_config()
+    assert (after.sequence, after.block.block_size) == (before.sequence + 1, 19)
+
+    org = ORG.format(6)
+    pem = write_key_member(tmp_path / org, "user", "admin1", chain["profile"]).read_text()
+    newcomer = _client(chain, 6, "admin1", key_file=tmp_path / org / "user/admin1/admin1.key")
+    with pytest.raises(AuthenticationError, match="not in the trust roots"):
+        newcomer.get_current_block_height()
+    org2_admin = (_key_file(chain, 2, "admin1").with_suffix(".pem")).read_text()
+    for root, why in (
+        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a PEM public key"),
+        (org2_admin, "is an admin key of " + ORG.format(2)),
+    ):
+        refused = _config_update(
+            cc, chain, cc.create_chain_config_trust_root_add_payload(org, [root])
+        )
+        assert refused.code != 0 and why in refused.message
+    added = cc.create_chain_config_trust_root_add_payload(org, [pem])
+    assert _config_update(cc, chain, added).code == 0
+    all_nodes_past(chain, cc.get_block_height_by_tx_id(added.tx_id))
+    assert org in [t.org_id for t in cc.get_chain_config().trust_roots]
+    assert newcomer.get_current_block_height() > 0  # its admin key is a trust root now
+    newcomer.stop()

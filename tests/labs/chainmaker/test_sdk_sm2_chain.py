@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_utils import keccak
 
 from labs.minichain.chainmaker import sm2
-from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca
-from tests.labs.chainmaker.test_sdk_chain import ORG, _academy, _admins, _total
+from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca, write_org
+from tests.labs.chainmaker.sdkchain import ORG, academy, admins, all_nodes_past, member_client
+from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
 CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
@@ -31,12 +32,12 @@ CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     data = tmp_path_factory.mktemp("cm-sm2") / "chain"
-    up = _academy("chain", "up", "--data", str(data), "--orgs", "4", "--crypto", "sm2", "--detach")
+    up = academy("chain", "up", "--data", str(data), "--orgs", "4", "--crypto", "sm2", "--detach")
     try:
         assert up.returncode == 0, up.stderr
         yield json.loads(up.stdout)
     finally:
-        _academy("chain", "down", "--data", str(data))
+        academy("chain", "down", "--data", str(data))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
         runtime_type=RuntimeType.EVM,
         params=[{"uint256": "7"}],
     )
-    endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
+    endorsers = cc.create_endorsers(payload, admins(chain, orgs))
     return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
 
@@ -155,7 +156,7 @@ def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
     cert = (user / "client1.sign.crt").read_text()
 
     def manage(payload):
-        endorsers = cc.create_endorsers(payload, _admins(chain, (2,)))
+        endorsers = cc.create_endorsers(payload, admins(chain, (2,)))
         return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
     assert manage(cc.create_cert_freeze_payload([cert])).code == 0
@@ -171,7 +172,7 @@ def test_pubkey_management_is_refused_on_a_certificate_chain(cc, chain) -> None:
     payload = cc.create_pubkey_add_payload(pem, ORG.format(1), "client")
     with pytest.raises(AuthenticationError, match="serves permissionedWithKey chains"):
         cc.send_pubkey_manage_request(
-            payload, endorsers=cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
+            payload, endorsers=cc.create_endorsers(payload, admins(chain, (1, 2, 3)))
         )
 
 
@@ -207,7 +208,7 @@ def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
 
     def revoke(crl: bytes):
         payload = cc.create_cert_revoke_payload(crl.decode())
-        endorsers = cc.create_endorsers(payload, _admins(chain, (3,)))
+        endorsers = cc.create_endorsers(payload, admins(chain, (3,)))
         return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
 
     forged = revoke(crl_from(*make_org_ca(ORG.format(3), "sm2")))  # same name, another CA
@@ -217,3 +218,46 @@ def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
     with pytest.raises(AuthenticationError, match="revoked"):
         other.query_contract("sm2balance", method, params)
     other.stop()
+
+
+def test_sm2_admins_update_the_chain_config_and_trust_a_new_sm2_org(cc, chain, tmp_path) -> None:
+    before = cc.get_chain_config()
+    payload = cc.create_chain_config_block_update_payload(block_size=17)
+    with pytest.raises(EndorsementNotEnoughError):  # MAJORITY holds on SM2 endorsements too
+        cc.send_chain_config_update_request(
+            payload, cc.create_endorsers(payload, admins(chain, (1,)))
+        )
+    endorsers = cc.create_endorsers(payload, admins(chain, (1, 2, 3)))
+    done = cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
+    assert done.code == 0, done.message
+    height = cc.get_block_height_by_tx_id(payload.tx_id)
+    all_nodes_past(chain, height)
+    after = cc.get_chain_config()
+    assert (after.sequence, after.block.block_size) == (before.sequence + 1, 17)
+    assert after.crypto.hash == "SM3"  # an update keeps the profile
+    assert (
+        cc.get_chain_config_by_block_height(height - 1).block.block_size == before.block.block_size
+    )
+
+    org = ORG.format(7)
+    write_org(tmp_path / "ecdsa", org, 1, "ecdsa")
+    wrong = cc.create_chain_config_trust_root_add_payload(
+        org, [(tmp_path / "ecdsa" / org / "ca/ca.crt").read_text()]
+    )
+    refused = cc.send_chain_config_update_request(
+        wrong, cc.create_endorsers(wrong, admins(chain, (1, 2, 3))), with_sync_result=True
+    )
+    assert refused.code != 0 and "holds an ecdsa key" in refused.message
+    write_org(tmp_path / "sm2", org, 1, "sm2")
+    outsider = member_client(chain, org, "client1", crypto=tmp_path / "sm2")
+    with pytest.raises(AuthenticationError, match="not in the trust roots"):
+        outsider.get_current_block_height()
+    added = cc.create_chain_config_trust_root_add_payload(
+        org, [(tmp_path / "sm2" / org / "ca/ca.crt").read_text()]
+    )
+    endorsers = cc.create_endorsers(added, admins(chain, (1, 2, 3)))
+    done = cc.send_chain_config_update_request(added, endorsers, with_sync_result=True)
+    assert done.code == 0, done.message
+    all_nodes_past(chain, cc.get_block_height_by_tx_id(added.tx_id))
+    assert outsider.get_current_block_height() > 0  # its SM2 member signs in now
+    outsider.stop()

@@ -24,7 +24,7 @@ from labs.minichain.chainmaker.cryptogen import (
     org_id,
     write_org,
 )
-from tests.labs.chainmaker.test_sdk_chain import _academy
+from tests.labs.chainmaker.sdkchain import academy
 
 DEFAULT_ID = "1234567812345678"
 
@@ -183,11 +183,11 @@ def test_an_ecdsa_member_cannot_sign_into_an_sm2_org(orgs: Path, tmp_path: Path)
 
 
 def test_chain_init_takes_the_profile_and_names_the_choices(tmp_path: Path) -> None:
-    bad = _academy("chain", "init", "--data", str(tmp_path / "bad"), "--crypto", "rsa")
+    bad = academy("chain", "init", "--data", str(tmp_path / "bad"), "--crypto", "rsa")
     assert bad.returncode == 2 and "use ecdsa" in bad.stderr and "sm2" in bad.stderr
     assert not (tmp_path / "bad" / "genesis.json").exists()
     data = tmp_path / "sm2"
-    made = _academy("chain", "init", "--data", str(data), "--nodes", "2", "--crypto", "sm2")
+    made = academy("chain", "init", "--data", str(data), "--nodes", "2", "--crypto", "sm2")
     assert made.returncode == 0, made.stderr
     bc1 = yaml.safe_load((data / "chainmaker" / "bc1.yml").read_text())
     sdk = yaml.safe_load((data / "chainmaker" / "sdk_config.yml").read_text())["chain_client"]
