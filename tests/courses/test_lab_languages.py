@@ -105,6 +105,13 @@ def _nb(text: str, language: str = "zh-CN") -> nbformat.NotebookNode:
     return build_notebook(text, language=language)
 
 
+def test_a_comparison_continued_on_its_own_line_is_python_not_a_shell_line() -> None:
+    en = 'assert (\n    f(1)\n    != f(2)\n), "roots differ"\n'
+    zh = 'assert (\n    f(1)\n    != f(2)\n), "根不同"\n'
+    assert program_of(en) == program_of(zh)
+    assert program_of(en) != program_of(en.replace("f(2)", "f(3)"))
+
+
 def test_version_problems_name_each_difference() -> None:
     en = _nb(GOOD, "en")
     assert version_problems(en, _nb(ZH), "zh-CN", "x") == []

@@ -78,12 +78,18 @@ def _source(cell: Mapping[str, Any]) -> str:
     return "".join(src) if isinstance(src, list) else str(src)
 
 
+def _is_magic(line: str) -> bool:
+    """An IPython magic or shell line; ``!=`` opening a continued comparison is Python."""
+    text = line.lstrip()
+    return text.startswith("%") or (text.startswith("!") and not text.startswith("!="))
+
+
 def program_of(code: str) -> str:
     """The part of a code cell a translation must leave alone, as comparable text (see the
     module's rule); a cell that does not parse is compared as it is, minus blank lines."""
     lines = code.splitlines()
-    magic = [line.strip() for line in lines if line.lstrip().startswith(("%", "!"))]
-    python = "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    magic = [line.strip() for line in lines if _is_magic(line)]
+    python = "\n".join("pass" if _is_magic(line) else line for line in lines)
     try:
         tree = ast.parse(python)
     except (SyntaxError, ValueError):
