@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assignment import AssignmentError, Course, read_node
+from .assignment import AssignmentError, Course, read_node, reads_node
 from .executor import CellSpec, execute
 from .limits import Limits
 from .scoring import CellResult, TamperedError, prepare, score_notebook
@@ -187,13 +187,24 @@ def load_job(
     job.files = {**own, **course_files}
     for source_path, source in sources or load_sources(course, assignment):
         submitted_path = folder / source_path.name
-        if not submitted_path.exists():
+        if not os.path.lexists(submitted_path):
             job.notebooks.append(
                 (source_path.stem, source, None, f"{source_path.name} was not submitted")
             )
             continue
+        data = _read_plain(submitted_path)
+        if isinstance(data, str):  # a link may point at the source notebook, hidden tests and all
+            why = f"{source_path.name} was not graded: it is {data}; submit the notebook itself"
+            job.notebooks.append((source_path.stem, source, None, why))
+            continue
         try:
-            job.notebooks.append((source_path.stem, source, read_node(submitted_path), ""))
+            text = data.decode("utf-8")
+            job.notebooks.append(
+                (source_path.stem, source, reads_node(text, str(submitted_path)), "")
+            )
+        except UnicodeDecodeError:
+            why = f"{source_path.name} was not graded: it is not UTF-8 text"
+            job.notebooks.append((source_path.stem, source, None, why))
         except AssignmentError as exc:
             job.notebooks.append((source_path.stem, source, None, str(exc)))
     return job

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from tests.grader.coursegen import NBGRADER, write_config
@@ -90,9 +90,16 @@ class StockRun:
 
 
 @contextlib.contextmanager
-def start_stock_autograde(course: Path, assignment: str, uid: int) -> Iterator[StockRun]:
+def start_stock_autograde(
+    course: Path,
+    assignment: str,
+    uid: int,
+    cell_timeout: int = 20,
+    exclude: Collection[str] = (),
+) -> Iterator[StockRun]:
     """Start ``nbgrader generate_assignment``, then ``nbgrader autograde`` over every submission
-    of ``course`` in one run (the gradebook is ``course/gradebook.db``); it runs beside the
+    of ``course`` but the ``exclude`` students in one run (the gradebook is
+    ``course/gradebook.db``), each cell given ``cell_timeout`` seconds; it runs beside the
     caller, and is ended (its namespace with it) when the block is left."""
     mount_point = Path(tempfile.mkdtemp(prefix="redteam-stock-", dir="/run"))
     mount_point.chmod(0o755)
@@ -116,7 +123,10 @@ def start_stock_autograde(course: Path, assignment: str, uid: int) -> Iterator[S
         # nbgrader's config names the course root: the path it has inside the namespaces
         write_config(course)
         config = (course / "nbgrader_config.py").read_text()
-        (course / "nbgrader_config.py").write_text(config.replace(str(course), str(mount_point)))
+        config = config.replace(str(course), str(mount_point))
+        config += f"c.Execute.timeout = {int(cell_timeout)}\n"
+        config += f"c.CourseDirectory.student_id_exclude = {','.join(exclude)!r}\n"
+        (course / "nbgrader_config.py").write_text(config)
         course.chmod(0o755)
         env = dict(
             os.environ,

@@ -4,9 +4,10 @@ The course (``course.py``) has visible, hidden, checker, side-file and partial-c
 13 points. Each case becomes one learner's submission: its ``answer`` (by default one that is
 wrong on every input), its own cells after the answer (``learner``, or the learner cells of its
 sandbox-level ``cells``) and at the end (``after``), a metadata ``edit`` and side ``files``. All
-submissions are graded by ``grader.autograde`` (in groups that share limits; a case with a
+submissions are graded by ``grader.autograde`` (one run per set of limits; a case with a
 ``group`` is graded on its own, after its ``planter`` when it has one), and once more by stock
-``nbgrader autograde`` in one batch. For every case:
+``nbgrader autograde`` (in a few runs side by side, beside ours). Only the cases the session
+selects are graded. For every case:
 
 1. points: a wrong answer scores 0 on every autograded cell (``points = "full"``: an honest
    answer scores full marks, exactly as nbgrader gives);
@@ -24,13 +25,14 @@ comparison with nbgrader).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,9 @@ pytestmark = [
 ]
 
 DATA = tomllib.loads(Path(__file__).with_name("cases.toml").read_text())
-CASES: list[dict[str, Any]] = DATA["case"]
+CASES: list[dict[str, Any]] = [c for c in DATA["case"] if c.get("graded", True)]
+"""The cases graded as submissions (``graded = false``: a sandbox limit, in test_redteam.py
+only, where stock nbgrader would only wait out its timeouts or floods)."""
 MACROS: dict[str, str] = {"wrong": rc.WRONG, "honest": rc.HONEST, **DATA.get("macros", {})}
 BASE = {"cell_timeout": 10.0, "submission_timeout": 120.0}
 FINDINGS = {"verdict", "state", "metadata", "side_files", "channels", "threads", "containment"}
@@ -109,15 +113,19 @@ def _planter(case: dict[str, Any], s: rc.Secrets) -> dict[str, Any]:
     }
 
 
-def build_course(root: Path, s: rc.Secrets, extras: bool = True) -> dict[str, dict[str, Any]]:
-    """Source, release and one submission per case; with ``extras`` also the neighbour, the
-    planters and the submissions graded beside a case; {student: case}."""
+def build_course(
+    root: Path, s: rc.Secrets, cases: Collection[int], extras: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Source, release and one submission per case of ``cases`` (indices into CASES), beside the
+    neighbour; with ``extras`` also the planters and the submissions graded beside a case;
+    {student: case}."""
     rc.write_source(root, s)
     release(root, rc.ASSIGNMENT)
     released = nbformat.read(root / "release" / rc.ASSIGNMENT / f"{rc.NOTEBOOK}.ipynb", 4)
     where = _where(root, s)
     students: dict[str, dict[str, Any]] = {NEIGHBOUR: _neighbour(s)}
-    for i, case in enumerate(CASES):
+    for i in sorted(cases):
+        case = CASES[i]
         students[_sid(i)] = _graded_case(case)
         if not extras:
             continue
@@ -188,11 +196,13 @@ class Graded:
     left: dict[str, set[str]] = field(default_factory=dict)
 
 
-def _groups() -> list[tuple[Limits, list[str], int]]:
-    """(limits, students in grading order, workers) per autograde run."""
+def _groups(cases: Collection[int]) -> list[tuple[Limits, list[str], int]]:
+    """(limits, students in grading order, workers) per autograde run: one run per set of
+    limits, the neighbour in the first, and a run of its own for each case with a ``group``."""
     shared: dict[str, list[str]] = {}
     alone: list[tuple[Limits, list[str], int]] = []
-    for i, case in enumerate(CASES):
+    for i in sorted(cases):
+        case = CASES[i]
         limits = {**BASE, **case.get("limits", {})}
         if "group" in case:
             order = [f"p{i:03d}"] if "planter" in case else []
@@ -201,8 +211,21 @@ def _groups() -> list[tuple[Limits, list[str], int]]:
         else:
             shared.setdefault(json.dumps(limits, sort_keys=True), []).append(_sid(i))
     runs = [(Limits(**json.loads(k)), v, 2) for k, v in shared.items()]
+    if not runs:
+        runs = [(Limits(**BASE), [], 2)]
     runs[0][1].insert(0, NEIGHBOUR)
     return runs + alone
+
+
+def _selected(request: pytest.FixtureRequest) -> set[int]:
+    """The cases this session runs (all of them, unless ``-k`` or a node id picks a few): only
+    those are graded, so a run of one case costs one submission, not the whole suite."""
+    chosen = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "index" in callspec.params:
+            chosen.add(callspec.params["index"])
+    return chosen
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +240,15 @@ def graded(request: pytest.FixtureRequest, secrets: rc.Secrets) -> Iterator[Grad
     if any("stock_nbgrader" in item.name for item in request.session.items):
         request.getfixturevalue("stock_started")
     s = secrets
+    cases = _selected(request)
     root = Path(tempfile.mkdtemp(prefix="redteam-graded-", dir="/var/tmp"))
     os.chmod(root, 0o700)
     result = Graded(s, root)
-    build_course(root, s)
+    build_course(root, s, cases)
     os.environ[rc.HOST_ENV] = s.host
     executor.shutdown()  # the next zygote starts with the host's probe in its environment
     try:
-        for limits, students, workers in _groups():
+        for limits, students, workers in _groups(cases):
             before = leftovers()
             done = autograde(root, rc.ASSIGNMENT, workers=workers, limits=limits, students=students)
             result.ours.update(done)
@@ -243,27 +267,54 @@ class Stock:
     log: str
 
 
+STOCK_SHARDS = 3
+"""Stock nbgrader runs side by side, each on a share of the cases: most of its time is spent
+waiting (a kernel starting, a cell running into its timeout), not computing."""
+STOCK_CELL_TIMEOUT = 6
+"""Seconds stock nbgrader waits for a cell (its default is 30): a cell that ends does so in well
+under a second here, so only the hostile cells that never end wait this long."""
+
+
 @pytest.fixture(scope="module")
 def stock_started(
-    secrets: rc.Secrets, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, StockRun]]:
-    """The same submissions (not the planters) through stock nbgrader, in one run."""
-    root = tmp_path_factory.mktemp("redteam-stock") / "course"
-    build_course(root, secrets, extras=False)
-    with start_stock_autograde(root, rc.ASSIGNMENT, uid=_stock_uid()) as run:
-        yield root, run
+    request: pytest.FixtureRequest, secrets: rc.Secrets, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[tuple[Path, StockRun]]]:
+    """The same submissions (not the planters) through stock nbgrader: each shard a course of
+    its own, in a run of its own, under a kernel uid of its own (a fork bomb in one shard must
+    not use up the process limit of another's kernels)."""
+    cases = sorted(_selected(request))
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for shard in range(STOCK_SHARDS):
+            mine = cases[shard::STOCK_SHARDS]
+            if not mine:
+                continue
+            root = tmp_path_factory.mktemp(f"redteam-stock{shard}") / "course"
+            build_course(root, secrets, mine, extras=False)
+            run = start_stock_autograde(
+                root,
+                rc.ASSIGNMENT,
+                uid=_stock_uid(shard),
+                cell_timeout=STOCK_CELL_TIMEOUT,
+                exclude=[NEIGHBOUR],
+            )
+            runs.append((root, stack.enter_context(run)))
+        yield runs
 
 
 @pytest.fixture(scope="module")
-def stock(stock_started: tuple[Path, StockRun]) -> Stock:
-    root, run = stock_started
-    log = run.wait(timeout=2400)
-    return Stock(_stock_grades(root), log[-4000:])
+def stock(stock_started: list[tuple[Path, StockRun]]) -> Stock:
+    grades: dict[str, dict[str, tuple[float | None, float]]] = {}
+    logs = []
+    for root, run in stock_started:
+        logs.append(run.wait(timeout=1200)[-2000:])
+        grades.update(_stock_grades(root))
+    return Stock(grades, "\n".join(logs))
 
 
-def _stock_uid() -> int:
+def _stock_uid(shard: int) -> int:
     """An unprivileged uid for stock nbgrader's kernels, outside every sandbox uid range."""
-    return 250_000 + os.getpid() % 10_000
+    return 250_000 + (os.getpid() % 3_000) * STOCK_SHARDS + shard
 
 
 def _stock_grades(root: Path) -> dict[str, dict[str, tuple[float | None, float]]]:
