@@ -339,6 +339,8 @@ class _Sandbox:
         self.set_up = False  # it holds its files and dropped its privileges (see setup)
         self.judge: _Sandbox | None = None  # the hidden tests' judge, started at the first one
         self.judge_linked = False  # the judge and this sandbox hold their socket pair
+        # A judge's learner sandbox: the hidden test waits while learner code runs there
+        self.serving: _Sandbox | None = None
         self.uid, self.uid_lock = _take_uid()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -406,12 +408,22 @@ class _Sandbox:
             return deadline
         seen, base = self._stretch_for
         if seen != deadline:
-            self._stretch_for = (deadline, self.cpu.stalled())
+            self._stretch_for = (deadline, self.stalled())
             return deadline
         if now < deadline:
             return deadline
         room = self.limits.cell_timeout * (self.limits.wall_factor - 1)
-        return deadline + min(room, max(0.0, self.cpu.stalled() - base))
+        return deadline + min(room, max(0.0, self.stalled() - base))
+
+    def stalled(self) -> float:
+        """Seconds this sandbox waited for a CPU; for a judge, plus those of the learner's
+        sandbox it calls into: a hidden test's learner calls run there, and a judge blocked on
+        their answers is not runnable, so its own clock alone would not see a busy host."""
+        own = self.cpu.stalled() if self.cpu is not None else 0.0
+        serving = self.serving
+        if serving is not None and serving.cpu is not None:
+            own += serving.cpu.stalled()
+        return own
 
     def _over_cpu(self, now: float) -> bool:
         """Kill the sandbox once all its processes together used the submission's CPU time
@@ -933,6 +945,7 @@ def _judge(
     if box.judge is None:
         box.judge = _Sandbox(box.limits, judge=True)
         box.judge_linked = False
+    box.judge.serving = box  # a prestarted judge too: its deadlines count this box's waits
     if not box.judge.ready:
         _hello(box.judge, time.monotonic())
         box.judge.ready = True

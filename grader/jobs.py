@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assignment import AssignmentError, Course, read_node
+from .assignment import AssignmentError, Course, read_node, reads_node
 from .executor import CellSpec, execute
 from .language import LANGUAGE_FILE, TRANSLATIONS, notebook_language, translation_path
 from .limits import Limits
@@ -194,13 +194,22 @@ def load_job(
     for source_path, source in sources or load_sources(course, assignment):
         name = source_path.stem
         submitted_path, source_in = _submitted_version(folder, source_path)
-        if not submitted_path.exists():
+        if not os.path.lexists(submitted_path):
             job.notebooks.append((name, source, None, f"{source_path.name} was not submitted"))
+            continue
+        data = _read_plain(submitted_path)
+        if isinstance(data, str):  # a link may point at the source notebook, hidden tests and all
+            why = f"{submitted_path.name} was not graded: it is {data}; submit the notebook itself"
+            job.notebooks.append((name, source, None, why))
             continue
         try:
             if source_in is not None:
                 source = read_node(source_in)
-            job.notebooks.append((name, source, read_node(submitted_path), ""))
+            text = data.decode("utf-8")
+            job.notebooks.append((name, source, reads_node(text, str(submitted_path)), ""))
+        except UnicodeDecodeError:
+            why = f"{submitted_path.name} was not graded: it is not UTF-8 text"
+            job.notebooks.append((name, source, None, why))
         except AssignmentError as exc:
             job.notebooks.append((name, source, None, str(exc)))
     return job
@@ -211,10 +220,10 @@ def _submitted_version(folder: Path, source_path: Path) -> tuple[Path, Path | No
     translation instead (``<stem>.zh-CN.ipynb``), the source of that language to grade it
     against: the same grade ids and points, so the score does not depend on the language."""
     submitted = folder / source_path.name
-    if not submitted.exists():
+    if not os.path.lexists(submitted):
         for lang in TRANSLATIONS:
             theirs, ours = translation_path(submitted, lang), translation_path(source_path, lang)
-            if theirs.exists() and ours.is_file():
+            if os.path.lexists(theirs) and ours.is_file():
                 return theirs, ours
     return submitted, None
 

@@ -314,3 +314,28 @@ def test_a_judge_object_cannot_be_handed_to_learner_code() -> None:
     out = run(CellSpec(learner), CellSpec(test, hidden=True))
     assert out[1].status == "error" and "CannotCross" in out[1].reason, out[1]
     assert "only plain data" in out[1].reason
+
+
+def test_a_judges_stall_clock_counts_the_learner_sandbox_it_waits_on() -> None:
+    """A hidden test's learner calls run in the learner's sandbox while the judge, blocked on
+    their answers, is not runnable: the judge's deadline must move back by the learner's waits
+    for a CPU as well as its own, or an honest checker times out on a busy host. The clocks only
+    grow, so the judge's reading lies between the sums read before and after it."""
+    from grader.executor import _Sandbox
+
+    box, judge = _Sandbox(FAST), _Sandbox(FAST, judge=True)
+    try:
+        for sandbox in (box, judge):
+            assert sandbox._joining is not None
+            sandbox._joining.join()
+        if box.cpu is None or judge.cpu is None:
+            pytest.skip("this host gives the sandboxes no cgroup")
+        judge.serving = box
+        before = box.cpu.stalled() + judge.cpu.stalled()
+        seen = judge.stalled()
+        after = box.cpu.stalled() + judge.cpu.stalled()
+        assert before <= seen <= after
+        assert box.stalled() <= box.cpu.stalled()  # a learner's sandbox serves no one
+    finally:
+        judge.close()
+        box.close()

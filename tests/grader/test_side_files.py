@@ -104,3 +104,23 @@ def test_the_reasons_reach_the_result_and_the_feedback(course: Path, tmp_path: P
         tmp_path / "feedback", cg.ASSIGNMENT, {"learner": {}}, {"learner": result.notes}
     )
     assert "leak.txt: left out" in paths["learner"].read_text()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_linked_notebook_is_not_graded(course: Path, kind: str) -> None:
+    """A notebook linked to the source would be graded as the instructor's, hidden tests and
+    all: it is refused like a linked data file, and every graded cell scores 0 saying why."""
+    sources = jobs.load_sources(Course(course), cg.ASSIGNMENT)
+    source_path = sources[0][0]
+    submitted = _folder(course) / source_path.name
+    if kind == "symlink":
+        submitted.symlink_to(source_path)
+    else:
+        os.link(source_path, submitted)
+    job = load_job(Course(course), cg.ASSIGNMENT, "learner", sources=sources)
+    (name, _source, nb, why), *_ = job.notebooks
+    assert nb is None
+    linked = "a symbolic link" if kind == "symlink" else "a hard link"
+    assert why == f"{source_path.name} was not graded: it is {linked}; submit the notebook itself"
+    cells = run_job(job).notebooks[name]
+    assert cells and all(r.points == 0 and r.reason == why for r in cells.values())
