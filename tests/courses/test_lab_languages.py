@@ -112,6 +112,20 @@ def test_a_comparison_continued_on_its_own_line_is_python_not_a_shell_line() -> 
     assert program_of(en) != program_of(en.replace("f(2)", "f(3)"))
 
 
+def test_contract_cells_may_translate_comments_and_strings_only() -> None:
+    sol = "%%writefile Bank.sol\n// a bank\ncontract B {\n  /* note */ uint x = 6 / 2;\n"
+    sol += '  function f() public { require(x > 0, "empty"); }\n}\n'
+    sol_zh = sol.replace("// a bank", "// 银行").replace("/* note */", "/* 注 */")
+    assert program_of(sol) == program_of(sol_zh.replace('"empty"', '"空"'))
+    assert program_of(sol) != program_of(sol.replace("6 / 2", "6 / 3"))
+    assert program_of(sol) != program_of(sol.replace("Bank.sol", "Vault.sol"))
+    vy = '%%writefile Bank.vy\n"""A bank."""\n# owner\nowner: public(address)\n\n'
+    vy += "@external\ndef f(x: uint256) -> uint256:\n    return x * 2  # double\n"
+    vy_zh = vy.replace('"""A bank."""', '"""银行。"""').replace("# owner", "# 所有者")
+    assert program_of(vy) == program_of(vy_zh.replace("# double", "# 两倍"))
+    assert program_of(vy) != program_of(vy.replace("x * 2", "x * 3"))
+
+
 def test_version_problems_name_each_difference() -> None:
     en = _nb(GOOD, "en")
     assert version_problems(en, _nb(ZH), "zh-CN", "x") == []

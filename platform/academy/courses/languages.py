@@ -11,6 +11,9 @@ a translation may change only what a reader reads:
   expressions inside an f-string compared as a set (a translated sentence may put them in another
   order); bytes literals are data and must be equal. Lines of IPython syntax (``%magic``,
   ``!cmd``) must be equal as text;
+* a ``%%writefile`` cell of Solidity (``.sol``) or Vyper (``.vy``) source is the same program once
+  comments are dropped and string literals blanked, by that language's own lexical rules
+  (Vyper's are Python's); any other cell that is not Python is compared as text;
 * the translation says its language in ``metadata.lang``.
 
 A text literal that is data rather than prose (a test vector written as a hex string, say) is
@@ -21,6 +24,9 @@ translation's reference solution, which must still get full marks.
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,9 +90,57 @@ def _is_magic(line: str) -> bool:
     return text.startswith("%") or (text.startswith("!") and not text.startswith("!="))
 
 
+_SOLIDITY_LEXEMES = re.compile(
+    r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/', re.S
+)
+
+
+def _solidity_program(source: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return "" if text.startswith("/") else text[0] * 2
+
+    return _SOLIDITY_LEXEMES.sub(keep, source)
+
+
+def _vyper_program(source: str) -> str | None:
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    kept = []
+    for tok in tokens:
+        if tok.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        kept.append('""' if tok.type == tokenize.STRING and tok.string[-1] in "'\"" else tok.string)
+    return " ".join(kept)
+
+
+def _written_file(code: str) -> str | None:
+    """A ``%%writefile`` cell's program by its file's language, else None."""
+    first, _, body = code.partition("\n")
+    words = first.split()
+    if not words or words[0] != "%%writefile" or len(words) < 2:
+        return None
+    name = words[-1].lower()
+    if name.endswith(".sol"):
+        program: str | None = _solidity_program(body)
+    elif name.endswith(".vy"):
+        program = _vyper_program(body)
+    else:
+        return None
+    if program is None:
+        return None
+    lines = [line.rstrip() for line in program.splitlines() if line.strip()]
+    return first.strip() + "\n" + "\n".join(line.strip() for line in lines)
+
+
 def program_of(code: str) -> str:
     """The part of a code cell a translation must leave alone, as comparable text (see the
     module's rule); a cell that does not parse is compared as it is, minus blank lines."""
+    written = _written_file(code)
+    if written is not None:
+        return written
     lines = code.splitlines()
     magic = [line.strip() for line in lines if _is_magic(line)]
     python = "\n".join("pass" if _is_magic(line) else line for line in lines)
