@@ -99,10 +99,10 @@ def main() -> int:
         for n in range(args.starts):
             for jailed in (n % 2 == 0, n % 2 == 1):  # each kind first in turn
                 times[jailed].append(start(folder, n, args.busy, jailed))
-    jailed, plain = statistics.median(times[True]), statistics.median(times[False])
+    inside, plain = statistics.median(times[True]), statistics.median(times[False])
     print(
-        f"fork to reachable, median of {args.starts}: jailed {jailed * 1000:.0f} ms, "
-        f"not jailed {plain * 1000:.0f} ms, the jail adds {(jailed - plain) * 1000:.0f} ms "
+        f"fork to reachable, median of {args.starts}: jailed {inside * 1000:.0f} ms, "
+        f"not jailed {plain * 1000:.0f} ms, the jail adds {(inside - plain) * 1000:.0f} ms "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
     return 0
