@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from academy.hub.origins import subdomain_hook
+from academy.hub.origins import learner_subdomains, subdomain_hook
 from dockerspawner import DockerSpawner
 from traitlets.config import Config
 
@@ -64,24 +64,6 @@ DOCKER_URL = env("DOCKER_URL", "unix:///var/run/docker.sock")
 PLATFORM_CONTAINERS = [
     n.strip() for n in env("PLATFORM_CONTAINERS", "hub,proxy,academy").split(",") if n.strip()
 ]
-
-
-def learner_subdomains(public_url: str) -> str:
-    """``JupyterHub.subdomain_host``: the public URL, refused when its host cannot have
-    subdomains (an IP address), rather than serving learners' servers on academy's origin."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(public_url).hostname or ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host:
-            return public_url
-    raise ValueError(
-        f"ACADEMY_PUBLIC_URL={public_url!r}: learners' servers are served from subdomains of "
-        "its host, so it must be a host name with a wildcard DNS record (*.NAME), not an address"
-    )
 
 
 def sandbox_config() -> Config:
@@ -203,7 +185,7 @@ c.JupyterHub.cleanup_servers = False  # learners' servers survive a hub restart
 # learner NAME's server at NAME.<public host>, an origin of its own: nothing it serves can read
 # academy's answers or post to academy with the cookie of whoever opens it; academy (a service)
 # stays on the hub's host (academy.hub.origins). The proxy routes by host (--host-routing).
-c.JupyterHub.subdomain_host = learner_subdomains(PUBLIC_URL)
+c.JupyterHub.subdomain_host = learner_subdomains(PUBLIC_URL, "ACADEMY_PUBLIC_URL")
 c.JupyterHub.subdomain_hook = subdomain_hook
 # the proxy runs in its own container (compose service `proxy`), sharing CONFIGPROXY_AUTH_TOKEN
 c.ConfigurableHTTPProxy.should_start = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -288,6 +289,102 @@ _SECRETS = (
     "JUPYTERHUB_API_TOKEN",
     "CONFIGPROXY_AUTH_TOKEN",
 )
+
+
+def _admin_code_for(
+    platform_hub, admin: HubBrowser, server: str, scope: str = ""
+) -> tuple[str, str, str]:
+    """The admin opens ``server``'s JupyterLab: walk the hub's OAuth as their browser does, up to
+    the redirect that hands the learner's server the admin's authorization code (what the
+    learner's code sees); return (code, redirect_uri, code_verifier), or ("", the hub's error,
+    code_verifier) when the hub handed out no code. The learner's server
+    chooses the authorize URL it sends the admin to: its own PKCE challenge and, with ``scope``,
+    that scope as well."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    ours = {"code_challenge": challenge.decode().rstrip("="), "code_challenge_method": "S256"}
+    if scope:
+        ours["scope"] = scope
+
+    origin = learner_origin(platform_hub.url, server)
+    reply = admin.http.get(f"{origin}/user/{server}/lab", follow_redirects=False)
+    for _hop in range(10):
+        location = reply.headers.get("location", "")
+        if reply.is_redirect and "/oauth_callback" in location:
+            query = parse_qs(urlsplit(location).query)
+            if "code" not in query:  # the hub refused the request (a scope it may not grant)
+                return "", query.get("error", ["no code"])[0], verifier
+            return query["code"][0], location.split("?", 1)[0], verifier
+        if reply.is_redirect:
+            url = str(reply.url.join(location))
+            if "/hub/api/oauth2/authorize" in url:
+                parts = urlsplit(url)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                url = parts._replace(query=urlencode({**query, **ours})).geturl()
+            reply = admin.http.get(url, follow_redirects=False)
+            continue
+        assert reply.status_code == 200, (reply.status_code, str(reply.url), reply.text[:300])
+        # the hub asks the admin before it hands another user's server a token: they agree
+        form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', reply.text))
+        scopes = re.findall(r'name="scopes"[^>]*value="([^"]*)"', reply.text)
+        reply = admin.http.post(
+            str(reply.url),
+            data={**form, "scopes": scopes},
+            headers={"Referer": str(reply.url)},
+            follow_redirects=False,
+        )
+    raise AssertionError(f"no authorization code reached {server}'s server: {reply.headers}")
+
+
+def test_an_oauth_token_a_learners_server_captures_from_a_visiting_admin_is_refused(
+    platform_hub,
+) -> None:
+    """Finding 5, with the real hub: the admin opens learner1's JupyterLab; learner1's server
+    (their code) exchanges the admin's authorization code with the server's own OAuth
+    credentials and holds a live hub token of the admin's. Academy refuses it, also when the
+    learner's server asked the hub for academy's scope in the admin's name."""
+    env = _server_env(platform_hub, "learner1", "learner1-demo")
+    hub_api = f"http://127.0.0.1:{platform_hub.settings.hub_api_port}/hub/api"
+    admin = HubBrowser(platform_hub)
+    try:
+        admin.login("admin", "admin-demo")
+        for scope in ("", "access:services!service=academy"):
+            code, redirect_uri, verifier = _admin_code_for(platform_hub, admin, "learner1", scope)
+            if scope and not code:
+                # the hub grants a server's OAuth client no scope beyond its own: academy's is
+                # refused outright (academy's own check below must hold all the same)
+                assert redirect_uri == "invalid_scope", redirect_uri
+                continue
+            exchanged = httpx.post(
+                f"{hub_api}/oauth2/token",
+                data={
+                    "client_id": env["JUPYTERHUB_CLIENT_ID"],
+                    "client_secret": env["JUPYTERHUB_API_TOKEN"],
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": redirect_uri,
+                    "code_verifier": verifier,
+                },
+                timeout=30.0,
+            )
+            assert exchanged.status_code == 200, exchanged.text
+            captured = {"Authorization": f"Bearer {exchanged.json()['access_token']}"}
+            # a live token of the admin's, as the hub sees it
+            who = httpx.get(f"{hub_api}/user", headers=captured, timeout=30.0)
+            assert who.status_code == 200 and who.json()["name"] == "admin", who.text
+            assert "access:services!service=academy" not in who.json().get("scopes", [])
+            refused = httpx.get(
+                platform_hub.academy_url + "/api/me", headers=captured, timeout=30.0
+            )
+            assert refused.status_code == 401, (scope, refused.text)
+            assert "access:services!service=academy" in refused.json()["detail"]
+    finally:
+        admin.close()
 
 
 def test_servers_are_forked_from_the_warm_parent_without_the_hubs_secrets(platform_hub) -> None:

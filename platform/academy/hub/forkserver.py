@@ -74,8 +74,10 @@ PRELOAD = (
         )
     ),
     "jupyter_server.services.shutdown",
-    # the relay of a jailed server reads the learner's chains (academy.hub.jail)
+    # the relay of a jailed server reads the learner's chains (academy.hub.jail): the manager
+    # and the backend it builds, or each relay imports them as its server starts
     "labs.sandbox.manager",
+    "labs.sandbox.process",
 )
 
 #: variables the parent keeps from the hub's environment (everything else, secrets included, stays out)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import resource
@@ -95,7 +96,7 @@ class Jail:
             port=int(values["port"]),
             forward=[[int(p), str(h)] for p, h in values.get("forward", [])],
             hide=[str(h) for h in values.get("hide", [])],
-            expose=[str(e) for e in values.get("expose", runtime_folders())],
+            expose=[str(e) for e in values["expose"]] if "expose" in values else runtime_folders(),
             nproc=int(values.get("nproc", 1024)),
             learner=str(values.get("learner", "")),
             chains=str(values.get("chains", "")),
@@ -112,6 +113,14 @@ def runtime_folders() -> list[str]:
     is inside a hidden folder): the Python installation, the virtualenv, the code of the
     packages an editable install points at, and the npm packages (solc for Solidity labs).
     Never the checkout as a whole: its state folder holds the platform's secrets."""
+    return list(_runtime_folders())
+
+
+@functools.cache
+def _runtime_folders() -> tuple[str, ...]:
+    """Computed once per process: the hub builds a jail at every spawn (in its event loop), the
+    warm parent checks each request before it forks, and none of these folders moves while a
+    process runs."""
     import academy
     import grader
     import labs
@@ -122,7 +131,7 @@ def runtime_folders() -> list[str]:
     npm = Path(labs.__path__[0]).resolve().parent / "node_modules"
     if npm.is_dir():
         folders.append(str(npm.resolve()))
-    return list(dict.fromkeys(folders))
+    return tuple(dict.fromkeys(folders))
 
 
 def why_unavailable() -> str:
@@ -301,11 +310,13 @@ class _Relay:
         self.jail_net, self.home_net = jail_net, home_net
         self.outward = outward
         self.exited: asyncio.Future[int] | None = None
+        self.let_in: asyncio.Event | None = None
         self._sandbox: Any = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.exited = loop.create_future()
+        self.let_in = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._forward, sig)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
@@ -347,7 +358,13 @@ class _Relay:
         return ports
 
     async def _follow_chains(self, every: float = 0.5) -> None:
-        """Listen inside on the ports of the learner's running chains, and on no others."""
+        """Listen inside on the ports of the learner's running chains, and on no others.
+
+        From the moment the server is let in: the scan blocks the relay's loop (no thread can
+        start here, the relay's children belong to the learner's pid namespace), and before then
+        the loop has the server's first connection to notice; no kernel can run before it."""
+        assert self.let_in is not None
+        await self.let_in.wait()
         open_: dict[int, asyncio.Server] = {}
         while True:
             try:
@@ -406,7 +423,8 @@ class _Relay:
                 await loop.sock_connect(probe, ("127.0.0.1", self.spec.port))
                 break
             except OSError:
-                await asyncio.sleep(0.02)
+                # the hub waits for this: a probe costs ~0.1 ms, 10 ms late costs every login
+                await asyncio.sleep(0.01)
             finally:
                 probe.close()
         try:
@@ -416,6 +434,8 @@ class _Relay:
             self._forward(signal.SIGTERM)
             return
         server = await asyncio.start_server(self._inward, sock=listener)
+        assert self.let_in is not None
+        self.let_in.set()
         async with server:
             await server.serve_forever()
 

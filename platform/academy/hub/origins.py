@@ -41,6 +41,22 @@ def subdomain_hook(name: str, domain: str, kind: str) -> str:
     return str(subdomain_hook_idna(name, domain, kind))
 
 
+def learner_subdomains(public_url: str, setting: str) -> str:
+    """``JupyterHub.subdomain_host`` for a production hub (compose and Kubernetes alike): the
+    public URL, refused when its host cannot have subdomains (none, or an IP address), rather
+    than serving learners' servers on academy's origin. ``setting`` names where the URL was set."""
+    host = urlsplit(public_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host:
+            return public_url
+    raise ValueError(
+        f"{setting}={public_url!r}: learners' servers are served from subdomains of its host, "
+        "so it must be a host name with a wildcard DNS record (*.NAME), not an address"
+    )
+
+
 def _is_loopback(ip: str) -> bool:
     if ip == "localhost":
         return True

@@ -159,8 +159,9 @@ def test_academy_s_issuer_url_with_another_key_fails(issued) -> None:
 
 
 def test_page_and_api_fetch_nothing_a_certificate_names(issued, target: Target) -> None:
-    """An issuer profile and a status list on a loopback port: academy asks neither, and says
-    nothing about what is (or is not) listening there."""
+    """An issuer profile and a status list on a loopback port, or on a server that drips one
+    byte at a time (it would hold a worker thread for a minute): academy asks none of them, and
+    says nothing about what is (or is not) listening there."""
     world, doc = issued
     fake = forged(
         doc,
@@ -172,7 +173,12 @@ def test_page_and_api_fetch_nothing_a_certificate_names(issued, target: Target) 
         {"id": "http://127.0.0.1:9/issuer", "name": "x"},
         [status_entry("http://127.0.0.1:9/status", 3, "revocation")],
     )
-    for document in (fake, closed):
+    dripping = forged(
+        doc,
+        {"id": f"{target.url}/drip/issuer", "name": "University A"},
+        [status_entry(f"{target.url}/drip/status", 3, "revocation")],
+    )
+    for document in (fake, closed, dripping):
         report = verify_api(world, document)
         assert report["verdict"] != "valid" and report["issuer"]["known"] is False
         html = verify_page(world, document)

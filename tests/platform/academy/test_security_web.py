@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import uuid
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -79,24 +78,23 @@ def test_graded_feedback_is_sandboxed_and_framed_only_by_academy() -> None:
     assert "frame-ancestors 'none'" in other["Content-Security-Policy"]
 
 
-def test_cookies_are_secure_under_https(world) -> None:
-    """The login's state cookie: Secure when the request came over https, not over plain http
-    on a loopback development setup."""
-    stub = SimpleNamespace(
-        auth=SimpleNamespace(state_cookie_name="academy-oauth-state"),
-        cookie_name="academy-session",
-        login_redirect=lambda target: ("https://hub.example/hub/api/oauth2/authorize", "s1", "v"),
+def test_cookies_are_secure_under_https(world_on: WorldOn) -> None:
+    """The login's state cookie (academy's real HubOAuth, the hub need not answer for the
+    redirect): Secure when the request came over https, not over plain http on a loopback
+    development setup. The session cookie is set by the same helper."""
+    from labs.minichain.ports import free_port
+
+    dead_hub = f"http://127.0.0.1:{free_port()}/hub/api"
+    world = world_on(
+        "sqlite", grade_workers=0, hub_api_token="service-secret", hub_api_url=dead_hub
     )
-    world.client.app.state.academy.hub = stub
-    try:
-        https = TestClient(world.client.app, base_url="https://academy.example")
-        r = https.get(f"{PAGES}/login", follow_redirects=False)
-        assert r.status_code == 302
-        assert "secure" in r.headers["set-cookie"].lower()
-        r = world.client.get(f"{PAGES}/login", follow_redirects=False)
-        assert r.status_code == 302 and "secure" not in r.headers["set-cookie"].lower()
-    finally:
-        world.client.app.state.academy.hub = None
+    https = TestClient(world.client.app, base_url="https://academy.example")
+    r = https.get(f"{PAGES}/login", follow_redirects=False)
+    assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["location"]
+    cookie = r.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    r = world.client.get(f"{PAGES}/login", follow_redirects=False)
+    assert r.status_code == 302 and "secure" not in r.headers["set-cookie"].lower()
 
 
 def test_the_dashboard_never_shows_text_from_the_url(world) -> None:
