@@ -36,9 +36,10 @@ def _listed_labs() -> list[str]:
 
 @pytest.mark.timeout(1800)
 def test_every_course_checks_out() -> None:
-    """Every lab: full marks for the solution, zero for the starter, its chain comes up."""
+    """Every lab, in both languages: full marks for the solution, zero for the starter, every
+    mutant killed and every alternative full, its chain comes up."""
     proc = subprocess.run(
-        [*ACADEMY, "course", "check", str(COURSES)],
+        [*ACADEMY, "course", "check", str(COURSES), "--require-variants", "--require-languages"],
         capture_output=True,
         text=True,
         cwd=REPO,
