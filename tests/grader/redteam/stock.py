@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tests.grader.coursegen import NBGRADER, write_config
 
+REPO = Path(__file__).resolve().parents[3]
+
 LAUNCHER = """\
 import ctypes, os, resource, shutil, signal, sys
 uid = int(sys.argv[1])
@@ -64,7 +66,18 @@ set -e
 ip link set lo up
 mount --make-rprivate /
 mount --bind "$COURSE_HOST" "$COURSE"
+# the checkout and its venv may lie under /tmp (a CI workspace): hold them across the private /tmp
+i=0; for keep in $(echo "$KEEP" | tr ':' ' '); do
+  case "$keep" in /tmp/*|/var/tmp/*|/dev/shm/*)
+    i=$((i+1)); mkdir -p "$HOLD/$i" && mount --bind "$keep" "$HOLD/$i";;
+  esac
+done
 for dir in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o size=256m,mode=1777 tmpfs "$dir"; done
+i=0; for keep in $(echo "$KEEP" | tr ':' ' '); do
+  case "$keep" in /tmp/*|/var/tmp/*|/dev/shm/*)
+    i=$((i+1)); mkdir -p "$keep" && mount --move "$HOLD/$i" "$keep";;
+  esac
+done
 mkdir -p /tmp/runtime && chmod 755 /tmp/runtime
 case "$PYHOME" in /root/*)  # the interpreter lives in root's home: let the kernel's uid reach it
   mkdir /tmp/pyhome && mount --bind "$PYHOME" /tmp/pyhome
@@ -135,6 +148,8 @@ def start_stock_autograde(
             NBGRADER=str(NBGRADER),
             ASSIGNMENT=assignment,
             PYHOME=sys.base_prefix,
+            KEEP=f"{REPO}:{sys.prefix}",
+            HOLD=str(kernels / "hold"),
             JUPYTER_PATH=str(kernels),
             JUPYTER_RUNTIME_DIR="/tmp/runtime",
             PATH=f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}",
