@@ -90,6 +90,13 @@ def heights(chain) -> list[int]:
     return [-1 if a is None else int(a, 16) for a in answers]
 
 
+def settled(chain) -> None:
+    """Wait until every running node has what the highest one committed: the SDK sends each
+    request to any node of its config, as ChainMaker's does, so a read right after a write may
+    otherwise reach a node that is behind on a loaded host."""
+    all_nodes_past(chain, max(heights(chain)))
+
+
 def all_nodes_past(chain, height: int) -> None:
     """Wait until every running node committed ``height`` (each node trusts what it committed)."""
     wait_until(lambda: min(heights(chain)) >= height, LONG, message=f"a node is below {height}")

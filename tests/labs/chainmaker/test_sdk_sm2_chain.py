@@ -22,7 +22,14 @@ from eth_utils import keccak
 
 from labs.minichain.chainmaker import sm2
 from labs.minichain.chainmaker.cryptogen import issue_member_cert, load_ca, make_org_ca, write_org
-from tests.labs.chainmaker.sdkchain import ORG, academy, admins, all_nodes_past, member_client
+from tests.labs.chainmaker.sdkchain import (
+    ORG,
+    academy,
+    admins,
+    all_nodes_past,
+    member_client,
+    settled,
+)
 from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
@@ -56,7 +63,9 @@ def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
         params=[{"uint256": "7"}],
     )
     endorsers = cc.create_endorsers(payload, admins(chain, orgs))
-    return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+    created = cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+    settled(chain)
+    return created
 
 
 def _invoke_request(cc, name, amount):
@@ -90,6 +99,7 @@ def test_create_with_three_sm2_admins_invoke_and_query(cc, chain, balance) -> No
     assert _total(cc, "sm2balance") == 7
     result = cc.send_tx_request(_invoke_request(cc, "sm2balance", 20), with_sync_result=True)
     assert result.code == 0, result.message
+    settled(chain)
     assert result.contract_result.contract_event[0].topic == (
         keccak(b"Updated(address,uint256)").hex()
     )
@@ -138,6 +148,7 @@ def test_an_sm2_signature_over_sha256_is_refused(cc, chain) -> None:
     before = _total(cc, "sm2balance")
     fresh = _invoke_request(cc, "sm2balance", 5)  # the same request, signed the SDK's way
     assert cc.send_tx_request(fresh, with_sync_result=True).code == 0
+    settled(chain)
     assert _total(cc, "sm2balance") == before + 5
 
 
@@ -157,7 +168,9 @@ def test_a_frozen_sm2_certificate_is_refused(cc, chain) -> None:
 
     def manage(payload):
         endorsers = cc.create_endorsers(payload, admins(chain, (2,)))
-        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+        done = cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+        settled(chain)
+        return done
 
     assert manage(cc.create_cert_freeze_payload([cert])).code == 0
     with pytest.raises(AuthenticationError, match="frozen"):
@@ -209,7 +222,9 @@ def test_an_sm2_crl_revokes_and_a_forged_one_does_not(cc, chain) -> None:
     def revoke(crl: bytes):
         payload = cc.create_cert_revoke_payload(crl.decode())
         endorsers = cc.create_endorsers(payload, admins(chain, (3,)))
-        return cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+        done = cc.send_cert_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+        settled(chain)
+        return done
 
     forged = revoke(crl_from(*make_org_ca(ORG.format(3), "sm2")))  # same name, another CA
     assert forged.code != 0 and "not signed by a trusted CA" in forged.message
@@ -230,6 +245,7 @@ def test_sm2_admins_update_the_chain_config_and_trust_a_new_sm2_org(cc, chain, t
     endorsers = cc.create_endorsers(payload, admins(chain, (1, 2, 3)))
     done = cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
     assert done.code == 0, done.message
+    settled(chain)
     height = cc.get_block_height_by_tx_id(payload.tx_id)
     all_nodes_past(chain, height)
     after = cc.get_chain_config()
@@ -258,6 +274,7 @@ def test_sm2_admins_update_the_chain_config_and_trust_a_new_sm2_org(cc, chain, t
     endorsers = cc.create_endorsers(added, admins(chain, (1, 2, 3)))
     done = cc.send_chain_config_update_request(added, endorsers, with_sync_result=True)
     assert done.code == 0, done.message
+    settled(chain)
     all_nodes_past(chain, cc.get_block_height_by_tx_id(added.tx_id))
     assert outsider.get_current_block_height() > 0  # its SM2 member signs in now
     outsider.stop()
