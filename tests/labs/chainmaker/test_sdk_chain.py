@@ -28,7 +28,7 @@ from web3 import Web3
 from labs.minichain.chainmaker.cryptogen import issue_member_cert, make_org_ca
 from labs.minichain.contracts import compile_solidity
 
-from .sdkchain import ORG, academy, admins, member_client
+from .sdkchain import ORG, academy, admins, member_client, settled
 
 BALANCE = """
 pragma solidity ^0.8.20;
@@ -90,7 +90,9 @@ def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
         params=[{"uint256": "7"}],
     )
     endorsers = cc.create_endorsers(payload, admins(chain, orgs))
-    return cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+    created = cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
+    settled(chain)
+    return created
 
 
 def _invoke(cc, name, amount, who="0xa166c92f4c8118905ad984919dc683a7bdb295c1"):

@@ -18,7 +18,7 @@ from eth_utils import keccak
 
 from labs.minichain.chainmaker import keys
 from labs.minichain.chainmaker.cryptogen import write_key_member
-from tests.labs.chainmaker.sdkchain import ORG, academy, all_nodes_past
+from tests.labs.chainmaker.sdkchain import ORG, academy, all_nodes_past, settled
 from tests.labs.chainmaker.test_sdk_chain import _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
@@ -87,6 +87,7 @@ def deployed(cc, chain, balance) -> str:
     endorsers = cc.create_endorsers(payload, _admins(chain, (1, 2, 3)))
     created = cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
     assert created.code == 0, created.message
+    settled(chain)
     return "pwkbalance"
 
 
@@ -274,7 +275,9 @@ def test_a_key_belongs_to_one_org_and_admin_keys_stay_admins(cc, chain) -> None:
 
 def _config_update(cc, chain, payload, orgs=(1, 2, 3)):
     endorsers = cc.create_endorsers(payload, _admins(chain, orgs))
-    return cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
+    done = cc.send_chain_config_update_request(payload, endorsers, with_sync_result=True)
+    settled(chain)
+    return done
 
 
 def test_key_admins_update_the_config_and_add_an_org_by_its_admin_key(cc, chain, tmp_path):
