@@ -22,12 +22,16 @@ from bench.measuring import (
     server_pids,
 )
 
-# A parent that starts one child in ``work`` and another elsewhere, then says their pids.
+# A parent that starts one child in ``work`` and another elsewhere, then says their pids once
+# both interpreters are up (each says so): on a busy host a child measured before that is still
+# loading Python, with no memory of its own yet.
 PARENT = """
 import subprocess, sys
-sleep = [sys.executable, "-c", "import time; time.sleep(120)", "bench-child"]
-a = subprocess.Popen(sleep, cwd=sys.argv[1])
-b = subprocess.Popen(sleep, cwd="/")
+code = "import sys, time; print('up', flush=True); sys.stdout.close(); time.sleep(120)"
+sleep = [sys.executable, "-c", code, "bench-child"]
+a = subprocess.Popen(sleep, cwd=sys.argv[1], stdout=subprocess.PIPE, text=True)
+b = subprocess.Popen(sleep, cwd="/", stdout=subprocess.PIPE, text=True)
+assert a.stdout.readline() == "up\\n" and b.stdout.readline() == "up\\n"
 print(a.pid, b.pid, flush=True)
 a.wait()
 """
