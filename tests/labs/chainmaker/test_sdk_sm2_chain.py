@@ -12,7 +12,6 @@ import pytest
 import yaml
 from chainmaker import ChainClient, User
 from chainmaker.exceptions import AuthenticationError, EndorsementNotEnoughError, RequestError
-from chainmaker.keys import RuntimeType
 from chainmaker.utils.evm_utils import calc_evm_method_params
 from chainmaker.utils.gm import SM2PrivateKey
 from cryptography import x509
@@ -30,7 +29,7 @@ from tests.labs.chainmaker.sdkchain import (
     member_client,
     settled,
 )
-from tests.labs.chainmaker.test_sdk_chain import _total
+from tests.labs.chainmaker.test_sdk_chain import _create, _total
 from tests.labs.chainmaker.test_sdk_chain import balance as balance  # noqa: F401 (fixture)
 
 CALLER = "0xa166c92f4c8118905ad984919dc683a7bdb295c1"
@@ -52,20 +51,6 @@ def cc(chain):
     client = ChainClient.from_conf(chain["chainmaker"]["sdk_config"])
     yield client
     client.stop()
-
-
-def _create(cc, chain, balance, name, orgs=(1, 2, 3)):
-    payload = cc.create_contract_create_payload(
-        contract_name=name,
-        version="1.0",
-        byte_code_path=str(balance),
-        runtime_type=RuntimeType.EVM,
-        params=[{"uint256": "7"}],
-    )
-    endorsers = cc.create_endorsers(payload, admins(chain, orgs))
-    created = cc.send_contract_manage_request(payload, endorsers=endorsers, with_sync_result=True)
-    settled(chain)
-    return created
 
 
 def _invoke_request(cc, name, amount):
